@@ -1,0 +1,39 @@
+# One entry point for a new user and for CI: `make test`, `make demo`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed
+
+.PHONY: test lint typecheck pytest demo install bench tools-doc clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[sandbox,ml,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check tl_mcp tests bench examples
+	$(VENV)/bin/ruff format --check tl_mcp tests bench examples
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy --strict tl_mcp
+
+pytest: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+demo: $(STAMP)
+	$(PY) -m tl_mcp.cli demo
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+tools-doc: $(STAMP)
+	$(PY) -m tl_mcp.cli tools --markdown --update-readme README.md
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache build *.egg-info

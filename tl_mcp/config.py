@@ -1,0 +1,172 @@
+"""One Settings object for the whole process: environment variables, overridden by command-line flags.
+
+Every name here is listed in DESIGN.md §2 and in the README's config table; a test checks that the
+README and this module agree.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+DEFAULT_BASE_URL = "https://api.twelvelabs.io/v1.3"
+
+Backend = Literal["auto", "cloud", "sandbox"]
+Transport = Literal["stdio", "http"]
+
+#: Every toolset the server knows, in registration order.
+ALL_TOOLSETS: tuple[str, ...] = ("jockey", "search", "embed", "ingest", "library", "analyze", "admin")
+#: Toolsets that are on unless asked otherwise: everything but the destructive `admin`.
+DEFAULT_TOOLSETS: tuple[str, ...] = tuple(t for t in ALL_TOOLSETS if t != "admin")
+
+LOOPBACK_HOSTS: tuple[str, ...] = ("127.0.0.1:*", "localhost:*", "[::1]:*")
+LOOPBACK_ORIGINS: tuple[str, ...] = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use; the message names the setting and what to do."""
+
+
+def _split_list(raw: str | None) -> list[str]:
+    if not raw:
+        return []
+    return [part.strip() for part in raw.replace("\n", ",").split(",") if part.strip()]
+
+
+def _truthy(raw: str | None) -> bool:
+    return (raw or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def default_sandbox_dir() -> Path:
+    return Path(platformdirs.user_data_dir("tl-mcp", appauthor=False)) / "sandbox"
+
+
+class Settings(BaseModel):
+    """Resolved configuration. Build it with :meth:`from_sources`; never log `api_key` or `auth_tokens`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    api_key: SecretStr | None = None
+    base_url: str = DEFAULT_BASE_URL
+    backend: Backend = "auto"
+    sandbox_dir: Path = Field(default_factory=default_sandbox_dir)
+    transport: Transport = "stdio"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    auth_tokens: tuple[SecretStr, ...] = ()
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    allowed_origins: tuple[str, ...] = LOOPBACK_ORIGINS
+    allowed_dirs: tuple[Path, ...] = ()
+    toolsets: tuple[str, ...] = DEFAULT_TOOLSETS
+    read_only: bool = False
+    log_level: str = "INFO"
+
+    @field_validator("toolsets")
+    @classmethod
+    def _known_toolsets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [t for t in value if t not in ALL_TOOLSETS]
+        if unknown:
+            raise ValueError(
+                f"unknown toolset(s) {', '.join(unknown)}; choose from {', '.join(ALL_TOOLSETS)} "
+                "(TL_MCP_TOOLSETS / --toolsets, comma-separated, or 'all')"
+            )
+        return value
+
+    @property
+    def effective_backend(self) -> Literal["cloud", "sandbox"]:
+        """`auto` means the cloud when a key is set, otherwise the embedded sandbox."""
+        if self.backend == "auto":
+            return "cloud" if self.api_key is not None else "sandbox"
+        return self.backend
+
+    @classmethod
+    def from_sources(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        base_url: str | None = None,
+        backend: str | None = None,
+        sandbox_dir: str | Path | None = None,
+        transport: str | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        auth_tokens: Sequence[str] | None = None,
+        allowed_hosts: Sequence[str] | None = None,
+        allowed_origins: Sequence[str] | None = None,
+        allowed_dirs: Sequence[str | Path] | None = None,
+        toolsets: Sequence[str] | str | None = None,
+        read_only: bool | None = None,
+        log_level: str | None = None,
+    ) -> Settings:
+        """Environment first, then flags (a flag given as anything but None wins)."""
+        env = os.environ if env is None else env
+
+        def pick(flag: object, name: str) -> object:
+            return flag if flag is not None else env.get(name) or None
+
+        key = env.get("TWELVELABS_API_KEY", "").strip()
+        tokens = list(auth_tokens) if auth_tokens else _split_list(env.get("TL_MCP_AUTH_TOKENS"))
+        hosts = list(allowed_hosts) if allowed_hosts else _split_list(env.get("TL_MCP_ALLOWED_HOSTS"))
+        origins = list(allowed_origins) if allowed_origins else _split_list(env.get("TL_MCP_ALLOWED_ORIGINS"))
+        dirs = list(allowed_dirs) if allowed_dirs else _split_list(env.get("TL_MCP_ALLOWED_DIRS"))
+        raw_sets: Sequence[str] | str | None = toolsets
+        if raw_sets is None:
+            raw_sets = env.get("TL_MCP_TOOLSETS") or None
+        if isinstance(raw_sets, str):
+            raw_sets = _split_list(raw_sets)
+        if raw_sets is not None and any(s == "all" for s in raw_sets):
+            raw_sets = ALL_TOOLSETS
+        values: dict[str, object] = {
+            "api_key": SecretStr(key) if key else None,
+            "base_url": pick(base_url, "TWELVELABS_BASE_URL") or DEFAULT_BASE_URL,
+            "backend": pick(backend, "TL_MCP_BACKEND") or "auto",
+            "transport": pick(transport, "TL_MCP_TRANSPORT") or "stdio",
+            "host": pick(host, "TL_MCP_HOST") or "127.0.0.1",
+            "port": pick(port, "TL_MCP_PORT") or 8000,
+            "auth_tokens": tuple(SecretStr(t) for t in tokens),
+            "allowed_dirs": tuple(Path(d).expanduser() for d in dirs),
+            "read_only": read_only if read_only is not None else _truthy(env.get("TL_MCP_READ_ONLY")),
+            "log_level": (pick(log_level, "TL_MCP_LOG_LEVEL") or "INFO"),
+        }
+        sdir = pick(sandbox_dir, "TL_MCP_SANDBOX_DIR")
+        if sdir:
+            values["sandbox_dir"] = Path(str(sdir)).expanduser()
+        if hosts:
+            values["allowed_hosts"] = tuple(hosts)
+        if origins:
+            values["allowed_origins"] = tuple(origins)
+        if raw_sets is not None:
+            values["toolsets"] = tuple(raw_sets)
+        try:
+            return cls.model_validate(values)
+        except ValueError as exc:  # pydantic.ValidationError is a ValueError
+            raise ConfigError(_explain(exc)) from None
+
+
+_FIELD_SOURCES = {
+    "base_url": "TWELVELABS_BASE_URL / --base-url",
+    "backend": "TL_MCP_BACKEND / --backend (auto, cloud or sandbox)",
+    "transport": "TL_MCP_TRANSPORT / --transport (stdio or http)",
+    "port": "TL_MCP_PORT / --port (0-65535)",
+    "toolsets": "TL_MCP_TOOLSETS / --toolsets",
+    "host": "TL_MCP_HOST / --host",
+}
+
+
+def _explain(exc: ValueError) -> str:
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    lines = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        source = _FIELD_SOURCES.get(field, field)
+        # Never echo the input: it could be a secret pasted into the wrong variable.
+        lines.append(f"invalid setting {source}: {err['msg']}")
+    return "; ".join(lines)
