@@ -1,0 +1,85 @@
+"""Settings: environment, flags winning over it, validation messages, and secret hygiene."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tl_mcp.config import ALL_TOOLSETS, DEFAULT_TOOLSETS, ConfigError, Settings
+
+
+def test_defaults_without_environment() -> None:
+    s = Settings.from_sources({})
+    assert s.api_key is None
+    assert s.effective_backend == "sandbox"
+    assert s.transport == "stdio"
+    assert (s.host, s.port) == ("127.0.0.1", 8000)
+    assert s.toolsets == DEFAULT_TOOLSETS
+    assert "admin" not in s.toolsets
+    assert s.allowed_dirs == ()
+    assert not s.read_only
+
+
+def test_auto_backend_is_cloud_when_a_key_is_set() -> None:
+    s = Settings.from_sources({"TWELVELABS_API_KEY": "tlk_secret"})
+    assert s.effective_backend == "cloud"
+    forced = Settings.from_sources({"TWELVELABS_API_KEY": "tlk_secret", "TL_MCP_BACKEND": "sandbox"})
+    assert forced.effective_backend == "sandbox"
+
+
+def test_flags_win_over_environment(tmp_path: Path) -> None:
+    env = {
+        "TL_MCP_TRANSPORT": "stdio",
+        "TL_MCP_PORT": "9000",
+        "TL_MCP_ALLOWED_DIRS": "/srv/a,/srv/b",
+        "TL_MCP_TOOLSETS": "search",
+        "TL_MCP_READ_ONLY": "true",
+    }
+    s = Settings.from_sources(
+        env,
+        transport="http",
+        port=9100,
+        allowed_dirs=[tmp_path],
+        toolsets=["jockey", "admin"],
+        read_only=False,
+    )
+    assert s.transport == "http"
+    assert s.port == 9100
+    assert s.allowed_dirs == (tmp_path,)
+    assert s.toolsets == ("jockey", "admin")
+    assert s.read_only is False
+    from_env = Settings.from_sources(env)
+    assert from_env.allowed_dirs == (Path("/srv/a"), Path("/srv/b"))
+    assert from_env.read_only is True and from_env.port == 9000
+
+
+def test_all_toolsets_keyword() -> None:
+    assert Settings.from_sources({"TL_MCP_TOOLSETS": "all"}).toolsets == ALL_TOOLSETS
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"TL_MCP_TOOLSETS": "search,bogus"}, "unknown toolset(s) bogus"),
+        ({"TL_MCP_BACKEND": "local"}, "TL_MCP_BACKEND"),
+        ({"TL_MCP_TRANSPORT": "sse"}, "TL_MCP_TRANSPORT"),
+        ({"TL_MCP_PORT": "70000"}, "TL_MCP_PORT"),
+    ],
+)
+def test_bad_values_name_the_setting(env: dict[str, str], fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_sources(env)
+    assert fragment in str(info.value)
+
+
+def test_secrets_never_show_in_repr_or_errors() -> None:
+    key, token = "tlk_TOPSECRET_1234", "bearer-TOPSECRET-5678"
+    s = Settings.from_sources({"TWELVELABS_API_KEY": key, "TL_MCP_AUTH_TOKENS": token})
+    for text in (repr(s), str(s), s.model_dump_json()):
+        assert key not in text and token not in text
+    assert s.api_key is not None and s.api_key.get_secret_value() == key
+    # A secret pasted into the wrong variable must not be echoed back in the error.
+    with pytest.raises(ConfigError) as info:
+        Settings.from_sources({"TL_MCP_BACKEND": key})
+    assert key not in str(info.value)
