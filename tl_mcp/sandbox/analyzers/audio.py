@@ -1,0 +1,57 @@
+"""Streaming audio decode: a media file's first audio track as 16 kHz mono float32, in bounded chunks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+SAMPLE_RATE = 16_000
+
+AudioArray = npt.NDArray[np.float32]
+
+
+def iter_audio_chunks(
+    media_path: Path, *, chunk_seconds: float = 30.0, sample_rate: int = SAMPLE_RATE
+) -> Iterator[tuple[float, AudioArray]]:
+    """Yield (offset_seconds, samples) with at most ``chunk_seconds`` of audio per chunk.
+
+    Memory stays at about one chunk however long the file is. A file without an audio track yields
+    nothing. Offsets count from the first decoded sample, which is what speech timestamps need.
+    """
+    import av
+
+    if chunk_seconds <= 0:
+        raise ValueError(f"chunk_seconds must be positive, got {chunk_seconds}")
+    limit = int(chunk_seconds * sample_rate)
+    with av.open(str(media_path)) as container:
+        if not container.streams.audio:
+            return
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        pending: list[AudioArray] = []
+        pending_len = 0
+        emitted = 0
+
+        def drain(final: bool) -> Iterator[tuple[float, AudioArray]]:
+            nonlocal pending, pending_len, emitted
+            while pending_len >= limit or (final and pending_len):
+                joined = np.concatenate(pending) if len(pending) > 1 else pending[0]
+                take = min(limit, pending_len)
+                yield emitted / sample_rate, np.ascontiguousarray(joined[:take])
+                emitted += take
+                rest = joined[take:]
+                pending = [rest] if rest.size else []
+                pending_len = int(rest.size)
+
+        for frame in container.decode(stream):
+            for out in resampler.resample(frame):
+                pending.append(out.to_ndarray().reshape(-1).astype(np.float32, copy=False))
+                pending_len += out.samples
+            yield from drain(final=False)
+        for out in resampler.resample(None):
+            pending.append(out.to_ndarray().reshape(-1).astype(np.float32, copy=False))
+            pending_len += out.samples
+        yield from drain(final=True)
