@@ -1,0 +1,197 @@
+"""`tl-mcp` command line: serve (stdio or HTTP), sandbox, tools (reference from live schemas), demo.
+
+Everything human-readable goes to stderr, except the explicit output of `tl-mcp tools`: in stdio mode
+stdout carries the protocol and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from tl_mcp import __version__
+from tl_mcp.config import ALL_TOOLSETS, ConfigError, Settings
+
+log = logging.getLogger("tl_mcp")
+
+TOOLS_START = "<!-- tools:start -->"
+TOOLS_END = "<!-- tools:end -->"
+COMMANDS = ("serve", "sandbox", "tools", "demo")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+
+
+def _serve_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--transport", choices=["stdio", "http"], help="stdio (default) or http (streamable HTTP at /mcp)")
+    p.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="HTTP port (default 8000)")
+    p.add_argument("--backend", choices=["auto", "cloud", "sandbox"], help="auto: cloud with a key, else sandbox")
+    p.add_argument("--base-url", help="TwelveLabs API root (a sandbox URL works too)")
+    p.add_argument("--sandbox-dir", help="where the embedded sandbox keeps its data")
+    p.add_argument("--auth-token", action="append", dest="auth_tokens", help="accepted bearer token (repeatable)")
+    p.add_argument("--allowed-host", action="append", dest="allowed_hosts", help="allowed Host header (repeatable)")
+    p.add_argument("--allowed-origin", action="append", dest="allowed_origins", help="allowed Origin (repeatable)")
+    p.add_argument("--allow-dir", action="append", dest="allowed_dirs", help="folder local files may be read from")
+    p.add_argument("--toolsets", help=f"comma-separated, or 'all' (known: {', '.join(ALL_TOOLSETS)})")
+    p.add_argument("--read-only", action="store_true", default=None, help="hide every tool that changes anything")
+    p.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (logs go to stderr)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tl-mcp", description="TwelveLabs video understanding as an MCP server.")
+    parser.add_argument("--version", action="version", version=f"tl-mcp {__version__}")
+    sub = parser.add_subparsers(dest="command")
+    _serve_flags(sub.add_parser("serve", help="run the MCP server (default)"))
+    sb = sub.add_parser("sandbox", help="run the TwelveLabs-compatible sandbox API")
+    sb.add_argument("--host", default="127.0.0.1")
+    sb.add_argument("--port", type=int, default=8100)
+    sb.add_argument("--data-dir", help="sandbox storage (default: the user data dir)")
+    tools = sub.add_parser("tools", help="print the tool reference from the live schemas")
+    tools.add_argument("--update-readme", metavar="README", help="rewrite the tools block of this file instead")
+    sub.add_parser("demo", help="run the end-to-end demo against the embedded sandbox")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_sources(
+        base_url=args.base_url,
+        backend=args.backend,
+        sandbox_dir=args.sandbox_dir,
+        transport=args.transport,
+        host=args.host,
+        port=args.port,
+        auth_tokens=args.auth_tokens,
+        allowed_hosts=args.allowed_hosts,
+        allowed_origins=args.allowed_origins,
+        allowed_dirs=args.allowed_dirs,
+        toolsets=args.toolsets,
+        read_only=args.read_only,
+        log_level=args.log_level,
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _setup_logging(settings.log_level)
+    from tl_mcp.server import build_server, serve_http
+
+    server = build_server(settings)
+    log.info("tl-mcp %s starting (%s transport, %s backend)", __version__, settings.transport, settings.effective_backend)
+    if settings.transport == "http":
+        anyio.run(serve_http, server, settings)
+    else:
+        anyio.run(server.run_stdio_async)
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    _setup_logging("INFO")
+    try:
+        from tl_mcp.sandbox import serve
+    except ImportError as exc:
+        print(f"tl-mcp sandbox needs the sandbox extra: pip install 'tl-mcp[sandbox]' ({exc})", file=sys.stderr)
+        return 2
+    from tl_mcp.config import default_sandbox_dir
+
+    serve(args.host, args.port, Path(args.data_dir).expanduser() if args.data_dir else default_sandbox_dir())
+    return 0
+
+
+async def tool_reference() -> str:
+    """The markdown tool table, straight from the schemas the server advertises."""
+    from tl_mcp.server import build_server
+    from tl_mcp.server.registry import all_tools
+
+    server = build_server(Settings.from_sources(env={}, toolsets="all"))
+    toolset_of = {s.name: s.toolset for s in all_tools()}
+    lines = [
+        "| Toolset | Tool | What it does | Parameters (* required) | Hints |",
+        "|---|---|---|---|---|",
+    ]
+    for tool in await server.list_tools():
+        schema: dict[str, Any] = tool.input_schema or {}
+        required = set(schema.get("required", []))
+        params = ", ".join(f"`{n}`{'*' if n in required else ''}" for n in schema.get("properties", {}))
+        ann = tool.annotations
+        hints = []
+        if ann is not None:
+            hints.append("read-only" if ann.read_only_hint else "writes")
+            if ann.destructive_hint:
+                hints.append("destructive")
+            if ann.idempotent_hint:
+                hints.append("idempotent")
+            if ann.open_world_hint:
+                hints.append("open-world")
+        summary = (tool.description or "").strip().split("\n\n")[0].replace("\n", " ").replace("|", "\\|")
+        lines.append(
+            f"| {toolset_of.get(tool.name, '?')} | `{tool.name}` | {summary} | {params or '—'} | {', '.join(hints)} |"
+        )
+    lines.append("")
+    lines.append("The `admin` toolset is off unless enabled (`--toolsets all` or a list naming `admin`).")
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(path: Path, table: str) -> bool:
+    """Rewrite the block between the markers; True when the file changed."""
+    text = path.read_text("utf-8")
+    start, end = text.find(TOOLS_START), text.find(TOOLS_END)
+    if start < 0 or end < start:
+        raise ConfigError(f"{path} has no {TOOLS_START} … {TOOLS_END} block to update")
+    new = text[: start + len(TOOLS_START)] + "\n" + table + text[end:]
+    if new != text:
+        path.write_text(new, "utf-8")
+    return new != text
+
+
+def _tools(args: argparse.Namespace) -> int:
+    _setup_logging("WARNING")
+    table = anyio.run(tool_reference)
+    if args.update_readme:
+        changed = update_readme(Path(args.update_readme), table)
+        print(f"{args.update_readme}: {'updated' if changed else 'already up to date'}", file=sys.stderr)
+    else:
+        sys.stdout.write(table)
+    return 0
+
+
+def _demo(_: argparse.Namespace) -> int:
+    _setup_logging("INFO")
+    try:
+        from tl_mcp.demo import main as demo_main  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        print("The demo is not available in this build (tl_mcp.demo is missing).", file=sys.stderr)
+        return 2
+    result = demo_main()
+    return result if isinstance(result, int) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or (args_list[0] not in COMMANDS and args_list[0] not in ("-h", "--help", "--version")):
+        args_list.insert(0, "serve")
+    args = build_parser().parse_args(args_list)
+    handlers = {"serve": _serve, "sandbox": _sandbox, "tools": _tools, "demo": _demo}
+    try:
+        return handlers[args.command](args)
+    except ConfigError as exc:
+        print(f"tl-mcp: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

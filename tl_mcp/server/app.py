@@ -1,0 +1,77 @@
+"""Building the MCP server: lifespan (backend, jobs, sessions), tools through the registry, resources, prompts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Literal
+from contextlib import asynccontextmanager
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+
+from tl_mcp import __version__
+from tl_mcp.config import Settings
+from tl_mcp.server.backend import open_backend
+from tl_mcp.server.files import FilePolicy
+from tl_mcp.server.jobs import JobManager
+from tl_mcp.server.prompts import register_prompts
+from tl_mcp.server.registry import register_tools
+from tl_mcp.server.resources import register_resources
+from tl_mcp.server.sessions import SessionStore
+from tl_mcp.server.state import AppState, StateHolder
+
+log = logging.getLogger(__name__)
+
+INSTRUCTIONS = """\
+TwelveLabs video understanding. Typical flow: upload_asset (a local file inside an allowed folder, or a
+URL) with index_id and/or knowledge_store_id → wait_for_task until ready → search_videos for moments, or
+create_response to ask Jockey about a knowledge store, then continue_session for follow-ups.
+Long calls return status "in_progress" with a job_id: call wait_for_task(job_id) to keep following them.
+Read the resource twelvelabs://guide for the full workflow."""
+
+
+def build_server(settings: Settings) -> MCPServer[AppState]:
+    holder = StateHolder()
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
+        async with open_backend(settings) as backend, anyio.create_task_group() as tg:
+            state = AppState(
+                settings=settings,
+                client=backend.client,
+                backend=backend.kind,
+                base_url=backend.base_url,
+                jobs=JobManager(tg),
+                sessions=SessionStore(backend.state_dir / "sessions.json", scope=backend.base_url),
+                files=FilePolicy.from_dirs(settings.allowed_dirs),
+            )
+            holder.set(state)
+            try:
+                yield state
+            finally:
+                holder.set(None)
+                # Background jobs belong to this lifespan; none may outlive the server.
+                tg.cancel_scope.cancel()
+
+    server: MCPServer[AppState] = MCPServer(
+        "tl-mcp",
+        title="TwelveLabs video understanding",
+        description="Search, ask (Jockey), embed, upload and analyze videos with TwelveLabs.",
+        instructions=INSTRUCTIONS,
+        website_url="https://www.twelvelabs.io",
+        version=__version__,
+        lifespan=lifespan,
+        log_level=_sdk_level(settings.log_level),
+    )
+    register_tools(server, settings)
+    register_resources(server, holder)
+    register_prompts(server)
+    return server
+
+
+def _sdk_level(level: str) -> Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]:
+    upper = level.upper()
+    if upper in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        return upper  # type: ignore[return-value]
+    return "INFO"

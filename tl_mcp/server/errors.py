@@ -1,0 +1,66 @@
+"""Turn upstream failures into `ToolError`s that say what failed, why, and what to do next.
+
+The SDK hides the message of any exception that is not a `ToolError`, so every failure the model could act
+on goes through here. Messages are built from status, code and the upstream message only: never a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from mcp.server.mcpserver.exceptions import ToolError
+
+from tl_mcp.api.errors import (
+    APIConnectionError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    StreamError,
+    TwelveLabsError,
+    UnprocessableError,
+)
+
+_HINTS: list[tuple[type[TwelveLabsError], str]] = [
+    (AuthenticationError, "Check the TWELVELABS_API_KEY the server was started with (the key itself is not shown)."),
+    (PermissionDeniedError, "The API key lacks access to this resource or feature; check the plan or key."),
+    (NotFoundError, "Check the id; list_indexes, list_videos or list_knowledge_stores show the ids that exist."),
+    (ConflictError, "Something with that name or state already exists; pick another name or reuse it."),
+    (RateLimitError, "The API is rate limiting; wait a little and retry."),
+    (BadRequestError, "Fix the arguments named in the message and call again."),
+    (UnprocessableError, "The input was understood but cannot be processed; check format, size and state."),
+    (ServerError, "The TwelveLabs API had an internal error; retry shortly."),
+    (APITimeoutError, "The request timed out; retry, or use a job handle (wait_for_task) for long work."),
+    (APIConnectionError, "The API could not be reached; check the network or that the sandbox is running."),
+]
+
+
+def explain(action: str, exc: TwelveLabsError) -> str:
+    why = [f"HTTP {exc.status}" if exc.status else None, exc.code]
+    reason = ", ".join(w for w in why if w)
+    message = exc.message.strip() if exc.message else type(exc).__name__
+    text = f"{action} failed: {message}" + (f" ({reason})" if reason else "")
+    if isinstance(exc, RateLimitError) and exc.retry_after:
+        text += f". Retry after {exc.retry_after:.0f} s"
+    hint = next((h for cls, h in _HINTS if isinstance(exc, cls)), "")
+    if isinstance(exc, StreamError):
+        hint = "The stream ended early; the partial text is above. Retry, or continue the session."
+    return f"{text}. {hint}".strip()
+
+
+def tool_error(action: str, exc: TwelveLabsError) -> ToolError:
+    return ToolError(explain(action, exc))
+
+
+@asynccontextmanager
+async def upstream(action: str) -> AsyncIterator[None]:
+    """Re-raise any API error inside the block as an actionable `ToolError`."""
+    try:
+        yield
+    except TwelveLabsError as exc:
+        raise tool_error(action, exc) from None

@@ -1,0 +1,111 @@
+"""Streamable HTTP deployment: `/mcp` (progress streamed as SSE), `/healthz`, bearer tokens, Host/Origin checks."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tl_mcp import __version__
+from tl_mcp.config import Settings
+
+log = logging.getLogger(__name__)
+
+MCP_PATH = "/mcp"
+HEALTH_PATH = "/healthz"
+
+
+class BearerAuth:
+    """Requires `Authorization: Bearer <token>` on everything but the health check.
+
+    Every configured token is compared in constant time, and all of them are always compared, so
+    neither the content nor the position of a token leaks through timing.
+    """
+
+    def __init__(self, app: ASGIApp, tokens: Sequence[str], *, public_paths: Sequence[str] = (HEALTH_PATH,)) -> None:
+        if not tokens:
+            raise ValueError("BearerAuth needs at least one token")
+        self._app = app
+        self._tokens = [t.encode() for t in tokens]
+        self._public = frozenset(public_paths)
+
+    def _authorized(self, header: str | None) -> bool:
+        if not header:
+            return False
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        given = value.strip().encode()
+        ok = False
+        for token in self._tokens:
+            ok |= hmac.compare_digest(given, token)
+        return ok
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in self._public:
+            await self._app(scope, receive, send)
+            return
+        request = Request(scope)
+        if not self._authorized(request.headers.get("authorization")):
+            response = JSONResponse(
+                {"error": "invalid_token", "error_description": "Missing or invalid bearer token."},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="tl-mcp", error="invalid_token"'},
+            )
+            await response(scope, receive, send)
+            return
+        await self._app(scope, receive, send)
+
+
+def transport_security(settings: Settings) -> TransportSecuritySettings:
+    """DNS-rebinding protection from the allow-lists; `*` in the host list turns the check off on purpose."""
+    if "*" in settings.allowed_hosts:
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=list(settings.allowed_hosts),
+        allowed_origins=list(settings.allowed_origins),
+    )
+
+
+def build_http_app(server: MCPServer[Any], settings: Settings) -> ASGIApp:
+    @server.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok", "version": __version__, "backend": settings.effective_backend})
+
+    app: ASGIApp = server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        # Plain JSON bodies would hold back every progress notification until the end.
+        json_response=False,
+        transport_security=transport_security(settings),
+        host=settings.host,
+    )
+    if settings.auth_tokens:
+        app = BearerAuth(app, [t.get_secret_value() for t in settings.auth_tokens])
+    elif settings.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("HTTP on %s without bearer tokens: anyone who can reach it can use it", settings.host)
+    return app
+
+
+async def serve_http(server: MCPServer[Any], settings: Settings) -> None:
+    import uvicorn
+
+    app = build_http_app(server, settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        # Our logging setup (stderr) handles uvicorn's loggers too; its default config writes access logs to stdout.
+        log_config=None,
+        log_level=settings.log_level.lower(),
+        lifespan="on",
+    )
+    log.info("tl-mcp %s: streamable HTTP on http://%s:%s%s", __version__, settings.host, settings.port, MCP_PATH)
+    await uvicorn.Server(config).serve()

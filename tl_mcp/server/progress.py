@@ -1,0 +1,90 @@
+"""Relaying job events as MCP progress notifications.
+
+Text deltas arriving within a short window are merged into one notification, so a burst of tiny deltas
+does not become a burst of messages; merging only concatenates, so the messages of one relay joined
+together are exactly the text streamed in that span. `progress` for text is the number of characters
+so far, and every notification's progress is strictly greater than the previous one, as MCP requires.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import anyio
+
+if TYPE_CHECKING:
+    from tl_mcp.server.jobs import Job
+
+ProgressReporter = Callable[[float, float | None, str | None], Awaitable[None]]
+
+#: Deltas closer together than this are sent as one notification.
+COALESCE_S = 0.075
+#: The longest a caller waits without any notification while work goes on.
+HEARTBEAT_S = 8.0
+_STEP = 1e-3
+
+
+class _Sender:
+    def __init__(self, report: ProgressReporter) -> None:
+        self._report = report
+        self.last: float = 0.0
+        self.sent_at = time.monotonic()
+
+    async def send(self, progress: float, total: float | None, message: str | None) -> None:
+        value = max(progress, self.last + _STEP)
+        self.last = value
+        self.sent_at = time.monotonic()
+        await self._report(value, total, message)
+
+
+async def relay(
+    job: Job,
+    report: ProgressReporter,
+    *,
+    wait_s: float,
+    coalesce_s: float = COALESCE_S,
+    heartbeat_s: float = HEARTBEAT_S,
+) -> bool:
+    """Forward `job`'s events from `job.delivered` on; True once it finished and everything was sent."""
+    sender = _Sender(report)
+    deadline = time.monotonic() + max(wait_s, 0.0)
+    while True:
+        if job.delivered < len(job.events):
+            if not job.done.is_set():
+                await anyio.sleep(max(0.0, min(coalesce_s, deadline - time.monotonic())))
+            await _flush(job, sender)
+        if job.done.is_set() and job.delivered >= len(job.events):
+            return True
+        now = time.monotonic()
+        if now >= deadline:
+            return False
+        if job.delivered < len(job.events):
+            continue
+        quiet_until = sender.sent_at + heartbeat_s
+        with anyio.move_on_after(max(0.0, min(deadline, quiet_until) - now)):
+            await job.wait_changed()
+            continue
+        if time.monotonic() >= quiet_until and job.delivered >= len(job.events) and not job.done.is_set():
+            await sender.send(sender.last, None, job.heartbeat)
+
+
+async def _flush(job: Job, sender: _Sender) -> None:
+    events = job.events
+    i = job.delivered
+    end = len(events)
+    while i < end:
+        event = events[i]
+        if event.kind == "text":
+            parts = [event.message]
+            last = event
+            while i + 1 < end and events[i + 1].kind == "text":
+                i += 1
+                last = events[i]
+                parts.append(last.message)
+            await sender.send(last.progress, None, "".join(parts))
+        else:
+            await sender.send(event.progress, event.total, event.message)
+        i += 1
+        job.delivered = i

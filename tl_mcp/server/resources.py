@@ -1,0 +1,165 @@
+"""Read-only views for clients that browse: indexes, videos, knowledge stores, and the workflow guide."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources as importlib_resources
+from typing import Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from mcp.types import (
+    Completion,
+    CompletionArgument,
+    CompletionContext,
+    PromptReference,
+    ResourceTemplateReference,
+)
+from pydantic import BaseModel
+
+from tl_mcp.api.errors import NotFoundError, TwelveLabsError
+from tl_mcp.server.errors import explain
+from tl_mcp.server.state import AppState, StateHolder, app_state
+
+JSON = "application/json"
+MAX_LISTED = 100
+
+
+def guide_text() -> str:
+    return importlib_resources.files("tl_mcp.server").joinpath("guide.md").read_text("utf-8")
+
+
+def _dump(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json", exclude_none=True)
+    elif isinstance(value, list):
+        value = [v.model_dump(mode="json", exclude_none=True) if isinstance(v, BaseModel) else v for v in value]
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def _fail(what: str, exc: TwelveLabsError) -> ResourceError:
+    if isinstance(exc, NotFoundError):
+        return ResourceNotFoundError(explain(what, exc))
+    return ResourceError(explain(what, exc))
+
+
+async def list_index_ids(state: AppState) -> list[tuple[str, str]]:
+    page = await state.client.list_indexes(page=1, page_limit=50)
+    return [(i.id, i.index_name or "") for i in page.data]
+
+
+async def list_store_ids(state: AppState) -> list[tuple[str, str]]:
+    page = await state.client.list_knowledge_stores(page=1, page_limit=50)
+    return [(s.id, s.name or "") for s in page.data]
+
+
+def register_resources(server: MCPServer[AppState], holder: StateHolder) -> None:
+    @server.resource(
+        "twelvelabs://guide",
+        name="guide",
+        title="How to use the TwelveLabs tools",
+        description="Workflow guide: upload → wait → search/ask; sessions; job handles; thumbnails; errors.",
+        mime_type="text/markdown",
+    )
+    def guide() -> str:
+        return guide_text()
+
+    @server.resource(
+        "twelvelabs://indexes",
+        name="indexes",
+        title="Search indexes",
+        description="Every search index (id, name, models, video count).",
+        mime_type=JSON,
+    )
+    async def indexes() -> str:
+        state = holder.get()
+        try:
+            page = await state.client.list_indexes(page=1, page_limit=MAX_LISTED)
+        except TwelveLabsError as exc:
+            raise _fail("Listing indexes", exc) from None
+        return _dump({"backend": state.backend, "indexes": page.data})
+
+    @server.resource(
+        "twelvelabs://indexes/{index_id}",
+        name="index",
+        title="One search index with its videos",
+        description="An index's settings and the first page of its videos.",
+        mime_type=JSON,
+    )
+    async def index(index_id: str, ctx: Context[AppState, Any]) -> str:
+        state = app_state(ctx)
+        try:
+            info = await state.client.get_index(index_id)
+            videos = await state.client.list_videos(index_id, page=1, page_limit=MAX_LISTED)
+        except TwelveLabsError as exc:
+            raise _fail(f"Reading index {index_id}", exc) from None
+        return _dump({"index": info.model_dump(mode="json", exclude_none=True), "videos": _dump_list(videos.data)})
+
+    @server.resource(
+        "twelvelabs://indexes/{index_id}/videos/{video_id}",
+        name="video",
+        title="One indexed video",
+        description="A video's metadata, and its transcript when the index has one.",
+        mime_type=JSON,
+    )
+    async def video(index_id: str, video_id: str, ctx: Context[AppState, Any]) -> str:
+        state = app_state(ctx)
+        try:
+            info = await state.client.get_video(index_id, video_id, transcription=True)
+        except TwelveLabsError as exc:
+            raise _fail(f"Reading video {video_id} in index {index_id}", exc) from None
+        return _dump(info)
+
+    @server.resource(
+        "twelvelabs://knowledge-stores",
+        name="knowledge-stores",
+        title="Knowledge stores",
+        description="Every knowledge store Jockey can answer over (id, name, item count).",
+        mime_type=JSON,
+    )
+    async def stores() -> str:
+        state = holder.get()
+        try:
+            page = await state.client.list_knowledge_stores(page=1, page_limit=MAX_LISTED)
+        except TwelveLabsError as exc:
+            raise _fail("Listing knowledge stores", exc) from None
+        return _dump({"backend": state.backend, "knowledge_stores": page.data})
+
+    @server.resource(
+        "twelvelabs://knowledge-stores/{knowledge_store_id}",
+        name="knowledge-store",
+        title="One knowledge store with its items",
+        description="A knowledge store and the first page of its items with their status.",
+        mime_type=JSON,
+    )
+    async def store(knowledge_store_id: str, ctx: Context[AppState, Any]) -> str:
+        state = app_state(ctx)
+        try:
+            info = await state.client.get_knowledge_store(knowledge_store_id)
+            items = await state.client.list_knowledge_store_items(knowledge_store_id, page=1, page_limit=MAX_LISTED)
+        except TwelveLabsError as exc:
+            raise _fail(f"Reading knowledge store {knowledge_store_id}", exc) from None
+        return _dump(
+            {"knowledge_store": info.model_dump(mode="json", exclude_none=True), "items": _dump_list(items.data)}
+        )
+
+    @server.completion()
+    async def complete(
+        ref: PromptReference | ResourceTemplateReference,
+        argument: CompletionArgument,
+        context: CompletionContext | None,
+    ) -> Completion | None:
+        if argument.name not in ("index_id", "knowledge_store_id"):
+            return None
+        try:
+            state = holder.get()
+            pairs = await (list_index_ids(state) if argument.name == "index_id" else list_store_ids(state))
+        except (TwelveLabsError, RuntimeError):
+            return Completion(values=[])
+        prefix = argument.value or ""
+        values = [i for i, name in pairs if i.startswith(prefix) or name.lower().startswith(prefix.lower())]
+        return Completion(values=values[:100], total=len(values), has_more=len(values) > 100)
+
+
+def _dump_list(items: list[Any]) -> list[Any]:
+    return [i.model_dump(mode="json", exclude_none=True) if isinstance(i, BaseModel) else i for i in items]

@@ -1,0 +1,49 @@
+"""What every handler shares for the life of the server: the API client, jobs, sessions, file policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from mcp.server.mcpserver import Context
+
+from tl_mcp.api import TwelveLabsClient
+from tl_mcp.config import Settings
+from tl_mcp.server.files import FilePolicy
+from tl_mcp.server.jobs import JobManager
+from tl_mcp.server.sessions import SessionStore
+
+BackendKind = Literal["cloud", "sandbox"]
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    client: TwelveLabsClient
+    backend: BackendKind
+    base_url: str
+    jobs: JobManager
+    sessions: SessionStore
+    files: FilePolicy
+
+
+def app_state(ctx: Context[Any, Any]) -> AppState:
+    state = ctx.request_context.lifespan_context
+    if not isinstance(state, AppState):
+        raise RuntimeError("tl-mcp server state is missing: the server lifespan did not run")
+    return state
+
+
+class StateHolder:
+    """Lets static resources (which the SDK calls without a Context) reach the lifespan state."""
+
+    def __init__(self) -> None:
+        self._state: AppState | None = None
+
+    def set(self, state: AppState | None) -> None:
+        self._state = state
+
+    def get(self) -> AppState:
+        if self._state is None:
+            raise RuntimeError("tl-mcp server state is missing: the server lifespan did not run")
+        return self._state

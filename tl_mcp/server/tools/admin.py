@@ -1,0 +1,3 @@
+from tl_mcp.server.registry import ToolSpec
+
+TOOLS: list[ToolSpec] = []

@@ -1,0 +1,356 @@
+"""Toolset `jockey`: ask TwelveLabs' Jockey agent about a knowledge store, streaming its answer as progress."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+import jsonschema
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
+
+from tl_mcp.api.errors import StreamError, TwelveLabsError
+from tl_mcp.api.models import (
+    JsonSchemaFormat,
+    Keepalive,
+    ResponseDone,
+    ResponseObject,
+    ResponseRequest,
+    ResponseStarted,
+    Selection,
+    StepUpdate,
+    TextDelta,
+)
+from tl_mcp.server.errors import explain
+from tl_mcp.server.jobs import Job
+from tl_mcp.server.registry import ToolSpec, tool
+from tl_mcp.server.results import Markdown, fmt_seconds, tool_result
+from tl_mcp.server.state import AppState, app_state
+from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS
+
+MAX_INPUT = 10_000
+
+
+class Moment(BaseModel):
+    """A cited moment: which item/video, when, and how it looks."""
+
+    marker: str = Field(description="The cited span in the text, e.g. [1].")
+    item_id: str | None = Field(default=None, description="Knowledge-store item id (ksi_…).")
+    video_id: str | None = Field(default=None, description="Video or asset id when the citation names one.")
+    collection_id: str | None = None
+    start_sec: float | None = None
+    end_sec: float | None = None
+    title: str | None = None
+    thumbnail_url: str | None = None
+
+
+class Step(BaseModel):
+    type: str
+    name: str | None = None
+    summary: str
+
+
+class Usage(BaseModel):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+class JockeyResult(BaseModel):
+    status: Literal["completed", "in_progress", "incomplete"] = Field(
+        description='"in_progress": call wait_for_task(job_id) to get the rest.'
+    )
+    job_id: str | None = Field(default=None, description="Set while in progress; pass to wait_for_task.")
+    response_id: str | None = None
+    session_id: str | None = Field(default=None, description="Pass to continue_session for a follow-up turn.")
+    knowledge_store_id: str
+    text: str = Field(description="The answer so far (complete unless status is in_progress).")
+    citations: list[Moment] = Field(default_factory=list)
+    parsed: Any = Field(default=None, description="The answer parsed as JSON when output_schema was given.")
+    steps: list[Step] | None = Field(default=None, description="Jockey's intermediate steps, when asked for.")
+    usage: Usage | None = None
+    backend: Literal["cloud", "sandbox"]
+
+
+class SelectionArg(BaseModel):
+    kind: Literal["item", "collection"] = Field(description="item (ksi_…) or collection (ksic_…).")
+    id: Id
+
+
+Input = Annotated[str, Field(min_length=1, max_length=MAX_INPUT, description="The question or instruction.")]
+Instructions = Annotated[
+    str | None,
+    Field(
+        default=None,
+        max_length=MAX_INPUT,
+        description="System-level guidance for Jockey, e.g. 'You are a compliance reviewer…'.",
+    ),
+]
+OutputSchema = Annotated[
+    dict[str, Any] | None,
+    Field(default=None, description="A JSON Schema; the answer then comes back as JSON in `parsed`."),
+]
+Selections = Annotated[
+    list[SelectionArg] | None,
+    Field(default=None, max_length=20, description="Limit the turn to these items/collections ({{sel:N}})."),
+]
+Intermediate = Annotated[
+    bool, Field(description="Also return Jockey's internal search/analysis steps (and stream them as progress).")
+]
+
+
+def _text_format(schema: dict[str, Any] | None) -> JsonSchemaFormat | None:
+    if schema is None:
+        return None
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise ToolError(f"output_schema is not a valid JSON Schema: {exc.message}. Fix it and call again.") from None
+    if schema.get("type") not in (None, "object"):
+        raise ToolError('output_schema must describe a JSON object ({"type": "object", "properties": …}).')
+    return JsonSchemaFormat.model_validate({"name": "answer", "schema": schema})
+
+
+def _moments(response: ResponseObject) -> list[Moment]:
+    out = []
+    for cite in response.annotations:
+        ann = cite.annotation
+        extra = ann.model_extra or {}
+        video = extra.get("video_id") or extra.get("asset_id")
+        out.append(
+            Moment(
+                marker=cite.marker,
+                item_id=ann.item_id,
+                video_id=video if isinstance(video, str) else None,
+                collection_id=ann.collection_id,
+                start_sec=ann.start_sec,
+                end_sec=ann.end_sec,
+                title=ann.title,
+                thumbnail_url=ann.thumbnail_url,
+            )
+        )
+    return out
+
+
+def _markdown(result: JockeyResult, *, parse_error: str | None = None) -> Markdown:
+    title = "Jockey answer" if result.status != "in_progress" else "Jockey answer (in progress)"
+    md = Markdown(title).para(result.text or "_(no text yet)_")
+    if result.citations:
+        md.section(
+            "Cited moments",
+            [
+                f"- {c.marker} {c.title or c.item_id or c.video_id or ''} "
+                f"{fmt_seconds(c.start_sec)}–{fmt_seconds(c.end_sec)}"
+                + (f" (item {c.item_id})" if c.item_id else "")
+                for c in result.citations
+            ],
+        )
+    if result.steps:
+        md.section("Intermediate steps", [f"- {s.summary}" for s in result.steps])
+    if parse_error:
+        md.para(f"Note: the answer is not valid JSON for output_schema ({parse_error}); `parsed` is empty.")
+    md.field("Knowledge store", result.knowledge_store_id).field("Session", result.session_id)
+    if result.status == "in_progress":
+        md.next_step(f'Call wait_for_task(job_id="{result.job_id}") to receive the rest of the answer.')
+    elif result.session_id:
+        md.next_step(f'Ask a follow-up with continue_session(session_id="{result.session_id}", input=…).')
+    if result.status == "incomplete":
+        md.para("The answer is incomplete (Jockey stopped early); ask again or narrow the question.")
+    return md
+
+
+async def _turn(
+    ctx: Ctx,
+    *,
+    knowledge_store_id: str,
+    input: str,
+    session_id: str | None,
+    instructions: str | None,
+    include_intermediate_outputs: bool,
+    output_schema: dict[str, Any] | None,
+    selections: list[SelectionArg] | None,
+    wait_s: float,
+) -> CallToolResult:
+    state = app_state(ctx)
+    try:
+        request = ResponseRequest(
+            knowledge_store_id=knowledge_store_id,
+            input=[{"type": "message", "role": "user", "content": input}],  # type: ignore[list-item]
+            session_id=session_id,
+            instructions=instructions,
+            include=["intermediate_outputs"] if include_intermediate_outputs else None,
+            text_format=_text_format(output_schema),
+            selections=[Selection(kind=s.kind, id=s.id) for s in selections] if selections else None,
+        )
+    except ValueError as exc:
+        raise ToolError(f"Invalid request: {exc}") from None
+
+    def base(job: Job, status: Literal["completed", "in_progress", "incomplete"], text: str) -> JockeyResult:
+        steps = job.state.get("steps")
+        return JockeyResult(
+            status=status,
+            job_id=job.id if status == "in_progress" else None,
+            response_id=_str(job.state.get("response_id")),
+            session_id=_str(job.state.get("session_id")) or session_id,
+            knowledge_store_id=knowledge_store_id,
+            text=text,
+            steps=list(steps) if include_intermediate_outputs and isinstance(steps, list) else None,
+            backend=state.backend,
+        )
+
+    def partial(job: Job) -> CallToolResult:
+        result = base(job, "in_progress", job.text)
+        return tool_result(result, _markdown(result))
+
+    async def work(job: Job) -> CallToolResult:
+        return await _stream(state, job, request, base)
+
+    job = state.jobs.start("jockey", f"Jockey answer on {knowledge_store_id}", work, partial)
+    return await state.jobs.run(job, ctx.report_progress, wait_s=wait_s)
+
+
+async def _stream(state: AppState, job: Job, request: ResponseRequest, base: Any) -> CallToolResult:
+    steps: list[Step] = []
+    job.state["steps"] = steps
+    final: ResponseObject | None = None
+    try:
+        async for update in state.client.stream_response(request):
+            if isinstance(update, ResponseStarted):
+                job.state["response_id"] = update.response_id
+                if update.session_id:
+                    job.state["session_id"] = update.session_id
+                    state.sessions.remember(update.session_id, request.knowledge_store_id)
+            elif isinstance(update, TextDelta):
+                job.emit_text(update.text)
+            elif isinstance(update, StepUpdate):
+                step = Step(type=update.item.type, name=update.item.name, summary=update.summary)
+                steps.append(step)
+                job.emit_note(f"[step] {update.summary}")
+            elif isinstance(update, ResponseDone):
+                final = update.response
+            elif isinstance(update, Keepalive):
+                continue
+    except StreamError as exc:
+        if exc.session_id:
+            state.sessions.remember(exc.session_id, request.knowledge_store_id)
+        partial_text = exc.partial_text or job.text
+        raise ToolError(
+            explain("Jockey response", exc)
+            + (f"\n\nPartial answer before the failure:\n{partial_text}" if partial_text else "")
+            + (f"\n\nSession {exc.session_id} can be continued with continue_session." if exc.session_id else "")
+        ) from None
+    except TwelveLabsError as exc:
+        raise ToolError(explain("Jockey response", exc)) from None
+    if final is None:
+        raise ToolError("Jockey response failed: the stream ended without a final response. Retry the question.")
+    text = final.output_text
+    if text.startswith(job.text):
+        # The final text is authoritative; relaying the missing tail keeps progress == text.
+        job.emit_text(text[len(job.text) :])
+    if final.session_id:
+        job.state["session_id"] = final.session_id
+        state.sessions.remember(final.session_id, request.knowledge_store_id)
+    job.state["response_id"] = final.id
+    status: Literal["completed", "incomplete"] = "incomplete" if final.status == "incomplete" else "completed"
+    result: JockeyResult = base(job, status, text)
+    result.citations = _moments(final)
+    if final.usage:
+        result.usage = Usage(input_tokens=final.usage.input_tokens, output_tokens=final.usage.output_tokens)
+    parse_error = None
+    if request.text_format is not None:
+        try:
+            result.parsed = json.loads(text)
+        except ValueError as exc:
+            parse_error = str(exc)
+    return tool_result(result, _markdown(result, parse_error=parse_error))
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+@tool(toolset="jockey", title="Ask Jockey about a knowledge store", read_only=True, destructive=False, idempotent=False)
+async def create_response(
+    knowledge_store_id: Annotated[Id, Field(description="The knowledge store to reason over (ks_… id).")],
+    input: Input,
+    ctx: Ctx,
+    instructions: Instructions = None,
+    include_intermediate_outputs: Intermediate = False,
+    output_schema: OutputSchema = None,
+    selections: Selections = None,
+    wait_s: WaitS = DEFAULT_WAIT_S,
+) -> Annotated[CallToolResult, JockeyResult]:
+    """Ask TwelveLabs Jockey a question about the videos in a knowledge store; answers cite exact moments.
+
+    Use this when you need to understand, summarize, compare or find things across a collection of
+    videos in natural language ("What are the main themes?", "When does the speaker mention pricing?").
+    The answer streams as progress notifications; the result has the full text, `citations` (item id,
+    start_sec, end_sec, title, thumbnail) and a `session_id` for follow-ups.
+
+    Hints:
+    - The store needs at least one item with status ready (upload_asset with knowledge_store_id, then
+      wait_for_task). list_knowledge_stores shows the stores.
+    - `instructions` sets a domain persona; `output_schema` (JSON Schema object) returns JSON in `parsed`.
+    - If the answer takes longer than wait_s you get status "in_progress" and a job_id: call
+      wait_for_task(job_id) to receive the rest.
+    - For follow-up questions use continue_session; for raw moment retrieval, search_videos is faster.
+    """
+    return await _turn(
+        ctx,
+        knowledge_store_id=knowledge_store_id,
+        input=input,
+        session_id=None,
+        instructions=instructions,
+        include_intermediate_outputs=include_intermediate_outputs,
+        output_schema=output_schema,
+        selections=selections,
+        wait_s=wait_s,
+    )
+
+
+@tool(toolset="jockey", title="Continue a Jockey conversation", read_only=True, destructive=False, idempotent=False)
+async def continue_session(
+    session_id: Annotated[Id, Field(description="session_id from a previous create_response result.")],
+    input: Input,
+    ctx: Ctx,
+    knowledge_store_id: Annotated[
+        Id | None, Field(description="Only needed if the server no longer knows the session's store.")
+    ] = None,
+    instructions: Instructions = None,
+    include_intermediate_outputs: Intermediate = False,
+    output_schema: OutputSchema = None,
+    selections: Selections = None,
+    wait_s: WaitS = DEFAULT_WAIT_S,
+) -> Annotated[CallToolResult, JockeyResult]:
+    """Ask a follow-up question in an existing Jockey session; Jockey keeps the earlier turns in mind.
+
+    Use this after create_response, with its session_id, for "tell me more about…", "and in the second
+    video?" and similar follow-ups. The result has the same shape as create_response.
+
+    Hints:
+    - The server remembers which knowledge store each session belongs to. If it was restarted and
+      forgot, the error asks for knowledge_store_id: pass the same store as the first turn.
+    - Long answers return status "in_progress" with a job_id for wait_for_task.
+    """
+    state = app_state(ctx)
+    store = knowledge_store_id or state.sessions.get(session_id)
+    if store is None:
+        raise ToolError(
+            f"Session {session_id} is not known to this server (it may have been created before a restart or "
+            "by another server). Call continue_session again with knowledge_store_id set to the store the "
+            "session was started on."
+        )
+    return await _turn(
+        ctx,
+        knowledge_store_id=store,
+        input=input,
+        session_id=session_id,
+        instructions=instructions,
+        include_intermediate_outputs=include_intermediate_outputs,
+        output_schema=output_schema,
+        selections=selections,
+        wait_s=wait_s,
+    )
+
+
+TOOLS: list[ToolSpec] = [create_response, continue_session]
