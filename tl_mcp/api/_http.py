@@ -1,0 +1,348 @@
+"""Request core: timeouts, the one retry policy, error mapping, and stream opening."""
+
+from __future__ import annotations
+
+import email.utils
+import json as jsonlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import httpx2
+
+from ._multipart import ByteProgress, MultipartForm
+from .errors import (
+    REQUEST_ID_HEADERS,
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    error_for_status,
+    redact,
+)
+
+logger = logging.getLogger("tl_mcp.api")
+
+QueryParams = Mapping[str, str | int | float | bool | Sequence[str] | None]
+
+# Cap on how much of an error body we read from a stream before giving up on it.
+_MAX_ERROR_BODY = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds. `stream_idle` bounds the silence between two chunks of an SSE/NDJSON stream.
+
+    Jockey can think for minutes between events on servers that do not send keepalives, hence 300 s.
+    """
+
+    connect: float = 10.0
+    read: float = 60.0
+    write: float = 60.0
+    pool: float = 10.0
+    stream_idle: float = 300.0
+
+    def httpx(self) -> httpx2.Timeout:
+        return httpx2.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
+
+    def httpx_stream(self) -> httpx2.Timeout:
+        # The transport's read timeout is a backstop; the idle guard in streaming.py fires first.
+        return httpx2.Timeout(
+            connect=self.connect, read=self.stream_idle + 5.0, write=self.write, pool=self.pool
+        )
+
+
+def _default_random() -> float:
+    return random.random()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long to wait before repeating a request that is safe to repeat.
+
+    Retries connection failures (the request never reached the server), 429 and 502/503/504, with capped
+    exponential backoff and jitter, honouring `Retry-After` (seconds or HTTP date) and `retry-after-ms`.
+    Quota errors (`plan_limit_exceeded`, `usage_limit_exceeded`) are final. `total_timeout` bounds the whole
+    sequence of attempts and waits. `sleep`, `clock` and `random` are injectable for tests.
+    """
+
+    max_attempts: int = 4
+    initial_delay: float = 0.5
+    max_delay: float = 10.0
+    jitter: float = 0.25
+    max_retry_after: float = 60.0
+    total_timeout: float = 120.0
+    retry_statuses: frozenset[int] = frozenset({429, 502, 503, 504})
+    final_codes: frozenset[str] = frozenset({"plan_limit_exceeded", "usage_limit_exceeded"})
+    sleep: Callable[[float], Awaitable[None]] = field(default=anyio.sleep, repr=False)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    random: Callable[[], float] = field(default=_default_random, repr=False)
+
+    @classmethod
+    def disabled(cls) -> RetryPolicy:
+        return cls(max_attempts=1)
+
+    def backoff(self, attempt: int) -> float:
+        """Delay after failed attempt number `attempt` (1-based) when the server gave no hint."""
+        base = min(self.max_delay, self.initial_delay * (2 ** (attempt - 1)))
+        return float(base * (1.0 - self.jitter * self.random()))
+
+    def should_retry_status(self, status: int, code: str | None) -> bool:
+        return status in self.retry_statuses and (code is None or code not in self.final_codes)
+
+
+def parse_retry_after(headers: httpx2.Headers, *, now: float | None = None) -> float | None:
+    """Seconds to wait from `retry-after-ms`, `Retry-After: <seconds>` or `Retry-After: <HTTP-date>`."""
+    ms = headers.get("retry-after-ms")
+    if ms is not None:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def request_id_of(headers: httpx2.Headers) -> str | None:
+    for name in REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value
+    return None
+
+
+@dataclass
+class Body:
+    """What a request sends. A form is rebuilt per attempt, so every body here is replayable."""
+
+    json: Any = None
+    form: MultipartForm | None = None
+    stream_factory: Callable[[], httpx2.AsyncByteStream] | None = None
+    content_length: int | None = None
+    progress: ByteProgress | None = None
+
+    def headers_and_stream(self) -> tuple[dict[str, str], httpx2.AsyncByteStream | bytes | None]:
+        if self.form is not None:
+            return (
+                {"content-type": self.form.content_type, "content-length": str(self.form.content_length())},
+                self.form.stream(self.progress),
+            )
+        if self.stream_factory is not None:
+            headers = {} if self.content_length is None else {"content-length": str(self.content_length)}
+            return headers, self.stream_factory()
+        if self.json is not None:
+            return {"content-type": "application/json"}, jsonlib.dumps(self.json).encode()
+        return {}, None
+
+
+class HTTPCore:
+    """Owns the `httpx2.AsyncClient`; every request of the client goes through `request` or `stream`."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        transport: httpx2.AsyncBaseTransport | None,
+        timeouts: Timeouts,
+        retry: RetryPolicy,
+        user_agent: str,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self.timeouts = timeouts
+        self.retry = retry
+        self._client = httpx2.AsyncClient(
+            base_url=self.base_url,
+            transport=transport,
+            timeout=timeouts.httpx(),
+            headers={"user-agent": user_agent},
+            follow_redirects=False,
+        )
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self._api_key,)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _build(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: QueryParams | None,
+        body: Body | None,
+        headers: Mapping[str, str] | None,
+        authenticated: bool,
+        timeout: httpx2.Timeout | None,
+    ) -> httpx2.Request:
+        all_headers: dict[str, str] = {}
+        if authenticated:
+            all_headers["x-api-key"] = self._api_key
+        content: httpx2.AsyncByteStream | bytes | None = None
+        if body is not None:
+            body_headers, content = body.headers_and_stream()
+            all_headers.update(body_headers)
+        all_headers.update(headers or {})
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        request = self._client.build_request(
+            method,
+            url,
+            params=clean or None,
+            headers=all_headers,
+            content=content if isinstance(content, bytes) else None,
+            timeout=timeout if timeout is not None else httpx2.USE_CLIENT_DEFAULT,
+        )
+        if isinstance(content, httpx2.AsyncByteStream):
+            # Rebuilt so the lazy body is the request's only stream (build_request pre-reads an empty one).
+            request = httpx2.Request(
+                method, request.url, headers=request.headers, stream=content, extensions=request.extensions
+            )
+        return request
+
+    def _transport_error(self, exc: httpx2.TransportError, what: str) -> APIConnectionError:
+        detail = redact(str(exc) or type(exc).__name__, self.secrets)
+        if isinstance(exc, httpx2.TimeoutException):
+            return APITimeoutError(f"{what} timed out ({type(exc).__name__}: {detail})")
+        return APIConnectionError(
+            f"{what} failed: could not reach TwelveLabs ({type(exc).__name__}: {detail})"
+        )
+
+    def _status_error(self, response: httpx2.Response, body: bytes, what: str) -> APIStatusError:
+        return error_for_status(
+            response.status_code,
+            body,
+            secrets=self.secrets,
+            request_id=request_id_of(response.headers),
+            retry_after=parse_retry_after(response.headers),
+            context=what,
+        )
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: QueryParams | None = None,
+        body: Body | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        authenticated: bool = True,
+        timeout: httpx2.Timeout | None = None,  # noqa: ASYNC109 — per-request httpx timeouts
+    ) -> httpx2.Response:
+        """Send, retrying per the policy when the request is safe to repeat; raise on non-2xx."""
+        if idempotent is None:
+            idempotent = method.upper() in ("GET", "HEAD", "DELETE", "OPTIONS", "PUT")
+        what = f"{method.upper()} {_display(url)}"
+        policy = self.retry
+        attempts = policy.max_attempts if idempotent else 1
+        started = policy.clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            request = self._build(
+                method,
+                url,
+                params=params,
+                body=body,
+                headers=headers,
+                authenticated=authenticated,
+                timeout=timeout,
+            )
+            error: Exception
+            wait: float | None = None
+            try:
+                response = await self._client.send(request)
+            except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
+                error = self._transport_error(exc, what)
+            except httpx2.TransportError as exc:
+                # The request may have reached the server: never repeated automatically.
+                raise self._transport_error(exc, what) from exc
+            else:
+                if response.is_success:
+                    logger.debug("%s -> %s", what, response.status_code)
+                    return response
+                status_error = self._status_error(response, response.content, what)
+                if not policy.should_retry_status(response.status_code, status_error.code):
+                    raise status_error
+                error = status_error
+                wait = status_error.retry_after
+                if wait is not None and wait > policy.max_retry_after:
+                    raise status_error
+            if attempt >= attempts:
+                raise error
+            delay = wait if wait is not None else policy.backoff(attempt)
+            if policy.clock() - started + delay > policy.total_timeout:
+                raise error
+            logger.warning(
+                "%s: %s; retrying in %.2fs (attempt %d of %d)", what, error, delay, attempt + 1, attempts
+            )
+            await policy.sleep(delay)
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: Body | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[httpx2.Response]:
+        """Open a streamed response (never retried); the response is closed on exit, cancellation included."""
+        what = f"{method.upper()} {_display(url)}"
+        request = self._build(
+            method,
+            url,
+            params=None,
+            body=body,
+            headers=headers,
+            authenticated=True,
+            timeout=self.timeouts.httpx_stream(),
+        )
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx2.TransportError as exc:
+            raise self._transport_error(exc, what) from exc
+        try:
+            if not response.is_success:
+                raise self._status_error(response, await _read_capped(response), what)
+            yield response
+        finally:
+            await response.aclose()
+
+
+async def _read_capped(response: httpx2.Response) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in response.aiter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= _MAX_ERROR_BODY:
+                break
+    except httpx2.TransportError:
+        pass  # the status line already says what went wrong
+    return b"".join(chunks)[:_MAX_ERROR_BODY]
+
+
+def _display(url: str) -> str:
+    # Presigned part URLs carry signatures in their query: show only scheme, host and path.
+    return url.split("?", 1)[0]

@@ -1,0 +1,51 @@
+"""Shared pieces of every wire model: lenient parsing, `_id` aliases, pagination envelopes."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+# Values allowed in user/KS metadata since SDK 1.3.5: scalars or arrays of strings.
+MetadataValue = str | int | float | bool | list[str]
+
+
+class WireModel(BaseModel):
+    """Base for response objects: unknown fields are kept (the API grows fast); alias or name both work."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class RequestModel(BaseModel):
+    """Base for request bodies we build: typos in our own code must fail loudly, not reach the wire."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class PageInfo(WireModel):
+    page: int | None = None
+    limit_per_page: int | None = None
+    total_page: int | None = None
+    total_results: int | None = None
+
+
+class Page(WireModel, Generic[T]):
+    """A page-number list: `{data: [...], page_info: {...}}`."""
+
+    data: list[T] = Field(default_factory=list)
+    page_info: PageInfo = Field(default_factory=PageInfo)
+
+    @property
+    def has_more(self) -> bool:
+        """True when another page may exist (the SDK convention: stop on empty data or past total_page)."""
+        if not self.data:
+            return False
+        info = self.page_info
+        if info.page is not None and info.total_page is not None:
+            return info.page < info.total_page
+        return True

@@ -1,0 +1,149 @@
+"""Pegasus analysis: sync (`/analyze`, JSON or NDJSON stream) and async tasks (`/analyze/tasks`)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import model_validator
+
+from ._base import RequestModel, WireModel
+
+
+class VideoSource(RequestModel):
+    """The `video` of an analyze request: exactly one of url / asset_id / base64_string.
+
+    On the wire it is the discriminated `VideoContext` (`{"type": "url", "url": ...}`); `to_wire` adds `type`.
+    """
+
+    url: str | None = None
+    asset_id: str | None = None
+    base64_string: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> VideoSource:
+        given = [v for v in (self.url, self.asset_id, self.base64_string) if v is not None]
+        if len(given) != 1:
+            raise ValueError("a video source needs exactly one of url, asset_id or base64_string")
+        return self
+
+    def to_wire(self) -> dict[str, Any]:
+        for kind in ("url", "asset_id", "base64_string"):
+            value = getattr(self, kind)
+            if value is not None:
+                return {"type": kind, kind: value}
+        raise AssertionError("unreachable: validator guarantees one source")
+
+
+class ResponseFormat(RequestModel):
+    type: Literal["json_schema"] = "json_schema"
+    json_schema: dict[str, Any]
+
+
+class AnalyzeRequest(RequestModel):
+    video: VideoSource
+    prompt: str
+    model_name: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    response_format: ResponseFormat | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+    stream: bool | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        body = super().to_wire()
+        body["video"] = self.video.to_wire()
+        return body
+
+
+class AnalyzeUsage(WireModel):
+    output_tokens: int | None = None
+    input_tokens: int | None = None
+
+
+class AnalyzeWarning(WireModel):
+    message: str | None = None
+
+
+class AnalyzeResult(WireModel):
+    id: str | None = None
+    data: str = ""
+    finish_reason: str | None = None
+    usage: AnalyzeUsage | None = None
+    error: AnalyzeWarning | None = None
+
+
+class AnalyzeStart(WireModel):
+    """`stream_start`: carries the generation id."""
+
+    kind: Literal["start"] = "start"
+    generation_id: str | None = None
+
+
+class AnalyzeText(WireModel):
+    """`text_generation`: one fragment; fragments concatenate to the answer."""
+
+    kind: Literal["text"] = "text"
+    text: str
+
+
+class AnalyzeEnd(WireModel):
+    """`stream_end`: the full text assembled from the fragments, finish reason, usage, truncation warning."""
+
+    kind: Literal["end"] = "end"
+    text: str
+    generation_id: str | None = None
+    finish_reason: str | None = None
+    usage: AnalyzeUsage | None = None
+    warning: str | None = None
+
+
+AnalyzeEvent = AnalyzeStart | AnalyzeText | AnalyzeEnd
+
+
+class AnalyzeTaskCreated(WireModel):
+    task_id: str
+    status: str | None = None
+
+
+class AnalyzeTaskResult(WireModel):
+    generation_id: str | None = None
+    data: Any = None
+    finish_reason: str | None = None
+    usage: AnalyzeUsage | None = None
+
+
+class AnalyzeTaskError(WireModel):
+    message: str | None = None
+    code: str | None = None
+
+
+class AnalyzeTask(WireModel):
+    task_id: str
+    status: str
+    custom_id: str | None = None
+    video_source: dict[str, Any] | None = None
+    request_params: dict[str, Any] | None = None
+    created_at: str | None = None
+    completed_at: str | None = None
+    result: AnalyzeTaskResult | None = None
+    error: AnalyzeTaskError | None = None
+    batch_id: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("ready", "failed", "canceled")
+
+
+__all__ = [
+    "AnalyzeEnd",
+    "AnalyzeEvent",
+    "AnalyzeRequest",
+    "AnalyzeResult",
+    "AnalyzeStart",
+    "AnalyzeTask",
+    "AnalyzeTaskCreated",
+    "AnalyzeText",
+    "ResponseFormat",
+    "VideoSource",
+]

@@ -1,0 +1,93 @@
+"""Embeddings: v1 `/embed` (text/image/audio) and video tasks on `/embed-v2/tasks`."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from ._base import RequestModel, WireModel
+
+
+class EmbeddingSegment(WireModel):
+    float_: list[float] = Field(default_factory=list, alias="float")
+    start_offset_sec: float | None = None
+    end_offset_sec: float | None = None
+    embedding_option: str | None = None
+    embedding_scope: str | None = None
+
+
+class EmbeddingPart(WireModel):
+    segments: list[EmbeddingSegment] = Field(default_factory=list)
+    metadata: dict[str, Any] | None = None
+    error_message: str | None = None
+
+
+class Embedding(WireModel):
+    """`POST /embed` result; exactly the modalities that were sent are filled."""
+
+    model_name: str | None = None
+    text_embedding: EmbeddingPart | None = None
+    image_embedding: EmbeddingPart | None = None
+    audio_embedding: EmbeddingPart | None = None
+
+    @property
+    def parts(self) -> list[EmbeddingPart]:
+        return [p for p in (self.text_embedding, self.image_embedding, self.audio_embedding) if p is not None]
+
+    @property
+    def vectors(self) -> list[list[float]]:
+        return [seg.float_ for part in self.parts for seg in part.segments]
+
+
+class MediaSource(RequestModel):
+    """Exactly one of url / asset_id / base64_string (embed-v2 `media_source`)."""
+
+    url: str | None = None
+    asset_id: str | None = None
+    base64_string: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> MediaSource:
+        given = [v for v in (self.url, self.asset_id, self.base64_string) if v is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of url, asset_id or base64_string")
+        return self
+
+
+class VideoEmbeddingInput(RequestModel):
+    media_source: MediaSource
+    start_sec: float | None = None
+    end_sec: float | None = None
+    embedding_option: list[Literal["visual", "audio", "transcription"]] | None = None
+    embedding_scope: list[Literal["clip", "asset"]] | None = None
+
+
+class CreateVideoEmbeddingTaskRequest(RequestModel):
+    input_type: Literal["video"] = "video"
+    model_name: str = "marengo3.0"
+    video: VideoEmbeddingInput
+
+
+class EmbeddingData(WireModel):
+    embedding: list[float] = Field(default_factory=list)
+    embedding_option: str | None = None
+    embedding_scope: str | None = None
+    start_sec: float | None = None
+    end_sec: float | None = None
+
+
+class EmbeddingTaskError(WireModel):
+    message: str | None = None
+
+
+class EmbeddingTask(WireModel):
+    """`GET /embed-v2/tasks/{id}`: `data` is null until the task is ready."""
+
+    id: str = Field(alias="_id")
+    status: str
+    created_at: str | None = None
+    updated_at: str | None = None
+    data: list[EmbeddingData] | None = None
+    metadata: dict[str, Any] | None = None
+    error: EmbeddingTaskError | None = None

@@ -1,0 +1,114 @@
+"""Indexes, indexed assets, videos, legacy tasks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from ._base import MetadataValue, RequestModel, WireModel
+
+
+class IndexModel(RequestModel):
+    model_name: str = "marengo3.0"
+    model_options: list[str] = Field(default_factory=lambda: ["visual", "audio"])
+
+
+class CreateIndexRequest(RequestModel):
+    index_name: str
+    models: list[IndexModel]
+    addons: list[str] | None = None
+
+
+class IndexModelInfo(WireModel):
+    model_name: str
+    model_options: list[str] = Field(default_factory=list)
+
+
+class Index(WireModel):
+    id: str = Field(alias="_id")
+    index_name: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    expires_at: str | None = None
+    total_duration: float | None = None
+    video_count: int | None = None
+    models: list[IndexModelInfo] = Field(default_factory=list)
+    addons: list[str] = Field(default_factory=list)
+
+
+class CreatedId(WireModel):
+    id: str = Field(alias="_id")
+
+
+class IndexAssetRequest(RequestModel):
+    asset_id: str
+    enable_video_stream: bool | None = None
+    user_metadata: dict[str, MetadataValue] | None = None
+
+
+class SystemMetadata(WireModel):
+    filename: str | None = None
+    duration: float | None = None
+    fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+    size: int | None = None
+
+
+class TranscriptionEntry(WireModel):
+    start: float
+    end: float
+    value: str
+
+
+class VideoHLS(WireModel):
+    video_url: str | None = None
+    thumbnail_urls: list[str] | None = None
+    status: str | None = None
+    updated_at: str | None = None
+
+
+class IndexedAsset(WireModel):
+    id: str = Field(alias="_id")
+    asset_id: str | None = None
+    status: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    indexed_at: str | None = None
+    system_metadata: SystemMetadata | None = None
+    user_metadata: dict[str, Any] | None = None
+    hls: VideoHLS | None = None
+    embedding: dict[str, Any] | None = None
+    transcription: list[TranscriptionEntry] | None = None
+
+
+class Video(WireModel):
+    """The legacy per-index view of an indexed video (`/indexes/{id}/videos`)."""
+
+    id: str = Field(alias="_id")
+    asset_id: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    indexed_at: str | None = None
+    system_metadata: SystemMetadata | None = None
+    user_metadata: dict[str, Any] | None = None
+    hls: VideoHLS | None = None
+    embedding: dict[str, Any] | None = None
+    transcription: list[TranscriptionEntry] | None = None
+
+
+class TaskRef(WireModel):
+    id: str = Field(alias="_id")
+    video_id: str | None = None
+
+
+class Task(WireModel):
+    id: str = Field(alias="_id")
+    index_id: str | None = None
+    video_id: str | None = None
+    status: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    system_metadata: SystemMetadata | None = None
+    hls: VideoHLS | None = None
