@@ -3,7 +3,6 @@ in the ``rapidocr`` wheel and are passed by explicit path so nothing is ever fet
 
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +12,6 @@ import numpy as np
 
 from tl_mcp.sandbox.analyzers.base import Frame, TimedText
 from tl_mcp.sandbox.analyzers.models import ENV_OCR_MODEL_DIR, AnalyzerModels
-
-log = logging.getLogger(__name__)
 
 #: Measured on generated and real frames: this removes the junk tokens PP-OCR emits on shapes
 #: ("●", "O", "_") while keeping real words.

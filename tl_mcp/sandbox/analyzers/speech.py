@@ -137,6 +137,7 @@ class WhisperSpeechAnalyzer:
             condition_on_previous_text=False,
         )
         duration = audio.size / SAMPLE_RATE
+        log.debug("transcribing %.1f s of audio at offset %.1f s", duration, offset)
         result: list[TimedText] = []
         for seg in segments:
             text = seg.text.strip()
@@ -146,9 +147,13 @@ class WhisperSpeechAnalyzer:
             words = [w for w in (seg.words or []) if w.word.strip()]
             if words:
                 start, end = float(words[0].start), float(words[-1].end)
+                # avg_logprob is shared by every segment of one decoding window; the words'
+                # own probabilities tell segments apart.
+                confidence = sum(float(w.probability) for w in words) / len(words)
+            else:
+                confidence = math.exp(min(0.0, float(seg.avg_logprob)))
             start = min(max(0.0, start), duration)
             end = min(max(start, end), duration)
-            confidence = math.exp(min(0.0, float(seg.avg_logprob)))
             result.append(
                 TimedText(
                     start=round(offset + start, 3),
