@@ -1,0 +1,134 @@
+"""Shared plumbing for the sandbox's knowledge stores and Jockey: errors, ids, times, the seam to the
+rest of the sandbox (assets, ingest, retrieval) and tunable options.
+
+The seam is :class:`SandboxHooks`: knowledge stores never read the asset tables or the search index
+directly, they ask through it. That keeps this part testable on its own and lets the core sandbox
+change its storage without touching knowledge stores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from starlette.requests import Request
+
+from tl_mcp.sandbox.errors import ApiError, invalid, missing, not_found
+
+JsonObj = dict[str, Any]
+
+__all__ = ["ApiError", "invalid", "missing", "not_found"]
+
+
+def new_id(prefix: str) -> str:
+    """``prefix_`` + a UUIDv7-style id (48-bit millisecond time, then random), so ids sort by creation."""
+    millis = time.time_ns() // 1_000_000
+    value = (millis & ((1 << 48) - 1)) << 80 | secrets.randbits(80)
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return f"{prefix}_{uuid.UUID(int=value)}"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+async def json_body(request: Request) -> JsonObj:
+    raw = await request.body()
+    if not raw.strip():
+        raise invalid("The request body is empty; send a JSON object with `Content-Type: application/json`.")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise invalid(f"The request body is not valid JSON ({exc}); send a JSON object.") from exc
+    if not isinstance(body, dict):
+        raise invalid("The request body must be a JSON object.")
+    return body
+
+
+@dataclass(frozen=True, slots=True)
+class AssetInfo:
+    """What knowledge stores need to know about an uploaded asset."""
+
+    asset_id: str
+    asset_type: Literal["video", "image"]
+    status: str
+    filename: str
+    duration: float | None = None
+    fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+    codec_name: str | None = None
+    size: int | None = None
+    thumbnail_url: str | None = None
+    hls_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One moment the sandbox's retrieval found in an asset."""
+
+    asset_id: str
+    start: float
+    end: float
+    text: str
+    source: str
+    score: float
+    modalities: tuple[str, ...] = ("visual",)
+
+
+class IngestFailedError(Exception):
+    """The asset could not be processed; the message says why (shown on the failed item)."""
+
+
+class SandboxHooks(Protocol):
+    """What the knowledge-store layer needs from the rest of the sandbox."""
+
+    async def get_asset(self, asset_id: str) -> AssetInfo | None: ...
+
+    async def ensure_processed(self, asset_id: str) -> None:
+        """Return once the asset's media is decoded and its text indexed; raise IngestFailedError."""
+        ...
+
+    async def retrieve(
+        self, query: str, asset_ids: Sequence[str], modalities: Sequence[str], limit: int
+    ) -> list[Hit]: ...
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        return default
+
+
+@dataclass(slots=True)
+class JockeyOptions:
+    """Tunables for knowledge stores and `/responses`; tests shorten them."""
+
+    #: Seconds of silence on a `/responses` stream before a `keepalive` event (SDK 1.3.6: about 10 s).
+    keepalive_interval_s: float = field(
+        default_factory=lambda: _env_float("TL_MCP_SANDBOX_KEEPALIVE_S", 10.0)
+    )
+    #: How long a knowledge-store search page token stays usable.
+    page_token_ttl_s: float = field(
+        default_factory=lambda: _env_float("TL_MCP_SANDBOX_PAGE_TOKEN_TTL_S", 3600.0)
+    )
+    #: Injected think time before Jockey answers (latency fault, for keepalive tests).
+    think_delay_s: float = 0.0
+    #: Pause between streamed text deltas; 0 streams as fast as the socket takes them.
+    delta_delay_s: float = 0.0
+    #: Fault: end the SSE stream (no terminal event, no [DONE]) after this many frames.
+    sse_truncate_after: int | None = None
+    #: Fault: replace the JSON of the frame with this sequence number by malformed text.
+    sse_malformed_at: int | None = None
+    #: Longest a knowledge-store item waits for its asset to finish processing.
+    item_timeout_s: float = 900.0

@@ -1,0 +1,254 @@
+"""Extractive answers for the sandbox's Jockey: question terms, follow-ups, cited answer text.
+
+Nothing here generates language. An answer is built only from moments the retrieval found (what was
+said, subtitled or written on screen), each cited with a ``[mm:ss-mm:ss]`` marker and a matching
+annotation. When the evidence is missing, the text says so instead of guessing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+#: The sandbox's only model name; echoed on every response (request shape A sends it).
+MODEL_NAME = "jockey1.0"
+
+_WORD = re.compile(r"[\w']+", re.UNICODE)
+_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+_SELECTION_TOKEN = re.compile(r"\{\{\s*sel\s*:\s*(\d+)\s*\}\}")
+
+_STOPWORDS_TEXT = """
+a an and are as at be been but by can could did do does for from had has have how i in into is it
+its me my of on or our please show so than that the their them then there these they this those to
+tell us was we were what when where which who whom why will with would you your about any all also
+video videos clip clips moment moments find list give describe say said says mention mentioned
+happen happens happened does did get got knowledge store
+"""
+_STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
+
+# Follow-ups lean on the previous turn when they are short and refer back ("what about it?").
+_REFERRING_TEXT = """
+it its that this those these they them he she him her there then again more else same above previous
+"""
+_REFERRING = frozenset(_REFERRING_TEXT.split())
+_FOLLOWUP_OPENERS = ("and ", "what about", "how about", "also ", "more ", "tell me more", "what else")
+
+# Words that ask about what something looks like: the offline engine has no image-text model.
+_VISUAL_WORDS_TEXT = """
+color colour colors colours wearing wears wear look looks looking appearance appear appears visually
+visual see seen shown shows picture image scene scenes background foreground face faces person
+people man woman car dog cat animal object objects holding hold holds red blue green yellow black
+white orange purple pink brown grey gray jacket shirt dress logo
+"""
+_VISUAL_WORDS = frozenset(_VISUAL_WORDS_TEXT.split())
+
+OFFLINE_VISUAL_NOTE = (
+    "Note: this offline sandbox matches only what is said, subtitled or written on screen; it cannot judge "
+    "what the picture shows (colours, objects, people, actions), so visual details are not covered."
+)
+
+
+def count_tokens(text: str) -> int:
+    """A token-ish count (words and punctuation), honest enough for usage numbers."""
+    return len(_TOKEN.findall(text))
+
+
+def content_terms(text: str) -> list[str]:
+    """Lower-cased words that carry meaning, in order of first appearance, without stopwords."""
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(text.lower()):
+        word = word.strip("'")
+        if len(word) > 1 and word not in _STOPWORDS:
+            seen.setdefault(word, None)
+    return list(seen)
+
+
+def strip_selection_tokens(text: str) -> str:
+    return _SELECTION_TOKEN.sub(" ", text).strip()
+
+
+def selection_indexes(text: str) -> list[int]:
+    return [int(m.group(1)) for m in _SELECTION_TOKEN.finditer(text)]
+
+
+def is_followup(question: str) -> bool:
+    """True for short questions that point back at the previous turn instead of naming a topic."""
+    lowered = question.strip().lower()
+    words = _WORD.findall(lowered)
+    if not words:
+        return False
+    if lowered.startswith(_FOLLOWUP_OPENERS):
+        return True
+    return len(words) <= 8 and any(w in _REFERRING for w in words)
+
+
+def retrieval_query(question: str, previous_questions: Sequence[str]) -> str:
+    """The text to retrieve with: the question itself, plus the last turn's terms for a follow-up."""
+    cleaned = strip_selection_tokens(question)
+    if previous_questions and is_followup(cleaned):
+        earlier = [t for t in content_terms(previous_questions[-1]) if t not in content_terms(cleaned)]
+        if earlier:
+            return f"{cleaned} {' '.join(earlier)}".strip()
+    return cleaned
+
+
+def needs_visual_semantics(question: str) -> bool:
+    return any(w in _VISUAL_WORDS for w in _WORD.findall(question.lower()))
+
+
+def timestamp(seconds: float) -> str:
+    whole = max(0, int(seconds))
+    return f"{whole // 60:02d}:{whole % 60:02d}"
+
+
+def marker(start: float, end: float) -> str:
+    # Round the end up so a 2.4 s - 5.6 s moment reads [00:02-00:06] and still covers the cue.
+    end_whole = int(end) if float(end).is_integer() else int(end) + 1
+    return f"[{timestamp(start)}-{timestamp(max(end_whole, int(start)))}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """One piece of evidence: a time range of a knowledge-store item and the text found there."""
+
+    item_id: str
+    asset_id: str
+    title: str
+    start: float
+    end: float
+    text: str
+    source: str
+    score: float
+    thumbnail_url: str | None = None
+    hls_url: str | None = None
+
+    def as_evidence(self) -> dict[str, Any]:
+        """The form Jockey's own tool step reports (function_call_output) and the JSON filler reads."""
+        return {
+            "item_id": self.item_id,
+            "title": self.title,
+            "start_sec": round(self.start, 3),
+            "end_sec": round(self.end, 3),
+            "source": self.source,
+            "text": self.text,
+            "score": round(self.score, 4),
+        }
+
+
+@dataclass(slots=True)
+class Answer:
+    text: str
+    annotations: list[dict[str, Any]] = field(default_factory=list)
+    cited: list[Moment] = field(default_factory=list)
+
+
+class _Builder:
+    """Appends text while recording where each citation marker lands (code-point offsets)."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._length = 0
+        self.annotations: list[dict[str, Any]] = []
+
+    def add(self, text: str) -> None:
+        self._parts.append(text)
+        self._length += len(text)
+
+    def cite(self, moment: Moment) -> None:
+        mark = marker(moment.start, moment.end)
+        start_index = self._length
+        self.add(mark)
+        self.annotations.append(
+            {
+                "type": "video_citation",
+                "start_index": start_index,
+                "end_index": start_index + len(mark) - 1,  # inclusive, per SDK 1.3.6
+                "item_id": moment.item_id,
+                "start_sec": round(moment.start, 3),
+                "end_sec": round(moment.end, 3),
+                "title": moment.title,
+                "thumbnail_url": moment.thumbnail_url,
+                "hls_url": moment.hls_url,
+            }
+        )
+
+    def text(self) -> str:
+        return "".join(self._parts)
+
+
+def _quote(text: str, limit: int = 220) -> str:
+    flat = " ".join(text.split())
+    if len(flat) > limit:
+        flat = flat[: limit - 1].rstrip() + "…"
+    return flat
+
+
+_SOURCE_VERB = {"subtitle": "the subtitles read", "speech": "someone says", "ocr": "the screen shows"}
+
+
+def compose_answer(
+    question: str,
+    moments: Sequence[Moment],
+    *,
+    ready_items: int,
+    pending_items: int,
+    max_citations: int = 5,
+) -> Answer:
+    """Build the cited, extractive answer text for ``question`` from ranked ``moments``."""
+    builder = _Builder()
+    visual = needs_visual_semantics(question)
+    if ready_items == 0:
+        if pending_items:
+            builder.add(
+                f"None of the {pending_items} item(s) in this knowledge store is ready yet, so there is nothing "
+                "to answer from. Wait until the items reach the `ready` status, then ask again."
+            )
+        else:
+            builder.add(
+                "This knowledge store has no ready items, so there is nothing to answer from. Add an asset "
+                "to the store, wait until the item is `ready`, then ask again."
+            )
+        return Answer(text=builder.text(), annotations=builder.annotations)
+
+    chosen = list(moments[:max_citations])
+    scope = f"{ready_items} ready video{'s' if ready_items != 1 else ''}"
+    if not chosen:
+        builder.add(
+            f"I found nothing in the {scope} of this knowledge store that matches this question. "
+            "I only answer from what the videos say, subtitle or show as on-screen text, and none of it "
+            "matched; try other words that would be spoken or written in the video."
+        )
+        if visual:
+            builder.add(" " + OFFLINE_VISUAL_NOTE)
+        return Answer(text=builder.text(), annotations=builder.annotations)
+
+    titles = {m.item_id for m in chosen}
+    builder.add(
+        f"Here is what I found in the {scope} of this knowledge store "
+        f"({len(chosen)} matching moment{'s' if len(chosen) != 1 else ''} in {len(titles)} "
+        f"video{'s' if len(titles) != 1 else ''}):\n"
+    )
+    for moment in chosen:
+        verb = _SOURCE_VERB.get(moment.source, "the video has")
+        builder.add(f'- In "{moment.title}" ')
+        builder.cite(moment)
+        builder.add(f' {verb}: "{_quote(moment.text)}"\n')
+    if pending_items:
+        builder.add(
+            f"{pending_items} more item(s) are still being processed and were not searched; ask again once "
+            "they are ready.\n"
+        )
+    if visual:
+        builder.add(OFFLINE_VISUAL_NOTE)
+    return Answer(text=builder.text().rstrip("\n"), annotations=builder.annotations, cited=chosen)
+
+
+def chunk_text(text: str, words_per_chunk: int = 3) -> list[str]:
+    """Split text into phrase-sized deltas that concatenate back to exactly ``text``."""
+    pieces = re.findall(r"\S+\s*|\s+", text)
+    chunks: list[str] = []
+    for i in range(0, len(pieces), words_per_chunk):
+        chunks.append("".join(pieces[i : i + words_per_chunk]))
+    return chunks
