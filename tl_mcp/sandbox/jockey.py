@@ -483,7 +483,8 @@ class Turn:
                 (session.id,),
             ).fetchone()["n"]
             conn.execute(
-                "INSERT INTO jockey_turns (session_id, turn, response_id, question, query, answer, created_at)"
+                "INSERT INTO jockey_turns (session_id, turn, response_id, question, query, answer,"
+                " created_at)"
                 " "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (session.id, turn, self.response_id, self.req.question, query, answer, stamp),
@@ -499,11 +500,6 @@ def _item_text(item: JsonObj) -> str:
     if item["type"] == "message":
         return "".join(part["text"] for part in item["content"])
     return str(item.get("arguments") or item.get("output") or "")
-
-
-def options_for(request: Request) -> JockeyOptions:
-    options: JockeyOptions | None = getattr(request.app.state, "tl_jockey_options", None)
-    return options or get_service(request).options
 
 
 async def _frames(turn: Turn, options: JockeyOptions) -> AsyncIterator[bytes]:
@@ -532,7 +528,7 @@ async def create_response(request: Request) -> Response:
         _validate_selections(svc, session.store_id, session.selections)
     except ApiError as exc:
         return exc.response()
-    options = options_for(request)
+    options = svc.options
     turn = Turn(svc, turn_request, session, options)
     if turn_request.stream:
         return StreamingResponse(

@@ -84,17 +84,13 @@ class Hit:
     modalities: tuple[str, ...] = ("visual",)
 
 
-class IngestFailedError(Exception):
-    """The asset could not be processed; the message says why (shown on the failed item)."""
-
-
 class SandboxHooks(Protocol):
     """What the knowledge-store layer needs from the rest of the sandbox."""
 
     async def get_asset(self, asset_id: str) -> AssetInfo | None: ...
 
-    async def ensure_processed(self, asset_id: str) -> None:
-        """Return once the asset's media is decoded and its text indexed; raise IngestFailedError."""
+    def enqueue_item(self, item_id: str, timeout_s: float) -> None:
+        """Start processing a knowledge-store item in the background (durably, surviving restarts)."""
         ...
 
     async def retrieve(

@@ -202,8 +202,8 @@ def compose_answer(
     if ready_items == 0:
         if pending_items:
             builder.add(
-                f"None of the {pending_items} item(s) in this knowledge store is ready yet, so there is nothing "
-                "to answer from. Wait until the items reach the `ready` status, then ask again."
+                f"None of the {pending_items} item(s) in this knowledge store is ready yet, so there is "
+                "nothing to answer from. Wait until the items reach the `ready` status, then ask again."
             )
         else:
             builder.add(

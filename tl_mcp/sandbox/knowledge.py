@@ -8,7 +8,6 @@ pages through them with page tokens that expire (an expired token answers 410, a
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import sqlite3
@@ -16,7 +15,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -25,7 +23,6 @@ from tl_mcp.sandbox.jockey_base import (
     ApiError,
     AssetInfo,
     Hit,
-    IngestFailedError,
     JockeyOptions,
     JsonObj,
     SandboxHooks,
@@ -164,7 +161,7 @@ def _item_json(row: sqlite3.Row) -> JsonObj:
     return out
 
 
-def _system_metadata(asset: AssetInfo) -> JsonObj:
+def system_metadata(asset: AssetInfo) -> JsonObj:
     fields: dict[str, Any] = {
         "asset_type": asset.asset_type,
         "filename": asset.filename,
@@ -218,8 +215,6 @@ class KnowledgeService:
         self.db = db
         self.hooks = hooks
         self.options = options or JockeyOptions()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._resumed = False
 
     # ---- stores -------------------------------------------------------------------------------------
 
@@ -245,7 +240,8 @@ class KnowledgeService:
             config = _validate_ingestion_config(config)
         store_id, stamp = new_id("ks"), now_iso()
         self.db.run(
-            "INSERT INTO ks_stores (id, name, description, ingestion_config, metadata, created_at, updated_at)"
+            "INSERT INTO ks_stores (id, name, description, ingestion_config, metadata, created_at,"
+            " updated_at)"
             " "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (store_id, name, description, dumps(config) if config else None, dumps(metadata), stamp, stamp),
@@ -313,14 +309,14 @@ class KnowledgeService:
                 store_id,
                 asset_id,
                 asset.asset_type,
-                dumps(_system_metadata(asset)),
+                dumps(system_metadata(asset)),
                 dumps(metadata),
                 stamp,
                 stamp,
             ),
         )
         self.db.run("UPDATE ks_stores SET updated_at = ? WHERE id = ?", (stamp, store_id))
-        self._spawn(item_id)
+        self.hooks.enqueue_item(item_id, self.options.item_timeout_s)
         return _item_json(self.item_row(store_id, item_id))
 
     def list_items(self, store_id: str, request: Request) -> JSONResponse:
@@ -348,61 +344,6 @@ class KnowledgeService:
             conn.execute("DELETE FROM ks_collection_members WHERE item_id = ?", (item_id,))
             conn.execute("DELETE FROM ks_items WHERE id = ?", (item_id,))
             conn.execute("UPDATE ks_stores SET updated_at = ? WHERE id = ?", (now_iso(), store_id))
-
-    def _set_status(self, item_id: str, status: str, error: str | None = None) -> None:
-        self.db.run(
-            "UPDATE ks_items SET status = ?, error = ?, updated_at = ? WHERE id = ?",
-            (status, error, now_iso(), item_id),
-        )
-
-    def _spawn(self, item_id: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._process(item_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def resume_pending(self) -> None:
-        """After a restart, pick up items that were queued or mid-processing when the process stopped."""
-        if self._resumed:
-            return
-        self._resumed = True
-        for row in self.db.all("SELECT id FROM ks_items WHERE status IN ('queued', 'pending', 'processing')"):
-            self._spawn(row["id"])
-
-    async def _process(self, item_id: str) -> None:
-        row = self.db.one("SELECT asset_id FROM ks_items WHERE id = ?", (item_id,))
-        if row is None:
-            return
-        self._set_status(item_id, "processing")
-        try:
-            with anyio.fail_after(self.options.item_timeout_s):
-                await self.hooks.ensure_processed(row["asset_id"])
-        except IngestFailedError as exc:
-            log.info("knowledge-store item %s failed: %s", item_id, exc)
-            self._set_status(item_id, "failed", str(exc))
-            return
-        except TimeoutError:
-            self._set_status(
-                item_id, "failed", f"processing took longer than {self.options.item_timeout_s:.0f} s"
-            )
-            return
-        except Exception as exc:  # a bug in ingest must not leave the item 'processing' forever
-            log.exception("knowledge-store item %s: unexpected ingest error", item_id)
-            self._set_status(item_id, "failed", f"internal error: {type(exc).__name__}")
-            return
-        if self.db.one("SELECT id FROM ks_items WHERE id = ?", (item_id,)) is not None:
-            asset = await self.hooks.get_asset(row["asset_id"])
-            if asset is not None:
-                self.db.run(
-                    "UPDATE ks_items SET system_metadata = ? WHERE id = ?",
-                    (dumps(_system_metadata(asset)), item_id),
-                )
-            self._set_status(item_id, "ready")
-
-    async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # ---- item collections -------------------------------------------------------------------------
 
@@ -704,7 +645,8 @@ class KnowledgeService:
             token = new_id("kspt")
             self.db.run("DELETE FROM ks_search_pages WHERE expires_at < ?", (time.time() - 86_400,))
             self.db.run(
-                "INSERT INTO ks_search_pages (token, store_id, hits, page_size, offset, effective, expires_at)"
+                "INSERT INTO ks_search_pages (token, store_id, hits, page_size, offset, effective,"
+                " expires_at)"
                 " "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -740,7 +682,8 @@ class KnowledgeService:
         if offset + size < len(hits):
             follow = new_id("kspt")
             self.db.run(
-                "INSERT INTO ks_search_pages (token, store_id, hits, page_size, offset, effective, expires_at)"
+                "INSERT INTO ks_search_pages (token, store_id, hits, page_size, offset, effective,"
+                " expires_at)"
                 " "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (follow, store_id, row["hits"], size, offset + size, row["effective"], row["expires_at"]),
@@ -752,24 +695,17 @@ class KnowledgeService:
 
 # ---- HTTP ------------------------------------------------------------------------------------------------
 
-ServiceFactory = Callable[[Request], KnowledgeService]
-_STATE_KEY = "tl_knowledge_service"
-
-
-def set_service(app_state: Any, service: KnowledgeService) -> None:
-    setattr(app_state, _STATE_KEY, service)
-
 
 def get_service(request: Request) -> KnowledgeService:
-    service = getattr(request.app.state, _STATE_KEY, None)
-    if service is None:
-        factory: ServiceFactory | None = getattr(request.app.state, "tl_knowledge_factory", None)
-        if factory is None:
-            raise ApiError(500, "internal_error", "Knowledge stores are not configured in this sandbox.")
-        service = factory(request)
-        set_service(request.app.state, service)
-    service.resume_pending()
-    return service
+    """The service for this request, over the running sandbox's engine (``request.app.state.engine``)."""
+    from tl_mcp.sandbox.jockey_engine import EngineHooks
+    from tl_mcp.sandbox.routes.common import engine_of, signed_url
+
+    engine = engine_of(request)
+    options: JockeyOptions = getattr(request.app.state, "tl_jockey_options", None) or JockeyOptions(
+        page_token_ttl_s=engine.config.search_page_ttl_s
+    )
+    return KnowledgeService(engine.db, EngineHooks(engine, lambda path: signed_url(request, path)), options)
 
 
 Handler = Callable[[Request, KnowledgeService], Awaitable[Response]]

@@ -1,0 +1,132 @@
+"""Knowledge stores on top of the sandbox engine: asset facts, retrieval, and item processing as a durable
+engine job (``ks_item``), so an item interrupted by a restart resumes like any other ingest work."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from tl_mcp.sandbox.db import loads, now_iso
+from tl_mcp.sandbox.engine import FAILURE_HOOKS, JOB_HANDLERS, Engine
+from tl_mcp.sandbox.index_search import TRANSCRIPT_SOURCES, retrieve, sources_for
+from tl_mcp.sandbox.jockey_base import AssetInfo, Hit
+from tl_mcp.sandbox.jockey_db import dumps
+from tl_mcp.sandbox.media import Probe
+
+log = logging.getLogger(__name__)
+
+JOB_KIND = "ks_item"
+#: Pause before re-checking an asset that is still uploading or being processed by its own job.
+_RECHECK_S = 0.25
+_DEFAULT_TIMEOUT_S = 900.0
+
+
+def _asset_type(kind: str | None) -> str:
+    return "image" if kind == "image" else "video"
+
+
+def asset_info(engine: Engine, asset_id: str, link: Callable[[str], str] | None = None) -> AssetInfo | None:
+    row = engine.db.one("SELECT * FROM assets WHERE id = ?", (asset_id,))
+    if row is None:
+        return None
+    probe: dict[str, Any] = loads(row["probe"]) or {}
+    kind = probe.get("kind") or row["kind"]
+    thumb = engine.db.one(
+        "SELECT thumbnail FROM segments WHERE asset_id = ? AND thumbnail IS NOT NULL ORDER BY idx LIMIT 1",
+        (asset_id,),
+    )
+    thumbnail_url = None
+    if thumb is not None and link is not None:
+        thumbnail_url = link(f"/media/{asset_id}/thumbs/{thumb['thumbnail']}")
+    return AssetInfo(
+        asset_id=asset_id,
+        asset_type="image" if kind == "image" else "video",
+        status=str(row["status"]),
+        filename=str(row["filename"]),
+        duration=probe.get("duration"),
+        fps=probe.get("fps"),
+        width=probe.get("width"),
+        height=probe.get("height"),
+        codec_name=probe.get("video_codec"),
+        size=row["size"] if row["size"] is not None else probe.get("size"),
+        thumbnail_url=thumbnail_url,
+    )
+
+
+class EngineHooks:
+    """:class:`~tl_mcp.sandbox.jockey_base.SandboxHooks` backed by the engine of the running sandbox."""
+
+    def __init__(self, engine: Engine, link: Callable[[str], str] | None = None) -> None:
+        self.engine = engine
+        self.link = link
+
+    async def get_asset(self, asset_id: str) -> AssetInfo | None:
+        return asset_info(self.engine, asset_id, self.link)
+
+    def enqueue_item(self, item_id: str, timeout_s: float) -> None:
+        self.engine.enqueue(JOB_KIND, item_id, {"deadline": time.time() + timeout_s})
+
+    async def retrieve(
+        self, query: str, asset_ids: Sequence[str], modalities: Sequence[str], limit: int
+    ) -> list[Hit]:
+        found = retrieve(self.engine, list(asset_ids), query, limit, sources=sources_for(modalities))
+        hits: list[Hit] = []
+        for m in found:
+            modality = "audio" if m.modality in TRANSCRIPT_SOURCES else "visual"
+            hits.append(Hit(m.asset_id, m.start, m.end, m.text, m.modality, m.score, (modality,)))
+        return hits
+
+
+def _set_item(engine: Engine, item_id: str, status: str, error: str | None = None) -> None:
+    engine.db.run(
+        "UPDATE ks_items SET status = ?, error = ?, updated_at = ? WHERE id = ?",
+        (status, error, now_iso(), item_id),
+    )
+
+
+def process_item(engine: Engine, item_id: str, payload: dict[str, Any]) -> None:
+    """Engine job: make the item's asset searchable, then mark the item ready (or failed, with why)."""
+    item = engine.db.one("SELECT * FROM ks_items WHERE id = ?", (item_id,))
+    if item is None:
+        return  # deleted while queued
+    asset = engine.db.one("SELECT * FROM assets WHERE id = ?", (item["asset_id"],))
+    if asset is None:
+        raise RuntimeError(f"asset {item['asset_id']} was deleted before the item was processed")
+    if asset["status"] == "failed":
+        raise RuntimeError(f"asset {item['asset_id']} failed to process: {asset['error'] or 'unknown error'}")
+    if item["status"] != "processing":
+        _set_item(engine, item_id, "processing")
+    if not asset["analyzed"]:
+        if asset["status"] != "ready" or not asset["path"]:
+            deadline = float(payload.get("deadline") or time.time() + _DEFAULT_TIMEOUT_S)
+            if time.time() > deadline:
+                raise RuntimeError(f"asset {item['asset_id']} did not become ready in time")
+            # The asset is still uploading or queued behind its own job: look again shortly.
+            time.sleep(_RECHECK_S)
+            engine.enqueue(JOB_KIND, item_id, payload)
+            return
+        engine.analyze_asset(
+            item["asset_id"], Path(asset["path"]), Probe.from_dict(loads(asset["probe"]) or {})
+        )
+    info = asset_info(engine, item["asset_id"])
+    if info is not None:
+        from tl_mcp.sandbox.knowledge import system_metadata
+
+        engine.db.run(
+            "UPDATE ks_items SET system_metadata = ? WHERE id = ?", (dumps(system_metadata(info)), item_id)
+        )
+    if engine.db.one("SELECT id FROM ks_items WHERE id = ?", (item_id,)) is not None:
+        _set_item(engine, item_id, "ready")
+
+
+def _on_give_up(engine: Engine, kind: str, ref: str, message: str) -> None:
+    if kind == JOB_KIND:
+        _set_item(engine, ref, "failed", message)
+
+
+JOB_HANDLERS[JOB_KIND] = process_item
+if _on_give_up not in FAILURE_HOOKS:
+    FAILURE_HOOKS.append(_on_give_up)
