@@ -32,7 +32,7 @@ class Index(WireModel):
     updated_at: str | None = None
     expires_at: str | None = None
     total_duration: float | None = None
-    video_count: int | None = None
+    video_count: float | None = None
     models: list[IndexModelInfo] = Field(default_factory=list)
     addons: list[str] = Field(default_factory=list)
 
@@ -51,9 +51,10 @@ class SystemMetadata(WireModel):
     filename: str | None = None
     duration: float | None = None
     fps: float | None = None
-    width: int | None = None
-    height: int | None = None
-    size: int | None = None
+    # The spec types these as `number`, and real answers may carry floats.
+    width: float | None = None
+    height: float | None = None
+    size: float | None = None
 
 
 class TranscriptionEntry(WireModel):
