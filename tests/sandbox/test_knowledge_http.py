@@ -276,3 +276,29 @@ def test_intermediate_outputs_and_json_schema(sb: Sandbox, store: tuple[str, str
     assert final["phase"] == "final_answer" and body["output"][0]["phase"] == "commentary"
     parsed = json.loads(final["content"][0]["text"])
     assert parsed["moments"] and parsed["moments"][0]["quote"]
+
+
+def test_official_sdk_streams_a_jockey_response(sb: Sandbox, store: tuple[str, str]) -> None:
+    from twelvelabs import TwelveLabs
+    from twelvelabs.types import ResponseInputItem
+
+    ks, item = store
+    client = TwelveLabs(api_key="k", base_url=sb.base_url)
+    fetched = client.knowledge_stores.retrieve(ks)
+    assert fetched.id == ks
+    assert client.knowledge_store_items.retrieve(ks, item).status == "ready"
+    events = list(
+        client.responses.create_stream(
+            knowledge_store_id=ks, input=[ResponseInputItem(type="message", role="user", content=_phrase(sb))]
+        )
+    )
+    types = [e.type for e in events]
+    assert types[0] == "response.created" and types[-1] == "response.completed"
+    final = events[-1].response
+    assert final is not None and final.output
+    part = final.output[0].content[0]
+    assert part.annotations and part.annotations[0].item_id == item
+    answer = client.responses.create(
+        knowledge_store_id=ks, input=[ResponseInputItem(type="message", role="user", content=_phrase(sb))]
+    )
+    assert answer.status == "completed" and answer.session_id
