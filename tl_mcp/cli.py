@@ -7,6 +7,7 @@ stdout carries the protocol and nothing else.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -35,23 +36,39 @@ def _setup_logging(level: str) -> None:
 
 
 def _serve_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--transport", choices=["stdio", "http"], help="stdio (default) or http (streamable HTTP at /mcp)")
+    p.add_argument(
+        "--transport", choices=["stdio", "http"], help="stdio (default) or http (streamable HTTP at /mcp)"
+    )
     p.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="HTTP port (default 8000)")
-    p.add_argument("--backend", choices=["auto", "cloud", "sandbox"], help="auto: cloud with a key, else sandbox")
+    p.add_argument(
+        "--backend", choices=["auto", "cloud", "sandbox"], help="auto: cloud with a key, else sandbox"
+    )
     p.add_argument("--base-url", help="TwelveLabs API root (a sandbox URL works too)")
     p.add_argument("--sandbox-dir", help="where the embedded sandbox keeps its data")
-    p.add_argument("--auth-token", action="append", dest="auth_tokens", help="accepted bearer token (repeatable)")
-    p.add_argument("--allowed-host", action="append", dest="allowed_hosts", help="allowed Host header (repeatable)")
-    p.add_argument("--allowed-origin", action="append", dest="allowed_origins", help="allowed Origin (repeatable)")
-    p.add_argument("--allow-dir", action="append", dest="allowed_dirs", help="folder local files may be read from")
+    p.add_argument(
+        "--auth-token", action="append", dest="auth_tokens", help="accepted bearer token (repeatable)"
+    )
+    p.add_argument(
+        "--allowed-host", action="append", dest="allowed_hosts", help="allowed Host header (repeatable)"
+    )
+    p.add_argument(
+        "--allowed-origin", action="append", dest="allowed_origins", help="allowed Origin (repeatable)"
+    )
+    p.add_argument(
+        "--allow-dir", action="append", dest="allowed_dirs", help="folder local files may be read from"
+    )
     p.add_argument("--toolsets", help=f"comma-separated, or 'all' (known: {', '.join(ALL_TOOLSETS)})")
-    p.add_argument("--read-only", action="store_true", default=None, help="hide every tool that changes anything")
+    p.add_argument(
+        "--read-only", action="store_true", default=None, help="hide every tool that changes anything"
+    )
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (logs go to stderr)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tl-mcp", description="TwelveLabs video understanding as an MCP server.")
+    parser = argparse.ArgumentParser(
+        prog="tl-mcp", description="TwelveLabs video understanding as an MCP server."
+    )
     parser.add_argument("--version", action="version", version=f"tl-mcp {__version__}")
     sub = parser.add_subparsers(dest="command")
     _serve_flags(sub.add_parser("serve", help="run the MCP server (default)"))
@@ -60,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--port", type=int, default=8100)
     sb.add_argument("--data-dir", help="sandbox storage (default: the user data dir)")
     tools = sub.add_parser("tools", help="print the tool reference from the live schemas")
-    tools.add_argument("--update-readme", metavar="README", help="rewrite the tools block of this file instead")
+    tools.add_argument(
+        "--update-readme", metavar="README", help="rewrite the tools block of this file instead"
+    )
     sub.add_parser("demo", help="run the end-to-end demo against the embedded sandbox")
     return parser
 
@@ -89,7 +108,12 @@ def _serve(args: argparse.Namespace) -> int:
     from tl_mcp.server import build_server, serve_http
 
     server = build_server(settings)
-    log.info("tl-mcp %s starting (%s transport, %s backend)", __version__, settings.transport, settings.effective_backend)
+    log.info(
+        "tl-mcp %s starting (%s transport, %s backend)",
+        __version__,
+        settings.transport,
+        settings.effective_backend,
+    )
     if settings.transport == "http":
         anyio.run(serve_http, server, settings)
     else:
@@ -100,9 +124,11 @@ def _serve(args: argparse.Namespace) -> int:
 def _sandbox(args: argparse.Namespace) -> int:
     _setup_logging("INFO")
     try:
-        from tl_mcp.sandbox import serve
-    except ImportError as exc:
-        print(f"tl-mcp sandbox needs the sandbox extra: pip install 'tl-mcp[sandbox]' ({exc})", file=sys.stderr)
+        serve = importlib.import_module("tl_mcp.sandbox").serve
+    except (ImportError, AttributeError) as exc:
+        print(
+            f"tl-mcp sandbox needs the sandbox extra: pip install 'tl-mcp[sandbox]' ({exc})", file=sys.stderr
+        )
         return 2
     from tl_mcp.config import default_sandbox_dir
 
@@ -137,7 +163,8 @@ async def tool_reference() -> str:
                 hints.append("open-world")
         summary = (tool.description or "").strip().split("\n\n")[0].replace("\n", " ").replace("|", "\\|")
         lines.append(
-            f"| {toolset_of.get(tool.name, '?')} | `{tool.name}` | {summary} | {params or '—'} | {', '.join(hints)} |"
+            f"| {toolset_of.get(tool.name, '?')} | `{tool.name}` | {summary} "
+            f"| {params or '—'} | {', '.join(hints)} |"
         )
     lines.append("")
     lines.append("The `admin` toolset is off unless enabled (`--toolsets all` or a list naming `admin`).")
@@ -170,8 +197,8 @@ def _tools(args: argparse.Namespace) -> int:
 def _demo(_: argparse.Namespace) -> int:
     _setup_logging("INFO")
     try:
-        from tl_mcp.demo import main as demo_main  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
+        demo_main = importlib.import_module("tl_mcp.demo").main
+    except (ImportError, AttributeError):
         print("The demo is not available in this build (tl_mcp.demo is missing).", file=sys.stderr)
         return 2
     result = demo_main()

@@ -1,11 +1,11 @@
-"""Building the MCP server: lifespan (backend, jobs, sessions), tools through the registry, resources, prompts."""
+"""Building the MCP server: lifespan (backend, jobs, sessions), tools, resources, prompts."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import Literal
 from contextlib import asynccontextmanager
+from typing import Literal
 
 import anyio
 from mcp.server.mcpserver import MCPServer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -41,8 +42,8 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
     if kind == "cloud":
         if key is None:
             raise ConfigError(
-                "TL_MCP_BACKEND=cloud needs TWELVELABS_API_KEY; set it, or use TL_MCP_BACKEND=sandbox for the "
-                "offline sandbox"
+                "TL_MCP_BACKEND=cloud needs TWELVELABS_API_KEY; set it, or use "
+                "TL_MCP_BACKEND=sandbox for the offline sandbox"
             )
         state_dir = Path(platformdirs.user_state_dir("tl-mcp", appauthor=False))
         async with _user_client(key, settings.base_url) as client:
@@ -57,13 +58,16 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
             yield Backend(client, "sandbox", settings.base_url, state_dir)
         return
     try:
-        from tl_mcp.sandbox.embedded import start_embedded
+        start_embedded = importlib.import_module("tl_mcp.sandbox.embedded").start_embedded
     except ImportError as exc:
         raise ConfigError(
             "the embedded sandbox needs the sandbox extra (pip install 'tl-mcp[sandbox]'), missing: "
             f"{exc.name or exc}; or set TWELVELABS_API_KEY to use the TwelveLabs cloud"
         ) from None
     settings.sandbox_dir.mkdir(parents=True, exist_ok=True)
-    async with start_embedded(settings.sandbox_dir) as sandbox, _user_client(sandbox.api_key, sandbox.base_url) as c:
+    async with (
+        start_embedded(settings.sandbox_dir) as sandbox,
+        _user_client(sandbox.api_key, sandbox.base_url) as c,
+    ):
         log.info("backend: embedded sandbox at %s (data in %s)", sandbox.base_url, settings.sandbox_dir)
         yield Backend(c, "sandbox", sandbox.base_url, state_dir)

@@ -27,9 +27,15 @@ from tl_mcp.api.errors import (
 )
 
 _HINTS: list[tuple[type[TwelveLabsError], str]] = [
-    (AuthenticationError, "Check the TWELVELABS_API_KEY the server was started with (the key itself is not shown)."),
+    (
+        AuthenticationError,
+        "Check the TWELVELABS_API_KEY the server was started with (the key itself is not shown).",
+    ),
     (PermissionDeniedError, "The API key lacks access to this resource or feature; check the plan or key."),
-    (NotFoundError, "Check the id; list_indexes, list_videos or list_knowledge_stores show the ids that exist."),
+    (
+        NotFoundError,
+        "Check the id; list_indexes, list_videos or list_knowledge_stores show the ids that exist.",
+    ),
     (ConflictError, "Something with that name or state already exists; pick another name or reuse it."),
     (RateLimitError, "The API is rate limiting; wait a little and retry."),
     (BadRequestError, "Fix the arguments named in the message and call again."),

@@ -40,7 +40,7 @@ class FilePolicy:
         return "allowed folders: " + ", ".join(str(d) for d in self.allowed_dirs)
 
     def check(self, raw: str) -> Path:
-        """Return the resolved path of a readable regular file inside an allowed folder, or raise ToolError."""
+        """The resolved path of a readable regular file inside an allowed folder, else ToolError."""
         if not raw or "\x00" in raw:
             raise ToolError("Local path refused: the path is empty or contains a NUL byte.")
         if not self.allowed_dirs:
@@ -54,7 +54,9 @@ class FilePolicy:
         try:
             resolved = candidate.resolve(strict=True)
         except (OSError, RuntimeError):
-            raise ToolError(f"Local path refused: {raw!r} does not exist (or a link in it is broken).") from None
+            raise ToolError(
+                f"Local path refused: {raw!r} does not exist (or a link in it is broken)."
+            ) from None
         if not any(resolved.is_relative_to(d) for d in self.allowed_dirs):
             raise ToolError(
                 f"Local path refused: {raw!r} resolves outside the {self.describe()}. {_HOW_TO_ADD}"

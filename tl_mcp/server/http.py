@@ -1,4 +1,4 @@
-"""Streamable HTTP deployment: `/mcp` (progress streamed as SSE), `/healthz`, bearer tokens, Host/Origin checks."""
+"""Streamable HTTP: `/mcp` (progress streamed as SSE), `/healthz`, bearer tokens, Host/Origin checks."""
 
 from __future__ import annotations
 
@@ -29,7 +29,9 @@ class BearerAuth:
     neither the content nor the position of a token leaks through timing.
     """
 
-    def __init__(self, app: ASGIApp, tokens: Sequence[str], *, public_paths: Sequence[str] = (HEALTH_PATH,)) -> None:
+    def __init__(
+        self, app: ASGIApp, tokens: Sequence[str], *, public_paths: Sequence[str] = (HEALTH_PATH,)
+    ) -> None:
         if not tokens:
             raise ValueError("BearerAuth needs at least one token")
         self._app = app
@@ -76,9 +78,10 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 
 
 def build_http_app(server: MCPServer[Any], settings: Settings) -> ASGIApp:
-    @server.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__, "backend": settings.effective_backend})
+
+    server.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)(healthz)
 
     app: ASGIApp = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
@@ -102,10 +105,12 @@ async def serve_http(server: MCPServer[Any], settings: Settings) -> None:
         app,
         host=settings.host,
         port=settings.port,
-        # Our logging setup (stderr) handles uvicorn's loggers too; its default config writes access logs to stdout.
+        # Our stderr logging handles uvicorn's loggers; its default config writes access logs to stdout.
         log_config=None,
         log_level=settings.log_level.lower(),
         lifespan="on",
     )
-    log.info("tl-mcp %s: streamable HTTP on http://%s:%s%s", __version__, settings.host, settings.port, MCP_PATH)
+    log.info(
+        "tl-mcp %s: streamable HTTP on http://%s:%s%s", __version__, settings.host, settings.port, MCP_PATH
+    )
     await uvicorn.Server(config).serve()

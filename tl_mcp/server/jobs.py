@@ -69,7 +69,9 @@ class Job:
         self._append(JobEvent("text", delta, float(len(self.text))))
 
     def emit_note(self, message: str, progress: float | None = None, total: float | None = None) -> None:
-        self._append(JobEvent("note", message, float(len(self.text)) if progress is None else progress, total))
+        self._append(
+            JobEvent("note", message, float(len(self.text)) if progress is None else progress, total)
+        )
 
     def _append(self, event: JobEvent) -> None:
         self.events.append(event)

@@ -42,7 +42,7 @@ def _recipe(knowledge_store_id: str, persona: str | None, task: str, follow_up: 
         "2. Keep the citations: each one names the item or video and the start/end seconds it comes from; "
         "quote them as timestamps when you report back.\n"
         f"3. {follow_up} Use continue_session with the returned session_id, so Jockey keeps the context.\n"
-        "If the call returns status \"in_progress\", call wait_for_task with its job_id until it completes."
+        'If the call returns status "in_progress", call wait_for_task with its job_id until it completes.'
     )
 
 
@@ -62,7 +62,7 @@ def register_prompts(server: MCPServer[AppState]) -> None:
 
     @server.prompt(
         title="Extract entities",
-        description="List the people, organizations, objects, places and on-screen text in a knowledge store.",
+        description="List the people, organizations, objects, places and on-screen text in a store.",
     )
     def extract_entities(knowledge_store_id: StoreId, persona: PersonaArg = None) -> str:
         return _recipe(

@@ -107,7 +107,9 @@ def select_tools(specs: Sequence[ToolSpec], *, toolsets: Sequence[str], read_onl
     return chosen
 
 
-def register_tools(server: MCPServer[Any], settings: Settings, specs: Sequence[ToolSpec] | None = None) -> list[str]:
+def register_tools(
+    server: MCPServer[Any], settings: Settings, specs: Sequence[ToolSpec] | None = None
+) -> list[str]:
     selected = select_tools(
         all_tools() if specs is None else specs, toolsets=settings.toolsets, read_only=settings.read_only
     )

@@ -33,7 +33,9 @@ def _dump(value: Any) -> str:
     if isinstance(value, BaseModel):
         value = value.model_dump(mode="json", exclude_none=True)
     elif isinstance(value, list):
-        value = [v.model_dump(mode="json", exclude_none=True) if isinstance(v, BaseModel) else v for v in value]
+        value = [
+            v.model_dump(mode="json", exclude_none=True) if isinstance(v, BaseModel) else v for v in value
+        ]
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
@@ -93,7 +95,9 @@ def register_resources(server: MCPServer[AppState], holder: StateHolder) -> None
             videos = await state.client.list_videos(index_id, page=1, page_limit=MAX_LISTED)
         except TwelveLabsError as exc:
             raise _fail(f"Reading index {index_id}", exc) from None
-        return _dump({"index": info.model_dump(mode="json", exclude_none=True), "videos": _dump_list(videos.data)})
+        return _dump(
+            {"index": info.model_dump(mode="json", exclude_none=True), "videos": _dump_list(videos.data)}
+        )
 
     @server.resource(
         "twelvelabs://indexes/{index_id}/videos/{video_id}",
@@ -136,14 +140,19 @@ def register_resources(server: MCPServer[AppState], holder: StateHolder) -> None
         state = app_state(ctx)
         try:
             info = await state.client.get_knowledge_store(knowledge_store_id)
-            items = await state.client.list_knowledge_store_items(knowledge_store_id, page=1, page_limit=MAX_LISTED)
+            items = await state.client.list_knowledge_store_items(
+                knowledge_store_id, page=1, page_limit=MAX_LISTED
+            )
         except TwelveLabsError as exc:
             raise _fail(f"Reading knowledge store {knowledge_store_id}", exc) from None
         return _dump(
-            {"knowledge_store": info.model_dump(mode="json", exclude_none=True), "items": _dump_list(items.data)}
+            {
+                "knowledge_store": info.model_dump(mode="json", exclude_none=True),
+                "items": _dump_list(items.data),
+            }
         )
 
-    @server.completion()
+    @server.completion()  # type: ignore[no-untyped-call, untyped-decorator]
     async def complete(
         ref: PromptReference | ResourceTemplateReference,
         argument: CompletionArgument,

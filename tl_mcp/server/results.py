@@ -12,8 +12,10 @@ from mcp.types import CallToolResult, ContentBlock, ImageContent, TextContent
 from pydantic import BaseModel
 
 
-def tool_result(data: BaseModel, text: str | Markdown, *, images: Sequence[ImageContent] = ()) -> CallToolResult:
-    """Build the result of a successful call: markdown first, then any images, plus `data` as structured content."""
+def tool_result(
+    data: BaseModel, text: str | Markdown, *, images: Sequence[ImageContent] = ()
+) -> CallToolResult:
+    """A successful call's result: markdown, then any images, plus `data` as structured content."""
     body = text.render() if isinstance(text, Markdown) else text
     content: list[ContentBlock] = [TextContent(type="text", text=body), *images]
     return CallToolResult(content=content, structured_content=data.model_dump(mode="json", by_alias=True))

@@ -34,7 +34,9 @@ class SessionStore:
             log.warning("ignoring unreadable session file %s: %s", self._path, exc)
             return {}
         sessions = raw.get("sessions") if isinstance(raw, dict) else None
-        return {k: v for k, v in sessions.items() if isinstance(v, dict)} if isinstance(sessions, dict) else {}
+        return (
+            {k: v for k, v in sessions.items() if isinstance(v, dict)} if isinstance(sessions, dict) else {}
+        )
 
     def _key(self, session_id: str) -> str:
         return f"{self._scope} {session_id}"

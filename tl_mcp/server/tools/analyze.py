@@ -1,3 +1,347 @@
-from tl_mcp.server.registry import ToolSpec
+"""Toolset `analyze`: open-ended analysis and summaries of one video via `/analyze`, streamed as progress."""
 
-TOOLS: list[ToolSpec] = []
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+import jsonschema
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
+
+from tl_mcp.api.errors import StreamError, TwelveLabsError
+from tl_mcp.api.models import AnalyzeEnd, AnalyzeText, VideoSource
+from tl_mcp.server.errors import explain
+from tl_mcp.server.jobs import Job
+from tl_mcp.server.registry import ToolSpec, tool
+from tl_mcp.server.results import Markdown, fmt_seconds, tool_result
+from tl_mcp.server.state import AppState, app_state
+from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS, http_url
+
+SummaryKind = Literal["summary", "chapters", "highlights", "gist"]
+
+
+class AnalyzeUsageInfo(BaseModel):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+class AnalyzeVideoResult(BaseModel):
+    status: Literal["completed", "in_progress"]
+    job_id: str | None = None
+    video: dict[str, str] = Field(description="The source analyzed: asset_id or url (and video_id if given).")
+    kind: str | None = Field(
+        default=None, description="summary / chapters / highlights / gist for summaries."
+    )
+    text: str
+    parsed: Any = Field(default=None, description="The JSON result when a schema was used.")
+    finish_reason: str | None = None
+    usage: AnalyzeUsageInfo | None = None
+    backend: Literal["cloud", "sandbox"]
+
+
+AssetId = Annotated[Id | None, Field(description="An uploaded asset (upload_asset → asset_id).")]
+Url = Annotated[str | None, Field(max_length=4000, description="Public http(s) URL of the video.")]
+VideoId = Annotated[
+    Id | None, Field(description="A video_id from search_videos / list_videos (needs index_id).")
+]
+IndexId = Annotated[Id | None, Field(description="The index of video_id.")]
+
+_SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
+    "summary": (
+        "Summarize this video in one or two paragraphs: what happens, who appears, what is said.",
+        {"type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"]},
+    ),
+    "chapters": (
+        "Split this video into chapters. For each chapter give start and end in seconds, a short title and a "
+        "one-sentence summary.",
+        {
+            "type": "object",
+            "properties": {
+                "chapters": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "start_sec": {"type": "number"},
+                            "end_sec": {"type": "number"},
+                            "title": {"type": "string"},
+                            "summary": {"type": "string"},
+                        },
+                        "required": ["start_sec", "end_sec", "title"],
+                    },
+                }
+            },
+            "required": ["chapters"],
+        },
+    ),
+    "highlights": (
+        "List the highlights of this video: the moments most worth watching, each with start and end "
+        "in seconds and one sentence saying why.",
+        {
+            "type": "object",
+            "properties": {
+                "highlights": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "start_sec": {"type": "number"},
+                            "end_sec": {"type": "number"},
+                            "highlight": {"type": "string"},
+                        },
+                        "required": ["start_sec", "end_sec", "highlight"],
+                    },
+                }
+            },
+            "required": ["highlights"],
+        },
+    ),
+    "gist": (
+        "Give the gist of this video: a title, the main topics, and a few hashtags.",
+        {
+            "type": "object",
+            "properties": {
+                "title": {"type": "string"},
+                "topics": {"type": "array", "items": {"type": "string"}},
+                "hashtags": {"type": "array", "items": {"type": "string"}},
+            },
+            "required": ["title", "topics", "hashtags"],
+        },
+    ),
+}
+
+
+async def _source(
+    state: AppState, asset_id: str | None, url: str | None, video_id: str | None, index_id: str | None
+) -> tuple[VideoSource, dict[str, str]]:
+    given = [n for n, v in (("asset_id", asset_id), ("url", url), ("video_id", video_id)) if v]
+    if len(given) != 1:
+        raise ToolError(f"Give exactly one of asset_id, url or video_id (got {', '.join(given) or 'none'}).")
+    if url:
+        return VideoSource(url=http_url(url)), {"url": url}
+    if asset_id:
+        return VideoSource(asset_id=asset_id), {"asset_id": asset_id}
+    assert video_id is not None
+    if not index_id:
+        raise ToolError(
+            "video_id needs index_id (the index the video is in) so it can be resolved to its asset; "
+            "or pass asset_id directly."
+        )
+    try:
+        video = await state.client.get_video(index_id, video_id)
+    except TwelveLabsError as exc:
+        raise ToolError(explain(f"Resolving video {video_id}", exc)) from None
+    if not video.asset_id:
+        raise ToolError(
+            f"Video {video_id} has no asset id (indexed before assets existed); analyze it by url instead."
+        )
+    return VideoSource(asset_id=video.asset_id), {"asset_id": video.asset_id, "video_id": video_id}
+
+
+def _markdown(r: AnalyzeVideoResult) -> Markdown:
+    title = f"Video {r.kind}" if r.kind else "Video analysis"
+    md = Markdown(title + (" (in progress)" if r.status == "in_progress" else ""))
+    if r.kind == "chapters" and isinstance(r.parsed, dict) and isinstance(r.parsed.get("chapters"), list):
+        md.section(
+            "Chapters",
+            [
+                f"- {fmt_seconds(_num(c.get('start_sec')))}–{fmt_seconds(_num(c.get('end_sec')))} "
+                f"**{c.get('title', '')}** {c.get('summary', '')}"
+                for c in r.parsed["chapters"]
+                if isinstance(c, dict)
+            ],
+        )
+    else:
+        md.para(r.text or "_(no text yet)_")
+    md.field("Source", ", ".join(f"{k} {v}" for k, v in r.video.items()))
+    if r.status == "in_progress":
+        md.next_step(f'Call wait_for_task(job_id="{r.job_id}") for the rest.')
+    return md
+
+
+def _num(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+async def _analyze(
+    ctx: Ctx,
+    *,
+    source: tuple[VideoSource, dict[str, str]],
+    prompt: str,
+    schema: dict[str, Any] | None,
+    kind: str | None,
+    start_time: float | None,
+    end_time: float | None,
+    temperature: float | None,
+    max_tokens: int | None,
+    wait_s: float,
+) -> CallToolResult:
+    state = app_state(ctx)
+    video, described = source
+
+    def partial(job: Job) -> CallToolResult:
+        r = AnalyzeVideoResult(
+            status="in_progress",
+            job_id=job.id,
+            video=described,
+            kind=kind,
+            text=job.text,
+            backend=state.backend,
+        )
+        return tool_result(r, _markdown(r))
+
+    async def work(job: Job) -> CallToolResult:
+        end: AnalyzeEnd | None = None
+        try:
+            # A cancellation lands inside the generator's await, so its HTTP stream closes at once.
+            async for event in state.client.analyze_stream(
+                video,
+                prompt,
+                response_format=schema,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                start_time=start_time,
+                end_time=end_time,
+            ):
+                if isinstance(event, AnalyzeText):
+                    job.emit_text(event.text)
+                elif isinstance(event, AnalyzeEnd):
+                    end = event
+        except StreamError as exc:
+            raise ToolError(
+                explain("Video analysis", exc) + (f"\n\nPartial text:\n{job.text}" if job.text else "")
+            ) from None
+        except TwelveLabsError as exc:
+            raise ToolError(explain("Video analysis", exc)) from None
+        text = end.text if end is not None and end.text else job.text
+        if text.startswith(job.text):
+            job.emit_text(text[len(job.text) :])
+        parsed = None
+        if schema is not None:
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                parsed = None
+        usage = end.usage if end is not None else None
+        r = AnalyzeVideoResult(
+            status="completed",
+            video=described,
+            kind=kind,
+            text=text,
+            parsed=parsed,
+            finish_reason=end.finish_reason if end is not None else None,
+            usage=AnalyzeUsageInfo(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
+            if usage
+            else None,
+            backend=state.backend,
+        )
+        return tool_result(r, _markdown(r))
+
+    job = state.jobs.start("analyze", f"analysis of {next(iter(described.values()))}", work, partial)
+    return await state.jobs.run(job, ctx.report_progress, wait_s=wait_s)
+
+
+@tool(
+    toolset="analyze",
+    title="Analyze a video with a prompt",
+    read_only=True,
+    destructive=False,
+    idempotent=False,
+)
+async def analyze_video(
+    ctx: Ctx,
+    prompt: Annotated[
+        str, Field(min_length=1, max_length=4000, description="What to find out about the video.")
+    ],
+    asset_id: AssetId = None,
+    url: Url = None,
+    video_id: VideoId = None,
+    index_id: IndexId = None,
+    output_schema: Annotated[
+        dict[str, Any] | None, Field(description="JSON Schema (object) for a structured answer in `parsed`.")
+    ] = None,
+    start_time: Annotated[float | None, Field(ge=0, description="Only analyze from this second.")] = None,
+    end_time: Annotated[float | None, Field(gt=0, description="Only analyze up to this second.")] = None,
+    temperature: Annotated[float | None, Field(ge=0, le=1)] = None,
+    max_tokens: Annotated[int | None, Field(ge=1, le=4096)] = None,
+    wait_s: WaitS = DEFAULT_WAIT_S,
+) -> Annotated[CallToolResult, AnalyzeVideoResult]:
+    """Ask an open-ended question about ONE video (Pegasus): describe, extract, check, write copy.
+
+    Use this for a single video ("List the products shown", "Is there a safety briefing?", "Write a
+    caption"). The text streams as progress. For questions across many videos use create_response; to
+    find where something happens use search_videos.
+
+    Hints:
+    - Identify the video by asset_id (from upload_asset), a public url, or video_id + index_id (from
+      search_videos / list_videos).
+    - output_schema returns JSON in `parsed`; start_time/end_time restrict to a segment.
+    - summarize_video has ready-made summary / chapters / highlights / gist formats.
+    """
+    state = app_state(ctx)
+    if start_time is not None and end_time is not None and end_time <= start_time:
+        raise ToolError("end_time must be after start_time.")
+    if output_schema is not None:
+        try:
+            jsonschema.Draft202012Validator.check_schema(output_schema)
+        except jsonschema.SchemaError as exc:
+            raise ToolError(f"output_schema is not a valid JSON Schema: {exc.message}.") from None
+    source = await _source(state, asset_id, url, video_id, index_id)
+    return await _analyze(
+        ctx,
+        source=source,
+        prompt=prompt,
+        schema=output_schema,
+        kind=None,
+        start_time=start_time,
+        end_time=end_time,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        wait_s=wait_s,
+    )
+
+
+@tool(toolset="analyze", title="Summarize a video", read_only=True, destructive=False, idempotent=False)
+async def summarize_video(
+    ctx: Ctx,
+    kind: Annotated[
+        SummaryKind,
+        Field(
+            description="summary (paragraphs), chapters (timed sections), highlights (best moments), gist."
+        ),
+    ] = "summary",
+    asset_id: AssetId = None,
+    url: Url = None,
+    video_id: VideoId = None,
+    index_id: IndexId = None,
+    wait_s: WaitS = DEFAULT_WAIT_S,
+) -> Annotated[CallToolResult, AnalyzeVideoResult]:
+    """Summarize ONE video as a summary, chapters, highlights or a gist (title, topics, hashtags), as JSON.
+
+    Use this for a quick overview of a video or to produce chapter markers. Results arrive structured
+    in `parsed` (chapters and highlights carry start_sec/end_sec).
+
+    Hints:
+    - Identify the video by asset_id, url, or video_id + index_id.
+    - For a custom question about the video use analyze_video.
+    """
+    state = app_state(ctx)
+    prompt, schema = _SCHEMAS[kind]
+    source = await _source(state, asset_id, url, video_id, index_id)
+    return await _analyze(
+        ctx,
+        source=source,
+        prompt=prompt,
+        schema=schema,
+        kind=kind,
+        start_time=None,
+        end_time=None,
+        temperature=None,
+        max_tokens=None,
+        wait_s=wait_s,
+    )
+
+
+TOOLS: list[ToolSpec] = [analyze_video, summarize_video]

@@ -1,3 +1,259 @@
-from tl_mcp.server.registry import ToolSpec
+"""Toolset `embed`: Marengo embeddings of text, images, audio and video (video runs as a job)."""
 
-TOOLS: list[ToolSpec] = []
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Literal
+
+import anyio
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
+
+from tl_mcp.api.errors import TwelveLabsError
+from tl_mcp.api.models import Embedding, EmbeddingTask
+from tl_mcp.server.errors import explain
+from tl_mcp.server.jobs import Job
+from tl_mcp.server.registry import ToolSpec, tool
+from tl_mcp.server.results import Markdown, fmt_seconds, tool_result
+from tl_mcp.server.state import app_state
+from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS, http_url
+
+HEAD = 8
+MAX_FULL_VECTORS = 64
+
+
+class Vector(BaseModel):
+    """One embedding, summarized; `vector` holds every value only when include_vector was set."""
+
+    scope: str | None = Field(default=None, description="clip / asset / video, for video embeddings.")
+    option: str | None = Field(default=None, description="visual / audio / transcription, for video.")
+    start_sec: float | None = None
+    end_sec: float | None = None
+    dims: int
+    norm: float
+    head: list[float] = Field(description=f"The first {HEAD} values.")
+    vector: list[float] | None = None
+
+
+class EmbeddingResult(BaseModel):
+    status: Literal["completed", "in_progress"]
+    job_id: str | None = None
+    task_id: str | None = Field(default=None, description="The TwelveLabs video embedding task.")
+    input_type: Literal["text", "image", "audio", "video"]
+    model_name: str
+    embeddings: list[Vector]
+    backend: Literal["cloud", "sandbox"]
+
+
+def _vector(values: list[float], full: bool, **where: object) -> Vector:
+    return Vector(
+        dims=len(values),
+        norm=round(math.sqrt(sum(v * v for v in values)), 6),
+        head=[round(v, 6) for v in values[:HEAD]],
+        vector=list(values) if full else None,
+        **where,
+    )
+
+
+def _from_embedding(e: Embedding, full: bool) -> list[Vector]:
+    out = []
+    for part in e.parts:
+        for seg in part.segments:
+            out.append(
+                _vector(
+                    seg.float_,
+                    full,
+                    scope=seg.embedding_scope,
+                    option=seg.embedding_option,
+                    start_sec=seg.start_offset_sec,
+                    end_sec=seg.end_offset_sec,
+                )
+            )
+    return out
+
+
+def _from_task(t: EmbeddingTask, full: bool) -> list[Vector]:
+    return [
+        _vector(
+            d.embedding,
+            full,
+            scope=d.embedding_scope,
+            option=d.embedding_option,
+            start_sec=d.start_sec,
+            end_sec=d.end_sec,
+        )
+        for d in t.data or []
+    ]
+
+
+def _markdown(r: EmbeddingResult) -> Markdown:
+    md = Markdown(
+        f"{r.input_type.capitalize()} embedding" + (" (in progress)" if r.status == "in_progress" else "")
+    )
+    md.field("Model", r.model_name).field("Vectors", len(r.embeddings)).field("Task", r.task_id)
+    rows = []
+    for v in r.embeddings[:20]:
+        span = f" {fmt_seconds(v.start_sec)}–{fmt_seconds(v.end_sec)}" if v.start_sec is not None else ""
+        label = " ".join(x for x in (v.option, v.scope) if x)
+        rows.append(f"- {label}{span}: {v.dims} dims, norm {v.norm:g}, head {v.head[:4]}")
+    if rows:
+        md.section("Vectors", rows)
+    if len(r.embeddings) > 20:
+        md.para(f"… and {len(r.embeddings) - 20} more in the structured result.")
+    if r.status == "in_progress":
+        md.next_step(f'Call wait_for_task(job_id="{r.job_id}") to get the vectors.')
+    elif not any(v.vector for v in r.embeddings):
+        md.next_step("Pass include_vector=true to get the full vectors.")
+    return md
+
+
+@tool(toolset="embed", title="Create an embedding", read_only=True, destructive=False, idempotent=True)
+async def create_embedding(
+    ctx: Ctx,
+    text: Annotated[str | None, Field(min_length=1, max_length=2000, description="Text to embed.")] = None,
+    image_path: Annotated[str | None, Field(description="Local image inside an allowed folder.")] = None,
+    image_url: Annotated[str | None, Field(max_length=4000, description="Image URL.")] = None,
+    audio_path: Annotated[str | None, Field(description="Local audio file inside an allowed folder.")] = None,
+    audio_url: Annotated[str | None, Field(max_length=4000, description="Audio URL.")] = None,
+    video_path: Annotated[str | None, Field(description="Local video inside an allowed folder.")] = None,
+    video_url: Annotated[str | None, Field(max_length=4000, description="Video URL.")] = None,
+    video_asset_id: Annotated[Id | None, Field(description="An uploaded video asset.")] = None,
+    model_name: Annotated[
+        str, Field(min_length=1, max_length=50, description="Embedding model.")
+    ] = "marengo3.0",
+    include_vector: Annotated[
+        bool, Field(description="Return the full vectors (large); otherwise dims, norm and the first values.")
+    ] = False,
+    wait_s: WaitS = DEFAULT_WAIT_S,
+) -> Annotated[CallToolResult, EmbeddingResult]:
+    """Embed text, an image, audio or a video into Marengo's shared vector space.
+
+    Use this to compare media yourself, build a custom index, or match a text query against images and
+    clips. Give exactly one input. Text, image and audio return at once; video runs as a task (clip and
+    whole-video vectors) and may return status "in_progress" with a job_id for wait_for_task.
+
+    Hints:
+    - Vectors come summarized (dims, norm, first values) unless include_vector=true.
+    - Local files must be inside an allowed folder (--allow-dir / TL_MCP_ALLOWED_DIRS).
+    - To search indexed videos use search_videos; it embeds the query for you.
+    """
+    state = app_state(ctx)
+    inputs = {
+        "text": text,
+        "image_path": image_path,
+        "image_url": image_url,
+        "audio_path": audio_path,
+        "audio_url": audio_url,
+        "video_path": video_path,
+        "video_url": video_url,
+        "video_asset_id": video_asset_id,
+    }
+    given = [k for k, v in inputs.items() if v]
+    if len(given) != 1:
+        raise ToolError(
+            f"create_embedding needs exactly one input of {', '.join(inputs)} (got {given or 'none'})."
+        )
+    key = given[0]
+    value = str(inputs[key])
+    local: Path | None = state.files.check(value) if key.endswith("_path") else None
+    if key.endswith("_url"):
+        http_url(value, key)
+    kinds: dict[str, Literal["text", "image", "audio", "video"]] = {
+        "text": "text",
+        "image": "image",
+        "audio": "audio",
+        "video": "video",
+    }
+    input_type = kinds[key.split("_")[0]]
+
+    if input_type != "video":
+        try:
+            if input_type == "text":
+                emb = await state.client.embed_text(value, model_name=model_name)
+            elif input_type == "image":
+                emb = await state.client.embed_image(
+                    path=local, url=None if local else value, model_name=model_name
+                )
+            else:
+                emb = await state.client.embed_audio(
+                    path=local, url=None if local else value, model_name=model_name
+                )
+        except TwelveLabsError as exc:
+            raise ToolError(explain(f"Embedding the {input_type}", exc)) from None
+        except ValueError as exc:
+            raise ToolError(f"Embedding the {input_type} failed: {exc}.") from None
+        result = EmbeddingResult(
+            status="completed",
+            input_type=input_type,
+            model_name=emb.model_name or model_name,
+            embeddings=_from_embedding(emb, include_vector),
+            backend=state.backend,
+        )
+        return tool_result(result, _markdown(result))
+
+    def snapshot(
+        job: Job, status: Literal["completed", "in_progress"], vectors: list[Vector]
+    ) -> EmbeddingResult:
+        task_id = job.state.get("task_id")
+        return EmbeddingResult(
+            status=status,
+            job_id=job.id if status == "in_progress" else None,
+            task_id=task_id if isinstance(task_id, str) else None,
+            input_type="video",
+            model_name=model_name,
+            embeddings=vectors,
+            backend=state.backend,
+        )
+
+    def partial(job: Job) -> CallToolResult:
+        r = snapshot(job, "in_progress", [])
+        return tool_result(r, _markdown(r))
+
+    async def work(job: Job) -> CallToolResult:
+        def on_bytes(sent: int, total: int | None) -> None:
+            job.emit_note(
+                f"Uploaded {sent:,} bytes", progress=float(sent), total=float(total) if total else None
+            )
+
+        try:
+            job.emit_note("Starting the video embedding task")
+            task_id = await state.client.create_video_embedding_task(
+                path=local,
+                url=value if key == "video_url" else None,
+                asset_id=value if key == "video_asset_id" else None,
+                model_name=model_name,
+                progress=on_bytes if local else None,
+            )
+            job.state["task_id"] = task_id
+            job.emit_note(f"Embedding task {task_id} started")
+            last = None
+            while True:
+                task = await state.client.get_video_embedding_task(task_id)
+                if task.status != last:
+                    job.emit_note(f"Embedding task {task_id}: {task.status}")
+                    last = task.status
+                job.heartbeat = f"Embedding task {task_id}: still {task.status}"
+                if task.status in ("ready", "failed"):
+                    break
+                await anyio.sleep(2.0)
+        except TwelveLabsError as exc:
+            raise ToolError(explain("Video embedding", exc)) from None
+        except ValueError as exc:
+            raise ToolError(f"Video embedding failed: {exc}.") from None
+        if task.status == "failed":
+            reason = task.error.message if task.error and task.error.message else "no reason given"
+            raise ToolError(f"Video embedding task {task_id} failed: {reason}.")
+        vectors = _from_task(task, include_vector)
+        if include_vector and len(vectors) > MAX_FULL_VECTORS:
+            for v in vectors[MAX_FULL_VECTORS:]:
+                v.vector = None
+        r = snapshot(job, "completed", vectors)
+        return tool_result(r, _markdown(r))
+
+    job = state.jobs.start("embed", "video embedding", work, partial)
+    return await state.jobs.run(job, ctx.report_progress, wait_s=wait_s)
+
+
+TOOLS: list[ToolSpec] = [create_embedding]

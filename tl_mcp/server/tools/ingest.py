@@ -1,3 +1,441 @@
-from tl_mcp.server.registry import ToolSpec
+"""Toolset `ingest`: upload media (local files in allowed folders, or URLs); wait for work to finish."""
 
-TOOLS: list[ToolSpec] = []
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import anyio
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
+
+from tl_mcp.api.errors import NotFoundError, TwelveLabsError
+from tl_mcp.server.errors import explain
+from tl_mcp.server.jobs import Job
+from tl_mcp.server.progress import HEARTBEAT_S
+from tl_mcp.server.registry import ToolSpec, tool
+from tl_mcp.server.results import Markdown, tool_result
+from tl_mcp.server.state import AppState, app_state
+from tl_mcp.server.tools._common import DEFAULT_WAIT_S, MAX_WAIT_S, Ctx, Id, WaitS, http_url, one_of
+
+TERMINAL_OK = frozenset({"ready", "completed", "complete", "done", "succeeded"})
+TERMINAL_BAD = frozenset({"failed", "error", "canceled", "cancelled", "expired"})
+POLL_S = 2.0
+
+
+def is_terminal(status: str | None) -> bool:
+    return (status or "").lower() in TERMINAL_OK | TERMINAL_BAD
+
+
+class UploadResult(BaseModel):
+    status: Literal["completed", "in_progress"] = Field(
+        description='"in_progress": the upload or wait continues; call wait_for_task(job_id).'
+    )
+    job_id: str | None = None
+    asset_id: str | None = None
+    asset_status: str | None = None
+    filename: str | None = None
+    size_bytes: int | None = None
+    index_id: str | None = None
+    indexed_asset_id: str | None = Field(
+        default=None, description="Also the video_id used by search results."
+    )
+    indexing_status: str | None = None
+    knowledge_store_id: str | None = None
+    item_id: str | None = None
+    item_status: str | None = None
+    backend: Literal["cloud", "sandbox"]
+
+
+def _upload_markdown(r: UploadResult) -> Markdown:
+    md = Markdown("Upload in progress" if r.status == "in_progress" else "Upload finished")
+    md.field("Asset", f"{r.asset_id} ({r.asset_status})" if r.asset_id else None)
+    md.field("File", r.filename).field("Size", f"{r.size_bytes:,} bytes" if r.size_bytes else None)
+    if r.index_id:
+        md.field("Index", r.index_id).field("Indexed asset / video", r.indexed_asset_id)
+        md.field("Indexing status", r.indexing_status)
+    if r.knowledge_store_id:
+        md.field("Knowledge store", r.knowledge_store_id).field("Item", r.item_id).field(
+            "Item status", r.item_status
+        )
+    if r.status == "in_progress":
+        md.next_step(f'Call wait_for_task(job_id="{r.job_id}") to follow it.')
+    else:
+        pending = []
+        if r.indexed_asset_id and not is_terminal(r.indexing_status):
+            pending.append(f'wait_for_task(id="{r.indexed_asset_id}", index_id="{r.index_id}")')
+        if r.item_id and not is_terminal(r.item_status):
+            pending.append(f'wait_for_task(id="{r.item_id}", knowledge_store_id="{r.knowledge_store_id}")')
+        for p in pending:
+            md.next_step(f"Not ready yet: {p} waits until it can be searched or asked about.")
+        if not pending and r.index_id:
+            md.next_step(f'Search it: search_videos(query=…, index_id="{r.index_id}").')
+        if not pending and r.knowledge_store_id:
+            md.next_step(
+                f'Ask about it: create_response(knowledge_store_id="{r.knowledge_store_id}", input=…).'
+            )
+    return md
+
+
+async def _poll(
+    job: Job,
+    what: str,
+    fetch: Callable[[], Awaitable[str | None]],
+    *,
+    on_status: Callable[[str | None], None] | None = None,
+) -> str | None:
+    """Poll until a terminal status, reporting each change; the caller's wait_s bounds us via the job."""
+    last: str | None = "<none>"
+    started = time.monotonic()
+    while True:
+        status = await fetch()
+        if on_status is not None:
+            on_status(status)
+        if status != last:
+            job.emit_note(f"{what}: {status or 'unknown'}")
+            last = status
+        job.heartbeat = f"{what}: still {status or 'waiting'} after {time.monotonic() - started:.0f} s"
+        if is_terminal(status):
+            return status
+        await anyio.sleep(POLL_S)
+
+
+@tool(toolset="ingest", title="Upload a video or image", read_only=False, destructive=False, idempotent=False)
+async def upload_asset(
+    ctx: Ctx,
+    path: Annotated[
+        str | None, Field(description="Absolute path of a local file inside a folder the server allows.")
+    ] = None,
+    url: Annotated[str | None, Field(max_length=4000, description="Public http(s) URL of the media.")] = None,
+    index_id: Annotated[Id | None, Field(description="Also index it for search in this index.")] = None,
+    knowledge_store_id: Annotated[
+        Id | None, Field(description="Also add it to this knowledge store.")
+    ] = None,
+    filename: Annotated[str | None, Field(min_length=1, max_length=255, description="Name to store.")] = None,
+    wait: Annotated[bool, Field(description="Wait until indexing / the store item is ready.")] = False,
+    wait_s: WaitS = DEFAULT_WAIT_S,
+) -> Annotated[CallToolResult, UploadResult]:
+    """Upload a video (or image) to TwelveLabs, then index it and/or add it to a knowledge store.
+
+    Use this to get new media in before searching or asking about it. Local files stream from disk with
+    byte progress; large files go up in parts. Returns the asset id plus the indexing and knowledge-store
+    handles.
+
+    Hints:
+    - Local paths must be inside an allowed folder (server flag --allow-dir / TL_MCP_ALLOWED_DIRS);
+      otherwise pass a URL.
+    - Indexing takes a while: wait=true waits (up to wait_s, then a job_id), or call wait_for_task with
+      the returned indexed_asset_id + index_id or item_id + knowledge_store_id.
+    - Create an index with create_index and a store with create_knowledge_store first if needed.
+    """
+    state = app_state(ctx)
+    source = one_of("upload_asset", path=path, url=url)
+    local: Path | None = state.files.check(path) if source == "path" and path else None
+    if url:
+        http_url(url)
+    size = os.stat(local).st_size if local else None
+    if local is not None and size == 0:
+        raise ToolError(f"{path} is empty; nothing to upload.")
+    name = filename or (local.name if local else None)
+
+    def snapshot(job: Job, status: Literal["completed", "in_progress"]) -> UploadResult:
+        data: dict[str, Any] = {k: v for k, v in job.state.items() if k in UploadResult.model_fields}
+        return UploadResult(
+            status=status,
+            job_id=job.id if status == "in_progress" else None,
+            filename=name,
+            size_bytes=size,
+            index_id=index_id,
+            knowledge_store_id=knowledge_store_id,
+            backend=state.backend,
+            **data,
+        )
+
+    def partial(job: Job) -> CallToolResult:
+        result = snapshot(job, "in_progress")
+        return tool_result(result, _upload_markdown(result))
+
+    async def work(job: Job) -> CallToolResult:
+        await _upload(state, job, local=local, url=url, filename=name, size=size)
+        asset_id = str(job.state["asset_id"])
+        if index_id or knowledge_store_id:
+            await _wait_asset(state, job, asset_id)
+        try:
+            if index_id:
+                job.state["indexed_asset_id"] = await state.client.index_asset(index_id, asset_id)
+                job.state["indexing_status"] = "pending"
+                job.emit_note(f"Indexing started in {index_id}: {job.state['indexed_asset_id']}")
+            if knowledge_store_id:
+                item = await state.client.add_knowledge_store_item(knowledge_store_id, asset_id=asset_id)
+                job.state["item_id"], job.state["item_status"] = item.id, item.status
+                job.emit_note(f"Added to knowledge store {knowledge_store_id}: item {item.id}")
+            if wait and index_id:
+                ia_id = str(job.state["indexed_asset_id"])
+
+                async def indexing() -> str | None:
+                    return (await state.client.get_indexed_asset(index_id, ia_id)).status
+
+                job.state["indexing_status"] = await _poll(
+                    job, "Indexing", indexing, on_status=lambda s: job.state.__setitem__("indexing_status", s)
+                )
+            if wait and knowledge_store_id:
+                item_id = str(job.state["item_id"])
+
+                async def item_status() -> str | None:
+                    return (await state.client.get_knowledge_store_item(knowledge_store_id, item_id)).status
+
+                job.state["item_status"] = await _poll(
+                    job,
+                    "Knowledge-store item",
+                    item_status,
+                    on_status=lambda s: job.state.__setitem__("item_status", s),
+                )
+        except TwelveLabsError as exc:
+            raise ToolError(explain(f"Registering asset {asset_id}", exc)) from None
+        result = snapshot(job, "completed")
+        for label, status in (
+            ("Indexing", result.indexing_status),
+            ("Knowledge-store item", result.item_status),
+        ):
+            if (status or "").lower() in TERMINAL_BAD:
+                raise ToolError(
+                    f"{label} of asset {asset_id} ended with status {status}. Check the media file."
+                )
+        return tool_result(result, _upload_markdown(result))
+
+    job = state.jobs.start("upload", f"upload of {name or url}", work, partial)
+    return await state.jobs.run(job, ctx.report_progress, wait_s=wait_s)
+
+
+async def _upload(
+    state: AppState, job: Job, *, local: Path | None, url: str | None, filename: str | None, size: int | None
+) -> None:
+    step = max((size or 0) // 50, 64 * 1024)
+    last_sent = -step
+
+    def on_bytes(sent: int, total: int | None) -> None:
+        nonlocal last_sent
+        if sent - last_sent >= step or (total is not None and sent >= total):
+            last_sent = sent
+            of = f" of {total:,}" if total else ""
+            job.emit_note(
+                f"Uploaded {sent:,}{of} bytes", progress=float(sent), total=float(total) if total else None
+            )
+
+    try:
+        if local is not None:
+            job.emit_note(
+                f"Uploading {local.name} ({size:,} bytes)", progress=0.0, total=float(size or 0) or None
+            )
+            asset = await state.client.upload_file(local, filename=filename, progress=on_bytes)
+        else:
+            assert url is not None
+            job.emit_note("Creating the asset from the URL")
+            asset = await state.client.create_asset_from_url(url, filename=filename)
+    except TwelveLabsError as exc:
+        raise ToolError(explain("Upload", exc)) from None
+    except (OSError, ValueError) as exc:
+        raise ToolError(f"Upload failed: {exc}.") from None
+    job.state["asset_id"], job.state["asset_status"] = asset.id, asset.status
+    job.emit_note(f"Asset {asset.id}: {asset.status or 'created'}")
+
+
+async def _wait_asset(state: AppState, job: Job, asset_id: str) -> None:
+    """Indexing and knowledge stores want a ready asset; processing is short, so wait for it here."""
+
+    async def fetch() -> str | None:
+        return (await state.client.get_asset(asset_id)).status
+
+    try:
+        status = await _poll(job, f"Asset {asset_id}", fetch)
+    except TwelveLabsError as exc:
+        raise ToolError(explain(f"Checking asset {asset_id}", exc)) from None
+    job.state["asset_status"] = status
+    if (status or "").lower() in TERMINAL_BAD:
+        raise ToolError(f"Asset {asset_id} ended with status {status}: the media could not be processed.")
+
+
+# ------------------------------------------------------------------ wait_for_task
+
+TaskKind = Literal[
+    "auto",
+    "job",
+    "indexing_task",
+    "indexed_asset",
+    "knowledge_store_item",
+    "embedding_task",
+    "analyze_task",
+    "asset",
+]
+
+
+class WaitResult(BaseModel):
+    id: str
+    kind: str = Field(description="What the id turned out to be.")
+    status: str = Field(description='Upstream status, or "in_progress"/"completed"/"failed" for jobs.')
+    done: bool = Field(description="True once nothing more will change.")
+    job_id: str | None = Field(default=None, description="Pass again to keep waiting on a job.")
+    result: Any = Field(default=None, description="For jobs: the structured result of the original tool.")
+    detail: dict[str, Any] | None = Field(default=None, description="The upstream object's key fields.")
+    waited_s: float
+    backend: Literal["cloud", "sandbox"]
+
+
+Fetcher = Callable[[], Awaitable[tuple[str | None, dict[str, Any]]]]
+
+
+async def _resolve(
+    state: AppState, id: str, kind: TaskKind, index_id: str | None, knowledge_store_id: str | None
+) -> tuple[str, Fetcher]:
+    c = state.client
+
+    def fetcher(k: str) -> Fetcher:
+        async def fetch() -> tuple[str | None, dict[str, Any]]:
+            if k == "indexed_asset":
+                assert index_id
+                obj: Any = await c.get_indexed_asset(index_id, id)
+            elif k == "knowledge_store_item":
+                assert knowledge_store_id
+                obj = await c.get_knowledge_store_item(knowledge_store_id, id)
+            elif k == "indexing_task":
+                obj = await c.get_task(id)
+            elif k == "embedding_task":
+                obj = await c.get_video_embedding_task(id)
+            elif k == "analyze_task":
+                obj = await c.get_analyze_task(id)
+            else:
+                obj = await c.get_asset(id)
+            data = obj.model_dump(
+                mode="json", exclude_none=True, exclude={"data", "transcription", "embedding"}
+            )
+            return getattr(obj, "status", None), data
+
+        return fetch
+
+    if kind == "indexed_asset" and not index_id:
+        raise ToolError("kind=indexed_asset needs index_id.")
+    if kind == "knowledge_store_item" and not knowledge_store_id:
+        raise ToolError("kind=knowledge_store_item needs knowledge_store_id.")
+    if kind != "auto":
+        return kind, fetcher(kind)
+    candidates: list[str] = []
+    if knowledge_store_id:
+        candidates.append("knowledge_store_item")
+    if index_id:
+        candidates.append("indexed_asset")
+    candidates += ["indexing_task", "embedding_task", "analyze_task", "asset"]
+    for k in candidates:
+        fetch = fetcher(k)
+        try:
+            await fetch()
+        except NotFoundError:
+            continue
+        return k, fetch
+    raise ToolError(
+        f"No task, indexed asset, item, embedding task, analysis task or asset has the id {id!r}. For an "
+        "indexed asset pass index_id, for a store item pass knowledge_store_id; job ids start with job_."
+    )
+
+
+@tool(toolset="ingest", title="Wait for a job or task", read_only=True, destructive=False, idempotent=True)
+async def wait_for_task(
+    ctx: Ctx,
+    id: Annotated[Id, Field(description="A job_id from this server, or a TwelveLabs task/asset/item id.")],
+    kind: Annotated[TaskKind, Field(description="What the id is; auto tries them in turn.")] = "auto",
+    index_id: Annotated[Id | None, Field(description="Needed for indexed asset ids.")] = None,
+    knowledge_store_id: Annotated[
+        Id | None, Field(description="Needed for knowledge-store item ids.")
+    ] = None,
+    wait_s: Annotated[
+        float, Field(ge=0, le=MAX_WAIT_S, description="Most seconds to wait now; call again to keep waiting.")
+    ] = 60.0,
+) -> Annotated[CallToolResult, WaitResult]:
+    """Wait for long-running work and report its status: jobs, indexing, store items, embeddings, analyses.
+
+    Use this after any result with status "in_progress" and a job_id (create_response, upload_asset,
+    create_embedding for video, analyze_video): it resumes the job's progress where you left off and,
+    when finished, returns the original tool's result. It also waits on TwelveLabs ids: indexing task ids,
+    indexed asset ids (pass index_id), knowledge-store item ids (pass knowledge_store_id), video
+    embedding task ids, analysis task ids and asset ids.
+
+    Hints:
+    - Every status change is sent as progress, with a heartbeat at least every 10 s.
+    - If it is still not done after wait_s, call it again with the same id.
+    """
+    state = app_state(ctx)
+    started = time.monotonic()
+    if id.startswith("job_") or kind == "job":
+        job = state.jobs.get(id)
+        if job is None:
+            raise ToolError(
+                f"No job {id} on this server: jobs live in the server process and are forgotten "
+                "after an hour or a restart. Start the work again."
+            )
+        job.handed_out = True
+        outcome = await state.jobs.run(job, ctx.report_progress, wait_s=wait_s)
+        done = job.done.is_set()
+        result = WaitResult(
+            id=id,
+            kind=f"job:{job.kind}",
+            status=job.status,
+            done=done,
+            job_id=None if done else id,
+            result=outcome.structured_content,
+            waited_s=round(time.monotonic() - started, 3),
+            backend=state.backend,
+        )
+        return CallToolResult(
+            content=outcome.content, structured_content=result.model_dump(mode="json", by_alias=True)
+        )
+
+    try:
+        resolved, fetch = await _resolve(state, id, kind, index_id, knowledge_store_id)
+        status, detail = await _watch(ctx, resolved, fetch, wait_s)
+    except TwelveLabsError as exc:
+        raise ToolError(explain(f"Checking {id}", exc)) from None
+    done = is_terminal(status)
+    result = WaitResult(
+        id=id,
+        kind=resolved,
+        status=status or "unknown",
+        done=done,
+        detail=detail,
+        waited_s=round(time.monotonic() - started, 3),
+        backend=state.backend,
+    )
+    md = Markdown(f"{resolved.replace('_', ' ')} {id}: {status or 'unknown'}")
+    if not done:
+        md.next_step("Not finished yet: call wait_for_task again with the same id.")
+    elif (status or "").lower() in TERMINAL_BAD:
+        error = detail.get("error")
+        md.para(f"It failed{': ' + str(error) if error else ''}.")
+    return tool_result(result, md)
+
+
+async def _watch(ctx: Ctx, what: str, fetch: Fetcher, wait_s: float) -> tuple[str | None, dict[str, Any]]:
+    """Poll until terminal or wait_s; each change is a progress message, plus a heartbeat when quiet."""
+    deadline = time.monotonic() + wait_s
+    started = time.monotonic()
+    last_status: str | None = None
+    last_sent = time.monotonic()
+    progress = 0.0
+    status, detail = await fetch()
+    while True:
+        now = time.monotonic()
+        if status != last_status or now - last_sent >= HEARTBEAT_S:
+            progress += 1
+            change = status != last_status
+            message = f"{what}: {status}" if change else f"{what}: still {status} after {now - started:.0f} s"
+            await ctx.report_progress(progress, None, message)
+            last_status, last_sent = status, now
+        if is_terminal(status) or now >= deadline:
+            return status, detail
+        await anyio.sleep(min(POLL_S, max(0.0, deadline - now)))
+        status, detail = await fetch()
+
+
+TOOLS: list[ToolSpec] = [upload_asset, wait_for_task]

@@ -1,4 +1,4 @@
-"""Toolset `jockey`: ask TwelveLabs' Jockey agent about a knowledge store, streaming its answer as progress."""
+"""Toolset `jockey`: ask Jockey about a knowledge store, streaming its answer as progress."""
 
 from __future__ import annotations
 
@@ -95,7 +95,8 @@ Selections = Annotated[
     Field(default=None, max_length=20, description="Limit the turn to these items/collections ({{sel:N}})."),
 ]
 Intermediate = Annotated[
-    bool, Field(description="Also return Jockey's internal search/analysis steps (and stream them as progress).")
+    bool,
+    Field(description="Also return Jockey's internal search/analysis steps (and stream them as progress)."),
 ]
 
 
@@ -105,7 +106,9 @@ def _text_format(schema: dict[str, Any] | None) -> JsonSchemaFormat | None:
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
-        raise ToolError(f"output_schema is not a valid JSON Schema: {exc.message}. Fix it and call again.") from None
+        raise ToolError(
+            f"output_schema is not a valid JSON Schema: {exc.message}. Fix it and call again."
+        ) from None
     if schema.get("type") not in (None, "object"):
         raise ToolError('output_schema must describe a JSON object ({"type": "object", "properties": …}).')
     return JsonSchemaFormat.model_validate({"name": "answer", "schema": schema})
@@ -175,7 +178,7 @@ async def _turn(
     try:
         request = ResponseRequest(
             knowledge_store_id=knowledge_store_id,
-            input=[{"type": "message", "role": "user", "content": input}],  # type: ignore[list-item]
+            input=[{"type": "message", "role": "user", "content": input}],
             session_id=session_id,
             instructions=instructions,
             include=["intermediate_outputs"] if include_intermediate_outputs else None,
@@ -237,12 +240,18 @@ async def _stream(state: AppState, job: Job, request: ResponseRequest, base: Any
         raise ToolError(
             explain("Jockey response", exc)
             + (f"\n\nPartial answer before the failure:\n{partial_text}" if partial_text else "")
-            + (f"\n\nSession {exc.session_id} can be continued with continue_session." if exc.session_id else "")
+            + (
+                f"\n\nSession {exc.session_id} can be continued with continue_session."
+                if exc.session_id
+                else ""
+            )
         ) from None
     except TwelveLabsError as exc:
         raise ToolError(explain("Jockey response", exc)) from None
     if final is None:
-        raise ToolError("Jockey response failed: the stream ended without a final response. Retry the question.")
+        raise ToolError(
+            "Jockey response failed: the stream ended without a final response. Retry the question."
+        )
     text = final.output_text
     if text.startswith(job.text):
         # The final text is authoritative; relaying the missing tail keeps progress == text.
@@ -269,7 +278,13 @@ def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-@tool(toolset="jockey", title="Ask Jockey about a knowledge store", read_only=True, destructive=False, idempotent=False)
+@tool(
+    toolset="jockey",
+    title="Ask Jockey about a knowledge store",
+    read_only=True,
+    destructive=False,
+    idempotent=False,
+)
 async def create_response(
     knowledge_store_id: Annotated[Id, Field(description="The knowledge store to reason over (ks_… id).")],
     input: Input,
@@ -308,7 +323,13 @@ async def create_response(
     )
 
 
-@tool(toolset="jockey", title="Continue a Jockey conversation", read_only=True, destructive=False, idempotent=False)
+@tool(
+    toolset="jockey",
+    title="Continue a Jockey conversation",
+    read_only=True,
+    destructive=False,
+    idempotent=False,
+)
 async def continue_session(
     session_id: Annotated[Id, Field(description="session_id from a previous create_response result.")],
     input: Input,

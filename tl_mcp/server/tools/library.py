@@ -1,3 +1,433 @@
-from tl_mcp.server.registry import ToolSpec
+"""Toolset `library`: indexes, videos, knowledge stores and their items — list, inspect, create."""
 
-TOOLS: list[ToolSpec] = []
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
+
+from tl_mcp.api.errors import TwelveLabsError
+from tl_mcp.api.models import IndexModel
+from tl_mcp.server.errors import explain
+from tl_mcp.server.registry import ToolSpec, tool
+from tl_mcp.server.results import Markdown, fmt_seconds, tool_result
+from tl_mcp.server.state import app_state
+from tl_mcp.server.tools._common import Ctx, Id
+
+Page = Annotated[int, Field(ge=1, le=10_000, description="Page number, from 1.")]
+PageLimit = Annotated[int, Field(ge=1, le=50, description="Items per page.")]
+Backend = Literal["cloud", "sandbox"]
+
+
+class IndexInfo(BaseModel):
+    index_id: str
+    name: str | None = None
+    models: list[str] = Field(default_factory=list)
+    video_count: int | None = None
+    total_duration: float | None = None
+    created_at: str | None = None
+
+
+class IndexList(BaseModel):
+    indexes: list[IndexInfo]
+    page: int
+    total_pages: int | None = None
+    backend: Backend
+
+
+class VideoInfo(BaseModel):
+    video_id: str
+    asset_id: str | None = None
+    filename: str | None = None
+    duration: float | None = None
+    width: int | None = None
+    height: int | None = None
+    status: str | None = None
+    indexed_at: str | None = None
+    user_metadata: dict[str, Any] | None = None
+
+
+class VideoList(BaseModel):
+    index_id: str
+    videos: list[VideoInfo]
+    page: int
+    total_pages: int | None = None
+    backend: Backend
+
+
+class TranscriptLine(BaseModel):
+    start: float
+    end: float
+    text: str
+
+
+class VideoDetail(BaseModel):
+    index_id: str
+    video: VideoInfo
+    hls_url: str | None = None
+    thumbnail_urls: list[str] | None = None
+    transcript: list[TranscriptLine] | None = None
+    backend: Backend
+
+
+class StoreInfo(BaseModel):
+    knowledge_store_id: str
+    name: str | None = None
+    description: str | None = None
+    item_count: int | None = None
+    created_at: str | None = None
+
+
+class StoreList(BaseModel):
+    knowledge_stores: list[StoreInfo]
+    page: int
+    total_pages: int | None = None
+    backend: Backend
+
+
+class ItemInfo(BaseModel):
+    item_id: str
+    asset_id: str | None = None
+    asset_type: str | None = None
+    status: str | None = None
+    created_at: str | None = None
+
+
+class ItemList(BaseModel):
+    knowledge_store_id: str
+    items: list[ItemInfo]
+    page: int
+    total_pages: int | None = None
+    backend: Backend
+
+
+class Created(BaseModel):
+    id: str
+    kind: Literal["index", "knowledge_store", "knowledge_store_item"]
+    name: str | None = None
+    status: str | None = None
+    knowledge_store_id: str | None = None
+    backend: Backend
+
+
+def _video_info(v: Any) -> VideoInfo:
+    meta = v.system_metadata
+    return VideoInfo(
+        video_id=v.id,
+        asset_id=v.asset_id,
+        filename=meta.filename if meta else None,
+        duration=meta.duration if meta else None,
+        width=meta.width if meta else None,
+        height=meta.height if meta else None,
+        status=getattr(v, "status", None),
+        indexed_at=v.indexed_at,
+        user_metadata=v.user_metadata,
+    )
+
+
+@tool(toolset="library", title="List search indexes", read_only=True, destructive=False, idempotent=True)
+async def list_indexes(
+    ctx: Ctx,
+    name: Annotated[str | None, Field(max_length=200, description="Only indexes with this name.")] = None,
+    page: Page = 1,
+    page_limit: PageLimit = 20,
+) -> Annotated[CallToolResult, IndexList]:
+    """List the search indexes (Marengo) with their ids, models and video counts.
+
+    Use this to find the index_id that search_videos, classify_videos, list_videos and upload_asset need.
+    If there is none, create one with create_index.
+    """
+    state = app_state(ctx)
+    try:
+        result = await state.client.list_indexes(page=page, page_limit=page_limit, name=name)
+    except TwelveLabsError as exc:
+        raise ToolError(explain("Listing indexes", exc)) from None
+    infos = [
+        IndexInfo(
+            index_id=i.id,
+            name=i.index_name,
+            models=[m.model_name for m in i.models],
+            video_count=i.video_count,
+            total_duration=i.total_duration,
+            created_at=i.created_at,
+        )
+        for i in result.data
+    ]
+    out = IndexList(indexes=infos, page=page, total_pages=result.page_info.total_page, backend=state.backend)
+    md = Markdown(f"Indexes ({len(infos)})").section(
+        "Indexes",
+        [
+            f"- `{i.index_id}` {i.name or ''} — {i.video_count or 0} video(s), {', '.join(i.models)}"
+            for i in infos
+        ]
+        or ["No indexes yet: create one with create_index."],
+    )
+    if result.has_more:
+        md.next_step(f"More: list_indexes(page={page + 1}).")
+    return tool_result(out, md)
+
+
+@tool(toolset="library", title="Create a search index", read_only=False, destructive=False, idempotent=False)
+async def create_index(
+    ctx: Ctx,
+    name: Annotated[str, Field(min_length=1, max_length=200, description="A unique, descriptive name.")],
+    modalities: Annotated[
+        list[Literal["visual", "audio"]], Field(min_length=1, description="What the index understands.")
+    ] = ["visual", "audio"],  # noqa: B006 — pydantic copies defaults
+) -> Annotated[CallToolResult, Created]:
+    """Create a Marengo 3.0 search index to upload videos into and search.
+
+    Use this once per collection of videos you want to search together. Then upload_asset with its
+    index_id. Indexes are for search_videos / classify_videos; for Jockey questions use a knowledge store.
+    """
+    state = app_state(ctx)
+    try:
+        index_id = await state.client.create_index(
+            name, models=[IndexModel(model_name="marengo3.0", model_options=list(modalities))]
+        )
+    except TwelveLabsError as exc:
+        raise ToolError(explain(f"Creating index {name!r}", exc)) from None
+    out = Created(id=index_id, kind="index", name=name, backend=state.backend)
+    md = Markdown(f"Index created: {name}").field("Index id", f"`{index_id}`")
+    md.next_step(f'Upload media into it: upload_asset(path=… or url=…, index_id="{index_id}").')
+    return tool_result(out, md)
+
+
+@tool(toolset="library", title="List videos in an index", read_only=True, destructive=False, idempotent=True)
+async def list_videos(
+    ctx: Ctx,
+    index_id: Annotated[Id, Field(description="The index to list.")],
+    page: Page = 1,
+    page_limit: PageLimit = 20,
+) -> Annotated[CallToolResult, VideoList]:
+    """List the videos indexed in an index: video id, file name, duration, size.
+
+    Use this to find a video_id for get_video, analyze_video or summarize_video, or to check what an
+    index contains. Videos still indexing may not appear yet (wait_for_task).
+    """
+    state = app_state(ctx)
+    try:
+        result = await state.client.list_videos(index_id, page=page, page_limit=page_limit)
+    except TwelveLabsError as exc:
+        raise ToolError(explain(f"Listing videos of index {index_id}", exc)) from None
+    videos = [_video_info(v) for v in result.data]
+    out = VideoList(
+        index_id=index_id,
+        videos=videos,
+        page=page,
+        total_pages=result.page_info.total_page,
+        backend=state.backend,
+    )
+    md = Markdown(f"Videos in {index_id} ({len(videos)})").section(
+        "Videos",
+        [f"- `{v.video_id}` {v.filename or ''} ({fmt_seconds(v.duration)})" for v in videos]
+        or ["No videos yet: upload_asset with this index_id."],
+    )
+    if result.has_more:
+        md.next_step(f'More: list_videos(index_id="{index_id}", page={page + 1}).')
+    return tool_result(out, md)
+
+
+@tool(toolset="library", title="Get one video's details", read_only=True, destructive=False, idempotent=True)
+async def get_video(
+    ctx: Ctx,
+    index_id: Annotated[Id, Field(description="The index holding the video.")],
+    video_id: Annotated[Id, Field(description="Video id from list_videos or search results.")],
+    include_transcript: Annotated[bool, Field(description="Include the transcript when available.")] = True,
+) -> Annotated[CallToolResult, VideoDetail]:
+    """Show one indexed video: file name, duration, resolution, stream/thumbnail URLs and its transcript.
+
+    Use this after search_videos or list_videos to see what a video is before analyzing or citing it.
+    """
+    state = app_state(ctx)
+    try:
+        v = await state.client.get_video(index_id, video_id, transcription=include_transcript)
+    except TwelveLabsError as exc:
+        raise ToolError(explain(f"Reading video {video_id}", exc)) from None
+    transcript = (
+        [TranscriptLine(start=t.start, end=t.end, text=t.value) for t in v.transcription]
+        if v.transcription
+        else None
+    )
+    out = VideoDetail(
+        index_id=index_id,
+        video=_video_info(v),
+        hls_url=v.hls.video_url if v.hls else None,
+        thumbnail_urls=v.hls.thumbnail_urls if v.hls else None,
+        transcript=transcript if include_transcript else None,
+        backend=state.backend,
+    )
+    info = out.video
+    md = Markdown(f"Video {video_id}")
+    md.field("File", info.filename).field("Duration", fmt_seconds(info.duration) if info.duration else None)
+    md.field("Size", f"{info.width}×{info.height}" if info.width else None).field("Asset", info.asset_id)
+    if transcript:
+        md.section("Transcript", [f"- {fmt_seconds(t.start)} {t.text}" for t in transcript[:200]])
+    md.next_step(f'Ask about it: analyze_video(video_id="{video_id}", index_id="{index_id}", prompt=…).')
+    return tool_result(out, md)
+
+
+@tool(toolset="library", title="List knowledge stores", read_only=True, destructive=False, idempotent=True)
+async def list_knowledge_stores(
+    ctx: Ctx, page: Page = 1, page_limit: PageLimit = 20
+) -> Annotated[CallToolResult, StoreList]:
+    """List the knowledge stores Jockey can answer over, with ids and item counts.
+
+    Use this to find the knowledge_store_id for create_response, search_videos or upload_asset. Create
+    one with create_knowledge_store if none fits.
+    """
+    state = app_state(ctx)
+    try:
+        result = await state.client.list_knowledge_stores(page=page, page_limit=page_limit)
+    except TwelveLabsError as exc:
+        raise ToolError(explain("Listing knowledge stores", exc)) from None
+    stores = [
+        StoreInfo(
+            knowledge_store_id=s.id,
+            name=s.name,
+            description=s.description,
+            item_count=s.item_count,
+            created_at=s.created_at,
+        )
+        for s in result.data
+    ]
+    out = StoreList(
+        knowledge_stores=stores, page=page, total_pages=result.page_info.total_page, backend=state.backend
+    )
+    md = Markdown(f"Knowledge stores ({len(stores)})").section(
+        "Stores",
+        [f"- `{s.knowledge_store_id}` {s.name or ''} — {s.item_count or 0} item(s)" for s in stores]
+        or ["No knowledge stores yet: create one with create_knowledge_store."],
+    )
+    if result.has_more:
+        md.next_step(f"More: list_knowledge_stores(page={page + 1}).")
+    return tool_result(out, md)
+
+
+@tool(
+    toolset="library", title="Create a knowledge store", read_only=False, destructive=False, idempotent=False
+)
+async def create_knowledge_store(
+    ctx: Ctx,
+    name: Annotated[str, Field(min_length=1, max_length=200, description="A descriptive name.")],
+    description: Annotated[str | None, Field(max_length=2000, description="What the store holds.")] = None,
+) -> Annotated[CallToolResult, Created]:
+    """Create a knowledge store: a collection of videos Jockey (create_response) can reason over.
+
+    Then add media with upload_asset(knowledge_store_id=…) or add_to_knowledge_store(asset_id=…).
+    """
+    state = app_state(ctx)
+    try:
+        store = await state.client.create_knowledge_store(name, description=description)
+    except TwelveLabsError as exc:
+        raise ToolError(explain(f"Creating knowledge store {name!r}", exc)) from None
+    out = Created(id=store.id, kind="knowledge_store", name=name, backend=state.backend)
+    md = Markdown(f"Knowledge store created: {name}").field("Knowledge store id", f"`{store.id}`")
+    md.next_step(f'Add media: upload_asset(path=… or url=…, knowledge_store_id="{store.id}").')
+    return tool_result(out, md)
+
+
+@tool(
+    toolset="library",
+    title="Add an asset to a knowledge store",
+    read_only=False,
+    destructive=False,
+    idempotent=False,
+)
+async def add_to_knowledge_store(
+    ctx: Ctx,
+    knowledge_store_id: Annotated[Id, Field(description="The store to add to.")],
+    asset_id: Annotated[Id, Field(description="An uploaded asset (upload_asset returns asset_id).")],
+    asset_type: Annotated[Literal["video", "image"] | None, Field(description="Usually detected.")] = None,
+) -> Annotated[CallToolResult, Created]:
+    """Add an already uploaded asset to a knowledge store so Jockey can use it.
+
+    The item starts queued and becomes ready after processing: wait_for_task(id=item_id,
+    knowledge_store_id=…) waits for it. To upload and add in one step use upload_asset.
+    """
+    state = app_state(ctx)
+    try:
+        item = await state.client.add_knowledge_store_item(
+            knowledge_store_id, asset_id=asset_id, asset_type=asset_type
+        )
+    except TwelveLabsError as exc:
+        raise ToolError(explain(f"Adding asset {asset_id} to {knowledge_store_id}", exc)) from None
+    out = Created(
+        id=item.id,
+        kind="knowledge_store_item",
+        status=item.status,
+        knowledge_store_id=knowledge_store_id,
+        backend=state.backend,
+    )
+    md = Markdown("Added to knowledge store").field("Item id", f"`{item.id}`").field("Status", item.status)
+    md.next_step(
+        f'Wait until ready: wait_for_task(id="{item.id}", knowledge_store_id="{knowledge_store_id}").'
+    )
+    return tool_result(out, md)
+
+
+@tool(
+    toolset="library", title="List knowledge-store items", read_only=True, destructive=False, idempotent=True
+)
+async def list_knowledge_store_items(
+    ctx: Ctx,
+    knowledge_store_id: Annotated[Id, Field(description="The store to list.")],
+    status: Annotated[
+        list[Literal["queued", "pending", "processing", "ready", "failed"]] | None,
+        Field(description="Only items with these statuses."),
+    ] = None,
+    page: Page = 1,
+    page_limit: PageLimit = 20,
+) -> Annotated[CallToolResult, ItemList]:
+    """List the items of a knowledge store with their processing status.
+
+    Use this to check that items are ready before asking Jockey, or to find item ids for selections
+    and remove_from_knowledge_store.
+    """
+    state = app_state(ctx)
+    try:
+        result = await state.client.list_knowledge_store_items(
+            knowledge_store_id, page=page, page_limit=page_limit, status=status
+        )
+    except TwelveLabsError as exc:
+        raise ToolError(explain(f"Listing items of {knowledge_store_id}", exc)) from None
+    items = [
+        ItemInfo(
+            item_id=i.id,
+            asset_id=i.asset_id,
+            asset_type=i.asset_type,
+            status=i.status,
+            created_at=i.created_at,
+        )
+        for i in result.data
+    ]
+    out = ItemList(
+        knowledge_store_id=knowledge_store_id,
+        items=items,
+        page=page,
+        total_pages=result.page_info.total_page,
+        backend=state.backend,
+    )
+    md = Markdown(f"Items in {knowledge_store_id} ({len(items)})").section(
+        "Items",
+        [f"- `{i.item_id}` asset {i.asset_id} — {i.status}" for i in items] or ["No items."],
+    )
+    if result.has_more:
+        md.next_step(
+            f'More: list_knowledge_store_items(knowledge_store_id="{knowledge_store_id}", page={page + 1}).'
+        )
+    return tool_result(out, md)
+
+
+TOOLS: list[ToolSpec] = [
+    list_indexes,
+    create_index,
+    list_videos,
+    get_video,
+    list_knowledge_stores,
+    create_knowledge_store,
+    add_to_knowledge_store,
+    list_knowledge_store_items,
+]

@@ -1,3 +1,394 @@
-from tl_mcp.server.registry import ToolSpec
+"""Toolset `search`: find moments in indexed videos, and classify videos by searching for each class."""
 
-TOOLS: list[ToolSpec] = []
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import anyio
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, ImageContent
+from pydantic import BaseModel, Field
+
+from tl_mcp.api.errors import TwelveLabsError
+from tl_mcp.api.models import SearchPage
+from tl_mcp.server.errors import explain
+from tl_mcp.server.registry import ToolSpec, tool
+from tl_mcp.server.results import Markdown, fmt_seconds, tool_result
+from tl_mcp.server.state import AppState, app_state
+from tl_mcp.server.thumbnails import fetch_thumbnails
+from tl_mcp.server.tools._common import Ctx, Id, http_url
+
+Modality = Literal["visual", "audio", "transcription"]
+
+
+class SearchMoment(BaseModel):
+    video_id: str | None = Field(default=None, description="Video id (index search) — use with get_video.")
+    item_id: str | None = Field(default=None, description="Knowledge-store item id (store search).")
+    start: float = Field(description="Start of the moment, seconds.")
+    end: float = Field(description="End of the moment, seconds.")
+    rank: int | None = None
+    score: float | None = None
+    confidence: str | None = None
+    thumbnail_url: str | None = None
+    transcription: str | None = None
+    modalities: list[str] | None = None
+
+
+class SearchVideosResult(BaseModel):
+    moments: list[SearchMoment]
+    index_id: str | None = None
+    knowledge_store_id: str | None = None
+    query: str | None = None
+    total_results: int | None = None
+    next_page_token: str | None = Field(default=None, description="Pass as page_token for more results.")
+    thumbnails_returned: int = 0
+    backend: Literal["cloud", "sandbox"]
+
+
+def _index_moments(page: SearchPage, limit: int) -> list[SearchMoment]:
+    moments: list[SearchMoment] = []
+    for result in page.data:
+        if result.clips:
+            # group_by=video: one result per video with its clips.
+            for clip in result.clips:
+                moments.append(
+                    SearchMoment(
+                        video_id=clip.video_id or result.id or result.video_id,
+                        start=clip.start,
+                        end=clip.end,
+                        rank=clip.rank,
+                        score=clip.score,
+                        confidence=clip.confidence,
+                        thumbnail_url=clip.thumbnail_url,
+                        transcription=clip.transcription,
+                    )
+                )
+        elif result.start is not None and result.end is not None:
+            moments.append(
+                SearchMoment(
+                    video_id=result.video_id,
+                    start=result.start,
+                    end=result.end,
+                    rank=result.rank,
+                    score=result.score,
+                    confidence=result.confidence,
+                    thumbnail_url=result.thumbnail_url,
+                    transcription=result.transcription,
+                )
+            )
+    return moments[:limit]
+
+
+async def _search_index(
+    state: AppState,
+    *,
+    index_id: str | None,
+    query: str | None,
+    image_path: str | None,
+    image_url: str | None,
+    modalities: list[Modality],
+    operator: Literal["or", "and"] | None,
+    group_by: Literal["clip", "video"],
+    limit: int,
+    page_token: str | None,
+) -> SearchPage:
+    if page_token:
+        return await state.client.search_page(page_token)
+    assert index_id is not None
+    local = state.files.check(image_path) if image_path else None
+    return await state.client.search(
+        index_id,
+        query_text=query,
+        query_media_path=local,
+        query_media_url=image_url,
+        search_options=tuple(modalities),
+        operator=operator,
+        group_by=group_by,
+        page_limit=limit,
+    )
+
+
+@tool(toolset="search", title="Search videos for moments", read_only=True, destructive=False, idempotent=True)
+async def search_videos(
+    ctx: Ctx,
+    query: Annotated[
+        str | None,
+        Field(min_length=1, max_length=500, description="What to find, in words (visual or spoken)."),
+    ] = None,
+    image_path: Annotated[
+        str | None, Field(description="Search by example image: a local file inside an allowed folder.")
+    ] = None,
+    image_url: Annotated[
+        str | None, Field(description="Search by example image at this http(s) URL.")
+    ] = None,
+    index_id: Annotated[
+        Id | None, Field(description="The search index to search (see list_indexes).")
+    ] = None,
+    knowledge_store_id: Annotated[
+        Id | None, Field(description="Search a knowledge store instead of an index (text queries only).")
+    ] = None,
+    modalities: Annotated[
+        list[Modality] | None,
+        Field(min_length=1, description='Which signals to match: "visual", "audio", "transcription".'),
+    ] = None,
+    operator: Annotated[
+        Literal["or", "and"] | None, Field(description="How to combine several modalities.")
+    ] = None,
+    group_by: Annotated[
+        Literal["clip", "video"], Field(description="clip: each moment; video: per video.")
+    ] = "clip",
+    limit: Annotated[int, Field(ge=1, le=50, description="Most moments to return.")] = 10,
+    page_token: Annotated[
+        str | None, Field(min_length=1, max_length=500, description="next_page_token of a previous search.")
+    ] = None,
+    include_thumbnails: Annotated[
+        int, Field(ge=0, le=10, description="Also return up to this many thumbnails as images.")
+    ] = 0,
+) -> Annotated[CallToolResult, SearchVideosResult]:
+    """Find the moments in your videos that match a description or an example image, with timestamps.
+
+    Use this to locate scenes ("a person opening a laptop", "the word 'budget' is said"), to check
+    whether something appears at all, or to collect clips for an answer. Results are moments with
+    video_id, start/end seconds, rank/score and a thumbnail URL.
+
+    Hints:
+    - Give query (text) or image_path/image_url, and index_id (a Marengo index) or knowledge_store_id.
+    - include_thumbnails=3 returns the first three thumbnails as images so you can see the frames.
+    - next_page_token → call again with page_token (and the same index) for more.
+    - For questions that need reasoning over the moments use create_response; get_video shows details.
+    """
+    state = app_state(ctx)
+    if not page_token:
+        given = [n for n, v in (("query", query), ("image_path", image_path), ("image_url", image_url)) if v]
+        if not given:
+            raise ToolError("search_videos needs a query, an image_path or an image_url.")
+        if image_path and image_url:
+            raise ToolError("Give image_path or image_url, not both.")
+        if bool(index_id) == bool(knowledge_store_id):
+            raise ToolError(
+                "Give exactly one of index_id or knowledge_store_id (list_indexes shows the indexes)."
+            )
+        if knowledge_store_id and (image_path or image_url or not query):
+            raise ToolError(
+                "Knowledge-store search takes a text query only; use index_id to search by image."
+            )
+    if image_url:
+        http_url(image_url, "image_url")
+    chosen = modalities or ["visual", "audio"]
+    try:
+        if knowledge_store_id:
+            if "transcription" in chosen:
+                raise ToolError('Knowledge-store search supports the modalities "visual" and "audio" only.')
+            ks_modalities: list[Literal["visual", "audio"]] = [m for m in chosen if m != "transcription"]
+            assert query is not None
+            ks_page = await state.client.search_knowledge_store(
+                knowledge_store_id, query, page_token=page_token, page_size=limit, modalities=ks_modalities
+            )
+            moments = [
+                SearchMoment(
+                    item_id=hit.item_id,
+                    start=m.start_sec,
+                    end=m.end_sec,
+                    rank=hit.rank,
+                    transcription=m.transcription,
+                    modalities=m.modalities or None,
+                )
+                for hit in ks_page.data
+                for m in hit.matches
+            ][:limit]
+            next_token, total = ks_page.next_page_token, None
+        else:
+            page = await _search_index(
+                state,
+                index_id=index_id,
+                query=query,
+                image_path=image_path,
+                image_url=image_url,
+                modalities=chosen,
+                operator=operator,
+                group_by=group_by,
+                limit=limit,
+                page_token=page_token,
+            )
+            moments = _index_moments(page, limit)
+            next_token, total = page.page_info.next_page_token, page.page_info.total_results
+    except TwelveLabsError as exc:
+        raise ToolError(explain("Search", exc)) from None
+    except ValueError as exc:
+        raise ToolError(f"Search failed: {exc}.") from None
+
+    images: list[ImageContent] = []
+    if include_thumbnails:
+        urls = [m.thumbnail_url for m in moments if m.thumbnail_url][:include_thumbnails]
+        images = [img for img in await fetch_thumbnails(urls) if img is not None]
+    result = SearchVideosResult(
+        moments=moments,
+        index_id=index_id,
+        knowledge_store_id=knowledge_store_id,
+        query=query,
+        total_results=total,
+        next_page_token=next_token or None,
+        thumbnails_returned=len(images),
+        backend=state.backend,
+    )
+    md = Markdown(f"Search results: {len(moments)} moment(s)")
+    md.field("Query", query or ("(image)" if image_path or image_url else None))
+    md.field("Index", index_id).field("Knowledge store", knowledge_store_id)
+    rows = []
+    for i, m in enumerate(moments, 1):
+        who = f"video {m.video_id}" if m.video_id else f"item {m.item_id}"
+        score = f", score {m.score:g}" if m.score is not None else ""
+        conf = f", {m.confidence}" if m.confidence else ""
+        said = f' — "{m.transcription[:120]}"' if m.transcription else ""
+        rows.append(f"{i}. {who} {fmt_seconds(m.start)}–{fmt_seconds(m.end)}{score}{conf}{said}")
+    md.section("Moments", rows or ["No matching moments."])
+    if include_thumbnails and len(images) < min(include_thumbnails, len(moments)):
+        md.para(f"{len(images)} thumbnail(s) could be fetched; the others were unavailable.")
+    if next_token:
+        md.next_step(f'More results: search_videos(page_token="{next_token}", index_id=…).')
+    if moments and moments[0].video_id and index_id:
+        md.next_step(
+            "Details of a video: get_video(index_id, video_id); ask about it: analyze_video(video_id=…)."
+        )
+    return tool_result(result, md, images=images)
+
+
+class ClassSpec(BaseModel):
+    name: Annotated[str, Field(min_length=1, max_length=100, description="Label to assign, e.g. 'Cooking'.")]
+    prompts: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=300)]],
+        Field(min_length=1, max_length=20, description="What this class looks or sounds like."),
+    ]
+
+
+class ClassMatch(BaseModel):
+    name: str
+    score: float | None = Field(description="Best score of a matching moment.")
+    duration_ratio: float | None = Field(description="Share of the video covered by matching moments (0–1).")
+    matched_seconds: float
+    clips: list[SearchMoment] | None = None
+
+
+class VideoClasses(BaseModel):
+    video_id: str
+    duration: float | None = None
+    classes: list[ClassMatch]
+
+
+class ClassifyResult(BaseModel):
+    index_id: str
+    videos: list[VideoClasses]
+    backend: Literal["cloud", "sandbox"]
+
+
+def _covered(spans: list[tuple[float, float]]) -> float:
+    total, end = 0.0, float("-inf")
+    for s, e in sorted(spans):
+        if e <= end:
+            continue
+        total += e - max(s, end)
+        end = e
+    return total
+
+
+@tool(
+    toolset="search",
+    title="Classify videos into your classes",
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+)
+async def classify_videos(
+    ctx: Ctx,
+    index_id: Annotated[Id, Field(description="The search index whose videos to classify.")],
+    classes: Annotated[list[ClassSpec], Field(min_length=1, max_length=20, description="The taxonomy.")],
+    min_score: Annotated[
+        float | None, Field(ge=0, description="Drop classes whose best score is lower.")
+    ] = None,
+    min_duration_ratio: Annotated[
+        float | None, Field(ge=0, le=1, description="Drop classes covering less of the video than this.")
+    ] = None,
+    include_clips: Annotated[bool, Field(description="Also list the matching moments per class.")] = False,
+    modalities: Annotated[list[Modality] | None, Field(min_length=1)] = None,
+) -> Annotated[CallToolResult, ClassifyResult]:
+    """Label every video in an index with the classes it matches, scored, like the old /classify API.
+
+    Use this for zero-shot categorization ("which videos are about cooking, sports or travel?"). Each
+    class is a name plus prompts describing it; the tool searches the index for every prompt and reports,
+    per video, each matching class with its best score and the share of the video it covers.
+
+    Hints:
+    - Several specific prompts per class work better than one vague one.
+    - min_score / min_duration_ratio filter weak matches; include_clips shows the evidence moments.
+    - For a single question about one video, analyze_video is the better tool.
+    """
+    state = app_state(ctx)
+    chosen = tuple(modalities or ["visual", "audio"])
+    hits: dict[str, dict[str, list[SearchMoment]]] = {}
+    limiter = anyio.Semaphore(4)
+
+    async def run(spec: ClassSpec, prompt: str) -> None:
+        async with limiter:
+            page = await state.client.search(
+                index_id, query_text=prompt, search_options=chosen, page_limit=50
+            )
+        for m in _index_moments(page, 50):
+            if m.video_id:
+                hits.setdefault(m.video_id, {}).setdefault(spec.name, []).append(m)
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for spec in classes:
+                for prompt in spec.prompts:
+                    tg.start_soon(run, spec, prompt)
+        durations: dict[str, float | None] = {}
+        for video_id in hits:
+            video = await state.client.get_video(index_id, video_id)
+            durations[video_id] = video.system_metadata.duration if video.system_metadata else None
+    except TwelveLabsError as exc:
+        raise ToolError(explain("Classification", exc)) from None
+
+    videos: list[VideoClasses] = []
+    for video_id, per_class in hits.items():
+        duration = durations.get(video_id)
+        matches: list[ClassMatch] = []
+        for spec in classes:
+            clips = per_class.get(spec.name)
+            if not clips:
+                continue
+            scores = [c.score for c in clips if c.score is not None]
+            covered = _covered([(c.start, c.end) for c in clips])
+            ratio = min(covered / duration, 1.0) if duration else None
+            match = ClassMatch(
+                name=spec.name,
+                score=max(scores) if scores else None,
+                duration_ratio=round(ratio, 4) if ratio is not None else None,
+                matched_seconds=round(covered, 3),
+                clips=sorted(clips, key=lambda c: c.start) if include_clips else None,
+            )
+            if min_score is not None and (match.score is None or match.score < min_score):
+                continue
+            if min_duration_ratio is not None and (ratio is None or ratio < min_duration_ratio):
+                continue
+            matches.append(match)
+        if matches:
+            matches.sort(key=lambda m: (m.duration_ratio or 0.0, m.score or 0.0), reverse=True)
+            videos.append(VideoClasses(video_id=video_id, duration=duration, classes=matches))
+    videos.sort(key=lambda v: v.video_id)
+    result = ClassifyResult(index_id=index_id, videos=videos, backend=state.backend)
+    md = Markdown(f"Classification of index {index_id}")
+    lines = []
+    for v in videos:
+        parts = []
+        for c in v.classes:
+            share = (
+                f"{c.duration_ratio:.0%} of the video" if c.duration_ratio is not None else "coverage unknown"
+            )
+            score = f", best score {c.score:g}" if c.score is not None else ""
+            parts.append(f"{c.name} ({share}{score})")
+        lines.append(f"- video {v.video_id}: " + "; ".join(parts))
+    md.section("Videos", lines or ["No video matched any class."])
+    return tool_result(result, md)
+
+
+TOOLS: list[ToolSpec] = [search_videos, classify_videos]
