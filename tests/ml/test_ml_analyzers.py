@@ -172,3 +172,22 @@ def test_models_load_and_run_with_the_network_refused(sample_video: SampleInfo) 
     assert result["speech"] >= len(sample_video.speech) - 1
     assert result["ocr"] == 0
     assert result["text"] == 384
+
+
+def test_ocr_reuses_lines_for_an_unchanged_picture_and_rereads_a_changed_one(
+    analyzers: Analyzers, ml_scenes: tuple[SceneSpec, ...]
+) -> None:
+    from tl_mcp.samples import render_scene
+
+    assert analyzers.ocr is not None
+    first = np.asarray(render_scene(ml_scenes[0]))
+    second = np.asarray(render_scene(ml_scenes[1]))
+    a = analyzers.ocr.read(first, 1.0)
+    again = analyzers.ocr.read(first.copy(), 7.0)
+    assert [x.text for x in again] == [x.text for x in a] and {x.start for x in again} == {7.0}
+    other = analyzers.ocr.read(second, 8.0)
+    assert [x.text.lower() for x in other] == [line.lower() for line in ml_scenes[1].lines]
+    # A small strong change (a clock, a caption) must force a fresh read, not a reused one.
+    edited = second.copy()
+    edited[10:40, 10:200] = 255
+    assert analyzers.ocr.read(edited, 9.0)[0].start == 9.0

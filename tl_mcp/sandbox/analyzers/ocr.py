@@ -4,11 +4,12 @@ in the ``rapidocr`` wheel and are passed by explicit path so nothing is ever fet
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from tl_mcp.sandbox.analyzers.base import Frame, TimedText
 from tl_mcp.sandbox.analyzers.models import ENV_OCR_MODEL_DIR, AnalyzerModels
@@ -17,6 +18,14 @@ from tl_mcp.sandbox.analyzers.models import ENV_OCR_MODEL_DIR, AnalyzerModels
 #: ("●", "O", "_") while keeping real words.
 MIN_SCORE = 0.8
 MIN_CHARS = 2
+#: Text detection runs on the frame scaled so its longer side is at most this. 960 reads 720p
+#: captions as well as full size while costing about half the time (measured 0.38 s vs 0.68 s).
+DET_MAX_SIDE = 960
+#: A frame counts as "the same picture" as the previous one (so its lines are reused, not re-read)
+#: only if its 1/8-scale grey copy differs by at most this on average AND nowhere by more than
+#: ``_SAME_MAX_DIFF``: a ticking clock or a new caption changes a small area strongly and forces a read.
+_SAME_MEAN_DIFF = 1.0
+_SAME_MAX_DIFF = 24.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,13 +89,17 @@ class RapidOcrAnalyzer:
     """Reads one frame, drops low-confidence or one-character boxes, and returns one
     :class:`TimedText` per text line at the frame's time (the pipeline stretches it to the scene)."""
 
-    def __init__(self, model_dir: Path | None = None, *, threads: int = 2) -> None:
+    def __init__(
+        self, model_dir: Path | None = None, *, threads: int = 2, det_max_side: int = DET_MAX_SIDE
+    ) -> None:
         if model_dir is None:
             import rapidocr
 
             model_dir = Path(rapidocr.__file__).parent / "models"
         self._files = _model_files(model_dir)
         self._threads = threads
+        self._det_max_side = det_max_side
+        self._last: tuple[npt.NDArray[np.float32], list[TimedText]] | None = None
         self.name = f"rapidocr {self._files['rec'].stem}"
         self._engine: Any = None
         self._lock = threading.Lock()
@@ -100,12 +113,14 @@ class RapidOcrAnalyzer:
             from rapidocr import RapidOCR
 
             params: dict[str, Any] = {
-                "Global.log_level": "warning",
+                "Global.log_level": "error",
                 "Global.use_cls": "cls" in self._files,
                 "EngineConfig.onnxruntime.intra_op_num_threads": self._threads,
                 "EngineConfig.onnxruntime.inter_op_num_threads": 1,
                 "Det.model_path": str(self._files["det"]),
                 "Rec.model_path": str(self._files["rec"]),
+                "Det.limit_type": "max",
+                "Det.limit_side_len": self._det_max_side,
             }
             if "cls" in self._files:
                 params["Cls.model_path"] = str(self._files["cls"])
@@ -117,10 +132,19 @@ class RapidOcrAnalyzer:
             raise ValueError(
                 f"expected an H x W x 3 uint8 RGB frame, got shape {frame.shape} dtype {frame.dtype}"
             )
+        small = _small_grey(frame)
         with self._lock:
+            if self._last is not None and _same_picture(self._last[0], small):
+                return [replace(line, start=at_seconds, end=at_seconds) for line in self._last[1]]
             engine = self._loaded()
             # RapidOCR follows OpenCV and expects BGR channel order.
             output = engine(np.ascontiguousarray(frame[:, :, ::-1]))
+            lines = self._lines(output, at_seconds)
+            self._last = (small, lines)
+        return lines
+
+    @staticmethod
+    def _lines(output: Any, at_seconds: float) -> list[TimedText]:
         if output.boxes is None or output.txts is None or output.scores is None:
             return []
         boxes: list[_Box] = []
@@ -149,3 +173,20 @@ class RapidOcrAnalyzer:
             )
             for line in merge_into_lines(boxes)
         ]
+
+
+def _small_grey(frame: Frame) -> npt.NDArray[np.float32]:
+    h, w = (frame.shape[0] // 8) * 8, (frame.shape[1] // 8) * 8
+    if h == 0 or w == 0:
+        tiny: npt.NDArray[np.float32] = frame.astype(np.float32).mean(axis=2)
+        return tiny
+    grey = frame[:h, :w].astype(np.float32).mean(axis=2)
+    blocks: npt.NDArray[np.float32] = grey.reshape(h // 8, 8, w // 8, 8).mean(axis=(1, 3))
+    return blocks
+
+
+def _same_picture(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> bool:
+    if a.shape != b.shape:
+        return False
+    diff = np.abs(a - b)
+    return float(diff.mean()) <= _SAME_MEAN_DIFF and float(diff.max()) <= _SAME_MAX_DIFF
