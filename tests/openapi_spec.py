@@ -83,14 +83,18 @@ def resolve(node: Any) -> Any:
     return node
 
 
-def request_validator(method: str, template: str, content_type: str = "application/json") -> Draft202012Validator:
+def request_validator(
+    method: str, template: str, content_type: str = "application/json"
+) -> Draft202012Validator:
     return validator_at("paths", template, method.lower(), "requestBody", "content", content_type, "schema")
 
 
 def response_validator(
     method: str, template: str, status: str, content_type: str = "application/json"
 ) -> Draft202012Validator:
-    return validator_at("paths", template, method.lower(), "responses", status, "content", content_type, "schema")
+    return validator_at(
+        "paths", template, method.lower(), "responses", status, "content", content_type, "schema"
+    )
 
 
 def multipart_fields(method: str, template: str) -> set[str]:

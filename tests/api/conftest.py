@@ -17,9 +17,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import openapi_spec  # noqa: E402
+import openapi_spec
 
-from tl_mcp.api import RetryPolicy, Timeouts, TwelveLabsClient  # noqa: E402
+from tl_mcp.api import RetryPolicy, Timeouts, TwelveLabsClient
 
 API_KEY = "tlk_TESTSECRET0123456789abcdef"
 BASE_URL = "https://api.example.test/v1.3"
@@ -53,7 +53,9 @@ class Seen:
 
 
 def parse_multipart(content_type: str, body: bytes) -> list[tuple[str, str | bytes]]:
-    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    message = BytesParser(policy=HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
+    )
     fields: list[tuple[str, str | bytes]] = []
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")

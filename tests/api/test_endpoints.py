@@ -42,7 +42,9 @@ def spec_answer(seen: Seen) -> httpx2.Response:
     """Answer with a sample built from the spec's success response schema for this operation."""
     if seen.template is None:
         if seen.path.endswith("/transcription"):
-            return json_response(200, {"status": "ready", "sentences": [{"start": 0.0, "end": 1.5, "value": "hi"}]})
+            return json_response(
+                200, {"status": "ready", "sentences": [{"start": 0.0, "end": 1.5, "value": "hi"}]}
+            )
         raise AssertionError(f"unexpected request {seen.method} {seen.path}")
     if seen.template == "/responses":
         # The spec only describes the SSE variant's 200; the JSON one is a ResponseObject.
@@ -81,13 +83,21 @@ async def test_assets_family(api: FakeAPI, tmp_path: Path) -> None:
     assert isinstance(uploaded, Asset) and uploaded.id == "sample"
     assert isinstance(from_url, Asset) and isinstance(one, Asset)
     assert isinstance(page, Page) and isinstance(page.data[0], Asset)
-    assert isinstance(transcript, AssetTranscription) and transcript.sentences and transcript.sentences[0].value == "hi"
+    assert (
+        isinstance(transcript, AssetTranscription)
+        and transcript.sentences
+        and transcript.sentences[0].value == "hi"
+    )
     direct, by_url, get, listing, delete, trans = api.seen
     form = direct.form_dict()
     assert form["method"] == ["direct"] and form["filename"] == ["renamed.mp4"]
     assert json.loads(str(form["user_metadata"][0])) == {"team": "a", "n": 3}
     assert form["file"] == [media.read_bytes()]
-    assert by_url.form_dict() == {"method": ["url"], "url": ["https://example.com/v.mp4"], "filename": ["v.mp4"]}
+    assert by_url.form_dict() == {
+        "method": ["url"],
+        "url": ["https://example.com/v.mp4"],
+        "filename": ["v.mp4"],
+    }
     assert get.path == "/assets/a%2Fb"  # ids are escaped, never interpreted as paths
     assert listing.params.get_list("asset_types") == ["video", "audio"]
     assert (listing.params["page"], listing.params["page_limit"]) == ("2", "5")
@@ -168,8 +178,14 @@ async def test_search_text_image_and_page_tokens(api: FakeAPI, tmp_path: Path) -
 
 async def test_search_follows_next_page_tokens_until_absent() -> None:
     pages = {
-        None: {"data": [{"start": 0, "end": 1, "video_id": "v", "rank": 1}], "page_info": {"next_page_token": "t2"}},
-        "t2": {"data": [{"start": 1, "end": 2, "video_id": "v", "rank": 2}], "page_info": {"next_page_token": "t3"}},
+        None: {
+            "data": [{"start": 0, "end": 1, "video_id": "v", "rank": 1}],
+            "page_info": {"next_page_token": "t2"},
+        },
+        "t2": {
+            "data": [{"start": 1, "end": 2, "video_id": "v", "rank": 2}],
+            "page_info": {"next_page_token": "t3"},
+        },
         "t3": {"data": [{"start": 2, "end": 3, "video_id": "v", "rank": 3}], "page_info": {}},
     }
 
@@ -190,14 +206,19 @@ async def test_embeddings(api: FakeAPI, tmp_path: Path) -> None:
         text = await tl.embed_text("a red car")
         image = await tl.embed_image(url="https://example.com/i.jpg")
         sound = await tl.embed_audio(path=audio)
-        task_id = await tl.create_video_embedding_task(url="https://example.com/v.mp4", start_sec=1.0, end_sec=9.0)
+        task_id = await tl.create_video_embedding_task(
+            url="https://example.com/v.mp4", start_sec=1.0, end_sec=9.0
+        )
         task = await tl.get_video_embedding_task(task_id)
         with pytest.raises(ValueError):
             await tl.embed_text("   ")
     assert all(isinstance(e, Embedding) for e in (text, image, sound)) and isinstance(task, EmbeddingTask)
     assert text.vectors and isinstance(text.vectors[0][0], float)
     assert api.seen[0].form_dict() == {"model_name": ["marengo3.0"], "text": ["a red car"]}
-    assert api.seen[1].form_dict() == {"model_name": ["marengo3.0"], "image_url": ["https://example.com/i.jpg"]}
+    assert api.seen[1].form_dict() == {
+        "model_name": ["marengo3.0"],
+        "image_url": ["https://example.com/i.jpg"],
+    }
     assert api.seen[2].form_dict()["audio_file"] == [b"RIFF....WAVE"]
     assert api.seen[3].path == "/embed-v2/tasks"
     assert api.seen[3].json() == {
@@ -210,7 +231,9 @@ async def test_embeddings(api: FakeAPI, tmp_path: Path) -> None:
 async def test_analyze_sync_and_tasks(api: FakeAPI) -> None:
     schema = {"type": "object", "properties": {"title": {"type": "string"}}}
     async with make_client(api) as tl:
-        result = await tl.analyze(VideoSource(asset_id="a1"), "Summarize", response_format=schema, temperature=0.1)
+        result = await tl.analyze(
+            VideoSource(asset_id="a1"), "Summarize", response_format=schema, temperature=0.1
+        )
         task_id = await tl.create_analyze_task(VideoSource(url="https://example.com/v.mp4"), "Chapters")
         task = await tl.get_analyze_task(task_id)
     assert isinstance(result, AnalyzeResult) and isinstance(task, AnalyzeTask)
@@ -277,7 +300,10 @@ async def test_knowledge_store_search_iterates_page_tokens() -> None:
     def handler(seen: Seen) -> httpx2.Response:
         token = seen.json().get("page_token")
         hit = {"asset_type": "image", "item_id": f"ksi_{token}", "rank": 1}
-        return json_response(200, {"data": [hit], "effective_search_options": {}, **({} if token else {"next_page_token": "p2"})})
+        return json_response(
+            200,
+            {"data": [hit], "effective_search_options": {}, **({} if token else {"next_page_token": "p2"})},
+        )
 
     api = FakeAPI(handler)
     async with make_client(api) as tl:
@@ -311,11 +337,15 @@ async def test_responses_json_request_uses_the_current_shape(api: FakeAPI) -> No
 
 
 def test_response_request_rejects_bad_shapes() -> None:
-    with pytest.raises(ValueError, match="jockey1.0"):
+    with pytest.raises(ValueError, match=r"jockey1\.0"):
         ResponseRequest.model_validate({"model": "gpt", "knowledge_store_id": "ks_1", "input": "x"})
     with pytest.raises(ValueError, match="disagree"):
         ResponseRequest.model_validate(
-            {"knowledge_store_id": "ks_2", "tools": [{"type": "knowledge_store", "knowledge_store_id": "ks_1"}], "input": "x"}
+            {
+                "knowledge_store_id": "ks_2",
+                "tools": [{"type": "knowledge_store", "knowledge_store_id": "ks_1"}],
+                "input": "x",
+            }
         )
     with pytest.raises(ValueError):
         ResponseRequest(knowledge_store_id="ks_1", input="x" * 10_001)  # type: ignore[arg-type]
@@ -327,7 +357,9 @@ async def test_page_iterators_stop_on_empty_data_or_past_total_page() -> None:
     def handler(seen: Seen) -> httpx2.Response:
         page = int(seen.params["page"])
         if seen.path == "/indexes":  # total_page says 2
-            return json_response(200, {"data": [{"_id": f"i{page}"}], "page_info": {"page": page, "total_page": 2}})
+            return json_response(
+                200, {"data": [{"_id": f"i{page}"}], "page_info": {"page": page, "total_page": 2}}
+            )
         data = [{"_id": f"ks{page}"}] if page <= 3 else []  # no page_info: stop on empty data
         return json_response(200, {"data": data})
 

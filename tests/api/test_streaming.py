@@ -1,4 +1,4 @@
-"""SSE / NDJSON decoding and assembly: every edge case of jockey-responses-streaming.md §6, under any chunking."""
+"""SSE / NDJSON decoding and assembly: the edge cases of jockey-responses-streaming.md §6, any chunking."""
 
 from __future__ import annotations
 
@@ -42,41 +42,154 @@ def resp(status: str, text: str | None = None) -> dict[str, object]:
     output = []
     if text is not None:
         part = {"type": "output_text", "text": text, "annotations": []}
-        output = [{"type": "message", "id": "msg_0", "status": status, "role": "assistant", "content": [part]}]
-    return {"id": "resp_1", "type": "response", "status": status, "session_id": "sess_1", "knowledge_store_id": "ks_1",
-            "output": output, "created_at": "2026-07-11T03:13:57Z"}
+        output = [
+            {"type": "message", "id": "msg_0", "status": status, "role": "assistant", "content": [part]}
+        ]
+    return {
+        "id": "resp_1",
+        "type": "response",
+        "status": status,
+        "session_id": "sess_1",
+        "knowledge_store_id": "ks_1",
+        "output": output,
+        "created_at": "2026-07-11T03:13:57Z",
+    }
 
 
 ANSWER = "Le café — 東京 🎉 [1]."
 FULL_STREAM = (
     ev("response.created", 0, response=resp("in_progress"))
     + ev("response.in_progress", 1, response=resp("in_progress"))
-    + ev("response.output_item.added", 2, output_index=0, item={"type": "function_call", "id": "fc_1",
-         "status": "in_progress", "name": "search", "call_id": "c1", "arguments": ""})
+    + ev(
+        "response.output_item.added",
+        2,
+        output_index=0,
+        item={
+            "type": "function_call",
+            "id": "fc_1",
+            "status": "in_progress",
+            "name": "search",
+            "call_id": "c1",
+            "arguments": "",
+        },
+    )
     + ev("response.function_call_arguments.done", 3, item_id="fc_1", output_index=0, arguments='{"q":"dog"}')
-    + ev("response.output_item.done", 4, output_index=0, item={"type": "function_call", "id": "fc_1",
-         "status": "completed", "name": "search", "call_id": "c1", "arguments": '{"q":"dog"}'})
-    + ev("response.output_item.added", 5, output_index=1, item={"type": "message", "id": "msg_0", "phase": "final_answer",
-         "status": "in_progress", "role": "assistant", "content": [{"type": "output_text", "text": "", "annotations": []}]})
-    + ev("response.content_part.added", 6, item_id="msg_0", output_index=1, content_index=0,
-         part={"type": "output_text", "text": "", "annotations": []})
-    + ev("response.output_text.delta", 7, item_id="msg_0", output_index=1, content_index=0, delta="Le café — ")
+    + ev(
+        "response.output_item.done",
+        4,
+        output_index=0,
+        item={
+            "type": "function_call",
+            "id": "fc_1",
+            "status": "completed",
+            "name": "search",
+            "call_id": "c1",
+            "arguments": '{"q":"dog"}',
+        },
+    )
+    + ev(
+        "response.output_item.added",
+        5,
+        output_index=1,
+        item={
+            "type": "message",
+            "id": "msg_0",
+            "phase": "final_answer",
+            "status": "in_progress",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "", "annotations": []}],
+        },
+    )
+    + ev(
+        "response.content_part.added",
+        6,
+        item_id="msg_0",
+        output_index=1,
+        content_index=0,
+        part={"type": "output_text", "text": "", "annotations": []},
+    )
+    + ev(
+        "response.output_text.delta", 7, item_id="msg_0", output_index=1, content_index=0, delta="Le café — "
+    )
     + ": a comment line\n\n"
     + ev("keepalive", 8)
     + ev("jockey:web_search.searching", 9, item_id="ws_1", output_index=2)
-    + ev("response.output_text.delta", 10, item_id="msg_0", output_index=1, content_index=0, delta="東京 🎉 [1].")
+    + ev(
+        "response.output_text.delta",
+        10,
+        item_id="msg_0",
+        output_index=1,
+        content_index=0,
+        delta="東京 🎉 [1].",
+    )
     + ev("response.output_text.done", 11, item_id="msg_0", output_index=1, content_index=0, text=ANSWER)
-    + ev("response.content_part.done", 12, item_id="msg_0", output_index=1, content_index=0,
-         part={"type": "output_text", "text": ANSWER, "annotations": [{"type": "video_citation", "start_index": 15,
-               "end_index": 17, "item_id": "ksi_1", "start_sec": 0.0, "end_sec": 9.0, "title": "Clip",
-               "thumbnail_url": None, "hls_url": None}]})
-    + ev("response.completed", 13, response={**resp("completed", ANSWER), "output": [
-         {"type": "function_call", "id": "fc_1", "status": "completed", "name": "search", "arguments": "{}"},
-         {"type": "message", "id": "msg_0", "status": "completed", "role": "assistant", "phase": "final_answer",
-          "content": [{"type": "output_text", "text": ANSWER, "annotations": [{"type": "video_citation",
-              "start_index": 15, "end_index": 17, "item_id": "ksi_1", "start_sec": 0.0, "end_sec": 9.0,
-              "title": "Clip", "thumbnail_url": None, "hls_url": None}]}]}],
-         "usage": {"input_tokens": 10, "output_tokens": 5}})
+    + ev(
+        "response.content_part.done",
+        12,
+        item_id="msg_0",
+        output_index=1,
+        content_index=0,
+        part={
+            "type": "output_text",
+            "text": ANSWER,
+            "annotations": [
+                {
+                    "type": "video_citation",
+                    "start_index": 15,
+                    "end_index": 17,
+                    "item_id": "ksi_1",
+                    "start_sec": 0.0,
+                    "end_sec": 9.0,
+                    "title": "Clip",
+                    "thumbnail_url": None,
+                    "hls_url": None,
+                }
+            ],
+        },
+    )
+    + ev(
+        "response.completed",
+        13,
+        response={
+            **resp("completed", ANSWER),
+            "output": [
+                {
+                    "type": "function_call",
+                    "id": "fc_1",
+                    "status": "completed",
+                    "name": "search",
+                    "arguments": "{}",
+                },
+                {
+                    "type": "message",
+                    "id": "msg_0",
+                    "status": "completed",
+                    "role": "assistant",
+                    "phase": "final_answer",
+                    "content": [
+                        {
+                            "type": "output_text",
+                            "text": ANSWER,
+                            "annotations": [
+                                {
+                                    "type": "video_citation",
+                                    "start_index": 15,
+                                    "end_index": 17,
+                                    "item_id": "ksi_1",
+                                    "start_sec": 0.0,
+                                    "end_sec": 9.0,
+                                    "title": "Clip",
+                                    "thumbnail_url": None,
+                                    "hls_url": None,
+                                }
+                            ],
+                        }
+                    ],
+                },
+            ],
+            "usage": {"input_tokens": 10, "output_tokens": 5},
+        },
+    )
     + "data: [DONE]\n\n"
 ).encode()
 
@@ -110,6 +223,7 @@ class ChunkStream(httpx2.AsyncByteStream):
 def sse_api(chunks: list[bytes], content_type: str = "text/event-stream", **kw: float) -> FakeAPI:
     def handler(seen: Seen) -> httpx2.Response:
         return httpx2.Response(200, headers={"content-type": content_type}, stream=ChunkStream(chunks, **kw))
+
     return FakeAPI(handler)
 
 
@@ -128,7 +242,10 @@ def decode_all(chunks: list[bytes]) -> list[SSEEvent]:
 
 
 def test_sse_line_endings_bom_comments_multiline_and_fields() -> None:
-    raw = "\ufeffevent: a\r\ndata: {\"x\":\r\ndata:1}\r\n\r\n: ping\n\nid: 7\nretry: 10\nfoo: bar\ndata: two\r\rdata:no-space\n\n"
+    raw = (
+        '\ufeffevent: a\r\ndata: {"x":\r\ndata:1}\r\n\r\n: ping\n\n'
+        "id: 7\nretry: 10\nfoo: bar\ndata: two\r\rdata:no-space\n\n"
+    )
     assert decode_all([raw.encode()]) == [
         SSEEvent("a", '{"x":\n1}'),
         SSEEvent(None, "two"),
@@ -187,7 +304,13 @@ async def test_duplicate_full_text_events_replace_rather_than_append() -> None:
         ev("response.created", 0, response=resp("in_progress"))
         + ev("response.output_text.delta", 1, output_index=0, content_index=0, delta="Hel")
         + ev("response.output_text.done", 2, output_index=0, content_index=0, text="Hello")
-        + ev("response.content_part.done", 3, output_index=0, content_index=0, part={"type": "output_text", "text": "Hello"})
+        + ev(
+            "response.content_part.done",
+            3,
+            output_index=0,
+            content_index=0,
+            part={"type": "output_text", "text": "Hello"},
+        )
         + ev("response.output_text.done", 4, output_index=0, content_index=0, text="Hello")
     ).encode()
     with pytest.raises(StreamError) as info:
@@ -211,8 +334,10 @@ async def test_early_end_raises_stream_error_with_partial_text_and_session(endin
 
 @pytest.mark.anyio
 async def test_plain_eof_after_completed_is_success_without_done_marker() -> None:
-    body = (ev("response.created", 0, response=resp("in_progress"))
-            + ev("response.completed", 1, response=resp("completed", "ok"))).encode()
+    body = (
+        ev("response.created", 0, response=resp("in_progress"))
+        + ev("response.completed", 1, response=resp("completed", "ok"))
+    ).encode()
     updates = await collect([body])
     assert isinstance(updates[-1], ResponseDone) and updates[-1].response.output_text == "ok"
 
@@ -226,9 +351,11 @@ async def test_incomplete_status_is_delivered_as_done_with_its_status() -> None:
 
 @pytest.mark.anyio
 async def test_failed_response_raises() -> None:
-    body = (ev("response.created", 0, response=resp("in_progress"))
-            + ev("response.output_text.delta", 1, output_index=0, content_index=0, delta="so far")
-            + ev("response.failed", 2, response=resp("failed"))).encode()
+    body = (
+        ev("response.created", 0, response=resp("in_progress"))
+        + ev("response.output_text.delta", 1, output_index=0, content_index=0, delta="so far")
+        + ev("response.failed", 2, response=resp("failed"))
+    ).encode()
     with pytest.raises(StreamError, match="failed") as info:
         await collect([body])
     assert info.value.partial_text == "so far" and info.value.session_id == "sess_1"
@@ -243,14 +370,18 @@ async def test_failed_response_raises() -> None:
     ],
 )
 async def test_error_events_in_both_shapes(payload: dict[str, object]) -> None:
-    body = (ev("response.created", 0, response=resp("in_progress")) + f"data: {json.dumps(payload)}\n\n").encode()
+    body = (
+        ev("response.created", 0, response=resp("in_progress")) + f"data: {json.dumps(payload)}\n\n"
+    ).encode()
     with pytest.raises(StreamError, match="model crashed") as info:
         await collect([body])
     assert info.value.code == "server_error" and info.value.session_id == "sess_1"
 
 
 @pytest.mark.anyio
-async def test_malformed_json_is_logged_and_skipped_and_type_beats_event_name(caplog: pytest.LogCaptureFixture) -> None:
+async def test_malformed_json_is_logged_and_skipped_and_type_beats_event_name(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     body = (
         "data: {not json\n\n"
         + "event: response.in_progress\n"
@@ -273,8 +404,14 @@ async def test_non_sse_json_success_body_is_accepted() -> None:
 
 @pytest.mark.anyio
 async def test_commentary_messages_are_steps_not_answer_text() -> None:
-    commentary = {"type": "message", "id": "m0", "phase": "commentary", "status": "completed", "role": "assistant",
-                  "content": [{"type": "output_text", "text": "Searching…", "annotations": []}]}
+    commentary = {
+        "type": "message",
+        "id": "m0",
+        "phase": "commentary",
+        "status": "completed",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": "Searching…", "annotations": []}],
+    }
     body = (
         ev("response.output_item.added", 0, output_index=0, item={**commentary, "status": "in_progress"})
         + ev("response.output_text.delta", 1, output_index=0, content_index=0, delta="Searching…")
@@ -288,17 +425,21 @@ async def test_commentary_messages_are_steps_not_answer_text() -> None:
 
 @pytest.mark.anyio
 async def test_idle_stream_times_out_into_stream_error_keeping_partial_text() -> None:
-    body = (ev("response.created", 0, response=resp("in_progress"))
-            + ev("response.output_text.delta", 1, output_index=0, content_index=0, delta="thinking")).encode()
+    body = (
+        ev("response.created", 0, response=resp("in_progress"))
+        + ev("response.output_text.delta", 1, output_index=0, content_index=0, delta="thinking")
+    ).encode()
     with anyio.fail_after(5):
-        with pytest.raises(StreamError, match="nothing for 0.5 s") as info:
+        with pytest.raises(StreamError, match=r"nothing for 0\.5 s") as info:
             await collect([body], stall=30.0)
     assert info.value.partial_text == "thinking" and info.value.session_id == "sess_1"
 
 
 @pytest.mark.anyio
 async def test_http_error_before_the_stream_maps_to_typed_error() -> None:
-    api = FakeAPI(lambda s: httpx2.Response(400, json={"code": "parameter_invalid", "message": "session mismatch"}))
+    api = FakeAPI(
+        lambda s: httpx2.Response(400, json={"code": "parameter_invalid", "message": "session mismatch"})
+    )
     from tl_mcp.api import BadRequestError
 
     async with make_client(api) as tl:
@@ -314,7 +455,8 @@ ANALYZE = (
     + '{"event_type":"text_generation","text":"Un café "}\n\n'.encode()
     + '{"event_type":"text_generation","text":"à 東京"}\n'.encode()
     + b"{broken\n"
-    + b'{"event_type":"stream_end","finish_reason":"stop","metadata":{"generation_id":"g1","usage":{"output_tokens":4}}}'
+    + b'{"event_type":"stream_end","finish_reason":"stop",'
+    + b'"metadata":{"generation_id":"g1","usage":{"output_tokens":4}}}'
 )
 
 
@@ -323,12 +465,20 @@ ANALYZE = (
 def test_ndjson_lines_survive_any_chunking(cuts: list[int]) -> None:
     decoder = NDJSONDecoder()
     objs = [o for c in chunked(ANALYZE, cuts) for o in decoder.feed(c)] + decoder.flush()
-    assert [o["event_type"] for o in objs] == ["stream_start", "text_generation", "text_generation", "stream_end"]
+    assert [o["event_type"] for o in objs] == [
+        "stream_start",
+        "text_generation",
+        "text_generation",
+        "stream_end",
+    ]
 
 
 def ndjson_api(chunks: list[bytes], **kw: float) -> FakeAPI:
-    return FakeAPI(lambda s: httpx2.Response(200, headers={"content-type": "application/x-ndjson"},
-                                             stream=ChunkStream(chunks, **kw)))
+    return FakeAPI(
+        lambda s: httpx2.Response(
+            200, headers={"content-type": "application/x-ndjson"}, stream=ChunkStream(chunks, **kw)
+        )
+    )
 
 
 @pytest.mark.anyio
