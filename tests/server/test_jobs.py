@@ -1,0 +1,154 @@
+"""Jobs and the progress relay: coalescing, exact text, resumption from the last offset, cancellation."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent
+
+from tl_mcp.server.jobs import Job, JobManager
+from tl_mcp.server.progress import relay
+
+pytestmark = pytest.mark.anyio
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, float | None, str | None]] = []
+
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
+        self.calls.append((progress, total, message))
+
+    @property
+    def text(self) -> str:
+        return "".join(m for _, _, m in self.calls if m is not None)
+
+    def assert_increasing(self) -> None:
+        values = [p for p, _, _ in self.calls]
+        assert all(b > a for a, b in zip(values, values[1:], strict=False)), values
+
+
+def _done(text: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text)])
+
+
+def _partial(job: Job) -> CallToolResult:
+    return _done(f"partial:{job.text}")
+
+
+async def test_bursts_are_merged_and_messages_concatenate_to_the_text() -> None:
+    deltas = [f"w{i} " for i in range(200)]
+
+    async def work(job: Job) -> CallToolResult:
+        for i, d in enumerate(deltas):
+            job.emit_text(d)
+            if i % 50 == 49:
+                await anyio.sleep(0.2)
+        return _done(job.text)
+
+    rec = Recorder()
+    async with anyio.create_task_group() as tg:
+        jobs = JobManager(tg)
+        job = jobs.start("t", "test", work, _partial)
+        result = await jobs.run(job, rec, wait_s=10)
+    assert rec.text == "".join(deltas)
+    assert 2 <= len(rec.calls) <= 10, len(rec.calls)
+    rec.assert_increasing()
+    assert rec.calls[-1][0] == len("".join(deltas))
+    assert isinstance(result.content[0], TextContent) and result.content[0].text == "".join(deltas)
+
+
+async def test_timeout_hands_out_job_and_wait_resumes_from_offset() -> None:
+    gate = anyio.Event()
+
+    async def work(job: Job) -> CallToolResult:
+        job.emit_text("first half, ")
+        await gate.wait()
+        job.emit_text("second half.")
+        return _done(job.text)
+
+    async with anyio.create_task_group() as tg:
+        jobs = JobManager(tg)
+        job = jobs.start("t", "test", work, _partial)
+        first = Recorder()
+        partial = await jobs.run(job, first, wait_s=0.3)
+        assert isinstance(partial.content[0], TextContent)
+        assert partial.content[0].text == "partial:first half, "
+        assert job.handed_out and jobs.get(job.id) is job
+        gate.set()
+        second = Recorder()
+        final = await jobs.run(job, second, wait_s=5)
+    assert first.text == "first half, " and second.text == "second half."
+    assert first.text + second.text == job.text
+    assert isinstance(final.content[0], TextContent) and final.content[0].text == job.text
+
+
+async def test_quiet_work_sends_heartbeats() -> None:
+    async def work(job: Job) -> CallToolResult:
+        job.heartbeat = "still indexing"
+        await anyio.sleep(0.5)
+        return _done("ok")
+
+    rec = Recorder()
+    async with anyio.create_task_group() as tg:
+        job = JobManager(tg).start("t", "test", work, _partial)
+        assert await relay(job, rec, wait_s=2, heartbeat_s=0.1)
+    beats = [c for c in rec.calls if c[2] == "still indexing"]
+    assert len(beats) >= 3
+    rec.assert_increasing()
+
+
+async def test_cancelled_caller_cancels_a_job_nobody_knows_about() -> None:
+    cancelled = anyio.Event()
+
+    async def work(job: Job) -> CallToolResult:
+        try:
+            await anyio.sleep(30)
+        finally:
+            cancelled.set()
+        return _done("never")
+
+    async with anyio.create_task_group() as tg:
+        jobs = JobManager(tg)
+        job = jobs.start("t", "test", work, _partial)
+        with anyio.move_on_after(0.2):
+            await jobs.run(job, Recorder(), wait_s=10)
+        with anyio.fail_after(2):
+            await cancelled.wait()
+            await job.done.wait()
+    assert job.status == "cancelled"
+    with pytest.raises(ToolError, match="cancelled"):
+        job.outcome()
+
+
+async def test_cancelled_wait_keeps_a_handed_out_job_running() -> None:
+    async def work(job: Job) -> CallToolResult:
+        await anyio.sleep(0.6)
+        return _done("finished")
+
+    async with anyio.create_task_group() as tg:
+        jobs = JobManager(tg)
+        job = jobs.start("t", "test", work, _partial)
+        await jobs.run(job, Recorder(), wait_s=0.05)
+        with anyio.move_on_after(0.1):
+            await jobs.run(job, Recorder(), wait_s=10)
+        with anyio.fail_after(3):
+            await job.done.wait()
+    assert job.status == "completed"
+
+
+async def test_failures_surface_as_tool_errors() -> None:
+    async def boom(job: Job) -> CallToolResult:
+        raise ToolError("Upload failed: disk on fire (HTTP 500). Retry.")
+
+    async def crash(job: Job) -> CallToolResult:
+        raise RuntimeError("secret internals")
+
+    async with anyio.create_task_group() as tg:
+        jobs = JobManager(tg)
+        with pytest.raises(ToolError, match="disk on fire"):
+            await jobs.run(jobs.start("t", "upload", boom, _partial), Recorder(), wait_s=2)
+        with pytest.raises(ToolError) as err:
+            await jobs.run(jobs.start("t", "crashy", crash, _partial), Recorder(), wait_s=2)
+    assert "secret internals" not in str(err.value) and "RuntimeError" in str(err.value)

@@ -1,0 +1,108 @@
+"""The registry: toolset selection, read-only override, and the metadata every tool must carry."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tl_mcp.config import ALL_TOOLSETS, Settings
+from tl_mcp.server import build_server
+from tl_mcp.server.registry import all_tools, select_tools
+
+SNAPS = Path(__file__).parent / "toolsnaps"
+
+
+def _names(**flags: object) -> list[str]:
+    server = build_server(Settings.from_sources(env={}, **flags))  # type: ignore[arg-type]
+    return [t.name for t in anyio.run(server.list_tools)]
+
+
+def test_admin_is_off_by_default_and_on_when_asked() -> None:
+    default = _names()
+    assert "delete_index" not in default and "create_response" in default
+    assert "delete_index" in _names(toolsets="all")
+    assert _names(toolsets="admin") == [s.name for s in all_tools() if s.toolset == "admin"]
+
+
+def test_toolsets_choose_tools() -> None:
+    assert _names(toolsets="search,jockey") == [
+        "create_response",
+        "continue_session",
+        "search_videos",
+        "classify_videos",
+    ]
+
+
+def test_read_only_overrides_everything_including_admin() -> None:
+    names = _names(toolsets="all", read_only=True)
+    specs = {s.name: s for s in all_tools()}
+    assert names and all(specs[n].read_only for n in names)
+    for writer in (
+        "upload_asset",
+        "create_index",
+        "create_knowledge_store",
+        "delete_index",
+        "add_to_knowledge_store",
+    ):
+        assert writer not in names
+    assert "search_videos" in names and "wait_for_task" in names
+
+
+def test_select_tools_is_the_single_filter() -> None:
+    specs = all_tools()
+    assert select_tools(specs, toolsets=ALL_TOOLSETS, read_only=False) == specs
+    assert select_tools(specs, toolsets=(), read_only=False) == []
+
+
+def test_every_tool_has_title_annotations_description_and_output_schema() -> None:
+    server = build_server(Settings.from_sources(env={}, toolsets="all"))
+    tools = anyio.run(server.list_tools)
+    assert len(tools) == len(all_tools()) == 22
+    for t in tools:
+        assert t.title, t.name
+        ann = t.annotations
+        assert ann is not None, t.name
+        for hint in ("read_only_hint", "destructive_hint", "idempotent_hint", "open_world_hint"):
+            assert isinstance(getattr(ann, hint), bool), (t.name, hint)
+        assert t.output_schema and t.output_schema.get("type") == "object", t.name
+        assert "backend" in t.output_schema["properties"], t.name
+        # Descriptions are prompts: a purpose line, then when to use it / hints.
+        assert t.description and len(t.description.splitlines()) >= 3, t.name
+        assert t.input_schema.get("type") == "object"
+        if ann.destructive_hint:
+            assert t.name.startswith(("delete_", "remove_")), t.name
+
+
+def test_tool_schemas_match_snapshots() -> None:
+    """Schema snapshots (like GitHub's toolsnaps); regenerate with UPDATE_SNAPSHOTS=1."""
+    server = build_server(Settings.from_sources(env={}, toolsets="all"))
+    update = os.environ.get("UPDATE_SNAPSHOTS") == "1"
+    seen = set()
+    for t in anyio.run(server.list_tools):
+        snap = SNAPS / f"{t.name}.json"
+        seen.add(snap.name)
+        current = json.dumps(
+            t.model_dump(by_alias=True, exclude_none=True, mode="json"), indent=2, sort_keys=True
+        )
+        if update:
+            SNAPS.mkdir(exist_ok=True)
+            snap.write_text(current + "\n", "utf-8")
+            continue
+        assert snap.exists(), f"missing snapshot {snap.name}; run with UPDATE_SNAPSHOTS=1"
+        assert snap.read_text("utf-8") == current + "\n", (
+            f"{t.name} schema changed; UPDATE_SNAPSHOTS=1 if intended"
+        )
+    stale = {p.name for p in SNAPS.glob("*.json")} - seen
+    assert not stale, f"snapshots for tools that no longer exist: {stale}"
+
+
+@pytest.mark.parametrize("bad", ["nope", "search,bogus"])
+def test_unknown_toolset_is_a_clear_config_error(bad: str) -> None:
+    from tl_mcp.config import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown toolset"):
+        Settings.from_sources(env={}, toolsets=bad)
