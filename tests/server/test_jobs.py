@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import anyio
 import pytest
 from mcp.server.mcpserver.exceptions import ToolError
@@ -26,7 +28,7 @@ class Recorder:
 
     def assert_increasing(self) -> None:
         values = [p for p, _, _ in self.calls]
-        assert all(b > a for a, b in zip(values, values[1:], strict=False)), values
+        assert all(b > a for a, b in itertools.pairwise(values)), values
 
 
 def _done(text: str) -> CallToolResult:
