@@ -1,0 +1,3 @@
+from tl_mcp.sandbox import main
+
+raise SystemExit(main())

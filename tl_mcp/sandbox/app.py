@@ -1,0 +1,190 @@
+"""The sandbox ASGI app: TwelveLabs v1.3 routes under /v1.3, x-api-key auth, TwelveLabs-shaped errors."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tl_mcp.sandbox.analyzers import Analyzers
+from tl_mcp.sandbox.config import SandboxConfig
+from tl_mcp.sandbox.engine import Engine
+from tl_mcp.sandbox.errors import ApiError
+from tl_mcp.sandbox.faults import FaultInjector
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/v1.3"
+API_VERSION = "1.3"
+#: Optional route modules from the knowledge-store / Jockey part of the sandbox; each exposes ``routes``.
+EXTENSION_MODULES = ("tl_mcp.sandbox.knowledge", "tl_mcp.sandbox.jockey")
+
+
+class ApiKeyAuth:
+    """Require an accepted ``x-api-key`` on /v1.3 routes, except signed media/upload URLs and /health."""
+
+    def __init__(self, app: ASGIApp, config: SandboxConfig, open_prefixes: tuple[str, ...]) -> None:
+        self.app = app
+        self.config = config
+        self.open_prefixes = tuple(API_PREFIX + p for p in open_prefixes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if (
+            path.startswith(API_PREFIX)
+            and not path.startswith(self.open_prefixes)
+            and path != API_PREFIX + "/health"
+        ):
+            key = ""
+            for name, value in scope.get("headers", []):
+                if name == b"x-api-key":
+                    key = value.decode("latin-1").strip()
+                    break
+            if not self.config.key_accepted(key):
+                message = (
+                    "The x-api-key header is missing; send your sandbox API key in it."
+                    if not key
+                    else "API Key is either invalid or expired; use a key listed in TL_MCP_SANDBOX_API_KEYS."
+                )
+                response = JSONResponse({"code": "api_key_invalid", "message": message}, 401)
+                await response(scope, receive, send)
+                return
+
+        async def send_with_version(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-api-version", API_VERSION.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_version)
+
+
+def _extension_routes() -> list[BaseRoute]:
+    found: list[BaseRoute] = []
+    for name in EXTENSION_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        found.extend(getattr(module, "routes", []))
+    return found
+
+
+async def _health(request: Request) -> Response:
+    engine: Engine = request.app.state.engine
+    return JSONResponse({"status": "ok", "analyzers": engine.analyzers.describe()})
+
+
+def _url_secret(config: SandboxConfig) -> bytes:
+    path = config.data_dir / "url-secret"
+    if not path.exists():
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(secrets.token_bytes(32))
+        tmp.chmod(0o600)
+        tmp.replace(path)
+    return path.read_bytes()
+
+
+def create_app(config: SandboxConfig, *, analyzers: Analyzers | None = None) -> Starlette:
+    from tl_mcp.sandbox.routes import analyze, assets, embed, indexes, search
+
+    # Extension modules register their tables on import, so import them before opening the database.
+    extension = _extension_routes()
+    engine = Engine(config, analyzers)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if config.api_keys:
+            log.info("sandbox: %d API key(s) accepted", len(config.api_keys))
+        else:
+            log.warning("sandbox: TL_MCP_SANDBOX_API_KEYS is unset, so ANY non-empty x-api-key is accepted")
+        if config.faults.enabled:
+            log.warning("sandbox: fault injection is ON (%d rule(s))", len(config.faults.rules))
+        engine.start()
+        try:
+            yield
+        finally:
+            engine.stop()
+
+    api: list[BaseRoute] = [
+        Route("/health", _health, methods=["GET"]),
+        *assets.routes,
+        *indexes.routes,
+        *search.routes,
+        *embed.routes,
+        *analyze.routes,
+        *extension,
+    ]
+
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return exc.response()
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            return JSONResponse(
+                {"code": "resource_not_exist", "message": f"No route {request.method} {request.url.path}."},
+                404,
+            )
+        if exc.status_code == 405:
+            return JSONResponse(
+                {
+                    "code": "method_not_allowed",
+                    "message": f"{request.method} is not allowed on {request.url.path}.",
+                },
+                405,
+            )
+        return JSONResponse({"code": "parameter_invalid", "message": str(exc.detail)}, exc.status_code)
+
+    async def crash(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            {
+                "code": "internal_error",
+                "message": f"The sandbox hit an internal error ({type(exc).__name__}).",
+            },
+            500,
+        )
+
+    handlers: dict[Any, Any] = {ApiError: api_error, HTTPException: http_error, Exception: crash}
+    try:
+        from tl_mcp.sandbox.jockey_base import ApiError as JockeyApiError
+
+        async def jockey_error(request: Request, exc: Exception) -> Response:
+            assert isinstance(exc, JockeyApiError)
+            return exc.response()
+
+        handlers[JockeyApiError] = jockey_error
+    except ImportError:
+        pass
+
+    middleware = [Middleware(ApiKeyAuth, config=config, open_prefixes=assets.SIGNED_PREFIXES)]
+    if config.faults.enabled:
+        middleware.insert(0, Middleware(FaultInjector, config=config.faults, prefix=API_PREFIX))
+    app = Starlette(
+        routes=[Mount(API_PREFIX, routes=api)],
+        middleware=middleware,
+        exception_handlers=handlers,
+        lifespan=lifespan,
+    )
+    app.state.engine = engine
+    app.state.url_secret = _url_secret(config)
+    return app

@@ -1,0 +1,137 @@
+"""Sandbox configuration: where state lives, which API keys are accepted, size caps, analyzer selection and
+fault injection. Everything can come from the environment (``SandboxConfig.from_env``) or be built in code."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+FaultKind = Literal["latency", "rate_limit", "server_error", "drop", "truncate_stream", "malformed_json"]
+
+
+class FaultRule(BaseModel):
+    """One injected failure. It fires on matching requests either every ``every_nth`` match (deterministic,
+    counted per rule) or with ``probability`` (seeded by ``FaultConfig.seed``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: FaultKind
+    #: Regular expression searched in the request path (after /v1.3); empty matches every path.
+    path: str = ""
+    methods: tuple[str, ...] = ()
+    every_nth: int | None = Field(default=None, ge=1)
+    probability: float | None = Field(default=None, ge=0.0, le=1.0)
+    #: Stop firing after this many times (None = no limit).
+    max_times: int | None = Field(default=None, ge=1)
+    latency_s: float = Field(default=0.5, ge=0.0, le=60.0)
+    retry_after_s: int = Field(default=1, ge=0)
+    status: int = Field(default=500, ge=500, le=599)
+    #: For truncate_stream: body chunks (events / NDJSON lines) passed through before the cut.
+    after_chunks: int = Field(default=1, ge=0)
+
+    @field_validator("path")
+    @classmethod
+    def _valid_regex(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"fault path {value!r} is not a valid regular expression: {exc}") from exc
+        return value
+
+
+class FaultConfig(BaseModel):
+    """Off unless rules are given. Read from ``TL_MCP_SANDBOX_FAULTS`` (a JSON object with a ``rules`` list)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rules: tuple[FaultRule, ...] = ()
+    seed: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.rules)
+
+    @classmethod
+    def from_json(cls, raw: str) -> FaultConfig:
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError as exc:
+            raise ValueError(
+                f"TL_MCP_SANDBOX_FAULTS is not a valid fault configuration: {exc.errors()[0]['msg']} "
+                '(expected JSON like {"rules": [{"kind": "rate_limit", "every_nth": 3}]})'
+            ) from exc
+
+
+class SandboxConfig(BaseModel):
+    """Never log ``api_keys``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data_dir: Path
+    #: Accepted x-api-key values; empty means any non-empty key (local development).
+    api_keys: tuple[SecretStr, ...] = ()
+    faults: FaultConfig = FaultConfig()
+    #: Analyzer selection passed to ``load_analyzers``: "auto", "none" or a comma list.
+    analyzers: str = "auto"
+    max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+    max_url_bytes: int = Field(default=4 * 1024 * 1024 * 1024, ge=1)
+    max_image_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
+    #: Longest a URL fetch may take, in seconds.
+    url_timeout_s: float = Field(default=120.0, gt=0)
+    #: Longest segment the ingest cuts, in seconds.
+    max_segment_s: float = Field(default=10.0, gt=0)
+    min_video_s: float = Field(default=4.0, ge=0)
+    multipart_chunk_size: int = Field(default=8 * 1024 * 1024, ge=1024)
+    search_page_ttl_s: float = Field(default=3600.0, gt=0)
+    #: Base URL clients use to reach this sandbox (for thumbnail and upload URLs). None = from each request.
+    public_url: str | None = None
+    #: Whether URL assets may point at loopback/private addresses (tests serve media from 127.0.0.1).
+    allow_private_urls: bool = True
+
+    @classmethod
+    def from_env(cls, data_dir: Path | None = None, **overrides: object) -> SandboxConfig:
+        env = os.environ
+        keys = tuple(
+            SecretStr(k.strip()) for k in env.get("TL_MCP_SANDBOX_API_KEYS", "").split(",") if k.strip()
+        )
+        values: dict[str, object] = {
+            "data_dir": data_dir or Path(env.get("TL_MCP_SANDBOX_DIR") or _default_dir()),
+            "api_keys": keys,
+            "analyzers": env.get("TL_MCP_SANDBOX_ANALYZERS", "auto"),
+        }
+        if env.get("TL_MCP_SANDBOX_FAULTS"):
+            values["faults"] = FaultConfig.from_json(env["TL_MCP_SANDBOX_FAULTS"])
+        if env.get("TL_MCP_SANDBOX_PUBLIC_URL"):
+            values["public_url"] = env["TL_MCP_SANDBOX_PUBLIC_URL"]
+        if env.get("TL_MCP_SANDBOX_MAX_UPLOAD_BYTES"):
+            values["max_upload_bytes"] = int(env["TL_MCP_SANDBOX_MAX_UPLOAD_BYTES"])
+        values.update(overrides)
+        return cls.model_validate(values)
+
+    def key_accepted(self, key: str) -> bool:
+        if not key:
+            return False
+        if not self.api_keys:
+            return True
+        return any(_const_eq(key, k.get_secret_value()) for k in self.api_keys)
+
+
+def _const_eq(a: str, b: str) -> bool:
+    import hmac
+
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def _default_dir() -> Path:
+    from tl_mcp.config import default_sandbox_dir
+
+    return default_sandbox_dir()
+
+
+def faults_from_json_obj(obj: object) -> FaultConfig:
+    return FaultConfig.from_json(json.dumps(obj))

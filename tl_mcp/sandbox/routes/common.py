@@ -1,0 +1,250 @@
+"""Request parsing and response helpers shared by the route modules."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from tl_mcp.sandbox.engine import Engine
+from tl_mcp.sandbox.errors import ApiError, invalid, missing
+
+MAX_PAGE_LIMIT = 50
+
+
+def engine_of(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def api_base(request: Request) -> str:
+    """The base URL clients use (…/v1.3), for links we hand out (thumbnails, upload URLs)."""
+    configured = engine_of(request).config.public_url
+    if configured:
+        return configured.rstrip("/")
+    return str(request.base_url).rstrip("/") + "/v1.3"
+
+
+def sign(request: Request, path: str) -> str:
+    secret: bytes = request.app.state.url_secret
+    return hmac.new(secret, path.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def signed_url(request: Request, path: str) -> str:
+    """An unauthenticated URL for ``path`` (relative to /v1.3), valid because it carries our signature."""
+    return f"{api_base(request)}{path}?sig={sign(request, path)}"
+
+
+def check_signature(request: Request, path: str) -> None:
+    given = request.query_params.get("sig", "")
+    if not hmac.compare_digest(given, sign(request, path)):
+        raise ApiError(
+            403, "forbidden", "This URL's signature is missing or invalid; ask the API for a fresh URL."
+        )
+
+
+def ok(body: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(body, status)
+
+
+def no_content() -> Response:
+    return Response(status_code=204)
+
+
+async def json_body(request: Request, *, nested: bool = False) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        raise invalid(
+            "The request body is empty; send a JSON object with Content-Type: application/json.",
+            nested=nested,
+        )
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise invalid(f"The request body is not valid JSON ({exc}).", nested=nested) from exc
+    if not isinstance(body, dict):
+        raise invalid("The request body must be a JSON object.", nested=nested)
+    return body
+
+
+async def form_body(request: Request, *, max_bytes: int) -> FormData:
+    ctype = request.headers.get("content-type", "")
+    if not ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        raise invalid(
+            f"This endpoint takes multipart/form-data (got {ctype or 'no content type'}); send the fields as a form."
+        )
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > max_bytes + 1024 * 1024:
+        raise ApiError(
+            400,
+            "video_filesize_too_large",
+            f"The request is {int(length)} bytes; the limit is {max_bytes} bytes. Use a multipart upload "
+            "(POST /assets/multipart-uploads) or a URL for larger files.",
+        )
+    try:
+        return await request.form(max_files=20, max_fields=200)
+    except Exception as exc:
+        raise invalid(f"The multipart form could not be parsed ({exc}).") from exc
+
+
+def form_str(form: FormData, name: str, *, required: bool = False) -> str | None:
+    value = form.get(name)
+    if value is None or value == "":
+        if required:
+            raise missing(name)
+        return None
+    if not isinstance(value, str):
+        raise invalid(f"The `{name}` parameter must be a text field, not a file.")
+    return value
+
+
+def form_file(form: FormData, name: str) -> UploadFile | None:
+    value = form.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        raise invalid(f"The `{name}` parameter must be a file upload, not a text field.")
+    return value
+
+
+def form_list(form: FormData, name: str) -> list[str]:
+    """A repeated form field; also accepts one comma-separated or JSON-array value."""
+    out: list[str] = []
+    for value in form.getlist(name) + form.getlist(f"{name}[]"):
+        if not isinstance(value, str):
+            raise invalid(f"The `{name}` parameter must be text, not a file.")
+        value = value.strip()
+        if value.startswith("["):
+            try:
+                parsed = json.loads(value)
+            except ValueError as exc:
+                raise invalid(f"The `{name}` parameter is not a valid JSON array.") from exc
+            out.extend(str(v) for v in parsed)
+        else:
+            out.extend(v.strip() for v in value.split(",") if v.strip())
+    return out
+
+
+def form_bool(form: FormData, name: str, default: bool) -> bool:
+    value = form_str(form, name)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise invalid(f"The `{name}` parameter must be true or false (got {value!r}).")
+
+
+def form_int(form: FormData, name: str, default: int, lo: int, hi: int) -> int:
+    value = form_str(form, name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise invalid(f"The `{name}` parameter must be an integer (got {value!r}).") from exc
+    if not lo <= number <= hi:
+        raise invalid(f"The `{name}` parameter must be between {lo} and {hi} (got {number}).")
+    return number
+
+
+def metadata_from_json(raw: str | None, name: str = "user_metadata") -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise invalid(f"The `{name}` parameter must be a JSON object encoded as a string ({exc}).") from exc
+    return check_metadata(value, name)
+
+
+def check_metadata(value: Any, name: str = "user_metadata") -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise invalid(f"The `{name}` parameter must be a JSON object.")
+    for key, item in value.items():
+        ok_value = item is None or isinstance(item, str | int | float | bool)
+        if isinstance(item, list):
+            ok_value = all(isinstance(v, str) for v in item)
+        if not ok_value:
+            raise invalid(
+                f"`{name}.{key}` must be a string, number, boolean or array of strings (got {type(item).__name__})."
+            )
+    return {k: v for k, v in value.items() if v not in (None, "", [])}
+
+
+def query_int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise invalid(f"The `{name}` parameter must be an integer (got {raw!r}).") from exc
+    if not lo <= value <= hi:
+        raise invalid(f"The `{name}` parameter must be between {lo} and {hi} (got {value}).")
+    return value
+
+
+def query_list(request: Request, name: str) -> list[str]:
+    out: list[str] = []
+    for value in request.query_params.getlist(name) + request.query_params.getlist(f"{name}[]"):
+        out.extend(v.strip() for v in value.split(",") if v.strip())
+    return out
+
+
+def query_bool(request: Request, name: str, default: bool = False) -> bool:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("true", "1"):
+        return True
+    if raw.lower() in ("false", "0"):
+        return False
+    raise invalid(f"The `{name}` parameter must be true or false (got {raw!r}).")
+
+
+def page_params(request: Request) -> tuple[int, int]:
+    return query_int(request, "page", 1, 1, 1_000_000), query_int(
+        request, "page_limit", 10, 1, MAX_PAGE_LIMIT
+    )
+
+
+def sort_params(request: Request, allowed: Sequence[str] = ("created_at", "updated_at")) -> tuple[str, str]:
+    sort_by = request.query_params.get("sort_by") or "created_at"
+    sort_option = (request.query_params.get("sort_option") or "desc").lower()
+    if sort_by not in allowed:
+        raise invalid(f"The `sort_by` parameter must be one of {', '.join(allowed)} (got {sort_by!r}).")
+    if sort_option not in ("asc", "desc"):
+        raise invalid(f"The `sort_option` parameter must be asc or desc (got {sort_option!r}).")
+    return sort_by, sort_option
+
+
+def paged(items: Sequence[Any], page: int, limit: int) -> dict[str, Any]:
+    """A page of ``items``; a page past the end is an empty page, never an error (the SDK pager relies on it)."""
+    total = len(items)
+    return {
+        "data": list(items[(page - 1) * limit : page * limit]),
+        "page_info": {
+            "page": page,
+            "limit_per_page": limit,
+            "total_page": max(1, math.ceil(total / limit)),
+            "total_results": total,
+        },
+    }
+
+
+def require_id(value: str, collection: str) -> str:
+    from tl_mcp.sandbox.errors import not_found
+
+    if len(value) != 24 or any(c not in "0123456789abcdef" for c in value):
+        raise not_found(value, collection)
+    return value
