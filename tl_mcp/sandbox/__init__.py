@@ -19,7 +19,7 @@ __all__ = ["main", "serve"]
 def serve(
     host: str = "127.0.0.1", port: int = 8765, data_dir: Path | None = None, *, analyzers: str | None = None
 ) -> None:
-    """Serve the sandbox until interrupted. ``data_dir`` defaults to TL_MCP_SANDBOX_DIR or the user data dir."""
+    """Serve the sandbox until interrupted. ``data_dir`` defaults to TL_MCP_SANDBOX_DIR or the user dir."""
     import uvicorn
 
     from tl_mcp.sandbox.app import create_app

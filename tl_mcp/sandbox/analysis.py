@@ -79,7 +79,7 @@ def _fill(schema: dict[str, Any], ev: list[TimedText], duration: float | None, n
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
-    if "enum" in schema and schema["enum"]:
+    if schema.get("enum"):
         return schema["enum"][0]
     if kind == "object" or "properties" in schema:
         props: dict[str, Any] = schema.get("properties", {})

@@ -45,7 +45,7 @@ class FaultRule(BaseModel):
 
 
 class FaultConfig(BaseModel):
-    """Off unless rules are given. Read from ``TL_MCP_SANDBOX_FAULTS`` (a JSON object with a ``rules`` list)."""
+    """Off unless rules are given. Read from ``TL_MCP_SANDBOX_FAULTS`` (JSON object with a ``rules`` list)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -20,6 +20,7 @@ timeout) instead of failing. Handlers may call these directly: each statement is
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -56,8 +57,8 @@ register_schema(
             enable_hls INTEGER NOT NULL DEFAULT 0, enable_thumbnail INTEGER NOT NULL DEFAULT 1,
             probe TEXT, analyzed INTEGER NOT NULL DEFAULT 0, error TEXT, analyzers TEXT)""",
         """CREATE TABLE IF NOT EXISTS indexes (
-            id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-            models TEXT NOT NULL, addons TEXT NOT NULL)""",
+            id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL, models TEXT NOT NULL, addons TEXT NOT NULL)""",
         """CREATE TABLE IF NOT EXISTS indexed_assets (
             id TEXT PRIMARY KEY, index_id TEXT NOT NULL REFERENCES indexes(id) ON DELETE CASCADE,
             asset_id TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
@@ -179,7 +180,8 @@ class Database:
     def _migrate(self) -> None:
         with self.tx() as conn:
             conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (module TEXT PRIMARY KEY, applied INTEGER NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS schema_migrations (module TEXT PRIMARY KEY, applied INTEGER "
+                "NOT NULL)"
             )
             for module, steps in _SCHEMAS.items():
                 row = conn.execute(
@@ -198,10 +200,8 @@ class Database:
         with self._lock:
             conns, self._all = self._all, []
         for conn in conns:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 conn.close()
-            except sqlite3.Error:
-                pass
         self._local = threading.local()
 
 

@@ -219,11 +219,11 @@ class Engine:
             from tl_mcp.sandbox.media import jpeg_thumbnail
 
             with Image.open(path) as img:
-                frame: Frame = np.asarray(img.convert("RGB"), dtype=np.uint8)
-            (thumbs_dir / "0.jpg").write_bytes(jpeg_thumbnail(frame))
-            rows = [(0.0, 0.0, "0.jpg", analyzers.image.embed_image(frame).astype(np.float32).tobytes())]
+                picture: Frame = np.asarray(img.convert("RGB"), dtype=np.uint8)
+            (thumbs_dir / "0.jpg").write_bytes(jpeg_thumbnail(picture))
+            rows = [(0.0, 0.0, "0.jpg", analyzers.image.embed_image(picture).astype(np.float32).tobytes())]
             if analyzers.ocr is not None:
-                texts.extend(analyzers.ocr.read(frame, 0.0))
+                texts.extend(analyzers.ocr.read(picture, 0.0))
         if analyzers.speech is not None and info.kind in ("video", "audio") and info.audio_streams:
             texts.extend(analyzers.speech.transcribe(path))
         texts.sort(key=lambda t: (t.start, t.source))

@@ -2,8 +2,8 @@
 
 Kinds: ``latency`` (sleep, then serve), ``rate_limit`` (429 + Retry-After), ``server_error`` (5xx JSON),
 ``drop`` (headers promising a body, then the connection closes mid-body), ``truncate_stream`` (a streaming
-response ends after ``after_chunks`` body chunks, with no terminal event) and ``malformed_json`` (the JSON body
-is cut in half). ``every_nth`` counts matching requests per rule, so tests are deterministic.
+response ends after ``after_chunks`` body chunks, with no terminal event) and ``malformed_json`` (the JSON
+body is cut in half). ``every_nth`` counts matching requests per rule, so tests are deterministic.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ class Moment:
     end: float
     text: str
     score: float
-    #: Where the evidence came from: "subtitle", "speech", "ocr" (on-screen text) or "frame" (image similarity).
+    #: Evidence source: "subtitle", "speech", "ocr" (on-screen text) or "frame" (image similarity).
     modality: str
     #: Relative path under /v1.3 (e.g. "/media/<asset>/thumbs/0.jpg"), or None without a picture.
     thumbnail_path: str | None

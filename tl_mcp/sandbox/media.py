@@ -143,7 +143,7 @@ def _probe_image(path: Path, size: int) -> Probe | None:
 
 def _duration(container: Any) -> float | None:
     if container.duration:
-        return round(container.duration / 1_000_000, 3)
+        return round(float(container.duration) / 1_000_000, 3)
     best = 0.0
     for stream in container.streams:
         if stream.duration and stream.time_base:
@@ -290,7 +290,7 @@ def read_subtitles(path: Path) -> list[TimedText]:
             start = float(packet.pts * packet.time_base)
             end = start + float((packet.duration or 0) * packet.time_base)
             try:
-                subs = packet.stream.decode(packet)  # type: ignore[union-attr]
+                subs = packet.decode()
             except av.FFmpegError:
                 log.warning("skipping an undecodable subtitle packet at %.2fs", start)
                 continue
@@ -329,7 +329,7 @@ def load_image_rgb(data: bytes) -> Frame:
 def audio_features(
     path: Path, start: float = 0.0, end: float | None = None, dim: int = 128
 ) -> npt.NDArray[np.float32]:
-    """A unit vector describing the sound between ``start`` and ``end``: mean log power in ``dim`` bands of the
+    """A unit vector describing the sound between ``start`` and ``end``: mean log power in ``dim`` bands of
     16 kHz spectrum. Useful for same-or-similar audio matching, not for meaning."""
     from tl_mcp.sandbox.analyzers.audio import SAMPLE_RATE, iter_audio_chunks
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
@@ -227,7 +228,7 @@ async def _ndjson(result: dict[str, Any]) -> AsyncIterator[bytes]:
     for i in range(0, len(pieces), 4):
         chunk = " ".join(pieces[i : i + 4]) + (" " if i + 4 < len(pieces) else "")
         yield line({"event_type": "text_generation", "text": chunk})
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
     end: dict[str, Any] = {
         "event_type": "stream_end",
         "finish_reason": result["finish_reason"],
@@ -328,7 +329,8 @@ def process_analyze(engine: Engine, task_id: str, payload: dict[str, Any]) -> No
         raise RuntimeError(exc.message) from exc
     now = now_iso()
     engine.db.run(
-        "UPDATE analyze_tasks SET status='ready', result=?, completed_at=?, updated_at=? WHERE id=? AND status='processing'",
+        "UPDATE analyze_tasks SET status='ready', result=?, completed_at=?, updated_at=? WHERE id=? AND "
+        "status='processing'",
         (dumps(result), now, now, task_id),
     )
 
@@ -384,7 +386,8 @@ async def cancel_task(request: Request) -> Response:
         raise ApiError(409, "task_not_cancelable", f"The task is already {row['status']}.", nested=True)
     now = now_iso()
     engine.db.run(
-        "UPDATE analyze_tasks SET status='canceled', error=?, completed_at=COALESCE(completed_at, ?), updated_at=? "
+        "UPDATE analyze_tasks SET status='canceled', error=?, completed_at=COALESCE(completed_at, ?), "
+        "updated_at=? "
         "WHERE id=?",
         (dumps({"message": "canceled by the user", "code": "user_canceled"}), now, now, row["id"]),
     )

@@ -1,4 +1,4 @@
-"""Assets: direct and URL uploads, multipart upload sessions with sandbox-served part URLs, metadata, media."""
+"""Assets: direct and URL uploads, multipart sessions with sandbox-served part URLs, metadata, media."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import anyio
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -151,9 +152,10 @@ def safe_filename(name: str) -> str:
 async def save_upload(engine: Engine, upload: UploadFile, dest: Path, cap: int) -> int:
     """Copy an uploaded form file to ``dest`` in chunks; over ``cap`` bytes → 400 and nothing kept."""
     written = 0
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    target = anyio.Path(dest)
+    await target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with dest.open("wb") as out:
+        async with await anyio.open_file(dest, "wb") as out:
             while chunk := await upload.read(1024 * 1024):
                 written += len(chunk)
                 if written > cap:
@@ -163,9 +165,9 @@ async def save_upload(engine: Engine, upload: UploadFile, dest: Path, cap: int) 
                         f"The file is larger than the {cap}-byte limit for direct uploads; use a multipart "
                         "upload (POST /assets/multipart-uploads) or method=url.",
                     )
-                out.write(chunk)
+                await out.write(chunk)
     except BaseException:
-        dest.unlink(missing_ok=True)
+        await target.unlink(missing_ok=True)
         raise
     return written
 
@@ -223,7 +225,7 @@ def insert_asset(
     engine._wake.set()
 
 
-# ----- background processing ---------------------------------------------------------------------------------
+# ----- background processing --------------------------------------------------------------------------------
 def process_asset(engine: Engine, asset_id: str, payload: dict[str, Any]) -> None:
     row = engine.db.one("SELECT * FROM assets WHERE id=?", (asset_id,))
     if row is None or row["status"] != "processing":
@@ -523,7 +525,7 @@ def _words(start: float, end: float, text: str) -> list[dict[str, Any]]:
     ]
 
 
-# ----- multipart uploads --------------------------------------------------------------------------------------
+# ----- multipart uploads ------------------------------------------------------------------------------------
 def _iso_in(seconds: float) -> str:
     return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
@@ -577,7 +579,8 @@ async def create_upload(request: Request) -> Response:
     }
     expires = _iso_in(24 * 3600)
     engine.db.run(
-        "INSERT INTO uploads(id, asset_id, filename, type, total_size, chunk_size, total_chunks, status, options, "
+        "INSERT INTO uploads(id, asset_id, filename, type, total_size, chunk_size, total_chunks, status, "
+        "options, "
         "created_at, updated_at, expires_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             upload_id,
@@ -639,14 +642,16 @@ async def put_part(request: Request) -> Response:
     if size != expected:
         tmp.unlink(missing_ok=True)
         raise invalid(
-            f"Chunk {index} must be exactly {expected} bytes (received {size if size <= expected else 'more'})."
+            f"Chunk {index} must be exactly {expected} bytes "
+            f"(received {size if size <= expected else 'more'})."
         )
     tmp.replace(dest)
     etag = digest.hexdigest()
     now = now_iso()
     engine.db.run(
         "INSERT INTO upload_chunks(upload_id, idx, size, etag, uploaded_at, updated_at) VALUES(?,?,?,?,?,?) "
-        "ON CONFLICT(upload_id, idx) DO UPDATE SET size=excluded.size, etag=excluded.etag, updated_at=excluded.updated_at",
+        "ON CONFLICT(upload_id, idx) DO UPDATE SET size=excluded.size, etag=excluded.etag, "
+        "updated_at=excluded.updated_at",
         (upload_id, index, size, etag, now, now),
     )
     return Response(status_code=200, headers={"ETag": f'"{etag}"'})
@@ -806,7 +811,7 @@ async def more_part_urls(request: Request) -> Response:
     )
 
 
-# ----- media files (signed URLs) -------------------------------------------------------------------------------
+# ----- media files (signed URLs) ----------------------------------------------------------------------------
 async def media_thumb(request: Request) -> Response:
     engine = engine_of(request)
     asset_id, name = request.path_params["asset_id"], request.path_params["name"]
@@ -822,7 +827,7 @@ async def media_file(request: Request) -> Response:
     asset_id = request.path_params["asset_id"]
     check_signature(request, f"/media/{asset_id}/file")
     row = get_asset_row(engine, asset_id)
-    if not row["path"] or not Path(row["path"]).is_file():
+    if not row["path"] or not await anyio.Path(row["path"]).is_file():
         raise not_found(asset_id, "media files")
     return FileResponse(row["path"], media_type=row["file_type"] or "application/octet-stream")
 

@@ -78,7 +78,8 @@ async def form_body(request: Request, *, max_bytes: int) -> FormData:
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         raise invalid(
-            f"This endpoint takes multipart/form-data (got {ctype or 'no content type'}); send the fields as a form."
+            f"This endpoint takes multipart/form-data (got {ctype or 'no content type'}); send the fields "
+            "as a form."
         )
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > max_bytes + 1024 * 1024:
@@ -176,7 +177,8 @@ def check_metadata(value: Any, name: str = "user_metadata") -> dict[str, Any]:
             ok_value = all(isinstance(v, str) for v in item)
         if not ok_value:
             raise invalid(
-                f"`{name}.{key}` must be a string, number, boolean or array of strings (got {type(item).__name__})."
+                f"`{name}.{key}` must be a string, number, boolean or array of strings (got "
+                f"{type(item).__name__})."
             )
     return {k: v for k, v in value.items() if v not in (None, "", [])}
 
@@ -229,7 +231,7 @@ def sort_params(request: Request, allowed: Sequence[str] = ("created_at", "updat
 
 
 def paged(items: Sequence[Any], page: int, limit: int) -> dict[str, Any]:
-    """A page of ``items``; a page past the end is an empty page, never an error (the SDK pager relies on it)."""
+    """A page of ``items``; a page past the end is an empty page, never an error (SDK pagers rely on it)."""
     total = len(items)
     return {
         "data": list(items[(page - 1) * limit : page * limit]),

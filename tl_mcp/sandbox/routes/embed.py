@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from tl_mcp.sandbox.analyzers.base import FloatArray
+from tl_mcp.sandbox.analyzers.base import FloatArray, Frame
 from tl_mcp.sandbox.db import dumps, loads, new_id, now_iso
 from tl_mcp.sandbox.engine import FAILURE_HOOKS, JOB_HANDLERS, Engine
 from tl_mcp.sandbox.errors import ApiError, invalid, missing, not_found
@@ -123,11 +123,11 @@ async def embed(request: Request) -> Response:
     return ok(body)
 
 
-# ----- video embedding tasks ---------------------------------------------------------------------------------
+# ----- video embedding tasks --------------------------------------------------------------------------------
 def embed_video(
     engine: Engine, path: Path, clip_length: float, start: float, end: float | None, scopes: list[str]
 ) -> dict[str, Any]:
-    """Clip embeddings (key frame at each clip's middle) and an optional whole-video mean, streaming decode."""
+    """Clip embeddings (key frame at each clip's middle) and an optional whole-video mean (streaming)."""
     info = engine.probe(path)
     if info.kind != "video":
         raise MediaError("video_file_broken", "The file has no video stream.")
@@ -149,7 +149,7 @@ def embed_video(
             if i >= len(targets):
                 break
             if frame.time is not None and frame.time + 1e-6 >= targets[i]:
-                rgb = frame.to_ndarray(format="rgb24")
+                rgb: Frame = np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
                 while i < len(targets) and frame.time + 1e-6 >= targets[i]:
                     vectors[i] = engine.analyzers.image.embed_image(rgb)
                     i += 1
@@ -237,7 +237,8 @@ def _insert_task(engine: Engine, task_id: str, version: str, model: str, request
     now = now_iso()
     with engine.db.tx() as conn:
         conn.execute(
-            "INSERT INTO embed_tasks(id, version, status, model_name, created_at, updated_at, request) VALUES(?,?,?,?,?,?,?)",
+            "INSERT INTO embed_tasks(id, version, status, model_name, created_at, updated_at, request) "
+            "VALUES(?,?,?,?,?,?,?)",
             (task_id, version, "processing", model, now, now, dumps(request_doc)),
         )
         conn.execute(
@@ -377,7 +378,8 @@ async def embed_v2(request: Request) -> Response:
     spec = body.get(input_type) if isinstance(input_type, str) else None
     if input_type not in ("text", "image", "text_image", "audio"):
         raise invalid(
-            f"`input_type` {input_type!r} is not supported synchronously here; use text, image, text_image or audio "
+            f"`input_type` {input_type!r} is not supported synchronously here; use text, image, text_image "
+            "or audio "
             "(video: POST /embed-v2/tasks).",
             nested=True,
         )

@@ -56,7 +56,8 @@ def get_index_row(engine: Engine, index_id: str) -> sqlite3.Row:
 def index_json(engine: Engine, row: sqlite3.Row) -> dict[str, Any]:
     stats = engine.db.one(
         "SELECT COUNT(*) AS n, COALESCE(SUM(json_extract(a.probe, '$.duration')), 0) AS d "
-        "FROM indexed_assets ia JOIN assets a ON a.id = ia.asset_id WHERE ia.index_id=? AND ia.status='ready'",
+        "FROM indexed_assets ia JOIN assets a ON a.id = ia.asset_id WHERE ia.index_id=? AND "
+        "ia.status='ready'",
         (row["id"],),
     )
     return {
@@ -99,7 +100,8 @@ async def create_index(request: Request) -> Response:
         allowed = MODEL_OPTIONS.get(m["model_name"])
         if allowed is None and m["model_name"] not in GENERATIVE:
             raise invalid(
-                f"`{m['model_name']}` is not a known model; use marengo3.0 (search) and optionally pegasus1.2."
+                f"`{m['model_name']}` is not a known model; use marengo3.0 (search) and optionally "
+                "pegasus1.2."
             )
         bad = [o for o in options if allowed is not None and o not in allowed]
         if bad:
@@ -178,7 +180,7 @@ async def delete_index(request: Request) -> Response:
     return no_content()
 
 
-# ----- indexing -----------------------------------------------------------------------------------------------
+# ----- indexing ---------------------------------------------------------------------------------------------
 def check_indexable(engine: Engine, info: Probe | None, *, what: str) -> None:
     if info is None:
         return
@@ -204,7 +206,8 @@ def start_indexing(
     ia_id, now = new_id(), now_iso()
     with engine.db.tx() as conn:
         conn.execute(
-            "INSERT INTO indexed_assets(id, index_id, asset_id, status, created_at, updated_at, user_metadata, "
+            "INSERT INTO indexed_assets(id, index_id, asset_id, status, created_at, updated_at, "
+            "user_metadata, "
             "task_id, enable_video_stream) VALUES(?,?,?,?,?,?,?,?,?)",
             (
                 ia_id,
@@ -317,7 +320,8 @@ def indexed_asset_json(
                 }
         if query_bool(request, "transcription") and row["status"] == "ready":
             cues = engine.db.all(
-                "SELECT start, end, text FROM texts WHERE asset_id=? AND source IN ('subtitle','speech') ORDER BY start",
+                "SELECT start, end, text FROM texts WHERE asset_id=? AND source IN ('subtitle','speech') "
+                "ORDER BY start",
                 (row["asset_id"],),
             )
             body["transcription"] = [{"start": c["start"], "end": c["end"], "value": c["text"]} for c in cues]
@@ -372,7 +376,8 @@ async def create_indexed_asset(request: Request) -> Response:
     asset = get_asset_row(engine, asset_id)
     if asset["status"] != "ready":
         raise invalid(
-            f"Asset `{asset_id}` is {asset['status']}; only ready assets can be indexed. Poll GET /assets/{asset_id}."
+            f"Asset `{asset_id}` is {asset['status']}; only ready assets can be indexed. Poll GET "
+            f"/assets/{asset_id}."
         )
     check_indexable(engine, Probe.from_dict(loads(asset["probe"])), what=f"Asset `{asset_id}`")
     meta = check_metadata(body["user_metadata"]) if body.get("user_metadata") is not None else None
@@ -403,7 +408,8 @@ def _list_indexed(request: Request, *, video: bool) -> Response:
         clauses.append("a.filename = ?")
         params.append(request.query_params["filename"])
     rows = engine.db.all(
-        f"SELECT ia.* FROM indexed_assets ia LEFT JOIN assets a ON a.id = ia.asset_id WHERE {' AND '.join(clauses)} "
+        "SELECT ia.* FROM indexed_assets ia LEFT JOIN assets a ON a.id = ia.asset_id "
+        f"WHERE {' AND '.join(clauses)} "
         f"ORDER BY ia.{sort_by} {sort_option}, ia.rowid {sort_option}",
         params,
     )
@@ -470,7 +476,7 @@ async def delete_indexed_asset(request: Request) -> Response:
     return no_content()
 
 
-# ----- legacy tasks ---------------------------------------------------------------------------------------------
+# ----- legacy tasks -----------------------------------------------------------------------------------------
 def _task_status(engine: Engine, task: sqlite3.Row) -> tuple[str, sqlite3.Row | None]:
     ia = engine.db.one("SELECT * FROM indexed_assets WHERE id=?", (task["video_id"],))
     asset = engine.db.one("SELECT * FROM assets WHERE id=?", (task["asset_id"],))
@@ -589,7 +595,8 @@ async def delete_task(request: Request) -> Response:
         raise ApiError(
             400,
             "task_cannot_be_deleted",
-            f"Task `{task_id}` is {status}; only failed tasks, or ready tasks whose video was deleted, can be "
+            f"Task `{task_id}` is {status}; only failed tasks, or ready tasks whose video was deleted, can "
+            "be "
             "deleted.",
         )
     engine.db.run("DELETE FROM tasks WHERE id=?", (task_id,))

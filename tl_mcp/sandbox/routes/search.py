@@ -115,7 +115,8 @@ async def search(request: Request) -> Response:
 
     rows = engine.db.all(
         "SELECT ia.id, ia.asset_id, ia.user_metadata, a.filename, a.probe FROM indexed_assets ia "
-        "JOIN assets a ON a.id = ia.asset_id WHERE ia.index_id=? AND ia.status='ready' ORDER BY ia.created_at",
+        "JOIN assets a ON a.id = ia.asset_id WHERE ia.index_id=? AND ia.status='ready' ORDER BY "
+        "ia.created_at",
         (index_id,),
     )
     rows = [r for r in rows if _matches(filt, r)]
