@@ -1,0 +1,155 @@
+"""``python -m bench``: run the benchmarks, print a table, write JSON under bench/results/."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TARGET_INDEX_X = 10.0
+TARGET_RSS_MIB = 1024.0
+TARGET_SEARCH_P50_MS = 10.0
+
+
+def _video(duration: float, quick: bool) -> Path:
+    from bench.media import make_bench_video
+
+    size = (640, 360) if quick else (1280, 720)
+    media = RESULTS / "media"
+    media.mkdir(parents=True, exist_ok=True)
+    path = media / f"bench_{size[1]}p_{int(duration)}s.mp4"
+    if not path.exists():
+        sys.stderr.write(f"generating {path.name} ...\n")
+        tmp = path.with_suffix(".tmp.mp4")
+        make_bench_video(tmp, duration=duration, size=size)
+        tmp.replace(path)
+    return path
+
+
+def _row(name: str, value: str, baseline: str, ratio: str, target: str) -> str:
+    return f"| {name:<34} | {value:>14} | {baseline:>16} | {ratio:>9} | {target:<18} |"
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [
+        _row("measure", "value", "baseline", "ratio", "target"),
+        "|" + "|".join("-" * w for w in (36, 16, 18, 11, 20)) + "|",
+    ]
+    idx = results.get("indexing")
+    if idx:
+        decode_s = idx["baseline"]["video_decode_s"] + idx["baseline"]["audio_decode_s"]
+        lines.append(
+            _row(
+                f"index {idx['duration_s']:.0f} s video",
+                f"{idx['index_s']:.2f} s",
+                f"decode {decode_s:.2f} s",
+                f"{idx['index_over_decode']:.1f}x",
+                "",
+            )
+        )
+        ok = "ok" if idx["index_x_realtime"] >= TARGET_INDEX_X else "MISSED"
+        lines.append(
+            _row(
+                "index speed (x real time)",
+                f"{idx['index_x_realtime']:.1f}x",
+                f"decode {idx['decode_x_realtime']:.1f}x",
+                "",
+                f">= {TARGET_INDEX_X:.0f}x ({ok})",
+            )
+        )
+        ok = "ok" if idx["peak_rss_mib"] < TARGET_RSS_MIB else "MISSED"
+        lines.append(
+            _row(
+                "peak RSS",
+                f"{idx['peak_rss_mib']:.0f} MiB",
+                f"models {idx['rss_after_load_mib']:.0f} MiB",
+                "",
+                f"< 1024 MiB ({ok})",
+            )
+        )
+        lines.append(_row("model load (not in index time)", f"{idx['model_load_s']:.2f} s", "", "", ""))
+        lines.append(
+            _row("segments / texts", f"{idx['segments']}", json.dumps(idx["texts_by_source"]), "", "")
+        )
+    srch = results.get("search")
+    if srch:
+        base = srch["baseline_numpy"]["p50_ms"]
+        sandbox = srch["sandbox_rank_text"]["p50_ms"]
+        ok = "ok" if sandbox < TARGET_SEARCH_P50_MS else "MISSED"
+        lines.append(
+            _row(
+                f"search p50, {srch['segments']} segments",
+                f"{sandbox:.2f} ms",
+                f"numpy dot {base:.3f} ms",
+                f"{srch['sandbox_over_baseline_p50']:.0f}x",
+                f"< {TARGET_SEARCH_P50_MS:.0f} ms ({ok})",
+            )
+        )
+        lines.append(
+            _row(
+                "search p95",
+                f"{srch['sandbox_rank_text']['p95_ms']:.2f} ms",
+                f"{srch['baseline_numpy']['p95_ms']:.3f} ms",
+                "",
+                "",
+            )
+        )
+        lines.append(_row("query embedding p50 (E5)", f"{srch['query_embed']['p50_ms']:.2f} ms", "", "", ""))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny inputs (smoke run, a few seconds)")
+    parser.add_argument("--duration", type=float, default=None, help="video seconds (default 120; quick 6)")
+    parser.add_argument(
+        "--segments", type=int, default=None, help="search segments (default 10000; quick 200)"
+    )
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads per analyzer (default 2)")
+    parser.add_argument("--only", choices=("indexing", "search"), default=None)
+    parser.add_argument(
+        "--out", type=Path, default=None, help="JSON output (default bench/results/<time>.json)"
+    )
+    args = parser.parse_args(argv)
+
+    duration = args.duration or (6.0 if args.quick else 120.0)
+    segments = args.segments or (200 if args.quick else 10_000)
+    results: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": _cpus()},
+        "quick": args.quick,
+    }
+    if args.only in (None, "indexing"):
+        from bench import indexing
+
+        results["indexing"] = indexing.run(_video(duration, args.quick), threads=args.threads)
+    if args.only in (None, "search"):
+        from bench import search
+
+        results["search"] = search.run(
+            segments=segments,
+            per_asset=min(100, segments),
+            pool=100 if args.quick else 864,
+            budget_s=2.0 if args.quick else 20.0,
+        )
+    out = args.out or RESULTS / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    sys.stdout.write(table(results) + "\n")
+    sys.stdout.write(f"\nJSON: {out}\n")
+    return 0
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
