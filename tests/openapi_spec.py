@@ -171,3 +171,16 @@ def sample(schema: Any, *, depth: int = 0) -> Any:
     if kind == "boolean":
         return True
     return None
+
+
+# ---------------------------------------------------------------- response conformance
+
+
+def validate_response(method: str, path_template: str, status: int | str, body: Any) -> None:
+    """Assert ``body`` matches the spec's JSON schema for that operation and status (AssertionError listing
+    every violation otherwise). ``path_template`` is the spec's template, e.g. ``/indexes/{index-id}``."""
+    validator = response_validator(method, path_template, str(status))
+    errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:300]}" for e in errors[:20]]
+        raise AssertionError(f"{method.upper()} {path_template} {status} violates the spec:\n" + "\n".join(lines))

@@ -288,18 +288,8 @@ async def create_task(request: Request) -> Response:
     if mode not in ("general", "time_based_metadata"):
         raise invalid("`analysis_mode` must be general or time_based_metadata.", nested=True)
     task_id, now = new_id(), now_iso()
-    stored = {
-        k: body.get(k)
-        for k in (
-            "model_name",
-            "prompt",
-            "temperature",
-            "max_tokens",
-            "response_format",
-            "custom_id",
-            "video",
-        )
-    }
+    keys = ("model_name", "prompt", "temperature", "max_tokens", "response_format", "custom_id", "video")
+    stored = {k: body[k] for k in keys if body.get(k) is not None}
     stored["model_name"] = params["model_name"]
     stored["analysis_mode"] = mode
     with engine.db.tx() as conn:
@@ -322,8 +312,8 @@ def process_analyze(engine: Engine, task_id: str, payload: dict[str, Any]) -> No
     engine.db.run(
         "UPDATE analyze_tasks SET status='processing', updated_at=? WHERE id=?", (now_iso(), task_id)
     )
-    params = _validate(loads(row["request"]), nested=True)
     try:
+        params = _validate(loads(row["request"]), nested=True)
         result = run_analysis(engine, params, nested=True, wait=3600.0)
     except ApiError as exc:
         raise RuntimeError(exc.message) from exc

@@ -69,7 +69,6 @@ def index_json(engine: Engine, row: sqlite3.Row) -> dict[str, Any]:
         "total_duration": float(stats["d"]) if stats else 0.0,
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
-        "expires_at": None,
     }
 
 

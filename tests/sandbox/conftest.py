@@ -1,0 +1,105 @@
+"""Sandbox fixtures: generated sample media and a sandbox served over real loopback HTTP."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from tl_mcp.samples import SampleInfo, make_sample_image, make_sample_video
+from tl_mcp.sandbox.embedded import EmbeddedSandbox
+
+MARENGO = [{"model_name": "marengo3.0", "model_options": ["visual", "audio"]}]
+
+
+@dataclass
+class Media:
+    video: SampleInfo
+    images: list[Path]
+    short_video: Path
+    broken: Path
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
+    root = tmp_path_factory.mktemp("media")
+    video = make_sample_video(root / "clip.mp4", speech=False)
+    images = [make_sample_image(root / f"scene{i}.png", scene_index=i) for i in range(len(video.scenes))]
+    short = make_sample_video(root / "short.mp4", scene_seconds=1.0, with_audio=False).path
+    broken = root / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"not really a video" * 100)
+    return Media(video, images, short, broken)
+
+
+def client_for(sb: EmbeddedSandbox) -> httpx2.Client:
+    return httpx2.Client(base_url=sb.base_url, headers={"x-api-key": sb.api_key}, timeout=30.0)
+
+
+def wait_for(fetch: Any, done: Any, timeout: float = 30.0) -> Any:
+    """Poll ``fetch()`` until ``done(result)``; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = fetch()
+        if done(result):
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting; last result: {result}")
+        time.sleep(0.05)
+
+
+def upload(client: httpx2.Client, path: Path, **fields: str) -> httpx2.Response:
+    with path.open("rb") as f:
+        return client.post("/assets", data={"method": "direct", **fields}, files={"file": (path.name, f)})
+
+
+def ready_asset(client: httpx2.Client, path: Path) -> str:
+    r = upload(client, path)
+    assert r.status_code == 201, r.text
+    asset_id: str = r.json()["_id"]
+    body = wait_for(lambda: client.get(f"/assets/{asset_id}").json(), lambda b: b["status"] != "processing")
+    assert body["status"] == "ready", body
+    return asset_id
+
+
+def indexed(client: httpx2.Client, index_id: str, asset_id: str) -> str:
+    r = client.post(f"/indexes/{index_id}/indexed-assets", json={"asset_id": asset_id})
+    assert r.status_code == 202, r.text
+    ia: str = r.json()["_id"]
+    body = wait_for(
+        lambda: client.get(f"/indexes/{index_id}/indexed-assets/{ia}").json(),
+        lambda b: b["status"] in ("ready", "failed"),
+    )
+    assert body["status"] == "ready", body
+    return ia
+
+
+@dataclass
+class Library:
+    sb: EmbeddedSandbox
+    client: httpx2.Client
+    index_id: str
+    asset_id: str
+    video_id: str
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory, media: Media) -> Iterator[Library]:
+    """One sandbox (deterministic analyzers) with the sample clip indexed, shared by a test module."""
+    sb = EmbeddedSandbox.start_in_thread(tmp_path_factory.mktemp("sandbox"), analyzers="none")
+    try:
+        with client_for(sb) as client:
+            r = client.post(
+                "/indexes", json={"index_name": "library", "models": MARENGO, "addons": ["thumbnail"]}
+            )
+            assert r.status_code == 201, r.text
+            index_id = r.json()["_id"]
+            asset_id = ready_asset(client, media.video.path)
+            video_id = indexed(client, index_id, asset_id)
+            yield Library(sb, client, index_id, asset_id, video_id)
+    finally:
+        sb.stop()
