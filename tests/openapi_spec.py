@@ -183,4 +183,6 @@ def validate_response(method: str, path_template: str, status: int | str, body: 
     errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
     if errors:
         lines = [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:300]}" for e in errors[:20]]
-        raise AssertionError(f"{method.upper()} {path_template} {status} violates the spec:\n" + "\n".join(lines))
+        raise AssertionError(
+            f"{method.upper()} {path_template} {status} violates the spec:\n" + "\n".join(lines)
+        )
