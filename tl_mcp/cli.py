@@ -80,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     tools.add_argument(
         "--update-readme", metavar="README", help="rewrite the tools block of this file instead"
     )
-    sub.add_parser("demo", help="run the end-to-end demo against the embedded sandbox")
+    from tl_mcp.demo import add_arguments as add_demo_arguments
+
+    add_demo_arguments(sub.add_parser("demo", help="run the end-to-end demo against the embedded sandbox"))
     return parser
 
 
@@ -194,15 +196,11 @@ def _tools(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(_: argparse.Namespace) -> int:
-    _setup_logging("INFO")
-    try:
-        demo_main = importlib.import_module("tl_mcp.demo").main
-    except (ImportError, AttributeError):
-        print("The demo is not available in this build (tl_mcp.demo is missing).", file=sys.stderr)
-        return 2
-    result = demo_main()
-    return result if isinstance(result, int) else 0
+def _demo(args: argparse.Namespace) -> int:
+    _setup_logging("WARNING")
+    from tl_mcp.demo import run as run_demo
+
+    return run_demo(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -216,8 +214,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"tl-mcp: {exc}", file=sys.stderr)
         return 2
+    except BaseExceptionGroup as group:
+        # A bad setting found while starting the backend surfaces from inside the server's task groups.
+        config_errors, _ = group.split(ConfigError)
+        if config_errors is None:
+            raise
+        print(f"tl-mcp: {_first(config_errors)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _first(group: BaseExceptionGroup[ConfigError]) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 if __name__ == "__main__":

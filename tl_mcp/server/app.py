@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Literal
 
 import anyio
+import httpx2
 from mcp.server.mcpserver import MCPServer
 
 from tl_mcp import __version__
@@ -31,12 +32,15 @@ Long calls return status "in_progress" with a job_id: call wait_for_task(job_id)
 Read the resource twelvelabs://guide for the full workflow."""
 
 
-def build_server(settings: Settings) -> MCPServer[AppState]:
+def build_server(
+    settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None
+) -> MCPServer[AppState]:
+    """The configured server; `transport` swaps the API client's HTTP transport (for tests)."""
     holder = StateHolder()
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        async with open_backend(settings) as backend, anyio.create_task_group() as tg:
+        async with open_backend(settings, transport=transport) as backend, anyio.create_task_group() as tg:
             state = AppState(
                 settings=settings,
                 client=backend.client,

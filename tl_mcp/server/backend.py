@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx2
 import platformdirs
 
 from tl_mcp.api import TwelveLabsClient
@@ -29,14 +30,19 @@ class Backend:
     state_dir: Path
 
 
-def _user_client(api_key: str, base_url: str) -> TwelveLabsClient:
+def _user_client(
+    api_key: str, base_url: str, transport: httpx2.AsyncBaseTransport | None
+) -> TwelveLabsClient:
     from tl_mcp import __version__
 
-    return TwelveLabsClient(api_key, base_url, user_agent=f"tl-mcp/{__version__}")
+    return TwelveLabsClient(api_key, base_url, transport=transport, user_agent=f"tl-mcp/{__version__}")
 
 
 @asynccontextmanager
-async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
+async def open_backend(
+    settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None
+) -> AsyncIterator[Backend]:
+    """`transport` replaces the HTTP transport of the API client (tests observe the network boundary)."""
     kind = settings.effective_backend
     key = settings.api_key.get_secret_value() if settings.api_key else None
     if kind == "cloud":
@@ -46,14 +52,14 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
                 "TL_MCP_BACKEND=sandbox for the offline sandbox"
             )
         state_dir = Path(platformdirs.user_state_dir("tl-mcp", appauthor=False))
-        async with _user_client(key, settings.base_url) as client:
+        async with _user_client(key, settings.base_url, transport) as client:
             log.info("backend: TwelveLabs cloud at %s", settings.base_url)
             yield Backend(client, "cloud", settings.base_url, state_dir)
         return
     state_dir = settings.sandbox_dir.parent
     if settings.base_url != DEFAULT_BASE_URL:
         # A sandbox already running elsewhere (e.g. `tl-mcp sandbox`): talk to it like any API.
-        async with _user_client(key or LOCAL_SANDBOX_KEY, settings.base_url) as client:
+        async with _user_client(key or LOCAL_SANDBOX_KEY, settings.base_url, transport) as client:
             log.info("backend: sandbox at %s", settings.base_url)
             yield Backend(client, "sandbox", settings.base_url, state_dir)
         return
@@ -67,7 +73,7 @@ async def open_backend(settings: Settings) -> AsyncIterator[Backend]:
     settings.sandbox_dir.mkdir(parents=True, exist_ok=True)
     async with (
         start_embedded(settings.sandbox_dir) as sandbox,
-        _user_client(sandbox.api_key, sandbox.base_url) as c,
+        _user_client(sandbox.api_key, sandbox.base_url, transport) as c,
     ):
         log.info("backend: embedded sandbox at %s (data in %s)", sandbox.base_url, settings.sandbox_dir)
         yield Backend(c, "sandbox", sandbox.base_url, state_dir)

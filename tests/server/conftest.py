@@ -1,0 +1,109 @@
+"""Fixtures for server tests: one embedded sandbox and one indexed sample video per test module."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+from mcp.types import CallToolResult, TextContent
+
+from tl_mcp.config import Settings
+from tl_mcp.samples import SampleInfo, make_sample_video
+from tl_mcp.sandbox.embedded import EmbeddedSandbox
+from tl_mcp.server import build_server
+
+MODES = ("auto", "legacy")
+
+
+@dataclass(frozen=True)
+class World:
+    sandbox: EmbeddedSandbox
+    media: Path
+    sample: SampleInfo
+    state_dir: Path
+    index_id: str
+    knowledge_store_id: str
+    asset_id: str
+    video_id: str
+    item_id: str
+
+    def settings(self, **flags: Any) -> Settings:
+        return sandbox_settings(self.sandbox, self.state_dir, self.media, **flags)
+
+
+def sandbox_settings(sandbox: EmbeddedSandbox, state_dir: Path, media: Path | None, **flags: Any) -> Settings:
+    env = {
+        "TWELVELABS_API_KEY": sandbox.api_key,
+        "TL_MCP_BACKEND": "sandbox",
+        "TWELVELABS_BASE_URL": sandbox.base_url,
+        "TL_MCP_SANDBOX_DIR": str(state_dir / "sandbox"),
+    }
+    if media is not None:
+        env["TL_MCP_ALLOWED_DIRS"] = str(media)
+    return Settings.from_sources(env=env, **flags)
+
+
+def text_of(result: CallToolResult) -> str:
+    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
+
+
+async def call_ok(client: Client, name: str, args: dict[str, Any], **kw: Any) -> CallToolResult:
+    result = await client.call_tool(name, args, **kw)
+    assert not result.is_error, f"{name} failed: {text_of(result)}"
+    assert isinstance(result.structured_content, dict)
+    return result
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    root = tmp_path_factory.mktemp("world")
+    media = root / "media"
+    media.mkdir()
+    sample = make_sample_video(media / "clip.mp4", speech=False)
+    sandbox = EmbeddedSandbox.start_in_thread(root / "sandbox-data", analyzers="none")
+    state_dir = root / "state"
+    try:
+        settings = sandbox_settings(sandbox, state_dir, media)
+
+        async def setup() -> dict[str, str]:
+            async with Client(build_server(settings)) as c:
+                idx = (await call_ok(c, "create_index", {"name": "world"})).structured_content
+                ks = (await call_ok(c, "create_knowledge_store", {"name": "world"})).structured_content
+                assert idx and ks
+                up = await call_ok(
+                    c,
+                    "upload_asset",
+                    {
+                        "path": str(sample.path),
+                        "index_id": idx["id"],
+                        "knowledge_store_id": ks["id"],
+                        "wait": True,
+                        "wait_s": 120,
+                    },
+                )
+                data = up.structured_content
+                assert data and data["status"] == "completed", data
+                assert data["indexing_status"] == "ready" and data["item_status"] == "ready", data
+                return {
+                    "index_id": idx["id"],
+                    "knowledge_store_id": ks["id"],
+                    "asset_id": data["asset_id"],
+                    "video_id": data["indexed_asset_id"],
+                    "item_id": data["item_id"],
+                }
+
+        ids = anyio.run(setup)
+        yield World(sandbox=sandbox, media=media, sample=sample, state_dir=state_dir, **ids)
+    finally:
+        sandbox.stop()
+
+
+@pytest.fixture(autouse=True)
+def _quiet_http_logs() -> None:
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
