@@ -15,14 +15,14 @@ from mcp.types import (
     PromptReference,
     ResourceTemplateReference,
 )
-from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
 from tl_mcp.server.errors import explain
 from tl_mcp.server.state import AppState, StateHolder, app_state
 
 JSON = "application/json"
-MAX_LISTED = 100
+MAX_LISTED = 50  # the API caps page_limit at 50
 
 
 def guide_text() -> str:
@@ -30,13 +30,7 @@ def guide_text() -> str:
 
 
 def _dump(value: Any) -> str:
-    if isinstance(value, BaseModel):
-        value = value.model_dump(mode="json", exclude_none=True)
-    elif isinstance(value, list):
-        value = [
-            v.model_dump(mode="json", exclude_none=True) if isinstance(v, BaseModel) else v for v in value
-        ]
-    return json.dumps(value, indent=2, ensure_ascii=False)
+    return json.dumps(to_jsonable_python(value, exclude_none=True), indent=2, ensure_ascii=False)
 
 
 def _fail(what: str, exc: TwelveLabsError) -> ResourceError:
@@ -95,9 +89,7 @@ def register_resources(server: MCPServer[AppState], holder: StateHolder) -> None
             videos = await state.client.list_videos(index_id, page=1, page_limit=MAX_LISTED)
         except TwelveLabsError as exc:
             raise _fail(f"Reading index {index_id}", exc) from None
-        return _dump(
-            {"index": info.model_dump(mode="json", exclude_none=True), "videos": _dump_list(videos.data)}
-        )
+        return _dump({"index": info, "videos": videos.data})
 
     @server.resource(
         "twelvelabs://indexes/{index_id}/videos/{video_id}",
@@ -145,12 +137,7 @@ def register_resources(server: MCPServer[AppState], holder: StateHolder) -> None
             )
         except TwelveLabsError as exc:
             raise _fail(f"Reading knowledge store {knowledge_store_id}", exc) from None
-        return _dump(
-            {
-                "knowledge_store": info.model_dump(mode="json", exclude_none=True),
-                "items": _dump_list(items.data),
-            }
-        )
+        return _dump({"knowledge_store": info, "items": items.data})
 
     @server.completion()  # type: ignore[no-untyped-call, untyped-decorator]
     async def complete(
@@ -169,6 +156,3 @@ def register_resources(server: MCPServer[AppState], holder: StateHolder) -> None
         values = [i for i, name in pairs if i.startswith(prefix) or name.lower().startswith(prefix.lower())]
         return Completion(values=values[:100], total=len(values), has_more=len(values) > 100)
 
-
-def _dump_list(items: list[Any]) -> list[Any]:
-    return [i.model_dump(mode="json", exclude_none=True) if isinstance(i, BaseModel) else i for i in items]
