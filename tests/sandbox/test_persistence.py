@@ -1,4 +1,4 @@
-"""State survives restarts, and a kill -9 mid-processing leaves a database that recovers to a consistent state."""
+"""State survives restarts; a kill -9 mid-processing leaves a database that recovers consistently."""
 
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ def test_interrupted_jobs_resume_or_fail(tmp_path: Path, media: Media) -> None:
     now = now_iso()
     for asset_id, attempts in (("a" * 24, 1), ("b" * 24, MAX_ATTEMPTS)):
         db.run(
-            "INSERT INTO assets(id, created_at, updated_at, status, method, filename, path) VALUES(?,?,?,?,?,?,?)",
+            "INSERT INTO assets(id, created_at, updated_at, status, method, filename, path) "
+            "VALUES(?,?,?,?,?,?,?)",
             (asset_id, now, now, "processing", "direct", "clip.mp4", str(media.video.path)),
         )
         db.run(
