@@ -14,7 +14,14 @@ from tl_mcp.server.prompts import PERSONAS
 
 pytestmark = pytest.mark.anyio
 
-PROMPTS = {"corpus_overview", "extract_entities", "find_moments", "organize_collection", "track_entity", "enrich_content"}
+PROMPTS = {
+    "corpus_overview",
+    "extract_entities",
+    "find_moments",
+    "organize_collection",
+    "track_entity",
+    "enrich_content",
+}
 
 
 async def _read(c: Client, uri: str) -> str:
@@ -48,7 +55,7 @@ async def test_resources_and_templates(world: World, mode: str) -> None:
         assert world.knowledge_store_id in json.dumps(stores)
         store = json.loads(await _read(c, f"twelvelabs://knowledge-stores/{world.knowledge_store_id}"))
         assert world.item_id in json.dumps(store["items"])
-        with pytest.raises(Exception, match="404|not"):
+        with pytest.raises(Exception, match=r"404|not"):
             await c.read_resource(f"twelvelabs://indexes/{'0' * 24}")
 
 
