@@ -361,7 +361,7 @@ async def _ask(s: Session, tool: str, target: dict[str, str], question: str) -> 
 
     data, _ = await s.call(tool, {**target, "input": question}, on_progress=on_progress)
     data = await _finish_stream(s, data, on_progress)
-    s.console.line()
+    s.console.end_line()
     text = str(data.get("text") or "")
     live = "".join(streamed)
     if not text.strip():
@@ -369,7 +369,7 @@ async def _ask(s: Session, tool: str, target: dict[str, str], question: str) -> 
     if not live:
         s.console.line("  (no live text arrived; the answer in full:)")
         s.console.stream(text)
-        s.console.line()
+        s.console.end_line()
     elif live != text:
         s.console.line("  note: the streamed text differs from the final answer; the final answer wins")
     if data.get("citations"):

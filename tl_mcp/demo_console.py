@@ -39,20 +39,21 @@ class Console:
         self.out.write(text)
         self.out.flush()
 
-    def _end_line(self) -> None:
+    def end_line(self) -> None:
+        """Finish a bar or streamed text in progress, so the next output starts on a fresh line."""
         if self._open_line:
             self._write("\n")
             self._open_line = False
 
     def line(self, text: str = "") -> None:
-        self._end_line()
+        self.end_line()
         self._write(text + "\n")
 
     def info(self, label: str, value: object) -> None:
         self.line(f"  {label + ':':<18} {value}")
 
     def step(self, number: int, total: int, title: str) -> None:
-        self._end_line()
+        self.end_line()
         self.step_started = time.monotonic()
         self._last_quarter = -1
         self._write(f"\n[{number}/{total}] {title}\n")
@@ -92,8 +93,14 @@ class Console:
     # ------------------------------------------------------------------ streamed text
 
     def stream(self, text: str) -> None:
-        """Append answer text as it arrives; the cursor stays on the answer until `line` is called."""
-        if not self._open_line:
-            self._write("  │ ")
-            self._open_line = True
-        self._write(text.replace("\n", "\n  │ "))
+        """Append answer text as it arrives, each line behind a margin; `end_line` closes it."""
+        for i, part in enumerate(text.split("\n")):
+            if i:
+                # Hold a newline back until more text comes, so an answer ending in one leaves no stub.
+                self._write("\n")
+                self._open_line = False
+            if part:
+                if not self._open_line:
+                    self._write("  │ ")
+                    self._open_line = True
+                self._write(part)

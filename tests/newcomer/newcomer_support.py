@@ -1,0 +1,98 @@
+"""Helpers for the newcomer tests: clean environments, free ports, and real `tl-mcp` server subprocesses."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+#: Everything a spawned server or script must not inherit from the developer's shell.
+_SCRUB_PREFIXES = ("TWELVELABS_", "TL_MCP_")
+
+
+def clean_env(extra: Mapping[str, str] | None = None, *, home: Path | None = None) -> dict[str, str]:
+    """The test process's environment without any TwelveLabs/tl-mcp setting, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES)}
+    # Run from a checkout whether or not the project is installed into the interpreter.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    if home is not None:
+        env["HOME"] = str(home)
+    env.update(extra or {})
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_healthy(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
+    url = f"http://127.0.0.1:{port}/healthz"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"{url} not healthy after {timeout:.0f} s:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+@dataclass
+class HttpServer:
+    port: int
+    token: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+
+def start_http_server(
+    command: Sequence[str], env: Mapping[str, str], log: Path, *, cwd: Path, port: int, token: str
+) -> HttpServer:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            list(command),
+            env=dict(env),
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = HttpServer(port=port, token=token, proc=proc, log=log)
+    try:
+        wait_healthy(port, proc, log)
+    except BaseException:
+        stop(proc)
+        raise
+    return server
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
