@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -71,8 +72,10 @@ async def open_backend(
             f"{exc.name or exc}; or set TWELVELABS_API_KEY to use the TwelveLabs cloud"
         ) from None
     settings.sandbox_dir.mkdir(parents=True, exist_ok=True)
+    # The sandbox's own TL_MCP_SANDBOX_ANALYZERS choice (e.g. "none" for fast offline runs) still applies.
+    analyzers = os.environ.get("TL_MCP_SANDBOX_ANALYZERS") or None
     async with (
-        start_embedded(settings.sandbox_dir) as sandbox,
+        start_embedded(settings.sandbox_dir, analyzers=analyzers) as sandbox,
         _user_client(sandbox.api_key, sandbox.base_url, transport) as c,
     ):
         log.info("backend: embedded sandbox at %s (data in %s)", sandbox.base_url, settings.sandbox_dir)
