@@ -203,11 +203,16 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """`tl-mcp` alone, or with serve flags only, means `tl-mcp serve`."""
+    args_list = list(argv)
     if not args_list or (args_list[0] not in COMMANDS and args_list[0] not in ("-h", "--help", "--version")):
         args_list.insert(0, "serve")
-    args = build_parser().parse_args(args_list)
+    return build_parser().parse_args(args_list)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     handlers = {"serve": _serve, "sandbox": _sandbox, "tools": _tools, "demo": _demo}
     try:
         return handlers[args.command](args)
