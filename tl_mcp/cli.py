@@ -196,11 +196,15 @@ def _tools(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    _setup_logging("WARNING")
-    from tl_mcp.demo import run as run_demo
-
-    return run_demo(args)
+def _demo(argv: Sequence[str]) -> int:
+    _setup_logging("INFO")
+    try:
+        demo_main = importlib.import_module("tl_mcp.demo").main
+    except (ImportError, AttributeError):
+        print("The demo is not available in this build (tl_mcp.demo is missing).", file=sys.stderr)
+        return 2
+    result = demo_main(list(argv))
+    return result if isinstance(result, int) else 0
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -212,9 +216,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    handlers = {"serve": _serve, "sandbox": _sandbox, "tools": _tools, "demo": _demo}
+    raw = list(sys.argv[1:] if argv is None else argv)
     try:
+        if raw[:1] == ["demo"]:
+            # The demo owns its flags (`tl-mcp demo --help` is the demo's help).
+            return _demo(raw[1:])
+        args = parse_args(raw)
+        handlers = {"serve": _serve, "sandbox": _sandbox, "tools": _tools}
         return handlers[args.command](args)
     except ConfigError as exc:
         print(f"tl-mcp: {exc}", file=sys.stderr)

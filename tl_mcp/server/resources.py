@@ -155,4 +155,3 @@ def register_resources(server: MCPServer[AppState], holder: StateHolder) -> None
         prefix = argument.value or ""
         values = [i for i, name in pairs if i.startswith(prefix) or name.lower().startswith(prefix.lower())]
         return Completion(values=values[:100], total=len(values), has_more=len(values) > 100)
-

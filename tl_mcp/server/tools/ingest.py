@@ -87,9 +87,10 @@ async def _poll(
     fetch: Callable[[], Awaitable[str | None]],
     *,
     on_status: Callable[[str | None], None] | None = None,
+    known: str | None = None,
 ) -> str | None:
     """Poll until a terminal status, reporting each change; the caller's wait_s bounds us via the job."""
-    last: str | None = "<none>"
+    last: str | None = known or "<none>"
     started = time.monotonic()
     while True:
         status = await fetch()
@@ -251,7 +252,8 @@ async def _wait_asset(state: AppState, job: Job, asset_id: str) -> None:
         return (await state.client.get_asset(asset_id)).status
 
     try:
-        status = await _poll(job, f"Asset {asset_id}", fetch)
+        known = job.state.get("asset_status")
+        status = await _poll(job, f"Asset {asset_id}", fetch, known=known if isinstance(known, str) else None)
     except TwelveLabsError as exc:
         raise ToolError(explain(f"Checking asset {asset_id}", exc)) from None
     job.state["asset_status"] = status
