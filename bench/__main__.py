@@ -73,6 +73,10 @@ def table(results: dict[str, Any]) -> str:
             )
         )
         lines.append(_row("model load (not in index time)", f"{idx['model_load_s']:.2f} s", "", "", ""))
+        for stage, seconds in idx.get("stages_s", {}).items():
+            calls = idx["stage_calls"][stage]
+            share = f"{100 * seconds / idx['index_s']:.0f}%"
+            lines.append(_row(f"  stage {stage} ({calls} calls)", f"{seconds:.2f} s", "", share, ""))
         lines.append(
             _row("segments / texts", f"{idx['segments']}", json.dumps(idx["texts_by_source"]), "", "")
         )

@@ -38,6 +38,29 @@ def decode_baseline(path: Path) -> dict[str, float]:
     return {"video_decode_s": video_s, "audio_decode_s": audio_s, "frames": frames, "audio_samples": samples}
 
 
+class _Timed:
+    """Wraps one analyzer method to total the seconds spent in it (a per-stage breakdown)."""
+
+    def __init__(self, inner: Any, method: str) -> None:
+        self._inner = inner
+        self._method = method
+        self.seconds = 0.0
+        self.calls = 0
+        self.name = inner.name
+        setattr(self, method, self._call)
+
+    def _call(self, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return getattr(self._inner, self._method)(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - started
+            self.calls += 1
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self._inner, item)
+
+
 def _peak_rss_mib() -> float:
     # Linux reports ru_maxrss in KiB.
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -61,6 +84,15 @@ def measure(path: Path, selection: str, threads: int) -> dict[str, Any]:
         speech_loader()
     load_s = time.perf_counter() - started
     rss_loaded = _peak_rss_mib()
+
+    stages = {
+        "speech": _Timed(analyzers.speech, "transcribe") if analyzers.speech else None,
+        "ocr": _Timed(analyzers.ocr, "read") if analyzers.ocr else None,
+        "text_embed": _Timed(analyzers.text, "embed"),
+        "image_embed": _Timed(analyzers.image, "embed_image"),
+    }
+    analyzers.speech, analyzers.ocr = stages["speech"], stages["ocr"]  # type: ignore[assignment]
+    analyzers.text, analyzers.image = stages["text_embed"], stages["image_embed"]  # type: ignore[assignment]
 
     baseline = decode_baseline(path)
     with tempfile.TemporaryDirectory(prefix="tl-mcp-bench-") as tmp:
@@ -86,6 +118,8 @@ def measure(path: Path, selection: str, threads: int) -> dict[str, Any]:
         "segments": segments,
         "texts_by_source": counts,
         "baseline": baseline,
+        "stages_s": {k: round(v.seconds, 3) for k, v in stages.items() if v is not None},
+        "stage_calls": {k: v.calls for k, v in stages.items() if v is not None},
         "rss_start_mib": rss_start,
         "rss_after_load_mib": rss_loaded,
         "peak_rss_mib": _peak_rss_mib(),
