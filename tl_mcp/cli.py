@@ -33,6 +33,9 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
+    # One line per upstream request is noise at INFO; keep it for DEBUG.
+    if logging.getLogger().level > logging.DEBUG:
+        logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 
 def _serve_flags(p: argparse.ArgumentParser) -> None:
@@ -74,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_flags(sub.add_parser("serve", help="run the MCP server (default)"))
     sb = sub.add_parser("sandbox", help="run the TwelveLabs-compatible sandbox API")
     sb.add_argument("--host", default="127.0.0.1")
-    sb.add_argument("--port", type=int, default=8100)
-    sb.add_argument("--data-dir", help="sandbox storage (default: the user data dir)")
+    sb.add_argument("--port", type=int, default=8765)
+    sb.add_argument("--data-dir", help="sandbox storage (default: TL_MCP_SANDBOX_DIR or the user data dir)")
     tools = sub.add_parser("tools", help="print the tool reference from the live schemas")
     tools.add_argument(
         "--update-readme", metavar="README", help="rewrite the tools block of this file instead"
@@ -132,9 +135,7 @@ def _sandbox(args: argparse.Namespace) -> int:
             f"tl-mcp sandbox needs the sandbox extra: pip install 'tl-mcp[sandbox]' ({exc})", file=sys.stderr
         )
         return 2
-    from tl_mcp.config import default_sandbox_dir
-
-    serve(args.host, args.port, Path(args.data_dir).expanduser() if args.data_dir else default_sandbox_dir())
+    serve(args.host, args.port, Path(args.data_dir).expanduser() if args.data_dir else None)
     return 0
 
 

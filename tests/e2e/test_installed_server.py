@@ -189,3 +189,33 @@ async def test_http_workflow(media: Path, http_server: str, mode: str) -> None:
             Client(streamable_http_client(f"{http_server}/mcp", http_client=http), mode=mode) as c,
         ):
             await _workflow(c, media, f"http-{mode}")
+
+
+def test_sandbox_subcommand_serves_the_api(tmp_path: Path) -> None:
+    port = _free_port()
+    log = (tmp_path / "sandbox.log").open("wb")
+    env = {**_env(tmp_path, tmp_path), "TL_MCP_SANDBOX_API_KEYS": "k-e2e"}
+    proc = subprocess.Popen(
+        [str(TL_MCP), "sandbox", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                response = httpx2.get(f"http://127.0.0.1:{port}/v1.3/indexes", headers={"x-api-key": "k-e2e"})
+                break
+            except httpx2.HTTPError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError((tmp_path / "sandbox.log").read_text()) from None
+                time.sleep(0.2)
+        assert response.status_code == 200 and response.json()["data"] == []
+        denied = httpx2.get(f"http://127.0.0.1:{port}/v1.3/indexes", headers={"x-api-key": "wrong"})
+        assert denied.status_code == 401
+        assert (tmp_path / "data").is_dir()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+        log.close()
