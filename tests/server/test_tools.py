@@ -329,3 +329,39 @@ async def test_admin_tools_delete_and_read_only_hides_them(world: World, mode: s
         assert "delete_index" not in names and "upload_asset" not in names and "search_videos" in names
         hidden = await c.call_tool("delete_index", {"index_id": world.index_id})
         assert hidden.is_error
+
+
+async def test_search_by_image_finds_the_matching_scene(world: World) -> None:
+    ocean = world.sample.scenes[2]
+    frame = make_sample_image(world.media / "ocean.jpg", scene_index=2)
+    async with Client(build_server(world.settings())) as c:
+        result = await call_ok(c, "search_videos", {"image_path": str(frame), "index_id": world.index_id})
+        top = result.structured_content and result.structured_content["moments"][0]
+        assert top and top["start"] == pytest.approx(ocean.start, abs=1.0)
+        outside = await c.call_tool(
+            "search_videos", {"image_path": "/etc/hostname", "index_id": world.index_id}
+        )
+        assert outside.is_error and "refused" in text_of(outside)
+
+
+async def test_url_upload_works_without_allowed_dirs(world: World) -> None:
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(world.media))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/clip.mp4"
+    try:
+        no_dirs = world.settings().model_copy(update={"allowed_dirs": ()})
+        async with Client(build_server(no_dirs)) as c:
+            # A fresh index, so the shared one keeps exactly one video for the other tests.
+            index = (await call_ok(c, "create_index", {"name": "from-url"})).structured_content
+            assert index
+            result = await call_ok(c, "upload_asset", {"url": url, "index_id": index["id"], "wait": True})
+            data = result.structured_content
+            assert data and data["asset_id"] and data["indexing_status"] == "ready", data
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
