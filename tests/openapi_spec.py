@@ -180,9 +180,23 @@ def validate_response(method: str, path_template: str, status: int | str, body: 
     """Assert ``body`` matches the spec's JSON schema for that operation and status (AssertionError listing
     every violation otherwise). ``path_template`` is the spec's template, e.g. ``/indexes/{index-id}``."""
     validator = response_validator(method, path_template, str(status))
+    assert_valid(validator, body, f"{method.upper()} {path_template} {status}")
+
+
+def assert_valid(validator: Draft202012Validator, body: Any, label: str) -> None:
     errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
     if errors:
         lines = [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:300]}" for e in errors[:20]]
-        raise AssertionError(
-            f"{method.upper()} {path_template} {status} violates the spec:\n" + "\n".join(lines)
-        )
+        raise AssertionError(f"{label} violates the spec:\n" + "\n".join(lines))
+
+
+def stream_event_validator(event_type: str) -> Draft202012Validator | None:
+    """The `ResponseStreamEvent` variant for one event ``type`` (None when the snapshot has none, e.g.
+    ``keepalive``). The spec's oneOf repeats the `response.*` wrapper variant once per event type, so
+    validating against the whole oneOf always fails for those; this picks the first variant by `type`."""
+    branches = resolve(load_spec()["components"]["schemas"]["ResponseStreamEvent"])["oneOf"]
+    for i, branch in enumerate(branches):
+        kind = resolve(resolve(branch)["properties"]["type"])
+        if event_type in kind.get("enum", ()) or kind.get("const") == event_type:
+            return validator_at("components", "schemas", "ResponseStreamEvent", "oneOf", str(i))
+    return None

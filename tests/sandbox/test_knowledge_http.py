@@ -1,192 +1,248 @@
-"""Knowledge stores and /responses over real HTTP on loopback, against the sandbox engine and routes.
-
-Until the core sandbox's ``create_app`` lands, the app is assembled here from the same pieces (engine,
-asset routes, knowledge/Jockey routes) and served by uvicorn on an ephemeral port.
-"""
+"""Knowledge stores and `/responses` over real loopback HTTP against the real sandbox app (``create_app`` via
+``EmbeddedSandbox``): objects and every SSE event checked against the OpenAPI snapshot and the SDK 1.3.6
+models, citations, sessions, and bad requests that answer the spec's status and code and change nothing."""
 
 from __future__ import annotations
 
 import json
-import secrets
-import socket
-import threading
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-import httpx2 as httpx
+import httpx2
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.routing import Mount
+from twelvelabs.core.pydantic_utilities import parse_obj_as
+from twelvelabs.types import ResponseObject, ResponseStreamEvent
 
-from tests.openapi_spec import response_validator
-from tl_mcp.samples import SampleInfo, make_sample_video
-from tl_mcp.sandbox import jockey, knowledge
-from tl_mcp.sandbox.config import SandboxConfig
+from tests.openapi_spec import assert_valid, schema_validator, stream_event_validator, validate_response
+from tests.sandbox.conftest import Media, client_for, ready_asset, wait_for
+from tl_mcp.sandbox.embedded import EmbeddedSandbox
 from tl_mcp.sandbox.engine import Engine
-from tl_mcp.sandbox.jockey_base import JockeyOptions
-from tl_mcp.sandbox.routes import assets
+
+KS = "/knowledge-stores/{knowledge_store_id}"
+ITEM = KS + "/items/{item_id}"
+COL = KS + "/item-collections/{collection_id}"
+TABLES = ("ks_stores", "ks_items", "ks_collections", "ks_collection_members", "ks_search_pages")
+JOCKEY_TABLES = ("jockey_sessions", "jockey_turns")
 
 
 @dataclass
-class Sandbox:
-    base_url: str
-    client: httpx.Client
-    sample: SampleInfo
+class Store:
+    sb: EmbeddedSandbox
+    client: httpx2.Client
+    media: Media
     asset_id: str
+    store_id: str
+    item_id: str
 
+    @property
+    def phrase(self) -> str:
+        return self.media.video.subtitles[1].text
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    def ask(self, content: str | None = None) -> list[dict[str, Any]]:
+        return [{"type": "message", "role": "user", "content": content or self.phrase}]
+
+    def counts(self) -> dict[str, int]:
+        db = cast(Engine, self.sb.engine).db
+        return {t: int(db.one(f"SELECT COUNT(*) AS n FROM {t}")["n"]) for t in (*TABLES, *JOCKEY_TABLES)}
 
 
 @pytest.fixture(scope="module")
-def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    root = tmp_path_factory.mktemp("ks")
-    engine = Engine(SandboxConfig(data_dir=root / "data", analyzers="none"))
-    engine.start()
-    app = Starlette(routes=[Mount("/v1.3", routes=[*assets.routes, *knowledge.routes, *jockey.routes])])
-    app.state.engine = engine
-    app.state.url_secret = secrets.token_bytes(16)
-    app.state.tl_jockey_options = JockeyOptions(keepalive_interval_s=0.2, page_token_ttl_s=1.5)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}/v1.3"
-    sample = make_sample_video(root / "sample.mp4", speech=False)
-    client = httpx.Client(base_url=base, headers={"x-api-key": "k"}, timeout=30)
-    with sample.path.open("rb") as fh:
-        r = client.post("/assets", data={"method": "direct"}, files={"file": ("sample.mp4", fh, "video/mp4")})
-    assert r.status_code in (200, 201), r.text
+def ks(tmp_path_factory: pytest.TempPathFactory, media: Media) -> Iterator[Store]:
+    sb = EmbeddedSandbox.start_in_thread(
+        tmp_path_factory.mktemp("ks"), analyzers="none", search_page_ttl_s=1.5, keepalive_interval_s=0.2
+    )
     try:
-        yield Sandbox(base, client, sample, r.json()["_id"])
+        with client_for(sb) as client:
+            asset_id = ready_asset(client, media.video.path)
+            # String values only: the snapshot types metadata as map<string, string>; SDK 1.3.6 widened it
+            # (numbers, booleans, string arrays), which test_official_sdk covers.
+            r = client.post("/knowledge-stores", json={"name": "demo", "metadata": {"team": "qa"}})
+            assert r.status_code == 201, r.text
+            validate_response("post", "/knowledge-stores", 201, r.json())
+            store_id = r.json()["_id"]
+            r = client.post(f"/knowledge-stores/{store_id}/items", json={"asset_id": asset_id})
+            assert r.status_code == 202, r.text
+            validate_response("post", KS + "/items", 202, r.json())
+            assert r.json()["status"] == "queued" and r.json()["asset_type"] == "video"
+            item = wait_for(
+                lambda: client.get(f"/knowledge-stores/{store_id}/items/{r.json()['_id']}").json(),
+                lambda b: b["status"] in ("ready", "failed"),
+                timeout=60,
+            )
+            assert item["status"] == "ready", item
+            validate_response("get", ITEM, 200, item)
+            yield Store(sb, client, media, asset_id, store_id, item["_id"])
     finally:
-        client.close()
-        server.should_exit = True
-        thread.join(10)
-        engine.stop()
+        sb.stop()
 
 
-def _wait_ready(sb: Sandbox, ks: str, item: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        body: dict[str, Any] = sb.client.get(f"/knowledge-stores/{ks}/items/{item}").json()
-        if body["status"] in ("ready", "failed"):
-            return body
-        time.sleep(0.1)
-    raise AssertionError("item did not finish processing within 60 s")
+# ---------------------------------------------------------------- SSE helpers
 
 
-@pytest.fixture(scope="module")
-def store(sb: Sandbox) -> tuple[str, str]:
-    r = sb.client.post("/knowledge-stores", json={"name": "demo", "metadata": {"team": "qa"}})
-    assert r.status_code == 201, r.text
-    response_validator("post", "/knowledge-stores", "201").validate(r.json())
-    ks = r.json()["_id"]
-    r = sb.client.post(f"/knowledge-stores/{ks}/items", json={"asset_id": sb.asset_id, "asset_type": "video"})
-    assert r.status_code == 202, r.text
-    assert r.json()["status"] == "queued"
-    item = _wait_ready(sb, ks, r.json()["_id"])
-    assert item["status"] == "ready", item
-    response_validator("get", "/knowledge-stores/{knowledge_store_id}/items/{item_id}", "200").validate(item)
-    return ks, item["_id"]
-
-
-def _phrase(sb: Sandbox) -> str:
-    return sb.sample.subtitles[1].text
-
-
-def test_store_search_finds_the_subtitle_phrase(sb: Sandbox, store: tuple[str, str]) -> None:
-    ks, item = store
-    cue = sb.sample.subtitles[1]
-    r = sb.client.post(
-        f"/knowledge-stores/{ks}/search",
-        json={"query": {"text": cue.text}, "search_options": {"video": {"modalities": ["visual", "audio"]}}},
-    )
-    assert r.status_code == 200, r.text
-    body = r.json()
-    response_validator("post", "/knowledge-stores/{knowledge_store_id}/search", "200").validate(body)
-    top = body["data"][0]
-    assert top["item_id"] == item
-    match = top["matches"][0]
-    assert match["start_sec"] <= cue.start + 0.5 and match["end_sec"] >= cue.end - 0.5
-
-
-def test_search_pages_with_tokens_and_expired_tokens_are_gone(sb: Sandbox, store: tuple[str, str]) -> None:
-    ks, _ = store
-    words = " ".join(c.text for c in sb.sample.subtitles)
-    body = {"query": {"text": words}, "page_size": 1, "search_options": {"video": {"modalities": ["audio"]}}}
-    first = sb.client.post(f"/knowledge-stores/{ks}/search", json=body).json()
-    assert len(first["data"]) == 1 and "next_page_token" in first
-    second = sb.client.post(f"/knowledge-stores/{ks}/search", json={"page_token": first["next_page_token"]})
-    assert second.status_code == 200 and second.json()["data"][0]["rank"] == 2
-    bad = sb.client.post(f"/knowledge-stores/{ks}/search", json={"page_token": "nonsense"})
-    assert bad.status_code == 400 and bad.json()["code"] == "parameter_invalid"
-    time.sleep(1.6)
-    gone = sb.client.post(f"/knowledge-stores/{ks}/search", json={"page_token": first["next_page_token"]})
-    assert gone.status_code == 410, gone.text
-    response_validator("post", "/knowledge-stores/{knowledge_store_id}/search", "410").validate(gone.json())
-
-
-def test_lists_paginate_and_a_page_past_the_end_is_empty(sb: Sandbox, store: tuple[str, str]) -> None:
-    ks, item = store
-    page = sb.client.get(f"/knowledge-stores/{ks}/items", params={"page": 1, "page_limit": 1}).json()
-    assert page["page_info"]["total_results"] == 1 and page["data"][0]["_id"] == item
-    past = sb.client.get(f"/knowledge-stores/{ks}/items", params={"page": 5})
-    assert past.status_code == 200 and past.json()["data"] == []
-    missing = sb.client.get("/knowledge-stores/ks_nope")
-    assert missing.status_code == 404 and missing.json()["code"] == "resource_not_exist"
-
-
-def test_item_collections(sb: Sandbox, store: tuple[str, str]) -> None:
-    ks, item = store
-    r = sb.client.post(f"/knowledge-stores/{ks}/item-collections", json={"name": "favs"})
-    assert r.status_code == 201 and r.json()["_id"].startswith("ksic_")
-    cid = r.json()["_id"]
-    added = sb.client.post(
-        f"/knowledge-stores/{ks}/item-collections/{cid}/items/add", json={"item_ids": [item]}
-    )
-    assert added.json()["member_count"] == 1
-    dup = sb.client.post(f"/knowledge-stores/{ks}/item-collections", json={"name": "favs"})
-    assert dup.status_code == 400
-
-
-def _events(raw: str) -> tuple[list[dict[str, Any]], bool]:
-    events, done = [], False
-    for block in raw.split("\n\n"):
-        lines = [ln for ln in block.split("\n") if ln]
-        data = [ln[6:] for ln in lines if ln.startswith("data: ")]
-        if not data:
-            continue
-        if data[0] == "[DONE]":
+def sse(raw: str) -> tuple[list[dict[str, Any]], bool]:
+    """Events of an SSE body, and whether it ended with ``data: [DONE]``; every frame must be well formed."""
+    events: list[dict[str, Any]] = []
+    done = False
+    assert raw.endswith("\n\n"), "the stream does not end on a frame boundary"
+    for block in raw.split("\n\n")[:-1]:
+        lines = block.split("\n")
+        if lines == ["data: [DONE]"]:
             done = True
             continue
-        event = json.loads(data[0])
+        assert not done, "a frame follows [DONE]"
+        assert len(lines) == 2 and lines[1].startswith("data: "), block
+        event = json.loads(lines[1].removeprefix("data: "))
         assert lines[0] == f"event: {event['type']}"
         events.append(event)
     return events, done
 
 
-def test_responses_stream_in_documented_order_with_citations(sb: Sandbox, store: tuple[str, str]) -> None:
-    ks, item = store
-    body = {
-        "knowledge_store_id": ks,
-        "stream": True,
-        "input": [{"type": "message", "role": "user", "content": _phrase(sb)}],
-    }
-    r = sb.client.post("/responses", json=body)
-    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
-    events, done = _events(r.text)
-    assert done
+def conform(events: list[dict[str, Any]]) -> None:
+    """Each event against its spec variant (picked by `type`) and against the SDK 1.3.6 union, which
+    silently drops anything it cannot parse; keepalive (not in the snapshot) has exactly its two fields."""
     assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    for event in events:
+        if event["type"] == "keepalive":
+            assert set(event) == {"type", "sequence_number"}, event
+        else:
+            validator = stream_event_validator(event["type"])
+            assert validator is not None, f"the spec has no stream event of type {event['type']!r}"
+            assert_valid(validator, event, f"SSE {event['type']} #{event['sequence_number']}")
+        parsed = parse_obj_as(ResponseStreamEvent, event)  # type: ignore[arg-type]
+        assert parsed.type == event["type"], (parsed, event)
+    for event in events:
+        if event["type"] in ("response.completed", "response.failed"):
+            check_response_object(event["response"])
+
+
+def check_response_object(body: dict[str, Any]) -> None:
+    assert_valid(schema_validator("ResponseObject"), body, "ResponseObject")
+    parse_obj_as(ResponseObject, body)
+    assert body["object"] == body["type"] == "response" and "incomplete_details" in body
+    for item in body["output"]:
+        if item["type"] == "message":
+            assert item["phase"] in ("commentary", "final_answer")
+            for part in item["content"]:
+                assert set(part) >= {"type", "text", "annotations"}
+
+
+def stream(store: Store, **body: Any) -> tuple[list[dict[str, Any]], bool]:
+    payload = {"knowledge_store_id": store.store_id, "input": store.ask(), "stream": True, **body}
+    r = store.client.post("/responses", json=payload)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/event-stream")
+    return sse(r.text)
+
+
+# ---------------------------------------------------------------- knowledge stores
+
+
+def test_create_app_mounts_the_routes_and_registers_the_item_job() -> None:
+    """In a fresh interpreter: items queued before a restart need the job handler before the first request."""
+    code = (
+        "import tempfile, pathlib\n"
+        "from tl_mcp.sandbox.app import create_app\n"
+        "from tl_mcp.sandbox.config import SandboxConfig\n"
+        "from tl_mcp.sandbox.engine import JOB_HANDLERS\n"
+        "app = create_app(SandboxConfig(data_dir=pathlib.Path(tempfile.mkdtemp()), analyzers='none'))\n"
+        "paths = {r.path for r in app.routes[0].routes}\n"
+        "assert 'ks_item' in JOB_HANDLERS, sorted(JOB_HANDLERS)\n"
+        "assert {'/responses', '/knowledge-stores', '/knowledge-stores/{ks}/items'} <= paths, paths\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_store_item_and_collection_objects_conform(ks: Store) -> None:
+    c, store_id = ks.client, ks.store_id
+    store = c.get(f"/knowledge-stores/{store_id}").json()
+    validate_response("get", KS, 200, store)
+    assert store["item_count"] == 1 and store["metadata"] == {"team": "qa"}
+    validate_response("get", "/knowledge-stores", 200, c.get("/knowledge-stores").json())
+    items = c.get(f"/knowledge-stores/{store_id}/items", params={"status": "ready"}).json()
+    validate_response("get", KS + "/items", 200, items)
+    assert [i["_id"] for i in items["data"]] == [ks.item_id]
+    assert items["data"][0]["system_metadata"]["duration"] > 0
+
+    favs = {"name": "favs", "metadata": {"k": "v"}}
+    r = c.post(f"/knowledge-stores/{store_id}/item-collections", json=favs)
+    assert r.status_code == 201 and r.json()["_id"].startswith("ksic_")
+    validate_response("post", KS + "/item-collections", 201, r.json())
+    cid = r.json()["_id"]
+    base = f"/knowledge-stores/{store_id}/item-collections/{cid}"
+    added = c.post(base + "/items/add", json={"item_ids": [ks.item_id]})
+    validate_response("post", COL + "/items/add", 200, added.json())
+    assert added.json()["member_count"] == 1
+    validate_response("get", COL + "/items", 200, c.get(base + "/items").json())
+    validate_response("get", COL, 200, c.get(base).json())
+    patched = c.patch(base, json={"description": "the good ones"})
+    validate_response("patch", COL, 200, patched.json())
+    validate_response(
+        "get", KS + "/item-collections", 200, c.get(f"/knowledge-stores/{store_id}/item-collections").json()
+    )
+    dup = c.post(f"/knowledge-stores/{store_id}/item-collections", json={"name": "favs"})
+    assert dup.status_code == 400
+    validate_response("post", KS + "/item-collections", 400, dup.json())
+    assert c.post(base + "/items/remove", json={"item_ids": [ks.item_id]}).status_code == 200
+    assert c.delete(base).status_code == 200
+    assert c.get(base).status_code == 404
+
+    renamed = c.patch(f"/knowledge-stores/{store_id}", json={"description": "sample clip"})
+    validate_response("patch", KS, 200, renamed.json())
+    assert renamed.json()["description"] == "sample clip" and renamed.json()["name"] == "demo"
+
+
+def test_store_search_finds_the_subtitle_phrase(ks: Store) -> None:
+    cue = ks.media.video.subtitles[1]
+    r = ks.client.post(
+        f"/knowledge-stores/{ks.store_id}/search",
+        json={"query": {"text": cue.text}, "search_options": {"video": {"modalities": ["visual", "audio"]}}},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    validate_response("post", KS + "/search", 200, body)
+    top = body["data"][0]
+    assert top["item_id"] == ks.item_id
+    match = top["matches"][0]
+    assert match["start_sec"] <= cue.start + 0.5 and match["end_sec"] >= cue.end - 0.5
+
+
+def test_search_pages_with_tokens_and_expired_tokens_are_gone(ks: Store) -> None:
+    words = " ".join(c.text for c in ks.media.video.subtitles)
+    body = {"query": {"text": words}, "page_size": 1, "search_options": {"video": {"modalities": ["audio"]}}}
+    path = f"/knowledge-stores/{ks.store_id}/search"
+    first = ks.client.post(path, json=body).json()
+    assert len(first["data"]) == 1 and "next_page_token" in first
+    second = ks.client.post(path, json={"page_token": first["next_page_token"]})
+    assert second.status_code == 200 and second.json()["data"][0]["rank"] == 2
+    bad = ks.client.post(path, json={"page_token": "nonsense"})
+    assert bad.status_code == 400 and bad.json()["code"] == "parameter_invalid"
+    validate_response("post", KS + "/search", 400, bad.json())
+    time.sleep(1.6)
+    gone = ks.client.post(path, json={"page_token": first["next_page_token"]})
+    assert gone.status_code == 410, gone.text
+    validate_response("post", KS + "/search", 410, gone.json())
+
+
+def test_lists_paginate_and_a_page_past_the_end_is_empty(ks: Store) -> None:
+    path = f"/knowledge-stores/{ks.store_id}/items"
+    page = ks.client.get(path, params={"page": 1, "page_limit": 1}).json()
+    assert page["page_info"]["total_results"] == 1 and page["data"][0]["_id"] == ks.item_id
+    past = ks.client.get(path, params={"page": 5})
+    assert past.status_code == 200 and past.json()["data"] == []
+
+
+# ---------------------------------------------------------------- /responses
+
+
+def test_stream_conforms_in_documented_order_with_citations(ks: Store) -> None:
+    events, done = stream(ks)
+    assert done
+    conform(events)
     types = [e["type"] for e in events if e["type"] != "keepalive"]
     assert types[:5] == [
         "response.created",
@@ -201,43 +257,67 @@ def test_responses_stream_in_documented_order_with_citations(sb: Sandbox, store:
         "response.output_item.done",
         "response.completed",
     ]
+    added = next(e for e in events if e["type"] == "response.output_item.added")
+    assert added["item"]["phase"] == "final_answer"
     text = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    part_added = next(e for e in events if e["type"] == "response.content_part.added")
+    part_done = next(e for e in events if e["type"] == "response.content_part.done")
+    assert part_added["part"]["annotations"] == [] and part_done["part"]["annotations"]
     final = events[-1]["response"]
     part = final["output"][0]["content"][0]
-    assert part["text"] == text and part["annotations"]
+    assert part["text"] == text and part["annotations"] == part_done["part"]["annotations"]
     for ann in part["annotations"]:
         assert text[ann["start_index"] : ann["end_index"] + 1].startswith("[")
-        assert ann["item_id"] == item
+        assert ann["item_id"] == ks.item_id and ann["type"] == "video_citation"
     assert final["usage"]["output_tokens"] > 0 and final["session_id"].startswith("sess_")
 
 
-def test_sessions_continue_and_reject_another_store(sb: Sandbox, store: tuple[str, str]) -> None:
-    ks, _ = store
-    msg = [{"type": "message", "role": "user", "content": _phrase(sb)}]
-    first = sb.client.post("/responses", json={"knowledge_store_id": ks, "input": msg}).json()
+def test_stream_with_intermediate_outputs_conforms(ks: Store) -> None:
+    events, done = stream(ks, include=["intermediate_outputs"])
+    assert done
+    conform(events)
+    types = [e["type"] for e in events]
+    assert "response.function_call_arguments.done" in types
+    phases = [
+        e["item"]["phase"]
+        for e in events
+        if e["type"] == "response.output_item.added" and "phase" in e["item"]
+    ]
+    assert phases == ["commentary", "final_answer"]
+
+
+def test_json_response_conforms(ks: Store) -> None:
+    r = ks.client.post("/responses", json={"knowledge_store_id": ks.store_id, "input": ks.ask()})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    check_response_object(body)
+    assert body["status"] == "completed" and body["incomplete_details"] is None
+
+
+def test_sessions_continue_and_reject_another_store(ks: Store) -> None:
+    first = ks.client.post("/responses", json={"knowledge_store_id": ks.store_id, "input": ks.ask()}).json()
     sess = first["session_id"]
-    follow = sb.client.post(
+    follow = ks.client.post(
         "/responses",
-        json={
-            "knowledge_store_id": ks,
-            "session_id": sess,
-            "input": [{"type": "message", "role": "user", "content": "and when is it?"}],
-        },
+        json={"knowledge_store_id": ks.store_id, "session_id": sess, "input": ks.ask("and when is it?")},
     )
     assert follow.status_code == 200 and follow.json()["session_id"] == sess
     assert follow.json()["output"][0]["id"] == f"msg_{sess}_1"
-    other = sb.client.post("/knowledge-stores", json={"name": "other"}).json()["_id"]
-    wrong = sb.client.post("/responses", json={"knowledge_store_id": other, "session_id": sess, "input": msg})
-    assert wrong.status_code == 400 and wrong.json()["code"] == "parameter_invalid"
-    response_validator("post", "/responses", "400").validate(wrong.json())
-    too_long = sb.client.post(
-        "/responses", json={"knowledge_store_id": ks, "input": msg, "instructions": "x" * 2001}
-    )
-    assert too_long.status_code == 400
+    other = ks.client.post("/knowledge-stores", json={"name": "other"}).json()["_id"]
+    before = ks.counts()
+    for stream_flag in (False, True):
+        wrong = ks.client.post(
+            "/responses",
+            json={"knowledge_store_id": other, "session_id": sess, "input": ks.ask(), "stream": stream_flag},
+        )
+        assert wrong.status_code == 400 and wrong.json()["code"] == "parameter_invalid"
+        assert sess in wrong.json()["message"] and other in wrong.json()["message"]
+        validate_response("post", "/responses", 400, wrong.json())
+    assert ks.counts() == before
+    assert ks.client.delete(f"/knowledge-stores/{other}").status_code == 200
 
 
-def test_intermediate_outputs_and_json_schema(sb: Sandbox, store: tuple[str, str]) -> None:
-    ks, item = store
+def test_json_schema_output_with_intermediate_steps(ks: Store) -> None:
     schema = {
         "type": "object",
         "properties": {
@@ -254,51 +334,234 @@ def test_intermediate_outputs_and_json_schema(sb: Sandbox, store: tuple[str, str
             }
         },
     }
-    r = sb.client.post(
+    r = ks.client.post(
         "/responses",
         json={
-            "knowledge_store_id": ks,
-            "input": [{"type": "message", "role": "user", "content": _phrase(sb)}],
+            "knowledge_store_id": ks.store_id,
+            "input": ks.ask(),
             "include": ["intermediate_outputs"],
             "text": {"format": {"type": "json_schema", "name": "moments", "schema": schema}},
         },
     )
     body = r.json()
+    check_response_object(body)
     kinds = [o["type"] for o in body["output"]]
     assert kinds == ["message", "function_call", "function_call_output", "message"]
     call = body["output"][1]
-    assert (
-        call["name"] == "search_knowledge_store" and json.loads(call["arguments"])["knowledge_store_id"] == ks
-    )
+    assert call["name"] == "search_knowledge_store"
+    assert json.loads(call["arguments"])["knowledge_store_id"] == ks.store_id
     results = json.loads(body["output"][2]["output"])["results"]
-    assert results and results[0]["item_id"] == item
+    assert results and results[0]["item_id"] == ks.item_id
     final = body["output"][3]
     assert final["phase"] == "final_answer" and body["output"][0]["phase"] == "commentary"
     parsed = json.loads(final["content"][0]["text"])
     assert parsed["moments"] and parsed["moments"][0]["quote"]
 
 
-def test_official_sdk_streams_a_jockey_response(sb: Sandbox, store: tuple[str, str]) -> None:
-    from twelvelabs import TwelveLabs
-    from twelvelabs.types import ResponseInputItem
+# ---------------------------------------------------------------- bad requests
 
-    ks, item = store
-    client = TwelveLabs(api_key="k", base_url=sb.base_url)
-    fetched = client.knowledge_stores.retrieve(ks)
-    assert fetched.id == ks
-    assert client.knowledge_store_items.retrieve(ks, item).status == "ready"
-    events = list(
-        client.responses.create_stream(
-            knowledge_store_id=ks, input=[ResponseInputItem(type="message", role="user", content=_phrase(sb))]
+MSG = [{"type": "message", "role": "user", "content": "what is said?"}]
+BAD_STORE_REQUESTS: list[tuple[str, str, Any, int, str]] = [
+    ("post", "/knowledge-stores", {}, 400, "parameter_not_provided"),
+    ("post", "/knowledge-stores", {"name": 5}, 400, "parameter_invalid"),
+    ("post", "/knowledge-stores", {"name": "  "}, 400, "parameter_invalid"),
+    ("post", "/knowledge-stores", {"name": "x", "metadata": {"a": None}}, 400, "parameter_invalid"),
+    ("post", "/knowledge-stores", {"name": "x", "metadata": {"a": {"b": 1}}}, 400, "parameter_invalid"),
+    (
+        "post",
+        "/knowledge-stores",
+        {"name": "x", "metadata": {str(i): i for i in range(11)}},
+        400,
+        "parameter_invalid",
+    ),
+    ("post", "/knowledge-stores", {"name": "x", "ingestion_config": {"nope": 1}}, 400, "parameter_invalid"),
+    ("post", "/knowledge-stores", b"{not json", 400, "parameter_invalid"),
+    ("post", "/knowledge-stores", [1, 2], 400, "parameter_invalid"),
+    ("get", "/knowledge-stores?page_limit=500", None, 400, "parameter_invalid"),
+    ("get", "/knowledge-stores?sort_option=sideways", None, 400, "parameter_invalid"),
+    ("get", "/knowledge-stores/ks_nope", None, 404, "resource_not_exist"),
+    ("patch", "/knowledge-stores/ks_nope", {"name": "y"}, 404, "resource_not_exist"),
+    ("delete", "/knowledge-stores/ks_nope", None, 404, "resource_not_exist"),
+    ("patch", "/knowledge-stores/{ks}", {"name": ""}, 400, "parameter_invalid"),
+    ("patch", "/knowledge-stores/{ks}", {"ingestion_config": {}}, 400, "parameter_invalid"),
+    ("patch", "/knowledge-stores/{ks}", {"metadata": {"a": [1, 2]}}, 400, "parameter_invalid"),
+    ("post", "/knowledge-stores/{ks}/items", {}, 400, "parameter_not_provided"),
+    ("post", "/knowledge-stores/{ks}/items", {"asset_id": 7}, 400, "parameter_invalid"),
+    (
+        "post",
+        "/knowledge-stores/{ks}/items",
+        {"asset_id": "0123456789abcdef01234567"},
+        400,
+        "parameter_invalid",
+    ),
+    (
+        "post",
+        "/knowledge-stores/{ks}/items",
+        {"asset_id": "{asset}", "asset_type": "image"},
+        400,
+        "parameter_invalid",
+    ),
+    (
+        "post",
+        "/knowledge-stores/{ks}/items",
+        {"asset_id": "{asset}", "asset_type": "document"},
+        400,
+        "parameter_invalid",
+    ),
+    (
+        "post",
+        "/knowledge-stores/{ks}/items",
+        {"asset_id": "{asset}", "metadata": {"k": None}},
+        400,
+        "parameter_invalid",
+    ),
+    ("post", "/knowledge-stores/ks_nope/items", {"asset_id": "{asset}"}, 404, "resource_not_exist"),
+    ("get", "/knowledge-stores/{ks}/items?status=bogus", None, 400, "parameter_invalid"),
+    ("get", "/knowledge-stores/{ks}/items?page=0", None, 400, "parameter_invalid"),
+    ("get", "/knowledge-stores/{ks}/items/ksi_nope", None, 404, "resource_not_exist"),
+    ("delete", "/knowledge-stores/{ks}/items/ksi_nope", None, 404, "resource_not_exist"),
+    ("post", "/knowledge-stores/{ks}/search", {}, 400, "parameter_not_provided"),
+    ("post", "/knowledge-stores/{ks}/search", {"query": "apples"}, 400, "parameter_invalid"),
+    (
+        "post",
+        "/knowledge-stores/{ks}/search",
+        {"query": {"text": "x"}, "page_size": 0},
+        400,
+        "parameter_invalid",
+    ),
+    (
+        "post",
+        "/knowledge-stores/{ks}/search",
+        {"query": {"text": "x"}, "group_by": "asset"},
+        400,
+        "parameter_invalid",
+    ),
+    (
+        "post",
+        "/knowledge-stores/{ks}/search",
+        {"query": {"text": "x"}, "search_options": {"video": {"modalities": ["smell"]}}},
+        400,
+        "parameter_invalid",
+    ),
+    ("post", "/knowledge-stores/ks_nope/search", {"query": {"text": "x"}}, 404, "resource_not_exist"),
+    ("post", "/knowledge-stores/{ks}/item-collections", {}, 400, "parameter_not_provided"),
+    (
+        "post",
+        "/knowledge-stores/{ks}/item-collections/ksic_nope/items/add",
+        {"item_ids": ["{item}"]},
+        404,
+        "resource_not_exist",
+    ),
+    ("get", "/knowledge-stores/{ks}/item-collections/ksic_nope", None, 404, "resource_not_exist"),
+]
+BAD_RESPONSE_REQUESTS: list[tuple[Any, int, str]] = [
+    (b"", 400, "parameter_invalid"),
+    (b"{not json", 400, "parameter_invalid"),
+    ({"input": MSG}, 400, "parameter_not_provided"),
+    ({"knowledge_store_id": "{ks}"}, 400, "parameter_not_provided"),
+    ({"knowledge_store_id": 5, "input": MSG}, 400, "parameter_invalid"),
+    ({"knowledge_store_id": "ks_nope", "input": MSG}, 404, "resource_not_exist"),
+    ({"knowledge_store_id": "ks_nope", "input": MSG, "stream": True}, 404, "resource_not_exist"),
+    ({"knowledge_store_id": "{ks}", "input": "hello"}, 400, "parameter_invalid"),
+    ({"knowledge_store_id": "{ks}", "input": []}, 400, "parameter_invalid"),
+    (
+        {"knowledge_store_id": "{ks}", "input": [{"type": "message", "role": "user", "content": 3}]},
+        400,
+        "parameter_invalid",
+    ),
+    (
+        {
+            "knowledge_store_id": "{ks}",
+            "input": [{"type": "message", "role": "user", "content": "x" * 10_001}],
+        },
+        400,
+        "parameter_invalid",
+    ),
+    ({"knowledge_store_id": "{ks}", "input": MSG, "instructions": "x" * 2001}, 400, "parameter_invalid"),
+    (
+        {"knowledge_store_id": "{ks}", "input": MSG, "instructions": "x" * 2001, "stream": True},
+        400,
+        "parameter_invalid",
+    ),
+    ({"knowledge_store_id": "{ks}", "input": MSG, "instructions": ["be brief"]}, 400, "parameter_invalid"),
+    ({"knowledge_store_id": "{ks}", "input": MSG, "session_id": "sess_nope"}, 404, "resource_not_exist"),
+    ({"knowledge_store_id": "{ks}", "input": MSG, "session_id": 12}, 400, "parameter_invalid"),
+    ({"knowledge_store_id": "{ks}", "input": MSG, "stream": "yes"}, 400, "parameter_invalid"),
+    ({"knowledge_store_id": "{ks}", "input": MSG, "include": ["reasoning"]}, 400, "parameter_invalid"),
+    (
+        {"knowledge_store_id": "{ks}", "input": MSG, "selections": [{"kind": "item", "id": "ksi_nope"}]},
+        400,
+        "parameter_invalid",
+    ),
+    (
+        {
+            "knowledge_store_id": "{ks}",
+            "input": [{"type": "message", "role": "user", "content": "about {{sel:1}}"}],
+            "selections": [{"kind": "item", "id": "{item}"}],
+        },
+        400,
+        "parameter_invalid",
+    ),
+    (
+        {
+            "knowledge_store_id": "{ks}",
+            "input": MSG,
+            "text": {"format": {"type": "json_schema", "name": "x"}},
+        },
+        400,
+        "parameter_not_provided",
+    ),
+    (
+        {"knowledge_store_id": "{ks}", "input": MSG, "text": {"format": {"type": "xml"}}},
+        400,
+        "parameter_invalid",
+    ),
+]
+
+
+def _fill(value: Any, ks: Store) -> Any:
+    if isinstance(value, str):
+        return (
+            value.replace("{ks}", ks.store_id).replace("{asset}", ks.asset_id).replace("{item}", ks.item_id)
         )
-    )
-    types = [e.type for e in events]
-    assert types[0] == "response.created" and types[-1] == "response.completed"
-    final = events[-1].response
-    assert final is not None and final.output
-    part = final.output[0].content[0]
-    assert part.annotations and part.annotations[0].item_id == item
-    answer = client.responses.create(
-        knowledge_store_id=ks, input=[ResponseInputItem(type="message", role="user", content=_phrase(sb))]
-    )
-    assert answer.status == "completed" and answer.session_id
+    if isinstance(value, list):
+        return [_fill(v, ks) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, ks) for k, v in value.items()}
+    return value
+
+
+def _send(ks: Store, method: str, path: str, body: Any) -> httpx2.Response:
+    if isinstance(body, bytes):
+        return ks.client.request(method, path, content=body, headers={"content-type": "application/json"})
+    if body is None:
+        return ks.client.request(method, path)
+    return ks.client.request(method, path, json=_fill(body, ks))
+
+
+def _check_error(r: httpx2.Response, status: int, code: str) -> None:
+    assert (r.status_code, r.headers["content-type"]) == (status, "application/json"), r.text
+    body = r.json()
+    assert body["code"] == code, body
+    assert len(body["message"]) > 20, body  # says what is wrong and what to do, not just a code
+    # Every error shares the 400 schema's {code, message} shape, whatever its status.
+    validate_response("post", "/knowledge-stores", 400, body)
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status", "code"), BAD_STORE_REQUESTS)
+def test_bad_store_requests_change_nothing(
+    ks: Store, method: str, path: str, body: Any, status: int, code: str
+) -> None:
+    before = ks.counts()
+    _check_error(_send(ks, method, _fill(path, ks), body), status, code)
+    assert ks.counts() == before
+
+
+@pytest.mark.parametrize(("body", "status", "code"), BAD_RESPONSE_REQUESTS)
+def test_bad_response_requests_change_nothing(ks: Store, body: Any, status: int, code: str) -> None:
+    before = ks.counts()
+    r = _send(ks, "post", "/responses", body)
+    _check_error(r, status, code)
+    if status == 400:
+        validate_response("post", "/responses", 400, r.json())
+    assert ks.counts() == before

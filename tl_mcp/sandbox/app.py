@@ -27,8 +27,10 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/v1.3"
 API_VERSION = "1.3"
-#: Optional route modules from the knowledge-store / Jockey part of the sandbox; each exposes ``routes``.
-EXTENSION_MODULES = ("tl_mcp.sandbox.knowledge", "tl_mcp.sandbox.jockey")
+#: Optional modules from the knowledge-store / Jockey part of the sandbox; each may expose ``routes``.
+#: ``jockey_engine`` has none but registers the ``ks_item`` job handler, which must exist before the worker
+#: starts so items queued before a restart resume.
+EXTENSION_MODULES = ("tl_mcp.sandbox.knowledge", "tl_mcp.sandbox.jockey", "tl_mcp.sandbox.jockey_engine")
 
 
 class ApiKeyAuth:

@@ -11,7 +11,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-FaultKind = Literal["latency", "rate_limit", "server_error", "drop", "truncate_stream", "malformed_json"]
+FaultKind = Literal[
+    "latency", "rate_limit", "server_error", "drop", "truncate_stream", "malformed_json", "stall"
+]
 
 
 class FaultRule(BaseModel):
@@ -28,10 +30,13 @@ class FaultRule(BaseModel):
     probability: float | None = Field(default=None, ge=0.0, le=1.0)
     #: Stop firing after this many times (None = no limit).
     max_times: int | None = Field(default=None, ge=1)
+    #: For latency: the pause before serving. For stall: the pause inside the handler, after the response
+    #: started (a `/responses` stream keeps sending keepalive events meanwhile).
     latency_s: float = Field(default=0.5, ge=0.0, le=60.0)
     retry_after_s: int = Field(default=1, ge=0)
     status: int = Field(default=500, ge=500, le=599)
     #: For truncate_stream: body chunks (events / NDJSON lines) passed through before the cut.
+    #: For malformed_json on a streamed body: the zero-based chunk whose JSON is broken.
     after_chunks: int = Field(default=1, ge=0)
 
     @field_validator("path")
@@ -88,6 +93,8 @@ class SandboxConfig(BaseModel):
     min_video_s: float = Field(default=4.0, ge=0)
     multipart_chunk_size: int = Field(default=8 * 1024 * 1024, ge=1024)
     search_page_ttl_s: float = Field(default=3600.0, gt=0)
+    #: Seconds of silence on a `/responses` stream before a `keepalive` event (SDK 1.3.6: about 10 s).
+    keepalive_interval_s: float = Field(default=10.0, gt=0)
     #: Base URL clients use to reach this sandbox (for thumbnail and upload URLs). None = from each request.
     public_url: str | None = None
     #: Whether URL assets may point at loopback/private addresses (tests serve media from 127.0.0.1).
@@ -108,6 +115,8 @@ class SandboxConfig(BaseModel):
             values["faults"] = FaultConfig.from_json(env["TL_MCP_SANDBOX_FAULTS"])
         if env.get("TL_MCP_SANDBOX_PUBLIC_URL"):
             values["public_url"] = env["TL_MCP_SANDBOX_PUBLIC_URL"]
+        if env.get("TL_MCP_SANDBOX_KEEPALIVE_S"):
+            values["keepalive_interval_s"] = float(env["TL_MCP_SANDBOX_KEEPALIVE_S"])
         if env.get("TL_MCP_SANDBOX_MAX_UPLOAD_BYTES"):
             values["max_upload_bytes"] = int(env["TL_MCP_SANDBOX_MAX_UPLOAD_BYTES"])
         values.update(overrides)

@@ -2,8 +2,11 @@
 
 Kinds: ``latency`` (sleep, then serve), ``rate_limit`` (429 + Retry-After), ``server_error`` (5xx JSON),
 ``drop`` (headers promising a body, then the connection closes mid-body), ``truncate_stream`` (a streaming
-response ends after ``after_chunks`` body chunks, with no terminal event) and ``malformed_json`` (the JSON
-body is cut in half). ``every_nth`` counts matching requests per rule, so tests are deterministic.
+response ends after ``after_chunks`` body chunks, with no terminal event), ``malformed_json`` (the JSON
+body is cut in half; on a streamed body, SSE or NDJSON, only chunk ``after_chunks`` is broken) and ``stall``
+(left to the handler, which pauses mid-response: `/responses` keeps sending keepalives meanwhile).
+``every_nth`` counts matching requests per rule, so tests are deterministic. The rules that fired on a
+request are in ``request.state.faults`` for handlers that act on them.
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ class FaultInjector:
             await self.app(scope, receive, send)
             return
         log.info("fault injection on %s %s: %s", scope["method"], path, [r.kind for r in rules])
+        scope.setdefault("state", {})["faults"] = tuple(rules)
         for rule in rules:
             if rule.kind == "latency":
                 await anyio.sleep(rule.latency_s)
@@ -104,7 +108,7 @@ class FaultInjector:
             if rule.kind == "truncate_stream":
                 wrapped = _truncating(wrapped, rule.after_chunks)
             elif rule.kind == "malformed_json":
-                wrapped = _malforming(wrapped)
+                wrapped = _malforming(wrapped, rule.after_chunks)
         await self.app(scope, receive, wrapped)
 
 
@@ -141,13 +145,31 @@ def _truncating(send: Send, after: int) -> Send:
     return wrapped
 
 
-def _malforming(send: Send) -> Send:
+_STREAM_TYPES = (b"text/event-stream", b"application/x-ndjson")
+
+
+def _malforming(send: Send, stream_chunk: int) -> Send:
     start: dict[str, Message] = {}
     body = bytearray()
+    state = {"streaming": False, "chunks": 0}
 
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
+            content_type = dict(message.get("headers", [])).get(b"content-type", b"")
+            if content_type.startswith(_STREAM_TYPES):
+                # A stream stays a stream: one event arrives broken, the rest flow as they are produced.
+                state["streaming"] = True
+                await send(message)
+                return
             start["m"] = message
+            return
+        if message["type"] == "http.response.body" and state["streaming"]:
+            chunk = message.get("body", b"")
+            if chunk:
+                if state["chunks"] == stream_chunk:
+                    message = {**message, "body": _break_json(chunk)}
+                state["chunks"] += 1
+            await send(message)
             return
         if message["type"] == "http.response.body":
             body.extend(message.get("body", b""))
@@ -162,3 +184,14 @@ def _malforming(send: Send) -> Send:
         await send(message)
 
     return wrapped
+
+
+def _break_json(chunk: bytes) -> bytes:
+    """Cut the JSON of an SSE ``data:`` line (or an NDJSON line) in half, keeping the framing intact."""
+    lines = chunk.split(b"\n")
+    for i, line in enumerate(lines):
+        payload = line[len(b"data: ") :] if line.startswith(b"data: ") else line
+        if payload.startswith((b"{", b"[")) and len(payload) > 1:
+            lines[i] = line[: len(line) - len(payload)] + payload[: len(payload) // 2]
+            break
+    return b"\n".join(lines)

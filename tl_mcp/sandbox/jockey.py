@@ -506,16 +506,8 @@ async def _frames(turn: Turn, options: JockeyOptions) -> AsyncIterator[bytes]:
     send, receive = anyio.create_memory_object_stream[JsonObj](16)
     async with anyio.create_task_group() as tg:
         tg.start_soon(turn.run, send)
-        count = 0
         async for event in sequence(receive, keepalive_interval=options.keepalive_interval_s):
-            if options.sse_truncate_after is not None and count >= options.sse_truncate_after:
-                tg.cancel_scope.cancel()
-                return
-            if options.sse_malformed_at is not None and event["sequence_number"] == options.sse_malformed_at:
-                yield f'event: {event["type"]}\ndata: {{"type": "{event["type"]}", truncated\n\n'.encode()
-            else:
-                yield frame(event)
-            count += 1
+            yield frame(event)
     yield DONE_FRAME
 
 

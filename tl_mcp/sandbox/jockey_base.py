@@ -9,12 +9,11 @@ change its storage without touching knowledge stores.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -98,33 +97,17 @@ class SandboxHooks(Protocol):
     ) -> list[Hit]: ...
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    try:
-        return float(raw) if raw else default
-    except ValueError:
-        return default
-
-
 @dataclass(slots=True)
 class JockeyOptions:
-    """Tunables for knowledge stores and `/responses`; tests shorten them."""
+    """Tunables for knowledge stores and `/responses`; the running sandbox fills them from its config."""
 
     #: Seconds of silence on a `/responses` stream before a `keepalive` event (SDK 1.3.6: about 10 s).
-    keepalive_interval_s: float = field(
-        default_factory=lambda: _env_float("TL_MCP_SANDBOX_KEEPALIVE_S", 10.0)
-    )
+    keepalive_interval_s: float = 10.0
     #: How long a knowledge-store search page token stays usable.
-    page_token_ttl_s: float = field(
-        default_factory=lambda: _env_float("TL_MCP_SANDBOX_PAGE_TOKEN_TTL_S", 3600.0)
-    )
-    #: Injected think time before Jockey answers (latency fault, for keepalive tests).
+    page_token_ttl_s: float = 3600.0
+    #: Injected think time before Jockey answers (the `stall` fault, for keepalive tests).
     think_delay_s: float = 0.0
     #: Pause between streamed text deltas; 0 streams as fast as the socket takes them.
     delta_delay_s: float = 0.0
-    #: Fault: end the SSE stream (no terminal event, no [DONE]) after this many frames.
-    sse_truncate_after: int | None = None
-    #: Fault: replace the JSON of the frame with this sequence number by malformed text.
-    sse_malformed_at: int | None = None
     #: Longest a knowledge-store item waits for its asset to finish processing.
     item_timeout_s: float = 900.0

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]
+import jsonschema
 
 from tl_mcp.sandbox.jockey_compose import Moment, marker, timestamp
 

@@ -158,6 +158,9 @@ def _item_json(row: sqlite3.Row) -> JsonObj:
     out.update(
         metadata=loads(row["metadata"]) or {}, created_at=row["created_at"], updated_at=row["updated_at"]
     )
+    if row["status"] == "failed":
+        # Not in the item schema, which is open; the same `{message}` shape as a failed asset's `error`.
+        out["error"] = {"message": row["error"] or "processing failed"}
     return out
 
 
@@ -528,7 +531,7 @@ class KnowledgeService:
             return self._next_page(store_id, token)
         query = body.get("query")
         if query is None:
-            raise missing("query", ' Send `{"query": {"text": "..."}}`.')
+            raise missing("query", 'Send `{"query": {"text": "..."}}`.')
         if not isinstance(query, dict) or not isinstance(query.get("text"), str) or not query["text"].strip():
             raise invalid("`query` must be an object with a non-empty `text` string.")
         text = query["text"]
@@ -702,8 +705,11 @@ def get_service(request: Request) -> KnowledgeService:
     from tl_mcp.sandbox.routes.common import engine_of, signed_url
 
     engine = engine_of(request)
-    options: JockeyOptions = getattr(request.app.state, "tl_jockey_options", None) or JockeyOptions(
-        page_token_ttl_s=engine.config.search_page_ttl_s
+    fired = getattr(request.state, "faults", ())
+    options = JockeyOptions(
+        keepalive_interval_s=engine.config.keepalive_interval_s,
+        page_token_ttl_s=engine.config.search_page_ttl_s,
+        think_delay_s=sum(rule.latency_s for rule in fired if rule.kind == "stall"),
     )
     return KnowledgeService(engine.db, EngineHooks(engine, lambda path: signed_url(request, path)), options)
 

@@ -1,0 +1,194 @@
+"""The official ``twelvelabs`` 1.3.6 SDK, pointed at the embedded sandbox, runs the whole flow: index, upload,
+index the asset, search, knowledge store + item, and a streamed Jockey response. Where the SDK's models and
+the sandbox disagree the SDK silently drops events or raises ``ValidationError``, so every step checks that
+nothing was lost, not just that a call returned."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+import pytest
+from twelvelabs import TwelveLabs
+from twelvelabs.errors import BadRequestError, NotFoundError
+from twelvelabs.indexes import IndexesCreateRequestModelsItem
+from twelvelabs.types import (
+    KnowledgeStoreSearchQuery,
+    ResponseInputItem,
+    SearchKnowledgeStoreOptions,
+    VideoSearchOptions,
+)
+
+from tests.sandbox.conftest import Media
+from tl_mcp.sandbox.embedded import EmbeddedSandbox
+
+T = TypeVar("T")
+
+
+def _poll(fetch: Callable[[], T], done: Callable[[T], bool], timeout: float = 60.0) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fetch()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s; last value: {value!r}")
+        time.sleep(0.05)
+
+
+@dataclass
+class Flow:
+    sb: EmbeddedSandbox
+    client: TwelveLabs
+    media: Media
+    index_id: str
+    asset_id: str
+    indexed_asset_id: str
+    store_id: str
+    item_id: str
+
+
+@pytest.fixture(scope="module")
+def flow(tmp_path_factory: pytest.TempPathFactory, media: Media) -> Iterator[Flow]:
+    """Every step of the flow through the SDK; each test below then inspects one part of it."""
+    mp = pytest.MonkeyPatch()
+    mp.delenv("TWELVELABS_BASE_URL", raising=False)  # the SDK lets this override base_url
+    sb = EmbeddedSandbox.start_in_thread(tmp_path_factory.mktemp("sdk"), analyzers="none")
+    try:
+        client = TwelveLabs(api_key=sb.api_key, base_url=sb.base_url, timeout=30.0)
+        index = client.indexes.create(
+            index_name="sdk-flow",
+            models=[
+                IndexesCreateRequestModelsItem(model_name="marengo3.0", model_options=["visual", "audio"])
+            ],
+            addons=["thumbnail"],
+        )
+        assert index.id
+        with media.video.path.open("rb") as fh:
+            asset = client.assets.create(method="direct", file=fh, filename="clip.mp4")
+        assert asset.id
+        ready = _poll(lambda: client.assets.retrieve(asset.id or ""), lambda a: a.status != "processing")
+        assert ready.status == "ready", ready
+        created = client.indexes.indexed_assets.create(index.id, asset_id=asset.id)
+        assert created.id
+        indexed = _poll(
+            lambda: client.indexes.indexed_assets.retrieve(index.id or "", created.id or ""),
+            lambda ia: ia.status in ("ready", "failed"),
+        )
+        assert indexed.status == "ready", indexed
+        store = client.knowledge_stores.create(name="sdk-store", metadata={"team": "qa", "year": 2026})
+        assert store.id and store.metadata == {"team": "qa", "year": 2026}
+        item = client.knowledge_store_items.create(store.id, asset_id=asset.id, asset_type="video")
+        assert item.id and item.status == "queued"
+        done = _poll(
+            lambda: client.knowledge_store_items.retrieve(store.id or "", item.id or ""),
+            lambda it: it.status in ("ready", "failed"),
+        )
+        assert done.status == "ready", done
+        yield Flow(sb, client, media, index.id, asset.id, created.id, store.id, item.id)
+    finally:
+        sb.stop()
+        mp.undo()
+
+
+def test_index_and_asset_objects_parse(flow: Flow) -> None:
+    client = flow.client
+    index = client.indexes.retrieve(flow.index_id)
+    assert index.index_name == "sdk-flow" and index.models and index.models[0].model_name == "marengo3.0"
+    asset = client.assets.retrieve(flow.asset_id)
+    assert asset.filename == "clip.mp4" and asset.status == "ready"
+    listed = list(client.indexes.indexed_assets.list(flow.index_id))
+    assert [ia.id for ia in listed] == [flow.indexed_asset_id]
+    assert listed[0].system_metadata is not None and listed[0].system_metadata.duration
+    with pytest.raises(NotFoundError):
+        client.assets.retrieve("0" * 24)
+
+
+def test_search_finds_the_subtitle_with_its_time(flow: Flow) -> None:
+    cue = flow.media.video.subtitles[1]
+    hits = list(
+        flow.client.search.query(
+            index_id=flow.index_id, query_text=cue.text, search_options=["visual", "audio"]
+        )
+    )
+    assert hits, "the SDK returned no search results"
+    top = hits[0]
+    assert top.video_id == flow.indexed_asset_id and top.rank == 1
+    assert top.start is not None and top.end is not None
+    assert top.start <= cue.start + 0.5 and top.end >= cue.end - 0.5
+
+
+def test_knowledge_store_objects_and_search(flow: Flow) -> None:
+    client = flow.client
+    store = client.knowledge_stores.retrieve(flow.store_id)
+    assert store.name == "sdk-store" and store.item_count == 1
+    items = list(client.knowledge_store_items.list(flow.store_id))
+    assert [i.id for i in items] == [flow.item_id] and items[0].status == "ready"
+    assert items[0].system_metadata is not None
+    cue = flow.media.video.subtitles[1]
+    # Subtitles are speech-track text, so they match under `audio`; the default is `visual` only.
+    found = client.knowledge_stores.search(
+        flow.store_id,
+        query=KnowledgeStoreSearchQuery(text=cue.text),
+        search_options=SearchKnowledgeStoreOptions(video=VideoSearchOptions(modalities=["visual", "audio"])),
+        page_size=1,
+    )
+    assert found.data and found.next_page_token, found
+    top = found.data[0]
+    assert top.item_id == flow.item_id  # type: ignore[union-attr]
+    rest = client.knowledge_stores.search(
+        flow.store_id, query=KnowledgeStoreSearchQuery(text=cue.text), page_token=found.next_page_token
+    )
+    assert rest.data and rest.data[0].rank == 2  # type: ignore[union-attr]
+
+
+def test_streamed_jockey_response_arrives_whole(flow: Flow) -> None:
+    cue = flow.media.video.subtitles[1]
+    events = list(
+        flow.client.responses.create_stream(
+            knowledge_store_id=flow.store_id,
+            input=[ResponseInputItem(type="message", role="user", content=cue.text)],
+            include=["intermediate_outputs"],
+        )
+    )
+    # The SDK drops every frame its models reject, so a gap in the numbering means a malformed event.
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    types = [e.type for e in events]
+    assert types[0] == "response.created" and types[-1] == "response.completed"
+    assert "response.function_call_arguments.done" in types
+    text = "".join(getattr(e, "delta", "") for e in events if e.type == "response.output_text.delta")
+    final = events[-1].response  # type: ignore[union-attr]
+    assert final is not None and final.status == "completed" and final.session_id
+    answer = [o for o in final.output if o.type == "message" and o.phase in (None, "final_answer")]
+    assert len(answer) == 1 and answer[0].content
+    part = answer[0].content[0]
+    assert part.text and part.text in text
+    assert part.annotations, "the answer cites nothing"
+    for ann in part.annotations:
+        assert ann.item_id == flow.item_id
+        assert part.text[ann.start_index : ann.end_index + 1].startswith("[")
+    assert final.usage is not None and final.usage.output_tokens > 0
+
+
+def test_non_streamed_follow_up_in_the_same_session(flow: Flow) -> None:
+    cue = flow.media.video.subtitles[1]
+    first = flow.client.responses.create(
+        knowledge_store_id=flow.store_id,
+        input=[ResponseInputItem(type="message", role="user", content=cue.text)],
+    )
+    assert first.status == "completed" and first.session_id and first.incomplete_details is None
+    follow = flow.client.responses.create(
+        knowledge_store_id=flow.store_id,
+        session_id=first.session_id,
+        input=[ResponseInputItem(type="message", role="user", content="and when is that said?")],
+    )
+    assert follow.session_id == first.session_id
+    other = flow.client.knowledge_stores.create(name="sdk-other")
+    with pytest.raises(BadRequestError):
+        flow.client.responses.create(
+            knowledge_store_id=other.id or "",
+            session_id=first.session_id,
+            input=[ResponseInputItem(type="message", role="user", content="hi")],
+        )
