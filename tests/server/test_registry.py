@@ -5,15 +5,25 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Annotated
 
 import anyio
 import pytest
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
+from mcp.types import CallToolResult
+from pydantic import BaseModel
 
 from tl_mcp.config import ALL_TOOLSETS, Settings
 from tl_mcp.server import build_server
 from tl_mcp.server.registry import all_tools, select_tools
+from tl_mcp.server.results import tool_result
 
 SNAPS = Path(__file__).parent / "toolsnaps"
+
+
+class Out(BaseModel):
+    n: int
 
 
 def _names(**flags: object) -> list[str]:
@@ -106,3 +116,28 @@ def test_unknown_toolset_is_a_clear_config_error(bad: str) -> None:
 
     with pytest.raises(ConfigError, match="unknown toolset"):
         Settings.from_sources(env={}, toolsets=bad)
+
+
+@pytest.mark.anyio
+async def test_sdk_validates_structured_content_of_callresults_against_the_output_schema() -> None:
+    """Our tools return CallToolResult; this pins that the SDK still checks it against the declared model."""
+    server: MCPServer = MCPServer("t")
+
+    def good() -> Annotated[CallToolResult, Out]:
+        return tool_result(Out(n=1), "one")
+
+    def bad() -> Annotated[CallToolResult, Out]:
+        return CallToolResult(content=[], structured_content={"n": "not a number"})
+
+    server.add_tool(good)
+    server.add_tool(bad)
+    async with Client(server) as c:
+        tools = {t.name: t for t in (await c.list_tools()).tools}
+        assert (
+            tools["good"].output_schema
+            and tools["good"].output_schema["properties"]["n"]["type"] == "integer"
+        )
+        ok = await c.call_tool("good", {})
+        assert ok.structured_content == {"n": 1} and not ok.is_error
+        rejected = await c.call_tool("bad", {})
+        assert rejected.is_error
