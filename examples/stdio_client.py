@@ -3,7 +3,7 @@
     python examples/stdio_client.py path/to/video.mp4 [--query "fresh apples"]
 
 It starts `tl-mcp serve` as a subprocess (the TwelveLabs cloud when TWELVELABS_API_KEY is set, else the
-offline sandbox), creates an index, uploads the video with a short `wait_s` so the call hands back a job
+offline sandbox), creates an index, uploads the video with `wait_s=0` so the call hands back a job
 handle, follows that job with `wait_for_task` while printing its progress, then searches the video.
 """
 
@@ -50,12 +50,12 @@ async def main(video: Path, query: str, sandbox_dir: str | None) -> None:
         index = structured(await client.call_tool("create_index", {"name": f"example-{os.getpid()}"}))
         print(f"index {index['id']}")
 
-        # wait=true asks for the indexing too; wait_s=1 makes the call return early with a job handle.
+        # wait=true asks for the indexing too; wait_s=0 returns at once with a job handle to follow.
         print(f"uploading {video.name}")
         upload = structured(
             await client.call_tool(
                 "upload_asset",
-                {"path": str(video), "index_id": index["id"], "wait": True, "wait_s": 1},
+                {"path": str(video), "index_id": index["id"], "wait": True, "wait_s": 0},
                 progress_callback=on_progress,
             )
         )

@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from newcomer_support import HttpServer, clean_env, free_port, start_http_server, stop
+from newcomer_support import FAST_SANDBOX, HttpServer, clean_env, free_port, start_http_server, stop
 
 from tl_mcp.samples import SampleInfo, make_sample_video
 
@@ -52,7 +52,8 @@ def http_server(tmp_path_factory: pytest.TempPathFactory, sample: SampleInfo) ->
         "--sandbox-dir",
         str(tmp / "sandbox"),
     ]
-    server = start_http_server(command, clean_env(), tmp / "server.log", cwd=tmp, port=port, token=token)
+    env = clean_env(FAST_SANDBOX)
+    server = start_http_server(command, env, tmp / "server.log", cwd=tmp, port=port, token=token)
     try:
         yield server
     finally:

@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 #: Everything a spawned server or script must not inherit from the developer's shell.
 _SCRUB_PREFIXES = ("TWELVELABS_", "TL_MCP_")
+#: For tests of the client flow rather than of understanding: subtitles and exact words, no ML models.
+FAST_SANDBOX = {"TL_MCP_SANDBOX_ANALYZERS": "none"}
 
 
 def clean_env(extra: Mapping[str, str] | None = None, *, home: Path | None = None) -> dict[str, str]:

@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from newcomer_support import ROOT, HttpServer, clean_env
+from newcomer_support import FAST_SANDBOX, ROOT, HttpServer, clean_env
 
 from tl_mcp.samples import SampleInfo
 
@@ -29,7 +29,7 @@ def test_stdio_example_follows_a_job_handle_and_searches(tmp_path: Path, sample:
             str(tmp_path / "sandbox"),
         ],
         cwd=tmp_path,
-        env=clean_env({"TL_MCP_BACKEND": "sandbox", "TL_MCP_LOG_LEVEL": "WARNING"}),
+        env=clean_env({"TL_MCP_BACKEND": "sandbox", "TL_MCP_LOG_LEVEL": "WARNING", **FAST_SANDBOX}),
         capture_output=True,
         text=True,
         timeout=120,
@@ -38,7 +38,7 @@ def test_stdio_example_follows_a_job_handle_and_searches(tmp_path: Path, sample:
     out = proc.stdout
     assert re.search(r"^\d+ tools: .*upload_asset", out, re.M)
     assert "100.0%  Uploaded" in out, "byte progress reaches the progress callback"
-    # wait_s=1 cannot cover asset processing + indexing: the call hands back a job handle.
+    # wait_s=0: the call hands back a job handle at once, and wait_for_task relays everything.
     assert re.search(r"^job handle job_[0-9a-f]+: still running", out, re.M), out
     assert re.search(r"indexed: ready", out)
     truth = next(s for s in sample.scenes if "APPLES" in s.title)
