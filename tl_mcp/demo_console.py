@@ -80,6 +80,9 @@ class Console:
         """An indeterminate bar for waits whose total is unknown: a spinner and the time waited so far."""
         elapsed = time.monotonic() - self.step_started
         if self.live:
+            if changed:
+                # Keep each status on its own line; only the spinner and the clock redraw in place.
+                self.end_line()
             self._spin = (self._spin + 1) % len(_SPINNER)
             self._redraw(f"  {_SPINNER[self._spin]} {elapsed:5.1f} s  {label}")
         elif changed:
