@@ -71,6 +71,7 @@ def test_http_example_streams_jockey_via_a_job_handle(http_server: HttpServer, s
     assert "apples" in answer.lower(), out
     assert re.search(r"\[\S+\] item ksi_\S+ 6\.0–12\.0 s", out), "the answer cites the apples scene"
     assert re.search(r"^session sess_\S+", out, re.M)
+    assert http_server.token not in out + proc.stderr + http_server.log.read_text(errors="replace")
 
 
 def test_http_server_refuses_a_missing_token(http_server: HttpServer) -> None:
