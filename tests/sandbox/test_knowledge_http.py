@@ -25,7 +25,7 @@ from tl_mcp.sandbox.engine import Engine
 KS = "/knowledge-stores/{knowledge_store_id}"
 ITEM = KS + "/items/{item_id}"
 COL = KS + "/item-collections/{collection_id}"
-TABLES = ("ks_stores", "ks_items", "ks_collections", "ks_collection_members", "ks_search_pages")
+TABLES = ("ks_stores", "ks_items", "ks_collections", "ks_collection_members", "ks_search_pages", "jobs")
 JOCKEY_TABLES = ("jockey_sessions", "jockey_turns")
 
 

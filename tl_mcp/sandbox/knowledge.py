@@ -319,8 +319,11 @@ class KnowledgeService:
             ),
         )
         self.db.run("UPDATE ks_stores SET updated_at = ? WHERE id = ?", (stamp, store_id))
+        # Read before enqueueing: the worker may finish a quick item before this answer is sent, and the
+        # contract is that the item is created `queued`.
+        created = _item_json(self.item_row(store_id, item_id))
         self.hooks.enqueue_item(item_id, self.options.item_timeout_s)
-        return _item_json(self.item_row(store_id, item_id))
+        return created
 
     def list_items(self, store_id: str, request: Request) -> JSONResponse:
         self.store_row(store_id)
