@@ -7,9 +7,13 @@ schema and validates `structured_content` against it, while we keep control of t
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from mcp.types import CallToolResult, ContentBlock, ImageContent, TextContent
 from pydantic import BaseModel
+
+#: A JSON value with a typed schema (a bare `Any` gives clients an untyped `{}` schema).
+Json = dict[str, Any] | list[Any] | str | int | float | bool | None
 
 
 def tool_result(

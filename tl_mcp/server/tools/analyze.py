@@ -15,7 +15,7 @@ from tl_mcp.api.models import AnalyzeEnd, AnalyzeText, VideoSource
 from tl_mcp.server.errors import explain
 from tl_mcp.server.jobs import Job
 from tl_mcp.server.registry import ToolSpec, tool
-from tl_mcp.server.results import Markdown, fmt_seconds, tool_result
+from tl_mcp.server.results import Json, Markdown, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS, http_url
 
@@ -35,7 +35,7 @@ class AnalyzeVideoResult(BaseModel):
         default=None, description="summary / chapters / highlights / gist for summaries."
     )
     text: str
-    parsed: Any = Field(default=None, description="The JSON result when a schema was used.")
+    parsed: Json = Field(default=None, description="The JSON result when a schema was used.")
     finish_reason: str | None = None
     usage: AnalyzeUsageInfo | None = None
     backend: Literal["cloud", "sandbox"]

@@ -281,7 +281,9 @@ class WaitResult(BaseModel):
     status: str = Field(description='Upstream status, or "in_progress"/"completed"/"failed" for jobs.')
     done: bool = Field(description="True once nothing more will change.")
     job_id: str | None = Field(default=None, description="Pass again to keep waiting on a job.")
-    result: Any = Field(default=None, description="For jobs: the structured result of the original tool.")
+    result: dict[str, Any] | None = Field(
+        default=None, description="For jobs: the structured result of the original tool."
+    )
     detail: dict[str, Any] | None = Field(default=None, description="The upstream object's key fields.")
     waited_s: float
     backend: Literal["cloud", "sandbox"]

@@ -25,7 +25,7 @@ from tl_mcp.api.models import (
 from tl_mcp.server.errors import explain
 from tl_mcp.server.jobs import Job
 from tl_mcp.server.registry import ToolSpec, tool
-from tl_mcp.server.results import Markdown, fmt_seconds, tool_result
+from tl_mcp.server.results import Json, Markdown, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS
 
@@ -66,7 +66,7 @@ class JockeyResult(BaseModel):
     knowledge_store_id: str
     text: str = Field(description="The answer so far (complete unless status is in_progress).")
     citations: list[Moment] = Field(default_factory=list)
-    parsed: Any = Field(default=None, description="The answer parsed as JSON when output_schema was given.")
+    parsed: Json = Field(default=None, description="The answer parsed as JSON when output_schema was given.")
     steps: list[Step] | None = Field(default=None, description="Jockey's intermediate steps, when asked for.")
     usage: Usage | None = None
     backend: Literal["cloud", "sandbox"]
