@@ -201,8 +201,12 @@ def _demo(argv: Sequence[str]) -> int:
     _setup_logging("INFO")
     try:
         demo_main = importlib.import_module("tl_mcp.demo").main
-    except (ImportError, AttributeError):
-        print("The demo is not available in this build (tl_mcp.demo is missing).", file=sys.stderr)
+    except ImportError as exc:
+        # The demo generates media with PyAV: it needs the sandbox extra.
+        print(
+            f"The demo needs the sandbox extra (missing module {exc.name!r}): pip install 'tl-mcp[sandbox]'",
+            file=sys.stderr,
+        )
         return 2
     result = demo_main(list(argv))
     return result if isinstance(result, int) else 0

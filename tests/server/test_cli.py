@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import anyio
@@ -69,12 +68,6 @@ def test_readme_tool_reference_is_current() -> None:
     start, end = text.index(cli.TOOLS_START) + len(cli.TOOLS_START), text.index(cli.TOOLS_END)
     stale = "README tool table is stale: run `tl-mcp tools --update-readme README.md`"
     assert text[start:end] == "\n" + anyio.run(cli.tool_reference), stale
-
-
-@pytest.mark.skipif(importlib.util.find_spec("tl_mcp.demo") is not None, reason="the demo exists")
-def test_demo_without_the_demo_module_says_so(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["demo"]) == 2
-    assert "demo" in capsys.readouterr().err
 
 
 def test_bad_setting_is_a_clean_error(capsys: pytest.CaptureFixture[str]) -> None:
