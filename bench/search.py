@@ -136,7 +136,7 @@ def run(
         try:
 
             def sandbox() -> None:
-                rank_text(engine, indexes, next(q_cycle), ("subtitle", "speech", "ocr"))[:10]
+                rank_text(engine, indexes, next(q_cycle), ("subtitle", "speech", "ocr"), limit=10)
 
             base_ms = _timed(baseline, budget_s / 4, 50, 2000)
             embed_ms = _timed(embed_query, budget_s / 4, 20, 500)

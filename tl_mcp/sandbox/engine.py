@@ -51,6 +51,9 @@ class AssetIndex:
     image_vecs: FloatArray | None
     texts: list[TimedText] = field(default_factory=list)
     text_vecs: FloatArray | None = None
+    #: Search statistics derived from this object (owned by :mod:`.index_search`); a re-analysed asset gets
+    #: a new AssetIndex, so these never go stale.
+    search_parts: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 class Engine:
@@ -67,6 +70,9 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._cache: OrderedDict[str, AssetIndex] = OrderedDict()
         self._cache_lock = threading.Lock()
+        #: Stacked search corpora over sets of assets (owned by :mod:`.index_search`), keyed by asset ids.
+        self.search_corpora: OrderedDict[Any, Any] = OrderedDict()
+        self.search_lock = threading.Lock()
         self.started_at = time.time()
 
     # ----- lifecycle -------------------------------------------------------------------------------------
@@ -264,6 +270,10 @@ class Engine:
     def forget(self, asset_id: str) -> None:
         with self._cache_lock:
             self._cache.pop(asset_id, None)
+        with self.search_lock:
+            # Corpora over this asset are stale now; drop them at once so their matrices are freed.
+            for key in [k for k in self.search_corpora if asset_id in k[0]]:
+                del self.search_corpora[key]
 
     def asset_index(self, asset_id: str) -> AssetIndex | None:
         with self._cache_lock:
