@@ -73,6 +73,9 @@ def table(results: dict[str, Any]) -> str:
             )
         )
         lines.append(_row("model load (not in index time)", f"{idx['model_load_s']:.2f} s", "", "", ""))
+        if idx.get("stages_s"):
+            # Speech runs on its own thread beside the frame scan and OCR, so stage shares add up past 100%.
+            lines.append(_row("stages (speech overlaps frames)", "", "", "% of index", ""))
         for stage, seconds in idx.get("stages_s", {}).items():
             calls = idx["stage_calls"][stage]
             share = f"{100 * seconds / idx['index_s']:.0f}%"

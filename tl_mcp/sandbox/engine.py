@@ -186,32 +186,41 @@ class Engine:
         """Decode the media once and store segments, thumbnails, timed texts and vectors for ``asset_id``."""
         analyzers = self.analyzers
         texts: list[TimedText] = []
-        ocr_frames: list[tuple[float, Frame]] = []
         thumbs_dir = self.asset_dir(asset_id) / "thumbs"
         thumbs_dir.mkdir(exist_ok=True)
         rows: list[tuple[float, float, str | None, bytes | None]] = []
-
-        def on_key_frame(at: float, frame: Frame) -> None:
-            if analyzers.ocr is not None:
-                ocr_frames.append((at, frame))
+        # Speech-to-text reads the audio on its own thread while this one decodes frames and runs OCR:
+        # CTranslate2 releases the GIL, so the two overlap on separate cores.
+        speech = (
+            _SpeechJob(analyzers, path) if info.kind in ("video", "audio") and info.audio_streams else None
+        )
 
         if info.kind == "video":
+            ocr_texts: list[TimedText] = []
+            key_vecs: dict[float, bytes] = {}
+
+            def on_key_frame(at: float, frame: Frame) -> None:
+                # Use each key frame while it is decoded and let it go: nothing piles up on long videos.
+                key_vecs[round(at, 3)] = analyzers.image.embed_image(frame).astype(np.float32).tobytes()
+                if analyzers.ocr is not None:
+                    ocr_texts.extend(analyzers.ocr.read(frame, at))
+
+            # If this raises, the speech thread finishes in the background and its result is dropped.
             scan = scan_video(
-                path, info.duration or 0.0, max_segment_s=self.config.max_segment_s, on_key_frame=on_key_frame
+                path,
+                info.duration or 0.0,
+                max_segment_s=self.config.max_segment_s,
+                on_key_frame=on_key_frame,
+                keep_key_frames=False,
             )
             texts.extend(scan.subtitles)
             for i, seg in enumerate(scan.segments):
                 thumb = None
-                vec = None
                 if seg.thumbnail_jpeg is not None:
                     thumb = f"{i}.jpg"
                     (thumbs_dir / thumb).write_bytes(seg.thumbnail_jpeg)
-                if seg.key_frame is not None:
-                    vec = analyzers.image.embed_image(seg.key_frame).astype(np.float32).tobytes()
-                rows.append((seg.start, seg.end, thumb, vec))
-            for at, frame in ocr_frames:
-                assert analyzers.ocr is not None
-                texts.extend(analyzers.ocr.read(frame, at))
+                rows.append((seg.start, seg.end, thumb, key_vecs.get(seg.key_time)))
+            texts.extend(ocr_texts)
             # Stretch each on-screen text over its segment: OCR ran on the key frame only.
             texts = [_stretch(t, rows) if t.source == "ocr" else t for t in texts]
         elif info.kind == "audio":
@@ -230,32 +239,31 @@ class Engine:
             rows = [(0.0, 0.0, "0.jpg", analyzers.image.embed_image(picture).astype(np.float32).tobytes())]
             if analyzers.ocr is not None:
                 texts.extend(analyzers.ocr.read(picture, 0.0))
-        if analyzers.speech is not None and info.kind in ("video", "audio") and info.audio_streams:
-            texts.extend(analyzers.speech.transcribe(path))
+        # Embed what is already known while speech-to-text may still be running.
+        passages = _PassageVectors(analyzers)
+        passages.add([t.text for t in texts])
+        if speech is not None:
+            wait_s = SPEECH_TIMEOUT_MIN_S + SPEECH_TIMEOUT_PER_S * (info.duration or 0.0)
+            texts.extend(speech.result(timeout=wait_s))
         texts.sort(key=lambda t: (t.start, t.source))
-        text_vecs = analyzers.text.embed([t.text for t in texts], "passage") if texts else None
         seg_texts = [_join(t.text for t in texts if _overlaps(t, s, e)) for s, e, _, _ in rows]
-        seg_vecs = analyzers.text.embed(seg_texts, "passage") if any(seg_texts) else None
+        passages.add([t.text for t in texts] + [s for s in seg_texts if s])
+        text_vecs = [passages.vec(t.text) for t in texts]
         with self.db.tx() as conn:
             conn.execute("DELETE FROM segments WHERE asset_id=?", (asset_id,))
             conn.execute("DELETE FROM texts WHERE asset_id=?", (asset_id,))
             for i, (start, end, thumb, vec) in enumerate(rows):
-                tv = (
-                    seg_vecs[i].astype(np.float32).tobytes()
-                    if seg_vecs is not None and seg_texts[i]
-                    else None
-                )
+                tv = passages.vec(seg_texts[i]) if seg_texts[i] else None
                 conn.execute(
                     "INSERT INTO segments(asset_id, idx, start, end, thumbnail, image_vec, text, text_vec) "
                     "VALUES(?,?,?,?,?,?,?,?)",
                     (asset_id, i, start, end, thumb, vec, seg_texts[i], tv),
                 )
             for i, t in enumerate(texts):
-                vec_bytes = text_vecs[i].astype(np.float32).tobytes() if text_vecs is not None else None
                 conn.execute(
                     "INSERT INTO texts(asset_id, idx, start, end, text, source, confidence, vec) "
                     "VALUES(?,?,?,?,?,?,?,?)",
-                    (asset_id, i, t.start, t.end, t.text, t.source, t.confidence, vec_bytes),
+                    (asset_id, i, t.start, t.end, t.text, t.source, t.confidence, text_vecs[i]),
                 )
             conn.execute(
                 "UPDATE assets SET analyzed=1, analyzers=?, updated_at=? WHERE id=?",
@@ -306,6 +314,62 @@ class Engine:
             while len(self._cache) > 256:
                 self._cache.popitem(last=False)
         return index
+
+
+#: Bound on waiting for speech-to-text (it runs at many times real time; this only catches a wedged model).
+SPEECH_TIMEOUT_MIN_S = 300.0
+SPEECH_TIMEOUT_PER_S = 2.0
+
+
+class _PassageVectors:
+    """Passage vectors by text: each distinct string is embedded once (repeated on-screen lines, a segment
+    whose text is a single line), in batches as texts become known."""
+
+    def __init__(self, analyzers: Analyzers) -> None:
+        self._embedder = analyzers.text
+        self._vecs: dict[str, bytes] = {}
+
+    def add(self, texts: list[str]) -> None:
+        new = list(dict.fromkeys(t for t in texts if t not in self._vecs))
+        if new:
+            vecs = self._embedder.embed(new, "passage")
+            self._vecs.update((t, v.astype(np.float32).tobytes()) for t, v in zip(new, vecs, strict=True))
+
+    def vec(self, text: str) -> bytes:
+        return self._vecs[text]
+
+
+class _SpeechJob:
+    """``analyzers.speech.transcribe(path)`` on a daemon thread; :meth:`result` re-raises its error."""
+
+    def __init__(self, analyzers: Analyzers, path: Path) -> None:
+        self._speech = analyzers.speech
+        self._out: list[TimedText] = []
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if self._speech is not None:
+            self._thread = threading.Thread(target=self._run, args=(path,), name="tl-mcp-speech", daemon=True)
+            self._thread.start()
+
+    def _run(self, path: Path) -> None:
+        assert self._speech is not None
+        try:
+            self._out = self._speech.transcribe(path)
+        except BaseException as exc:
+            self._error = exc
+
+    def result(self, timeout: float) -> list[TimedText]:
+        if self._thread is None:
+            return []
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise RuntimeError(
+                f"speech-to-text did not finish within {timeout:.0f} s; the analysis was abandoned. "
+                "Retry, or turn speech off (TL_MCP_SANDBOX_ANALYZERS without 'speech') if it keeps happening"
+            )
+        if self._error is not None:
+            raise self._error
+        return self._out
 
 
 def _overlaps(t: TimedText, start: float, end: float) -> bool:

@@ -205,10 +205,12 @@ def scan_video(
     *,
     max_segment_s: float = 10.0,
     on_key_frame: Callable[[float, Frame], None] | None = None,
+    keep_key_frames: bool = True,
 ) -> Scan:
-    """Cut the video into segments at scene changes (bounded to ``max_segment_s``) and keep one key frame per
+    """Cut the video into segments at scene changes (bounded to ``max_segment_s``) and pick one key frame per
     segment, taken ~0.5 s after the cut so transitions settle. ``on_key_frame`` sees each key frame (for
-    OCR) while it is in memory."""
+    OCR) as its segment closes; with ``keep_key_frames=False`` the frame is dropped right after, so memory
+    stays flat however long the video is."""
     scan = Scan()
     step = 1.0 / SAMPLE_FPS
     with av.open(str(path)) as container:
@@ -233,12 +235,12 @@ def scan_video(
             previous = small
             too_long = t - seg_start >= max_segment_s
             if (changed and t - seg_start >= MIN_SEGMENT_S) or too_long:
-                scan.segments.append(_close_segment(seg_start, t, key, on_key_frame))
+                scan.segments.append(_close_segment(seg_start, t, key, on_key_frame, keep_key_frames))
                 seg_start, key = t, None
             if key is None or (key[0] < seg_start + 0.5 <= t and t - seg_start <= 1.0):
                 key = (t, _rgb(frame))
         end = max(duration, last_t)
-        scan.segments.append(_close_segment(seg_start, end, key, on_key_frame))
+        scan.segments.append(_close_segment(seg_start, end, key, on_key_frame, keep_key_frames))
     scan.subtitles = read_subtitles(path)
     return scan
 
@@ -257,10 +259,12 @@ def _close_segment(
     end: float,
     key: tuple[float, Frame] | None,
     on_key_frame: Callable[[float, Frame], None] | None,
+    keep_key_frame: bool,
 ) -> Segment:
     seg = Segment(round(start, 3), round(end, 3), round(key[0], 3) if key else round(start, 3))
     if key is not None:
-        seg.key_frame = key[1]
+        if keep_key_frame:
+            seg.key_frame = key[1]
         seg.thumbnail_jpeg = jpeg_thumbnail(key[1])
         if on_key_frame is not None:
             on_key_frame(key[0], key[1])
