@@ -182,6 +182,10 @@ def test_index_follows_added_reanalysed_and_deleted_assets(tmp_path: Path) -> No
         hits = retrieve(engine, ["asset-a", "asset-b"], "whales ocean")
         assert hits and hits[0].asset_id == "asset-b" and "Whales" in hits[0].text
         assert retrieve(engine, ["asset-a", "asset-b"], "orchard apples")[0].asset_id == "asset-a"
+        # Queries over the same assets share one cached corpus.
+        (corpus,) = [c for k, c in engine.search_corpora.items() if k[0] == ("asset-a", "asset-b")]
+        retrieve(engine, ["asset-a", "asset-b"], "whales")
+        assert [c for k, c in engine.search_corpora.items() if k[0] == ("asset-a", "asset-b")] == [corpus]
 
         # Re-analysing an asset with other media replaces what it answers to.
         engine.analyze_asset("asset-a", second.path, engine.probe(second.path))

@@ -24,9 +24,9 @@ def clock(seconds: float) -> str:
 
 def evidence(engine: Engine, index: AssetIndex, prompt: str, limit: int = 5) -> list[TimedText]:
     """The timed texts most relevant to ``prompt``; all texts in time order when nothing matches."""
-    moments = rank_text(engine, [index], prompt, ("subtitle", "speech", "ocr"))
+    moments = rank_text(engine, [index], prompt, ("subtitle", "speech", "ocr"), limit=limit)
     picked: list[TimedText] = []
-    for m in moments[:limit]:
+    for m in moments:
         for t in index.texts:
             if t.text == m.text and t not in picked:
                 picked.append(t)

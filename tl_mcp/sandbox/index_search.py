@@ -7,6 +7,11 @@ For other sandbox modules (knowledge stores / Jockey) the entry point is :func:`
     moments: list[Moment] = retrieve(engine, asset_ids, "fresh apples", limit=5)
 
 ``engine`` is ``request.app.state.engine``. Moments come best first with real scores in [0, 1].
+
+Queries run over a cached corpus per set of assets (``engine.search_corpora``): per-asset BM25 postings and
+one stacked text-vector matrix, so a query costs its embedding plus a few numpy passes. A corpus is valid
+only for the exact AssetIndex objects it was built from; analysing or deleting an asset makes the engine
+forget that asset, so the next query rebuilds from the per-asset parts that are still current.
 """
 
 from __future__ import annotations
