@@ -168,6 +168,10 @@ def test_followups_borrow_the_previous_question_terms() -> None:
     assert not is_followup("Which scene talks about quarterly revenue growth in detail?")
     assert "apples" in retrieval_query("how much do they cost?", ["Tell me about the fresh apples"])
     assert retrieval_query("quarterly revenue", ["apples"]) == "quarterly revenue"
+    assert is_followup("what about the price?")
+    # An opener with a topic of its own is a new question, not a follow-up.
+    assert not is_followup("And what is the ocean chapter about?")
+    assert retrieval_query("And what is the ocean chapter about?", ["fresh apples?"]).count("apples") == 0
 
 
 @given(st.text(max_size=300))

@@ -74,14 +74,19 @@ def selection_indexes(text: str) -> list[int]:
 
 
 def is_followup(question: str) -> bool:
-    """True for short questions that point back at the previous turn instead of naming a topic."""
+    """True for short questions that point back at the previous turn instead of naming a topic.
+
+    An opener such as "and" or "what about" alone does not make a follow-up: "And what is the ocean
+    chapter about?" names its own topic, so it must not drag the previous turn's terms along.
+    """
     lowered = question.strip().lower()
     words = _WORD.findall(lowered)
     if not words:
         return False
+    refers_back = any(w in _REFERRING for w in words)
     if lowered.startswith(_FOLLOWUP_OPENERS):
-        return True
-    return len(words) <= 8 and any(w in _REFERRING for w in words)
+        return refers_back or len(content_terms(lowered)) <= 1
+    return len(words) <= 8 and refers_back
 
 
 def retrieval_query(question: str, previous_questions: Sequence[str]) -> str:
