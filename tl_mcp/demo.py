@@ -323,7 +323,8 @@ async def _agent_session(s: Session, outputs: Outputs, sample: SampleInfo, deadl
     v = vectors[0]
     head = ", ".join(f"{x:+.3f}" for x in v["head"][:4])
     c.info("text", EMBED_TEXT)
-    c.info("vector", f"{emb.get('model_name')}: {v['dims']} dims, norm {v['norm']:.3f}, [{head}, …]")
+    made_by = f" (made offline by {emb['embedder']})" if emb.get("embedder") else ""
+    c.info("vector", f"{emb.get('model_name')}{made_by}: {v['dims']} dims, norm {v['norm']:.3f}, [{head}, …]")
     c.done()
 
 

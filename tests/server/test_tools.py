@@ -221,12 +221,15 @@ async def test_embeddings_text_image_and_video(world: World, mode: str) -> None:
         text = (await call_ok(c, "create_embedding", {"text": "fresh apples"})).structured_content
         assert text and text["status"] == "completed" and text["embeddings"][0]["dims"] > 0
         assert text["embeddings"][0]["vector"] is None and len(text["embeddings"][0]["head"]) == 8
+        # The sandbox says which local model really made the vector; the model is not passed off as Marengo.
+        assert text["embedder"], text
         full = (
             await call_ok(c, "create_embedding", {"text": "fresh apples", "include_vector": True})
         ).structured_content
         assert full and len(full["embeddings"][0]["vector"]) == full["embeddings"][0]["dims"]
         img = (await call_ok(c, "create_embedding", {"image_path": str(image)})).structured_content
         assert img and img["input_type"] == "image" and img["embeddings"][0]["dims"] > 0
+        assert "frame" in img["embedder"].lower(), img["embedder"]
         video = (
             await call_ok(c, "create_embedding", {"video_asset_id": world.asset_id, "wait_s": 60})
         ).structured_content

@@ -43,6 +43,10 @@ class EmbeddingResult(BaseModel):
     task_id: str | None = Field(default=None, description="The TwelveLabs video embedding task.")
     input_type: Literal["text", "image", "audio", "video"]
     model_name: str
+    embedder: str | None = Field(
+        default=None,
+        description="What really made the vectors, when the backend says (the sandbox names its model).",
+    )
     embeddings: list[Vector]
     backend: Literal["cloud", "sandbox"]
 
@@ -92,7 +96,8 @@ def _markdown(r: EmbeddingResult) -> Markdown:
     md = Markdown(
         f"{r.input_type.capitalize()} embedding" + (" (in progress)" if r.status == "in_progress" else "")
     )
-    md.field("Model", r.model_name).field("Vectors", len(r.embeddings)).field("Task", r.task_id)
+    md.field("Model", r.model_name).field("Embedder", r.embedder)
+    md.field("Vectors", len(r.embeddings)).field("Task", r.task_id)
     rows = []
     for v in r.embeddings[:20]:
         span = f" {fmt_seconds(v.start_sec)}–{fmt_seconds(v.end_sec)}" if v.start_sec is not None else ""
@@ -188,6 +193,10 @@ async def create_embedding(
             status="completed",
             input_type=input_type,
             model_name=emb.model_name or model_name,
+            embedder=next(
+                (str(p.metadata["embedder"]) for p in emb.parts if p.metadata and p.metadata.get("embedder")),
+                None,
+            ),
             embeddings=_from_embedding(emb, include_vector),
             backend=state.backend,
         )
