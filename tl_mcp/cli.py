@@ -66,6 +66,17 @@ def _serve_flags(p: argparse.ArgumentParser) -> None:
         "--read-only", action="store_true", default=None, help="hide every tool that changes anything"
     )
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (logs go to stderr)")
+    oauth = p.add_argument_group("OAuth resource server (JWT access tokens; see README 'Remote deployment')")
+    oauth.add_argument("--oauth-issuer", help="issuer URL the tokens' iss claim must equal")
+    oauth.add_argument("--oauth-resource-url", help="this server's public /mcp URL (RFC 9728 resource)")
+    oauth.add_argument(
+        "--oauth-audience", action="append", help="accepted aud value (repeatable; default the resource URL)"
+    )
+    oauth.add_argument("--oauth-jwks", help="JWKS file path or https URL with the signing keys")
+    oauth.add_argument(
+        "--oauth-public-key-file", help="PEM public key (or certificate) tokens are signed with"
+    )
+    oauth.add_argument("--oauth-scopes", help="scopes every token must carry (comma- or space-separated)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +115,12 @@ def _settings(args: argparse.Namespace) -> Settings:
         toolsets=args.toolsets,
         read_only=args.read_only,
         log_level=args.log_level,
+        oauth_issuer=args.oauth_issuer,
+        oauth_resource_url=args.oauth_resource_url,
+        oauth_audience=args.oauth_audience,
+        oauth_jwks=args.oauth_jwks,
+        oauth_public_key_file=args.oauth_public_key_file,
+        oauth_scopes=args.oauth_scopes,
     )
 
 

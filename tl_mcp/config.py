@@ -65,6 +65,40 @@ class Settings(BaseModel):
     toolsets: tuple[str, ...] = DEFAULT_TOOLSETS
     read_only: bool = False
     log_level: str = "INFO"
+    #: Shared secrets for MRTR request state and portable job ids; the same on every replica.
+    state_keys: tuple[SecretStr, ...] = ()
+    oauth_issuer: str | None = None
+    oauth_resource_url: str | None = None
+    oauth_audience: tuple[str, ...] = ()
+    oauth_jwks: str | None = None
+    oauth_public_key_file: Path | None = None
+    oauth_scopes: tuple[str, ...] = ()
+
+    @field_validator("state_keys")
+    @classmethod
+    def _long_state_keys(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        short = [i + 1 for i, key in enumerate(value) if len(key.get_secret_value().encode()) < 32]
+        if short:
+            raise ValueError(
+                f"key(s) number {', '.join(map(str, short))} are shorter than 32 bytes; generate each "
+                'with python -c "import secrets; print(secrets.token_hex(32))" and use the same list '
+                "on every replica"
+            )
+        return value
+
+    @property
+    def oauth_enabled(self) -> bool:
+        """Any OAuth setting turns the JWT resource-server mode on (and then all of it must be given)."""
+        return any(
+            (
+                self.oauth_issuer,
+                self.oauth_resource_url,
+                self.oauth_audience,
+                self.oauth_jwks,
+                self.oauth_public_key_file,
+                self.oauth_scopes,
+            )
+        )
 
     @field_validator("toolsets")
     @classmethod
@@ -102,6 +136,12 @@ class Settings(BaseModel):
         toolsets: Sequence[str] | str | None = None,
         read_only: bool | None = None,
         log_level: str | None = None,
+        oauth_issuer: str | None = None,
+        oauth_resource_url: str | None = None,
+        oauth_audience: Sequence[str] | None = None,
+        oauth_jwks: str | None = None,
+        oauth_public_key_file: str | Path | None = None,
+        oauth_scopes: Sequence[str] | str | None = None,
     ) -> Settings:
         """Environment first, then flags (a flag given as anything but None wins)."""
         env = os.environ if env is None else env
@@ -132,7 +172,21 @@ class Settings(BaseModel):
             "allowed_dirs": tuple(Path(d).expanduser() for d in dirs),
             "read_only": read_only if read_only is not None else _truthy(env.get("TL_MCP_READ_ONLY")),
             "log_level": (pick(log_level, "TL_MCP_LOG_LEVEL") or "INFO"),
+            "state_keys": tuple(SecretStr(k) for k in _split_list(env.get("TL_MCP_STATE_KEYS"))),
+            "oauth_issuer": pick(oauth_issuer, "TL_MCP_OAUTH_ISSUER"),
+            "oauth_resource_url": pick(oauth_resource_url, "TL_MCP_OAUTH_RESOURCE_URL"),
+            "oauth_audience": tuple(
+                list(oauth_audience) if oauth_audience else _split_list(env.get("TL_MCP_OAUTH_AUDIENCE"))
+            ),
+            "oauth_jwks": pick(oauth_jwks, "TL_MCP_OAUTH_JWKS"),
         }
+        key_file = pick(oauth_public_key_file, "TL_MCP_OAUTH_PUBLIC_KEY_FILE")
+        if key_file:
+            values["oauth_public_key_file"] = Path(str(key_file)).expanduser()
+        raw_scopes = oauth_scopes if oauth_scopes is not None else env.get("TL_MCP_OAUTH_SCOPES")
+        if isinstance(raw_scopes, str):
+            raw_scopes = _split_list(raw_scopes.replace(" ", ","))
+        values["oauth_scopes"] = tuple(raw_scopes or ())
         sdir = pick(sandbox_dir, "TL_MCP_SANDBOX_DIR")
         if sdir:
             values["sandbox_dir"] = Path(str(sdir)).expanduser()
@@ -155,6 +209,13 @@ _FIELD_SOURCES = {
     "port": "TL_MCP_PORT / --port (0-65535)",
     "toolsets": "TL_MCP_TOOLSETS / --toolsets",
     "host": "TL_MCP_HOST / --host",
+    "state_keys": "TL_MCP_STATE_KEYS",
+    "oauth_issuer": "TL_MCP_OAUTH_ISSUER / --oauth-issuer",
+    "oauth_resource_url": "TL_MCP_OAUTH_RESOURCE_URL / --oauth-resource-url",
+    "oauth_audience": "TL_MCP_OAUTH_AUDIENCE / --oauth-audience",
+    "oauth_jwks": "TL_MCP_OAUTH_JWKS / --oauth-jwks",
+    "oauth_public_key_file": "TL_MCP_OAUTH_PUBLIC_KEY_FILE / --oauth-public-key-file",
+    "oauth_scopes": "TL_MCP_OAUTH_SCOPES / --oauth-scopes",
 }
 
 

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Literal
 
 import anyio
 import httpx2
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import MCPServer, RequestStateSecurity
 
 from tl_mcp import __version__
 from tl_mcp.config import Settings
+from tl_mcp.server.auth import build_auth
 from tl_mcp.server.backend import open_backend
 from tl_mcp.server.files import FilePolicy
-from tl_mcp.server.jobs import JobManager
+from tl_mcp.server.jobs import JobIds, JobManager
 from tl_mcp.server.prompts import register_prompts
 from tl_mcp.server.registry import register_tools
+from tl_mcp.server.replicas import ReplicaJobs
 from tl_mcp.server.resources import register_resources
 from tl_mcp.server.sessions import SessionStore
 from tl_mcp.server.state import AppState, StateHolder
@@ -31,25 +34,41 @@ create_response to ask Jockey about a knowledge store, then continue_session for
 Long calls return status "in_progress" with a job_id: call wait_for_task(job_id) to keep following them.
 Read the resource twelvelabs://guide for the full workflow."""
 
+#: The server name is the audience of sealed request state: it must be the same on every replica.
+SERVER_NAME = "tl-mcp"
+#: With shared state keys (replicas), how much longer than wait_s a call may wait for a portable job id.
+HANDOFF_GRACE_S = 30.0
+
 
 def build_server(
     settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None
 ) -> MCPServer[AppState]:
     """The configured server; `transport` swaps the API client's HTTP transport (for tests)."""
     holder = StateHolder()
+    shared = [k.get_secret_value().encode() for k in settings.state_keys]
+    # Without shared keys, ids and request state are only good in this process (one replica).
+    job_keys = shared or [secrets.token_bytes(32)]
+    auth = build_auth(settings)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
         async with open_backend(settings, transport=transport) as backend, anyio.create_task_group() as tg:
+            porter = ReplicaJobs()
             state = AppState(
                 settings=settings,
                 client=backend.client,
                 backend=backend.kind,
                 base_url=backend.base_url,
-                jobs=JobManager(tg),
+                jobs=JobManager(
+                    tg,
+                    ids=JobIds(job_keys, scope=backend.base_url),
+                    porter=porter,
+                    handoff_grace_s=HANDOFF_GRACE_S if shared else 0.0,
+                ),
                 sessions=SessionStore(backend.state_dir / "sessions.json", scope=backend.base_url),
                 files=FilePolicy.from_dirs(settings.allowed_dirs),
             )
+            porter.bind(state)
             holder.set(state)
             try:
                 yield state
@@ -59,7 +78,7 @@ def build_server(
                 tg.cancel_scope.cancel()
 
     server: MCPServer[AppState] = MCPServer(
-        "tl-mcp",
+        SERVER_NAME,
         title="TwelveLabs video understanding",
         description="Search, ask (Jockey), embed, upload and analyze videos with TwelveLabs.",
         instructions=INSTRUCTIONS,
@@ -67,6 +86,9 @@ def build_server(
         version=__version__,
         lifespan=lifespan,
         log_level=_sdk_level(settings.log_level),
+        request_state_security=RequestStateSecurity(keys=shared) if shared else None,
+        token_verifier=auth[0] if auth else None,
+        auth=auth[1] if auth else None,
     )
     register_tools(server, settings)
     register_resources(server, holder)

@@ -1,4 +1,9 @@
-"""Streamable HTTP: `/mcp` (progress streamed as SSE), `/healthz`, bearer tokens, Host/Origin checks."""
+"""Streamable HTTP: `/mcp` (progress streamed as SSE), `/healthz`, bearer tokens, Host/Origin checks.
+
+Authentication is one of two modes. Static tokens only: `BearerAuth` below. OAuth (any
+TL_MCP_OAUTH_* setting): the SDK's bearer middleware with our JWT verifier (`auth.py`), which also
+accepts the static tokens, and the SDK serves the RFC 9728 metadata route.
+"""
 
 from __future__ import annotations
 
@@ -89,11 +94,19 @@ def build_http_app(server: MCPServer[Any], settings: Settings) -> ASGIApp:
         json_response=False,
         transport_security=transport_security(settings),
         host=settings.host,
+        # Replicas: a legacy (2025-11-25) client's Mcp-Session-Id would pin it to one process.
+        stateless_http=bool(settings.state_keys),
     )
-    if settings.auth_tokens:
+    if settings.oauth_enabled:
+        log.info(
+            "OAuth resource server for %s (static bearer tokens accepted too)", settings.oauth_resource_url
+        )
+    elif settings.auth_tokens:
         app = BearerAuth(app, [t.get_secret_value() for t in settings.auth_tokens])
     elif settings.host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("HTTP on %s without bearer tokens: anyone who can reach it can use it", settings.host)
+        log.warning(
+            "HTTP on %s without bearer tokens or OAuth: anyone who can reach it can use it", settings.host
+        )
     return app
 
 

@@ -4,16 +4,25 @@ A tool starts a `Job`, relays its progress for up to `wait_s`, and either return
 partial one with `status: "in_progress"` and the `job_id`. `wait_for_task(job_id)` later resumes relaying
 from the event the previous caller last saw. A call cancelled before it handed out its job id cancels the
 job too, so an abandoned request never leaves upstream work running.
+
+Portable job ids: when a job's remaining work is only watching upstream handles (an indexed asset, a
+store item, an embedding task), its id carries those handles, signed with an HMAC under the shared
+state keys (`job_<kind>:<field>:….<signature>`). A replica that never saw the job rebuilds it from the
+id and polls upstream, so `wait_for_task` works on any replica behind a load balancer.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import logging
+import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import anyio
 from anyio.abc import TaskGroup
@@ -95,17 +104,104 @@ class Job:
 
 
 Worker = Callable[[Job], Awaitable[CallToolResult]]
+Partial = Callable[[Job], CallToolResult]
+
+#: Tool arguments of type Id accept at most this many characters.
+MAX_JOB_ID = 200
+_FIELD = re.compile(r"^[A-Za-z0-9_.-]*$")
+_SIG_BYTES = 12
+
+
+class JobIds:
+    """Mints and checks portable job ids; `keys[0]` signs, every key verifies (rotation)."""
+
+    def __init__(self, keys: Sequence[bytes], *, scope: str) -> None:
+        if not keys:
+            raise ValueError("JobIds needs at least one key")
+        # A key of its own, so a job id never doubles as anything sealed with the raw state keys.
+        self._keys = [hmac.new(k, b"tl-mcp/job-id/v1", hashlib.sha256).digest() for k in keys]
+        # Bound to the backend: an id minted against one API must not be polled against another.
+        self._scope = scope.encode()
+
+    def _sign(self, key: bytes, body: str) -> str:
+        digest = hmac.new(key, self._scope + b"\0" + body.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:_SIG_BYTES]).decode().rstrip("=")
+
+    def mint(self, code: str, fields: Sequence[str]) -> str | None:
+        """The signed id, or None when a field cannot be carried or the id would be too long."""
+        if not all(_FIELD.match(f) for f in (code, *fields)):
+            return None
+        body = f"job_{code}:" + ":".join(fields)
+        job_id = f"{body}.{self._sign(self._keys[0], body)}"
+        return job_id if len(job_id) <= MAX_JOB_ID else None
+
+    def open(self, job_id: str) -> tuple[str, list[str]] | None:
+        """(kind code, fields) of a portable id; None for a process-local id; ToolError when altered."""
+        if not job_id.startswith("job_") or ":" not in job_id:
+            return None
+        body, dot, sig = job_id.rpartition(".")
+        valid = False
+        for key in self._keys:
+            valid |= bool(dot) and hmac.compare_digest(sig.encode(), self._sign(key, body).encode())
+        if not valid:
+            raise ToolError(
+                f"Job id {job_id[:40]}… is not valid on this server: its signature does not match. It was "
+                "changed after it was issued, or it was issued by a server with different TL_MCP_STATE_KEYS "
+                "or a different TwelveLabs backend (without state keys, each process signs with its own "
+                "key). Pass the job_id exactly as returned; on several replicas set the same "
+                "TL_MCP_STATE_KEYS everywhere. Otherwise start the work again."
+            )
+        code, _, rest = body.removeprefix("job_").partition(":")
+        return code, rest.split(":")
+
+
+class JobPorter(Protocol):
+    """Per-kind knowledge of which jobs another replica can take over, and how."""
+
+    def may_port(self, job: Job) -> bool:
+        """True when this kind of job gets an upstream handle another replica can follow."""
+
+    def describe(self, job: Job) -> tuple[str, list[str]] | None:
+        """(kind code, fields) for the job's id right now; None while it has no portable form yet."""
+
+    def resume(self, job_id: str, code: str, fields: list[str]) -> tuple[str, str, Worker, Partial]:
+        """(kind, label, worker, partial) watching upstream; ToolError when the kind cannot move."""
 
 
 class JobManager:
-    def __init__(self, task_group: TaskGroup, *, keep_s: float = 3600.0, max_jobs: int = 200) -> None:
+    def __init__(
+        self,
+        task_group: TaskGroup,
+        *,
+        keep_s: float = 3600.0,
+        max_jobs: int = 200,
+        ids: JobIds | None = None,
+        porter: JobPorter | None = None,
+        handoff_grace_s: float = 0.0,
+    ) -> None:
         self._tg = task_group
         self._jobs: dict[str, Job] = {}
         self._keep_s = keep_s
         self._max_jobs = max_jobs
+        self._ids = ids
+        self._porter = porter
+        self._handoff_grace_s = handoff_grace_s
 
     def get(self, job_id: str) -> Job | None:
-        return self._jobs.get(job_id)
+        """A job of this process, or one rebuilt from a portable id issued by any replica."""
+        job = self._jobs.get(job_id)
+        if job is not None or self._ids is None or self._porter is None:
+            return job
+        opened = self._ids.open(job_id)
+        if opened is None:
+            return None
+        kind, label, worker, partial = self._porter.resume(job_id, *opened)
+        self._prune()
+        job = Job(id=job_id, kind=kind, label=label, partial=partial, handed_out=True)
+        self._jobs[job_id] = job
+        self._tg.start_soon(self._run, job, worker, name=f"tl-mcp resumed job {job_id[:40]}")
+        log.info("resumed %s job from a portable id", kind)
+        return job
 
     def start(self, kind: str, label: str, worker: Worker, partial: Callable[[Job], CallToolResult]) -> Job:
         self._prune()
@@ -132,8 +228,13 @@ class JobManager:
 
     async def run(self, job: Job, report: ProgressReporter, *, wait_s: float) -> CallToolResult:
         """Relay `job` to the caller for up to `wait_s`; finished → its result, else the partial + job id."""
+        porter = self._porter
+        grace = self._handoff_grace_s if porter is not None and porter.may_port(job) else 0.0
         try:
-            finished = await relay(job, report, wait_s=wait_s)
+            if grace > 0 and not job.handed_out:
+                finished = await self._relay_until_portable(job, report, wait_s=wait_s, grace_s=grace)
+            else:
+                finished = await relay(job, report, wait_s=wait_s)
         except BaseException:
             if not job.handed_out:
                 # The caller went away before learning the job id: nobody can ever collect this work.
@@ -143,8 +244,57 @@ class JobManager:
             if not job.handed_out:
                 self._jobs.pop(job.id, None)
             return job.outcome()
+        if not job.handed_out:
+            self._make_portable(job)
         job.handed_out = True
         return job.partial(job)
+
+    async def _relay_until_portable(
+        self, job: Job, report: ProgressReporter, *, wait_s: float, grace_s: float
+    ) -> bool:
+        """Past `wait_s`, keep relaying (up to `grace_s` more) until the job has a portable id.
+
+        On replicas an id without upstream handles could only be followed here, and a load balancer
+        will send the next call anywhere; a few more seconds of progress is the better trade.
+        """
+        assert self._porter is not None
+        porter = self._porter
+        finished = False
+        async with anyio.create_task_group() as tg:
+
+            async def follow() -> None:
+                nonlocal finished
+                finished = await relay(job, report, wait_s=wait_s + grace_s)
+                tg.cancel_scope.cancel()
+
+            async def portable() -> None:
+                await anyio.sleep(wait_s)
+                while porter.describe(job) is None:
+                    if job.done.is_set():
+                        return
+                    with anyio.move_on_after(0.5):
+                        await job.wait_changed()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(follow)
+            tg.start_soon(portable)
+        return finished
+
+    def _make_portable(self, job: Job) -> None:
+        if self._ids is None or self._porter is None:
+            return
+        described = self._porter.describe(job)
+        if described is None:
+            return
+        new_id = self._ids.mint(*described)
+        if new_id is None:
+            log.warning(
+                "job %s (%s) keeps a process-local id: its upstream ids do not fit one", job.id, job.kind
+            )
+            return
+        self._jobs.pop(job.id, None)
+        job.id = new_id
+        self._jobs[new_id] = job
 
     async def cancel_all(self) -> None:
         for job in self._jobs.values():

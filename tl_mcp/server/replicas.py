@@ -1,0 +1,216 @@
+"""Which jobs can move between replicas, and how a replica that never saw a job follows it upstream.
+
+An upload's remaining work after its handles exist, and a video-embedding task, are only polling
+TwelveLabs, so any replica can do it from the ids in the job id. Jockey answers and streamed analyses
+live in one HTTP stream held by one process: another replica cannot pick them up, and says so.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult
+
+from tl_mcp.api.errors import TwelveLabsError
+from tl_mcp.server.errors import explain
+from tl_mcp.server.jobs import Job, Partial, Worker
+from tl_mcp.server.results import tool_result
+from tl_mcp.server.state import AppState
+
+UPLOAD, EMBED, JOCKEY, ANALYZE = "u", "e", "j", "a"
+_CODES = {"upload": UPLOAD, "embed": EMBED, "jockey": JOCKEY, "analyze": ANALYZE}
+_RESUMABLE = frozenset({"upload", "embed"})
+POLL_S = 2.0
+
+
+def _structured(job: Job) -> dict[str, Any]:
+    return job.partial(job).structured_content or {}
+
+
+def _s(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+class ReplicaJobs:
+    """The `JobPorter` of tl-mcp's job kinds; `bind` it to the server state once that exists."""
+
+    def __init__(self) -> None:
+        self._state: AppState | None = None
+
+    def bind(self, state: AppState) -> None:
+        self._state = state
+
+    def may_port(self, job: Job) -> bool:
+        return job.kind in _RESUMABLE
+
+    def describe(self, job: Job) -> tuple[str, list[str]] | None:
+        code = _CODES.get(job.kind)
+        if code is None:
+            return None
+        data = _structured(job)
+        if code == UPLOAD:
+            asset, index, indexed = (
+                _s(data.get("asset_id")),
+                _s(data.get("index_id")),
+                _s(data.get("indexed_asset_id")),
+            )
+            store, item = _s(data.get("knowledge_store_id")), _s(data.get("item_id"))
+            # Until every handle exists, the rest of the work (uploading, registering) is this process's.
+            if not asset or (index and not indexed) or (store and not item):
+                return None
+            return code, [asset, index, indexed, store, item]
+        if code == EMBED:
+            task = _s(data.get("task_id"))
+            return (code, [task, _s(data.get("model_name"))]) if task else None
+        # Not resumable elsewhere, but a signed id lets another replica explain what to do instead.
+        nonce = secrets.token_hex(6)
+        return code, [nonce, _s(data.get("session_id"))] if code == JOCKEY else [nonce]
+
+    def resume(self, job_id: str, code: str, fields: list[str]) -> tuple[str, str, Worker, Partial]:
+        if code == JOCKEY:
+            session = fields[1] if len(fields) > 1 else ""
+            retry = (
+                f'continue_session(session_id="{session}", input=<the same question>)'
+                if session
+                else "create_response with the same question"
+            )
+            raise ToolError(
+                f"Job {job_id[:40]}… is a Jockey answer that was streaming on another replica of this "
+                "server. A Jockey stream lives in the process that opened it and cannot be picked up "
+                f"elsewhere (or the replica restarted). Ask again: {retry}; a longer wait_s keeps the "
+                "answer in one call."
+            )
+        if code == ANALYZE:
+            raise ToolError(
+                f"Job {job_id[:40]}… is a video analysis that was streaming on another replica of this "
+                "server. An analysis stream lives in the process that opened it and cannot be picked up "
+                "elsewhere. "
+                "Run analyze_video again, with a longer wait_s to get the result in one call."
+            )
+        state = self._state
+        if state is None:
+            raise ToolError("The server is still starting; call wait_for_task again in a moment.")
+        if code == UPLOAD and len(fields) == 5:
+            return "upload", f"upload of asset {fields[0]}", *_upload(state, job_id, *fields)
+        if code == EMBED and len(fields) == 2:
+            return "embed", "video embedding", *_embed(state, job_id, *fields)
+        raise ToolError(
+            f"Job id {job_id[:40]}… names a kind of job this server version does not know. "
+            "Are the replicas running different tl-mcp versions? Start the work again."
+        )
+
+
+async def _poll(job: Job, what: str, fetch: Any, terminal: frozenset[str]) -> str | None:
+    last: str | None = "<none>"
+    while True:
+        status = await fetch()
+        if status != last:
+            job.emit_note(f"{what}: {status or 'unknown'}")
+            last = status
+        job.heartbeat = f"{what}: still {status or 'waiting'}"
+        if (status or "").lower() in terminal:
+            return status  # type: ignore[no-any-return]
+        await anyio.sleep(POLL_S)
+
+
+def _upload(
+    state: AppState, job_id: str, asset_id: str, index_id: str, indexed_id: str, store_id: str, item_id: str
+) -> tuple[Worker, Partial]:
+    from tl_mcp.server.tools.ingest import TERMINAL_BAD, TERMINAL_OK, UploadResult, _upload_markdown
+
+    terminal = TERMINAL_OK | TERMINAL_BAD
+
+    def snapshot(job: Job, status: str) -> UploadResult:
+        data = {k: v for k, v in job.state.items() if k in UploadResult.model_fields}
+        return UploadResult(
+            status="completed" if status == "completed" else "in_progress",
+            job_id=job_id if status != "completed" else None,
+            asset_id=asset_id,
+            index_id=index_id or None,
+            indexed_asset_id=indexed_id or None,
+            knowledge_store_id=store_id or None,
+            item_id=item_id or None,
+            backend=state.backend,
+            **data,
+        )
+
+    def partial(job: Job) -> CallToolResult:
+        r = snapshot(job, "in_progress")
+        return tool_result(r, _upload_markdown(r))
+
+    async def work(job: Job) -> CallToolResult:
+        c = state.client
+        try:
+            asset = await c.get_asset(asset_id)
+            job.state.update(asset_status=asset.status, filename=asset.filename, size_bytes=asset.size)
+            if index_id:
+
+                async def indexing() -> str | None:
+                    return (await c.get_indexed_asset(index_id, indexed_id)).status
+
+                job.state["indexing_status"] = await _poll(job, "Indexing", indexing, terminal)
+            if store_id:
+
+                async def item() -> str | None:
+                    return (await c.get_knowledge_store_item(store_id, item_id)).status
+
+                job.state["item_status"] = await _poll(job, "Knowledge-store item", item, terminal)
+        except TwelveLabsError as exc:
+            raise ToolError(explain(f"Following asset {asset_id}", exc)) from None
+        result = snapshot(job, "completed")
+        for label, status in (
+            ("Indexing", result.indexing_status),
+            ("Knowledge-store item", result.item_status),
+        ):
+            if (status or "").lower() in TERMINAL_BAD:
+                raise ToolError(
+                    f"{label} of asset {asset_id} ended with status {status}. Check the media file."
+                )
+        return tool_result(result, _upload_markdown(result))
+
+    return work, partial
+
+
+def _embed(state: AppState, job_id: str, task_id: str, model_name: str) -> tuple[Worker, Partial]:
+    from tl_mcp.server.tools.embed import EmbeddingResult, _from_task, _markdown
+
+    def result(status: str, vectors: list[Any]) -> EmbeddingResult:
+        return EmbeddingResult(
+            status="completed" if status == "completed" else "in_progress",
+            job_id=job_id if status != "completed" else None,
+            task_id=task_id,
+            input_type="video",
+            model_name=model_name or "marengo3.0",
+            embeddings=vectors,
+            backend=state.backend,
+        )
+
+    def partial(job: Job) -> CallToolResult:
+        r = result("in_progress", [])
+        return tool_result(r, _markdown(r))
+
+    async def work(job: Job) -> CallToolResult:
+        last: str | None = None
+        try:
+            while True:
+                task = await state.client.get_video_embedding_task(task_id)
+                if task.status != last:
+                    job.emit_note(f"Embedding task {task_id}: {task.status}")
+                    last = task.status
+                job.heartbeat = f"Embedding task {task_id}: still {task.status}"
+                if task.status in ("ready", "failed"):
+                    break
+                await anyio.sleep(POLL_S)
+        except TwelveLabsError as exc:
+            raise ToolError(explain("Video embedding", exc)) from None
+        if task.status == "failed":
+            reason = task.error.message if task.error and task.error.message else "no reason given"
+            raise ToolError(f"Video embedding task {task_id} failed: {reason}.")
+        # The original call's include_vector is not carried across replicas: vectors come summarized.
+        r = result("completed", _from_task(task, False))
+        return tool_result(r, _markdown(r))
+
+    return work, partial
