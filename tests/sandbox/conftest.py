@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,10 +11,53 @@ from typing import Any
 import httpx2
 import pytest
 
+from tests.sandbox.conformance import RECORDER, SpecGuard
 from tl_mcp.samples import SampleInfo, make_sample_image, make_sample_video
+from tl_mcp.sandbox import embedded
+from tl_mcp.sandbox.analyzers import Analyzers
+from tl_mcp.sandbox.config import SandboxConfig
 from tl_mcp.sandbox.embedded import EmbeddedSandbox
 
 MARENGO = [{"model_name": "marengo3.0", "model_options": ["visual", "audio"]}]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def spec_guard() -> Iterator[None]:
+    """Wrap every sandbox app these tests start in ``SpecGuard``: each `/v1.3` response is checked against the
+    OpenAPI snapshot, whichever client sent the request. Violations fail the test that caused them (see
+    ``pytest_runtest_call``); any left at the end of the session (from fixture teardown) fail here."""
+    original = embedded.create_app
+
+    def guarded(config: SandboxConfig, *, analyzers: Analyzers | None = None) -> Any:
+        app = original(config, analyzers=analyzers)
+        app.add_middleware(SpecGuard)
+        return app
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(embedded, "create_app", guarded)
+        yield
+    leftover = RECORDER.drain()
+    if leftover:
+        pytest.fail(_violation_report(leftover), pytrace=False)
+
+
+def _violation_report(violations: list[str]) -> str:
+    return f"{len(violations)} sandbox response(s) violate the OpenAPI spec:\n" + "\n".join(violations)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    try:
+        result = yield
+    except BaseException as exc:
+        violations = RECORDER.drain()
+        if violations and isinstance(exc, Exception):
+            exc.add_note(_violation_report(violations))
+        raise
+    violations = RECORDER.drain()
+    if violations:
+        raise AssertionError(_violation_report(violations))
+    return result
 
 
 @dataclass

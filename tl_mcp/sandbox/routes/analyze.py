@@ -22,7 +22,7 @@ from tl_mcp.sandbox.engine import FAILURE_HOOKS, JOB_HANDLERS, Engine
 from tl_mcp.sandbox.errors import ApiError, invalid, missing, not_found
 from tl_mcp.sandbox.media import Probe
 from tl_mcp.sandbox.routes.assets import insert_asset
-from tl_mcp.sandbox.routes.common import engine_of, json_body, ok, page_params, paged, query_list
+from tl_mcp.sandbox.routes.common import engine_of, json_body, no_content, ok, page_params, paged, query_list
 
 MODELS = ("pegasus1.5", "pegasus1.6", "pegasus1.2")
 WAIT_S = 300.0
@@ -366,7 +366,7 @@ async def delete_task(request: Request) -> Response:
             409, "task_not_terminal", "The task is still running; cancel it first or wait.", nested=True
         )
     engine.db.run("DELETE FROM analyze_tasks WHERE id=?", (row["id"],))
-    return Response(status_code=204)
+    return no_content()
 
 
 async def cancel_task(request: Request) -> Response:
