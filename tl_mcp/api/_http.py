@@ -21,6 +21,7 @@ from .errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
+    TwelveLabsError,
     error_for_status,
     redact,
 )
@@ -222,8 +223,13 @@ class HTTPCore:
         detail = redact(str(exc) or type(exc).__name__, self.secrets)
         if isinstance(exc, httpx2.TimeoutException):
             return APITimeoutError(f"{what} timed out ({type(exc).__name__}: {detail})")
+        if isinstance(exc, httpx2.ConnectError):
+            return APIConnectionError(
+                f"{what} failed: could not reach TwelveLabs ({type(exc).__name__}: {detail})"
+            )
         return APIConnectionError(
-            f"{what} failed: could not reach TwelveLabs ({type(exc).__name__}: {detail})"
+            f"{what} failed: the connection broke before the answer was complete "
+            f"({type(exc).__name__}: {detail})"
         )
 
     def _status_error(self, response: httpx2.Response, body: bytes, what: str) -> APIStatusError:
@@ -267,15 +273,17 @@ class HTTPCore:
                 authenticated=authenticated,
                 timeout=timeout,
             )
-            error: Exception
+            error: TwelveLabsError
             wait: float | None = None
             try:
                 response = await self._client.send(request)
             except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
                 error = self._transport_error(exc, what)
             except httpx2.TransportError as exc:
-                # The request may have reached the server: never repeated automatically.
-                raise self._transport_error(exc, what) from exc
+                # The request may have reached the server: only a request that is safe to repeat is.
+                error = self._transport_error(exc, what)
+                if not idempotent:
+                    raise _not_repeated(error) from exc
             else:
                 if response.is_success:
                     logger.debug("%s -> %s", what, response.status_code)
@@ -283,6 +291,9 @@ class HTTPCore:
                 status_error = self._status_error(response, response.content, what)
                 if not policy.should_retry_status(response.status_code, status_error.code):
                     raise status_error
+                if not idempotent:
+                    # A 429 was refused before any work; anything else may have half-happened.
+                    raise status_error if response.status_code == 429 else _not_repeated(status_error)
                 error = status_error
                 wait = status_error.retry_after
                 if wait is not None and wait > policy.max_retry_after:
@@ -327,6 +338,12 @@ class HTTPCore:
             yield response
         finally:
             await response.aclose()
+
+
+def _not_repeated(error: TwelveLabsError) -> TwelveLabsError:
+    """Mark a failure of a request that was not repeated because repeating it could act twice."""
+    error.repeat_safe = False
+    return error
 
 
 async def _read_capped(response: httpx2.Response) -> bytes:

@@ -37,6 +37,8 @@ class TwelveLabsError(Exception):
         self.code = code
         self.request_id = request_id
         self.retry_after = retry_after
+        #: False when the request was not retried because it may have taken effect (a create, an upload).
+        self.repeat_safe: bool | None = None
         super().__init__(message)
 
     def __str__(self) -> str:

@@ -42,7 +42,11 @@ _HINTS: list[tuple[type[TwelveLabsError], str]] = [
     (UnprocessableError, "The input was understood but cannot be processed; check format, size and state."),
     (ServerError, "The TwelveLabs API had an internal error; retry shortly."),
     (APITimeoutError, "The request timed out; retry, or use a job handle (wait_for_task) for long work."),
-    (APIConnectionError, "The API could not be reached; check the network or that the sandbox is running."),
+    (
+        APIConnectionError,
+        "The connection to the API failed; retry, and if it keeps failing check the network (or that the "
+        "sandbox is running).",
+    ),
 ]
 
 
@@ -55,7 +59,13 @@ def explain(action: str, exc: TwelveLabsError) -> str:
         text += f". Retry after {exc.retry_after:.0f} s"
     hint = next((h for cls, h in _HINTS if isinstance(exc, cls)), "")
     if isinstance(exc, StreamError):
-        hint = "The stream ended early; the partial text is above. Retry, or continue the session."
+        hint = "The answer was cut off before it was complete; what arrived is kept below, if anything did."
+    elif exc.repeat_safe is False:
+        hint = (
+            "It was not retried automatically, because repeating it could do it twice. Check whether it "
+            "took effect (list_indexes, list_knowledge_stores or list_knowledge_store_items show what "
+            "exists); if it did not, it is safe to call again."
+        )
     return f"{text}. {hint}".strip()
 
 

@@ -10,7 +10,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from tl_mcp.api.errors import StreamError, TwelveLabsError
+from tl_mcp.api.errors import NotFoundError, StreamError, TwelveLabsError
 from tl_mcp.api.models import (
     JsonSchemaFormat,
     Keepalive,
@@ -234,18 +234,16 @@ async def _stream(state: AppState, job: Job, request: ResponseRequest, base: Any
             elif isinstance(update, Keepalive):
                 continue
     except StreamError as exc:
-        if exc.session_id:
-            state.sessions.remember(exc.session_id, request.knowledge_store_id)
-        partial_text = exc.partial_text or job.text
-        raise ToolError(
-            explain("Jockey response", exc)
-            + (f"\n\nPartial answer before the failure:\n{partial_text}" if partial_text else "")
-            + (
-                f"\n\nSession {exc.session_id} can be continued with continue_session."
-                if exc.session_id
-                else ""
-            )
-        ) from None
+        raise ToolError(_cut_off(state, request, exc, job.text)) from None
+    except NotFoundError as exc:
+        if request.session_id and "session" in exc.message.lower():
+            raise ToolError(
+                f"Jockey response failed: session {request.session_id} does not exist upstream (HTTP 404, "
+                f"{exc.code or 'not found'}); a turn that was cut off before it completed may never have "
+                "saved its session. Start a new conversation with create_response on "
+                f"{request.knowledge_store_id}."
+            ) from None
+        raise ToolError(explain("Jockey response", exc)) from None
     except TwelveLabsError as exc:
         raise ToolError(explain("Jockey response", exc)) from None
     if final is None:
@@ -272,6 +270,30 @@ async def _stream(state: AppState, job: Job, request: ResponseRequest, base: Any
         except ValueError as exc:
             parse_error = str(exc)
     return tool_result(result, _markdown(result, parse_error=parse_error))
+
+
+def _cut_off(state: AppState, request: ResponseRequest, exc: StreamError, relayed: str) -> str:
+    """The error for a stream that ended early: the partial answer, the session, and how to go on."""
+    session = exc.session_id or request.session_id
+    if session:
+        state.sessions.remember(session, request.knowledge_store_id)
+    partial_text = exc.partial_text or relayed
+    text = explain("Jockey response", exc)
+    if partial_text:
+        text += f"\n\nPartial answer before the failure:\n{partial_text}"
+    if request.session_id:
+        # The earlier turns of an existing session are kept upstream whatever happened to this one.
+        text += (
+            f"\n\nSession {request.session_id} still holds the earlier turns: ask again with "
+            f'continue_session(session_id="{request.session_id}", input=…).'
+        )
+    else:
+        # Whether an interrupted first turn saved its session is undocumented: only a fresh start is sure.
+        text += (
+            f"\n\nSession {session or '(none yet)'} may not have recorded this interrupted turn: ask again "
+            f'with create_response(knowledge_store_id="{request.knowledge_store_id}", input=…).'
+        )
+    return text
 
 
 def _str(value: object) -> str | None:
