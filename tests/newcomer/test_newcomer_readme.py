@@ -162,7 +162,16 @@ SAMPLE = {
     "toolsets": "jockey",
     "read_only": "1",
     "log_level": "DEBUG",
+    "state_keys": "k" * 40,
+    "oauth_issuer": "https://auth.example.com",
+    "oauth_resource_url": "https://mcp.example.com/mcp",
+    "oauth_audience": "api://tl-mcp",
+    "oauth_jwks": "https://auth.example.com/jwks.json",
+    "oauth_public_key_file": "/etc/tl-mcp/issuer.pem",
+    "oauth_scopes": "mcp:use",
 }
+#: Secrets with no flag: they would show in process lists.
+NO_FLAG = {"api_key", "state_keys"}
 
 
 def test_config_table_matches_the_settings_model() -> None:
@@ -179,8 +188,8 @@ def test_config_table_matches_the_settings_model() -> None:
         assert getattr(via_env, name) != getattr(defaults, name), f"{env} does not change {name}"
         # So does the flag, through the CLI's own parsing.
         flags = re.findall(r"`(--[a-z-]+)`", flag_cell)
-        if name == "api_key":
-            assert flag_cell == "—", "the key has no flag: it would show in process lists"
+        if name in NO_FLAG:
+            assert flag_cell == "—", f"{env} has no flag: it would show in process lists"
             continue
         assert len(flags) == 1, f"{env}: flag cell {flag_cell!r}"
         ns = parse_tl_mcp(["serve", flags[0]] if name == "read_only" else ["serve", flags[0], SAMPLE[name]])

@@ -1,0 +1,170 @@
+"""Two `tl-mcp serve --transport http` replicas on one standalone sandbox, as behind a load balancer.
+
+A job started on replica A is finished through replica B, which never saw it: its id carries the
+upstream handles, signed with the shared TL_MCP_STATE_KEYS. An altered id is refused on both.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import AsyncExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import CallToolResult, TextContent
+
+from tl_mcp.samples import make_sample_video
+
+pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
+
+TL_MCP = Path(sys.executable).with_name("tl-mcp")
+TOKEN = "replica-token-" + "y" * 20
+SANDBOX_KEY = "k-replicas-" + "z" * 12
+STATE_KEYS = "a" * 40 + "," + "b" * 40
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _clean_env(tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWELVELABS_", "TL_MCP_"))}
+    env.update({"TL_MCP_SANDBOX_ANALYZERS": "none", "TL_MCP_SANDBOX_DIR": str(tmp / "unused")})
+    return env
+
+
+@contextmanager
+def _process(args: list[str], env: dict[str, str], log_path: Path, ready_url: str) -> Iterator[None]:
+    log = log_path.open("wb")
+    proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx2.get(ready_url, timeout=1, headers={"x-api-key": SANDBOX_KEY}).status_code == 200:
+                    break
+            except httpx2.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{args[1]} did not come up:\n" + log_path.read_text())
+            time.sleep(0.2)
+        yield
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path, list[Path]]]:
+    if not TL_MCP.exists():
+        pytest.fail(f"{TL_MCP} is missing: install the package first (make install, or pip install -e .)")
+    tmp = tmp_path_factory.mktemp("replicas")
+    media = tmp / "media"
+    media.mkdir()
+    make_sample_video(media / "clip.mp4", speech=False)
+    sb_port = _free_port()
+    sandbox_env = {**_clean_env(tmp), "TL_MCP_SANDBOX_API_KEYS": SANDBOX_KEY}
+    base_url = f"http://127.0.0.1:{sb_port}/v1.3"
+    with _process(
+        [str(TL_MCP), "sandbox", "--port", str(sb_port), "--data-dir", str(tmp / "sandbox")],
+        sandbox_env,
+        tmp / "sandbox.log",
+        f"{base_url}/indexes",
+    ):
+        env = {
+            **_clean_env(tmp),
+            "TWELVELABS_API_KEY": SANDBOX_KEY,
+            "TL_MCP_STATE_KEYS": STATE_KEYS,
+            "TL_MCP_AUTH_TOKENS": TOKEN,
+            "TL_MCP_ALLOWED_DIRS": str(media),
+        }
+        urls: list[str] = []
+        logs = [tmp / "replica-a.log", tmp / "replica-b.log"]
+        ports = [_free_port(), _free_port()]
+        serve = [str(TL_MCP), "serve", "--transport", "http", "--backend", "sandbox", "--base-url", base_url]
+        with (
+            _process([*serve, "--port", str(ports[0])], env, logs[0], f"http://127.0.0.1:{ports[0]}/healthz"),
+            _process([*serve, "--port", str(ports[1])], env, logs[1], f"http://127.0.0.1:{ports[1]}/healthz"),
+        ):
+            urls = [f"http://127.0.0.1:{p}/mcp" for p in ports]
+            yield urls[0], urls[1], media, logs
+        for log in logs:
+            text = log.read_text()
+            assert TOKEN not in text and SANDBOX_KEY not in text and "a" * 40 not in text
+
+
+def _text(result: CallToolResult) -> str:
+    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
+
+
+async def _ok(c: Client, name: str, args: dict[str, Any]) -> dict[str, Any]:
+    result = await c.call_tool(name, args)
+    assert not result.is_error, f"{name}: {_text(result)}"
+    assert isinstance(result.structured_content, dict)
+    return result.structured_content
+
+
+async def test_a_job_started_on_one_replica_finishes_on_the_other(
+    replicas: tuple[str, str, Path, list[Path]],
+) -> None:
+    url_a, url_b, media, _ = replicas
+    with anyio.fail_after(60):
+        async with AsyncExitStack() as stack:
+            clients = []
+            for url in (url_a, url_b):
+                http = await stack.enter_async_context(
+                    httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+                )
+                clients.append(
+                    await stack.enter_async_context(Client(streamable_http_client(url, http_client=http)))
+                )
+            a, b = clients
+            index = await _ok(a, "create_index", {"name": "replicas"})
+            started = await _ok(
+                a,
+                "upload_asset",
+                {"path": str(media / "clip.mp4"), "index_id": index["id"], "wait": True, "wait_s": 0},
+            )
+            assert started["status"] == "in_progress", started
+            job_id = started["job_id"]
+            # The id carries the handles another replica needs, so it was handed out once they existed.
+            assert started["asset_id"] and started["indexed_asset_id"] and started["asset_id"] in job_id
+
+            waited = await _ok(b, "wait_for_task", {"id": job_id, "wait_s": 45})
+            assert waited["done"] is True and waited["status"] == "completed", waited
+            assert waited["kind"] == "job:upload"
+            result = waited["result"]
+            assert result["status"] == "completed" and result["indexing_status"] == "ready"
+            assert result["indexed_asset_id"] == started["indexed_asset_id"]
+            assert result["asset_id"] == started["asset_id"] and result["index_id"] == index["id"]
+            assert result["filename"] == "clip.mp4" and result["size_bytes"] == started["size_bytes"]
+
+            # Replica A, which ran the job, answers the same id with the same outcome.
+            again = await _ok(a, "wait_for_task", {"id": job_id, "wait_s": 30})
+            assert again["done"] and again["result"]["indexed_asset_id"] == result["indexed_asset_id"]
+
+            # One changed character in the handles (here: another asset's id) is refused on both replicas.
+            asset = started["asset_id"]
+            forged = job_id.replace(asset, asset[:-1] + ("0" if asset[-1] != "0" else "1"))
+            for client in (a, b):
+                refused = await client.call_tool("wait_for_task", {"id": forged, "wait_s": 1})
+                assert refused.is_error and "signature does not match" in _text(refused)
+                assert "TL_MCP_STATE_KEYS" in _text(refused)

@@ -1,0 +1,59 @@
+"""Portable job ids: signed with the shared state keys, bound to the backend, refused when altered."""
+
+from __future__ import annotations
+
+import pytest
+from mcp.server.mcpserver.exceptions import ToolError
+
+from tl_mcp.server.jobs import MAX_JOB_ID, JobIds
+from tl_mcp.server.replicas import ReplicaJobs
+
+OLD, NEW = b"o" * 32, b"n" * 32
+SCOPE = "http://127.0.0.1:8765/v1.3"
+
+
+def test_round_trip_rotation_and_scope() -> None:
+    ids = JobIds([OLD], scope=SCOPE)
+    job_id = ids.mint("u", ["asset1", "idx1", "ia1", "", ""])
+    assert job_id is not None and job_id.startswith("job_u:asset1:idx1:ia1::.")
+    assert ids.open(job_id) == ("u", ["asset1", "idx1", "ia1", "", ""])
+    # Rotation: a ring [new, old] still accepts ids signed with the old key.
+    assert JobIds([NEW, OLD], scope=SCOPE).open(job_id) == ("u", ["asset1", "idx1", "ia1", "", ""])
+    # Process-local ids are not portable ones.
+    assert ids.open("job_0123456789abcdef") is None
+    for other in (JobIds([NEW], scope=SCOPE), JobIds([OLD], scope="https://api.twelvelabs.io/v1.3")):
+        with pytest.raises(ToolError, match="signature does not match"):
+            other.open(job_id)
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        "job_u:asset2:idx1:ia1::.{sig}",
+        "job_e:asset1:idx1:ia1::.{sig}",
+        "job_u:asset1:idx1:ia1::",
+        "job_u:asset1:idx1:ia1::.AAAAAAAAAAAAAAAA",
+    ],
+)
+def test_altered_ids_are_refused(forged: str) -> None:
+    ids = JobIds([OLD], scope=SCOPE)
+    genuine = ids.mint("u", ["asset1", "idx1", "ia1", "", ""])
+    assert genuine is not None
+    with pytest.raises(ToolError) as err:
+        ids.open(forged.format(sig=genuine.rpartition(".")[2]))
+    assert "TL_MCP_STATE_KEYS" in str(err.value) and "start the work again" in str(err.value)
+
+
+def test_fields_that_cannot_be_carried_keep_the_id_local() -> None:
+    ids = JobIds([OLD], scope=SCOPE)
+    assert ids.mint("u", ["has:colon"]) is None
+    assert ids.mint("u", ["x" * MAX_JOB_ID]) is None
+
+
+def test_streams_cannot_move_and_say_what_to_do() -> None:
+    porter = ReplicaJobs()
+    with pytest.raises(ToolError) as err:
+        porter.resume("job_j:abc:sess_1.sig", "j", ["abc", "sess_1"])
+    assert 'continue_session(session_id="sess_1"' in str(err.value) and "another replica" in str(err.value)
+    with pytest.raises(ToolError, match="analyze_video again"):
+        porter.resume("job_a:abc.sig", "a", ["abc"])
