@@ -51,9 +51,20 @@ EXCEPTIONS: tuple[Exception_, ...] = (
         status=r"20\d",
         # Store, item and collection metadata (and a search hit's `metadata/user`), one value per key.
         pointer=r"(.*/)?metadata(/user)?/[^/]+",
-        message=r".* is not of type 'string'",
+        # Only the widened value kinds: a number, a boolean or a list of strings (never null or an object).
+        message=r"(-?[\d.eE+-]+|True|False|\[('[^']*'(, )?)*\]) is not of type 'string'",
         why="SDK 1.3.6 delta §3: metadata values are a string, number, boolean or array of strings (was a"
         " string map in the snapshot)",
+    ),
+    Exception_(
+        operation=r"GET /embed-v2/tasks/\{task_id\}",
+        status=r"200",
+        pointer=r"metadata",
+        message=r".* is valid under each of .*",
+        why="the snapshot's `EmbeddingTaskMediaMetadata` oneOf has an audio and a video variant that both"
+        " accept any input_type (audio|video) and the same required keys, so a correct object always matches"
+        " both; the intended `discriminator` is not JSON Schema. test_embed_v2_video_task checks the video"
+        " variant directly",
     ),
 )
 
@@ -98,9 +109,8 @@ class Recorder:
         template = match_path(api_path)
         method = exchange.method.upper()
         if template is None or method.lower() not in load_spec()["paths"][template]:
-            key = (method, template or api_path)
             with self._lock:
-                self.outside_spec[(method, _generic(api_path)) if template is None else key] += 1
+                self.outside_spec[(method, _outside_template(method, api_path))] += 1
             return
         problems = _problems(method, template, exchange)
         label = f"{method} {template} -> {exchange.status} ({exchange.method} {exchange.path})"
@@ -131,6 +141,13 @@ class SpecGuard:
             await self.app(scope, receive, send)
             return
         exchange = Exchange(scope["method"], scope["path"])
+        checked = False
+
+        def check() -> None:
+            nonlocal checked
+            if not checked:
+                checked = True
+                self.recorder.check(exchange, tuple(scope.get("state", {}).get("faults", ())))
 
         async def spy(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -140,16 +157,23 @@ class SpecGuard:
             elif message["type"] == "http.response.body":
                 exchange.body.extend(message.get("body", b""))
                 exchange.complete = not message.get("more_body", False)
+                if exchange.complete:
+                    # Judge before the last bytes leave, so the verdict is recorded before the client (the
+                    # test) can see the whole response and move on to the next test.
+                    check()
             await send(message)
 
         try:
             await self.app(scope, receive, spy)
         finally:
-            self.recorder.check(exchange, tuple(scope.get("state", {}).get("faults", ())))
+            check()
 
 
-def _generic(path: str) -> str:
-    # Signed media URLs carry ids and signatures; group them so the report stays readable.
+def _outside_template(method: str, path: str) -> str:
+    for known_method, template in SDK_136_OPERATIONS:
+        if known_method == method and re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", template), path):
+            return template
+    # Signed media and upload URLs carry ids; group them so the report stays readable.
     return re.sub(r"/[^/]*\d[^/]*", "/{id}", path)
 
 

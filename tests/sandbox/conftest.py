@@ -60,6 +60,18 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     return result
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not RECORDER.validated:
+        return
+    operations = {(m, t) for m, t, _ in RECORDER.validated}
+    terminalreporter.write_sep("-", "sandbox OpenAPI guard")
+    terminalreporter.write_line(
+        f"{sum(RECORDER.validated.values())} responses validated across {len(operations)} spec operations"
+        f" ({len(RECORDER.validated)} operation+status pairs); outside the snapshot, not validated: "
+        + ", ".join(f"{m} {p} x{n}" for (m, p), n in sorted(RECORDER.outside_spec.items()))
+    )
+
+
 @dataclass
 class Media:
     video: SampleInfo

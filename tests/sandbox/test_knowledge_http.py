@@ -196,6 +196,18 @@ def test_store_item_and_collection_objects_conform(ks: Store) -> None:
     assert renamed.json()["description"] == "sample clip" and renamed.json()["name"] == "demo"
 
 
+def test_items_and_stores_delete(ks: Store) -> None:
+    c = ks.client
+    scratch = c.post("/knowledge-stores", json={"name": "scratch"}).json()["_id"]
+    item = c.post(f"/knowledge-stores/{scratch}/items", json={"asset_id": ks.asset_id}).json()["_id"]
+    assert c.delete(f"/knowledge-stores/{scratch}/items/{item}").status_code == 200
+    assert c.get(f"/knowledge-stores/{scratch}/items/{item}").status_code == 404
+    assert c.get(f"/knowledge-stores/{scratch}").json()["item_count"] == 0
+    assert c.delete(f"/knowledge-stores/{scratch}").status_code == 200
+    assert c.get(f"/knowledge-stores/{scratch}").status_code == 404
+    assert c.get(f"/knowledge-stores/{ks.store_id}/items/{ks.item_id}").json()["status"] == "ready"
+
+
 def test_store_search_finds_the_subtitle_phrase(ks: Store) -> None:
     cue = ks.media.video.subtitles[1]
     r = ks.client.post(

@@ -495,7 +495,22 @@ def _v2_json(row: sqlite3.Row) -> dict[str, Any]:
             }
             for s in result["segments"]
         ]
-        body["metadata"] = {"input_type": "video", "duration": result["duration"]}
+        req = loads(row["request"])
+        metadata: dict[str, Any] = {
+            "input_type": "video",
+            # Only visual vectors are computed; `video` is v1's name for the v2 `asset` scope.
+            "embedding_options": ["visual"],
+            "embedding_scopes": ["asset" if s == "video" else s for s in req["scopes"]],
+            "duration": result["duration"],
+            "start_offset_sec": req["start"],
+        }
+        if float(req["clip_length"]).is_integer():
+            metadata["clip_length"] = int(req["clip_length"])
+        if req.get("end") is not None:
+            metadata["end_offset_sec"] = req["end"]
+        if req.get("video_url"):
+            metadata["input_url"] = req["video_url"]
+        body["metadata"] = metadata
     if row["error"]:
         body["error"] = {"message": row["error"]}
     return body
