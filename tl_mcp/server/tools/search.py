@@ -174,6 +174,12 @@ async def search_videos(
             )
     if image_url:
         http_url(image_url, "image_url")
+    if knowledge_store_id and not query:
+        # Also with a page_token: the next page of a knowledge-store search is asked for with its query.
+        raise ToolError(
+            "Knowledge-store search needs the text query, also when paging with page_token: pass the same "
+            "query and knowledge_store_id as the first call."
+        )
     chosen = modalities or ["visual", "audio"]
     try:
         if knowledge_store_id:
@@ -327,11 +333,20 @@ async def classify_videos(
     hits: dict[str, dict[str, list[SearchMoment]]] = {}
     limiter = anyio.Semaphore(4)
 
-    async def run(spec: ClassSpec, prompt: str) -> None:
-        async with limiter:
-            page = await state.client.search(
-                index_id, query_text=prompt, search_options=chosen, page_limit=50
-            )
+    failures: list[TwelveLabsError] = []
+
+    async def run(spec: ClassSpec, prompt: str, scope: anyio.CancelScope) -> None:
+        try:
+            async with limiter:
+                page = await state.client.search(
+                    index_id, query_text=prompt, search_options=chosen, page_limit=50
+                )
+        except TwelveLabsError as exc:
+            # Kept out of the task group: it would arrive wrapped in an ExceptionGroup that no handler
+            # below recognises, and the caller would get the SDK's bare "Error executing tool".
+            failures.append(exc)
+            scope.cancel()
+            return
         for m in _index_moments(page, 50):
             if m.video_id:
                 hits.setdefault(m.video_id, {}).setdefault(spec.name, []).append(m)
@@ -340,7 +355,9 @@ async def classify_videos(
         async with anyio.create_task_group() as tg:
             for spec in classes:
                 for prompt in spec.prompts:
-                    tg.start_soon(run, spec, prompt)
+                    tg.start_soon(run, spec, prompt, tg.cancel_scope)
+        if failures:
+            raise failures[0]
         durations: dict[str, float | None] = {}
         for video_id in hits:
             video = await state.client.get_video(index_id, video_id)
