@@ -144,8 +144,11 @@ class Library:
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory, media: Media) -> Iterator[Library]:
-    """One sandbox (deterministic analyzers) with the sample clip indexed, shared by a test module."""
-    sb = EmbeddedSandbox.start_in_thread(tmp_path_factory.mktemp("sandbox"), analyzers="none")
+    """One sandbox (deterministic analyzers) with the sample clip indexed, shared by a test module. It may
+    fetch URLs on loopback (off by default): tests fetch media back from its own signed URLs."""
+    sb = EmbeddedSandbox.start_in_thread(
+        tmp_path_factory.mktemp("sandbox"), analyzers="none", allow_private_urls=True
+    )
     try:
         with client_for(sb) as client:
             r = client.post(

@@ -60,13 +60,16 @@ def prepared(tmp_path_factory: pytest.TempPathFactory, media: Media) -> Prepared
 
 
 @contextmanager
-def serving(prepared: Prepared, *rules: FaultRule) -> Iterator[EmbeddedSandbox]:
+def serving(
+    prepared: Prepared, *rules: FaultRule, allow_private_urls: bool = False
+) -> Iterator[EmbeddedSandbox]:
     sb = EmbeddedSandbox.start_in_thread(
         prepared.data_dir,
         api_key=KEY,
         analyzers="none",
         keepalive_interval_s=0.1,
         faults=FaultConfig(rules=rules) if rules else None,
+        allow_private_urls=allow_private_urls,
     )
     try:
         yield sb
@@ -164,7 +167,12 @@ def file_server(directory: Path) -> Iterator[str]:
 
 
 def test_item_fails_with_a_reason_when_its_asset_fails_ingest(prepared: Prepared, media: Media) -> None:
-    with serving(prepared) as sb, client_for(sb) as c, file_server(media.broken.parent) as origin:
+    # The origin is a loopback test server, which the sandbox refuses unless told otherwise.
+    with (
+        serving(prepared, allow_private_urls=True) as sb,
+        client_for(sb) as c,
+        file_server(media.broken.parent) as origin,
+    ):
         # A URL upload is accepted at once and fails later, when the fetched bytes turn out not to be media.
         r = c.post("/assets", data={"method": "url", "url": f"{origin}/{media.broken.name}"})
         assert r.status_code == 201, r.text

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+ALLOW_PRIVATE_URLS_ENV = "TL_MCP_SANDBOX_ALLOW_PRIVATE_URLS"
+
 FaultKind = Literal[
     "latency", "rate_limit", "server_error", "drop", "truncate_stream", "malformed_json", "stall"
 ]
@@ -97,8 +99,10 @@ class SandboxConfig(BaseModel):
     keepalive_interval_s: float = Field(default=10.0, gt=0)
     #: Base URL clients use to reach this sandbox (for thumbnail and upload URLs). None = from each request.
     public_url: str | None = None
-    #: Whether URL assets may point at loopback/private addresses (tests serve media from 127.0.0.1).
-    allow_private_urls: bool = True
+    #: Whether caller-supplied URLs may resolve to loopback/private/link-local/... addresses (off: a sandbox
+    #: reachable by others must not fetch from its own network). Unset, ``TL_MCP_SANDBOX_ALLOW_PRIVATE_URLS``
+    #: decides, so the embedded sandbox honours it too.
+    allow_private_urls: bool = Field(default_factory=lambda: _env_flag(ALLOW_PRIVATE_URLS_ENV))
 
     @classmethod
     def from_env(cls, data_dir: Path | None = None, **overrides: object) -> SandboxConfig:
@@ -128,6 +132,10 @@ class SandboxConfig(BaseModel):
         if not self.api_keys:
             return True
         return any(_const_eq(key, k.get_secret_value()) for k in self.api_keys)
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _const_eq(a: str, b: str) -> bool:

@@ -22,7 +22,16 @@ from tl_mcp.sandbox.engine import FAILURE_HOOKS, JOB_HANDLERS, Engine
 from tl_mcp.sandbox.errors import ApiError, invalid, missing, not_found
 from tl_mcp.sandbox.media import Probe
 from tl_mcp.sandbox.routes.assets import insert_asset
-from tl_mcp.sandbox.routes.common import engine_of, json_body, no_content, ok, page_params, paged, query_list
+from tl_mcp.sandbox.routes.common import (
+    checked_url,
+    engine_of,
+    json_body,
+    no_content,
+    ok,
+    page_params,
+    paged,
+    query_list,
+)
 
 MODELS = ("pegasus1.5", "pegasus1.6", "pegasus1.2")
 WAIT_S = 300.0
@@ -101,6 +110,12 @@ def _keys(node: Any) -> list[str]:
     if isinstance(node, list):
         return [k for v in node for k in _keys(v)]
     return []
+
+
+async def _check_video_url(request: Request, params: dict[str, Any], *, nested: bool) -> None:
+    video = params["video"]
+    if isinstance(video, dict) and video.get("url"):
+        await checked_url(request, str(video["url"]), name="video.url", nested=nested)
 
 
 def _resolve_asset(engine: Engine, params: dict[str, Any], *, nested: bool) -> str:
@@ -208,6 +223,7 @@ async def analyze(request: Request) -> Response:
     engine = engine_of(request)
     body = await json_body(request)
     params = _validate(body, nested=False)
+    await _check_video_url(request, params, nested=False)
     stream = body.get("stream", True)
     if not isinstance(stream, bool):
         raise invalid("The `stream` parameter must be a boolean.")
@@ -284,6 +300,7 @@ async def create_task(request: Request) -> Response:
     params = _validate(body, nested=True)
     if body.get("video") is None:
         raise missing("video", nested=True)
+    await _check_video_url(request, params, nested=True)
     mode = body.get("analysis_mode", "general")
     if mode not in ("general", "time_based_metadata"):
         raise invalid("`analysis_mode` must be general or time_based_metadata.", nested=True)

@@ -26,6 +26,7 @@ from tl_mcp.sandbox.media import MediaError, Probe
 from tl_mcp.sandbox.routes.common import (
     check_metadata,
     check_signature,
+    checked_url,
     engine_of,
     form_body,
     form_bool,
@@ -247,13 +248,17 @@ def process_asset(engine: Engine, asset_id: str, payload: dict[str, Any]) -> Non
 def fetch_url(engine: Engine, asset_id: str, url: str, filename: str) -> Path:
     import httpx2
 
+    from tl_mcp.sandbox import urls
+
     cap = engine.config.max_url_bytes
     dest = engine.asset_dir(asset_id) / f"source{Path(filename).suffix[:10]}"
     partial = dest.with_suffix(dest.suffix + ".part")
     written = 0
     try:
         with (
-            httpx2.Client(timeout=engine.config.url_timeout_s, follow_redirects=True) as client,
+            urls.client(
+                allow_private=engine.config.allow_private_urls, timeout=engine.config.url_timeout_s
+            ) as client,
             client.stream("GET", url) as resp,
         ):
             if resp.status_code >= 400:
@@ -266,6 +271,16 @@ def fetch_url(engine: Engine, asset_id: str, url: str, filename: str) -> Path:
                             "video_filesize_too_large", f"The file at the URL is larger than {cap} bytes."
                         )
                     out.write(chunk)
+    except urls.UrlRefused as exc:
+        # Re-checked at fetch time: a redirect (or a changed DNS answer) may lead somewhere refused.
+        partial.unlink(missing_ok=True)
+        raise MediaError("parameter_invalid", exc.message) from exc
+    except httpx2.TooManyRedirects as exc:
+        partial.unlink(missing_ok=True)
+        raise MediaError(
+            "video_file_broken",
+            f"The URL redirected more than {urls.MAX_REDIRECTS} times; give the final URL instead.",
+        ) from exc
     except httpx2.HTTPError as exc:
         partial.unlink(missing_ok=True)
         raise MediaError(
@@ -353,6 +368,7 @@ async def create_asset(request: Request) -> Response:
             parsed = urlparse(url)
             if parsed.scheme not in ("http", "https") or not parsed.netloc:
                 raise invalid(f"The `url` parameter must be an http(s) URL (got {url[:200]!r}).")
+            await checked_url(request, url, name="url")
             name = safe_filename(filename or unquote(Path(parsed.path).name) or "download")
             insert_asset(
                 engine,

@@ -50,6 +50,17 @@ def check_signature(request: Request, path: str) -> None:
         )
 
 
+async def checked_url(request: Request, url: str, *, name: str, nested: bool = False) -> str:
+    """``url`` if the sandbox may fetch it (see tl_mcp.sandbox.urls), else a 400 saying why."""
+    from tl_mcp.sandbox.urls import UrlRefused, acheck_url
+
+    try:
+        await acheck_url(url, allow_private=engine_of(request).config.allow_private_urls)
+    except UrlRefused as exc:
+        raise invalid(f"`{name}`: {exc.message}", nested=nested) from exc
+    return url
+
+
 def ok(body: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(body, status)
 

@@ -23,6 +23,7 @@ from tl_mcp.sandbox.errors import ApiError, invalid, missing, not_found
 from tl_mcp.sandbox.media import MediaError, audio_features, load_image_rgb
 from tl_mcp.sandbox.routes.assets import safe_filename, save_upload
 from tl_mcp.sandbox.routes.common import (
+    checked_url,
     engine_of,
     form_body,
     form_file,
@@ -42,20 +43,26 @@ def _floats(vec: FloatArray) -> list[float]:
     return [round(float(x), 6) for x in vec]
 
 
-async def _fetch(url: str, cap: int) -> bytes:
+async def _fetch(request: Request, url: str, cap: int, *, name: str, nested: bool = False) -> bytes:
     import httpx2
 
+    from tl_mcp.sandbox import urls
+
     if not url.startswith(("http://", "https://")):
-        raise invalid(f"URL must be http(s) (got {url[:100]!r}).")
-    async with httpx2.AsyncClient(timeout=60.0, follow_redirects=True) as client:
+        raise invalid(f"`{name}` must be an http(s) URL (got {url[:100]!r}).", nested=nested)
+    await checked_url(request, url, name=name, nested=nested)
+    allow_private = engine_of(request).config.allow_private_urls
+    async with urls.async_client(allow_private=allow_private, timeout=60.0) as client:
         try:
             resp = await client.get(url)
+        except urls.UrlRefused as exc:
+            raise invalid(f"`{name}`: {exc.message}", nested=nested) from exc
         except httpx2.HTTPError as exc:
-            raise invalid(f"{url[:100]} could not be fetched ({type(exc).__name__}).") from exc
+            raise invalid(f"{url[:100]} could not be fetched ({type(exc).__name__}).", nested=nested) from exc
     if resp.status_code >= 400:
-        raise invalid(f"{url[:100]} returned HTTP {resp.status_code}.")
+        raise invalid(f"{url[:100]} returned HTTP {resp.status_code}.", nested=nested)
     if len(resp.content) > cap:
-        raise invalid(f"{url[:100]} is larger than {cap} bytes.")
+        raise invalid(f"{url[:100]} is larger than {cap} bytes.", nested=nested)
     return resp.content
 
 
@@ -97,7 +104,10 @@ async def embed(request: Request) -> Response:
             }
         if image_url or image_file:
             cap = engine.config.max_image_bytes
-            data = await _fetch(image_url, cap) if image_url else await image_file.read(cap + 1)  # type: ignore[union-attr]
+            if image_url:
+                data = await _fetch(request, image_url, cap, name="image_url")
+            else:
+                data = await image_file.read(cap + 1)  # type: ignore[union-attr]
             if len(data) > cap:
                 raise invalid(f"The image is larger than {cap} bytes.")
             try:
@@ -111,7 +121,10 @@ async def embed(request: Request) -> Response:
             }
         if audio_url or audio_file:
             cap = engine.config.max_upload_bytes
-            data = await _fetch(audio_url, cap) if audio_url else await audio_file.read(cap + 1)  # type: ignore[union-attr]
+            if audio_url:
+                data = await _fetch(request, audio_url, cap, name="audio_url")
+            else:
+                data = await audio_file.read(cap + 1)  # type: ignore[union-attr]
             vec = _audio_vec(engine, data, offset, None)
             meta = {"input_url": audio_url} if audio_url else {"input_filename": audio_file.filename}  # type: ignore[union-attr]
             body["audio_embedding"] = {
@@ -205,7 +218,7 @@ async def create_embed_task(request: Request) -> Response:
         task_id = new_id()
         request_doc: dict[str, Any] = {"clip_length": clip, "start": start, "end": end, "scopes": scopes}
         if url is not None:
-            request_doc["video_url"] = url
+            request_doc["video_url"] = await checked_url(request, url, name="video_url")
             request_doc["path"] = None
         else:
             assert upload is not None
@@ -340,7 +353,7 @@ async def list_embed_tasks(request: Request) -> Response:
 
 # ----- embed v2 ---------------------------------------------------------------------------------------------
 async def _media_bytes(
-    engine: Engine, source: Any, cap: int
+    request: Request, engine: Engine, source: Any, cap: int
 ) -> tuple[bytes | None, Path | None, dict[str, Any]]:
     if not isinstance(source, dict):
         raise invalid(
@@ -350,7 +363,8 @@ async def _media_bytes(
     if len(given) != 1:
         raise invalid("`media_source` needs exactly one of url, base64_string, asset_id.", nested=True)
     if source.get("url"):
-        return await _fetch(str(source["url"]), cap), None, {"input_url": source["url"]}
+        data = await _fetch(request, str(source["url"]), cap, name="media_source.url", nested=True)
+        return data, None, {"input_url": source["url"]}
     if source.get("base64_string"):
         try:
             return base64.b64decode(str(source["base64_string"]), validate=True), None, {}
@@ -399,7 +413,9 @@ async def embed_v2(request: Request) -> Response:
             }
         )
     if input_type in ("image", "text_image"):
-        raw, path, meta = await _media_bytes(engine, spec.get("media_source"), engine.config.max_image_bytes)
+        raw, path, meta = await _media_bytes(
+            request, engine, spec.get("media_source"), engine.config.max_image_bytes
+        )
         metadata |= meta
         try:
             frame = load_image_rgb(raw if raw is not None else path.read_bytes())  # type: ignore[union-attr]
@@ -413,7 +429,9 @@ async def embed_v2(request: Request) -> Response:
             }
         )
     if input_type == "audio":
-        raw, path, meta = await _media_bytes(engine, spec.get("media_source"), engine.config.max_upload_bytes)
+        raw, path, meta = await _media_bytes(
+            request, engine, spec.get("media_source"), engine.config.max_upload_bytes
+        )
         metadata |= meta
         start, end = float(spec.get("start_sec") or 0.0), spec.get("end_sec")
         if raw is not None:
@@ -467,7 +485,9 @@ async def create_v2_task(request: Request) -> Response:
             raise not_found(str(source["asset_id"]), "assets", nested=True)
         doc["asset_id"] = asset["id"]
     elif source.get("url"):
-        doc["video_url"] = source["url"]
+        doc["video_url"] = await checked_url(
+            request, str(source["url"]), name="video.media_source.url", nested=True
+        )
     else:
         raise invalid("`media_source` needs url or asset_id for video tasks.", nested=True)
     task_id = new_id()

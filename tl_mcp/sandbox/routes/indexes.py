@@ -25,6 +25,7 @@ from tl_mcp.sandbox.routes.assets import (
 )
 from tl_mcp.sandbox.routes.common import (
     check_metadata,
+    checked_url,
     engine_of,
     form_body,
     form_bool,
@@ -538,6 +539,7 @@ async def create_task(request: Request) -> Response:
             assert url is not None
             if not url.startswith(("http://", "https://")):
                 raise invalid("The `video_url` parameter must be an http(s) URL.")
+            await checked_url(request, url, name="video_url")
             name = safe_filename(url.split("?")[0].rsplit("/", 1)[-1] or "video")
             insert_asset(engine, asset_id, method="url", filename=name, path=None, info=None, source_url=url)
     finally:

@@ -17,6 +17,7 @@ from tl_mcp.sandbox.errors import ApiError, invalid, missing
 from tl_mcp.sandbox.index_search import Moment, load_indexes, rank_image, rank_text, sources_for
 from tl_mcp.sandbox.media import MediaError, load_image_rgb
 from tl_mcp.sandbox.routes.common import (
+    checked_url,
     engine_of,
     form_body,
     form_int,
@@ -40,12 +41,18 @@ async def _query_images(request: Request, form: Any) -> list[bytes]:
     if urls:
         import httpx2
 
-        async with httpx2.AsyncClient(timeout=30.0, follow_redirects=True) as client:
+        from tl_mcp.sandbox import urls as fetching
+
+        allow_private = engine.config.allow_private_urls
+        async with fetching.async_client(allow_private=allow_private, timeout=30.0) as client:
             for url in urls:
                 if not url.startswith(("http://", "https://")):
                     raise invalid("`query_media_url` must be an http(s) URL.")
+                await checked_url(request, url, name="query_media_url")
                 try:
                     resp = await client.get(url)
+                except fetching.UrlRefused as exc:
+                    raise invalid(f"`query_media_url`: {exc.message}") from exc
                 except httpx2.HTTPError as exc:
                     raise invalid(f"`query_media_url` could not be fetched ({type(exc).__name__}).") from exc
                 if resp.status_code >= 400:

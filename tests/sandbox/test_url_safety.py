@@ -1,0 +1,158 @@
+"""Caller-supplied URLs: only http(s), and by default never a host resolving to the sandbox's own or a
+private network, on every route that fetches one and on every redirect hop."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from tests.sandbox.conftest import MARENGO, client_for
+from tl_mcp.sandbox import urls
+from tl_mcp.sandbox.config import ALLOW_PRIVATE_URLS_ENV, SandboxConfig
+from tl_mcp.sandbox.embedded import EmbeddedSandbox
+
+PUBLIC = "http://93.184.216.34"  # an IP literal: global, so no DNS is needed to accept it
+
+
+@pytest.fixture(scope="module")
+def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx2.Client]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv(ALLOW_PRIVATE_URLS_ENV, raising=False)
+        sb = EmbeddedSandbox.start_in_thread(tmp_path_factory.mktemp("strict"), analyzers="none")
+    assert sb.config.allow_private_urls is False
+    try:
+        with client_for(sb) as client:
+            r = client.post("/indexes", json={"index_name": "i", "models": MARENGO})
+            assert r.status_code == 201, r.text
+            client.headers["x-index-id"] = r.json()["_id"]
+            yield client
+    finally:
+        sb.stop()
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://127.0.0.1:9/clip.mp4", "resolves to 127.0.0.1, a loopback address"),
+        ("http://localhost:9/clip.mp4", "a loopback address"),
+        ("http://[::1]:9/clip.mp4", "resolves to ::1, a loopback address"),
+        ("http://10.1.2.3/clip.mp4", "a private address"),
+        ("http://192.168.0.10/clip.mp4", "a private address"),
+        ("http://169.254.169.254/latest/meta-data", "a link-local address"),
+        ("http://224.0.0.1/clip.mp4", "a multicast address"),
+        ("http://0.0.0.0/clip.mp4", "0.0.0.0"),
+        ("http://[::ffff:127.0.0.1]/clip.mp4", "a loopback address"),
+        ("http://100.64.0.1/clip.mp4", "a non-global address"),
+    ],
+)
+def test_url_assets_refuse_private_hosts_and_say_how_to_allow(
+    strict: httpx2.Client, url: str, why: str
+) -> None:
+    before = strict.get("/assets").json()["page_info"]["total_results"]
+    r = strict.post("/assets", data={"method": "url", "url": url})
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert body["code"] == "parameter_invalid"
+    assert why in body["message"] and f"{ALLOW_PRIVATE_URLS_ENV}=1" in body["message"], body
+    assert strict.get("/assets").json()["page_info"]["total_results"] == before
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/a.mp4", "file:///etc/passwd", "gopher://x/1"])
+def test_only_http_urls_are_fetched(strict: httpx2.Client, url: str) -> None:
+    r = strict.post("/assets", data={"method": "url", "url": url})
+    assert r.status_code == 400 and r.json()["code"] == "parameter_invalid"
+    assert "http(s)" in r.json()["message"]
+
+
+def _error(r: httpx2.Response) -> dict[str, Any]:
+    body: dict[str, Any] = r.json()
+    return body.get("error", body)  # analyze tasks and embed-v2 nest their errors
+
+
+def test_every_url_route_refuses_loopback(strict: httpx2.Client) -> None:
+    bad = "http://127.0.0.1:9/media"
+    index_id = strict.headers["x-index-id"]
+    attempts = {
+        "tasks": strict.post("/tasks", data={"index_id": index_id, "video_url": bad}),
+        "analyze": strict.post("/analyze", json={"video": {"type": "url", "url": bad}, "prompt": "hi"}),
+        "analyze task": strict.post(
+            "/analyze/tasks", json={"video": {"type": "url", "url": bad}, "prompt": "hi"}
+        ),
+        "embed image": strict.post("/embed", data={"model_name": "marengo3.0", "image_url": bad}),
+        "embed audio": strict.post("/embed", data={"model_name": "marengo3.0", "audio_url": bad}),
+        "embed task": strict.post("/embed/tasks", data={"model_name": "marengo3.0", "video_url": bad}),
+        "embed-v2 image": strict.post(
+            "/embed-v2",
+            json={"input_type": "image", "model_name": "marengo3.0", "image": {"media_source": {"url": bad}}},
+        ),
+        "embed-v2 task": strict.post(
+            "/embed-v2/tasks",
+            json={"input_type": "video", "model_name": "marengo3.0", "video": {"media_source": {"url": bad}}},
+        ),
+        "search": strict.post(
+            "/search",
+            data={
+                "index_id": index_id,
+                "query_media_type": "image",
+                "query_media_url": bad,
+                "search_options": "visual",
+            },
+        ),
+    }
+    for route, r in attempts.items():
+        assert r.status_code == 400, (route, r.text)
+        error = _error(r)
+        assert error["code"] == "parameter_invalid", (route, error)
+        assert "loopback" in error["message"] and ALLOW_PRIVATE_URLS_ENV in error["message"], (route, error)
+    assert strict.get("/tasks").json()["data"] == []
+    assert strict.get("/analyze/tasks").json()["data"] == []
+
+
+def test_redirects_are_rechecked_and_capped() -> None:
+    def origin(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path == "/to-private":
+            return httpx2.Response(302, headers={"location": "http://10.0.0.5/secret"})
+        if request.url.path.startswith("/loop"):
+            n = int(request.url.path.removeprefix("/loop") or 0)
+            return httpx2.Response(302, headers={"location": f"{PUBLIC}/loop{n + 1}"})
+        return httpx2.Response(200, content=b"ok")
+
+    with urls.client(allow_private=False, timeout=5, transport=httpx2.MockTransport(origin)) as c:
+        assert c.get(f"{PUBLIC}/fine").content == b"ok"
+        with pytest.raises(urls.UrlRefused, match=r"10\.0\.0\.5, a private address"):
+            c.get(f"{PUBLIC}/to-private")
+        with pytest.raises(httpx2.TooManyRedirects):
+            c.get(f"{PUBLIC}/loop")
+    with urls.client(allow_private=True, timeout=5, transport=httpx2.MockTransport(origin)) as c:
+        assert c.get(f"{PUBLIC}/to-private").content == b"ok"
+        with pytest.raises(urls.UrlRefused, match="only http and https"):
+            c.get("ftp://10.0.0.5/x")
+
+
+@pytest.mark.anyio
+async def test_async_client_rechecks_redirects_too() -> None:
+    def origin(request: httpx2.Request) -> httpx2.Response:
+        if request.url.host != "127.0.0.1":
+            return httpx2.Response(307, headers={"location": "http://127.0.0.1/admin"})
+        return httpx2.Response(200)
+
+    async with urls.async_client(allow_private=False, timeout=5, transport=httpx2.MockTransport(origin)) as c:
+        with pytest.raises(urls.UrlRefused, match="loopback"):
+            await c.get(f"{PUBLIC}/image.png")
+
+
+def test_opt_in_by_environment_or_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ALLOW_PRIVATE_URLS_ENV, raising=False)
+    assert SandboxConfig(data_dir=tmp_path).allow_private_urls is False
+    monkeypatch.setenv(ALLOW_PRIVATE_URLS_ENV, "1")
+    assert SandboxConfig(data_dir=tmp_path).allow_private_urls is True
+    assert SandboxConfig.from_env(tmp_path).allow_private_urls is True
+    # The embedded sandbox the MCP server starts builds its config the same way.
+    assert EmbeddedSandbox.create(tmp_path / "e", analyzers="none").config.allow_private_urls is True
+    assert SandboxConfig(data_dir=tmp_path, allow_private_urls=False).allow_private_urls is False
+    monkeypatch.setenv(ALLOW_PRIVATE_URLS_ENV, "0")
+    assert SandboxConfig(data_dir=tmp_path).allow_private_urls is False
