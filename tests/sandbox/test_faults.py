@@ -86,6 +86,32 @@ def test_truncated_stream(tmp_path: Path, media: Media) -> None:
         sb.stop()
 
 
+def test_malformed_json_breaks_exactly_one_ndjson_line(tmp_path: Path, media: Media) -> None:
+    sb = _sandbox(tmp_path, FaultRule(kind="malformed_json", path="^/analyze$", after_chunks=1, max_times=1))
+    try:
+        with client_for(sb) as c:
+            asset_id = ready_asset(c, media.video.path)
+            body = {"video": {"asset_id": asset_id}, "prompt": "apples"}
+
+            def lines() -> list[str]:
+                with c.stream("POST", "/analyze", json=body) as resp:
+                    assert resp.status_code == 200
+                    assert resp.headers["content-type"].startswith("application/x-ndjson")
+                    return [line for line in resp.iter_lines() if line.strip()]
+
+            broken, intact = lines(), lines()
+            # Framing survives: same number of lines; only line 1 is cut, the stream still ends properly.
+            assert len(broken) == len(intact) >= 3
+            with pytest.raises(json.JSONDecodeError):
+                json.loads(broken[1])
+            assert intact[1].startswith(broken[1]) and len(broken[1]) < len(intact[1])
+            parsed = [json.loads(line) for i, line in enumerate(broken) if i != 1]
+            assert parsed[0]["event_type"] == "stream_start" and parsed[-1]["event_type"] == "stream_end"
+            assert json.loads(intact[1])["event_type"] == "text_generation"
+    finally:
+        sb.stop()
+
+
 def test_bad_fault_config_is_explained() -> None:
     with pytest.raises(ValueError, match="TL_MCP_SANDBOX_FAULTS"):
         FaultConfig.from_json('{"rules": [{"kind": "earthquake"}]}')
