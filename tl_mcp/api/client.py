@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from ._http import Body, HTTPCore, QueryParams, RetryPolicy, Timeouts
 from ._multipart import ByteProgress, FilePart, FileSliceStream, MultipartForm, ProgressCounter
-from .errors import APIStatusError, StreamError, TwelveLabsError, UploadError
+from .errors import APIStatusError, StreamError, TwelveLabsError, UploadError, redact
 from .models._base import MetadataValue, Page
 from .models.analyze import (
     AnalyzeEvent,
@@ -795,7 +795,10 @@ class TwelveLabsClient:
                         for event in assembler.feed(obj):
                             yield event
             except (httpx2.TransportError, TwelveLabsError) as exc:
-                raise StreamError(f"the analyze stream broke: {exc}", partial_text=assembler.text) from exc
+                raise StreamError(
+                    redact(f"the analyze stream broke: {exc}", self._http.secrets),
+                    partial_text=assembler.text,
+                ) from exc
             for obj in decoder.flush():
                 for event in assembler.feed(obj):
                     yield event
@@ -1083,7 +1086,7 @@ class TwelveLabsClient:
                 raise
             except (httpx2.TransportError, TwelveLabsError) as exc:
                 raise StreamError(
-                    f"the response stream broke: {exc}",
+                    redact(f"the response stream broke: {exc}", self._http.secrets),
                     partial_text=assembler.partial_text,
                     session_id=assembler.session_id,
                     response_id=assembler.response_id,

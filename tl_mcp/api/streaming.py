@@ -289,12 +289,13 @@ class ResponseAssembler:
         return item is None or item.is_answer
 
     def _error(self, message: str, *, code: str | None = None) -> StreamError:
+        # The code comes from the server as much as the message does: both are scrubbed.
         return StreamError(
             redact(message, self._secrets),
             partial_text=self.partial_text,
             session_id=self.session_id,
             response_id=self.response_id,
-            code=code,
+            code=redact(code, self._secrets) if code else None,
         )
 
     def _note_response(self, data: Any) -> ResponseObject | None:

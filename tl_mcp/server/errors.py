@@ -57,7 +57,10 @@ def explain(action: str, exc: TwelveLabsError) -> str:
     text = f"{action} failed: {message}" + (f" ({reason})" if reason else "")
     if isinstance(exc, RateLimitError) and exc.retry_after:
         text += f". Retry after {exc.retry_after:.0f} s"
-    hint = next((h for cls, h in _HINTS if isinstance(exc, cls)), "")
+    hint = next(
+        (h for cls, h in _HINTS if isinstance(exc, cls)),
+        "The API's answer could not be used; retry, and if it keeps happening the service may be degraded.",
+    )
     if isinstance(exc, StreamError):
         hint = "The answer was cut off before it was complete; what arrived is kept below, if anything did."
     elif exc.repeat_safe is False:
