@@ -102,8 +102,9 @@ class Recorder:
     def check(self, exchange: Exchange, faults: tuple[Any, ...]) -> None:
         if any(getattr(rule, "kind", None) in BROKEN_ON_PURPOSE for rule in faults):
             return
-        if not exchange.complete and exchange.status:
-            # The client went away mid-body (a test that reads only part of a stream); nothing to judge.
+        if not exchange.complete:
+            # The client went away before the body ended (a cancelled call, a test reading part of a
+            # stream); nothing whole to judge.
             return
         api_path = exchange.path[len(API_PREFIX) :] or "/"
         template = match_path(api_path)

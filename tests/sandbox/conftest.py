@@ -21,11 +21,12 @@ from tl_mcp.sandbox.embedded import EmbeddedSandbox
 MARENGO = [{"model_name": "marengo3.0", "model_options": ["visual", "audio"]}]
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def spec_guard() -> Iterator[None]:
-    """Wrap every sandbox app these tests start in ``SpecGuard``: each `/v1.3` response is checked against the
-    OpenAPI snapshot, whichever client sent the request. Violations fail the test that caused them (see
-    ``pytest_runtest_call``); any left at the end of the session (from fixture teardown) fail here."""
+    """Wrap every sandbox app a tests/sandbox module starts in ``SpecGuard``: each `/v1.3` response is checked
+    against the OpenAPI snapshot, whichever client sent the request. Violations fail the test that caused
+    them (see ``pytest_runtest_call``); any left when the module ends (from fixture teardown) fail here.
+    Module scope, so sandboxes other test folders start in the same run stay unwrapped."""
     original = embedded.create_app
 
     def guarded(config: SandboxConfig, *, analyzers: Analyzers | None = None) -> Any:
