@@ -164,19 +164,46 @@ async def test_truncated_follow_up_points_back_to_the_existing_session(seed: See
     assert retried.structured_content is not None and retried.structured_content["session_id"] == session
 
 
-async def test_malformed_sse_frame_is_skipped_and_the_answer_completes(seed: Seed, tmp_path: Path) -> None:
-    rule = FaultRule(kind="malformed_json", path="^/responses$", methods=("POST",), after_chunks=3)
+@pytest.mark.parametrize(
+    ("broken", "intermediate", "lost_text"),
+    [
+        # The first item's `output_item.added`: losing it once made Jockey's commentary stream as answer
+        # text, so the progress no longer added up to the result.
+        (2, True, False),
+        (5, True, False),
+        # A text delta: the live text misses a piece, and a progress note says the result has it all.
+        (6, False, True),
+    ],
+)
+async def test_malformed_sse_frame_is_skipped_and_the_answer_completes(
+    seed: Seed, tmp_path: Path, broken: int, intermediate: bool, lost_text: bool
+) -> None:
+    rule = FaultRule(kind="malformed_json", path="^/responses$", methods=("POST",), after_chunks=broken)
     with faulted(seed, tmp_path) as clean:
         expected = await _clean_answer(clean)
+    args = {
+        "knowledge_store_id": seed.knowledge_store_id,
+        "input": QUESTION,
+        "include_intermediate_outputs": intermediate,
+    }
+    messages: list[str] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        messages.append(message or "")
+
     with faulted(seed, tmp_path / "faulty", rule) as env:
         async with Client(env.server()) as c:
             with anyio.fail_after(20):
-                result = await call_ok(
-                    c, "create_response", {"knowledge_store_id": seed.knowledge_store_id, "input": QUESTION}
-                )
+                result = await call_ok(c, "create_response", args, progress_callback=on_progress)
     data = result.structured_content
     assert data is not None and data["status"] == "completed"
     assert data["text"] == expected
+    streamed = "".join(m for m in messages if not m.startswith("["))
+    notes = [m for m in messages if m.startswith("[note]")]
+    if lost_text:
+        assert streamed != expected and len(notes) == 1 and "complete answer" in notes[0]
+    else:
+        assert streamed == expected and not notes
 
 
 async def test_slow_jockey_returns_a_job_handle_then_wait_for_task_finishes(

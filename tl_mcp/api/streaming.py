@@ -276,6 +276,9 @@ class ResponseAssembler:
         self.saw_done_marker = False
         self._started_sent = False
         self._last_seq: int | None = None
+        #: Text of items whose `output_item.added` never arrived (a lost or unreadable event): answer or
+        #: commentary is unknown until the item shows up, so it waits.
+        self._held: dict[int, str] = {}
 
     # ------------------------------------------------------------ state helpers
 
@@ -402,13 +405,17 @@ class ResponseAssembler:
             logger.warning("skipping an unreadable output item at index %s", index)
             return []
         self.items[index] = item
+        held = self._held.pop(index, "")
+        released: list[ResponseUpdate] = (
+            [TextDelta(text=held, output_index=index, content_index=0)] if held and item.is_answer else []
+        )
         if obj.get("type") != "response.output_item.done":
-            return []
+            return released
         if item.type == "message" and item.is_answer:
             for ci, part in enumerate(item.content or []):
                 self.texts[(index, ci)] = part.text
-            return []
-        return [StepUpdate(item=item, summary=_summarise_item(item))]
+            return released
+        return [*released, StepUpdate(item=item, summary=_summarise_item(item))]
 
     def _on_part(self, obj: dict[str, Any]) -> list[ResponseUpdate]:
         oi, ci, part = obj.get("output_index"), obj.get("content_index", 0), obj.get("part")
@@ -426,6 +433,11 @@ class ResponseAssembler:
         if not isinstance(oi, int) or not isinstance(ci, int) or not isinstance(delta, str) or not delta:
             return []
         self.texts[(oi, ci)] = self.texts.get((oi, ci), "") + delta
+        if (self.items or self.response_id) and oi not in self.items:
+            # A server that sends `response.created` announces every item before its text (TL and the
+            # Open Responses spec do), so this item's announcement was lost: hold its text.
+            self._held[oi] = self._held.get(oi, "") + delta
+            return []
         if not self._is_answer_index(oi):
             return []
         return [TextDelta(text=delta, output_index=oi, content_index=ci)]

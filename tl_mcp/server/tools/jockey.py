@@ -254,6 +254,9 @@ async def _stream(state: AppState, job: Job, request: ResponseRequest, base: Any
     if text.startswith(job.text):
         # The final text is authoritative; relaying the missing tail keeps progress == text.
         job.emit_text(text[len(job.text) :])
+    else:
+        # A piece of the stream was lost on the way (an unreadable event): progress cannot be taken back.
+        job.emit_note("[note] the streamed text missed a piece; the result holds the complete answer")
     if final.session_id:
         job.state["session_id"] = final.session_id
         state.sessions.remember(final.session_id, request.knowledge_store_id)
