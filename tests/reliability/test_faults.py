@@ -267,3 +267,51 @@ async def test_upload_hit_by_503_is_not_retried_and_leaves_no_asset(seed: Seed, 
         text = assert_actionable("upload_asset", result)
         assert "HTTP 503" in text and "not retried" in text, text
         assert len(env.engine.db.all("SELECT id FROM assets")) == before
+
+
+async def test_rate_limited_text_embedding_is_retried(seed: Seed, tmp_path: Path) -> None:
+    rule = FaultRule(kind="rate_limit", path="^/embed$", methods=("POST",), retry_after_s=1, max_times=1)
+    with faulted(seed, tmp_path, rule) as env:
+        async with Client(env.server()) as c:
+            result = await call_ok(c, "create_embedding", {"text": "fresh apples"})
+    data = result.structured_content
+    assert data is not None and data["embeddings"] and data["embeddings"][0]["dims"] > 0
+
+
+async def test_wait_for_task_rides_out_503s_while_polling(seed: Seed, tmp_path: Path) -> None:
+    rule = FaultRule(kind="server_error", status=503, path="/indexed-assets/", methods=("GET",), max_times=2)
+    args = {"id": seed.video_id, "kind": "indexed_asset", "index_id": seed.index_id, "wait_s": 5}
+    with faulted(seed, tmp_path, rule) as env:
+        async with Client(env.server()) as c:
+            result = await call_ok(c, "wait_for_task", args)
+    data = result.structured_content
+    assert data is not None and data["done"] and data["status"] == "ready", data
+
+
+async def test_truncated_analysis_stream_keeps_partial_text_and_says_call_again(
+    seed: Seed, tmp_path: Path
+) -> None:
+    rule = FaultRule(
+        kind="truncate_stream", path="^/analyze$", methods=("POST",), after_chunks=2, max_times=1
+    )
+    args = {"asset_id": seed.asset_id, "prompt": "What is said about apples?", "wait_s": 20}
+    with faulted(seed, tmp_path, rule) as env:
+        async with Client(env.server()) as c:
+            with anyio.fail_after(30):
+                cut = await c.call_tool("analyze_video", args)
+            text = assert_actionable("analyze_video", cut)
+            assert "cut off" in text and "call again" in text, text
+            assert "Partial text:" in text, text
+            again = await call_ok(c, "analyze_video", args)
+    assert again.structured_content is not None and again.structured_content["text"]
+
+
+async def test_malformed_analysis_line_is_skipped(seed: Seed, tmp_path: Path) -> None:
+    rule = FaultRule(kind="malformed_json", path="^/analyze$", methods=("POST",), after_chunks=1)
+    args = {"asset_id": seed.asset_id, "prompt": "What is said about apples?", "wait_s": 20}
+    with faulted(seed, tmp_path, rule) as env:
+        async with Client(env.server()) as c:
+            with anyio.fail_after(30):
+                result = await call_ok(c, "analyze_video", args)
+    data = result.structured_content
+    assert data is not None and data["status"] == "completed" and data["text"]

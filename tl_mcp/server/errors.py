@@ -62,7 +62,10 @@ def explain(action: str, exc: TwelveLabsError) -> str:
         "The API's answer could not be used; retry, and if it keeps happening the service may be degraded.",
     )
     if isinstance(exc, StreamError):
-        hint = "The answer was cut off before it was complete; what arrived is kept below, if anything did."
+        hint = (
+            "The answer was cut off before it was complete (what arrived is kept below, if anything did); "
+            "call again for the complete answer."
+        )
     elif exc.repeat_safe is False:
         hint = (
             "It was not retried automatically, because repeating it could do it twice. Check whether it "
