@@ -13,7 +13,9 @@ import math
 import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -114,25 +116,33 @@ class Harness:
         return result
 
 
+@contextmanager
+def _harness(seed: Seed, root: Path, mode: str) -> Iterator[Harness]:
+    logs = Records()
+    root_logger = logging.getLogger()
+    old_level = root_logger.level
+    root_logger.addHandler(logs)
+    root_logger.setLevel(logging.DEBUG)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
+    try:
+        with faulted(seed, root) as env:
+            transport = CountingTransport()
+            server = build_server(env.settings(toolsets="all"), transport=transport)
+            with (
+                start_blocking_portal() as portal,
+                portal.wrap_async_context_manager(Client(server, mode=mode)) as client,  # type: ignore[arg-type]
+            ):
+                tools = {t.name: t for t in portal.call(client.list_tools).tools}
+                yield Harness(env, portal, client, transport, tools, logs)
+    finally:
+        root_logger.removeHandler(logs)
+        root_logger.setLevel(old_level)
+
+
 @pytest.fixture(scope="module")
 def harness(seed: Seed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    logs = Records()
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(logs)
-    root.setLevel(logging.DEBUG)
-    logging.getLogger("httpx2").setLevel(logging.WARNING)
-    with faulted(seed, tmp_path_factory.mktemp("fuzz")) as env:
-        transport = CountingTransport()
-        server = build_server(env.settings(toolsets="all"), transport=transport)
-        with (
-            start_blocking_portal() as portal,
-            portal.wrap_async_context_manager(Client(server)) as client,
-        ):
-            tools = {t.name: t for t in portal.call(client.list_tools).tools}
-            yield Harness(env, portal, client, transport, tools, logs)
-    root.removeHandler(logs)
-    root.setLevel(old_level)
+    with _harness(seed, tmp_path_factory.mktemp("fuzz"), "auto") as h:
+        yield h
 
 
 def _from_schema(name: str, prop: dict[str, Any], defs: dict[str, Any], seed: Seed) -> st.SearchStrategy[Any]:
@@ -299,19 +309,7 @@ def test_every_tool_is_fuzzed(harness: Harness) -> None:
 
 @pytest.mark.parametrize("name", TOOL_NAMES)
 def test_fuzzed_arguments_never_crash_hang_or_leak(harness: Harness, seed: Seed, name: str) -> None:
-    tool = harness.tools[name]
-
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
-    @given(args=arguments(tool, seed))
-    def run(args: dict[str, Any]) -> None:
-        _check(harness, name, args)
-
-    run()
+    _fuzz(harness, seed, name, EXAMPLES)
     # Still alive and answering after everything above.
     after = harness.call("list_knowledge_stores", {})
     assert not after.is_error, text_of(after)
@@ -332,6 +330,30 @@ def test_non_finite_numbers_are_refused_cleanly(harness: Harness) -> None:
                 name, {arg: bad, "query": "x", "index_id": "i", "knowledge_store_id": "k", "input": "q"}
             )
             assert result.is_error and text_of(result).strip() != BARE_SDK_ERROR.format(name=name)
+
+
+def _fuzz(h: Harness, seed: Seed, name: str, examples: int) -> None:
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(args=arguments(h.tools[name], seed))
+    def run(args: dict[str, Any]) -> None:
+        _check(h, name, args)
+
+    run()
+
+
+def test_fuzzed_arguments_over_legacy_json_rpc(seed: Seed, tmp_path: Path) -> None:
+    """The same properties through the 2025-11-25 handshake, where arguments cross real JSON-RPC framing."""
+    with _harness(seed, tmp_path, "legacy") as legacy:
+        for name in TOOL_NAMES:
+            _fuzz(legacy, seed, name, 3)
+        assert not legacy.call("list_knowledge_stores", {}).is_error
+        assert legacy.logs.crashes == []
+        assert not any(API_KEY in line for line in legacy.logs.lines)
 
 
 # Regressions found by the fuzzer above, pinned so they stay fixed whatever the random draw.
