@@ -315,3 +315,32 @@ async def test_malformed_analysis_line_is_skipped(seed: Seed, tmp_path: Path) ->
                 result = await call_ok(c, "analyze_video", args)
     data = result.structured_content
     assert data is not None and data["status"] == "completed" and data["text"]
+
+
+@pytest.mark.parametrize(
+    ("rule", "expect"),
+    [
+        (FaultRule(kind="drop", path="^/responses$", max_times=1), "broke before it was complete"),
+        (FaultRule(kind="server_error", status=503, path="^/responses$", max_times=1), "HTTP 503"),
+        (FaultRule(kind="rate_limit", path="^/responses$", retry_after_s=2, max_times=1), "Retry after 2 s"),
+        (FaultRule(kind="truncate_stream", path="^/responses$", after_chunks=0, max_times=1), "cut off"),
+        (FaultRule(kind="malformed_json", path="^/responses$", after_chunks=0, max_times=1), None),
+    ],
+    ids=["drop", "503", "429", "empty-stream", "broken-first-event"],
+)
+async def test_every_fault_on_a_jockey_turn_ends_promptly_and_the_next_turn_works(
+    seed: Seed, tmp_path: Path, rule: FaultRule, expect: str | None
+) -> None:
+    args = {"knowledge_store_id": seed.knowledge_store_id, "input": QUESTION}
+    with faulted(seed, tmp_path, rule) as env:
+        async with Client(env.server()) as c:
+            with anyio.fail_after(20):
+                first = await c.call_tool("create_response", args)
+            if expect is None:
+                assert not first.is_error, text_of(first)
+            else:
+                text = assert_actionable("create_response", first)
+                assert expect in text, text
+                assert API_KEY not in text
+            again = await call_ok(c, "create_response", args)
+    assert again.structured_content is not None and again.structured_content["status"] == "completed"

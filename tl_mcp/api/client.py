@@ -1069,7 +1069,14 @@ class TwelveLabsClient:
         async with self._http.stream("POST", "/responses", body=body, headers=headers) as response:
             content_type = response.headers.get("content-type", "")
             if "text/event-stream" not in content_type and "json" in content_type:
-                for update in assembler.from_json_body(await response.aread()):
+                try:
+                    raw = await response.aread()
+                except httpx2.TransportError as exc:
+                    # Same failure as a broken SSE body, so callers handle one exception type.
+                    raise StreamError(
+                        redact(f"the response broke before it was complete: {exc}", self._http.secrets)
+                    ) from exc
+                for update in assembler.from_json_body(raw):
                     yield update
                 return
             decoder = SSEDecoder()
