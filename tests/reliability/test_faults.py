@@ -5,6 +5,7 @@ Each test runs against its own sandbox on a copy of the seeded data, with exactl
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -344,3 +345,51 @@ async def test_every_fault_on_a_jockey_turn_ends_promptly_and_the_next_turn_work
                 assert API_KEY not in text
             again = await call_ok(c, "create_response", args)
     assert again.structured_content is not None and again.structured_content["status"] == "completed"
+
+
+FAMILY_CALLS: list[tuple[str, str, str, str]] = [
+    # (tool, upstream path, method, arguments as JSON with {placeholders})
+    ("search_videos", "^/search$", "POST", '{"index_id": "{index_id}", "query": "apples"}'),
+    ("list_videos", "/videos$", "GET", '{"index_id": "{index_id}"}'),
+    ("create_embedding", "^/embed$", "POST", '{"text": "apples"}'),
+    ("analyze_video", "^/analyze$", "POST", '{"asset_id": "{asset_id}", "prompt": "apples?", "wait_s": 20}'),
+    ("upload_asset", "^/assets$", "POST", '{"path": "{clip}"}'),
+    ("list_knowledge_store_items", "/items$", "GET", '{"knowledge_store_id": "{ks}"}'),
+]
+FAULT_KINDS = {
+    "drop": {"kind": "drop"},
+    "503": {"kind": "server_error", "status": 503},
+    "malformed": {"kind": "malformed_json", "after_chunks": 0},
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULT_KINDS))
+@pytest.mark.parametrize(
+    ("tool", "path", "method", "raw_args"), FAMILY_CALLS, ids=[c[0] for c in FAMILY_CALLS]
+)
+async def test_one_fault_per_tool_family_never_crashes_hangs_or_sticks(
+    seed: Seed, tmp_path: Path, tool: str, path: str, method: str, raw_args: str, fault: str
+) -> None:
+    """One fault on the tool's upstream call: a prompt result or actionable error, then a clean retry."""
+    values = {
+        "{index_id}": seed.index_id,
+        "{asset_id}": seed.asset_id,
+        "{ks}": seed.knowledge_store_id,
+        "{clip}": str(seed.media / "clip.mp4"),
+    }
+    for key, value in values.items():
+        raw_args = raw_args.replace(key, value)
+    args = json.loads(raw_args)
+    rule = FaultRule(path=path, methods=(method,), max_times=1, **FAULT_KINDS[fault])
+    with faulted(seed, tmp_path, rule) as env:
+        async with Client(env.server()) as c:
+            with anyio.fail_after(20):
+                first = await c.call_tool(tool, args)
+            if first.is_error:
+                text = assert_actionable(tool, first)
+                assert API_KEY not in text
+                if method == "GET" or tool in ("search_videos", "create_embedding"):
+                    # Safe to repeat, so only a fault that is not retryable may surface.
+                    assert fault == "malformed", text
+            with anyio.fail_after(20):
+                await call_ok(c, tool, args)
