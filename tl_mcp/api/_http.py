@@ -280,10 +280,13 @@ class HTTPCore:
             except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
                 error = self._transport_error(exc, what)
             except httpx2.TransportError as exc:
-                # The request may have reached the server: only a request that is safe to repeat is.
+                # The request may have reached the server: only a request that is safe to repeat is, and
+                # not after a timeout, which would only make the caller wait that long again.
                 error = self._transport_error(exc, what)
                 if not idempotent:
                     raise _not_repeated(error) from exc
+                if isinstance(exc, httpx2.TimeoutException):
+                    raise error from exc
             else:
                 if response.is_success:
                     logger.debug("%s -> %s", what, response.status_code)
