@@ -375,3 +375,16 @@ def test_store_search_page_without_query_is_refused_before_the_network(harness: 
     text = text_of(result)
     assert result.is_error and "needs the text query" in text and "page_token" in text, text
     assert harness.transport.requests == before
+
+
+@pytest.mark.parametrize("tool", ["create_index", "create_knowledge_store"])
+@pytest.mark.parametrize("name", ["\x00\x01\x02", "   ", "tab\there", "\u0085next"])
+def test_unreadable_names_are_refused_before_anything_is_created(
+    harness: Harness, tool: str, name: str
+) -> None:
+    # The fuzzer created an index literally named "\x00\x01\x02": a listing entry nobody can read or type.
+    before = harness.transport.requests
+    result = harness.call(tool, {"name": name})
+    text = text_of(result)
+    assert result.is_error and ("control characters" in text or "visible character" in text), text
+    assert harness.transport.requests == before

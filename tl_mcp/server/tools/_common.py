@@ -44,3 +44,15 @@ def one_of(what: str, **options: object) -> str:
         names = ", ".join(options)
         raise ToolError(f"{what}: give exactly one of {names} (got {', '.join(given) or 'none'}).")
     return given[0]
+
+
+def display_name(value: str, what: str = "name") -> str:
+    """A name people will read in listings: not blank, no control characters (caught before the network)."""
+    if not value.strip():
+        raise ToolError(f"{what} must contain a visible character; give a short descriptive {what}.")
+    bad = sorted({f"U+{ord(ch):04X}" for ch in value if ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0})
+    if bad:
+        raise ToolError(
+            f"{what} contains control characters ({', '.join(bad[:5])}); remove them and call again."
+        )
+    return value

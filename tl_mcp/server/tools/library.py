@@ -14,7 +14,7 @@ from tl_mcp.server.errors import explain
 from tl_mcp.server.registry import ToolSpec, tool
 from tl_mcp.server.results import Markdown, fmt_seconds, tool_result
 from tl_mcp.server.state import app_state
-from tl_mcp.server.tools._common import Ctx, Id
+from tl_mcp.server.tools._common import Ctx, Id, display_name
 
 Page = Annotated[int, Field(ge=1, le=10_000, description="Page number, from 1.")]
 PageLimit = Annotated[int, Field(ge=1, le=50, description="Items per page.")]
@@ -183,6 +183,7 @@ async def create_index(
     index_id. Indexes are for search_videos / classify_videos; for Jockey questions use a knowledge store.
     """
     state = app_state(ctx)
+    display_name(name)
     try:
         index_id = await state.client.create_index(
             name, models=[IndexModel(model_name="marengo3.0", model_options=list(modalities))]
@@ -319,6 +320,7 @@ async def create_knowledge_store(
     Then add media with upload_asset(knowledge_store_id=…) or add_to_knowledge_store(asset_id=…).
     """
     state = app_state(ctx)
+    display_name(name)
     try:
         store = await state.client.create_knowledge_store(name, description=description)
     except TwelveLabsError as exc:
