@@ -393,3 +393,21 @@ async def test_one_fault_per_tool_family_never_crashes_hangs_or_sticks(
                     assert fault == "malformed", text
             with anyio.fail_after(20):
                 await call_ok(c, tool, args)
+
+
+async def test_a_cut_off_turn_behind_a_job_handle_reports_the_same_way(seed: Seed, tmp_path: Path) -> None:
+    slow = FaultRule(kind="latency", path="^/responses$", methods=("POST",), latency_s=1.5, max_times=1)
+    cut = FaultRule(
+        kind="truncate_stream", path="^/responses$", methods=("POST",), after_chunks=6, max_times=1
+    )
+    args = {"knowledge_store_id": seed.knowledge_store_id, "input": QUESTION, "wait_s": 0.3}
+    with faulted(seed, tmp_path, slow, cut) as env:
+        async with Client(env.server()) as c:
+            first = await call_ok(c, "create_response", args)
+            data = first.structured_content
+            assert data is not None and data["status"] == "in_progress", data
+            with anyio.fail_after(20):
+                waited = await c.call_tool("wait_for_task", {"id": data["job_id"], "wait_s": 15})
+    text = assert_actionable("wait_for_task", waited)
+    assert "cut off" in text and "Partial answer before the failure" in text, text
+    assert "Session sess_" in text and "create_response(" in text, text
