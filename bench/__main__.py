@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -107,7 +108,94 @@ def table(results: dict[str, Any]) -> str:
             )
         )
         lines.append(_row("query embedding p50 (E5)", f"{srch['query_embed']['p50_ms']:.2f} ms", "", "", ""))
+    lines.extend(_mcp_rows(results))
     return "\n".join(lines)
+
+
+def _ok(met: bool) -> str:
+    return "ok" if met else "MISSED"
+
+
+def _mcp_rows(results: dict[str, Any]) -> list[str]:
+    """Rows for the MCP-layer benches (mcp-overhead, upload-memory, jockey-stream)."""
+    lines: list[str] = []
+    ovh = results.get("mcp_overhead")
+    if ovh:
+        limits = {
+            "inproc": ovh["targets"]["inproc_overhead_p50_ms"],
+            "stdio": ovh["targets"]["stdio_overhead_p50_ms"],
+        }
+        for op in ("search_videos", "list_indexes"):
+            base = ovh[op]["baseline"]
+            for path in ("inproc", "stdio"):
+                s = ovh[op][path]
+                met = s["overhead_p50_ms"] < limits[path]
+                lines.append(
+                    _row(
+                        f"{op} {path} p50 / p95",
+                        f"{s['p50_ms']:.2f} / {s['p95_ms']:.2f} ms",
+                        f"{base['p50_ms']:.2f} / {base['p95_ms']:.2f} ms",
+                        f"{s['ratio_p50']:.2f}x",
+                        f"+{s['overhead_p50_ms']:.2f} < {limits[path]:.0f} ms ({_ok(met)})",
+                    )
+                )
+    up = results.get("upload_memory")
+    if up:
+        limit = up["targets"]["rss_growth_mib"]
+        lines.append(
+            _row(
+                f"upload {up['file_mib']:.0f} MiB: server peak RSS",
+                f"{up['peak_rss_mib']:.0f} MiB",
+                f"at rest {up['rss_at_rest_mib']:.0f} MiB",
+                f"+{up['rss_growth_mib']:.1f}",
+                f"< +{limit:.0f} MiB ({_ok(up['rss_growth_mib'] < limit)})",
+            )
+        )
+        floor = up["targets"]["throughput_ratio"]
+        lines.append(
+            _row(
+                "upload throughput (MCP / raw)",
+                f"{up['mcp_mib_s']:.0f} MiB/s",
+                f"raw {up['raw_mib_s']:.0f} MiB/s",
+                f"{up['throughput_ratio']:.2f}x",
+                f">= {floor:.1f}x ({_ok(up['throughput_ratio'] >= floor)})",
+            )
+        )
+    js = results.get("jockey_stream")
+    if js:
+        base = js["baseline"]
+        first_limit = js["targets"]["first_overhead_p50_ms"]
+        total_limit = js["targets"]["total_overhead_p50_ms"]
+        for path in ("inproc", "stdio"):
+            s = js[path]
+            lines.append(
+                _row(
+                    f"jockey {path}: first text p50",
+                    f"{s['first']['p50_ms']:.1f} ms",
+                    f"SSE delta {base['first']['p50_ms']:.1f} ms",
+                    f"+{s['first_overhead_p50_ms']:.0f} ms",
+                    f"< +{first_limit:.0f} ms ({_ok(s['first_overhead_p50_ms'] < first_limit)})",
+                )
+            )
+            lines.append(
+                _row(
+                    f"jockey {path}: total p50",
+                    f"{s['total']['p50_ms']:.1f} ms",
+                    f"SSE {base['total']['p50_ms']:.1f} ms",
+                    f"{s['total_ratio_p50']:.1f}x",
+                    f"< +{total_limit:.0f} ms ({_ok(s['total_overhead_p50_ms'] < total_limit)})",
+                )
+            )
+            lines.append(
+                _row(
+                    f"jockey {path}: notifications",
+                    f"{s['pieces_mean']:.1f}",
+                    f"deltas {base['pieces_mean']:.1f}",
+                    f"{s['coalescing_ratio']:.1f}x",
+                    f"joined==final {_ok(s['joined_equals_final'])}",
+                )
+            )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,7 +206,14 @@ def main(argv: list[str] | None = None) -> int:
         "--segments", type=int, default=None, help="search segments (default 10000; quick 200)"
     )
     parser.add_argument("--threads", type=int, default=2, help="CPU threads per analyzer (default 2)")
-    parser.add_argument("--only", choices=("indexing", "search"), default=None)
+    parser.add_argument(
+        "--only",
+        choices=("indexing", "search", "mcp-overhead", "upload-memory", "jockey-stream"),
+        default=None,
+    )
+    parser.add_argument(
+        "--upload-mib", type=int, default=None, help="upload-memory file size (default 1024; quick 112)"
+    )
     parser.add_argument(
         "--out", type=Path, default=None, help="JSON output (default bench/results/<time>.json)"
     )
@@ -144,6 +239,22 @@ def main(argv: list[str] | None = None) -> int:
             pool=100 if args.quick else 864,
             budget_s=2.0 if args.quick else 20.0,
         )
+    if args.only in (None, "mcp-overhead"):
+        from bench import mcp_overhead
+
+        results["mcp_overhead"] = mcp_overhead.run(quick=args.quick)
+    if args.only in (None, "upload-memory"):
+        from bench import upload_memory
+
+        # Just above the client's multipart threshold (100 MiB) in quick mode, so the same path runs.
+        results["upload_memory"] = upload_memory.run(
+            size_mib=args.upload_mib or (112 if args.quick else 1024)
+        )
+    if args.only in (None, "jockey-stream"):
+        from bench import jockey_stream
+
+        results["jockey_stream"] = jockey_stream.run(rounds=2 if args.quick else 10)
+    results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     out = args.out or RESULTS / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -17,14 +17,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import httpx2
 from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
 from mcp.types import CallToolResult, TextContent
 
 from tl_mcp.config import Settings
@@ -112,21 +113,33 @@ def settings_for(sb: Sandbox, state_dir: Path, media: Path) -> Settings:
     return Settings.from_sources(env=server_env(sb, state_dir, media))
 
 
-def stdio_params(sb: Sandbox, state_dir: Path, media: Path) -> StdioServerParameters:
+def _open_log(state_dir: Path) -> TextIO:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    return (state_dir / "serve.log").open("w", encoding="utf-8")
+
+
+@asynccontextmanager
+async def stdio_transport(sb: Sandbox, state_dir: Path, media: Path) -> AsyncIterator[Any]:
+    """A real `tl-mcp serve` subprocess over stdio; its stderr goes to a log file beside its state.
+
+    The log file is explicit because the SDK's default (sys.stderr, bound at import) may be a closed
+    capture buffer under pytest.
+    """
     if not TL_MCP.exists():
         raise RuntimeError(f"{TL_MCP} is missing: install the package first (pip install -e .)")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TWELVELABS_", "TL_MCP_"))}
     env.update(server_env(sb, state_dir, media))
-    return StdioServerParameters(command=str(TL_MCP), args=["serve"], env=env)
+    params = StdioServerParameters(command=str(TL_MCP), args=["serve"], env=env)
+    with _open_log(state_dir) as log:
+        async with stdio_client(params, errlog=log) as streams:
+            yield streams
 
 
 def text_of(result: CallToolResult) -> str:
     return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
 
 
-async def call_ok(
-    client: Client, name: str, args: dict[str, Any], **kw: Any
-) -> dict[str, Any]:
+async def call_ok(client: Client, name: str, args: dict[str, Any], **kw: Any) -> dict[str, Any]:
     result = await client.call_tool(name, args, **kw)
     if result.is_error or not isinstance(result.structured_content, dict):
         raise RuntimeError(f"{name} failed: {text_of(result)[:500]}")

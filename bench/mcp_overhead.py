@@ -20,7 +20,7 @@ from bench.mcp_harness import (
     sandbox_process,
     seed_library,
     settings_for,
-    stdio_params,
+    stdio_transport,
     summary,
     workdir,
 )
@@ -33,7 +33,9 @@ TARGET_STDIO_MS = 15.0
 Op = Callable[[], Awaitable[object]]
 
 
-async def _rounds(paths: dict[str, Op], *, budget_s: float, min_runs: int, max_runs: int) -> dict[str, list[float]]:
+async def _rounds(
+    paths: dict[str, Op], *, budget_s: float, min_runs: int, max_runs: int
+) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {name: [] for name in paths}
     deadline = time.perf_counter() + budget_s
     runs = 0
@@ -57,15 +59,18 @@ async def _measure(quick: bool) -> dict[str, Any]:
             async with (
                 TwelveLabsClient(sb.api_key, sb.base_url) as api,
                 Client(build_server(settings)) as inproc,
-                Client(stdio_params(sb, root / "state-stdio", media)) as stdio,
+                Client(stdio_transport(sb, root / "state-stdio", media)) as stdio,
             ):
                 seed = await seed_library(inproc, media)
                 search_args = {"query": QUERY, "index_id": seed.index_id, "limit": 10}
 
                 async def base_search() -> object:
                     return await api.search(
-                        seed.index_id, query_text=QUERY, search_options=("visual", "audio"),
-                        group_by="clip", page_limit=10,
+                        seed.index_id,
+                        query_text=QUERY,
+                        search_options=("visual", "audio"),
+                        group_by="clip",
+                        page_limit=10,
                     )
 
                 async def base_list() -> object:

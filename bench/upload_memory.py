@@ -22,7 +22,7 @@ import anyio
 import httpx2
 from mcp import Client
 
-from bench.mcp_harness import Sandbox, call_ok, load_average, sandbox_process, stdio_params, workdir
+from bench.mcp_harness import Sandbox, call_ok, load_average, sandbox_process, stdio_transport, workdir
 from tl_mcp.api import DEFAULT_MULTIPART_THRESHOLD
 
 MIB = 1024 * 1024
@@ -108,9 +108,8 @@ async def _file_pieces(path: Path, offset: int, length: int) -> AsyncIterator[by
             yield piece
 
 
-async def raw_upload(sb: Sandbox, path: Path) -> str:
+async def raw_upload(sb: Sandbox, path: Path, size: int) -> str:
     """The multipart-session protocol with bare httpx2: create, PUT each part streamed, report it."""
-    size = path.stat().st_size
     headers = {"x-api-key": sb.api_key}
     async with httpx2.AsyncClient(timeout=httpx2.Timeout(120.0)) as http:
         r = await http.post(
@@ -172,9 +171,9 @@ async def _measure(size: int) -> dict[str, Any]:
             # a load spike cannot flatter the MCP path.
             raw_runs: list[float] = []
             started = time.perf_counter()
-            raw_asset = await raw_upload(sb, big)
+            raw_asset = await raw_upload(sb, big, size)
             raw_runs.append(time.perf_counter() - started)
-            async with Client(stdio_params(sb, root / "state", media)) as c:
+            async with Client(stdio_transport(sb, root / "state", media)) as c:
                 pid = await anyio.to_thread.run_sync(_server_pid)
                 # One real call first, so the at-rest RSS includes the warmed-up client and tool code.
                 await call_ok(c, "list_indexes", {})
@@ -193,13 +192,16 @@ async def _measure(size: int) -> dict[str, Any]:
                     )
                     while up.get("status") == "in_progress":
                         waited = await call_ok(
-                            c, "wait_for_task", {"id": up["job_id"], "wait_s": 300}, progress_callback=on_progress
+                            c,
+                            "wait_for_task",
+                            {"id": up["job_id"], "wait_s": 300},
+                            progress_callback=on_progress,
                         )
                         up = waited["result"] or {}
                     mcp_s = time.perf_counter() - started
                 hwm_after_kib = _rss_kib(pid, "VmHWM")
             started = time.perf_counter()
-            await raw_upload(sb, big)
+            await raw_upload(sb, big, size)
             raw_runs.append(time.perf_counter() - started)
             raw_s = min(raw_runs)
     if up.get("status") != "completed" or not up.get("asset_id"):
