@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +132,8 @@ def _serve(args: argparse.Namespace) -> int:
     _setup_logging(settings.log_level)
     from tl_mcp.server import build_server, serve_http
 
-    server = build_server(settings)
+    closed = threading.Event()
+    server = build_server(settings, on_closed=closed.set)
     log.info(
         "tl-mcp %s starting (%s transport, %s backend)",
         __version__,
@@ -137,10 +141,45 @@ def _serve(args: argparse.Namespace) -> int:
         settings.effective_backend,
     )
     if settings.transport == "http":
+        # uvicorn installs its own SIGINT/SIGTERM handlers and shuts down gracefully.
         anyio.run(serve_http, server, settings)
     else:
-        anyio.run(server.run_stdio_async)
+        anyio.run(_until_signalled, server.run_stdio_async, closed)
     return 0
+
+
+#: After a signal, how long the lifespan may take to release everything before the process exits anyway.
+SHUTDOWN_GRACE_S = 15.0
+
+
+async def _until_signalled(run: Callable[[], Awaitable[None]], closed: threading.Event) -> None:
+    """Run the stdio server until stdin closes or SIGTERM/SIGINT/SIGHUP arrives.
+
+    A signal cancels the run, so the lifespan unwinds (jobs, embedded sandbox, API client). The SDK's
+    stdin reader is a worker thread blocked in read(), which cancellation cannot interrupt, so once the
+    lifespan has closed (or the grace period ran out) the process exits from a watchdog thread with
+    status 0 instead of waiting for input that may never come.
+    """
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+                async for signum in signals:
+                    log.info("%s received: shutting down", signal.Signals(signum).name)
+                    threading.Thread(target=_exit_when_closed, args=(closed,), daemon=True).start()
+                    tg.cancel_scope.cancel()
+                    return
+
+        tg.start_soon(watch)
+        await run()
+        tg.cancel_scope.cancel()
+
+
+def _exit_when_closed(closed: threading.Event) -> None:
+    if not closed.wait(SHUTDOWN_GRACE_S):
+        log.warning("shutdown took longer than %.0f s; exiting anyway", SHUTDOWN_GRACE_S)
+    logging.shutdown()
+    os._exit(0)
 
 
 def _sandbox(args: argparse.Namespace) -> int:

@@ -170,14 +170,6 @@ def test_stdio_server_exits_cleanly_when_stdin_closes(embedded: tuple[StdioServe
     assert took < 10
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "tl_mcp/cli.py `_serve` installs no SIGTERM handler: the default action kills the process (exit -15) "
-        "without running the lifespan (jobs, embedded sandbox, API client). Owned by the remote-deployment "
-        "helper; remove this mark once SIGTERM cancels the server's run and `_serve` returns 0."
-    ),
-)
 def test_stdio_server_exits_cleanly_on_sigterm(embedded: tuple[StdioServer, int]) -> None:
     server, port = embedded
     server.proc.send_signal(signal.SIGTERM)

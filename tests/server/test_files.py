@@ -103,3 +103,12 @@ def test_prefix_sibling_is_not_inside(tmp_path: Path, allowed: Path) -> None:
     (sibling / "x.mp4").write_bytes(b"1")
     with pytest.raises(ToolError, match="outside"):
         FilePolicy.from_dirs([allowed]).check(str(sibling / "x.mp4"))
+
+
+@pytest.mark.parametrize(
+    "raw", ["http://169.254.169.254/latest", "file:///etc/passwd", "https://x.test/a.mp4"]
+)
+def test_url_given_as_path_says_to_use_the_url_argument(allowed: Path, raw: str) -> None:
+    with pytest.raises(ToolError) as info:
+        FilePolicy.from_dirs([allowed]).check(raw)
+    assert "looks like a URL" in str(info.value) and "url" in str(info.value)

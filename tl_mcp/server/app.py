@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Literal
 
@@ -41,9 +41,15 @@ HANDOFF_GRACE_S = 30.0
 
 
 def build_server(
-    settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None
+    settings: Settings,
+    *,
+    transport: httpx2.AsyncBaseTransport | None = None,
+    on_closed: Callable[[], None] | None = None,
 ) -> MCPServer[AppState]:
-    """The configured server; `transport` swaps the API client's HTTP transport (for tests)."""
+    """The configured server; `transport` swaps the API client's HTTP transport (for tests).
+
+    `on_closed` is called once the lifespan has released everything (jobs, backend, embedded sandbox).
+    """
     holder = StateHolder()
     shared = [k.get_secret_value().encode() for k in settings.state_keys]
     # Without shared keys, ids and request state are only good in this process (one replica).
@@ -51,7 +57,16 @@ def build_server(
     auth = build_auth(settings)
 
     @asynccontextmanager
-    async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
+    async def lifespan(server: MCPServer[AppState]) -> AsyncIterator[AppState]:
+        try:
+            async with _serving(server) as state:
+                yield state
+        finally:
+            if on_closed is not None:
+                on_closed()
+
+    @asynccontextmanager
+    async def _serving(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
         async with open_backend(settings, transport=transport) as backend, anyio.create_task_group() as tg:
             porter = ReplicaJobs()
             state = AppState(

@@ -45,6 +45,12 @@ class FilePolicy:
             raise ToolError("Local path refused: the path is empty or contains a NUL byte.")
         if not self.allowed_dirs:
             raise ToolError(f"Local path refused: {self.describe()}. {_HOW_TO_ADD}")
+        if "://" in raw:
+            raise ToolError(
+                f"Local path refused: {raw!r} looks like a URL, not a file path. Pass http(s) URLs in the "
+                "tool's url argument (e.g. upload_asset(url=...)); local files need an absolute path inside "
+                f"one of the {self.describe()}."
+            )
         candidate = Path(raw).expanduser()
         if not candidate.is_absolute():
             raise ToolError(

@@ -219,7 +219,11 @@ class JobManager:
                 job.error, job.status = str(exc), "failed"
             except Exception as exc:
                 log.exception("job %s (%s) crashed", job.id, job.kind)
-                job.error, job.status = f"{job.label} failed unexpectedly ({type(exc).__name__}).", "failed"
+                job.error = (
+                    f"{job.label} failed unexpectedly ({type(exc).__name__}). Try the call again; if it "
+                    "keeps failing, the server log (stderr) has the details."
+                )
+                job.status = "failed"
         if job.scope.cancelled_caught:
             job.status = "cancelled"
         job.finished_at = time.monotonic()
