@@ -91,7 +91,7 @@ def measure(path: Path, selection: str, threads: int) -> dict[str, Any]:
         "text_embed": _Timed(analyzers.text, "embed"),
         "image_embed": _Timed(analyzers.image, "embed_image"),
     }
-    analyzers.speech, analyzers.ocr = stages["speech"], stages["ocr"]  # type: ignore[assignment]
+    analyzers.speech, analyzers.ocr = stages["speech"], stages["ocr"]
     analyzers.text, analyzers.image = stages["text_embed"], stages["image_embed"]  # type: ignore[assignment]
 
     baseline = decode_baseline(path)
@@ -105,9 +105,8 @@ def measure(path: Path, selection: str, threads: int) -> dict[str, Any]:
             "SELECT source, COUNT(*) AS n FROM texts WHERE asset_id=? GROUP BY source", ("bench-asset",)
         )
         counts = {str(r["source"]): int(r["n"]) for r in rows}
-        segments = int(
-            engine.db.one("SELECT COUNT(*) AS n FROM segments WHERE asset_id=?", ("bench-asset",))["n"]
-        )
+        row = engine.db.one("SELECT COUNT(*) AS n FROM segments WHERE asset_id=?", ("bench-asset",))
+        segments = int(row["n"]) if row is not None else 0
         engine.db.close()
     return {
         "analyzers": analyzers.describe(),

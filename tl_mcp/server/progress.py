@@ -53,7 +53,9 @@ async def relay(
     while True:
         if job.delivered < len(job.events):
             if not job.done.is_set():
-                await anyio.sleep(max(0.0, min(coalesce_s, deadline - time.monotonic())))
+                # Let a burst gather, but flush at once when the job finishes inside the window.
+                with anyio.move_on_after(max(0.0, min(coalesce_s, deadline - time.monotonic()))):
+                    await job.done.wait()
             await _flush(job, sender)
         if job.done.is_set() and job.delivered >= len(job.events):
             return True
