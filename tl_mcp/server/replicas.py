@@ -10,7 +10,6 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-import anyio
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 
@@ -23,7 +22,6 @@ from tl_mcp.server.state import AppState
 UPLOAD, EMBED, JOCKEY, ANALYZE = "u", "e", "j", "a"
 _CODES = {"upload": UPLOAD, "embed": EMBED, "jockey": JOCKEY, "analyze": ANALYZE}
 _RESUMABLE = frozenset({"upload", "embed"})
-POLL_S = 2.0
 
 
 def _structured(job: Job) -> dict[str, Any]:
@@ -103,25 +101,10 @@ class ReplicaJobs:
         )
 
 
-async def _poll(job: Job, what: str, fetch: Any, terminal: frozenset[str]) -> str | None:
-    last: str | None = "<none>"
-    while True:
-        status = await fetch()
-        if status != last:
-            job.emit_note(f"{what}: {status or 'unknown'}")
-            last = status
-        job.heartbeat = f"{what}: still {status or 'waiting'}"
-        if (status or "").lower() in terminal:
-            return status  # type: ignore[no-any-return]
-        await anyio.sleep(POLL_S)
-
-
 def _upload(
     state: AppState, job_id: str, asset_id: str, index_id: str, indexed_id: str, store_id: str, item_id: str
 ) -> tuple[Worker, Partial]:
-    from tl_mcp.server.tools.ingest import TERMINAL_BAD, TERMINAL_OK, UploadResult, _upload_markdown
-
-    terminal = TERMINAL_OK | TERMINAL_BAD
+    from tl_mcp.server.tools.ingest import UploadResult, finished_upload, poll_status, upload_markdown
 
     def snapshot(job: Job, status: str) -> UploadResult:
         data = {k: v for k, v in job.state.items() if k in UploadResult.model_fields}
@@ -139,7 +122,7 @@ def _upload(
 
     def partial(job: Job) -> CallToolResult:
         r = snapshot(job, "in_progress")
-        return tool_result(r, _upload_markdown(r))
+        return tool_result(r, upload_markdown(r))
 
     async def work(job: Job) -> CallToolResult:
         c = state.client
@@ -151,31 +134,27 @@ def _upload(
                 async def indexing() -> str | None:
                     return (await c.get_indexed_asset(index_id, indexed_id)).status
 
-                job.state["indexing_status"] = await _poll(job, "Indexing", indexing, terminal)
+                job.state["indexing_status"] = await poll_status(job, "Indexing", indexing)
             if store_id:
 
                 async def item() -> str | None:
                     return (await c.get_knowledge_store_item(store_id, item_id)).status
 
-                job.state["item_status"] = await _poll(job, "Knowledge-store item", item, terminal)
+                job.state["item_status"] = await poll_status(job, "Knowledge-store item", item)
         except TwelveLabsError as exc:
             raise ToolError(explain(f"Following asset {asset_id}", exc)) from None
-        result = snapshot(job, "completed")
-        for label, status in (
-            ("Indexing", result.indexing_status),
-            ("Knowledge-store item", result.item_status),
-        ):
-            if (status or "").lower() in TERMINAL_BAD:
-                raise ToolError(
-                    f"{label} of asset {asset_id} ended with status {status}. Check the media file."
-                )
-        return tool_result(result, _upload_markdown(result))
+        return finished_upload(snapshot(job, "completed"))
 
     return work, partial
 
 
 def _embed(state: AppState, job_id: str, task_id: str, model_name: str) -> tuple[Worker, Partial]:
-    from tl_mcp.server.tools.embed import EmbeddingResult, _from_task, _markdown
+    from tl_mcp.server.tools.embed import (
+        EmbeddingResult,
+        embedding_markdown,
+        follow_embedding_task,
+        vectors_from_task,
+    )
 
     def result(status: str, vectors: list[Any]) -> EmbeddingResult:
         return EmbeddingResult(
@@ -190,27 +169,12 @@ def _embed(state: AppState, job_id: str, task_id: str, model_name: str) -> tuple
 
     def partial(job: Job) -> CallToolResult:
         r = result("in_progress", [])
-        return tool_result(r, _markdown(r))
+        return tool_result(r, embedding_markdown(r))
 
     async def work(job: Job) -> CallToolResult:
-        last: str | None = None
-        try:
-            while True:
-                task = await state.client.get_video_embedding_task(task_id)
-                if task.status != last:
-                    job.emit_note(f"Embedding task {task_id}: {task.status}")
-                    last = task.status
-                job.heartbeat = f"Embedding task {task_id}: still {task.status}"
-                if task.status in ("ready", "failed"):
-                    break
-                await anyio.sleep(POLL_S)
-        except TwelveLabsError as exc:
-            raise ToolError(explain("Video embedding", exc)) from None
-        if task.status == "failed":
-            reason = task.error.message if task.error and task.error.message else "no reason given"
-            raise ToolError(f"Video embedding task {task_id} failed: {reason}.")
+        task = await follow_embedding_task(state.client, job, task_id)
         # The original call's include_vector is not carried across replicas: vectors come summarized.
-        r = result("completed", _from_task(task, False))
-        return tool_result(r, _markdown(r))
+        r = result("completed", vectors_from_task(task, False))
+        return tool_result(r, embedding_markdown(r))
 
     return work, partial

@@ -15,6 +15,8 @@ Ctx = Context[AppState, Any]
 #: No tool call blocks longer than this, whatever the caller asks; longer work continues as a job.
 MAX_WAIT_S = 300.0
 DEFAULT_WAIT_S = 45.0
+#: How often upstream work (indexing, store items, embedding tasks) is polled.
+POLL_S = 2.0
 
 Id = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")]
 

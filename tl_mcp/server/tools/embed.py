@@ -11,6 +11,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
+from tl_mcp.api.client import TwelveLabsClient
 from tl_mcp.api.errors import TwelveLabsError
 from tl_mcp.api.models import Embedding, EmbeddingTask
 from tl_mcp.server.errors import explain
@@ -18,7 +19,7 @@ from tl_mcp.server.jobs import Job
 from tl_mcp.server.registry import ToolSpec, tool
 from tl_mcp.server.results import Markdown, fmt_seconds, tool_result
 from tl_mcp.server.state import app_state
-from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS, http_url
+from tl_mcp.server.tools._common import DEFAULT_WAIT_S, POLL_S, Ctx, Id, WaitS, http_url
 
 HEAD = 8
 MAX_FULL_VECTORS = 64
@@ -78,7 +79,7 @@ def _from_embedding(e: Embedding, full: bool) -> list[Vector]:
     return out
 
 
-def _from_task(t: EmbeddingTask, full: bool) -> list[Vector]:
+def vectors_from_task(t: EmbeddingTask, full: bool) -> list[Vector]:
     return [
         _vector(
             d.embedding,
@@ -92,7 +93,31 @@ def _from_task(t: EmbeddingTask, full: bool) -> list[Vector]:
     ]
 
 
-def _markdown(r: EmbeddingResult) -> Markdown:
+async def follow_embedding_task(client: TwelveLabsClient, job: Job, task_id: str) -> EmbeddingTask:
+    """Poll a video-embedding task until it ends, telling the job each change; a failed task is a `ToolError`.
+
+    Shared with the replica that resumes someone else's job, so both report the same way.
+    """
+    last: str | None = None
+    try:
+        while True:
+            task = await client.get_video_embedding_task(task_id)
+            if task.status != last:
+                job.emit_note(f"Embedding task {task_id}: {task.status}")
+                last = task.status
+            job.heartbeat = f"Embedding task {task_id}: still {task.status}"
+            if task.status in ("ready", "failed"):
+                break
+            await anyio.sleep(POLL_S)
+    except TwelveLabsError as exc:
+        raise ToolError(explain("Video embedding", exc)) from None
+    if task.status == "failed":
+        reason = task.error.message if task.error and task.error.message else "no reason given"
+        raise ToolError(f"Video embedding task {task_id} failed: {reason}.")
+    return task
+
+
+def embedding_markdown(r: EmbeddingResult) -> Markdown:
     md = Markdown(
         f"{r.input_type.capitalize()} embedding" + (" (in progress)" if r.status == "in_progress" else "")
     )
@@ -200,7 +225,7 @@ async def create_embedding(
             embeddings=_from_embedding(emb, include_vector),
             backend=state.backend,
         )
-        return tool_result(result, _markdown(result))
+        return tool_result(result, embedding_markdown(result))
 
     def snapshot(
         job: Job, status: Literal["completed", "in_progress"], vectors: list[Vector]
@@ -218,7 +243,7 @@ async def create_embedding(
 
     def partial(job: Job) -> CallToolResult:
         r = snapshot(job, "in_progress", [])
-        return tool_result(r, _markdown(r))
+        return tool_result(r, embedding_markdown(r))
 
     async def work(job: Job) -> CallToolResult:
         def on_bytes(sent: int, total: int | None) -> None:
@@ -235,31 +260,19 @@ async def create_embedding(
                 model_name=model_name,
                 progress=on_bytes if local else None,
             )
-            job.state["task_id"] = task_id
-            job.emit_note(f"Embedding task {task_id} started")
-            last = None
-            while True:
-                task = await state.client.get_video_embedding_task(task_id)
-                if task.status != last:
-                    job.emit_note(f"Embedding task {task_id}: {task.status}")
-                    last = task.status
-                job.heartbeat = f"Embedding task {task_id}: still {task.status}"
-                if task.status in ("ready", "failed"):
-                    break
-                await anyio.sleep(2.0)
         except TwelveLabsError as exc:
             raise ToolError(explain("Video embedding", exc)) from None
         except ValueError as exc:
             raise ToolError(f"Video embedding failed: {exc}.") from None
-        if task.status == "failed":
-            reason = task.error.message if task.error and task.error.message else "no reason given"
-            raise ToolError(f"Video embedding task {task_id} failed: {reason}.")
-        vectors = _from_task(task, include_vector)
+        job.state["task_id"] = task_id
+        job.emit_note(f"Embedding task {task_id} started")
+        task = await follow_embedding_task(state.client, job, task_id)
+        vectors = vectors_from_task(task, include_vector)
         if include_vector and len(vectors) > MAX_FULL_VECTORS:
             for v in vectors[MAX_FULL_VECTORS:]:
                 v.vector = None
         r = snapshot(job, "completed", vectors)
-        return tool_result(r, _markdown(r))
+        return tool_result(r, embedding_markdown(r))
 
     job = state.jobs.start("embed", "video embedding", work, partial)
     return await state.jobs.run(job, ctx.report_progress, wait_s=wait_s)

@@ -20,11 +20,10 @@ from tl_mcp.server.progress import HEARTBEAT_S
 from tl_mcp.server.registry import ToolSpec, tool
 from tl_mcp.server.results import Markdown, tool_result
 from tl_mcp.server.state import AppState, app_state
-from tl_mcp.server.tools._common import DEFAULT_WAIT_S, MAX_WAIT_S, Ctx, Id, WaitS, http_url, one_of
+from tl_mcp.server.tools._common import DEFAULT_WAIT_S, MAX_WAIT_S, POLL_S, Ctx, Id, WaitS, http_url, one_of
 
 TERMINAL_OK = frozenset({"ready", "completed", "complete", "done", "succeeded"})
 TERMINAL_BAD = frozenset({"failed", "error", "canceled", "cancelled", "expired"})
-POLL_S = 2.0
 
 
 def is_terminal(status: str | None) -> bool:
@@ -51,7 +50,7 @@ class UploadResult(BaseModel):
     backend: Literal["cloud", "sandbox"]
 
 
-def _upload_markdown(r: UploadResult) -> Markdown:
+def upload_markdown(r: UploadResult) -> Markdown:
     md = Markdown("Upload in progress" if r.status == "in_progress" else "Upload finished")
     md.field("Asset", f"{r.asset_id} ({r.asset_status})" if r.asset_id else None)
     md.field("File", r.filename).field("Size", f"{r.size_bytes:,} bytes" if r.size_bytes else None)
@@ -81,7 +80,20 @@ def _upload_markdown(r: UploadResult) -> Markdown:
     return md
 
 
-async def _poll(
+def finished_upload(result: UploadResult) -> CallToolResult:
+    """The final result of an upload job, or a `ToolError` when indexing or the store item failed."""
+    for label, status in (
+        ("Indexing", result.indexing_status),
+        ("Knowledge-store item", result.item_status),
+    ):
+        if (status or "").lower() in TERMINAL_BAD:
+            raise ToolError(
+                f"{label} of asset {result.asset_id} ended with status {status}. Check the media file."
+            )
+    return tool_result(result, upload_markdown(result))
+
+
+async def poll_status(
     job: Job,
     what: str,
     fetch: Callable[[], Awaitable[str | None]],
@@ -158,7 +170,7 @@ async def upload_asset(
 
     def partial(job: Job) -> CallToolResult:
         result = snapshot(job, "in_progress")
-        return tool_result(result, _upload_markdown(result))
+        return tool_result(result, upload_markdown(result))
 
     async def work(job: Job) -> CallToolResult:
         await _upload(state, job, local=local, url=url, filename=name, size=size)
@@ -180,7 +192,7 @@ async def upload_asset(
                 async def indexing() -> str | None:
                     return (await state.client.get_indexed_asset(index_id, ia_id)).status
 
-                job.state["indexing_status"] = await _poll(
+                job.state["indexing_status"] = await poll_status(
                     job, "Indexing", indexing, on_status=lambda s: job.state.__setitem__("indexing_status", s)
                 )
             if wait and knowledge_store_id:
@@ -189,7 +201,7 @@ async def upload_asset(
                 async def item_status() -> str | None:
                     return (await state.client.get_knowledge_store_item(knowledge_store_id, item_id)).status
 
-                job.state["item_status"] = await _poll(
+                job.state["item_status"] = await poll_status(
                     job,
                     "Knowledge-store item",
                     item_status,
@@ -197,16 +209,7 @@ async def upload_asset(
                 )
         except TwelveLabsError as exc:
             raise ToolError(explain(f"Registering asset {asset_id}", exc)) from None
-        result = snapshot(job, "completed")
-        for label, status in (
-            ("Indexing", result.indexing_status),
-            ("Knowledge-store item", result.item_status),
-        ):
-            if (status or "").lower() in TERMINAL_BAD:
-                raise ToolError(
-                    f"{label} of asset {asset_id} ended with status {status}. Check the media file."
-                )
-        return tool_result(result, _upload_markdown(result))
+        return finished_upload(snapshot(job, "completed"))
 
     job = state.jobs.start("upload", f"upload of {name or url}", work, partial)
     return await state.jobs.run(job, ctx.report_progress, wait_s=wait_s)
@@ -253,7 +256,9 @@ async def _wait_asset(state: AppState, job: Job, asset_id: str) -> None:
 
     try:
         known = job.state.get("asset_status")
-        status = await _poll(job, f"Asset {asset_id}", fetch, known=known if isinstance(known, str) else None)
+        status = await poll_status(
+            job, f"Asset {asset_id}", fetch, known=known if isinstance(known, str) else None
+        )
     except TwelveLabsError as exc:
         raise ToolError(explain(f"Checking asset {asset_id}", exc)) from None
     job.state["asset_status"] = status
