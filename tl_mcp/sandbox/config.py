@@ -3,7 +3,6 @@ fault injection. Everything can come from the environment (``SandboxConfig.from_
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -148,7 +147,3 @@ def _default_dir() -> Path:
     from tl_mcp.config import default_sandbox_dir
 
     return default_sandbox_dir()
-
-
-def faults_from_json_obj(obj: object) -> FaultConfig:
-    return FaultConfig.from_json(json.dumps(obj))

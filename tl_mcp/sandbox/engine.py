@@ -119,7 +119,7 @@ class Engine:
         return job_id
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
-        """Test helper: True once no job is queued or running."""
+        """True once no job is queued or running; code driving the engine directly waits on this."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.db.one("SELECT 1 FROM jobs WHERE status IN ('queued','running') LIMIT 1"):

@@ -6,11 +6,6 @@ on goes through here. Messages are built from status, code and the upstream mess
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
-from mcp.server.mcpserver.exceptions import ToolError
-
 from tl_mcp.api.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -73,16 +68,3 @@ def explain(action: str, exc: TwelveLabsError) -> str:
             "exists); if it did not, it is safe to call again."
         )
     return f"{text}. {hint}".strip()
-
-
-def tool_error(action: str, exc: TwelveLabsError) -> ToolError:
-    return ToolError(explain(action, exc))
-
-
-@asynccontextmanager
-async def upstream(action: str) -> AsyncIterator[None]:
-    """Re-raise any API error inside the block as an actionable `ToolError`."""
-    try:
-        yield
-    except TwelveLabsError as exc:
-        raise tool_error(action, exc) from None

@@ -300,10 +300,6 @@ class JobManager:
         job.id = new_id
         self._jobs[new_id] = job
 
-    async def cancel_all(self) -> None:
-        for job in self._jobs.values():
-            job.scope.cancel()
-
     def _prune(self) -> None:
         now = time.monotonic()
         for job_id, job in list(self._jobs.items()):

@@ -51,10 +51,6 @@ class Markdown:
         self._lines.append("")
         return self
 
-    def bullets(self, items: Iterable[str]) -> Markdown:
-        self._lines.extend(f"- {item}" for item in items)
-        return self
-
     def next_step(self, hint: str) -> Markdown:
         self._next.append(hint)
         return self

@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlparse
 import anyio
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from tl_mcp.sandbox.db import dumps, loads, new_id, now_iso
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 ASSET_TYPES = ("video", "audio", "image")
 
 
-# ----- shared helpers ---------------------------------------------------------------------------------------
+# ----- asset rows and JSON, shared with the index and embed routes ------------------------------------------
 def get_asset_row(engine: Engine, asset_id: str) -> sqlite3.Row:
     row = engine.db.one("SELECT * FROM assets WHERE id=?", (asset_id,))
     if row is None:
@@ -846,10 +846,6 @@ async def media_file(request: Request) -> Response:
     if not row["path"] or not await anyio.Path(row["path"]).is_file():
         raise not_found(asset_id, "media files")
     return FileResponse(row["path"], media_type=row["file_type"] or "application/octet-stream")
-
-
-def _json_404(_: Request) -> JSONResponse:
-    return JSONResponse({"code": "resource_not_exist", "message": "not found"}, 404)
 
 
 routes: list[BaseRoute] = [

@@ -255,11 +255,3 @@ def paged(items: Sequence[Any], page: int, limit: int) -> dict[str, Any]:
             "total_results": total,
         },
     }
-
-
-def require_id(value: str, collection: str) -> str:
-    from tl_mcp.sandbox.errors import not_found
-
-    if len(value) != 24 or any(c not in "0123456789abcdef" for c in value):
-        raise not_found(value, collection)
-    return value
