@@ -3,6 +3,8 @@ it as ``{error: {code, message}}``. Raise :class:`ApiError` anywhere in a handle
 
 from __future__ import annotations
 
+import sqlite3
+
 from starlette.responses import JSONResponse, Response
 
 
@@ -47,3 +49,10 @@ def not_found(resource_id: str, collection: str, *, nested: bool = False) -> Api
         f"Check the id, or list {collection} to find it.",
         nested=nested,
     )
+
+
+def found(row: sqlite3.Row | None, resource_id: str, collection: str, *, nested: bool = False) -> sqlite3.Row:
+    """`row` when the lookup found it, else the API's 404 for `resource_id` in `collection`."""
+    if row is None:
+        raise not_found(resource_id, collection, nested=nested)
+    return row

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tl_mcp.sandbox.errors import found
 from tl_mcp.sandbox.jockey_base import (
     ApiError,
     JockeyOptions,
@@ -27,7 +28,6 @@ from tl_mcp.sandbox.jockey_base import (
     json_body,
     missing,
     new_id,
-    not_found,
     now_iso,
 )
 from tl_mcp.sandbox.jockey_compose import (
@@ -223,8 +223,7 @@ def _open_session(svc: KnowledgeService, turn: TurnRequest) -> Session:
     if turn.session_id is None:
         return Session(new_id("sess"), turn.knowledge_store_id, list(turn.selections), 0, [], True)
     row = svc.db.one("SELECT * FROM jockey_sessions WHERE id = ?", (turn.session_id,))
-    if row is None:
-        raise not_found(turn.session_id, "sessions")
+    row = found(row, turn.session_id, "sessions")
     if row["store_id"] != turn.knowledge_store_id:
         raise invalid(
             f"Session `{turn.session_id}` belongs to knowledge store `{row['store_id']}`, not "

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tl_mcp.sandbox.errors import found
 from tl_mcp.sandbox.jockey_base import (
     ApiError,
     AssetInfo,
@@ -30,7 +31,6 @@ from tl_mcp.sandbox.jockey_base import (
     json_body,
     missing,
     new_id,
-    not_found,
     now_iso,
 )
 from tl_mcp.sandbox.jockey_compose import Moment
@@ -223,9 +223,7 @@ class KnowledgeService:
 
     def store_row(self, store_id: str) -> sqlite3.Row:
         row = self.db.one("SELECT * FROM ks_stores WHERE id = ?", (store_id,))
-        if row is None:
-            raise not_found(store_id, "knowledge_stores")
-        return row
+        return found(row, store_id, "knowledge_stores")
 
     def item_count(self, store_id: str) -> int:
         row = self.db.one("SELECT COUNT(*) AS n FROM ks_items WHERE store_id = ?", (store_id,))
@@ -286,9 +284,7 @@ class KnowledgeService:
     def item_row(self, store_id: str, item_id: str) -> sqlite3.Row:
         self.store_row(store_id)
         row = self.db.one("SELECT * FROM ks_items WHERE id = ? AND store_id = ?", (item_id, store_id))
-        if row is None:
-            raise not_found(item_id, f"knowledge store {store_id} items")
-        return row
+        return found(row, item_id, f"knowledge store {store_id} items")
 
     async def add_item(self, store_id: str, body: JsonObj) -> JsonObj:
         self.store_row(store_id)
@@ -358,9 +354,7 @@ class KnowledgeService:
         row = self.db.one(
             "SELECT * FROM ks_collections WHERE id = ? AND store_id = ?", (collection_id, store_id)
         )
-        if row is None:
-            raise not_found(collection_id, f"knowledge store {store_id} item collections")
-        return row
+        return found(row, collection_id, f"knowledge store {store_id} item collections")
 
     def collection_json(self, row: sqlite3.Row) -> JsonObj:
         count = self.db.one(

@@ -19,9 +19,9 @@ from starlette.routing import BaseRoute, Route
 from tl_mcp.sandbox.analysis import answer_json, answer_text, truncate
 from tl_mcp.sandbox.db import dumps, loads, new_id, now_iso
 from tl_mcp.sandbox.engine import FAILURE_HOOKS, JOB_HANDLERS, Engine
-from tl_mcp.sandbox.errors import ApiError, invalid, missing, not_found
+from tl_mcp.sandbox.errors import ApiError, found, invalid, missing, not_found
 from tl_mcp.sandbox.media import Probe
-from tl_mcp.sandbox.routes.assets import insert_asset
+from tl_mcp.sandbox.routes.assets import get_asset_row, insert_asset
 from tl_mcp.sandbox.routes.common import (
     checked_url,
     engine_of,
@@ -123,8 +123,7 @@ def _resolve_asset(engine: Engine, params: dict[str, Any], *, nested: bool) -> s
     video = params["video"]
     if video is None:
         ia = engine.db.one("SELECT asset_id FROM indexed_assets WHERE id=?", (params["video_id"],))
-        if ia is None:
-            raise not_found(str(params["video_id"]), "videos", nested=nested)
+        ia = found(ia, str(params["video_id"]), "videos", nested=nested)
         return str(ia["asset_id"])
     if video.get("asset_id"):
         asset_id = str(video["asset_id"])
@@ -178,9 +177,7 @@ def _resolve_asset(engine: Engine, params: dict[str, Any], *, nested: bool) -> s
 def _ready_asset(engine: Engine, asset_id: str, *, nested: bool, wait: float) -> sqlite3.Row:
     deadline = time.monotonic() + wait
     while True:
-        row = engine.db.one("SELECT * FROM assets WHERE id=?", (asset_id,))
-        if row is None:
-            raise not_found(asset_id, "assets", nested=nested)
+        row = get_asset_row(engine, asset_id, nested=nested)
         if row["status"] == "failed":
             raise invalid(f"The video could not be processed: {row['error']}", nested=nested)
         if row["status"] == "ready":
@@ -289,9 +286,7 @@ def _task_json(row: sqlite3.Row) -> dict[str, Any]:
 
 def _get_task(engine: Engine, task_id: str) -> sqlite3.Row:
     row = engine.db.one("SELECT * FROM analyze_tasks WHERE id=?", (task_id,))
-    if row is None:
-        raise not_found(task_id, "analyze tasks", nested=True)
-    return row
+    return found(row, task_id, "analyze tasks", nested=True)
 
 
 async def create_task(request: Request) -> Response:

@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from tl_mcp.sandbox.db import dumps, loads, new_id, now_iso
 from tl_mcp.sandbox.engine import FAILURE_HOOKS, JOB_HANDLERS, Engine
-from tl_mcp.sandbox.errors import ApiError, invalid, missing, not_found
+from tl_mcp.sandbox.errors import ApiError, found, invalid, missing, not_found
 from tl_mcp.sandbox.media import MediaError, Probe
 from tl_mcp.sandbox.routes.common import (
     check_metadata,
@@ -49,11 +49,9 @@ ASSET_TYPES = ("video", "audio", "image")
 
 
 # ----- asset rows and JSON, shared with the index and embed routes ------------------------------------------
-def get_asset_row(engine: Engine, asset_id: str) -> sqlite3.Row:
+def get_asset_row(engine: Engine, asset_id: str, *, nested: bool = False) -> sqlite3.Row:
     row = engine.db.one("SELECT * FROM assets WHERE id=?", (asset_id,))
-    if row is None:
-        raise not_found(asset_id, "assets")
-    return row
+    return found(row, asset_id, "assets", nested=nested)
 
 
 def thumbnail_url(request: Request, asset_id: str, name: str | None) -> str | None:
@@ -556,9 +554,7 @@ def _part_urls(request: Request, upload_id: str, start: int, count: int, total: 
 
 def _get_upload(engine: Engine, upload_id: str) -> sqlite3.Row:
     row = engine.db.one("SELECT * FROM uploads WHERE id=?", (upload_id,))
-    if row is None:
-        raise not_found(upload_id, "multipart uploads")
-    return row
+    return found(row, upload_id, "multipart uploads")
 
 
 async def create_upload(request: Request) -> Response:

@@ -147,28 +147,11 @@ def form_list(form: FormData, name: str) -> list[str]:
 
 
 def form_bool(form: FormData, name: str, default: bool) -> bool:
-    value = form_str(form, name)
-    if value is None:
-        return default
-    lowered = value.lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise invalid(f"The `{name}` parameter must be true or false (got {value!r}).")
+    return _parse_bool(name, form_str(form, name), default, yes=("true", "1", "yes"), no=("false", "0", "no"))
 
 
 def form_int(form: FormData, name: str, default: int, lo: int, hi: int) -> int:
-    value = form_str(form, name)
-    if value is None:
-        return default
-    try:
-        number = int(value)
-    except ValueError as exc:
-        raise invalid(f"The `{name}` parameter must be an integer (got {value!r}).") from exc
-    if not lo <= number <= hi:
-        raise invalid(f"The `{name}` parameter must be between {lo} and {hi} (got {number}).")
-    return number
+    return _parse_int(name, form_str(form, name), default, lo, hi)
 
 
 def metadata_from_json(raw: str | None, name: str = "user_metadata") -> dict[str, Any] | None:
@@ -197,16 +180,7 @@ def check_metadata(value: Any, name: str = "user_metadata") -> dict[str, Any]:
 
 
 def query_int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise invalid(f"The `{name}` parameter must be an integer (got {raw!r}).") from exc
-    if not lo <= value <= hi:
-        raise invalid(f"The `{name}` parameter must be between {lo} and {hi} (got {value}).")
-    return value
+    return _parse_int(name, request.query_params.get(name) or None, default, lo, hi)
 
 
 def query_list(request: Request, name: str) -> list[str]:
@@ -217,12 +191,32 @@ def query_list(request: Request, name: str) -> list[str]:
 
 
 def query_bool(request: Request, name: str, default: bool = False) -> bool:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    return _parse_bool(
+        name, request.query_params.get(name) or None, default, yes=("true", "1"), no=("false", "0")
+    )
+
+
+def _parse_int(name: str, raw: str | None, default: int, lo: int, hi: int) -> int:
+    if raw is None:
         return default
-    if raw.lower() in ("true", "1"):
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise invalid(f"The `{name}` parameter must be an integer (got {raw!r}).") from exc
+    if not lo <= value <= hi:
+        raise invalid(f"The `{name}` parameter must be between {lo} and {hi} (got {value}).")
+    return value
+
+
+def _parse_bool(
+    name: str, raw: str | None, default: bool, *, yes: tuple[str, ...], no: tuple[str, ...]
+) -> bool:
+    """`yes`/`no` differ: form fields also take yes/no, query strings only the words the API documents."""
+    if raw is None:
+        return default
+    if raw.lower() in yes:
         return True
-    if raw.lower() in ("false", "0"):
+    if raw.lower() in no:
         return False
     raise invalid(f"The `{name}` parameter must be true or false (got {raw!r}).")
 

@@ -19,9 +19,9 @@ from starlette.routing import BaseRoute, Route
 from tl_mcp.sandbox.analyzers.base import FloatArray, Frame
 from tl_mcp.sandbox.db import dumps, loads, new_id, now_iso
 from tl_mcp.sandbox.engine import FAILURE_HOOKS, JOB_HANDLERS, Engine
-from tl_mcp.sandbox.errors import ApiError, invalid, missing, not_found
+from tl_mcp.sandbox.errors import ApiError, found, invalid, missing
 from tl_mcp.sandbox.media import MediaError, audio_features, load_image_rgb
-from tl_mcp.sandbox.routes.assets import safe_filename, save_upload
+from tl_mcp.sandbox.routes.assets import get_asset_row, safe_filename, save_upload
 from tl_mcp.sandbox.routes.common import (
     checked_url,
     engine_of,
@@ -298,9 +298,7 @@ FAILURE_HOOKS.append(_embed_failed)
 
 def _get_task(engine: Engine, task_id: str, version: str) -> sqlite3.Row:
     row = engine.db.one("SELECT * FROM embed_tasks WHERE id=? AND version=?", (task_id, version))
-    if row is None:
-        raise not_found(task_id, "embed tasks", nested=version == "v2")
-    return row
+    return found(row, task_id, "embed tasks", nested=version == "v2")
 
 
 def _v1_metadata(row: sqlite3.Row) -> dict[str, Any]:
@@ -370,9 +368,7 @@ async def _media_bytes(
             return base64.b64decode(str(source["base64_string"]), validate=True), None, {}
         except ValueError as exc:
             raise invalid("`media_source.base64_string` is not valid base64.", nested=True) from exc
-    asset = engine.db.one("SELECT * FROM assets WHERE id=?", (str(source["asset_id"]),))
-    if asset is None:
-        raise not_found(str(source["asset_id"]), "assets", nested=True)
+    asset = get_asset_row(engine, str(source["asset_id"]), nested=True)
     if asset["status"] != "ready":
         raise invalid(f"Asset `{asset['id']}` is {asset['status']}; wait until it is ready.", nested=True)
     return None, Path(asset["path"]), {"input_filename": asset["filename"]}
@@ -480,9 +476,7 @@ async def create_v2_task(request: Request) -> Response:
         "path": None,
     }
     if source.get("asset_id"):
-        asset = engine.db.one("SELECT * FROM assets WHERE id=?", (source["asset_id"],))
-        if asset is None:
-            raise not_found(str(source["asset_id"]), "assets", nested=True)
+        asset = get_asset_row(engine, str(source["asset_id"]), nested=True)
         doc["asset_id"] = asset["id"]
     elif source.get("url"):
         doc["video_url"] = await checked_url(

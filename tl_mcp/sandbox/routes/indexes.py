@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Route
 
 from tl_mcp.sandbox.db import dumps, loads, new_id, now_iso
 from tl_mcp.sandbox.engine import FAILURE_HOOKS, JOB_HANDLERS, Engine
-from tl_mcp.sandbox.errors import ApiError, invalid, missing, not_found
+from tl_mcp.sandbox.errors import ApiError, found, invalid, missing
 from tl_mcp.sandbox.media import MediaError, Probe
 from tl_mcp.sandbox.routes.assets import (
     get_asset_row,
@@ -49,9 +49,7 @@ INDEXED_STATUSES = ("ready", "pending", "queued", "indexing", "validating", "fai
 
 def get_index_row(engine: Engine, index_id: str) -> sqlite3.Row:
     row = engine.db.one("SELECT * FROM indexes WHERE id=?", (index_id,))
-    if row is None:
-        raise not_found(index_id, "indexes")
-    return row
+    return found(row, index_id, "indexes")
 
 
 def index_json(engine: Engine, row: sqlite3.Row) -> dict[str, Any]:
@@ -358,9 +356,7 @@ def _embedding(engine: Engine, asset_id: str, options: list[str]) -> dict[str, A
 def _get_indexed(engine: Engine, index_id: str, ia_id: str, collection: str) -> sqlite3.Row:
     get_index_row(engine, index_id)
     row = engine.db.one("SELECT * FROM indexed_assets WHERE id=? AND index_id=?", (ia_id, index_id))
-    if row is None:
-        raise not_found(ia_id, collection)
-    return row
+    return found(row, ia_id, collection)
 
 
 async def create_indexed_asset(request: Request) -> Response:
@@ -579,8 +575,7 @@ async def get_task(request: Request) -> Response:
     engine = engine_of(request)
     task_id = request.path_params["task_id"]
     row = engine.db.one("SELECT * FROM tasks WHERE id=?", (task_id,))
-    if row is None:
-        raise not_found(task_id, "tasks")
+    row = found(row, task_id, "tasks")
     return ok(task_json(request, row))
 
 
@@ -588,8 +583,7 @@ async def delete_task(request: Request) -> Response:
     engine = engine_of(request)
     task_id = request.path_params["task_id"]
     row = engine.db.one("SELECT * FROM tasks WHERE id=?", (task_id,))
-    if row is None:
-        raise not_found(task_id, "tasks")
+    row = found(row, task_id, "tasks")
     status, _ = _task_status(engine, row)
     ia = engine.db.one("SELECT 1 FROM indexed_assets WHERE id=?", (row["video_id"],))
     if status not in ("ready", "failed") or (status == "ready" and ia is not None):
