@@ -19,8 +19,9 @@ import anyio
 import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult
 
+from tests.server.conftest import sandbox_settings, seed_library, text_of
 from tl_mcp.config import Settings
 from tl_mcp.samples import make_sample_video
 from tl_mcp.sandbox.config import FaultConfig, FaultRule
@@ -54,14 +55,7 @@ class Env:
     state_dir: Path
 
     def settings(self, **flags: Any) -> Settings:
-        env = {
-            "TWELVELABS_API_KEY": self.sandbox.api_key,
-            "TL_MCP_BACKEND": "sandbox",
-            "TWELVELABS_BASE_URL": self.sandbox.base_url,
-            "TL_MCP_SANDBOX_DIR": str(self.state_dir / "sandbox"),
-            "TL_MCP_ALLOWED_DIRS": str(self.seed.media),
-        }
-        return Settings.from_sources(env=env, **flags)
+        return sandbox_settings(self.sandbox, self.state_dir, self.seed.media, **flags)
 
     def server(self, **flags: Any) -> MCPServer[Any]:
         return build_server(self.settings(**flags))
@@ -69,16 +63,6 @@ class Env:
     @property
     def engine(self) -> Any:
         return self.sandbox.engine
-
-
-def text_of(result: CallToolResult) -> str:
-    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
-
-
-async def call_ok(client: Client, name: str, args: dict[str, Any], **kw: Any) -> CallToolResult:
-    result = await client.call_tool(name, args, **kw)
-    assert not result.is_error, f"{name} failed: {text_of(result)}"
-    return result
 
 
 def assert_actionable(name: str, result: CallToolResult) -> str:
@@ -104,29 +88,7 @@ def seed(tmp_path_factory: pytest.TempPathFactory) -> Seed:
 
         async def setup() -> dict[str, str]:
             async with Client(env.server()) as c:
-                idx = (await call_ok(c, "create_index", {"name": "seed"})).structured_content
-                ks = (await call_ok(c, "create_knowledge_store", {"name": "seed"})).structured_content
-                assert idx and ks
-                up = await call_ok(
-                    c,
-                    "upload_asset",
-                    {
-                        "path": str(sample.path),
-                        "index_id": idx["id"],
-                        "knowledge_store_id": ks["id"],
-                        "wait": True,
-                        "wait_s": 120,
-                    },
-                )
-                data = up.structured_content
-                assert data and data["status"] == "completed", data
-                return {
-                    "index_id": idx["id"],
-                    "knowledge_store_id": ks["id"],
-                    "asset_id": data["asset_id"],
-                    "video_id": data["indexed_asset_id"],
-                    "item_id": data["item_id"],
-                }
+                return await seed_library(c, sample.path, "seed")
 
         ids = anyio.run(setup)
     finally:

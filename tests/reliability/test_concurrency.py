@@ -9,7 +9,8 @@ import anyio
 import pytest
 from mcp import Client
 
-from tests.reliability.conftest import Seed, call_ok, faulted, text_of
+from tests.reliability.conftest import Seed, faulted
+from tests.server.conftest import call_ok, text_of
 
 pytestmark = pytest.mark.anyio
 

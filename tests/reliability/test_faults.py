@@ -14,7 +14,8 @@ import anyio
 import pytest
 from mcp import Client
 
-from tests.reliability.conftest import API_KEY, Env, Seed, assert_actionable, call_ok, faulted, text_of
+from tests.reliability.conftest import API_KEY, Env, Seed, assert_actionable, faulted
+from tests.server.conftest import call_ok, text_of
 from tl_mcp.sandbox.config import FaultRule
 
 pytestmark = pytest.mark.anyio

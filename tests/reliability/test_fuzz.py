@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 from mcp import Client
 from mcp.types import CallToolResult, Tool
 
-from tests.reliability.conftest import API_KEY, BARE_SDK_ERROR, Env, Seed, faulted, text_of
+from tests.reliability.conftest import API_KEY, BARE_SDK_ERROR, Env, Seed, faulted
+from tests.server.conftest import text_of
 from tl_mcp.server import build_server
 
 CALL_BOUND_S = 20.0

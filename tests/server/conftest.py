@@ -60,6 +60,34 @@ async def call_ok(client: Client, name: str, args: dict[str, Any], **kw: Any) ->
     return result
 
 
+async def seed_library(client: Client, video: Path, name: str) -> dict[str, str]:
+    """An index and a knowledge store named `name`, with `video` uploaded, indexed and added (all ready)."""
+    idx = (await call_ok(client, "create_index", {"name": name})).structured_content
+    ks = (await call_ok(client, "create_knowledge_store", {"name": name})).structured_content
+    assert idx and ks
+    up = await call_ok(
+        client,
+        "upload_asset",
+        {
+            "path": str(video),
+            "index_id": idx["id"],
+            "knowledge_store_id": ks["id"],
+            "wait": True,
+            "wait_s": 120,
+        },
+    )
+    data = up.structured_content
+    assert data and data["status"] == "completed", data
+    assert data["indexing_status"] == "ready" and data["item_status"] == "ready", data
+    return {
+        "index_id": idx["id"],
+        "knowledge_store_id": ks["id"],
+        "asset_id": data["asset_id"],
+        "video_id": data["indexed_asset_id"],
+        "item_id": data["item_id"],
+    }
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("world")
@@ -73,30 +101,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
         async def setup() -> dict[str, str]:
             async with Client(build_server(settings)) as c:
-                idx = (await call_ok(c, "create_index", {"name": "world"})).structured_content
-                ks = (await call_ok(c, "create_knowledge_store", {"name": "world"})).structured_content
-                assert idx and ks
-                up = await call_ok(
-                    c,
-                    "upload_asset",
-                    {
-                        "path": str(sample.path),
-                        "index_id": idx["id"],
-                        "knowledge_store_id": ks["id"],
-                        "wait": True,
-                        "wait_s": 120,
-                    },
-                )
-                data = up.structured_content
-                assert data and data["status"] == "completed", data
-                assert data["indexing_status"] == "ready" and data["item_status"] == "ready", data
-                return {
-                    "index_id": idx["id"],
-                    "knowledge_store_id": ks["id"],
-                    "asset_id": data["asset_id"],
-                    "video_id": data["indexed_asset_id"],
-                    "item_id": data["item_id"],
-                }
+                return await seed_library(c, sample.path, "world")
 
         ids = anyio.run(setup)
         yield World(sandbox=sandbox, media=media, sample=sample, state_dir=state_dir, **ids)
