@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Iterator
+import socket
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+import uvicorn
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
@@ -86,6 +90,46 @@ async def seed_library(client: Client, video: Path, name: str) -> dict[str, str]
         "video_id": data["indexed_asset_id"],
         "item_id": data["item_id"],
     }
+
+
+class ProgressRecorder:
+    """Records the (progress, total, message) notifications a tool call or job relay sends."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, float | None, str | None]] = []
+
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
+        self.calls.append((progress, total, message))
+
+    @property
+    def text(self) -> str:
+        return "".join(m for _, _, m in self.calls if m)
+
+    def assert_increasing(self) -> None:
+        values = [p for p, _, _ in self.calls]
+        assert all(b > a for a, b in itertools.pairwise(values)), values
+
+
+def loopback_socket() -> socket.socket:
+    """A bound loopback socket, so a test knows the port before it builds the app."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@asynccontextmanager
+async def serve_app(app: Any, sock: socket.socket) -> AsyncIterator[str]:
+    """`app` under uvicorn on `sock` for the block; yields its base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on", access_log=False))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: server.serve(sockets=[sock]))
+        with anyio.fail_after(20):
+            while not server.started:  # noqa: ASYNC110 — uvicorn exposes a flag, not an event
+                await anyio.sleep(0.02)
+        try:
+            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        finally:
+            server.should_exit = True
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +15,6 @@ import anyio
 import httpx2
 import jwt
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from mcp import Client
@@ -28,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tests.server.conftest import loopback_socket, serve_app
 from tl_mcp.cli import main
 from tl_mcp.config import ConfigError, Settings
 from tl_mcp.server import build_http_app, build_server
@@ -78,31 +75,11 @@ def _settings(tmp: Path, port: int, **extra: str) -> Settings:
     return Settings.from_sources(env=env)
 
 
-@asynccontextmanager
-async def serving(app: Any, sock: socket.socket) -> AsyncIterator[str]:
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on", access_log=False))
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(lambda: server.serve(sockets=[sock]))
-        with anyio.fail_after(20):
-            while not server.started:  # noqa: ASYNC110 — uvicorn exposes a flag, not an event
-                await anyio.sleep(0.02)
-        try:
-            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-        finally:
-            server.should_exit = True
-
-
-def _socket() -> socket.socket:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 async def test_jwt_and_static_tokens_over_http(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps(_jwks(SIGNER, "k1")))
-    sock = _socket()
+    sock = loopback_socket()
     port = sock.getsockname()[1]
     settings = _settings(tmp_path, port, TL_MCP_OAUTH_JWKS=str(jwks), TL_MCP_AUTH_TOKENS=STATIC)
     resource = f"http://127.0.0.1:{port}/mcp"
@@ -122,7 +99,7 @@ async def test_jwt_and_static_tokens_over_http(tmp_path: Path, caplog: pytest.Lo
         "not a JWT": "garbage",
     }
     app = build_http_app(build_server(settings), settings)
-    async with serving(app, sock) as base, httpx2.AsyncClient(base_url=base) as http:
+    async with serve_app(app, sock) as base, httpx2.AsyncClient(base_url=base) as http:
         assert (await http.get("/healthz")).status_code == 200
 
         meta = await http.get("/.well-known/oauth-protected-resource/mcp")
@@ -164,13 +141,13 @@ async def test_pem_public_key_mode(tmp_path: Path) -> None:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
-    sock = _socket()
+    sock = loopback_socket()
     port = sock.getsockname()[1]
     settings = _settings(
         tmp_path, port, TL_MCP_OAUTH_PUBLIC_KEY_FILE=str(pem), TL_MCP_OAUTH_AUDIENCE="api://tl-mcp"
     )
     app = build_http_app(build_server(settings), settings)
-    async with serving(app, sock) as base, httpx2.AsyncClient(base_url=base) as http:
+    async with serve_app(app, sock) as base, httpx2.AsyncClient(base_url=base) as http:
         ok = await http.post(
             "/mcp", json=PING, headers={**HEADERS, "authorization": f"Bearer {_token('api://tl-mcp')}"}
         )
@@ -191,8 +168,8 @@ async def test_jwks_url_is_cached_and_refetched_for_a_new_key(tmp_path: Path) ->
         served["hits"] = int(served["hits"]) + 1  # type: ignore[call-overload]
         return JSONResponse(served["doc"])
 
-    sock = _socket()
-    async with serving(Starlette(routes=[Route("/jwks", jwks)]), sock) as base:
+    sock = loopback_socket()
+    async with serve_app(Starlette(routes=[Route("/jwks", jwks)]), sock) as base:
         keys = Jwks(f"{base}/jwks", ttl_s=300, min_refresh_s=0)
         verifier = JwtVerifier(keys, issuer=ISSUER, audiences=["aud-1"], resource_url="https://r.example/mcp")
         first = await verifier.verify_token(_token("aud-1"))

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import anyio
 import httpx2
 import pytest
-import uvicorn
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.server.conftest import MODES, World, call_ok
+from tests.server.conftest import MODES, World, call_ok, loopback_socket, serve_app
 from tl_mcp.server import build_http_app, build_server
 
 pytestmark = pytest.mark.anyio
@@ -26,19 +23,8 @@ TOKEN = "tok-" + "s3cr3t" * 4
 async def serving(world: World) -> AsyncIterator[str]:
     settings = world.settings(auth_tokens=[TOKEN, "second-token-xyz"], transport="http")
     app = build_http_app(build_server(settings), settings)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on", access_log=False))
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(lambda: server.serve(sockets=[sock]))
-        with anyio.fail_after(20):
-            while not server.started:  # noqa: ASYNC110 — uvicorn exposes a flag, not an event
-                await anyio.sleep(0.02)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
+    async with serve_app(app, loopback_socket()) as base:
+        yield base
 
 
 async def test_health_auth_and_dns_rebinding_checks(world: World) -> None:

@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
-
 import anyio
 import pytest
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 
+from tests.server.conftest import ProgressRecorder
 from tl_mcp.server.jobs import Job, JobManager
 from tl_mcp.server.progress import relay
 
 pytestmark = pytest.mark.anyio
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple[float, float | None, str | None]] = []
-
-    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
-        self.calls.append((progress, total, message))
-
-    @property
-    def text(self) -> str:
-        return "".join(m for _, _, m in self.calls if m is not None)
-
-    def assert_increasing(self) -> None:
-        values = [p for p, _, _ in self.calls]
-        assert all(b > a for a, b in itertools.pairwise(values)), values
 
 
 def _done(text: str) -> CallToolResult:
@@ -49,7 +32,7 @@ async def test_bursts_are_merged_and_messages_concatenate_to_the_text() -> None:
                 await anyio.sleep(0.2)
         return _done(job.text)
 
-    rec = Recorder()
+    rec = ProgressRecorder()
     async with anyio.create_task_group() as tg:
         jobs = JobManager(tg)
         job = jobs.start("t", "test", work, _partial)
@@ -73,13 +56,13 @@ async def test_timeout_hands_out_job_and_wait_resumes_from_offset() -> None:
     async with anyio.create_task_group() as tg:
         jobs = JobManager(tg)
         job = jobs.start("t", "test", work, _partial)
-        first = Recorder()
+        first = ProgressRecorder()
         partial = await jobs.run(job, first, wait_s=0.3)
         assert isinstance(partial.content[0], TextContent)
         assert partial.content[0].text == "partial:first half, "
         assert job.handed_out and jobs.get(job.id) is job
         gate.set()
-        second = Recorder()
+        second = ProgressRecorder()
         final = await jobs.run(job, second, wait_s=5)
     assert first.text == "first half, " and second.text == "second half."
     assert first.text + second.text == job.text
@@ -92,7 +75,7 @@ async def test_quiet_work_sends_heartbeats() -> None:
         await anyio.sleep(0.5)
         return _done("ok")
 
-    rec = Recorder()
+    rec = ProgressRecorder()
     async with anyio.create_task_group() as tg:
         job = JobManager(tg).start("t", "test", work, _partial)
         assert await relay(job, rec, wait_s=2, heartbeat_s=0.1)
@@ -115,7 +98,7 @@ async def test_cancelled_caller_cancels_a_job_nobody_knows_about() -> None:
         jobs = JobManager(tg)
         job = jobs.start("t", "test", work, _partial)
         with anyio.move_on_after(0.2):
-            await jobs.run(job, Recorder(), wait_s=10)
+            await jobs.run(job, ProgressRecorder(), wait_s=10)
         with anyio.fail_after(2):
             await cancelled.wait()
             await job.done.wait()
@@ -132,9 +115,9 @@ async def test_cancelled_wait_keeps_a_handed_out_job_running() -> None:
     async with anyio.create_task_group() as tg:
         jobs = JobManager(tg)
         job = jobs.start("t", "test", work, _partial)
-        await jobs.run(job, Recorder(), wait_s=0.05)
+        await jobs.run(job, ProgressRecorder(), wait_s=0.05)
         with anyio.move_on_after(0.1):
-            await jobs.run(job, Recorder(), wait_s=10)
+            await jobs.run(job, ProgressRecorder(), wait_s=10)
         with anyio.fail_after(3):
             await job.done.wait()
     assert job.status == "completed"
@@ -150,7 +133,7 @@ async def test_failures_surface_as_tool_errors() -> None:
     async with anyio.create_task_group() as tg:
         jobs = JobManager(tg)
         with pytest.raises(ToolError, match="disk on fire"):
-            await jobs.run(jobs.start("t", "upload", boom, _partial), Recorder(), wait_s=2)
+            await jobs.run(jobs.start("t", "upload", boom, _partial), ProgressRecorder(), wait_s=2)
         with pytest.raises(ToolError) as err:
-            await jobs.run(jobs.start("t", "crashy", crash, _partial), Recorder(), wait_s=2)
+            await jobs.run(jobs.start("t", "crashy", crash, _partial), ProgressRecorder(), wait_s=2)
     assert "secret internals" not in str(err.value) and "RuntimeError" in str(err.value)

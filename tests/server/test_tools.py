@@ -8,24 +8,12 @@ import pytest
 from mcp import Client
 from mcp.types import ImageContent
 
-from tests.server.conftest import MODES, World, call_ok, text_of
+from tests.server.conftest import MODES, ProgressRecorder, World, call_ok, text_of
 from tl_mcp.samples import make_sample_image
 from tl_mcp.server import build_server
 from tl_mcp.server.thumbnails import fetch_thumbnails
 
 pytestmark = pytest.mark.anyio
-
-
-class Progress:
-    def __init__(self) -> None:
-        self.calls: list[tuple[float, float | None, str | None]] = []
-
-    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
-        self.calls.append((progress, total, message))
-
-    @property
-    def text(self) -> str:
-        return "".join(m for _, _, m in self.calls if m)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -106,7 +94,7 @@ async def test_classify_videos_by_search(world: World, mode: str) -> None:
 @pytest.mark.parametrize("mode", MODES)
 async def test_jockey_answer_streams_progress_that_equals_the_text(world: World, mode: str) -> None:
     async with Client(build_server(world.settings()), mode=mode) as c:
-        progress = Progress()
+        progress = ProgressRecorder()
         result = await call_ok(
             c,
             "create_response",
@@ -138,7 +126,7 @@ async def test_jockey_answer_streams_progress_that_equals_the_text(world: World,
 async def test_jockey_steps_and_output_schema(world: World, mode: str) -> None:
     schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
     async with Client(build_server(world.settings()), mode=mode) as c:
-        progress = Progress()
+        progress = ProgressRecorder()
         result = await call_ok(
             c,
             "create_response",
@@ -164,7 +152,7 @@ async def test_jockey_steps_and_output_schema(world: World, mode: str) -> None:
 @pytest.mark.parametrize("mode", MODES)
 async def test_job_handle_then_wait_for_task_resumes(world: World, mode: str) -> None:
     async with Client(build_server(world.settings()), mode=mode) as c:
-        first = Progress()
+        first = ProgressRecorder()
         started = await call_ok(
             c,
             "create_response",
@@ -174,7 +162,7 @@ async def test_job_handle_then_wait_for_task_resumes(world: World, mode: str) ->
         data = started.structured_content
         assert data and data["status"] == "in_progress" and data["job_id"].startswith("job_")
         assert "wait_for_task" in text_of(started)
-        second = Progress()
+        second = ProgressRecorder()
         done = await call_ok(
             c, "wait_for_task", {"id": data["job_id"], "wait_s": 30}, progress_callback=second
         )
@@ -197,7 +185,7 @@ async def test_wait_for_task_accepts_twelvelabs_ids(world: World, mode: str) -> 
         )
         assert item.structured_content and item.structured_content["kind"] == "knowledge_store_item"
         assert item.structured_content["status"] == "ready" and item.structured_content["done"]
-        progress = Progress()
+        progress = ProgressRecorder()
         indexed = await call_ok(
             c,
             "wait_for_task",
@@ -241,7 +229,7 @@ async def test_embeddings_text_image_and_video(world: World, mode: str) -> None:
 @pytest.mark.parametrize("mode", MODES)
 async def test_analyze_and_summarize_resolve_video_ids(world: World, mode: str) -> None:
     async with Client(build_server(world.settings()), mode=mode) as c:
-        progress = Progress()
+        progress = ProgressRecorder()
         result = await call_ok(
             c,
             "analyze_video",
