@@ -8,11 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,11 +19,11 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 
+from tests.e2e.processes import TL_MCP, free_port, running
 from tl_mcp.samples import make_sample_video
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
-TL_MCP = Path(sys.executable).with_name("tl-mcp")
 TOKEN = "e2e-token-" + "x" * 20
 
 
@@ -132,45 +127,19 @@ async def test_stdio_workflow_and_clean_stdout(media: Path, tmp_path: Path, mode
         assert message.get("jsonrpc") == "2.0", line[:200]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def http_server(media: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("http")
-    port = _free_port()
-    log = (tmp / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [str(TL_MCP), "serve", "--transport", "http", "--port", str(port), "--auth-token", TOKEN],
-        env=_env(tmp, media),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx2.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx2.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("tl-mcp http did not come up:\n" + (tmp / "server.log").read_text())
-            time.sleep(0.2)
+    with running(
+        [str(TL_MCP), "serve", "--transport", "http", "--port", str(port), "--auth-token", TOKEN],
+        _env(tmp, media),
+        tmp / "server.log",
+        f"{base}/healthz",
+    ):
         yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
-        assert TOKEN not in (tmp / "server.log").read_text()
+    assert TOKEN not in (tmp / "server.log").read_text()
 
 
 async def test_http_requires_the_token(http_server: str) -> None:
@@ -192,30 +161,18 @@ async def test_http_workflow(media: Path, http_server: str, mode: str) -> None:
 
 
 def test_sandbox_subcommand_serves_the_api(tmp_path: Path) -> None:
-    port = _free_port()
-    log = (tmp_path / "sandbox.log").open("wb")
+    port = free_port()
     env = {**_env(tmp_path, tmp_path), "TL_MCP_SANDBOX_API_KEYS": "k-e2e"}
-    proc = subprocess.Popen(
+    indexes = f"http://127.0.0.1:{port}/v1.3/indexes"
+    with running(
         [str(TL_MCP), "sandbox", "--port", str(port), "--data-dir", str(tmp_path / "data")],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                response = httpx2.get(f"http://127.0.0.1:{port}/v1.3/indexes", headers={"x-api-key": "k-e2e"})
-                break
-            except httpx2.HTTPError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError((tmp_path / "sandbox.log").read_text()) from None
-                time.sleep(0.2)
+        env,
+        tmp_path / "sandbox.log",
+        indexes,
+        headers={"x-api-key": "k-e2e"},
+    ):
+        response = httpx2.get(indexes, headers={"x-api-key": "k-e2e"})
         assert response.status_code == 200 and response.json()["data"] == []
-        denied = httpx2.get(f"http://127.0.0.1:{port}/v1.3/indexes", headers={"x-api-key": "wrong"})
+        denied = httpx2.get(indexes, headers={"x-api-key": "wrong"})
         assert denied.status_code == 401
         assert (tmp_path / "data").is_dir()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(20)
-        log.close()

@@ -7,13 +7,8 @@ upstream handles, signed with the shared TL_MCP_STATE_KEYS. An altered id is ref
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from contextlib import AsyncExitStack, contextmanager
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -24,52 +19,20 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 
+from tests.e2e.processes import TL_MCP, free_port, running
 from tl_mcp.samples import make_sample_video
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
-TL_MCP = Path(sys.executable).with_name("tl-mcp")
 TOKEN = "replica-token-" + "y" * 20
 SANDBOX_KEY = "k-replicas-" + "z" * 12
 STATE_KEYS = "a" * 40 + "," + "b" * 40
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _clean_env(tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TWELVELABS_", "TL_MCP_"))}
     env.update({"TL_MCP_SANDBOX_ANALYZERS": "none", "TL_MCP_SANDBOX_DIR": str(tmp / "unused")})
     return env
-
-
-@contextmanager
-def _process(args: list[str], env: dict[str, str], log_path: Path, ready_url: str) -> Iterator[None]:
-    log = log_path.open("wb")
-    proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx2.get(ready_url, timeout=1, headers={"x-api-key": SANDBOX_KEY}).status_code == 200:
-                    break
-            except httpx2.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"{args[1]} did not come up:\n" + log_path.read_text())
-            time.sleep(0.2)
-        yield
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -80,14 +43,15 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
     media = tmp / "media"
     media.mkdir()
     make_sample_video(media / "clip.mp4", speech=False)
-    sb_port = _free_port()
+    sb_port = free_port()
     sandbox_env = {**_clean_env(tmp), "TL_MCP_SANDBOX_API_KEYS": SANDBOX_KEY}
     base_url = f"http://127.0.0.1:{sb_port}/v1.3"
-    with _process(
+    with running(
         [str(TL_MCP), "sandbox", "--port", str(sb_port), "--data-dir", str(tmp / "sandbox")],
         sandbox_env,
         tmp / "sandbox.log",
         f"{base_url}/indexes",
+        headers={"x-api-key": SANDBOX_KEY},
     ):
         env = {
             **_clean_env(tmp),
@@ -98,11 +62,11 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
         }
         urls: list[str] = []
         logs = [tmp / "replica-a.log", tmp / "replica-b.log"]
-        ports = [_free_port(), _free_port()]
+        ports = [free_port(), free_port()]
         serve = [str(TL_MCP), "serve", "--transport", "http", "--backend", "sandbox", "--base-url", base_url]
         with (
-            _process([*serve, "--port", str(ports[0])], env, logs[0], f"http://127.0.0.1:{ports[0]}/healthz"),
-            _process([*serve, "--port", str(ports[1])], env, logs[1], f"http://127.0.0.1:{ports[1]}/healthz"),
+            running([*serve, "--port", str(ports[0])], env, logs[0], f"http://127.0.0.1:{ports[0]}/healthz"),
+            running([*serve, "--port", str(ports[1])], env, logs[1], f"http://127.0.0.1:{ports[1]}/healthz"),
         ):
             urls = [f"http://127.0.0.1:{p}/mcp" for p in ports]
             yield urls[0], urls[1], media, logs
