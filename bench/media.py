@@ -5,14 +5,15 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
+
+from tl_mcp.samples import load_font, mux_audio, read_wav
 
 AUDIO_RATE = 16_000
 
@@ -46,13 +47,6 @@ class BenchVideo:
     speech_seconds: float
 
 
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    candidate = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
-    return (
-        ImageFont.truetype(str(candidate), size) if candidate.exists() else ImageFont.load_default(size=size)
-    )
-
-
 def _speech(duration: float) -> tuple[npt.NDArray[np.float32], float]:
     """The paragraph spoken by espeak-ng, repeated with short pauses to fill ``duration``."""
     if shutil.which("espeak-ng") is None:
@@ -65,12 +59,7 @@ def _speech(duration: float) -> tuple[npt.NDArray[np.float32], float]:
             timeout=60,
             capture_output=True,
         )
-        with wave.open(str(wav_path), "rb") as wav:
-            rate = wav.getframerate()
-            raw = wav.readframes(wav.getnframes())
-    voice = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
-    positions = np.arange(0, len(voice), rate / AUDIO_RATE)
-    voice = np.interp(positions, np.arange(len(voice)), voice).astype(np.float32)
+        voice = read_wav(wav_path, AUDIO_RATE)
     total = int(duration * AUDIO_RATE)
     track = np.zeros(total, dtype=np.float32)
     pause = AUDIO_RATE  # one second between repetitions
@@ -93,7 +82,7 @@ def make_bench_video(
     track, speech_seconds = _speech(duration)
     yy, xx = np.mgrid[0:height, 0:width]
     base = ((xx + yy) % 256).astype(np.uint8)
-    font = _font(height // 10)
+    font = load_font(height // 10)
     title_frames: list[npt.NDArray[np.bool_]] = []
     for title in TITLES:
         image = Image.new("L", size, 0)
@@ -120,12 +109,5 @@ def make_bench_video(
             frame.pts = k
             container.mux(video.encode(frame))
         container.mux(video.encode(None))
-        chunk = 1024
-        for offset in range(0, len(track), chunk):
-            piece = track[offset : offset + chunk]
-            aframe = av.AudioFrame.from_ndarray(piece.reshape(1, -1), format="fltp", layout="mono")
-            aframe.sample_rate = AUDIO_RATE
-            aframe.pts = offset
-            container.mux(audio.encode(aframe))
-        container.mux(audio.encode(None))
+        mux_audio(container, audio, track, AUDIO_RATE)
     return BenchVideo(path, duration, width, height, fps, speech_seconds)

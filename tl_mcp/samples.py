@@ -23,6 +23,8 @@ from pathlib import Path
 import av
 import numpy as np
 import numpy.typing as npt
+from av.audio.stream import AudioStream
+from av.container import OutputContainer
 from av.subtitles.codeccontext import SubtitleCodecContext
 from PIL import Image, ImageDraw, ImageFont
 
@@ -136,7 +138,7 @@ def espeak_available() -> bool:
     return shutil.which("espeak-ng") is not None
 
 
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+def load_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     for candidate in (
         "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
         "/usr/share/fonts/dejavu/DejaVuSans-Bold.ttf",
@@ -155,10 +157,10 @@ def render_scene(scene: SceneSpec, size: tuple[int, int] = (640, 360)) -> Image.
     lines = scene.lines or [scene.title]
     # Largest font whose widest line fits 90% of the width and whose lines fit 70% of the height.
     font_size = max(12, int(height * 0.7 / (len(lines) * 1.3)))
-    font = _font(font_size)
+    font = load_font(font_size)
     while font_size > 12 and max(draw.textlength(line, font=font) for line in lines) > width * 0.9:
         font_size = int(font_size * 0.9)
-        font = _font(font_size)
+        font = load_font(font_size)
     boxes = [draw.textbbox((0, 0), line, font=font) for line in lines]
     heights = [b[3] - b[1] for b in boxes]
     gap = font_size // 3
@@ -193,18 +195,33 @@ def _speak(text: str, out: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def _read_wav(path: Path) -> npt.NDArray[np.float32]:
+def read_wav(path: Path, rate: int = AUDIO_RATE) -> npt.NDArray[np.float32]:
+    """A 16-bit WAV (espeak-ng's output) as mono float samples in [-1, 1] at `rate`."""
     with wave.open(str(path), "rb") as wav:
-        rate = wav.getframerate()
+        source_rate = wav.getframerate()
         channels = wav.getnchannels()
         raw = wav.readframes(wav.getnframes())
     samples = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
     if channels > 1:
         samples = samples.reshape(-1, channels).mean(axis=1)
-    if rate != AUDIO_RATE:
-        positions = np.arange(0, len(samples), rate / AUDIO_RATE)
+    if source_rate != rate:
+        positions = np.arange(0, len(samples), source_rate / rate)
         samples = np.interp(positions, np.arange(len(samples)), samples).astype(np.float32)
     return samples
+
+
+def mux_audio(
+    container: OutputContainer, stream: AudioStream, samples: npt.NDArray[np.float32], rate: int = AUDIO_RATE
+) -> None:
+    """Encode mono float `samples` into `stream` in small frames (flat encoder memory), then flush it."""
+    chunk = 1024
+    for offset in range(0, len(samples), chunk):
+        piece = samples[offset : offset + chunk]
+        frame = av.AudioFrame.from_ndarray(piece.reshape(1, -1), format="fltp", layout="mono")
+        frame.sample_rate = rate
+        frame.pts = offset
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode(None))
 
 
 def _synthesise_speech(
@@ -222,7 +239,7 @@ def _synthesise_speech(
             raise RuntimeError("espeak-ng did not finish within 30 s") from None
         if proc.returncode != 0:
             raise RuntimeError(f"espeak-ng failed: {err.decode(errors='replace').strip()}")
-        samples = _read_wav(workdir / f"speech{i}.wav")
+        samples = read_wav(workdir / f"speech{i}.wav")
         start = i * scene_seconds + CUE_OFFSET
         room = scene_seconds - CUE_OFFSET - 0.1
         samples = samples[: int(room * AUDIO_RATE)]
@@ -336,14 +353,7 @@ def make_sample_video(
         container.mux(video.encode(None))
 
         if audio_stream is not None and audio is not None:
-            chunk = 1024
-            for offset in range(0, len(audio), chunk):
-                piece = audio[offset : offset + chunk]
-                aframe = av.AudioFrame.from_ndarray(piece.reshape(1, -1), format="fltp", layout="mono")
-                aframe.sample_rate = AUDIO_RATE
-                aframe.pts = offset
-                container.mux(audio_stream.encode(aframe))
-            container.mux(audio_stream.encode(None))
+            mux_audio(container, audio_stream, audio)
 
         if sub_stream is not None:
             for cue in cues:
