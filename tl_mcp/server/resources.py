@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources as importlib_resources
 from typing import Any
 
@@ -33,10 +35,14 @@ def _dump(value: Any) -> str:
     return json.dumps(to_jsonable_python(value, exclude_none=True), indent=2, ensure_ascii=False)
 
 
-def _fail(what: str, exc: TwelveLabsError) -> ResourceError:
-    if isinstance(exc, NotFoundError):
-        return ResourceNotFoundError(explain(what, exc))
-    return ResourceError(explain(what, exc))
+@contextmanager
+def _reading(what: str) -> Iterator[None]:
+    """API errors inside the block become resource errors that say what to do; a 404 stays a not-found."""
+    try:
+        yield
+    except TwelveLabsError as exc:
+        error = ResourceNotFoundError if isinstance(exc, NotFoundError) else ResourceError
+        raise error(explain(what, exc)) from None
 
 
 async def list_index_ids(state: AppState) -> list[tuple[str, str]]:
@@ -69,10 +75,8 @@ def register_resources(server: MCPServer[AppState], holder: StateHolder) -> None
     )
     async def indexes() -> str:
         state = holder.get()
-        try:
+        with _reading("Listing indexes"):
             page = await state.client.list_indexes(page=1, page_limit=MAX_LISTED)
-        except TwelveLabsError as exc:
-            raise _fail("Listing indexes", exc) from None
         return _dump({"backend": state.backend, "indexes": page.data})
 
     @server.resource(
@@ -84,11 +88,9 @@ def register_resources(server: MCPServer[AppState], holder: StateHolder) -> None
     )
     async def index(index_id: str, ctx: Context[AppState, Any]) -> str:
         state = app_state(ctx)
-        try:
+        with _reading(f"Reading index {index_id}"):
             info = await state.client.get_index(index_id)
             videos = await state.client.list_videos(index_id, page=1, page_limit=MAX_LISTED)
-        except TwelveLabsError as exc:
-            raise _fail(f"Reading index {index_id}", exc) from None
         return _dump({"index": info, "videos": videos.data})
 
     @server.resource(
@@ -100,10 +102,8 @@ def register_resources(server: MCPServer[AppState], holder: StateHolder) -> None
     )
     async def video(index_id: str, video_id: str, ctx: Context[AppState, Any]) -> str:
         state = app_state(ctx)
-        try:
+        with _reading(f"Reading video {video_id} in index {index_id}"):
             info = await state.client.get_video(index_id, video_id, transcription=True)
-        except TwelveLabsError as exc:
-            raise _fail(f"Reading video {video_id} in index {index_id}", exc) from None
         return _dump(info)
 
     @server.resource(
@@ -115,10 +115,8 @@ def register_resources(server: MCPServer[AppState], holder: StateHolder) -> None
     )
     async def stores() -> str:
         state = holder.get()
-        try:
+        with _reading("Listing knowledge stores"):
             page = await state.client.list_knowledge_stores(page=1, page_limit=MAX_LISTED)
-        except TwelveLabsError as exc:
-            raise _fail("Listing knowledge stores", exc) from None
         return _dump({"backend": state.backend, "knowledge_stores": page.data})
 
     @server.resource(
@@ -130,13 +128,11 @@ def register_resources(server: MCPServer[AppState], holder: StateHolder) -> None
     )
     async def store(knowledge_store_id: str, ctx: Context[AppState, Any]) -> str:
         state = app_state(ctx)
-        try:
+        with _reading(f"Reading knowledge store {knowledge_store_id}"):
             info = await state.client.get_knowledge_store(knowledge_store_id)
             items = await state.client.list_knowledge_store_items(
                 knowledge_store_id, page=1, page_limit=MAX_LISTED
             )
-        except TwelveLabsError as exc:
-            raise _fail(f"Reading knowledge store {knowledge_store_id}", exc) from None
         return _dump({"knowledge_store": info, "items": items.data})
 
     @server.completion()  # type: ignore[no-untyped-call, untyped-decorator]
