@@ -6,6 +6,11 @@ on goes through here. Messages are built from status, code and the upstream mess
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from mcp.server.mcpserver.exceptions import ToolError
+
 from tl_mcp.api.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -68,3 +73,12 @@ def explain(action: str, exc: TwelveLabsError) -> str:
             "exists); if it did not, it is safe to call again."
         )
     return f"{text}. {hint}".strip()
+
+
+@contextmanager
+def upstream(action: str) -> Iterator[None]:
+    """API errors inside the block become a `ToolError` saying what failed and what to do next."""
+    try:
+        yield
+    except TwelveLabsError as exc:
+        raise ToolError(explain(action, exc)) from None

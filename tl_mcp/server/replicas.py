@@ -13,8 +13,7 @@ from typing import Any
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 
-from tl_mcp.api.errors import TwelveLabsError
-from tl_mcp.server.errors import explain
+from tl_mcp.server.errors import upstream
 from tl_mcp.server.jobs import Job, Partial, Worker
 from tl_mcp.server.results import tool_result
 from tl_mcp.server.state import AppState
@@ -126,7 +125,7 @@ def _upload(
 
     async def work(job: Job) -> CallToolResult:
         c = state.client
-        try:
+        with upstream(f"Following asset {asset_id}"):
             asset = await c.get_asset(asset_id)
             job.state.update(asset_status=asset.status, filename=asset.filename, size_bytes=asset.size)
             if index_id:
@@ -141,8 +140,6 @@ def _upload(
                     return (await c.get_knowledge_store_item(store_id, item_id)).status
 
                 job.state["item_status"] = await poll_status(job, "Knowledge-store item", item)
-        except TwelveLabsError as exc:
-            raise ToolError(explain(f"Following asset {asset_id}", exc)) from None
         return finished_upload(snapshot(job, "completed"))
 
     return work, partial

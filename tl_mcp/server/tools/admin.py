@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from tl_mcp.api.errors import TwelveLabsError
-from tl_mcp.server.errors import explain
+from tl_mcp.server.errors import upstream
 from tl_mcp.server.registry import ToolSpec, tool
 from tl_mcp.server.results import Markdown, tool_result
 from tl_mcp.server.state import app_state
@@ -42,10 +40,8 @@ async def delete_index(
     The uploaded assets themselves stay (delete_asset removes those).
     """
     state = app_state(ctx)
-    try:
+    with upstream(f"Deleting index {index_id}"):
         await state.client.delete_index(index_id)
-    except TwelveLabsError as exc:
-        raise ToolError(explain(f"Deleting index {index_id}", exc)) from None
     return _done("index", index_id, None, state.backend)
 
 
@@ -62,10 +58,8 @@ async def delete_video(
     Only use this when the user explicitly asked; confirm with get_video first.
     """
     state = app_state(ctx)
-    try:
+    with upstream(f"Deleting video {video_id}"):
         await state.client.delete_video(index_id, video_id)
-    except TwelveLabsError as exc:
-        raise ToolError(explain(f"Deleting video {video_id}", exc)) from None
     return _done("video", video_id, index_id, state.backend)
 
 
@@ -79,10 +73,8 @@ async def delete_asset(
     a knowledge store: delete those entries first.
     """
     state = app_state(ctx)
-    try:
+    with upstream(f"Deleting asset {asset_id}"):
         await state.client.delete_asset(asset_id)
-    except TwelveLabsError as exc:
-        raise ToolError(explain(f"Deleting asset {asset_id}", exc)) from None
     return _done("asset", asset_id, None, state.backend)
 
 
@@ -95,10 +87,8 @@ async def delete_knowledge_store(
     Only use this when the user explicitly asked; confirm with list_knowledge_stores.
     """
     state = app_state(ctx)
-    try:
+    with upstream(f"Deleting knowledge store {knowledge_store_id}"):
         await state.client.delete_knowledge_store(knowledge_store_id)
-    except TwelveLabsError as exc:
-        raise ToolError(explain(f"Deleting knowledge store {knowledge_store_id}", exc)) from None
     return _done("knowledge_store", knowledge_store_id, None, state.backend)
 
 
@@ -119,10 +109,8 @@ async def remove_from_knowledge_store(
     Only use this when the user explicitly asked. The underlying asset stays.
     """
     state = app_state(ctx)
-    try:
+    with upstream(f"Removing item {item_id}"):
         await state.client.delete_knowledge_store_item(knowledge_store_id, item_id)
-    except TwelveLabsError as exc:
-        raise ToolError(explain(f"Removing item {item_id}", exc)) from None
     return _done("knowledge_store_item", item_id, knowledge_store_id, state.backend)
 
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from tl_mcp.api.errors import StreamError, TwelveLabsError
 from tl_mcp.api.models import AnalyzeEnd, AnalyzeText, VideoSource
-from tl_mcp.server.errors import explain
+from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.jobs import Job
 from tl_mcp.server.registry import ToolSpec, tool
 from tl_mcp.server.results import Json, Markdown, fmt_seconds, tool_result
@@ -129,10 +129,8 @@ async def _source(
             "video_id needs index_id (the index the video is in) so it can be resolved to its asset; "
             "or pass asset_id directly."
         )
-    try:
+    with upstream(f"Resolving video {video_id}"):
         video = await state.client.get_video(index_id, video_id)
-    except TwelveLabsError as exc:
-        raise ToolError(explain(f"Resolving video {video_id}", exc)) from None
     if not video.asset_id:
         raise ToolError(
             f"Video {video_id} has no asset id (indexed before assets existed); analyze it by url instead."

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from tl_mcp.api.client import TwelveLabsClient
 from tl_mcp.api.errors import TwelveLabsError
 from tl_mcp.api.models import Embedding, EmbeddingTask
-from tl_mcp.server.errors import explain
+from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.jobs import Job
 from tl_mcp.server.registry import ToolSpec, tool
 from tl_mcp.server.results import Markdown, fmt_seconds, tool_result
@@ -99,7 +99,7 @@ async def follow_embedding_task(client: TwelveLabsClient, job: Job, task_id: str
     Shared with the replica that resumes someone else's job, so both report the same way.
     """
     last: str | None = None
-    try:
+    with upstream("Video embedding"):
         while True:
             task = await client.get_video_embedding_task(task_id)
             if task.status != last:
@@ -109,8 +109,6 @@ async def follow_embedding_task(client: TwelveLabsClient, job: Job, task_id: str
             if task.status in ("ready", "failed"):
                 break
             await anyio.sleep(POLL_S)
-    except TwelveLabsError as exc:
-        raise ToolError(explain("Video embedding", exc)) from None
     if task.status == "failed":
         reason = task.error.message if task.error and task.error.message else "no reason given"
         raise ToolError(f"Video embedding task {task_id} failed: {reason}.")

@@ -14,7 +14,7 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
-from tl_mcp.server.errors import explain
+from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.jobs import Job
 from tl_mcp.server.progress import HEARTBEAT_S
 from tl_mcp.server.registry import ToolSpec, tool
@@ -177,7 +177,7 @@ async def upload_asset(
         asset_id = str(job.state["asset_id"])
         if index_id or knowledge_store_id:
             await _wait_asset(state, job, asset_id)
-        try:
+        with upstream(f"Registering asset {asset_id}"):
             if index_id:
                 job.state["indexed_asset_id"] = await state.client.index_asset(index_id, asset_id)
                 job.state["indexing_status"] = "pending"
@@ -207,8 +207,6 @@ async def upload_asset(
                     item_status,
                     on_status=lambda s: job.state.__setitem__("item_status", s),
                 )
-        except TwelveLabsError as exc:
-            raise ToolError(explain(f"Registering asset {asset_id}", exc)) from None
         return finished_upload(snapshot(job, "completed"))
 
     job = state.jobs.start("upload", f"upload of {name or url}", work, partial)
@@ -254,13 +252,11 @@ async def _wait_asset(state: AppState, job: Job, asset_id: str) -> None:
     async def fetch() -> str | None:
         return (await state.client.get_asset(asset_id)).status
 
-    try:
+    with upstream(f"Checking asset {asset_id}"):
         known = job.state.get("asset_status")
         status = await poll_status(
             job, f"Asset {asset_id}", fetch, known=known if isinstance(known, str) else None
         )
-    except TwelveLabsError as exc:
-        raise ToolError(explain(f"Checking asset {asset_id}", exc)) from None
     job.state["asset_status"] = status
     if (status or "").lower() in TERMINAL_BAD:
         raise ToolError(f"Asset {asset_id} ended with status {status}: the media could not be processed.")
@@ -401,11 +397,9 @@ async def wait_for_task(
             content=outcome.content, structured_content=result.model_dump(mode="json", by_alias=True)
         )
 
-    try:
+    with upstream(f"Checking {id}"):
         resolved, fetch = await _resolve(state, id, kind, index_id, knowledge_store_id)
         status, detail = await _watch(ctx, resolved, fetch, wait_s)
-    except TwelveLabsError as exc:
-        raise ToolError(explain(f"Checking {id}", exc)) from None
     done = is_terminal(status)
     result = WaitResult(
         id=id,

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from tl_mcp.api.errors import TwelveLabsError
 from tl_mcp.api.models import IndexModel
-from tl_mcp.server.errors import explain
+from tl_mcp.server.errors import upstream
 from tl_mcp.server.registry import ToolSpec, tool
 from tl_mcp.server.results import Markdown, fmt_seconds, tool_result
 from tl_mcp.server.state import app_state
@@ -140,10 +138,8 @@ async def list_indexes(
     If there is none, create one with create_index.
     """
     state = app_state(ctx)
-    try:
+    with upstream("Listing indexes"):
         result = await state.client.list_indexes(page=page, page_limit=page_limit, name=name)
-    except TwelveLabsError as exc:
-        raise ToolError(explain("Listing indexes", exc)) from None
     infos = [
         IndexInfo(
             index_id=i.id,
@@ -184,12 +180,10 @@ async def create_index(
     """
     state = app_state(ctx)
     display_name(name)
-    try:
+    with upstream(f"Creating index {name!r}"):
         index_id = await state.client.create_index(
             name, models=[IndexModel(model_name="marengo3.0", model_options=list(modalities))]
         )
-    except TwelveLabsError as exc:
-        raise ToolError(explain(f"Creating index {name!r}", exc)) from None
     out = Created(id=index_id, kind="index", name=name, backend=state.backend)
     md = Markdown(f"Index created: {name}").field("Index id", f"`{index_id}`")
     md.next_step(f'Upload media into it: upload_asset(path=… or url=…, index_id="{index_id}").')
@@ -209,10 +203,8 @@ async def list_videos(
     index contains. Videos still indexing may not appear yet (wait_for_task).
     """
     state = app_state(ctx)
-    try:
+    with upstream(f"Listing videos of index {index_id}"):
         result = await state.client.list_videos(index_id, page=page, page_limit=page_limit)
-    except TwelveLabsError as exc:
-        raise ToolError(explain(f"Listing videos of index {index_id}", exc)) from None
     videos = [_video_info(v) for v in result.data]
     out = VideoList(
         index_id=index_id,
@@ -243,10 +235,8 @@ async def get_video(
     Use this after search_videos or list_videos to see what a video is before analyzing or citing it.
     """
     state = app_state(ctx)
-    try:
+    with upstream(f"Reading video {video_id}"):
         v = await state.client.get_video(index_id, video_id, transcription=include_transcript)
-    except TwelveLabsError as exc:
-        raise ToolError(explain(f"Reading video {video_id}", exc)) from None
     transcript = (
         [TranscriptLine(start=t.start, end=t.end, text=t.value) for t in v.transcription]
         if v.transcription
@@ -280,10 +270,8 @@ async def list_knowledge_stores(
     one with create_knowledge_store if none fits.
     """
     state = app_state(ctx)
-    try:
+    with upstream("Listing knowledge stores"):
         result = await state.client.list_knowledge_stores(page=page, page_limit=page_limit)
-    except TwelveLabsError as exc:
-        raise ToolError(explain("Listing knowledge stores", exc)) from None
     stores = [
         StoreInfo(
             knowledge_store_id=s.id,
@@ -321,10 +309,8 @@ async def create_knowledge_store(
     """
     state = app_state(ctx)
     display_name(name)
-    try:
+    with upstream(f"Creating knowledge store {name!r}"):
         store = await state.client.create_knowledge_store(name, description=description)
-    except TwelveLabsError as exc:
-        raise ToolError(explain(f"Creating knowledge store {name!r}", exc)) from None
     out = Created(id=store.id, kind="knowledge_store", name=name, backend=state.backend)
     md = Markdown(f"Knowledge store created: {name}").field("Knowledge store id", f"`{store.id}`")
     md.next_step(f'Add media: upload_asset(path=… or url=…, knowledge_store_id="{store.id}").')
@@ -350,12 +336,10 @@ async def add_to_knowledge_store(
     knowledge_store_id=…) waits for it. To upload and add in one step use upload_asset.
     """
     state = app_state(ctx)
-    try:
+    with upstream(f"Adding asset {asset_id} to {knowledge_store_id}"):
         item = await state.client.add_knowledge_store_item(
             knowledge_store_id, asset_id=asset_id, asset_type=asset_type
         )
-    except TwelveLabsError as exc:
-        raise ToolError(explain(f"Adding asset {asset_id} to {knowledge_store_id}", exc)) from None
     out = Created(
         id=item.id,
         kind="knowledge_store_item",
@@ -389,12 +373,10 @@ async def list_knowledge_store_items(
     and remove_from_knowledge_store.
     """
     state = app_state(ctx)
-    try:
+    with upstream(f"Listing items of {knowledge_store_id}"):
         result = await state.client.list_knowledge_store_items(
             knowledge_store_id, page=page, page_limit=page_limit, status=status
         )
-    except TwelveLabsError as exc:
-        raise ToolError(explain(f"Listing items of {knowledge_store_id}", exc)) from None
     items = [
         ItemInfo(
             item_id=i.id,

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from tl_mcp.api.errors import TwelveLabsError
 from tl_mcp.api.models import SearchPage
-from tl_mcp.server.errors import explain
+from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.registry import ToolSpec, tool
 from tl_mcp.server.results import Markdown, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
@@ -351,7 +351,7 @@ async def classify_videos(
             if m.video_id:
                 hits.setdefault(m.video_id, {}).setdefault(spec.name, []).append(m)
 
-    try:
+    with upstream("Classification"):
         async with anyio.create_task_group() as tg:
             for spec in classes:
                 for prompt in spec.prompts:
@@ -362,8 +362,6 @@ async def classify_videos(
         for video_id in hits:
             video = await state.client.get_video(index_id, video_id)
             durations[video_id] = video.system_metadata.duration if video.system_metadata else None
-    except TwelveLabsError as exc:
-        raise ToolError(explain("Classification", exc)) from None
 
     videos: list[VideoClasses] = []
     for video_id, per_class in hits.items():
