@@ -125,6 +125,14 @@ def _video_info(v: Any) -> VideoInfo:
     )
 
 
+def _listing(title: str, section: str, rows: list[str], empty: str, more: str | None) -> Markdown:
+    """A list tool's text: its rows (or what to do when there are none) and the call for the next page."""
+    md = Markdown(title).section(section, rows or [empty])
+    if more:
+        md.next_step(f"More: {more}.")
+    return md
+
+
 @tool(toolset="library", title="List search indexes", read_only=True, destructive=False, idempotent=True)
 async def list_indexes(
     ctx: Ctx,
@@ -152,16 +160,16 @@ async def list_indexes(
         for i in result.data
     ]
     out = IndexList(indexes=infos, page=page, total_pages=result.page_info.total_page, backend=state.backend)
-    md = Markdown(f"Indexes ({len(infos)})").section(
+    md = _listing(
+        f"Indexes ({len(infos)})",
         "Indexes",
         [
             f"- `{i.index_id}` {i.name or ''} — {i.video_count or 0} video(s), {', '.join(i.models)}"
             for i in infos
-        ]
-        or ["No indexes yet: create one with create_index."],
+        ],
+        "No indexes yet: create one with create_index.",
+        f"list_indexes(page={page + 1})" if result.has_more else None,
     )
-    if result.has_more:
-        md.next_step(f"More: list_indexes(page={page + 1}).")
     return tool_result(out, md)
 
 
@@ -213,13 +221,13 @@ async def list_videos(
         total_pages=result.page_info.total_page,
         backend=state.backend,
     )
-    md = Markdown(f"Videos in {index_id} ({len(videos)})").section(
+    md = _listing(
+        f"Videos in {index_id} ({len(videos)})",
         "Videos",
-        [f"- `{v.video_id}` {v.filename or ''} ({fmt_seconds(v.duration)})" for v in videos]
-        or ["No videos yet: upload_asset with this index_id."],
+        [f"- `{v.video_id}` {v.filename or ''} ({fmt_seconds(v.duration)})" for v in videos],
+        "No videos yet: upload_asset with this index_id.",
+        f'list_videos(index_id="{index_id}", page={page + 1})' if result.has_more else None,
     )
-    if result.has_more:
-        md.next_step(f'More: list_videos(index_id="{index_id}", page={page + 1}).')
     return tool_result(out, md)
 
 
@@ -285,13 +293,13 @@ async def list_knowledge_stores(
     out = StoreList(
         knowledge_stores=stores, page=page, total_pages=result.page_info.total_page, backend=state.backend
     )
-    md = Markdown(f"Knowledge stores ({len(stores)})").section(
+    md = _listing(
+        f"Knowledge stores ({len(stores)})",
         "Stores",
-        [f"- `{s.knowledge_store_id}` {s.name or ''} — {s.item_count or 0} item(s)" for s in stores]
-        or ["No knowledge stores yet: create one with create_knowledge_store."],
+        [f"- `{s.knowledge_store_id}` {s.name or ''} — {s.item_count or 0} item(s)" for s in stores],
+        "No knowledge stores yet: create one with create_knowledge_store.",
+        f"list_knowledge_stores(page={page + 1})" if result.has_more else None,
     )
-    if result.has_more:
-        md.next_step(f"More: list_knowledge_stores(page={page + 1}).")
     return tool_result(out, md)
 
 
@@ -394,14 +402,15 @@ async def list_knowledge_store_items(
         total_pages=result.page_info.total_page,
         backend=state.backend,
     )
-    md = Markdown(f"Items in {knowledge_store_id} ({len(items)})").section(
+    md = _listing(
+        f"Items in {knowledge_store_id} ({len(items)})",
         "Items",
-        [f"- `{i.item_id}` asset {i.asset_id} — {i.status}" for i in items] or ["No items."],
+        [f"- `{i.item_id}` asset {i.asset_id} — {i.status}" for i in items],
+        "No items.",
+        f'list_knowledge_store_items(knowledge_store_id="{knowledge_store_id}", page={page + 1})'
+        if result.has_more
+        else None,
     )
-    if result.has_more:
-        md.next_step(
-            f'More: list_knowledge_store_items(knowledge_store_id="{knowledge_store_id}", page={page + 1}).'
-        )
     return tool_result(out, md)
 
 
