@@ -260,11 +260,16 @@ class KnowledgeService:
             changes["description"] = _opt_str(body, "description", max_len=10_000)
         if "metadata" in body:
             changes["metadata"] = dumps(validate_metadata(body["metadata"], STORE_METADATA_LIMITS))
-        if changes:
-            changes["updated_at"] = now_iso()
-            assignments = ", ".join(f"{k} = ?" for k in changes)
-            self.db.run(f"UPDATE ks_stores SET {assignments} WHERE id = ?", (*changes.values(), store_id))
+        self._update("ks_stores", store_id, changes)
         return self.store_json(store_id)
+
+    def _update(self, table: str, row_id: str, changes: dict[str, Any]) -> None:
+        """Apply a PATCH's validated `changes` (column names are ours, never the caller's); none: no-op."""
+        if not changes:
+            return
+        changes = {**changes, "updated_at": now_iso()}
+        assignments = ", ".join(f"{k} = ?" for k in changes)
+        self.db.run(f"UPDATE {table} SET {assignments} WHERE id = ?", (*changes.values(), row_id))
 
     def delete_store(self, store_id: str) -> None:
         self.store_row(store_id)
@@ -405,10 +410,7 @@ class KnowledgeService:
             changes["description"] = _opt_str(body, "description")
         if "metadata" in body:
             changes["metadata"] = dumps(validate_metadata(body["metadata"], STORE_METADATA_LIMITS))
-        if changes:
-            changes["updated_at"] = now_iso()
-            assignments = ", ".join(f"{k} = ?" for k in changes)
-            self.db.run(f"UPDATE ks_collections SET {assignments} WHERE id = ?", (*changes.values(), cid))
+        self._update("ks_collections", cid, changes)
         return self.collection_json(self.collection_row(store_id, cid))
 
     def _item_ids(self, store_id: str, body: JsonObj) -> list[str]:
