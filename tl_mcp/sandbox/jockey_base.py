@@ -8,7 +8,6 @@ change its storage without touching knowledge stores.
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 import uuid
@@ -17,13 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from starlette.requests import Request
-
 from tl_mcp.sandbox.errors import ApiError, invalid, missing, not_found
+from tl_mcp.sandbox.routes.common import json_body
 
 JsonObj = dict[str, Any]
 
-__all__ = ["ApiError", "invalid", "missing", "not_found"]
+__all__ = ["ApiError", "invalid", "json_body", "missing", "not_found"]
 
 
 def new_id(prefix: str) -> str:
@@ -37,19 +35,6 @@ def new_id(prefix: str) -> str:
 
 def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-async def json_body(request: Request) -> JsonObj:
-    raw = await request.body()
-    if not raw.strip():
-        raise invalid("The request body is empty; send a JSON object with `Content-Type: application/json`.")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise invalid(f"The request body is not valid JSON ({exc}); send a JSON object.") from exc
-    if not isinstance(body, dict):
-        raise invalid("The request body must be a JSON object.")
-    return body
 
 
 @dataclass(frozen=True, slots=True)

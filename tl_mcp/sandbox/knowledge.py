@@ -35,6 +35,7 @@ from tl_mcp.sandbox.jockey_base import (
 )
 from tl_mcp.sandbox.jockey_compose import Moment
 from tl_mcp.sandbox.jockey_db import Database, dumps, loads
+from tl_mcp.sandbox.routes.common import page_params, sort_params
 
 log = logging.getLogger(__name__)
 
@@ -88,33 +89,10 @@ def _opt_str(body: JsonObj, name: str, *, required: bool = False, max_len: int =
     return value
 
 
-def _int_param(request: Request, name: str, default: int, low: int, high: int | None) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise invalid(f"`{name}` must be an integer, got `{raw[:40]}`.") from None
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise invalid(f"`{name}` must be {bound}, got {value}.")
-    return value
-
-
 def _sort(request: Request, allowed: Sequence[str]) -> str:
-    sort_by = request.query_params.get("sort_by", "created_at")
-    if sort_by not in allowed:
-        raise invalid(f"`sort_by` must be one of {', '.join(allowed)}; got `{sort_by[:40]}`.")
-    option = request.query_params.get("sort_option", "desc")
-    if option not in ("asc", "desc"):
-        raise invalid(f"`sort_option` must be `asc` or `desc`; got `{option[:40]}`.")
+    sort_by, option = sort_params(request, allowed)
     # id breaks ties: ids are time-ordered, so equal timestamps still sort by creation.
     return f"{sort_by} {option.upper()}, id {option.upper()}"
-
-
-def _page(request: Request) -> tuple[int, int]:
-    return _int_param(request, "page", 1, 1, None), _int_param(request, "page_limit", 10, 1, _MAX_PAGE)
 
 
 def _paged(data: list[JsonObj], total: int, page: int, limit: int) -> JSONResponse:
@@ -328,7 +306,7 @@ class KnowledgeService:
 
     def list_items(self, store_id: str, request: Request) -> JSONResponse:
         self.store_row(store_id)
-        page, limit = _page(request)
+        page, limit = page_params(request)
         order = _sort(request, ("created_at", "updated_at"))
         statuses = request.query_params.getlist("status")
         for status in statuses:
@@ -732,7 +710,7 @@ def _empty() -> Response:
 
 
 async def _list_stores(request: Request, svc: KnowledgeService) -> Response:
-    page, limit = _page(request)
+    page, limit = page_params(request)
     order = _sort(request, ("created_at", "updated_at", "name"))
     total = svc.db.one("SELECT COUNT(*) AS n FROM ks_stores")
     rows = svc.db.all(
@@ -788,7 +766,7 @@ async def _create_collection(request: Request, svc: KnowledgeService) -> Respons
 async def _list_collections(request: Request, svc: KnowledgeService) -> Response:
     store_id = request.path_params["ks"]
     svc.store_row(store_id)
-    page, limit = _page(request)
+    page, limit = page_params(request)
     order = _sort(request, ("created_at", "updated_at", "name"))
     total = svc.db.one("SELECT COUNT(*) AS n FROM ks_collections WHERE store_id = ?", (store_id,))
     rows = svc.db.all(
@@ -821,7 +799,7 @@ async def _delete_collection(request: Request, svc: KnowledgeService) -> Respons
 async def _collection_items(request: Request, svc: KnowledgeService) -> Response:
     store_id, cid = request.path_params["ks"], request.path_params["cid"]
     svc.collection_row(store_id, cid)
-    page, limit = _page(request)
+    page, limit = page_params(request)
     total = svc.db.one("SELECT COUNT(*) AS n FROM ks_collection_members WHERE collection_id = ?", (cid,))
     rows = svc.db.all(
         "SELECT i.* FROM ks_items i JOIN ks_collection_members m ON m.item_id = i.id "
