@@ -13,15 +13,15 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from tl_mcp.sandbox.db import now_iso
 from tl_mcp.sandbox.errors import ApiError, invalid, missing, not_found
 from tl_mcp.sandbox.routes.common import json_body
 
 JsonObj = dict[str, Any]
 
-__all__ = ["ApiError", "invalid", "json_body", "missing", "not_found"]
+__all__ = ["ApiError", "invalid", "json_body", "missing", "not_found", "now_iso"]
 
 
 def new_id(prefix: str) -> str:
@@ -31,10 +31,6 @@ def new_id(prefix: str) -> str:
     value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
     value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
     return f"{prefix}_{uuid.UUID(int=value)}"
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 @dataclass(frozen=True, slots=True)
