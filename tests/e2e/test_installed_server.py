@@ -17,9 +17,9 @@ import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
-from mcp.types import CallToolResult, TextContent
 
 from tests.e2e.processes import TL_MCP, free_port, running
+from tests.server.conftest import text_of
 from tl_mcp.samples import make_sample_video
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
@@ -49,13 +49,9 @@ def _env(tmp: Path, media: Path) -> dict[str, str]:
     return env
 
 
-def _text(result: CallToolResult) -> str:
-    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
-
-
 async def _ok(c: Client, name: str, args: dict[str, Any], **kw: Any) -> dict[str, Any]:
     result = await c.call_tool(name, args, **kw)
-    assert not result.is_error, f"{name}: {_text(result)}"
+    assert not result.is_error, f"{name}: {text_of(result)}"
     assert isinstance(result.structured_content, dict)
     return result.structured_content
 

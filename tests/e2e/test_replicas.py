@@ -17,9 +17,9 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.types import CallToolResult, TextContent
 
 from tests.e2e.processes import TL_MCP, free_port, running
+from tests.server.conftest import text_of
 from tl_mcp.samples import make_sample_video
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
@@ -75,13 +75,9 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
             assert TOKEN not in text and SANDBOX_KEY not in text and "a" * 40 not in text
 
 
-def _text(result: CallToolResult) -> str:
-    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
-
-
 async def _ok(c: Client, name: str, args: dict[str, Any]) -> dict[str, Any]:
     result = await c.call_tool(name, args)
-    assert not result.is_error, f"{name}: {_text(result)}"
+    assert not result.is_error, f"{name}: {text_of(result)}"
     assert isinstance(result.structured_content, dict)
     return result.structured_content
 
@@ -130,5 +126,5 @@ async def test_a_job_started_on_one_replica_finishes_on_the_other(
             forged = job_id.replace(asset, asset[:-1] + ("0" if asset[-1] != "0" else "1"))
             for client in (a, b):
                 refused = await client.call_tool("wait_for_task", {"id": forged, "wait_s": 1})
-                assert refused.is_error and "signature does not match" in _text(refused)
-                assert "TL_MCP_STATE_KEYS" in _text(refused)
+                assert refused.is_error and "signature does not match" in text_of(refused)
+                assert "TL_MCP_STATE_KEYS" in text_of(refused)

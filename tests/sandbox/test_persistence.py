@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from tests.e2e.processes import free_port
 from tests.sandbox.conftest import MARENGO, Media, client_for, indexed, ready_asset, upload, wait_for
 from tl_mcp.samples import make_sample_video
 from tl_mcp.sandbox.config import SandboxConfig
@@ -76,13 +76,6 @@ def test_interrupted_jobs_resume_or_fail(tmp_path: Path, media: Media) -> None:
         engine.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _spawn(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "TL_MCP_SANDBOX_API_KEYS": "tlk_crash", "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
@@ -121,7 +114,7 @@ def _client(port: int) -> httpx2.Client:
 def test_kill_9_mid_processing_recovers(tmp_path: Path) -> None:
     clip = make_sample_video(tmp_path / "long.mp4", scene_seconds=10.0, speech=False)
     data_dir = tmp_path / "data"
-    port = _free_port()
+    port = free_port()
     proc = _spawn(data_dir, port)
     try:
         with _client(port) as c:
