@@ -3,16 +3,19 @@ private network, on every route that fetches one and on every redirect hop."""
 
 from __future__ import annotations
 
+import http.server
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx2
 import pytest
 
 from tests.sandbox.conftest import MARENGO, client_for
 from tl_mcp.sandbox import urls
-from tl_mcp.sandbox.config import ALLOW_PRIVATE_URLS_ENV, SandboxConfig
+from tl_mcp.sandbox.config import ALLOW_PRIVATE_URLS_ENV, Resolver, SandboxConfig
 from tl_mcp.sandbox.embedded import EmbeddedSandbox
 
 PUBLIC = "http://93.184.216.34"  # an IP literal: global, so no DNS is needed to accept it
@@ -156,3 +159,137 @@ def test_opt_in_by_environment_or_config(tmp_path: Path, monkeypatch: pytest.Mon
     assert SandboxConfig(data_dir=tmp_path, allow_private_urls=False).allow_private_urls is False
     monkeypatch.setenv(ALLOW_PRIVATE_URLS_ENV, "0")
     assert SandboxConfig(data_dir=tmp_path).allow_private_urls is False
+
+
+# ----- DNS rebinding: the connection goes to the address that was vetted ------------------------------------
+class _Origin(http.server.BaseHTTPRequestHandler):
+    hosts: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        type(self).hosts.append(self.headers.get("host", ""))
+        self.send_response(200)
+        self.send_header("content-length", "6")
+        self.end_headers()
+        self.wfile.write(b"secret")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def origin() -> Iterator[tuple[int, list[str]]]:
+    """A real HTTP server on loopback that records the Host header of every request it gets."""
+    hosts: list[str] = []
+    handler = type("Origin", (_Origin,), {"hosts": hosts})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], hosts
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def _rebinding(name: str) -> tuple[Resolver, list[str]]:
+    """Answers ``name`` with a public address the first time and with loopback afterwards."""
+    asked: list[str] = []
+
+    def resolve(host: str, port: int) -> list[str]:
+        assert host == name, host
+        asked.append(host)
+        return ["93.184.216.34"] if len(asked) == 1 else ["127.0.0.1"]
+
+    return resolve, asked
+
+
+def test_a_rebinding_answer_between_check_and_fetch_is_refused(origin: tuple[int, list[str]]) -> None:
+    port, hits = origin
+    resolve, asked = _rebinding("rebind.example")
+    url = f"http://rebind.example:{port}/clip.mp4"
+    urls.check_url(url, allow_private=False, resolver=resolve)  # the check sees the public answer
+    with (
+        urls.client(allow_private=False, timeout=5, resolver=resolve) as c,
+        pytest.raises(urls.UrlRefused, match=r"resolves to 127\.0\.0\.1, a loopback address"),
+    ):
+        c.get(url)
+    assert len(asked) == 2 and hits == []
+
+
+def test_the_connection_is_pinned_to_the_resolved_address(origin: tuple[int, list[str]]) -> None:
+    port, hits = origin
+    # `.invalid` never resolves in real DNS: reaching the server proves the resolver's address was used.
+    with urls.client(allow_private=True, timeout=5, resolver=lambda host, p: ["127.0.0.1"]) as c:
+        r = c.get(f"http://pinned.invalid:{port}/x")
+    assert r.content == b"secret" and hits == [f"pinned.invalid:{port}"]
+    assert r.url == f"http://pinned.invalid:{port}/x"  # callers still see the name they asked for
+
+
+def test_https_keeps_the_name_for_tls_and_host_and_redirects_are_resolved_again() -> None:
+    seen: list[tuple[str, str, Any]] = []
+
+    def upstream(request: httpx2.Request) -> httpx2.Response:
+        seen.append((request.url.host, request.headers["host"], request.extensions.get("sni_hostname")))
+        if request.url.path == "/hop":
+            return httpx2.Response(302, headers={"location": "https://inner.example/admin"})
+        return httpx2.Response(200)
+
+    answers = {"cdn.example": ["93.184.216.34", "2606:2800:220:1::1"], "inner.example": ["10.0.0.7"]}
+    with urls.client(
+        allow_private=False,
+        timeout=5,
+        transport=httpx2.MockTransport(upstream),
+        resolver=lambda host, port: answers[host],
+    ) as c:
+        assert c.get("https://cdn.example/ok").status_code == 200
+        with pytest.raises(urls.UrlRefused, match=r"'inner\.example' resolves to 10\.0\.0\.7, a private"):
+            c.get("https://cdn.example/hop")
+    assert seen == [("93.184.216.34", "cdn.example", "cdn.example")] * 2
+
+
+@pytest.mark.anyio
+async def test_async_client_pins_too(origin: tuple[int, list[str]]) -> None:
+    port, hits = origin
+    resolve, _ = _rebinding("rebind.example")
+    await urls.acheck_url(f"http://rebind.example:{port}/i.png", allow_private=False, resolver=resolve)
+    async with urls.async_client(allow_private=False, timeout=5, resolver=resolve) as c:
+        with pytest.raises(urls.UrlRefused, match="loopback"):
+            await c.get(f"http://rebind.example:{port}/i.png")
+    async with urls.async_client(allow_private=True, timeout=5, resolver=lambda h, p: ["127.0.0.1"]) as c:
+        assert (await c.get(f"http://pinned.invalid:{port}/i.png")).content == b"secret"
+    assert hits == [f"pinned.invalid:{port}"]
+
+
+def test_sandbox_routes_use_the_configured_resolver(
+    tmp_path: Path, origin: tuple[int, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port, hits = origin
+    resolve, asked = _rebinding("rebind.example")
+    monkeypatch.delenv(ALLOW_PRIVATE_URLS_ENV, raising=False)
+    sb = EmbeddedSandbox.start_in_thread(tmp_path, analyzers="none", resolver=resolve)
+    assert "resolver" not in repr(sb.config) and "resolver" not in sb.config.model_dump()
+    try:
+        with client_for(sb) as client:
+            r = client.post(
+                "/embed",
+                data={"model_name": "marengo3.0", "image_url": f"http://rebind.example:{port}/i.png"},
+            )
+    finally:
+        sb.stop()
+    assert r.status_code == 400, r.text
+    assert r.json()["code"] == "parameter_invalid" and "loopback" in r.json()["message"], r.json()
+    assert len(asked) == 2 and hits == []
+
+
+def test_an_unresolvable_host_is_a_connect_error_once_private_urls_are_allowed() -> None:
+    def nowhere(host: str, port: int) -> list[str]:
+        raise socket.gaierror(-2, "Name or service not known")
+
+    with (
+        urls.client(allow_private=True, timeout=5, resolver=nowhere) as c,
+        pytest.raises(httpx2.ConnectError),
+    ):
+        c.get("http://nowhere.invalid/x")
+    with pytest.raises(urls.UrlRefused, match="does not resolve"):
+        urls.check_url("http://nowhere.invalid/x", allow_private=False, resolver=nowhere)

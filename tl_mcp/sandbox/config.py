@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 ALLOW_PRIVATE_URLS_ENV = "TL_MCP_SANDBOX_ALLOW_PRIVATE_URLS"
+
+#: ``(host, port) -> addresses`` for outbound URL fetches; raises ``OSError`` when the host does not resolve.
+Resolver = Callable[[str, int], Sequence[str]]
 
 FaultKind = Literal[
     "latency", "rate_limit", "server_error", "drop", "truncate_stream", "malformed_json", "stall"
@@ -102,6 +106,11 @@ class SandboxConfig(BaseModel):
     #: reachable by others must not fetch from its own network). Unset, ``TL_MCP_SANDBOX_ALLOW_PRIVATE_URLS``
     #: decides, so the embedded sandbox honours it too.
     allow_private_urls: bool = Field(default_factory=lambda: _env_flag(ALLOW_PRIVATE_URLS_ENV))
+    #: Name resolution for caller-supplied URLs (``(host, port) -> addresses``); None = the system resolver.
+    #: Lets a test or an embedding application decide what a host name means without touching DNS.
+    resolver: Resolver | None = Field(default=None, exclude=True, repr=False)
+    #: How long a multipart upload session accepts chunks, in seconds (the platform: 24 h).
+    multipart_session_ttl_s: float = Field(default=24 * 3600.0, gt=0)
 
     @classmethod
     def from_env(cls, data_dir: Path | None = None, **overrides: object) -> SandboxConfig:

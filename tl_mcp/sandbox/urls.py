@@ -4,30 +4,39 @@ queries), guarded against server-side request forgery.
 Only http(s) is fetched. Unless ``SandboxConfig.allow_private_urls`` (``TL_MCP_SANDBOX_ALLOW_PRIVATE_URLS=1``)
 is set, a host is refused when ANY address it resolves to is loopback, private, link-local, multicast,
 reserved or otherwise not globally routable, so a sandbox reachable by others cannot be used to probe its own
-network. The check runs on the request (a clear 400 at once) and again on every hop the HTTP client makes,
-so a redirect to a private address is refused too; redirects are capped at ``MAX_REDIRECTS``.
+network. The check runs on the request (a clear 400 at once) and again in the transport on every hop the HTTP
+client makes, so a redirect to a private address is refused too; redirects are capped at ``MAX_REDIRECTS``.
 
-Residual risk, accepted for a local sandbox: a host whose DNS answer changes between the check and the
-connection (rebinding) is not pinned to the checked address.
+DNS rebinding: the transport connects to the very address it vetted (the URL's host is swapped for that
+address; the ``Host`` header and, for https, the TLS server name and certificate check keep the original
+name), so a DNS answer that changes between the check and the connection cannot reach a refused address.
+Name resolution goes through a :data:`Resolver` (``SandboxConfig.resolver``; the system resolver by default).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import anyio
 import httpx2
 
-from tl_mcp.sandbox.config import ALLOW_PRIVATE_URLS_ENV
+from tl_mcp.sandbox.config import ALLOW_PRIVATE_URLS_ENV, Resolver
 
 MAX_REDIRECTS = 5
 _HOW_TO_ALLOW = (
     f"To let the sandbox fetch from local or private networks (e.g. a test server), set "
     f"{ALLOW_PRIVATE_URLS_ENV}=1 (or SandboxConfig(allow_private_urls=True))."
 )
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 class UrlRefused(Exception):
@@ -41,7 +50,7 @@ class UrlRefused(Exception):
         self.message = message
 
 
-def _category(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+def _category(ip: IPAddress) -> str | None:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     for name, hit in (
@@ -59,68 +68,153 @@ def _category(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     return None if ip.is_global else "non-global"
 
 
-def check_url(url: str, *, allow_private: bool) -> None:
-    """Raise :class:`UrlRefused` unless ``url`` is http(s) and (unless allowed) only resolves publicly.
-    Blocking (DNS); async code calls :func:`acheck_url`."""
+def _split(url: str) -> tuple[str, str, int]:
+    """``(scheme, host, port)`` of an http(s) URL, or :class:`UrlRefused`."""
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
         raise UrlRefused(url, f"it is not a valid URL ({exc})", fixable_by_opt_in=False) from exc
-    if parts.scheme.lower() not in ("http", "https"):
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
         reason = f"only http and https URLs are fetched (got {parts.scheme or 'no'} scheme)"
         raise UrlRefused(url, reason, fixable_by_opt_in=False)
-    host = parts.hostname
-    if not host:
+    if not parts.hostname:
         raise UrlRefused(url, "it has no host", fixable_by_opt_in=False)
-    if allow_private:
-        return
-    try:
-        default_port = 443 if parts.scheme.lower() == "https" else 80
-        infos = socket.getaddrinfo(host, port or default_port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        raise UrlRefused(url, f"its host {host!r} does not resolve ({exc})", fixable_by_opt_in=False) from exc
-    for info in infos:
-        address = str(info[4][0]).split("%", 1)[0]
-        category = _category(ipaddress.ip_address(address))
+    return scheme, parts.hostname, port or (443 if scheme == "https" else 80)
+
+
+def _vet(url: str, host: str, addresses: Sequence[str], *, allow_private: bool) -> IPAddress:
+    """The address to connect to: the first one, once every one of them has passed."""
+    vetted: list[IPAddress] = []
+    for raw in addresses:
+        try:
+            ip = ipaddress.ip_address(str(raw).split("%", 1)[0])
+        except ValueError as exc:
+            raise UrlRefused(url, f"its host {host!r} resolved to {raw!r}", fixable_by_opt_in=False) from exc
+        category = None if allow_private else _category(ip)
         if category is not None:
             raise UrlRefused(
-                url, f"its host {host!r} resolves to {address}, a {category} address", fixable_by_opt_in=True
+                url, f"its host {host!r} resolves to {ip}, a {category} address", fixable_by_opt_in=True
             )
+        vetted.append(ip)
+    if not vetted:
+        raise UrlRefused(url, f"its host {host!r} resolves to no address", fixable_by_opt_in=False)
+    return vetted[0]
 
 
-async def acheck_url(url: str, *, allow_private: bool) -> None:
-    await anyio.to_thread.run_sync(lambda: check_url(url, allow_private=allow_private))
+def _resolve(url: str, host: str, port: int, resolver: Resolver | None) -> Sequence[str]:
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
+    try:
+        return (resolver or system_resolver)(host, port)
+    except (OSError, UnicodeError) as exc:
+        raise UrlRefused(url, f"its host {host!r} does not resolve ({exc})", fixable_by_opt_in=False) from exc
+
+
+def check_url(url: str, *, allow_private: bool, resolver: Resolver | None = None) -> None:
+    """Raise :class:`UrlRefused` unless ``url`` is http(s) and (unless allowed) only resolves publicly.
+    Blocking (DNS); async code calls :func:`acheck_url`. The fetch itself vets again (see module doc)."""
+    _, host, port = _split(url)
+    if allow_private:
+        return
+    _vet(url, host, _resolve(url, host, port, resolver), allow_private=False)
+
+
+async def acheck_url(url: str, *, allow_private: bool, resolver: Resolver | None = None) -> None:
+    await anyio.to_thread.run_sync(lambda: check_url(url, allow_private=allow_private, resolver=resolver))
+
+
+def pin(request: httpx2.Request, *, allow_private: bool, resolver: Resolver | None) -> httpx2.Request:
+    """A copy of ``request`` addressed to its host's vetted IP, keeping the name for ``Host`` and TLS."""
+    url = str(request.url)
+    scheme, host, port = _split(url)
+    try:
+        address = _vet(url, host, _resolve(url, host, port, resolver), allow_private=allow_private)
+    except UrlRefused as exc:
+        if allow_private and "does not resolve" in exc.message:
+            # Opted in, nothing is refused: an unknown host is an ordinary connection failure.
+            raise httpx2.ConnectError(exc.message, request=request) from exc
+        raise
+    extensions = dict(request.extensions)
+    if scheme == "https":
+        extensions["sni_hostname"] = host
+    return httpx2.Request(
+        request.method,
+        request.url.copy_with(host=str(address)),
+        headers=request.headers,  # already carries Host: <original name>
+        stream=request.stream,
+        extensions=extensions,
+    )
+
+
+class PinnedTransport(httpx2.BaseTransport):
+    """Vets each request's host and connects to the vetted address (one resolution per hop)."""
+
+    def __init__(
+        self, inner: httpx2.BaseTransport, *, allow_private: bool, resolver: Resolver | None
+    ) -> None:
+        self._inner, self._allow_private, self._resolver = inner, allow_private, resolver
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        pinned = pin(request, allow_private=self._allow_private, resolver=self._resolver)
+        return self._inner.handle_request(pinned)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class AsyncPinnedTransport(httpx2.AsyncBaseTransport):
+    def __init__(
+        self, inner: httpx2.AsyncBaseTransport, *, allow_private: bool, resolver: Resolver | None
+    ) -> None:
+        self._inner, self._allow_private, self._resolver = inner, allow_private, resolver
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        pinned = await anyio.to_thread.run_sync(
+            lambda: pin(request, allow_private=self._allow_private, resolver=self._resolver)
+        )
+        return await self._inner.handle_async_request(pinned)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+# No kept-alive connections: a connection opened for one name (SNI, certificate) must not serve another
+# name that happens to resolve to the same address.
+_NO_REUSE = httpx2.Limits(max_keepalive_connections=0)
 
 
 def client(
-    *, allow_private: bool, timeout: float, transport: httpx2.BaseTransport | None = None
+    *,
+    allow_private: bool,
+    timeout: float,
+    transport: httpx2.BaseTransport | None = None,
+    resolver: Resolver | None = None,
 ) -> httpx2.Client:
-    """A client that re-checks every request it sends, redirects included."""
-
-    def hook(request: httpx2.Request) -> None:
-        check_url(str(request.url), allow_private=allow_private)
-
+    """A client that vets and pins every request it sends, redirects included."""
+    inner = transport or httpx2.HTTPTransport(limits=_NO_REUSE)
     return httpx2.Client(
         timeout=timeout,
         follow_redirects=True,
         max_redirects=MAX_REDIRECTS,
-        event_hooks={"request": [hook]},
-        transport=transport,
+        transport=PinnedTransport(inner, allow_private=allow_private, resolver=resolver),
     )
 
 
 def async_client(
-    *, allow_private: bool, timeout: float, transport: httpx2.AsyncBaseTransport | None = None
+    *,
+    allow_private: bool,
+    timeout: float,
+    transport: httpx2.AsyncBaseTransport | None = None,
+    resolver: Resolver | None = None,
 ) -> httpx2.AsyncClient:
-    async def hook(request: httpx2.Request) -> None:
-        await acheck_url(str(request.url), allow_private=allow_private)
-
-    hooks: dict[str, list[Callable[[httpx2.Request], Awaitable[None]]]] = {"request": [hook]}
+    inner = transport or httpx2.AsyncHTTPTransport(limits=_NO_REUSE)
     return httpx2.AsyncClient(
         timeout=timeout,
         follow_redirects=True,
         max_redirects=MAX_REDIRECTS,
-        event_hooks=hooks,
-        transport=transport,
+        transport=AsyncPinnedTransport(inner, allow_private=allow_private, resolver=resolver),
     )

@@ -255,7 +255,9 @@ def fetch_url(engine: Engine, asset_id: str, url: str, filename: str) -> Path:
     try:
         with (
             urls.client(
-                allow_private=engine.config.allow_private_urls, timeout=engine.config.url_timeout_s
+                allow_private=engine.config.allow_private_urls,
+                timeout=engine.config.url_timeout_s,
+                resolver=engine.config.resolver,
             ) as client,
             client.stream("GET", url) as resp,
         ):

@@ -55,7 +55,8 @@ async def checked_url(request: Request, url: str, *, name: str, nested: bool = F
     from tl_mcp.sandbox.urls import UrlRefused, acheck_url
 
     try:
-        await acheck_url(url, allow_private=engine_of(request).config.allow_private_urls)
+        config = engine_of(request).config
+        await acheck_url(url, allow_private=config.allow_private_urls, resolver=config.resolver)
     except UrlRefused as exc:
         raise invalid(f"`{name}`: {exc.message}", nested=nested) from exc
     return url

@@ -51,8 +51,10 @@ async def _fetch(request: Request, url: str, cap: int, *, name: str, nested: boo
     if not url.startswith(("http://", "https://")):
         raise invalid(f"`{name}` must be an http(s) URL (got {url[:100]!r}).", nested=nested)
     await checked_url(request, url, name=name, nested=nested)
-    allow_private = engine_of(request).config.allow_private_urls
-    async with urls.async_client(allow_private=allow_private, timeout=60.0) as client:
+    config = engine_of(request).config
+    async with urls.async_client(
+        allow_private=config.allow_private_urls, timeout=60.0, resolver=config.resolver
+    ) as client:
         try:
             resp = await client.get(url)
         except urls.UrlRefused as exc:

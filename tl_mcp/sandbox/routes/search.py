@@ -44,7 +44,9 @@ async def _query_images(request: Request, form: Any) -> list[bytes]:
         from tl_mcp.sandbox import urls as fetching
 
         allow_private = engine.config.allow_private_urls
-        async with fetching.async_client(allow_private=allow_private, timeout=30.0) as client:
+        async with fetching.async_client(
+            allow_private=allow_private, timeout=30.0, resolver=engine.config.resolver
+        ) as client:
             for url in urls:
                 if not url.startswith(("http://", "https://")):
                     raise invalid("`query_media_url` must be an http(s) URL.")
