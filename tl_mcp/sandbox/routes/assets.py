@@ -546,17 +546,45 @@ def _iso_in(seconds: float) -> str:
     return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def _part_urls(request: Request, upload_id: str, start: int, count: int, total: int) -> list[dict[str, Any]]:
-    expires = _iso_in(3600)
+def _url_expiry(session_expires: str) -> str:
+    """A part URL lasts an hour, but never beyond its session."""
+    return min(_iso_in(3600), session_expires)
+
+
+def _part_urls(
+    request: Request, upload_id: str, start: int, count: int, total: int, session_expires: str
+) -> list[dict[str, Any]]:
+    expires = _url_expiry(session_expires)
     return [
         {"chunk_index": i, "url": signed_url(request, f"/uploads/{upload_id}/{i}"), "expires_at": expires}
         for i in range(start, min(total, start + count - 1) + 1)
     ]
 
 
+def _expire_uploads(engine: Engine) -> None:
+    """Sessions past ``expires_at`` turn ``expired`` (lazily: whenever sessions are looked at)."""
+    now = now_iso()
+    engine.db.run(
+        "UPDATE uploads SET status='expired', updated_at=? WHERE status='active' AND expires_at <= ?",
+        (now, now),
+    )
+
+
 def _get_upload(engine: Engine, upload_id: str) -> sqlite3.Row:
+    _expire_uploads(engine)
     row = engine.db.one("SELECT * FROM uploads WHERE id=?", (upload_id,))
     return found(row, upload_id, "multipart uploads")
+
+
+def _refuse_if_expired(row: sqlite3.Row) -> None:
+    if row["status"] == "expired":
+        raise ApiError(
+            403,
+            "upload_expired",
+            f"Upload session `{row['id']}` expired at {row['expires_at']} and accepts no more chunks, "
+            "reports or part URLs. Start a new session with POST /assets/multipart-uploads and upload the "
+            "file again.",
+        )
 
 
 async def create_upload(request: Request) -> Response:
@@ -591,7 +619,7 @@ async def create_upload(request: Request) -> Response:
         "enable_thumbnail": bool(body.get("enable_thumbnail", False)),
         "user_metadata": meta,
     }
-    expires = _iso_in(24 * 3600)
+    expires = _iso_in(engine.config.multipart_session_ttl_s)
     engine.db.run(
         "INSERT INTO uploads(id, asset_id, filename, type, total_size, chunk_size, total_chunks, status, "
         "options, "
@@ -615,7 +643,7 @@ async def create_upload(request: Request) -> Response:
         {
             "upload_id": upload_id,
             "asset_id": asset_id,
-            "upload_urls": _part_urls(request, upload_id, 1, min(chunks, 50), chunks),
+            "upload_urls": _part_urls(request, upload_id, 1, min(chunks, 50), chunks, expires),
             "upload_headers": {},
             "chunk_size": chunk,
             "total_chunks": chunks,
@@ -631,6 +659,7 @@ async def put_part(request: Request) -> Response:
     index = request.path_params["chunk"]
     check_signature(request, f"/uploads/{upload_id}/{index}")
     row = _get_upload(engine, upload_id)
+    _refuse_if_expired(row)
     if row["status"] != "active":
         raise ApiError(400, "parameter_invalid", f"Upload `{upload_id}` is {row['status']}; start a new one.")
     if not 1 <= index <= row["total_chunks"]:
@@ -675,6 +704,7 @@ async def report_chunks(request: Request) -> Response:
     engine = engine_of(request)
     upload_id = request.path_params["upload_id"]
     row = _get_upload(engine, upload_id)
+    _refuse_if_expired(row)
     body = await json_body(request)
     items = body.get("completed_chunks")
     if items is None:
@@ -748,6 +778,7 @@ def _assemble(engine: Engine, row: sqlite3.Row) -> None:
 async def list_uploads(request: Request) -> Response:
     engine = engine_of(request)
     page, limit = page_params(request)
+    _expire_uploads(engine)
     rows = engine.db.all("SELECT * FROM uploads WHERE status='active' ORDER BY created_at DESC")
     body = paged(rows, page, limit)
     body["data"] = [
@@ -802,6 +833,7 @@ async def more_part_urls(request: Request) -> Response:
     engine = engine_of(request)
     upload_id = request.path_params["upload_id"]
     row = _get_upload(engine, upload_id)
+    _refuse_if_expired(row)
     body = await json_body(request)
     start, count = body.get("start"), body.get("count")
     if start is None:
@@ -812,7 +844,7 @@ async def more_part_urls(request: Request) -> Response:
         raise invalid(f"The `start` parameter must be an integer in 1..{row['total_chunks']}.")
     if not isinstance(count, int) or not 1 <= count <= 50:
         raise invalid("The `count` parameter must be an integer in 1..50.")
-    urls = _part_urls(request, upload_id, start, count, row["total_chunks"])
+    urls = _part_urls(request, upload_id, start, count, row["total_chunks"], row["expires_at"])
     return ok(
         {
             "upload_id": upload_id,
@@ -820,7 +852,7 @@ async def more_part_urls(request: Request) -> Response:
             "count": len(urls),
             "upload_urls": urls,
             "generated_at": now_iso(),
-            "expires_at": _iso_in(3600),
+            "expires_at": _url_expiry(row["expires_at"]),
         }
     )
 
