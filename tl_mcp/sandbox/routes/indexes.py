@@ -41,6 +41,7 @@ from tl_mcp.sandbox.routes.common import (
     query_list,
     sort_params,
 )
+from tl_mcp.sandbox.routes.indexed_filters import parse_filters
 
 MODEL_OPTIONS = {"marengo3.0": {"visual", "audio", "transcription"}, "marengo2.7": {"visual", "audio"}}
 GENERATIVE = {"pegasus1.2", "pegasus1.5", "pegasus1.6"}
@@ -403,12 +404,20 @@ def _list_indexed(request: Request, *, video: bool) -> Response:
     if request.query_params.get("filename"):
         clauses.append("a.filename = ?")
         params.append(request.query_params["filename"])
+    filters = parse_filters(request.query_params)
     rows = engine.db.all(
-        "SELECT ia.* FROM indexed_assets ia LEFT JOIN assets a ON a.id = ia.asset_id "
+        "SELECT ia.*, a.probe AS asset_probe FROM indexed_assets ia LEFT JOIN assets a ON a.id = ia.asset_id "
         f"WHERE {' AND '.join(clauses)} "
         f"ORDER BY ia.{sort_by} {sort_option}, ia.rowid {sort_option}",
         params,
     )
+    rows = [
+        r
+        for r in rows
+        if filters.matches(
+            loads(r["asset_probe"]) or {}, r["created_at"], r["updated_at"], loads(r["user_metadata"]) or {}
+        )
+    ]
     body = paged(rows, page, limit)
     body["data"] = [indexed_asset_json(request, r, video=video) for r in body["data"]]
     return ok(body)
