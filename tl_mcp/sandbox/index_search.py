@@ -21,6 +21,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -64,6 +65,10 @@ def confidence(score: float) -> str:
 
 def tokens(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
+
+
+#: How a text query meets the texts: both halves averaged, or one of them alone.
+MatchMode = Literal["fused", "lexical", "semantic"]
 
 
 def sources_for(options: Iterable[str]) -> tuple[str, ...]:
@@ -229,12 +234,20 @@ def rank_text(
     operator: str = "or",
     *,
     limit: int | None = None,
+    mode: MatchMode = "fused",
 ) -> list[Moment]:
     """Score every segment of ``indexes`` against ``query`` using the texts of ``sources``: BM25 over each
     segment's words, averaged with the best semantic similarity of its texts when the embedder is semantic.
-    Moments come best first (ties by asset id, then time); ``limit`` keeps only the best ones."""
+    ``mode`` keeps one half only (the search API's ``transcription_options``): ``lexical`` = BM25 alone,
+    ``semantic`` = embedding similarity alone (nothing when the embedder is not semantic; ``operator`` is
+    about words, so it does not apply). Moments come best first (ties by asset id, then time); ``limit``
+    keeps only the best ones."""
     q_terms = list(dict.fromkeys(tokens(query)))
     if not indexes or not q_terms:
+        return []
+    embedder = engine.analyzers.text
+    semantic_on = embedder.semantic and mode != "lexical"
+    if mode == "semantic" and not semantic_on:
         return []
     corpus = _corpus(engine, indexes, tuple(dict.fromkeys(sources)))
     n = corpus.n
@@ -257,8 +270,6 @@ def rank_text(
     if operator == "and":
         lexical[matched < len(q_terms)] = 0.0
 
-    embedder = engine.analyzers.text
-    semantic_on = embedder.semantic
     best_pair = np.full(n, -1, dtype=np.int64)
     if semantic_on:
         semantic = np.zeros(n, dtype=np.float64)
@@ -272,9 +283,12 @@ def rank_text(
             at_max = np.where(sims == np.repeat(seg_max, corpus.run_len), np.arange(sims.size), sims.size)
             best_pair[corpus.run_segs] = np.minimum.reduceat(at_max, corpus.run_starts)
             semantic[corpus.run_segs] = np.clip((seg_max.astype(np.float64) - _E5_FLOOR) / _E5_SPAN, 0.0, 1.0)
-        score = 0.5 * lexical + 0.5 * semantic
-        if operator == "and":
-            score[lexical == 0.0] = 0.0
+        if mode == "semantic":
+            score = semantic
+        else:
+            score = 0.5 * lexical + 0.5 * semantic
+            if operator == "and":
+                score[lexical == 0.0] = 0.0
     else:
         score = lexical
 

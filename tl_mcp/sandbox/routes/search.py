@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 from tl_mcp.sandbox.analyzers.base import FloatArray
 from tl_mcp.sandbox.db import dumps, loads, new_id
 from tl_mcp.sandbox.errors import ApiError, invalid, missing
-from tl_mcp.sandbox.index_search import Moment, load_indexes, rank_image, rank_text, sources_for
+from tl_mcp.sandbox.index_search import MatchMode, Moment, load_indexes, rank_image, rank_text, sources_for
 from tl_mcp.sandbox.media import MediaError, load_image_rgb
 from tl_mcp.sandbox.routes.common import (
     checked_url,
@@ -29,6 +29,7 @@ from tl_mcp.sandbox.routes.common import (
 from tl_mcp.sandbox.routes.indexes import get_index_row
 
 SEARCH_OPTIONS = ("visual", "audio", "transcription")
+TRANSCRIPTION_OPTIONS = ("lexical", "semantic")
 
 
 async def _query_images(request: Request, form: Any) -> list[bytes]:
@@ -89,6 +90,13 @@ async def search(request: Request) -> Response:
                 "search_option_not_supported",
                 f"Unsupported search_options {bad}; use visual, audio, transcription.",
             )
+        modes = form_list(form, "transcription_options")
+        wrong = [m for m in modes if m not in TRANSCRIPTION_OPTIONS]
+        if wrong:
+            raise invalid(
+                f"Unsupported transcription_options {wrong}; use lexical (exact words), semantic (meaning) "
+                "or both (the default)."
+            )
         query_text = form_str(form, "query_text")
         media_type = form_str(form, "query_media_type")
         if media_type is not None and media_type != "image":
@@ -135,8 +143,23 @@ async def search(request: Request) -> Response:
     notes: list[str] = []
     moments: list[Moment] = []
     if query_text is not None:
-        sources = sources_for(options)
-        moments.extend(rank_text(engine, indexes, query_text, sources, operator))
+        mode = _transcription_mode(modes)
+        if "transcription" in options and mode != "fused":
+            # transcription_options govern the transcription modality only; the others keep both halves.
+            moments = rank_text(
+                engine, indexes, query_text, sources_for(["transcription"]), operator, mode=mode
+            )
+            others = [o for o in options if o != "transcription"]
+            if others:
+                fused = rank_text(engine, indexes, query_text, sources_for(others), operator)
+                moments = _merge(moments, fused)
+            if mode == "semantic" and not engine.analyzers.text.semantic:
+                notes.append(
+                    "semantic transcription search needs a semantic text embedder (ml extra); it is off, so "
+                    "transcription_options=semantic matches nothing"
+                )
+        else:
+            moments.extend(rank_text(engine, indexes, query_text, sources_for(options), operator))
         if "visual" in options and engine.analyzers.ocr is None:
             notes.append(
                 "visual text search reads on-screen text only when OCR is installed (ml extra); it is off"
@@ -190,6 +213,15 @@ async def search(request: Request) -> Response:
             engine, results, page_limit, header, grouped=group_by == "video", total_inner=len(clips)
         )
     )
+
+
+def _transcription_mode(modes: list[str]) -> MatchMode:
+    chosen = set(modes)
+    if chosen == {"lexical"}:
+        return "lexical"
+    if chosen == {"semantic"}:
+        return "semantic"
+    return "fused"  # both, or not given (the default is both)
 
 
 def _merge(a: list[Moment], b: list[Moment]) -> list[Moment]:
