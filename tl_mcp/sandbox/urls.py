@@ -103,15 +103,20 @@ def _vet(url: str, host: str, addresses: Sequence[str], *, allow_private: bool) 
     return vetted[0]
 
 
-def _resolve(url: str, host: str, port: int, resolver: Resolver | None) -> Sequence[str]:
+def _lookup(host: str, port: int, resolver: Resolver | None) -> Sequence[str]:
+    """Addresses of ``host`` (an IP literal is its own answer); ``OSError`` when it does not resolve."""
     try:
         return [str(ipaddress.ip_address(host))]
     except ValueError:
         pass
     try:
         return (resolver or system_resolver)(host, port)
-    except (OSError, UnicodeError) as exc:
-        raise UrlRefused(url, f"its host {host!r} does not resolve ({exc})", fixable_by_opt_in=False) from exc
+    except UnicodeError as exc:  # an unencodable name cannot resolve either
+        raise OSError(str(exc)) from exc
+
+
+def _unresolved(url: str, host: str, exc: OSError) -> UrlRefused:
+    return UrlRefused(url, f"its host {host!r} does not resolve ({exc})", fixable_by_opt_in=False)
 
 
 def check_url(url: str, *, allow_private: bool, resolver: Resolver | None = None) -> None:
@@ -120,7 +125,11 @@ def check_url(url: str, *, allow_private: bool, resolver: Resolver | None = None
     _, host, port = _split(url)
     if allow_private:
         return
-    _vet(url, host, _resolve(url, host, port, resolver), allow_private=False)
+    try:
+        addresses = _lookup(host, port, resolver)
+    except OSError as exc:
+        raise _unresolved(url, host, exc) from exc
+    _vet(url, host, addresses, allow_private=False)
 
 
 async def acheck_url(url: str, *, allow_private: bool, resolver: Resolver | None = None) -> None:
@@ -132,12 +141,14 @@ def pin(request: httpx2.Request, *, allow_private: bool, resolver: Resolver | No
     url = str(request.url)
     scheme, host, port = _split(url)
     try:
-        address = _vet(url, host, _resolve(url, host, port, resolver), allow_private=allow_private)
-    except UrlRefused as exc:
-        if allow_private and "does not resolve" in exc.message:
+        addresses = _lookup(host, port, resolver)
+    except OSError as exc:
+        refused = _unresolved(url, host, exc)
+        if allow_private:
             # Opted in, nothing is refused: an unknown host is an ordinary connection failure.
-            raise httpx2.ConnectError(exc.message, request=request) from exc
-        raise
+            raise httpx2.ConnectError(refused.message, request=request) from exc
+        raise refused from exc
+    address = _vet(url, host, addresses, allow_private=allow_private)
     extensions = dict(request.extensions)
     if scheme == "https":
         extensions["sni_hostname"] = host
