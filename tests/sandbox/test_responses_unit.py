@@ -156,6 +156,18 @@ def test_answer_markers_and_annotations_agree() -> None:
     assert "[00:06-00:12]" in answer.text and "Fresh apples cost two dollars" in answer.text
 
 
+def test_a_moment_matched_on_screen_also_quotes_what_is_said_then() -> None:
+    ocean = Moment(
+        "ksi_1", "asset1", "clip.mp4", 12, 18, "THE OCEAN", "ocr", 0.8,
+        context=(("subtitle", "Chapter three takes us deep beneath the ocean waves."),),
+    )  # fmt: skip
+    answer = compose_answer("what is the ocean chapter about?", [ocean], ready_items=1, pending_items=0)
+    line = next(row for row in answer.text.splitlines() if "[00:12-00:18]" in row)
+    assert 'the screen shows: "THE OCEAN"' in line
+    assert 'the subtitles read: "Chapter three takes us deep beneath the ocean waves."' in line
+    assert len(answer.annotations) == 1
+
+
 def test_says_plainly_when_nothing_is_ready_or_nothing_matches() -> None:
     none_ready = compose_answer("apples?", [], ready_items=0, pending_items=1)
     assert "ready" in none_ready.text and not none_ready.annotations

@@ -62,6 +62,9 @@ class Hit:
     source: str
     score: float
     modalities: tuple[str, ...] = ("visual",)
+    #: Other text of the same asset during this moment, as (source, text): what the screen shows while
+    #: the matched words are spoken, and the reverse. It lets an answer say what the moment is about.
+    context: tuple[tuple[str, str], ...] = ()
 
 
 class SandboxHooks(Protocol):

@@ -128,6 +128,8 @@ class Moment:
     score: float
     thumbnail_url: str | None = None
     hls_url: str | None = None
+    #: Other text of the same moment, as (source, text); quoted after the match.
+    context: tuple[tuple[str, str], ...] = ()
 
     def as_evidence(self) -> dict[str, Any]:
         """The form Jockey's own tool step reports (function_call_output) and the JSON filler reads."""
@@ -236,10 +238,14 @@ def compose_answer(
         f"video{'s' if len(titles) != 1 else ''}):\n"
     )
     for moment in chosen:
-        verb = _SOURCE_VERB.get(moment.source, "the video has")
         builder.add(f'- In "{moment.title}" ')
         builder.cite(moment)
-        builder.add(f' {verb}: "{_quote(moment.text)}"\n')
+        # The match first, then what else the moment says or shows, one clause per source.
+        quotes: dict[str, list[str]] = {}
+        for source, text in ((moment.source, moment.text), *moment.context):
+            quotes.setdefault(source, []).append(f'"{_quote(text)}"')
+        clauses = [f"{_SOURCE_VERB.get(src, 'the video has')}: {' / '.join(q)}" for src, q in quotes.items()]
+        builder.add(" " + "; ".join(clauses) + "\n")
     if pending_items:
         builder.add(
             f"{pending_items} more item(s) are still being processed and were not searched; ask again once "

@@ -4,6 +4,7 @@ engine job (``ks_item``), so an item interrupted by a restart resumes like any o
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -76,8 +77,43 @@ class EngineHooks:
         hits: list[Hit] = []
         for m in found:
             modality = "audio" if m.modality in TRANSCRIPT_SOURCES else "visual"
-            hits.append(Hit(m.asset_id, m.start, m.end, m.text, m.modality, m.score, (modality,)))
+            context = moment_context(self.engine, m.asset_id, m.start, m.end, exclude=m.text)
+            hits.append(Hit(m.asset_id, m.start, m.end, m.text, m.modality, m.score, (modality,), context))
         return hits
+
+
+#: At most this many other pieces of text are quoted beside a moment's own.
+_CONTEXT_LIMIT = 2
+
+
+def moment_context(
+    engine: Engine, asset_id: str, start: float, end: float, *, exclude: str
+) -> tuple[tuple[str, str], ...]:
+    """Other text of ``asset_id`` overlapping ``start``–``end``, one piece per source, in time order.
+
+    A piece whose words all appear in the matched text (or in a piece already picked) adds nothing,
+    e.g. a subtitle that repeats the speech, and is left out.
+    """
+    rows = engine.db.all(
+        "SELECT source, text FROM texts WHERE asset_id = ? AND start < ? AND end > ? ORDER BY start, idx",
+        (asset_id, end, start),
+    )
+    known = set(_words(exclude))
+    picked: dict[str, str] = {}
+    for row in rows:
+        source, text = str(row["source"]), " ".join(str(row["text"]).split())
+        words = set(_words(text))
+        if source in picked or not words or words <= known:
+            continue
+        picked[source] = text
+        known |= words
+        if len(picked) == _CONTEXT_LIMIT:
+            break
+    return tuple(picked.items())
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9$%]+", text.lower())
 
 
 def _set_item(engine: Engine, item_id: str, status: str, error: str | None = None) -> None:

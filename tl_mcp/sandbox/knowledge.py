@@ -495,6 +495,7 @@ class KnowledgeService:
                 score=hit.score,
                 thumbnail_url=asset.thumbnail_url if asset else None,
                 hls_url=asset.hls_url if asset else None,
+                context=hit.context,
             )
             out.append((moment, hit))
         return out
