@@ -70,33 +70,27 @@ class VideoHLS(WireModel):
     updated_at: str | None = None
 
 
-class IndexedAsset(WireModel):
+class _IndexedVideoFields(WireModel):
+    """What the API says of a video in an index, in both its views."""
+
     id: str = Field(alias="_id")
     asset_id: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    indexed_at: str | None = None
+    system_metadata: SystemMetadata | None = None
+    user_metadata: dict[str, Any] | None = None
+    hls: VideoHLS | None = None
+    embedding: dict[str, Any] | None = None
+    transcription: list[TranscriptionEntry] | None = None
+
+
+class IndexedAsset(_IndexedVideoFields):
     status: str | None = None
-    created_at: str | None = None
-    updated_at: str | None = None
-    indexed_at: str | None = None
-    system_metadata: SystemMetadata | None = None
-    user_metadata: dict[str, Any] | None = None
-    hls: VideoHLS | None = None
-    embedding: dict[str, Any] | None = None
-    transcription: list[TranscriptionEntry] | None = None
 
 
-class Video(WireModel):
+class Video(_IndexedVideoFields):
     """The legacy per-index view of an indexed video (`/indexes/{id}/videos`)."""
-
-    id: str = Field(alias="_id")
-    asset_id: str | None = None
-    created_at: str | None = None
-    updated_at: str | None = None
-    indexed_at: str | None = None
-    system_metadata: SystemMetadata | None = None
-    user_metadata: dict[str, Any] | None = None
-    hls: VideoHLS | None = None
-    embedding: dict[str, Any] | None = None
-    transcription: list[TranscriptionEntry] | None = None
 
 
 class TaskRef(WireModel):
