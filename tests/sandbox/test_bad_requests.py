@@ -31,6 +31,14 @@ def test_api_key_required_and_never_echoed(library: Library) -> None:
         ("post", "/indexes", {"json": {"models": MARENGO}}, 400, "parameter_not_provided"),
         ("post", "/indexes", {"json": {"index_name": "x"}}, 400, "parameter_not_provided"),
         ("post", "/indexes", {"json": {"index_name": 5, "models": MARENGO}}, 400, "parameter_invalid"),
+        ("post", "/indexes", {"json": {"index_name": "  ", "models": MARENGO}}, 400, "parameter_invalid"),
+        (
+            "post",
+            "/indexes",
+            {"json": {"index_name": "n" * 201, "models": MARENGO}},
+            400,
+            "parameter_invalid",
+        ),
         (
             "post",
             "/indexes",

@@ -35,7 +35,7 @@ from tl_mcp.sandbox.jockey_base import (
 )
 from tl_mcp.sandbox.jockey_compose import Moment
 from tl_mcp.sandbox.jockey_db import Database, dumps, loads
-from tl_mcp.sandbox.routes.common import page_params, sort_params
+from tl_mcp.sandbox.routes.common import body_str, page_params, sort_params
 
 log = logging.getLogger(__name__)
 
@@ -72,21 +72,6 @@ def validate_metadata(value: Any, limits: tuple[int, int, int], name: str = "met
                 "strings; null, objects and mixed arrays are rejected."
             )
     return dict(value)
-
-
-def _opt_str(body: JsonObj, name: str, *, required: bool = False, max_len: int = 10_000) -> str | None:
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise missing(name)
-        return None
-    if not isinstance(value, str):
-        raise invalid(f"`{name}` must be a string.")
-    if required and not value.strip():
-        raise invalid(f"`{name}` must not be empty.")
-    if len(value) > max_len:
-        raise invalid(f"`{name}` is longer than {max_len} characters.")
-    return value
 
 
 def _sort(request: Request, allowed: Sequence[str]) -> str:
@@ -211,8 +196,8 @@ class KnowledgeService:
         return _store_json(self.store_row(store_id), self.item_count(store_id))
 
     def create_store(self, body: JsonObj) -> JsonObj:
-        name = _opt_str(body, "name", required=True, max_len=256)
-        description = _opt_str(body, "description", max_len=10_000)
+        name = body_str(body, "name", required=True, max_len=256)
+        description = body_str(body, "description", max_len=10_000)
         metadata = validate_metadata(body.get("metadata") or {}, STORE_METADATA_LIMITS)
         config = body.get("ingestion_config")
         if config is not None:
@@ -233,9 +218,9 @@ class KnowledgeService:
             raise invalid("`ingestion_config` cannot be changed after the knowledge store is created.")
         changes: dict[str, Any] = {}
         if "name" in body:
-            changes["name"] = _opt_str(body, "name", required=True, max_len=256)
+            changes["name"] = body_str(body, "name", required=True, max_len=256)
         if "description" in body:
-            changes["description"] = _opt_str(body, "description", max_len=10_000)
+            changes["description"] = body_str(body, "description", max_len=10_000)
         if "metadata" in body:
             changes["metadata"] = dumps(validate_metadata(body["metadata"], STORE_METADATA_LIMITS))
         self._update("ks_stores", store_id, changes)
@@ -271,7 +256,7 @@ class KnowledgeService:
 
     async def add_item(self, store_id: str, body: JsonObj) -> JsonObj:
         self.store_row(store_id)
-        asset_id = _opt_str(body, "asset_id", required=True, max_len=200)
+        asset_id = body_str(body, "asset_id", required=True, max_len=200)
         assert asset_id is not None
         asset_type = body.get("asset_type")
         if asset_type is not None and asset_type not in ("video", "image"):
@@ -363,9 +348,9 @@ class KnowledgeService:
 
     def create_collection(self, store_id: str, body: JsonObj) -> JsonObj:
         self.store_row(store_id)
-        name = _opt_str(body, "name", required=True, max_len=256)
+        name = body_str(body, "name", required=True, max_len=256)
         assert name is not None
-        description = _opt_str(body, "description")
+        description = body_str(body, "description")
         metadata = validate_metadata(body.get("metadata") or {}, STORE_METADATA_LIMITS)
         self._name_taken(store_id, name)
         cid, stamp = new_id("ksic"), now_iso()
@@ -380,12 +365,12 @@ class KnowledgeService:
         self.collection_row(store_id, cid)
         changes: dict[str, Any] = {}
         if "name" in body:
-            name = _opt_str(body, "name", required=True, max_len=256)
+            name = body_str(body, "name", required=True, max_len=256)
             assert name is not None
             self._name_taken(store_id, name, except_id=cid)
             changes["name"] = name
         if "description" in body:
-            changes["description"] = _opt_str(body, "description")
+            changes["description"] = body_str(body, "description")
         if "metadata" in body:
             changes["metadata"] = dumps(validate_metadata(body["metadata"], STORE_METADATA_LIMITS))
         self._update("ks_collections", cid, changes)

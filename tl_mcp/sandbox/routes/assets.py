@@ -24,6 +24,7 @@ from tl_mcp.sandbox.engine import FAILURE_HOOKS, JOB_HANDLERS, Engine
 from tl_mcp.sandbox.errors import ApiError, found, invalid, missing, not_found
 from tl_mcp.sandbox.media import MediaError, Probe
 from tl_mcp.sandbox.routes.common import (
+    body_str,
     check_metadata,
     check_signature,
     checked_url,
@@ -590,11 +591,7 @@ def _refuse_if_expired(row: sqlite3.Row) -> None:
 async def create_upload(request: Request) -> Response:
     engine = engine_of(request)
     body = await json_body(request)
-    filename = body.get("filename")
-    if not filename:
-        raise missing("filename")
-    if not isinstance(filename, str):
-        raise invalid("The `filename` parameter must be a string.")
+    filename = body_str(body, "filename", required=True, max_len=1024)
     kind = body.get("type")
     if kind is None:
         raise missing("type")

@@ -7,7 +7,7 @@ import hmac
 import json
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
@@ -107,6 +107,28 @@ async def form_body(request: Request, *, max_bytes: int) -> FormData:
         return await request.form(max_files=20, max_fields=200)
     except Exception as exc:
         raise invalid(f"The multipart form could not be parsed ({exc}).") from exc
+
+
+@overload
+def body_str(body: dict[str, Any], name: str, *, required: Literal[True], max_len: int = ...) -> str: ...
+@overload
+def body_str(
+    body: dict[str, Any], name: str, *, required: bool = False, max_len: int = ...
+) -> str | None: ...
+def body_str(body: dict[str, Any], name: str, *, required: bool = False, max_len: int = 10_000) -> str | None:
+    """A string field of a JSON body: absent is `parameter_not_provided` when required, blank is invalid."""
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise missing(name)
+        return None
+    if not isinstance(value, str):
+        raise invalid(f"The `{name}` parameter must be a string.")
+    if required and not value.strip():
+        raise invalid(f"The `{name}` parameter must not be empty.")
+    if len(value) > max_len:
+        raise invalid(f"The `{name}` parameter is longer than {max_len} characters.")
+    return value
 
 
 def form_str(form: FormData, name: str, *, required: bool = False) -> str | None:

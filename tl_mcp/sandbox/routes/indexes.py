@@ -24,6 +24,7 @@ from tl_mcp.sandbox.routes.assets import (
     thumbnail_url,
 )
 from tl_mcp.sandbox.routes.common import (
+    body_str,
     check_metadata,
     checked_url,
     engine_of,
@@ -76,11 +77,7 @@ def index_json(engine: Engine, row: sqlite3.Row) -> dict[str, Any]:
 async def create_index(request: Request) -> Response:
     engine = engine_of(request)
     body = await json_body(request)
-    name = body.get("index_name")
-    if name is None or name == "":
-        raise missing("index_name")
-    if not isinstance(name, str) or len(name) > 200:
-        raise invalid("The `index_name` parameter must be a string of at most 200 characters.")
+    name = body_str(body, "index_name", required=True, max_len=200)
     models = body.get("models")
     if models is None:
         raise missing(
@@ -157,11 +154,7 @@ async def rename_index(request: Request) -> Response:
     index_id = request.path_params["index_id"]
     get_index_row(engine, index_id)
     body = await json_body(request)
-    name = body.get("index_name")
-    if not name:
-        raise missing("index_name")
-    if not isinstance(name, str):
-        raise invalid("The `index_name` parameter must be a string.")
+    name = body_str(body, "index_name", required=True, max_len=200)
     if engine.db.one("SELECT 1 FROM indexes WHERE name=? AND id<>?", (name, index_id)):
         raise ApiError(400, "index_name_already_exists", f"An index named {name!r} already exists.")
     engine.db.run("UPDATE indexes SET name=?, updated_at=? WHERE id=?", (name, now_iso(), index_id))
@@ -365,11 +358,7 @@ async def create_indexed_asset(request: Request) -> Response:
     index_id = request.path_params["index_id"]
     get_index_row(engine, index_id)
     body = await json_body(request)
-    asset_id = body.get("asset_id")
-    if not asset_id:
-        raise missing("asset_id")
-    if not isinstance(asset_id, str):
-        raise invalid("The `asset_id` parameter must be a string.")
+    asset_id = body_str(body, "asset_id", required=True, max_len=200)
     asset = get_asset_row(engine, asset_id)
     if asset["status"] != "ready":
         raise invalid(
