@@ -6,9 +6,11 @@ import inspect
 import mimetypes
 import os
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+import stat
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import BinaryIO
 
 import anyio
 import httpx2
@@ -42,30 +44,80 @@ class ProgressCounter:
         self.committed += nbytes
 
 
-async def _read_range(path: Path, offset: int, length: int) -> AsyncIterator[bytes]:
-    async with await anyio.open_file(path, "rb") as fh:
-        await fh.seek(offset)
-        remaining = length
-        while remaining > 0:
-            chunk = await fh.read(min(READ_CHUNK, remaining))
-            if not chunk:
-                raise OSError(f"{path} shrank while it was being uploaded ({remaining} bytes missing)")
-            remaining -= len(chunk)
-            yield chunk
+#: What an upload reads: a path, opened once for the request, or a binary file the caller opened (and
+#: closes). Either way every byte comes from that one descriptor, never from reopening a name that
+#: could meanwhile point somewhere else.
+FileSource = str | os.PathLike[str] | BinaryIO
+
+# Non-blocking: opening a FIFO (or a device) must not wait for a writer; the type check refuses it.
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+
+
+@dataclass(frozen=True)
+class OpenFile:
+    """An open regular file: its descriptor, the name to upload it as, and its size when opened."""
+
+    fd: int
+    name: str
+    size: int
+
+
+@contextmanager
+def open_source(source: FileSource | None) -> Iterator[OpenFile | None]:
+    """`source` as an OpenFile for the block (None stays None); a path is closed afterwards."""
+    if source is None:
+        yield None
+        return
+    if not isinstance(source, str | os.PathLike):
+        # A file opened from a bare descriptor is named by its number: no use as an upload name.
+        name = getattr(source, "name", None)
+        yield _described(source.fileno(), os.path.basename(name) if isinstance(name, str) else "upload")
+        return
+    try:
+        fd = os.open(source, _OPEN_FLAGS)
+    except OSError:
+        raise FileNotFoundError(
+            f"{os.fspath(source)} is not a readable file; pass the path of an existing media file"
+        ) from None
+    try:
+        yield _described(fd, os.path.basename(os.fspath(source)))
+    finally:
+        os.close(fd)
+
+
+def _described(fd: int, name: str) -> OpenFile:
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        raise FileNotFoundError(f"{name} is not a regular file; pass the path of an existing media file")
+    return OpenFile(fd, name, info.st_size)
+
+
+async def _read_range(file: OpenFile, offset: int, length: int) -> AsyncIterator[bytes]:
+    # Positional reads leave the descriptor's offset alone: a retry or a parallel part reads the same bytes.
+    position, remaining = offset, length
+    while remaining > 0:
+        chunk = await anyio.to_thread.run_sync(os.pread, file.fd, min(READ_CHUNK, remaining), position)
+        if not chunk:
+            raise OSError(f"{file.name} shrank while it was being uploaded ({remaining} bytes missing)")
+        position += len(chunk)
+        remaining -= len(chunk)
+        yield chunk
 
 
 class FileSliceStream(httpx2.AsyncByteStream):
-    """`length` bytes of `path` from `offset`, read lazily in 1 MiB pieces."""
+    """`length` bytes of `file` from `offset`, read lazily in 1 MiB pieces."""
 
-    def __init__(self, path: Path, offset: int, length: int, counter: ProgressCounter | None = None) -> None:
-        self.path = path
+    def __init__(
+        self, file: OpenFile, offset: int, length: int, counter: ProgressCounter | None = None
+    ) -> None:
+        self.file = file
         self.offset = offset
         self.length = length
         self.counter = counter
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         sent = 0
-        async for chunk in _read_range(self.path, self.offset, self.length):
+        async for chunk in _read_range(self.file, self.offset, self.length):
             yield chunk
             sent += len(chunk)
             if self.counter is not None:
@@ -77,21 +129,21 @@ class FilePart:
     """A file field of a multipart form; only its size is known up front, bytes are read while sending."""
 
     name: str
-    path: Path
+    file: OpenFile
     filename: str | None = None
     content_type: str | None = None
 
     @property
     def size(self) -> int:
-        return os.stat(self.path).st_size
+        return self.file.size
 
     @property
     def resolved_filename(self) -> str:
-        return self.filename or self.path.name
+        return self.filename or self.file.name
 
     @property
     def resolved_content_type(self) -> str:
-        return self.content_type or mimetypes.guess_type(self.path.name)[0] or "application/octet-stream"
+        return self.content_type or mimetypes.guess_type(self.file.name)[0] or "application/octet-stream"
 
 
 def _quote(value: str) -> str:
@@ -167,7 +219,7 @@ class _MultipartStream(httpx2.AsyncByteStream):
         for part in form.files:
             yield form._file_head(part)
             size = part.size
-            async for chunk in FileSliceStream(part.path, 0, size, counter):
+            async for chunk in FileSliceStream(part.file, 0, size, counter):
                 yield chunk
             counter.commit(size)
             yield b"\r\n"

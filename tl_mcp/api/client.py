@@ -6,9 +6,7 @@ import json
 import logging
 import math
 import mimetypes
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
@@ -18,7 +16,16 @@ import httpx2
 from pydantic import BaseModel, ValidationError
 
 from ._http import Body, HTTPCore, QueryParams, RetryPolicy, Timeouts
-from ._multipart import ByteProgress, FilePart, FileSliceStream, MultipartForm, ProgressCounter
+from ._multipart import (
+    ByteProgress,
+    FilePart,
+    FileSliceStream,
+    FileSource,
+    MultipartForm,
+    OpenFile,
+    ProgressCounter,
+    open_source,
+)
 from .errors import APIStatusError, StreamError, TwelveLabsError, UploadError, redact
 from .models._base import MetadataValue, Page
 from .models.analyze import (
@@ -107,20 +114,13 @@ def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
-def _media_kind(path: Path) -> Literal["video", "audio", "image"]:
-    mime = mimetypes.guess_type(path.name)[0] or ""
+def _media_kind(name: str) -> Literal["video", "audio", "image"]:
+    mime = mimetypes.guess_type(name)[0] or ""
     if mime.startswith("audio/"):
         return "audio"
     if mime.startswith("image/"):
         return "image"
     return "video"
-
-
-def _check_file(path: str | os.PathLike[str]) -> Path:
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p} is not a readable file; pass the path of an existing media file")
-    return p
 
 
 def _one_source(**sources: object) -> str:
@@ -231,7 +231,7 @@ class TwelveLabsClient:
 
     async def upload_file(
         self,
-        path: str | os.PathLike[str],
+        path: FileSource,
         *,
         filename: str | None = None,
         progress: ByteProgress | None = None,
@@ -240,11 +240,36 @@ class TwelveLabsClient:
         enable_hls: bool | None = None,
         enable_thumbnail: bool | None = None,
     ) -> Asset:
-        """Upload a local file as an asset, streaming it from disk; large files use a multipart session."""
-        file = _check_file(path)
-        size = file.stat().st_size
+        """Upload a local file as an asset, streaming it from disk; large files use a multipart session.
+
+        `path` may also be an open binary file: it is read with positional reads and left open.
+        """
+        with open_source(path) as file:
+            assert file is not None
+            return await self._upload_open_file(
+                file,
+                filename=filename,
+                progress=progress,
+                multipart_threshold=multipart_threshold,
+                user_metadata=user_metadata,
+                enable_hls=enable_hls,
+                enable_thumbnail=enable_thumbnail,
+            )
+
+    async def _upload_open_file(
+        self,
+        file: OpenFile,
+        *,
+        filename: str | None,
+        progress: ByteProgress | None,
+        multipart_threshold: int,
+        user_metadata: Mapping[str, MetadataValue] | None,
+        enable_hls: bool | None,
+        enable_thumbnail: bool | None,
+    ) -> Asset:
+        size = file.size
         if size == 0:
-            raise ValueError(f"{file} is empty; nothing to upload")
+            raise ValueError(f"{file.name} is empty; nothing to upload")
         if size > multipart_threshold:
             return await self._upload_multipart(
                 file,
@@ -352,7 +377,7 @@ class TwelveLabsClient:
         self,
         url: PresignedURL,
         headers: Mapping[str, str],
-        file: Path,
+        file: OpenFile,
         offset: int,
         length: int,
         counter: ProgressCounter,
@@ -376,7 +401,7 @@ class TwelveLabsClient:
 
     async def _upload_multipart(
         self,
-        file: Path,
+        file: OpenFile,
         *,
         filename: str | None,
         progress: ByteProgress | None,
@@ -384,11 +409,11 @@ class TwelveLabsClient:
         enable_hls: bool | None,
         enable_thumbnail: bool | None,
     ) -> Asset:
-        size = (await anyio.Path(file).stat()).st_size
+        size = file.size
         session = await self.create_multipart_upload(
             CreateMultipartUploadRequest(
                 filename=filename or file.name,
-                type=_media_kind(file),
+                type=_media_kind(file.name),
                 total_size=size,
                 enable_hls=enable_hls,
                 enable_thumbnail=enable_thumbnail,
@@ -518,7 +543,7 @@ class TwelveLabsClient:
         self,
         index_id: str,
         *,
-        path: str | os.PathLike[str] | None = None,
+        path: FileSource | None = None,
         url: str | None = None,
         progress: ByteProgress | None = None,
         enable_video_stream: bool | None = None,
@@ -531,9 +556,11 @@ class TwelveLabsClient:
         form.add("enable_video_stream", enable_video_stream)
         if user_metadata is not None:
             form.add("user_metadata", json.dumps(dict(user_metadata)))
-        if path is not None:
-            form.files.append(FilePart("video_file", _check_file(path)))
-        return await self._parse(await self._call("POST", "/tasks", form=form, progress=progress), TaskRef)
+        with open_source(path) as file:
+            if file is not None:
+                form.files.append(FilePart("video_file", file))
+            response = await self._call("POST", "/tasks", form=form, progress=progress)
+        return await self._parse(response, TaskRef)
 
     async def get_task(self, task_id: str) -> Task:
         return await self._get(f"/tasks/{_seg(task_id)}", Task)
@@ -552,7 +579,7 @@ class TwelveLabsClient:
         index_id: str,
         *,
         query_text: str | None = None,
-        query_media_path: str | os.PathLike[str] | None = None,
+        query_media_path: FileSource | None = None,
         query_media_url: str | None = None,
         query_media_type: Literal["image"] = "image",
         search_options: Sequence[str] = ("visual", "audio"),
@@ -581,10 +608,12 @@ class TwelveLabsClient:
             form.add("filter", json.dumps(dict(filter)))
         form.add_all("transcription_options", list(transcription_options) if transcription_options else None)
         form.add("include_user_metadata", include_user_metadata)
-        if query_media_path is not None:
-            form.files.append(FilePart("query_media_file", _check_file(query_media_path)))
-        # A search reads the index and changes nothing: safe to repeat.
-        return await self._parse(await self._call("POST", "/search", form=form, idempotent=True), SearchPage)
+        with open_source(query_media_path) as file:
+            if file is not None:
+                form.files.append(FilePart("query_media_file", file))
+            # A search reads the index and changes nothing: safe to repeat.
+            response = await self._call("POST", "/search", form=form, idempotent=True)
+        return await self._parse(response, SearchPage)
 
     async def search_page(self, page_token: str, *, include_user_metadata: bool | None = None) -> SearchPage:
         params = (
@@ -606,9 +635,15 @@ class TwelveLabsClient:
 
     # ------------------------------------------------------------ embeddings
 
-    async def _embed(self, form: MultipartForm) -> Embedding:
-        # Embedding the same input again returns the same vector: safe to repeat.
-        return await self._parse(await self._call("POST", "/embed", form=form, idempotent=True), Embedding)
+    async def _embed(
+        self, form: MultipartForm, field: str | None = None, source: FileSource | None = None
+    ) -> Embedding:
+        with open_source(source) as file:
+            if file is not None and field is not None:
+                form.files.append(FilePart(field, file))
+            # Embedding the same input again returns the same vector: safe to repeat.
+            response = await self._call("POST", "/embed", form=form, idempotent=True)
+        return await self._parse(response, Embedding)
 
     async def embed_text(self, text: str, *, model_name: str = DEFAULT_EMBED_MODEL) -> Embedding:
         if not text.strip():
@@ -621,7 +656,7 @@ class TwelveLabsClient:
     async def embed_image(
         self,
         *,
-        path: str | os.PathLike[str] | None = None,
+        path: FileSource | None = None,
         url: str | None = None,
         model_name: str = DEFAULT_EMBED_MODEL,
     ) -> Embedding:
@@ -629,14 +664,12 @@ class TwelveLabsClient:
         form = MultipartForm()
         form.add("model_name", model_name)
         form.add("image_url", url)
-        if path is not None:
-            form.files.append(FilePart("image_file", _check_file(path)))
-        return await self._embed(form)
+        return await self._embed(form, "image_file", path)
 
     async def embed_audio(
         self,
         *,
-        path: str | os.PathLike[str] | None = None,
+        path: FileSource | None = None,
         url: str | None = None,
         model_name: str = DEFAULT_EMBED_MODEL,
         start_offset_sec: float | None = None,
@@ -646,14 +679,12 @@ class TwelveLabsClient:
         form.add("model_name", model_name)
         form.add("audio_url", url)
         form.add("audio_start_offset_sec", start_offset_sec)
-        if path is not None:
-            form.files.append(FilePart("audio_file", _check_file(path)))
-        return await self._embed(form)
+        return await self._embed(form, "audio_file", path)
 
     async def create_video_embedding_task(
         self,
         *,
-        path: str | os.PathLike[str] | None = None,
+        path: FileSource | None = None,
         url: str | None = None,
         asset_id: str | None = None,
         model_name: str = DEFAULT_EMBED_MODEL,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Annotated, Literal
 
 import anyio
@@ -185,9 +184,10 @@ async def create_embedding(
         )
     key = given[0]
     value = str(inputs[key])
-    local: Path | None = state.files.check(value) if key.endswith("_path") else None
     if key.endswith("_url"):
         http_url(value, key)
+    local = state.files.open(value) if key.endswith("_path") else None
+    source = local.file if local else None
     kinds: dict[str, Literal["text", "image", "audio", "video"]] = {
         "text": "text",
         "image": "image",
@@ -202,16 +202,19 @@ async def create_embedding(
                 emb = await state.client.embed_text(value, model_name=model_name)
             elif input_type == "image":
                 emb = await state.client.embed_image(
-                    path=local, url=None if local else value, model_name=model_name
+                    path=source, url=None if local else value, model_name=model_name
                 )
             else:
                 emb = await state.client.embed_audio(
-                    path=local, url=None if local else value, model_name=model_name
+                    path=source, url=None if local else value, model_name=model_name
                 )
         except TwelveLabsError as exc:
             raise ToolError(explain(f"Embedding the {input_type}", exc)) from None
         except ValueError as exc:
             raise ToolError(f"Embedding the {input_type} failed: {exc}.") from None
+        finally:
+            if local is not None:
+                local.close()
         result = EmbeddingResult(
             status="completed",
             input_type=input_type,
@@ -252,7 +255,7 @@ async def create_embedding(
         try:
             job.emit_note("Starting the video embedding task")
             task_id = await state.client.create_video_embedding_task(
-                path=local,
+                path=source,
                 url=value if key == "video_url" else None,
                 asset_id=value if key == "video_asset_id" else None,
                 model_name=model_name,
@@ -262,6 +265,9 @@ async def create_embedding(
             raise ToolError(explain("Video embedding", exc)) from None
         except ValueError as exc:
             raise ToolError(f"Video embedding failed: {exc}.") from None
+        finally:
+            if local is not None:
+                local.close()
         job.state["task_id"] = task_id
         job.emit_note(f"Embedding task {task_id} started")
         task = await follow_embedding_task(state.client, job, task_id)
@@ -272,7 +278,12 @@ async def create_embedding(
         r = snapshot(job, "completed", vectors)
         return tool_result(r, embedding_markdown(r))
 
-    job = state.jobs.start("embed", "video embedding", work, partial)
+    try:
+        job = state.jobs.start("embed", "video embedding", work, partial)
+    except BaseException:
+        if local is not None:
+            local.close()
+        raise
     return await state.jobs.run(job, ctx.report_progress, wait_s=wait_s)
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -15,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
 from tl_mcp.server.errors import explain, upstream
+from tl_mcp.server.files import LocalFile, refuse_referencing_name
 from tl_mcp.server.jobs import Job
 from tl_mcp.server.progress import HEARTBEAT_S
 from tl_mcp.server.registry import ToolSpec, tool
@@ -147,11 +146,14 @@ async def upload_asset(
     """
     state = app_state(ctx)
     source = one_of("upload_asset", path=path, url=url)
-    local: Path | None = state.files.check(path) if source == "path" and path else None
+    if filename:
+        refuse_referencing_name(filename, "filename")
     if url:
         http_url(url)
-    size = os.stat(local).st_size if local else None
+    local = state.files.open(path) if source == "path" and path else None
+    size = local.size if local else None
     if local is not None and size == 0:
+        local.close()
         raise ToolError(f"{path} is empty; nothing to upload.")
     name = filename or (local.name if local else None)
 
@@ -173,7 +175,11 @@ async def upload_asset(
         return tool_result(result, upload_markdown(result))
 
     async def work(job: Job) -> CallToolResult:
-        await _upload(state, job, local=local, url=url, filename=name, size=size)
+        try:
+            await _upload(state, job, local=local, url=url, filename=name, size=size)
+        finally:
+            if local is not None:
+                local.close()
         asset_id = str(job.state["asset_id"])
         if index_id or knowledge_store_id:
             await _wait_asset(state, job, asset_id)
@@ -209,12 +215,23 @@ async def upload_asset(
                 )
         return finished_upload(snapshot(job, "completed"))
 
-    job = state.jobs.start("upload", f"upload of {name or url}", work, partial)
+    try:
+        job = state.jobs.start("upload", f"upload of {name or url}", work, partial)
+    except BaseException:
+        if local is not None:
+            local.close()
+        raise
     return await state.jobs.run(job, ctx.report_progress, wait_s=wait_s)
 
 
 async def _upload(
-    state: AppState, job: Job, *, local: Path | None, url: str | None, filename: str | None, size: int | None
+    state: AppState,
+    job: Job,
+    *,
+    local: LocalFile | None,
+    url: str | None,
+    filename: str | None,
+    size: int | None,
 ) -> None:
     step = max((size or 0) // 50, 64 * 1024)
     last_sent = -step
@@ -233,7 +250,7 @@ async def _upload(
             job.emit_note(
                 f"Uploading {local.name} ({size:,} bytes)", progress=0.0, total=float(size or 0) or None
             )
-            asset = await state.client.upload_file(local, filename=filename, progress=on_bytes)
+            asset = await state.client.upload_file(local.file, filename=filename, progress=on_bytes)
         else:
             assert url is not None
             job.emit_note("Creating the asset from the URL")

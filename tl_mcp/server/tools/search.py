@@ -95,17 +95,21 @@ async def _search_index(
     if page_token:
         return await state.client.search_page(page_token)
     assert index_id is not None
-    local = state.files.check(image_path) if image_path else None
-    return await state.client.search(
-        index_id,
-        query_text=query,
-        query_media_path=local,
-        query_media_url=image_url,
-        search_options=tuple(modalities),
-        operator=operator,
-        group_by=group_by,
-        page_limit=limit,
-    )
+    local = state.files.open(image_path) if image_path else None
+    try:
+        return await state.client.search(
+            index_id,
+            query_text=query,
+            query_media_path=local.file if local else None,
+            query_media_url=image_url,
+            search_options=tuple(modalities),
+            operator=operator,
+            group_by=group_by,
+            page_limit=limit,
+        )
+    finally:
+        if local is not None:
+            local.close()
 
 
 @tool(toolset="search", title="Search videos for moments", read_only=True, destructive=False, idempotent=True)
