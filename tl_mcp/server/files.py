@@ -203,6 +203,10 @@ def _open_beneath(base: Path, parts: tuple[str, ...], raw: str) -> int:
                 "can change between the check and the read. Pass the real path of a file that is not being "
                 "replaced."
             ) from None
+        if exc.errno == errno.ENXIO:  # a socket (or a device with nothing behind it)
+            raise ToolError(
+                f"Local path refused: {raw!r} is not a regular file (device, FIFO or socket)."
+            ) from None
         raise ToolError(f"Local path refused: cannot read {raw!r} ({exc.strerror}).") from None
     finally:
         os.close(dir_fd)
