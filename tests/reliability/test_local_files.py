@@ -112,6 +112,11 @@ def layout(tmp_path: Path) -> dict[str, Path]:
     # stored and embedded just like the allowed one if it got through).
     inside = make_sample_image(tmp_path / "inside.png", scene_index=0, size=(64, 36))
     secret = make_sample_image(outside / "secret.png", scene_index=2, size=(64, 36))
+    # The same length (zeros after the PNG's end are ignored by decoders): a read that lands on the
+    # other file then gets all of its bytes, rather than failing as a truncated picture.
+    size = max(inside.stat().st_size, secret.stat().st_size)
+    for picture in (inside, secret):
+        picture.write_bytes(picture.read_bytes().ljust(size, b"\x00"))
     return {"allowed": allowed, "outside": outside, "inside": inside, "secret": secret}
 
 
@@ -125,19 +130,24 @@ def _settings(env: Env, allowed: Path) -> Any:
     return sandbox_settings(env.sandbox, env.state_dir, allowed)
 
 
-async def _upload_many(env: Env, allowed: Path, path: Path) -> dict[str, int]:
-    outcomes = {"stored": 0, "refused": 0}
+async def _upload_many(env: Env, allowed: Path, path: Path) -> tuple[int, list[str]]:
+    """(uploads completed, error texts) of TRIES upload_asset calls."""
+    stored, errors = 0, []
     async with Client(build_server(_settings(env, allowed))) as client:
         for _ in range(TRIES):
             result = await client.call_tool("upload_asset", {"path": str(path), "wait_s": 60})
-            data = result.structured_content or {}
             if result.is_error:
-                assert "Local path refused" in text_of(result), text_of(result)
-                outcomes["refused"] += 1
+                errors.append(text_of(result))
             else:
-                assert data.get("status") == "completed", data
-                outcomes["stored"] += 1
-    return outcomes
+                assert (result.structured_content or {}).get("status") == "completed", result
+                stored += 1
+    return stored, errors
+
+
+def _assert_only_policy_refusals(errors: list[str]) -> None:
+    """A race the policy lost shows up as a read error; every failure must be the policy's own refusal."""
+    odd = [e for e in errors if "Local path refused" not in e]
+    assert not odd, f"{len(odd)} failures were not policy refusals, e.g. {odd[0]!r}"
 
 
 async def test_a_symlink_swapped_after_the_check_never_uploads_the_outside_secret(
@@ -146,11 +156,12 @@ async def test_a_symlink_swapped_after_the_check_never_uploads_the_outside_secre
     target = layout["allowed"] / "clip.png"
     secret = layout["secret"].read_bytes()
     with regular_or_link(target, layout["inside"].read_bytes(), layout["secret"]).running() as swap:
-        outcomes = await _upload_many(env, layout["allowed"], target)
-    assert swap.flips > TRIES, "the swapper barely ran: the race was not tried"
-    assert outcomes["stored"] > 0, outcomes
+        stored, errors = await _upload_many(env, layout["allowed"], target)
     leaked = sum(secret in data for data in stored_bytes(env))
-    assert leaked == 0, f"the outside secret was stored {leaked} times in {TRIES} tries ({outcomes})"
+    assert leaked == 0, f"the outside secret was stored {leaked} times in {TRIES} tries"
+    assert swap.flips > TRIES // 10, "the swapper barely ran: the race was not tried"
+    assert stored > 0, errors[:3]
+    _assert_only_policy_refusals(errors)
 
 
 async def test_a_folder_swapped_for_a_link_after_the_check_never_uploads_the_outside_secret(
@@ -162,10 +173,12 @@ async def test_a_folder_swapped_for_a_link_after_the_check_never_uploads_the_out
     (layout["outside"] / "clip.png").write_bytes(layout["secret"].read_bytes())
     secret = layout["secret"].read_bytes()
     with folder_or_link(folder, layout["outside"]).running() as swap:
-        outcomes = await _upload_many(env, layout["allowed"], folder / "clip.png")
-    assert swap.flips > TRIES
+        stored, errors = await _upload_many(env, layout["allowed"], folder / "clip.png")
     leaked = sum(secret in data for data in stored_bytes(env))
-    assert leaked == 0, f"the outside secret was stored {leaked} times in {TRIES} tries ({outcomes})"
+    assert leaked == 0, f"the outside secret was stored {leaked} times in {TRIES} tries"
+    assert swap.flips > TRIES // 10, "the swapper barely ran: the race was not tried"
+    assert stored > 0, errors[:3]
+    _assert_only_policy_refusals(errors)
 
 
 def _close(a: list[float], b: list[float]) -> bool:
@@ -184,7 +197,8 @@ async def test_a_symlink_swapped_after_the_check_never_embeds_the_outside_secret
         }
     assert not _close(reference["inside"], reference["secret"]), "the two pictures must embed differently"
     target = layout["allowed"] / "clip.png"
-    embedded = {"inside": 0, "secret": 0, "refused": 0}
+    embedded = {"inside": 0, "secret": 0, "neither": 0}
+    errors: list[str] = []
     async with Client(build_server(_settings(env, layout["allowed"]))) as client:
         with regular_or_link(target, layout["inside"].read_bytes(), layout["secret"]).running():
             for _ in range(TRIES):
@@ -192,16 +206,15 @@ async def test_a_symlink_swapped_after_the_check_never_embeds_the_outside_secret
                     "create_embedding", {"image_path": str(target), "include_vector": True}
                 )
                 if result.is_error:
-                    assert "Local path refused" in text_of(result), text_of(result)
-                    embedded["refused"] += 1
+                    errors.append(text_of(result))
                     continue
                 assert result.structured_content is not None
                 vector = result.structured_content["embeddings"][0]["vector"]
-                which = next((n for n, ref in reference.items() if _close(vector, ref)), None)
-                assert which is not None, "an embedding of neither picture came back"
+                which = next((n for n, ref in reference.items() if _close(vector, ref)), "neither")
                 embedded[which] += 1
     assert embedded["secret"] == 0, f"the outside secret's embedding was returned: {embedded}"
-    assert embedded["inside"] > 0, embedded
+    assert embedded["inside"] > 0 and embedded["neither"] == 0, embedded
+    _assert_only_policy_refusals(errors)
 
 
 async def test_a_hard_link_to_an_outside_file_is_refused_and_nothing_is_sent(
