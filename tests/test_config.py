@@ -29,10 +29,13 @@ def test_auto_backend_is_cloud_when_a_key_is_set() -> None:
 
 
 def test_flags_win_over_environment(tmp_path: Path) -> None:
+    srv_a, srv_b = tmp_path / "srv-a", tmp_path / "srv-b"
+    srv_a.mkdir()
+    srv_b.mkdir()
     env = {
         "TL_MCP_TRANSPORT": "stdio",
         "TL_MCP_PORT": "9000",
-        "TL_MCP_ALLOWED_DIRS": "/srv/a,/srv/b",
+        "TL_MCP_ALLOWED_DIRS": f"{srv_a},{srv_b}",
         "TL_MCP_TOOLSETS": "search",
         "TL_MCP_READ_ONLY": "true",
     }
@@ -50,7 +53,7 @@ def test_flags_win_over_environment(tmp_path: Path) -> None:
     assert s.toolsets == ("jockey", "admin")
     assert s.read_only is False
     from_env = Settings.from_sources(env)
-    assert from_env.allowed_dirs == (Path("/srv/a"), Path("/srv/b"))
+    assert from_env.allowed_dirs == (srv_a, srv_b)
     assert from_env.read_only is True and from_env.port == 9000
 
 
@@ -83,3 +86,56 @@ def test_secrets_never_show_in_repr_or_errors() -> None:
     with pytest.raises(ConfigError) as info:
         Settings.from_sources({"TL_MCP_BACKEND": key})
     assert key not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("tokens", "fragment"),
+    [
+        ([""], "empty or only whitespace"),
+        (["   "], "empty or only whitespace"),
+        (["good-token-0123456789", ""], "token number 2 is empty"),
+        (["short-token"], "shorter than 16 characters"),
+        (["has a space in it 0123"], "whitespace or control characters"),
+    ],
+)
+def test_unusable_auth_tokens_are_refused_without_echoing_them(tokens: list[str], fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_sources({}, auth_tokens=tokens)
+    message = str(info.value)
+    assert fragment in message and "--auth-token" in message and "secrets.token_urlsafe" in message
+    assert all(t not in message for t in tokens if t.strip())
+
+
+@pytest.mark.parametrize("raw", ["", " ", " , ,", "\n"])
+def test_a_set_but_blank_token_variable_is_refused(raw: str) -> None:
+    with pytest.raises(ConfigError, match="set but holds no token"):
+        Settings.from_sources({"TL_MCP_AUTH_TOKENS": raw})
+
+
+def test_usable_tokens_are_kept_and_an_unset_variable_means_no_tokens() -> None:
+    token = "t" * 16
+    kept = Settings.from_sources({"TL_MCP_AUTH_TOKENS": token}).auth_tokens
+    assert [t.get_secret_value() for t in kept] == [token]
+    assert Settings.from_sources({}).auth_tokens == ()
+
+
+@pytest.mark.parametrize(
+    ("folder", "fragment"),
+    [
+        ("", "empty folder name would allow the current directory"),
+        ("   ", "empty folder name"),
+        ("/", "root of the file system"),
+        ("/..", "root of the file system"),
+        ("media", "is relative"),
+        ("./media", "is relative"),
+        ("/nonexistent-tl-mcp-folder", "does not exist"),
+        ("/etc/passwd", "is not a folder"),
+    ],
+)
+def test_unusable_allowed_folders_are_refused(folder: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match="--allow-dir") as info:
+        Settings.from_sources({}, allowed_dirs=[folder])
+    assert fragment in str(info.value)
+    if folder.strip():
+        with pytest.raises(ConfigError, match=fragment):
+            Settings.from_sources({"TL_MCP_ALLOWED_DIRS": folder})

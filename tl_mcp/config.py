@@ -27,6 +27,10 @@ DEFAULT_TOOLSETS: tuple[str, ...] = tuple(t for t in ALL_TOOLSETS if t != "admin
 LOOPBACK_HOSTS: tuple[str, ...] = ("127.0.0.1:*", "localhost:*", "[::1]:*")
 LOOPBACK_ORIGINS: tuple[str, ...] = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
 
+#: Shortest bearer token accepted: anything shorter can be guessed over the network.
+MIN_TOKEN_CHARS = 16
+_TOKEN_HINT = 'generate one with python -c "import secrets; print(secrets.token_urlsafe(32))"'
+
 
 class ConfigError(ValueError):
     """A setting has a value we cannot use; the message names the setting and what to do."""
@@ -84,6 +88,45 @@ class Settings(BaseModel):
                 'with python -c "import secrets; print(secrets.token_hex(32))" and use the same list '
                 "on every replica"
             )
+        return value
+
+    @field_validator("auth_tokens")
+    @classmethod
+    def _usable_tokens(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        # An empty token would match `Authorization: Bearer ` and so turn authentication off.
+        problems = []
+        for i, token in enumerate(value, 1):
+            raw = token.get_secret_value()
+            if not raw.strip():
+                problems.append(f"token number {i} is empty or only whitespace")
+            elif any(c.isspace() or not c.isprintable() for c in raw):
+                problems.append(f"token number {i} contains whitespace or control characters")
+            elif len(raw) < MIN_TOKEN_CHARS:
+                problems.append(f"token number {i} is shorter than {MIN_TOKEN_CHARS} characters")
+        if problems:
+            raise ValueError(f"{'; '.join(problems)}; {_TOKEN_HINT}")
+        return value
+
+    @field_validator("allowed_dirs")
+    @classmethod
+    def _usable_dirs(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
+        for d in value:
+            if not d.is_absolute():
+                raise ValueError(
+                    f"{str(d)!r} is relative; give the absolute path of the folder (a relative one would "
+                    "depend on the directory the server happens to start in)"
+                )
+            try:
+                resolved = d.resolve(strict=True)
+            except (OSError, RuntimeError):
+                raise ValueError(f"{str(d)!r} does not exist; create it first or fix the path") from None
+            if not resolved.is_dir():
+                raise ValueError(f"{str(d)!r} is not a folder; give the folder that holds the media files")
+            if resolved.parent == resolved:
+                raise ValueError(
+                    f"{str(d)!r} is the root of the file system, which would let tools read every file "
+                    "the server can (keys, /etc, other users' data); allow only the folders with the media"
+                )
         return value
 
     @property
@@ -150,10 +193,26 @@ class Settings(BaseModel):
             return flag if flag is not None else env.get(name) or None
 
         key = env.get("TWELVELABS_API_KEY", "").strip()
-        tokens = list(auth_tokens) if auth_tokens else _split_list(env.get("TL_MCP_AUTH_TOKENS"))
+        env_tokens = env.get("TL_MCP_AUTH_TOKENS")
+        if not auth_tokens and env_tokens is not None and not _split_list(env_tokens):
+            # Typically `TL_MCP_AUTH_TOKENS=$TOKEN` with TOKEN unset: running without auth is not what
+            # the operator asked for.
+            raise ConfigError(
+                "invalid setting TL_MCP_AUTH_TOKENS: it is set but holds no token (empty, or only spaces and "
+                "commas), which would turn bearer-token authentication off. Put the token(s) in it "
+                f"(comma-separated, at least {MIN_TOKEN_CHARS} characters each), or unset it to run "
+                "without tokens."
+            )
+        tokens = list(auth_tokens) if auth_tokens else _split_list(env_tokens)
         hosts = list(allowed_hosts) if allowed_hosts else _split_list(env.get("TL_MCP_ALLOWED_HOSTS"))
         origins = list(allowed_origins) if allowed_origins else _split_list(env.get("TL_MCP_ALLOWED_ORIGINS"))
         dirs = list(allowed_dirs) if allowed_dirs else _split_list(env.get("TL_MCP_ALLOWED_DIRS"))
+        if any(not str(d).strip() for d in dirs):
+            # Path("") is ".", the directory the server was started in (with cwd "/", everything).
+            raise ConfigError(
+                "invalid setting TL_MCP_ALLOWED_DIRS / --allow-dir: an empty folder name would allow the "
+                "current directory; give the absolute path of each folder to allow"
+            )
         raw_sets: Sequence[str] | str | None = toolsets
         if raw_sets is None:
             raw_sets = env.get("TL_MCP_TOOLSETS") or None
@@ -210,6 +269,8 @@ _FIELD_SOURCES = {
     "toolsets": "TL_MCP_TOOLSETS / --toolsets",
     "host": "TL_MCP_HOST / --host",
     "state_keys": "TL_MCP_STATE_KEYS",
+    "auth_tokens": "TL_MCP_AUTH_TOKENS / --auth-token",
+    "allowed_dirs": "TL_MCP_ALLOWED_DIRS / --allow-dir",
     "oauth_issuer": "TL_MCP_OAUTH_ISSUER / --oauth-issuer",
     "oauth_resource_url": "TL_MCP_OAUTH_RESOURCE_URL / --oauth-resource-url",
     "oauth_audience": "TL_MCP_OAUTH_AUDIENCE / --oauth-audience",
@@ -229,5 +290,5 @@ def _explain(exc: ValueError) -> str:
         field = str(err["loc"][0]) if err["loc"] else "?"
         source = _FIELD_SOURCES.get(field, field)
         # Never echo the input: it could be a secret pasted into the wrong variable.
-        lines.append(f"invalid setting {source}: {err['msg']}")
+        lines.append(f"invalid setting {source}: {err['msg'].removeprefix('Value error, ')}")
     return "; ".join(lines)

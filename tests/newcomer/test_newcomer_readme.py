@@ -155,7 +155,7 @@ SAMPLE = {
     "transport": "http",
     "host": "0.0.0.0",
     "port": "8123",
-    "auth_tokens": "token-a",
+    "auth_tokens": "token-a-0123456789abcdef",
     "allowed_hosts": "mcp.example.com",
     "allowed_origins": "https://app.example.com",
     "allowed_dirs": "/tmp",
