@@ -1,6 +1,6 @@
 """Use a remote tl-mcp over streamable HTTP with a bearer token, and watch Jockey answer live.
 
-    tl-mcp serve --transport http --port 8000 --auth-token "$TOKEN" --allow-dir "$PWD/media"
+    tl-mcp serve --transport http --port 8000 --auth-token "${TOKEN:?set TOKEN}" --allow-dir "$PWD/media"
     python examples/http_client.py --url http://127.0.0.1:8000/mcp --token "$TOKEN" "$PWD/media/clip.mp4"
 
 It creates a knowledge store, uploads the video into it (the path is read by the server, so it must be
