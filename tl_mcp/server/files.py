@@ -73,7 +73,8 @@ def refuse_referencing_name(name: str, what: str) -> None:
     suffix = Path(name).suffix.lower()
     if suffix in REFERENCING_SUFFIXES:
         raise ToolError(
-            f"{what} refused: {name!r} has the suffix {suffix} of a playlist or manifest. {_REFUSED_WHY}"
+            f"{what} refused: {name!r} has the suffix {suffix} of a playlist or manifest. {_REFUSED_WHY} "
+            "A media file named like a playlist needs its real suffix."
         )
 
 
