@@ -15,6 +15,9 @@ from tl_mcp.samples import SampleInfo, SceneSpec, make_sample_image
 from tl_mcp.sandbox.analyzers import Analyzers, load_analyzers
 from tl_mcp.sandbox.analyzers.audio import SAMPLE_RATE, iter_audio_chunks
 from tl_mcp.sandbox.analyzers.frames import sample_scene_frames
+from tl_mcp.sandbox.media import MediaLimits
+
+LIMITS = MediaLimits()
 
 pytestmark = pytest.mark.ml
 
@@ -45,7 +48,7 @@ def test_speech_finds_each_spoken_phrase_within_tolerance(
     analyzers: Analyzers, sample_video: SampleInfo
 ) -> None:
     assert analyzers.speech is not None
-    segments = analyzers.speech.transcribe(sample_video.path)
+    segments = analyzers.speech.transcribe(sample_video.path, LIMITS)
     assert all(s.source == "speech" and 0 < s.confidence <= 1 for s in segments)
     assert [s.start for s in segments] == sorted(s.start for s in segments)
     for phrase in sample_video.speech:
@@ -61,14 +64,14 @@ def test_speech_finds_each_spoken_phrase_within_tolerance(
 
 def test_speech_on_video_without_audio_is_empty(analyzers: Analyzers, silent_video: Path) -> None:
     assert analyzers.speech is not None
-    assert analyzers.speech.transcribe(silent_video) == []
+    assert analyzers.speech.transcribe(silent_video, LIMITS) == []
 
 
 def test_ocr_reads_each_scene_title_at_its_scene_change(
     analyzers: Analyzers, sample_video: SampleInfo
 ) -> None:
     assert analyzers.ocr is not None
-    sampled = list(sample_scene_frames(sample_video.path, fps=1.0))
+    sampled = list(sample_scene_frames(sample_video.path, LIMITS, fps=1.0))
     # One frame per scene: the progress bar alone must not count as a picture change.
     assert [round(t) for t, _ in sampled] == [round(s.start) for s in sample_video.scenes]
     for (t, frame), scene in zip(sampled, sample_video.scenes, strict=True):
@@ -117,13 +120,13 @@ def test_frame_similarity_matches_each_frame_to_its_own_scene(
         stills.append(analyzers.image.embed_image(np.asarray(Image.open(path).convert("RGB"))))
     bank = np.stack(stills)
     # Frames taken mid-scene (not the sampled ones) still find their own scene's still first.
-    for t, frame in sample_scene_frames(sample_video.path, fps=1.0, diff_threshold=0.0):
+    for t, frame in sample_scene_frames(sample_video.path, LIMITS, fps=1.0, diff_threshold=0.0):
         expected = sample_video.scene_at(t).index
         assert int(np.argmax(bank @ analyzers.image.embed_image(frame))) == expected, t
 
 
 def test_audio_chunks_are_bounded_and_cover_the_track(sample_video: SampleInfo) -> None:
-    chunks = list(iter_audio_chunks(sample_video.path, chunk_seconds=10.0))
+    chunks = list(iter_audio_chunks(sample_video.path, LIMITS, chunk_seconds=10.0))
     assert all(c.size <= 10 * SAMPLE_RATE and c.dtype == np.float32 for _, c in chunks)
     assert [off for off, _ in chunks] == [10.0 * i for i in range(len(chunks))]
     total = sum(c.size for _, c in chunks) / SAMPLE_RATE
@@ -142,10 +145,11 @@ socket.socket.connect_ex = refuse
 socket.create_connection = refuse
 import numpy as np
 from tl_mcp.sandbox.analyzers import load_analyzers
+from tl_mcp.sandbox.media import MediaLimits
 a = load_analyzers("speech,ocr,text")
 frame = np.zeros((64, 160, 3), dtype=np.uint8)
 out = {
-    "speech": len(a.speech.transcribe(Path(sys.argv[1]))),
+    "speech": len(a.speech.transcribe(Path(sys.argv[1]), MediaLimits())),
     "ocr": len(a.ocr.read(frame, 0.0)),
     "text": a.text.embed(["hello"], "query").shape[1],
     "describe": a.describe(),

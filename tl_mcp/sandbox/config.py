@@ -12,6 +12,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 ALLOW_PRIVATE_URLS_ENV = "TL_MCP_SANDBOX_ALLOW_PRIVATE_URLS"
+MAX_DURATION_ENV = "TL_MCP_SANDBOX_MAX_DURATION_S"
+MAX_PIXELS_ENV = "TL_MCP_SANDBOX_MAX_PIXELS"
+MAX_FRAMES_ENV = "TL_MCP_SANDBOX_MAX_FRAMES"
+MAX_DECODE_MEMORY_ENV = "TL_MCP_SANDBOX_MAX_DECODE_MEMORY_BYTES"
 
 #: ``(host, port) -> addresses`` for outbound URL fetches; raises ``OSError`` when the host does not resolve.
 Resolver = Callable[[str, int], Sequence[str]]
@@ -111,6 +115,26 @@ class SandboxConfig(BaseModel):
     resolver: Resolver | None = Field(default=None, exclude=True, repr=False)
     #: How long a multipart upload session accepts chunks, in seconds (the platform: 24 h).
     multipart_session_ttl_s: float = Field(default=24 * 3600.0, gt=0)
+    # What one media file may make the sandbox decode (see ``media.MediaLimits``). Unset, the environment
+    # decides, so the embedded sandbox honours these too.
+    #: Longest media in seconds, by its header and by the packets it really holds.
+    max_duration_s: float = Field(
+        default_factory=lambda: _env_number(MAX_DURATION_ENV, 4 * 3600.0), gt=0, validate_default=True
+    )
+    #: Largest picture (width x height) of a video frame or an image; 8K UHD by default.
+    max_pixels: int = Field(
+        default_factory=lambda: int(_env_number(MAX_PIXELS_ENV, 7680 * 4320)), ge=1, validate_default=True
+    )
+    #: Most video frames (and subtitle cues) one file may hold.
+    max_frames: int = Field(
+        default_factory=lambda: int(_env_number(MAX_FRAMES_ENV, 1_000_000)), ge=1, validate_default=True
+    )
+    #: Most the process may grow during one decode pass before the pass is given up.
+    max_decode_memory_bytes: int = Field(
+        default_factory=lambda: int(_env_number(MAX_DECODE_MEMORY_ENV, 2 * 1024**3)),
+        ge=16 * 1024 * 1024,
+        validate_default=True,
+    )
 
     @classmethod
     def from_env(cls, data_dir: Path | None = None, **overrides: object) -> SandboxConfig:
@@ -144,6 +168,16 @@ class SandboxConfig(BaseModel):
 
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number (got {raw[:40]!r}); unset it for the default") from None
 
 
 def _const_eq(a: str, b: str) -> bool:

@@ -26,7 +26,16 @@ from tl_mcp.sandbox.analyzers import Analyzers, load_analyzers
 from tl_mcp.sandbox.analyzers.base import FloatArray, Frame, TimedText
 from tl_mcp.sandbox.config import SandboxConfig
 from tl_mcp.sandbox.db import Database, dumps, loads, new_id, now_iso
-from tl_mcp.sandbox.media import MediaError, Probe, audio_segments, scan_video
+from tl_mcp.sandbox.media import (
+    MediaError,
+    MediaLimits,
+    Probe,
+    audio_segments,
+    jpeg_thumbnail,
+    load_image_rgb,
+    read_subtitles,
+    scan_video,
+)
 from tl_mcp.sandbox.media import probe as probe_file
 
 log = logging.getLogger(__name__)
@@ -65,6 +74,12 @@ class Engine:
         (self.data_dir / "tmp").mkdir(exist_ok=True)
         self.db = Database.open(config.data_dir / "sandbox.db")
         self.analyzers = analyzers or load_analyzers(config.analyzers)
+        self.limits = MediaLimits(
+            max_duration_s=config.max_duration_s,
+            max_pixels=config.max_pixels,
+            max_frames=config.max_frames,
+            max_memory_bytes=config.max_decode_memory_bytes,
+        )
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -184,6 +199,8 @@ class Engine:
     # ----- analysis ----------------------------------------------------------------------------------------
     def analyze_asset(self, asset_id: str, path: Path, info: Probe) -> None:
         """Decode the media once and store segments, thumbnails, timed texts and vectors for ``asset_id``."""
+        # A probe stored by an older version (or before a limit was lowered) must not size anything here.
+        self.limits.check(info)
         analyzers = self.analyzers
         texts: list[TimedText] = []
         thumbs_dir = self.asset_dir(asset_id) / "thumbs"
@@ -191,9 +208,8 @@ class Engine:
         rows: list[tuple[float, float, str | None, bytes | None]] = []
         # Speech-to-text reads the audio on its own thread while this one decodes frames and runs OCR:
         # CTranslate2 releases the GIL, so the two overlap on separate cores.
-        speech = (
-            _SpeechJob(analyzers, path) if info.kind in ("video", "audio") and info.audio_streams else None
-        )
+        has_audio = info.kind in ("video", "audio") and info.audio_streams
+        speech = _SpeechJob(analyzers, path, self.limits) if has_audio else None
 
         if info.kind == "video":
             ocr_texts: list[TimedText] = []
@@ -209,6 +225,7 @@ class Engine:
             scan = scan_video(
                 path,
                 info.duration or 0.0,
+                self.limits,
                 max_segment_s=self.config.max_segment_s,
                 on_key_frame=on_key_frame,
                 keep_key_frames=False,
@@ -224,17 +241,10 @@ class Engine:
             # Stretch each on-screen text over its segment: OCR ran on the key frame only.
             texts = [_stretch(t, rows) if t.source == "ocr" else t for t in texts]
         elif info.kind == "audio":
-            from tl_mcp.sandbox.media import read_subtitles
-
             rows = [(s.start, s.end, None, None) for s in audio_segments(info.duration or 0.0)]
-            texts.extend(read_subtitles(path))
+            texts.extend(read_subtitles(path, self.limits))
         else:  # image
-            from PIL import Image
-
-            from tl_mcp.sandbox.media import jpeg_thumbnail
-
-            with Image.open(path) as img:
-                picture: Frame = np.asarray(img.convert("RGB"), dtype=np.uint8)
+            picture = load_image_rgb(path, self.limits, code="video_file_broken")
             (thumbs_dir / "0.jpg").write_bytes(jpeg_thumbnail(picture))
             rows = [(0.0, 0.0, "0.jpg", analyzers.image.embed_image(picture).astype(np.float32).tobytes())]
             if analyzers.ocr is not None:
@@ -272,7 +282,7 @@ class Engine:
         self.forget(asset_id)
 
     def probe(self, path: Path) -> Probe:
-        return probe_file(path)
+        return probe_file(path, self.limits)
 
     # ----- loaded indexes ---------------------------------------------------------------------------------
     def forget(self, asset_id: str) -> None:
@@ -342,19 +352,21 @@ class _PassageVectors:
 class _SpeechJob:
     """``analyzers.speech.transcribe(path)`` on a daemon thread; :meth:`result` re-raises its error."""
 
-    def __init__(self, analyzers: Analyzers, path: Path) -> None:
+    def __init__(self, analyzers: Analyzers, path: Path, limits: MediaLimits) -> None:
         self._speech = analyzers.speech
         self._out: list[TimedText] = []
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         if self._speech is not None:
-            self._thread = threading.Thread(target=self._run, args=(path,), name="tl-mcp-speech", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, args=(path, limits), name="tl-mcp-speech", daemon=True
+            )
             self._thread.start()
 
-    def _run(self, path: Path) -> None:
+    def _run(self, path: Path, limits: MediaLimits) -> None:
         assert self._speech is not None
         try:
-            self._out = self._speech.transcribe(path)
+            self._out = self._speech.transcribe(path, limits)
         except BaseException as exc:
             self._error = exc
 

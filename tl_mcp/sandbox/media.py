@@ -2,16 +2,25 @@
 
 Frames are decoded one at a time and dropped as soon as they are measured; only one key frame per segment is
 kept (at thumbnail size, plus the RGB array handed to the analyzers), so memory does not grow with length.
+
+Every file is hostile until shown otherwise. All decoding goes through :func:`open_media` (audio/video) or
+:func:`load_image_rgb` (pictures); both pick the decoder from the file's bytes among an allow-list, never
+from its name, and refuse anything that would make FFmpeg open another file or URL. How much a file may
+make the sandbox decode is set by :class:`MediaLimits` and counted from what is really in the file (packets
+demuxed, frames decoded), never from what its header declares.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import av
 import numpy as np
@@ -38,6 +47,24 @@ IMAGE_TYPES = {
     "BMP": "image/bmp",
 }
 
+#: The FFmpeg demuxers the sandbox decodes, matched against the one FFmpeg detects from the file's bytes.
+#: Each reads a single self-contained file. Left out on purpose: playlists and manifests (hls, dash),
+#: concat lists, image sequences (image2 and its patterns), and every other demuxer that opens further
+#: files or URLs named inside the file.
+DEMUXERS = ("mov", "matroska", "avi", "mpegts", "mpeg", "flv", "ogg", "wav", "mp3", "flac", "aac")
+CONTAINERS_TEXT = "MP4/MOV, Matroska/WebM, AVI, MPEG-TS, MPEG-PS, FLV, Ogg, WAV, MP3, FLAC, AAC"
+_CONTAINER_OPTIONS = {
+    "format_whitelist": ",".join(DEMUXERS),
+    # No protocol is named "none": a URL opened from inside the file would be refused by FFmpeg too.
+    "protocol_whitelist": "none",
+    # MOV/MP4 data references to other files (off by default in FFmpeg; pinned so it stays off).
+    "enable_drefs": "0",
+}
+#: Python I/O buffer for the decoders; the file is read through Python so FFmpeg never sees its name.
+_IO_BUFFER = 256 * 1024
+#: The decode loops look at the process's memory this often (frames / chunks).
+_MEMORY_CHECK_EVERY = 16
+
 
 class MediaError(Exception):
     """The file cannot be used; ``code`` is the TwelveLabs error code to report."""
@@ -46,6 +73,31 @@ class MediaError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class MediaLimits:
+    """How much one file may make the sandbox decode (the settings live in ``SandboxConfig``)."""
+
+    #: Longest media, in seconds: by its header and by the timestamps of the packets it really holds.
+    max_duration_s: float = 4 * 3600.0
+    #: Largest picture (width x height), for video frames and images alike; 8K UHD by default.
+    max_pixels: int = 7680 * 4320
+    #: Most video frames (and, separately, subtitle cues) one file may hold.
+    max_frames: int = 1_000_000
+    #: Most the process may grow while one decode pass runs; past it the pass fails.
+    max_memory_bytes: int = 2 * 1024**3
+
+    def check(self, info: Probe) -> None:
+        """Raise :class:`MediaError` when ``info`` is over a limit (a probe stored before these limits)."""
+        if info.duration is not None and info.duration > self.max_duration_s:
+            raise MediaError(
+                "video_duration_too_long",
+                f"The media is {info.duration:.0f} s long; this sandbox takes at most "
+                f"{self.max_duration_s:g} s (TL_MCP_SANDBOX_MAX_DURATION_S). Cut it shorter.",
+            )
+        if info.width and info.height:
+            _check_pixels(info.width, info.height, self)
 
 
 @dataclass(slots=True)
@@ -75,32 +127,132 @@ class Probe:
         return cls(**data)
 
 
-def probe(path: Path) -> Probe:
-    """Read what is in a media or image file without decoding it all. Raises :class:`MediaError`."""
+# ----- the one way in ---------------------------------------------------------------------------------------
+def _refuse_nested_open(url: str, flags: int, options: dict[str, Any]) -> NoReturn:
+    raise PermissionError(f"the media file tried to open {url[:200]!r}; files that open others are refused")
+
+
+@contextmanager
+def open_media(path: Path, limits: MediaLimits) -> Iterator[Any]:
+    """Open an audio/video file for demuxing and decoding, the only way the sandbox does.
+
+    FFmpeg reads the file through a Python file object whose name is a descriptor number, so the suffix a
+    client chose cannot pick (or hint) a demuxer; the demuxer is detected from the bytes and must be one of
+    :data:`DEMUXERS`; nothing inside the file can open another file or URL (FFmpeg's nested opens come back
+    to :func:`_refuse_nested_open`, and no protocol is whitelisted); decoders refuse pictures larger than
+    ``limits.max_pixels`` before allocating them. Raises :class:`MediaError` for anything else."""
+    pixels = {"max_pixels": str(limits.max_pixels)}
+    with os.fdopen(os.open(path, os.O_RDONLY), "rb") as file:
+        try:
+            container = av.open(
+                file,
+                options=pixels,  # applies to the decoding stream-info probing does
+                container_options=_CONTAINER_OPTIONS,
+                io_open=_refuse_nested_open,
+                buffer_size=_IO_BUFFER,
+            )
+        except (av.FFmpegError, PermissionError, UnicodeDecodeError) as exc:
+            raise MediaError(
+                "video_file_broken",
+                f"The file is not video, audio or an image in a format this sandbox decodes "
+                f"({getattr(exc, 'strerror', None) or exc}). "
+                f"Accepted containers: {CONTAINERS_TEXT}; images: {', '.join(IMAGE_TYPES)}. Playlists "
+                "(HLS .m3u8), concat lists and other files that reference further files are refused.",
+            ) from exc
+        with container:
+            detected = set(container.format.name.split(","))
+            if not detected & set(DEMUXERS):  # FFmpeg ignoring format_whitelist must not get past here
+                raise MediaError(
+                    "video_file_broken",
+                    f"The file's container ({container.format.name}) is not one this sandbox decodes. "
+                    f"Accepted containers: {CONTAINERS_TEXT}.",
+                )
+            for stream in container.streams:
+                if stream.codec_context is not None:
+                    stream.codec_context.options = dict(pixels)
+            yield container
+
+
+def decode(container: Any, stream: Any, limits: MediaLimits) -> Iterator[Any]:
+    """The decoded frames of one stream of an :func:`open_media` container, failing the pass with a
+    :class:`MediaError` once it decodes more than the limits allow: frames, seconds (from the frames
+    actually decoded) or memory (the process's growth since the pass began)."""
+    video = stream.type == "video"
+    baseline = _rss_bytes()
+    first: float | None = None
+    seconds = 0.0
+    count = 0
+    try:
+        for frame in container.decode(stream):
+            count += 1
+            if video:
+                if count > limits.max_frames:
+                    raise MediaError(
+                        "video_file_broken",
+                        f"The video holds more than {limits.max_frames} frames, this sandbox's limit "
+                        "(TL_MCP_SANDBOX_MAX_FRAMES).",
+                    )
+                if frame.time is not None:
+                    first = frame.time if first is None else first
+                    seconds = frame.time - first
+            else:
+                seconds += frame.samples / (frame.sample_rate or 1)
+            if seconds > limits.max_duration_s:
+                raise MediaError(
+                    "video_duration_too_long",
+                    f"The media holds more than {limits.max_duration_s:g} s, this sandbox's limit "
+                    "(TL_MCP_SANDBOX_MAX_DURATION_S).",
+                )
+            if count % _MEMORY_CHECK_EVERY == 0:
+                grown = _rss_bytes() - baseline
+                if grown > limits.max_memory_bytes:
+                    raise MediaError(
+                        "video_file_broken",
+                        f"Decoding grew the sandbox by {grown // 2**20} MiB, over its "
+                        f"{limits.max_memory_bytes // 2**20} MiB limit per decode "
+                        "(TL_MCP_SANDBOX_MAX_DECODE_MEMORY_BYTES); the file was given up.",
+                    )
+            yield frame
+    except av.FFmpegError as exc:
+        raise MediaError(
+            "video_file_broken", f"The {stream.type} stream cannot be decoded after {seconds:.1f} s ({exc})."
+        ) from exc
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # not Linux: the peak is the best the platform offers, and it only grows
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return int(peak) if sys.platform == "darwin" else int(peak) * 1024
+
+
+# ----- probe ------------------------------------------------------------------------------------------------
+def probe(path: Path, limits: MediaLimits) -> Probe:
+    """Read what is in a media or image file and check it against ``limits``. The duration is the span of the
+    packet timestamps really in the file (every packet is demuxed once, none decoded past the first picture).
+    Raises :class:`MediaError`."""
     size = path.stat().st_size
     if size == 0:
         raise MediaError("video_file_broken", "The file is empty.")
-    image = _probe_image(path, size)
+    image = _probe_image(path, size, limits)
     if image is not None:
         return image
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, UnicodeDecodeError) as exc:
-        raise MediaError(
-            "video_file_broken", f"The file could not be read as video, audio or image ({exc})."
-        ) from exc
-    with container:
+    with open_media(path, limits) as container:
         videos = [s for s in container.streams.video if s.codec_context is not None]
         audios = list(container.streams.audio)
         if not videos and not audios:
             raise MediaError("video_file_broken", "The file has no video or audio stream.")
-        duration = _duration(container)
+        declared = _duration(container)
         result = Probe(
             kind="video" if videos else "audio",
             mime=_mime(container.format.name, bool(videos)),
             container=container.format.name,
             size=size,
-            duration=duration,
+            duration=declared,
             bit_rate=int(container.bit_rate) if container.bit_rate else None,
             subtitle_tracks=len(container.streams.subtitles),
             video_streams=len(videos),
@@ -114,31 +266,113 @@ def probe(path: Path) -> Probe:
             result.video_codec = vs.codec_context.name
             if not result.width or not result.height:
                 raise MediaError("video_file_broken", "The video stream has no picture size.")
-            _check_decodable(container, vs)
         if audios:
             a = audios[0]
             result.audio_codec = a.codec_context.name
             result.audio_sample_rate = a.codec_context.sample_rate
             result.audio_channels = a.codec_context.channels
+        if declared is not None and declared > limits.max_duration_s:
+            raise MediaError(
+                "video_duration_too_long",
+                f"The file declares {declared:.0f} s of media; this sandbox takes at most "
+                f"{limits.max_duration_s:g} s (TL_MCP_SANDBOX_MAX_DURATION_S). Cut it shorter, or fix its "
+                "header if it is really shorter.",
+            )
+        limits.check(result)
+        if videos:
+            _check_decodable(container, videos[0], limits)
+    # A second pass from the start: the first one decoded until the first picture.
+    measured = _measured_duration(path, limits)
+    result.duration = measured or result.duration
     if not result.duration or result.duration <= 0:
         raise MediaError("video_file_broken", "The media duration could not be determined.")
     return result
 
 
-def _probe_image(path: Path, size: int) -> Probe | None:
+def _measured_duration(path: Path, limits: MediaLimits) -> float | None:
+    """The span of the timestamps of the packets the decoders will read (first video and audio tracks,
+    subtitle tracks), failing as soon as it or the count of frames or cues goes past ``limits``."""
+    with open_media(path, limits) as container:
+        video = next((s for s in container.streams.video if s.codec_context is not None), None)
+        audio = next(iter(container.streams.audio), None)
+        streams = [s for s in (video, audio) if s is not None] + list(container.streams.subtitles)
+        first: float | None = None
+        last = 0.0
+        counts = {"video": 0, "subtitle": 0}
+        try:
+            for packet in container.demux(*streams):
+                kind = packet.stream.type
+                if kind in counts:
+                    counts[kind] += 1
+                    if counts[kind] > limits.max_frames:
+                        noun = "frames" if kind == "video" else "subtitle cues"
+                        raise MediaError(
+                            "video_file_broken",
+                            f"The file holds more than {limits.max_frames} {noun}, this sandbox's limit "
+                            "(TL_MCP_SANDBOX_MAX_FRAMES).",
+                        )
+                if packet.pts is None or packet.time_base is None:
+                    continue
+                start = float(packet.pts * packet.time_base)
+                first = start if first is None else min(first, start)
+                last = max(last, start + float((packet.duration or 0) * packet.time_base))
+                if last - first > limits.max_duration_s:
+                    raise MediaError(
+                        "video_duration_too_long",
+                        f"The file holds packets spanning more than {limits.max_duration_s:g} s, this "
+                        "sandbox's limit (TL_MCP_SANDBOX_MAX_DURATION_S).",
+                    )
+        except av.FFmpegError as exc:
+            # A damaged tail: the decoders stop at the same place, so what came before is what counts.
+            log.info("media readable up to %.1f s only (%s)", last, exc)
+    if first is None:
+        return None
+    # Encoder priming (AAC) starts before 0; it is not media the listener hears.
+    return round(last - max(first, 0.0), 3) or None
+
+
+def _probe_image(path: Path, size: int, limits: MediaLimits) -> Probe | None:
+    """A picture Pillow reads as one of :data:`IMAGE_TYPES` (from its bytes), checked against the pixel limit
+    from its header before anything is decoded; None when the file is not such a picture."""
     try:
-        with Image.open(path) as img:
-            img.verify()
-        with Image.open(path) as img:
+        with Image.open(path, formats=list(IMAGE_TYPES)) as img:
             fmt = img.format or ""
             width, height = img.size
+            _check_pixels(width, height, limits)
+            img.verify()
+    except MediaError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise MediaError("video_resolution_too_high", f"The image is too large to decode ({exc}).") from exc
     except Exception:
-        return None
-    if fmt not in IMAGE_TYPES:
         return None
     return Probe(
         kind="image", mime=IMAGE_TYPES[fmt], container=fmt.lower(), size=size, width=width, height=height
     )
+
+
+def _check_pixels(width: int, height: int, limits: MediaLimits) -> None:
+    if width * height > limits.max_pixels:
+        raise MediaError(
+            "video_resolution_too_high",
+            f"The picture is {width}x{height} ({width * height} pixels); this sandbox takes at most "
+            f"{limits.max_pixels} pixels (TL_MCP_SANDBOX_MAX_PIXELS). Scale it down.",
+        )
+
+
+def load_image_rgb(source: bytes | Path, limits: MediaLimits, *, code: str = "parameter_invalid") -> Frame:
+    """Decode an image (bytes or a file) to an RGB array: one of :data:`IMAGE_TYPES`, at most
+    ``limits.max_pixels``, first frame only. Raises :class:`MediaError` with ``code`` otherwise."""
+    try:
+        file = io.BytesIO(source) if isinstance(source, bytes) else source
+        with Image.open(file, formats=list(IMAGE_TYPES)) as img:
+            _check_pixels(*img.size, limits)
+            arr: Frame = np.asarray(img.convert("RGB"), dtype=np.uint8)
+            return arr
+    except MediaError as exc:
+        raise MediaError(code, exc.message) from exc
+    except Exception as exc:
+        raise MediaError(code, f"The image could not be decoded ({exc}); send a JPEG or PNG.") from exc
 
 
 def _duration(container: Any) -> float | None:
@@ -151,13 +385,10 @@ def _duration(container: Any) -> float | None:
     return round(best, 3) or None
 
 
-def _check_decodable(container: Any, stream: Any) -> None:
-    try:
-        for frame in container.decode(stream):
-            if frame is not None:
-                return
-    except av.FFmpegError as exc:
-        raise MediaError("video_file_broken", f"The video stream cannot be decoded ({exc}).") from exc
+def _check_decodable(container: Any, stream: Any, limits: MediaLimits) -> None:
+    for frame in decode(container, stream, limits):
+        if frame is not None:
+            return
     raise MediaError("video_file_broken", "The video stream contains no decodable frame.")
 
 
@@ -202,6 +433,7 @@ def jpeg_thumbnail(frame: Frame, width: int = 320) -> bytes:
 def scan_video(
     path: Path,
     duration: float,
+    limits: MediaLimits,
     *,
     max_segment_s: float = 10.0,
     on_key_frame: Callable[[float, Frame], None] | None = None,
@@ -213,7 +445,7 @@ def scan_video(
     stays flat however long the video is."""
     scan = Scan()
     step = 1.0 / SAMPLE_FPS
-    with av.open(str(path)) as container:
+    with open_media(path, limits) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         previous: npt.NDArray[np.float32] | None = None
@@ -221,7 +453,7 @@ def scan_video(
         key: tuple[float, Frame] | None = None
         next_t = 0.0
         last_t = 0.0
-        for frame in container.decode(stream):
+        for frame in decode(container, stream, limits):
             t = frame.time
             if t is None or t + 1e-6 < next_t:
                 continue
@@ -241,7 +473,7 @@ def scan_video(
                 key = (t, _rgb(frame))
         end = max(duration, last_t)
         scan.segments.append(_close_segment(seg_start, end, key, on_key_frame, keep_key_frames))
-    scan.subtitles = read_subtitles(path)
+    scan.subtitles = read_subtitles(path, limits)
     return scan
 
 
@@ -281,14 +513,21 @@ def audio_segments(duration: float, length: float = AUDIO_SEGMENT_S) -> list[Seg
     return out
 
 
-def read_subtitles(path: Path) -> list[TimedText]:
-    """Every cue of every embedded text subtitle track (mov_text, subrip, ass, webvtt)."""
+def read_subtitles(path: Path, limits: MediaLimits) -> list[TimedText]:
+    """Every cue of every embedded text subtitle track (mov_text, subrip, ass, webvtt), at most
+    ``limits.max_frames`` of them."""
     cues: list[TimedText] = []
-    with av.open(str(path)) as container:
+    with open_media(path, limits) as container:
         streams = list(container.streams.subtitles)
         if not streams:
             return cues
         for packet in container.demux(*streams):
+            if len(cues) >= limits.max_frames:
+                raise MediaError(
+                    "video_file_broken",
+                    f"The file holds more than {limits.max_frames} subtitle cues, this sandbox's limit "
+                    "(TL_MCP_SANDBOX_MAX_FRAMES).",
+                )
             if packet.size == 0 or packet.pts is None or packet.time_base is None:
                 continue
             start = float(packet.pts * packet.time_base)
@@ -318,20 +557,8 @@ def _subtitle_text(sub: Any) -> str:
     return " ".join(text.split())
 
 
-def load_image_rgb(data: bytes) -> Frame:
-    """Decode image bytes to an RGB array; raises MediaError for anything Pillow cannot read."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            arr: Frame = np.asarray(img.convert("RGB"), dtype=np.uint8)
-            return arr
-    except Exception as exc:
-        raise MediaError(
-            "parameter_invalid", f"The image could not be decoded ({exc}); send a JPEG or PNG."
-        ) from exc
-
-
 def audio_features(
-    path: Path, start: float = 0.0, end: float | None = None, dim: int = 128
+    path: Path, limits: MediaLimits, start: float = 0.0, end: float | None = None, dim: int = 128
 ) -> npt.NDArray[np.float32]:
     """A unit vector describing the sound between ``start`` and ``end``: mean log power in ``dim`` bands of
     16 kHz spectrum. Useful for same-or-similar audio matching, not for meaning."""
@@ -340,7 +567,9 @@ def audio_features(
     acc = np.zeros(dim, dtype=np.float64)
     windows = 0
     n_fft = 1024
-    for offset, samples in iter_audio_chunks(path, chunk_seconds=10.0):
+    for offset, samples in iter_audio_chunks(path, limits, chunk_seconds=10.0):
+        if end is not None and offset >= end:
+            break
         a = max(0, int((start - offset) * SAMPLE_RATE))
         b = len(samples) if end is None else min(len(samples), int((end - offset) * SAMPLE_RATE))
         piece = samples[a:b]

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
 import numpy as np
 import numpy.typing as npt
+
+from tl_mcp.sandbox.media import MediaLimits, decode, open_media
 
 SAMPLE_RATE = 16_000
 
@@ -14,19 +17,18 @@ AudioArray = npt.NDArray[np.float32]
 
 
 def iter_audio_chunks(
-    media_path: Path, *, chunk_seconds: float = 30.0, sample_rate: int = SAMPLE_RATE
+    media_path: Path, limits: MediaLimits, *, chunk_seconds: float = 30.0, sample_rate: int = SAMPLE_RATE
 ) -> Iterator[tuple[float, AudioArray]]:
     """Yield (offset_seconds, samples) with at most ``chunk_seconds`` of audio per chunk.
 
     Memory stays at about one chunk however long the file is. A file without an audio track yields
-    nothing. Offsets count from the first decoded sample, which is what speech timestamps need.
+    nothing. Offsets count from the first decoded sample, which is what speech timestamps need. The file is
+    opened and decoded within ``limits`` (see :func:`tl_mcp.sandbox.media.open_media`).
     """
-    import av
-
     if chunk_seconds <= 0:
         raise ValueError(f"chunk_seconds must be positive, got {chunk_seconds}")
     limit = int(chunk_seconds * sample_rate)
-    with av.open(str(media_path)) as container:
+    with open_media(media_path, limits) as container:
         if not container.streams.audio:
             return
         stream = container.streams.audio[0]
@@ -46,7 +48,7 @@ def iter_audio_chunks(
                 pending = [rest] if rest.size else []
                 pending_len = int(rest.size)
 
-        for frame in container.decode(stream):
+        for frame in decode(container, stream, limits):
             for out in resampler.resample(frame):
                 pending.append(out.to_ndarray().reshape(-1).astype(np.float32, copy=False))
                 pending_len += out.samples

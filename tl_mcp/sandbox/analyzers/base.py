@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from tl_mcp.sandbox.media import MediaLimits
 
 #: Where a piece of text in a video came from. `subtitle` is an embedded subtitle track,
 #: `speech` is speech-to-text, `ocr` is text drawn on screen.
@@ -37,11 +40,12 @@ class TimedText:
 
 @runtime_checkable
 class SpeechAnalyzer(Protocol):
-    """Speech to text with timestamps. Must stream the audio: never hold a whole long video in memory."""
+    """Speech to text with timestamps. Must stream the audio: never hold a whole long video in memory, and
+    decode it only through :func:`tl_mcp.sandbox.media.open_media` within ``limits``."""
 
     name: str
 
-    def transcribe(self, media_path: Path) -> list[TimedText]: ...
+    def transcribe(self, media_path: Path, limits: MediaLimits) -> list[TimedText]: ...
 
 
 @runtime_checkable

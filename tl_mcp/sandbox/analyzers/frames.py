@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tl_mcp.sandbox.analyzers.base import Frame
+from tl_mcp.sandbox.media import MediaLimits, decode, open_media
 
 #: Mean absolute difference (0-255 grey levels) between 1/8-scale grey frames above which the
 #: picture counts as changed. A cut or a new slide scores tens; a moving cursor or progress bar,
@@ -18,6 +19,7 @@ DEFAULT_DIFF_THRESHOLD = 8.0
 
 def sample_scene_frames(
     media_path: Path,
+    limits: MediaLimits,
     *,
     fps: float = 1.0,
     diff_threshold: float = DEFAULT_DIFF_THRESHOLD,
@@ -29,23 +31,22 @@ def sample_scene_frames(
     Frames are decoded one at a time and dropped unless yielded, so memory does not grow with the
     video's length. The change test runs on a 1/8-scale grey copy made by the decoder's scaler;
     only yielded frames are converted to full RGB (downscaled so the longer side is at most
-    ``max_side``, which keeps OCR input bounded for 4K sources).
+    ``max_side``, which keeps OCR input bounded for 4K sources). The file is opened and decoded within
+    ``limits`` (see :func:`tl_mcp.sandbox.media.open_media`).
     """
-    import av
-
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     if diff_threshold < 0:
         raise ValueError(f"diff_threshold must be >= 0, got {diff_threshold}")
     step = 1.0 / fps
-    with av.open(str(media_path)) as container:
+    with open_media(media_path, limits) as container:
         if not container.streams.video:
             return
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         next_t = 0.0
         previous: npt.NDArray[np.float32] | None = None
-        for frame in container.decode(stream):
+        for frame in decode(container, stream, limits):
             t = frame.time
             if t is None:
                 continue

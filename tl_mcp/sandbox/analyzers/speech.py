@@ -14,6 +14,7 @@ import numpy as np
 from tl_mcp.sandbox.analyzers.audio import SAMPLE_RATE, AudioArray, iter_audio_chunks
 from tl_mcp.sandbox.analyzers.base import TimedText
 from tl_mcp.sandbox.analyzers.models import ENV_WHISPER_MODEL, AnalyzerModels
+from tl_mcp.sandbox.media import MediaLimits
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +100,14 @@ class WhisperSpeechAnalyzer:
                     ) from exc
             return self._model
 
-    def transcribe(self, media_path: Path) -> list[TimedText]:
+    def transcribe(self, media_path: Path, limits: MediaLimits) -> list[TimedText]:
         model = self._loaded()
         window = int(WINDOW_SECONDS * SAMPLE_RATE)
         search = int(CUT_SEARCH_SECONDS * SAMPLE_RATE)
         out: list[TimedText] = []
         carry = np.zeros(0, dtype=np.float32)
         carry_offset = 0.0
-        chunks = iter_audio_chunks(media_path, chunk_seconds=WINDOW_SECONDS)
+        chunks = iter_audio_chunks(media_path, limits, chunk_seconds=WINDOW_SECONDS)
         done = False
         while not done:
             try:

@@ -20,7 +20,7 @@ from tl_mcp.sandbox.analyzers.base import FloatArray, Frame
 from tl_mcp.sandbox.db import dumps, loads, new_id, now_iso
 from tl_mcp.sandbox.engine import FAILURE_HOOKS, JOB_HANDLERS, Engine
 from tl_mcp.sandbox.errors import ApiError, found, invalid, missing
-from tl_mcp.sandbox.media import MediaError, audio_features, load_image_rgb
+from tl_mcp.sandbox.media import MediaError, audio_features, decode, load_image_rgb, open_media
 from tl_mcp.sandbox.routes.assets import get_asset_row, safe_filename, save_upload
 from tl_mcp.sandbox.routes.common import (
     checked_url,
@@ -72,7 +72,7 @@ def _audio_vec(engine: Engine, data: bytes, start: float, end: float | None) -> 
     path = engine.tmp_path(".audio")
     path.write_bytes(data)
     try:
-        return audio_features(path, start, end)
+        return audio_features(path, engine.limits, start, end)
     except (MediaError, av.FFmpegError) as exc:
         raise invalid(f"The audio could not be decoded ({exc}).") from exc
     finally:
@@ -113,7 +113,7 @@ async def embed(request: Request) -> Response:
             if len(data) > cap:
                 raise invalid(f"The image is larger than {cap} bytes.")
             try:
-                vec = engine.analyzers.image.embed_image(load_image_rgb(data))
+                vec = engine.analyzers.image.embed_image(load_image_rgb(data, engine.limits))
             except MediaError as exc:
                 raise invalid(exc.message) from exc
             meta = {"input_url": image_url} if image_url else {"input_filename": image_file.filename}  # type: ignore[union-attr]
@@ -157,10 +157,10 @@ def embed_video(
         clips.pop()  # TwelveLabs drops a trailing clip shorter than 2 s.
     targets = [(a + b) / 2 for a, b in clips]
     vectors: list[FloatArray | None] = [None] * len(clips)
-    with av.open(str(path)) as container:
+    with open_media(path, engine.limits) as container:
         stream = container.streams.video[0]
         i = 0
-        for frame in container.decode(stream):
+        for frame in decode(container, stream, engine.limits):
             if i >= len(targets):
                 break
             if frame.time is not None and frame.time + 1e-6 >= targets[i]:
@@ -415,8 +415,10 @@ async def embed_v2(request: Request) -> Response:
             request, engine, spec.get("media_source"), engine.config.max_image_bytes
         )
         metadata |= meta
+        source = raw if raw is not None else path
+        assert source is not None  # _media_bytes gives bytes or an asset's path
         try:
-            frame = load_image_rgb(raw if raw is not None else path.read_bytes())  # type: ignore[union-attr]
+            frame = load_image_rgb(source, engine.limits)
         except MediaError as exc:
             raise invalid(exc.message, nested=True) from exc
         data.append(
@@ -437,7 +439,7 @@ async def embed_v2(request: Request) -> Response:
         else:
             assert path is not None
             try:
-                vec = audio_features(path, start, end)
+                vec = audio_features(path, engine.limits, start, end)
             except MediaError as exc:
                 raise invalid(exc.message, nested=True) from exc
         data.append(

@@ -125,7 +125,7 @@ async def search(request: Request) -> Response:
     vectors: list[FloatArray] = []
     for data in images:
         try:
-            vectors.append(engine.analyzers.image.embed_image(load_image_rgb(data)))
+            vectors.append(engine.analyzers.image.embed_image(load_image_rgb(data, engine.limits)))
         except MediaError as exc:
             raise invalid(f"A query image could not be decoded: {exc.message}") from exc
     await form.close()
