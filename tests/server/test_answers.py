@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-from mcp import Client
+from mcp import Client, MCPError
 from mcp.types import BlobResourceContents
 
 from tests.server.answers_support import COOKING, FOUR_SCENES, scene_of
@@ -79,6 +79,10 @@ async def test_a_citation_names_its_asset_and_video_and_shows_its_own_moment(fou
         (blob,) = (await c.read_resource(cite["thumbnail_uri"])).contents
         assert isinstance(blob, BlobResourceContents) and blob.mime_type == "image/jpeg"
         assert scene_of(four.sample, base64.b64decode(blob.blob)) == COOKING
+
+        for bad, why in (("soon", "not a time in seconds"), ("90", "past the end")):
+            with pytest.raises(MCPError, match=why):
+                await c.read_resource(f"twelvelabs://thumbnails/{cite['asset_id']}/{bad}")
 
         # Chain it: the video's details, then a look at exactly the cited span.
         video = (

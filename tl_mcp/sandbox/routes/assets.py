@@ -910,11 +910,13 @@ async def thumbnail_at(request: Request) -> Response:
         )
     if at > max(float(s["end"]) for s in segs) + 0.5:
         raise invalid(f"The `time` parameter ({at:g} s) is past the end of asset `{asset_id}`.")
+
     # The scene that holds the moment; a time between scenes (or a still image) takes the nearest one.
-    seg = min(
-        segs,
-        key=lambda s: 0.0 if s["start"] <= at < s["end"] else min(abs(at - s["start"]), abs(at - s["end"])),
-    )
+    def distance(seg: sqlite3.Row) -> tuple[bool, float]:
+        start, end = float(seg["start"]), float(seg["end"])
+        return not start <= at < end, min(abs(at - start), abs(at - end))
+
+    seg = min(segs, key=distance)
     path = engine.media_dir / asset_id / "thumbs" / Path(str(seg["thumbnail"])).name
     if not path.is_file():
         raise not_found(str(seg["thumbnail"]), "thumbnails")
