@@ -37,6 +37,10 @@ def test_asset_and_index_objects_conform(library: Library, media: Media) -> None
     validate_response("get", "/indexes/{index-id}/indexed-assets", 200, items)
     assert [i["status"] for i in items["data"]] == ["ready"]
     validate_response("get", "/assets", 200, c.get("/assets").json())
+    # What a cited asset is indexed as: the server follows a Jockey citation to its video this way.
+    where = c.get(f"/assets/{library.asset_id}/indexed-assets").json()
+    validate_response("get", "/assets/{asset_id}/indexed-assets", 200, where)
+    assert [(w["_id"], w["index"]["_id"]) for w in where["data"]] == [(library.video_id, library.index_id)]
 
 
 def test_segments_follow_scene_cuts(library: Library, media: Media) -> None:

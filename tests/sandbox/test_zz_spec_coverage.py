@@ -26,6 +26,7 @@ TOOL_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/assets"),
         ("GET", "/assets/{asset_id}"),
         ("DELETE", "/assets/{asset_id}"),
+        ("GET", "/assets/{asset_id}/indexed-assets"),
         ("POST", "/assets/multipart-uploads"),
         ("GET", "/assets/multipart-uploads/{upload_id}"),
         ("POST", "/assets/multipart-uploads/{upload_id}"),

@@ -41,6 +41,7 @@ async def test_resources_and_templates(world: World, mode: str) -> None:
             "twelvelabs://indexes/{index_id}",
             "twelvelabs://indexes/{index_id}/videos/{video_id}",
             "twelvelabs://knowledge-stores/{knowledge_store_id}",
+            "twelvelabs://thumbnails/{media_id}/{seconds}",
         }
         guide = await _read(c, "twelvelabs://guide")
         for must in ("upload_asset", "wait_for_task", "continue_session", "job_id", "search_videos"):

@@ -58,6 +58,7 @@ from .models.embed import (
     VideoEmbeddingInput,
 )
 from .models.indexes import (
+    AssetIndexing,
     CreatedId,
     CreateIndexRequest,
     Index,
@@ -343,6 +344,28 @@ class TwelveLabsClient:
         return await self._get(
             f"/assets/{_seg(asset_id)}/transcription", AssetTranscription, {"include": list(include)}
         )
+
+    async def list_asset_indexings(
+        self, asset_id: str, page: int = 1, page_limit: int = 10
+    ) -> Page[AssetIndexing]:
+        """The indexed assets (videos) made from `asset_id`, newest first, each with its index."""
+        params = {"page": page, "page_limit": page_limit}
+        return await self._page(f"/assets/{_seg(asset_id)}/indexed-assets", AssetIndexing, params)
+
+    async def sandbox_thumbnail(self, media_id: str, seconds: float) -> bytes:
+        """The JPEG of the scene at `seconds` of an asset, video or knowledge-store item.
+
+        A sandbox extension: TwelveLabs has no such route (its thumbnails come as signed URLs in search
+        results and citations), so against the cloud this is a 404.
+        """
+        response = await self._call("GET", f"/thumbnails/{_seg(media_id)}", params={"time": f"{seconds:g}"})
+        mime = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        if mime != "image/jpeg":
+            raise TwelveLabsError(
+                f"GET /thumbnails/{media_id}: expected a JPEG, got {mime or 'no content type'}",
+                status=response.status_code,
+            )
+        return response.content
 
     # ------------------------------------------------------------ multipart upload sessions
 

@@ -65,6 +65,8 @@ class Hit:
     #: Other text of the same asset during this moment, as (source, text): what the screen shows while
     #: the matched words are spoken, and the reverse. It lets an answer say what the moment is about.
     context: tuple[tuple[str, str], ...] = ()
+    #: The picture of this moment (its scene's key frame), not of the asset's first scene.
+    thumbnail_url: str | None = None
 
 
 class SandboxHooks(Protocol):

@@ -78,7 +78,10 @@ class EngineHooks:
         for m in found:
             modality = "audio" if m.modality in TRANSCRIPT_SOURCES else "visual"
             context = moment_context(self.engine, m.asset_id, m.start, m.end, exclude=m.text)
-            hits.append(Hit(m.asset_id, m.start, m.end, m.text, m.modality, m.score, (modality,), context))
+            thumb = self.link(m.thumbnail_path) if self.link and m.thumbnail_path else None
+            hits.append(
+                Hit(m.asset_id, m.start, m.end, m.text, m.modality, m.score, (modality,), context, thumb)
+            )
         return hits
 
 

@@ -478,7 +478,7 @@ class KnowledgeService:
                 text=hit.text,
                 source=hit.source,
                 score=hit.score,
-                thumbnail_url=asset.thumbnail_url if asset else None,
+                thumbnail_url=hit.thumbnail_url or (asset.thumbnail_url if asset else None),
                 hls_url=asset.hls_url if asset else None,
                 context=hit.context,
             )

@@ -22,6 +22,7 @@ from pydantic_core import to_jsonable_python
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
 from tl_mcp.server.errors import explain
 from tl_mcp.server.state import AppState, StateHolder, app_state
+from tl_mcp.server.thumbnails import THUMBNAIL_TEMPLATE
 
 JSON = "application/json"
 MAX_LISTED = 50  # the API caps page_limit at 50
@@ -134,6 +135,35 @@ def register_resources(server: MCPServer[AppState], holder: StateHolder) -> None
                 knowledge_store_id, page=1, page_limit=MAX_LISTED
             )
         return _dump({"knowledge_store": info, "items": items.data})
+
+    @server.resource(
+        THUMBNAIL_TEMPLATE,
+        name="thumbnail",
+        title="The picture of a moment",
+        description="JPEG of the scene at `seconds` of a video, asset or knowledge-store item: the "
+        "thumbnail_uri of search moments and Jockey citations. Served by the sandbox backend, also by a "
+        "later server on the same sandbox data; on the TwelveLabs cloud use the moment's thumbnail_url.",
+        mime_type="image/jpeg",
+    )
+    async def thumbnail(media_id: str, seconds: str, ctx: Context[AppState, Any]) -> bytes:
+        state = app_state(ctx)
+        if state.backend != "sandbox":
+            raise ResourceError(
+                "Thumbnail resources are served by the sandbox backend only: the TwelveLabs cloud has no "
+                "picture-by-time route. Use the moment's thumbnail_url (a signed link, valid about an hour), "
+                "or search again for a fresh one."
+            )
+        try:
+            at = float(seconds)
+        except ValueError:
+            at = float("nan")
+        if not 0 <= at < float("inf"):
+            raise ResourceError(
+                f"{seconds!r} is not a time in seconds (0 or more): e.g. "
+                f"twelvelabs://thumbnails/{media_id}/12.5."
+            )
+        with _reading(f"Reading the thumbnail of {media_id} at {at:g} s"):
+            return await state.client.sandbox_thumbnail(media_id, at)
 
     @server.completion()  # type: ignore[no-untyped-call, untyped-decorator]
     async def complete(

@@ -1,10 +1,12 @@
-"""Fetching search thumbnails as image content: size-capped, time-bounded, and never fatal."""
+"""Thumbnails: fetching them as image content (size-capped, time-bounded, never fatal), and the durable
+`twelvelabs://thumbnails/…` resource URIs that name a moment's picture without naming a server's address."""
 
 from __future__ import annotations
 
 import base64
 import logging
 from collections.abc import Sequence
+from urllib.parse import quote
 
 import anyio
 import httpx2
@@ -15,6 +17,15 @@ log = logging.getLogger(__name__)
 MAX_BYTES = 512 * 1024
 TIMEOUT_S = 5.0
 _ALLOWED = ("image/jpeg", "image/png", "image/webp", "image/gif")
+#: The resource template; `media_id` is a video, asset or knowledge-store item id.
+THUMBNAIL_TEMPLATE = "twelvelabs://thumbnails/{media_id}/{seconds}"
+DURABLE_THUMBNAIL = "Sandbox: resource URI of the picture (resources/read); outlives the server."
+
+
+def thumbnail_uri(media_id: str, seconds: float | None) -> str:
+    """The resource URI of the picture at `seconds` of `media_id` (the start when the span is unknown)."""
+    at = f"{max(0.0, seconds or 0.0):.3f}".rstrip("0").rstrip(".")
+    return f"twelvelabs://thumbnails/{quote(media_id, safe='')}/{at}"
 
 
 async def fetch_one(client: httpx2.AsyncClient, url: str) -> ImageContent | None:

@@ -35,6 +35,7 @@ from .embed import (
     MediaSource,
 )
 from .indexes import (
+    AssetIndexing,
     CreatedId,
     Index,
     IndexedAsset,
@@ -85,6 +86,7 @@ __all__ = [
     "AnalyzeText",
     "AnalyzeUsage",
     "Asset",
+    "AssetIndexing",
     "AssetTranscription",
     "Citation",
     "CompletedChunk",

@@ -93,6 +93,18 @@ class Video(_IndexedVideoFields):
     """The legacy per-index view of an indexed video (`/indexes/{id}/videos`)."""
 
 
+class IndexRef(WireModel):
+    id: str = Field(alias="_id")
+    name: str | None = None
+
+
+class AssetIndexing(WireModel):
+    """Where an asset is indexed (`GET /assets/{id}/indexed-assets`): the video id and its index."""
+
+    id: str = Field(alias="_id")
+    index: IndexRef | None = None
+
+
 class TaskRef(WireModel):
     id: str = Field(alias="_id")
     video_id: str | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -195,6 +196,68 @@ class Citation(WireModel):
     annotation: ResponseAnnotation
 
 
+#: `[00:00-00:09]` / `[1:02:03 - 1:02:09]`: the time-range citations of answers without annotations.
+_CLOCK = r"(\d{1,2}(?::\d{1,2}){1,2}(?:\.\d+)?)"
+_RANGE = re.compile(rf"\[\s*{_CLOCK}\s*[-–]\s*{_CLOCK}\s*\]")
+#: `<vref id="…" start="…" end="…"/>` (third-party clients): an item id, sometimes without its `ksi_`.
+_VREF = re.compile(r"<vref\s+([^<>]*?)/?>(?:</vref>)?", re.IGNORECASE)
+_ATTR = re.compile(r"""(\w+)\s*=\s*["']([^"']*)["']""")
+
+
+def _seconds(value: str | None) -> float | None:
+    """`12.5`, `00:12`, `1:02:03.5` as seconds; None for anything else."""
+    if not value:
+        return None
+    try:
+        parts = [float(p) for p in value.strip().split(":")]
+    except ValueError:
+        return None
+    if len(parts) > 3 or any(p < 0 for p in parts):
+        return None
+    total = 0.0
+    for p in parts:
+        total = total * 60 + p
+    return total
+
+
+def inline_citations(text: str) -> list[ResponseAnnotation]:
+    """Citations written into the text, for answers whose parts carry no `annotations` (servers before
+    SDK 1.3.4): `[mm:ss-mm:ss]` ranges (no item: the caller may know it) and `<vref>` tags, in text order,
+    as annotations locating each marker (inclusive `end_index`, code points)."""
+    found: list[ResponseAnnotation] = []
+    for m in _RANGE.finditer(text):
+        start, end = _seconds(m.group(1)), _seconds(m.group(2))
+        if start is not None and end is not None and end >= start:
+            found.append(
+                ResponseAnnotation(
+                    type="video_citation",
+                    start_index=m.start(),
+                    end_index=m.end() - 1,
+                    start_sec=start,
+                    end_sec=end,
+                )
+            )
+    for m in _VREF.finditer(text):
+        attrs = {k.lower(): v for k, v in _ATTR.findall(m.group(1))}
+        ref = attrs.get("id", "").strip()
+        if not ref:
+            continue
+        start, end = _seconds(attrs.get("start")), _seconds(attrs.get("end"))
+        if start is None or end is None or end < start:
+            start = end = None  # the whole item, like an annotation without a range
+        found.append(
+            ResponseAnnotation(
+                type="video_citation",
+                start_index=m.start(),
+                end_index=m.end() - 1,
+                item_id=ref if ref.startswith("ksi_") else f"ksi_{ref}",
+                start_sec=start,
+                end_sec=end,
+            )
+        )
+    return sorted(found, key=lambda a: a.start_index)
+
+
 class ResponseObject(WireModel):
     id: str
     type: str | None = "response"
@@ -216,12 +279,14 @@ class ResponseObject(WireModel):
 
     @property
     def annotations(self) -> list[Citation]:
+        """The answer's citations: each part's `annotations`, or, on a part without any, the citations
+        written into its text (:func:`inline_citations`)."""
         found: list[Citation] = []
         for oi, item in enumerate(self.output):
             if not item.is_answer:
                 continue
             for ci, part in enumerate(item.content or []):
-                for ann in part.annotations:
+                for ann in part.annotations or inline_citations(part.text):
                     marker = part.text[ann.start_index : ann.end_index + 1]
                     found.append(Citation(marker=marker, output_index=oi, content_index=ci, annotation=ann))
         return found

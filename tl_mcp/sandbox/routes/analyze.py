@@ -71,6 +71,7 @@ def _validate(body: dict[str, Any], *, nested: bool) -> dict[str, Any]:
         not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
     ):
         raise invalid("The `max_tokens` parameter must be a positive integer.", nested=nested)
+    window = _window(body, nested=nested)
     fmt = body.get("response_format")
     schema = None
     if fmt is not None:
@@ -101,7 +102,31 @@ def _validate(body: dict[str, Any], *, nested: bool) -> dict[str, Any]:
         "temperature": temperature,
         "max_tokens": max_tokens,
         "schema": schema,
+        "window": window,
     }
+
+
+#: Shortest analysis window (SDK 1.3.6; it was 4 s before).
+MIN_WINDOW_S = 1.0
+
+
+def _window(body: dict[str, Any], *, nested: bool) -> tuple[float, float | None]:
+    """`start_time`/`end_time` as (start, end or None = the end of the video)."""
+    bounds: dict[str, float | None] = {}
+    for name in ("start_time", "end_time"):
+        value = body.get(name)
+        if value is not None and (
+            not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < float("inf")
+        ):
+            raise invalid(f"The `{name}` parameter must be a number of seconds, 0 or more.", nested=nested)
+        bounds[name] = None if value is None else float(value)
+    start, end = bounds["start_time"] or 0.0, bounds["end_time"]
+    if end is not None and end - start < MIN_WINDOW_S:
+        raise invalid(
+            f"`end_time` ({end:g}) must be at least {MIN_WINDOW_S:g} s after `start_time` ({start:g}).",
+            nested=nested,
+        )
+    return start, end
 
 
 def _keys(node: Any) -> list[str]:
@@ -199,11 +224,17 @@ def run_analysis(engine: Engine, params: dict[str, Any], *, nested: bool, wait: 
     index = engine.asset_index(asset_id)
     if index is None:
         raise invalid(f"Asset `{asset_id}` has not been analysed.", nested=nested)
+    window = params["window"]
+    if info.duration is not None and window[0] >= info.duration:
+        raise invalid(
+            f"`start_time` ({window[0]:g}) is not before the end of the video ({info.duration:g} s).",
+            nested=nested,
+        )
     if params["schema"] is not None:
-        text = answer_json(engine, index, params["prompt"], params["schema"], info.duration)
+        text = answer_json(engine, index, params["prompt"], params["schema"], info.duration, window)
         finish, out_tokens = "stop", len(text.split())
     else:
-        text = answer_text(engine, index, row["filename"], info.duration, params["prompt"])
+        text = answer_text(engine, index, row["filename"], info.duration, params["prompt"], window)
         text, finish, out_tokens = truncate(text, params["max_tokens"])
     result: dict[str, Any] = {
         "id": new_id(),

@@ -20,6 +20,11 @@ from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS, http_url
 
 SummaryKind = Literal["summary", "chapters", "highlights", "gist"]
+#: The sandbox has no generative model; its answers must not pass for one's.
+SANDBOX_NOTE = (
+    "Note: the offline sandbox answered this extractively: every title, summary and quote is taken from "
+    "the video's speech, subtitles and on-screen text, not generated, and nothing about its visuals is known."
+)
 
 
 class AnalyzeUsageInfo(BaseModel):
@@ -154,6 +159,8 @@ def _markdown(r: AnalyzeVideoResult) -> Markdown:
     else:
         md.para(r.text or "_(no text yet)_")
     md.field("Source", ", ".join(f"{k} {v}" for k, v in r.video.items()))
+    if r.backend == "sandbox":
+        md.para(SANDBOX_NOTE)
     if r.status == "in_progress":
         md.next_step(f'Call wait_for_task(job_id="{r.job_id}") for the rest.')
     return md

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 import anyio
@@ -10,12 +11,12 @@ from mcp.types import CallToolResult, ImageContent
 from pydantic import BaseModel, Field
 
 from tl_mcp.api.errors import TwelveLabsError
-from tl_mcp.api.models import SearchPage
+from tl_mcp.api.models import SearchClip, SearchPage, SearchResult
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.registry import ToolSpec, tool
 from tl_mcp.server.results import Markdown, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
-from tl_mcp.server.thumbnails import fetch_thumbnails
+from tl_mcp.server.thumbnails import DURABLE_THUMBNAIL, fetch_thumbnails, thumbnail_uri
 from tl_mcp.server.tools._common import Ctx, Id, http_url
 
 Modality = Literal["visual", "audio", "transcription"]
@@ -30,6 +31,7 @@ class SearchMoment(BaseModel):
     score: float | None = None
     confidence: str | None = None
     thumbnail_url: str | None = None
+    thumbnail_uri: str | None = Field(default=None, description=DURABLE_THUMBNAIL)
     transcription: str | None = None
     modalities: list[str] | None = None
 
@@ -45,35 +47,30 @@ class SearchVideosResult(BaseModel):
     backend: Literal["cloud", "sandbox"]
 
 
-def _index_moments(page: SearchPage, limit: int) -> list[SearchMoment]:
+def _index_moments(page: SearchPage, limit: int, *, durable: bool) -> list[SearchMoment]:
+    """`durable`: also name each picture by a resource URI (the sandbox's signed URLs die with its port)."""
     moments: list[SearchMoment] = []
     for result in page.data:
-        if result.clips:
-            # group_by=video: one result per video with its clips.
-            for clip in result.clips:
-                moments.append(
-                    SearchMoment(
-                        video_id=clip.video_id or result.id or result.video_id,
-                        start=clip.start,
-                        end=clip.end,
-                        rank=clip.rank,
-                        score=clip.score,
-                        confidence=clip.confidence,
-                        thumbnail_url=clip.thumbnail_url,
-                        transcription=clip.transcription,
-                    )
-                )
-        elif result.start is not None and result.end is not None:
+        # group_by=video gives one result per video with its clips; clip mode gives the clips themselves.
+        clips: list[SearchClip | SearchResult] = [*(result.clips or [])] or (
+            [result] if result.start is not None and result.end is not None else []
+        )
+        for clip in clips:
+            assert clip.start is not None and clip.end is not None
+            video_id = clip.video_id or result.id or result.video_id
             moments.append(
                 SearchMoment(
-                    video_id=result.video_id,
-                    start=result.start,
-                    end=result.end,
-                    rank=result.rank,
-                    score=result.score,
-                    confidence=result.confidence,
-                    thumbnail_url=result.thumbnail_url,
-                    transcription=result.transcription,
+                    video_id=video_id,
+                    start=clip.start,
+                    end=clip.end,
+                    rank=clip.rank,
+                    score=clip.score,
+                    confidence=clip.confidence,
+                    thumbnail_url=clip.thumbnail_url,
+                    thumbnail_uri=thumbnail_uri(video_id, clip.start)
+                    if durable and video_id and clip.thumbnail_url
+                    else None,
+                    transcription=clip.transcription,
                 )
             )
     return moments[:limit]
@@ -202,6 +199,9 @@ async def search_videos(
                     rank=hit.rank,
                     transcription=m.transcription,
                     modalities=m.modalities or None,
+                    thumbnail_uri=thumbnail_uri(hit.item_id, m.start_sec)
+                    if state.backend == "sandbox" and hit.item_id
+                    else None,
                 )
                 for hit in ks_page.data
                 for m in hit.matches
@@ -220,7 +220,7 @@ async def search_videos(
                 limit=limit,
                 page_token=page_token,
             )
-            moments = _index_moments(page, limit)
+            moments = _index_moments(page, limit, durable=state.backend == "sandbox")
             next_token, total = page.page_info.next_page_token, page.page_info.total_results
     except TwelveLabsError as exc:
         raise ToolError(explain("Search", exc)) from None
@@ -288,7 +288,31 @@ class VideoClasses(BaseModel):
 class ClassifyResult(BaseModel):
     index_id: str
     videos: list[VideoClasses]
+    counted: str = Field(description="Which moments counted as matches (the threshold that applied).")
     backend: Literal["cloud", "sandbox"]
+
+
+def _threshold(
+    clips: list[SearchMoment], min_score: float | None
+) -> tuple[Callable[[SearchMoment], bool], str]:
+    """Which clips are matches, and how to say so. Search returns every clip that scores at all, so
+    counting them all would credit a class with the whole video; only clips at the threshold count."""
+    if any(c.score is not None for c in clips):
+        if min_score is not None:
+            return (
+                lambda c: c.score is not None and c.score >= min_score,
+                f"moments scoring at least {min_score:g} (min_score)",
+            )
+        if any(c.confidence for c in clips):
+            return (
+                lambda c: c.score is not None and c.confidence not in (None, "low"),
+                "moments of medium or high confidence (set min_score for a score threshold instead)",
+            )
+        return lambda c: c.score is not None, "every scored moment the search returned"
+    note = "every moment the search returned: it ranks without scores (Marengo 3.0), so"
+    if min_score is not None:
+        return lambda c: True, f"{note} min_score cannot apply"
+    return lambda c: True, f"{note} no score threshold applies"
 
 
 def _covered(spans: list[tuple[float, float]]) -> float:
@@ -313,7 +337,8 @@ async def classify_videos(
     index_id: Annotated[Id, Field(description="The search index whose videos to classify.")],
     classes: Annotated[list[ClassSpec], Field(min_length=1, max_length=20, description="The taxonomy.")],
     min_score: Annotated[
-        float | None, Field(ge=0, description="Drop classes whose best score is lower.")
+        float | None,
+        Field(ge=0, description="Only moments scoring at least this count (default: medium confidence up)."),
     ] = None,
     min_duration_ratio: Annotated[
         float | None, Field(ge=0, le=1, description="Drop classes covering less of the video than this.")
@@ -339,6 +364,8 @@ async def classify_videos(
 
     failures: list[TwelveLabsError] = []
 
+    durable = state.backend == "sandbox"
+
     async def run(spec: ClassSpec, prompt: str, scope: anyio.CancelScope) -> None:
         try:
             async with limiter:
@@ -351,7 +378,7 @@ async def classify_videos(
             failures.append(exc)
             scope.cancel()
             return
-        for m in _index_moments(page, 50):
+        for m in _index_moments(page, 50, durable=durable):
             if m.video_id:
                 hits.setdefault(m.video_id, {}).setdefault(spec.name, []).append(m)
 
@@ -367,34 +394,34 @@ async def classify_videos(
             video = await state.client.get_video(index_id, video_id)
             durations[video_id] = video.system_metadata.duration if video.system_metadata else None
 
+    counts, counted = _threshold([c for per in hits.values() for cl in per.values() for c in cl], min_score)
     videos: list[VideoClasses] = []
     for video_id, per_class in hits.items():
         duration = durations.get(video_id)
         matches: list[ClassMatch] = []
         for spec in classes:
-            clips = per_class.get(spec.name)
+            clips = [c for c in per_class.get(spec.name, []) if counts(c)]
             if not clips:
                 continue
             scores = [c.score for c in clips if c.score is not None]
             covered = _covered([(c.start, c.end) for c in clips])
             ratio = min(covered / duration, 1.0) if duration else None
-            match = ClassMatch(
-                name=spec.name,
-                score=max(scores) if scores else None,
-                duration_ratio=round(ratio, 4) if ratio is not None else None,
-                matched_seconds=round(covered, 3),
-                clips=sorted(clips, key=lambda c: c.start) if include_clips else None,
-            )
-            if min_score is not None and (match.score is None or match.score < min_score):
-                continue
             if min_duration_ratio is not None and (ratio is None or ratio < min_duration_ratio):
                 continue
-            matches.append(match)
+            matches.append(
+                ClassMatch(
+                    name=spec.name,
+                    score=max(scores) if scores else None,
+                    duration_ratio=round(ratio, 4) if ratio is not None else None,
+                    matched_seconds=round(covered, 3),
+                    clips=sorted(clips, key=lambda c: c.start) if include_clips else None,
+                )
+            )
         if matches:
             matches.sort(key=lambda m: (m.duration_ratio or 0.0, m.score or 0.0), reverse=True)
             videos.append(VideoClasses(video_id=video_id, duration=duration, classes=matches))
     videos.sort(key=lambda v: v.video_id)
-    result = ClassifyResult(index_id=index_id, videos=videos, backend=state.backend)
+    result = ClassifyResult(index_id=index_id, videos=videos, counted=counted, backend=state.backend)
     md = Markdown(f"Classification of index {index_id}")
     lines = []
     for v in videos:
@@ -407,6 +434,7 @@ async def classify_videos(
             parts.append(f"{c.name} ({share}{score})")
         lines.append(f"- video {v.video_id}: " + "; ".join(parts))
     md.section("Videos", lines or ["No video matched any class."])
+    md.para(f"Counted as matches: {counted}.")
     return tool_result(result, md)
 
 
