@@ -10,14 +10,14 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from tl_mcp.api.errors import StreamError, TwelveLabsError
+from tl_mcp.api.errors import NotFoundError, StreamError, TwelveLabsError
 from tl_mcp.api.models import AnalyzeEnd, AnalyzeText, VideoSource
-from tl_mcp.server.errors import explain, upstream
+from tl_mcp.server.errors import explain
 from tl_mcp.server.jobs import Job
 from tl_mcp.server.registry import ToolSpec, tool
-from tl_mcp.server.results import Json, Markdown, fmt_seconds, tool_result
+from tl_mcp.server.results import Json, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
-from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS, http_url
+from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS, http_url, video_not_found
 
 SummaryKind = Literal["summary", "chapters", "highlights", "gist"]
 
@@ -129,8 +129,13 @@ async def _source(
             "video_id needs index_id (the index the video is in) so it can be resolved to its asset; "
             "or pass asset_id directly."
         )
-    with upstream(f"Resolving video {video_id}"):
+    action = f"Resolving video {video_id}"
+    try:
         video = await state.client.get_video(index_id, video_id)
+    except NotFoundError as exc:
+        raise ToolError(await video_not_found(state, action, index_id, video_id, exc)) from None
+    except TwelveLabsError as exc:
+        raise ToolError(explain(action, exc)) from None
     if not video.asset_id:
         raise ToolError(
             f"Video {video_id} has no asset id (indexed before assets existed); analyze it by url instead."
@@ -155,7 +160,7 @@ def _markdown(r: AnalyzeVideoResult) -> Markdown:
         md.para(r.text or "_(no text yet)_")
     md.field("Source", ", ".join(f"{k} {v}" for k, v in r.video.items()))
     if r.status == "in_progress":
-        md.next_step(f'Call wait_for_task(job_id="{r.job_id}") for the rest.')
+        md.next_step(f"Call {call('wait_for_task', id=r.job_id)} for the rest.")
     return md
 
 

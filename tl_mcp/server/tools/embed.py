@@ -16,7 +16,7 @@ from tl_mcp.api.models import Embedding, EmbeddingTask
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.jobs import Job
 from tl_mcp.server.registry import ToolSpec, tool
-from tl_mcp.server.results import Markdown, fmt_seconds, tool_result
+from tl_mcp.server.results import FILL, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import app_state
 from tl_mcp.server.tools._common import DEFAULT_WAIT_S, POLL_S, Ctx, Id, WaitS, http_url
 
@@ -114,7 +114,8 @@ async def follow_embedding_task(client: TwelveLabsClient, job: Job, task_id: str
     return task
 
 
-def embedding_markdown(r: EmbeddingResult) -> Markdown:
+def embedding_markdown(r: EmbeddingResult, source: tuple[str, str] | None = None) -> Markdown:
+    """The text of an embedding result; `source` (argument, value) is the input, for the full-vector hint."""
     md = Markdown(
         f"{r.input_type.capitalize()} embedding" + (" (in progress)" if r.status == "in_progress" else "")
     )
@@ -130,9 +131,11 @@ def embedding_markdown(r: EmbeddingResult) -> Markdown:
     if len(r.embeddings) > 20:
         md.para(f"… and {len(r.embeddings) - 20} more in the structured result.")
     if r.status == "in_progress":
-        md.next_step(f'Call wait_for_task(job_id="{r.job_id}") to get the vectors.')
-    elif not any(v.vector for v in r.embeddings):
-        md.next_step("Pass include_vector=true to get the full vectors.")
+        md.next_step(f"Call {call('wait_for_task', id=r.job_id)} to get the vectors.")
+    elif source is not None and not any(v.vector for v in r.embeddings):
+        key, value = source
+        given = FILL if len(value) > 200 else value
+        md.next_step(f"Full vectors: {call('create_embedding', **{key: given}, include_vector=True)}.")
     return md
 
 
@@ -226,7 +229,7 @@ async def create_embedding(
             embeddings=_from_embedding(emb, include_vector),
             backend=state.backend,
         )
-        return tool_result(result, embedding_markdown(result))
+        return tool_result(result, embedding_markdown(result, (key, value)))
 
     def snapshot(
         job: Job, status: Literal["completed", "in_progress"], vectors: list[Vector]
@@ -276,7 +279,7 @@ async def create_embedding(
             for v in vectors[MAX_FULL_VECTORS:]:
                 v.vector = None
         r = snapshot(job, "completed", vectors)
-        return tool_result(r, embedding_markdown(r))
+        return tool_result(r, embedding_markdown(r, (key, value)))
 
     try:
         job = state.jobs.start("embed", "video embedding", work, partial)

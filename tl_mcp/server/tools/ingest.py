@@ -17,7 +17,7 @@ from tl_mcp.server.files import LocalFile, refuse_referencing_name
 from tl_mcp.server.jobs import Job
 from tl_mcp.server.progress import HEARTBEAT_S
 from tl_mcp.server.registry import ToolSpec, tool
-from tl_mcp.server.results import Markdown, tool_result
+from tl_mcp.server.results import FILL, Markdown, call, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.tools._common import DEFAULT_WAIT_S, MAX_WAIT_S, POLL_S, Ctx, Id, WaitS, http_url, one_of
 
@@ -61,21 +61,20 @@ def upload_markdown(r: UploadResult) -> Markdown:
             "Item status", r.item_status
         )
     if r.status == "in_progress":
-        md.next_step(f'Call wait_for_task(job_id="{r.job_id}") to follow it.')
+        md.next_step(f"Call {call('wait_for_task', id=r.job_id)} to follow it.")
     else:
         pending = []
         if r.indexed_asset_id and not is_terminal(r.indexing_status):
-            pending.append(f'wait_for_task(id="{r.indexed_asset_id}", index_id="{r.index_id}")')
+            pending.append(call("wait_for_task", id=r.indexed_asset_id, index_id=r.index_id))
         if r.item_id and not is_terminal(r.item_status):
-            pending.append(f'wait_for_task(id="{r.item_id}", knowledge_store_id="{r.knowledge_store_id}")')
+            pending.append(call("wait_for_task", id=r.item_id, knowledge_store_id=r.knowledge_store_id))
         for p in pending:
             md.next_step(f"Not ready yet: {p} waits until it can be searched or asked about.")
         if not pending and r.index_id:
-            md.next_step(f'Search it: search_videos(query=…, index_id="{r.index_id}").')
+            md.next_step(f"Search it: {call('search_videos', query=FILL, index_id=r.index_id)}.")
         if not pending and r.knowledge_store_id:
-            md.next_step(
-                f'Ask about it: create_response(knowledge_store_id="{r.knowledge_store_id}", input=…).'
-            )
+            ask = call("create_response", knowledge_store_id=r.knowledge_store_id, input=FILL)
+            md.next_step(f"Ask about it: {ask}.")
     return md
 
 
@@ -156,6 +155,7 @@ async def upload_asset(
         local.close()
         raise ToolError(f"{path} is empty; nothing to upload.")
     name = filename or (local.name if local else None)
+    await _check_destinations(state, index_id, knowledge_store_id)
 
     def snapshot(job: Job, status: Literal["completed", "in_progress"]) -> UploadResult:
         data: dict[str, Any] = {k: v for k, v in job.state.items() if k in UploadResult.model_fields}
@@ -222,6 +222,34 @@ async def upload_asset(
             local.close()
         raise
     return await state.jobs.run(job, ctx.report_progress, wait_s=wait_s)
+
+
+async def _check_destinations(state: AppState, index_id: str | None, knowledge_store_id: str | None) -> None:
+    """A wrong index or store is refused before a byte is sent: afterwards it would leave an orphan asset."""
+    c = state.client
+    checks: list[tuple[str, str, Callable[[str], Awaitable[object]], str]] = []
+    if index_id:
+        checks.append(
+            ("index", index_id, c.get_index, "list_indexes shows the indexes; create_index makes one")
+        )
+    if knowledge_store_id:
+        checks.append(
+            (
+                "knowledge store",
+                knowledge_store_id,
+                c.get_knowledge_store,
+                "list_knowledge_stores shows the stores; create_knowledge_store makes one",
+            )
+        )
+    for what, ident, fetch, where in checks:
+        try:
+            await fetch(ident)
+        except NotFoundError:
+            raise ToolError(
+                f"Upload refused: there is no {what} {ident}, so nothing was uploaded. {where}."
+            ) from None
+        except TwelveLabsError as exc:
+            raise ToolError(explain(f"Checking {what} {ident} before the upload", exc)) from None
 
 
 async def _upload(
@@ -429,7 +457,14 @@ async def wait_for_task(
     )
     md = Markdown(f"{resolved.replace('_', ' ')} {id}: {status or 'unknown'}")
     if not done:
-        md.next_step("Not finished yet: call wait_for_task again with the same id.")
+        again = call(
+            "wait_for_task",
+            id=id,
+            kind=resolved,
+            index_id=index_id if resolved == "indexed_asset" else None,
+            knowledge_store_id=knowledge_store_id if resolved == "knowledge_store_item" else None,
+        )
+        md.next_step(f"Not finished yet: {again} keeps waiting.")
     elif (status or "").lower() in TERMINAL_BAD:
         error = detail.get("error")
         md.para(f"It failed{': ' + str(error) if error else ''}.")

@@ -25,7 +25,7 @@ from tl_mcp.api.models import (
 from tl_mcp.server.errors import explain
 from tl_mcp.server.jobs import Job
 from tl_mcp.server.registry import ToolSpec, tool
-from tl_mcp.server.results import Json, Markdown, fmt_seconds, tool_result
+from tl_mcp.server.results import FILL, Json, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS
 
@@ -154,9 +154,11 @@ def _markdown(result: JockeyResult, *, parse_error: str | None = None) -> Markdo
         md.para(f"Note: the answer is not valid JSON for output_schema ({parse_error}); `parsed` is empty.")
     md.field("Knowledge store", result.knowledge_store_id).field("Session", result.session_id)
     if result.status == "in_progress":
-        md.next_step(f'Call wait_for_task(job_id="{result.job_id}") to receive the rest of the answer.')
+        md.next_step(f"Call {call('wait_for_task', id=result.job_id)} to receive the rest of the answer.")
     elif result.session_id:
-        md.next_step(f'Ask a follow-up with continue_session(session_id="{result.session_id}", input=…).')
+        md.next_step(
+            f"Ask a follow-up with {call('continue_session', session_id=result.session_id, input=FILL)}."
+        )
     if result.status == "incomplete":
         md.para("The answer is incomplete (Jockey stopped early); ask again or narrow the question.")
     return md

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
+from tl_mcp.api.errors import NotFoundError, TwelveLabsError
 from tl_mcp.api.models import IndexModel
-from tl_mcp.server.errors import upstream
+from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.registry import ToolSpec, tool
-from tl_mcp.server.results import Markdown, fmt_seconds, tool_result
+from tl_mcp.server.results import FILL, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import app_state
-from tl_mcp.server.tools._common import Ctx, Id, display_name
+from tl_mcp.server.tools._common import Ctx, Id, display_name, video_not_found
 
 Page = Annotated[int, Field(ge=1, le=10_000, description="Page number, from 1.")]
 PageLimit = Annotated[int, Field(ge=1, le=50, description="Items per page.")]
@@ -168,7 +170,7 @@ async def list_indexes(
             for i in infos
         ],
         "No indexes yet: create one with create_index.",
-        f"list_indexes(page={page + 1})" if result.has_more else None,
+        call("list_indexes", name=name, page=page + 1, page_limit=page_limit) if result.has_more else None,
     )
     return tool_result(out, md)
 
@@ -194,7 +196,7 @@ async def create_index(
         )
     out = Created(id=index_id, kind="index", name=name, backend=state.backend)
     md = Markdown(f"Index created: {name}").field("Index id", f"`{index_id}`")
-    md.next_step(f'Upload media into it: upload_asset(path=… or url=…, index_id="{index_id}").')
+    md.next_step(f"Upload media into it: {call('upload_asset', path=FILL, index_id=index_id)} (or url=…).")
     return tool_result(out, md)
 
 
@@ -226,7 +228,9 @@ async def list_videos(
         "Videos",
         [f"- `{v.video_id}` {v.filename or ''} ({fmt_seconds(v.duration)})" for v in videos],
         "No videos yet: upload_asset with this index_id.",
-        f'list_videos(index_id="{index_id}", page={page + 1})' if result.has_more else None,
+        call("list_videos", index_id=index_id, page=page + 1, page_limit=page_limit)
+        if result.has_more
+        else None,
     )
     return tool_result(out, md)
 
@@ -243,8 +247,14 @@ async def get_video(
     Use this after search_videos or list_videos to see what a video is before analyzing or citing it.
     """
     state = app_state(ctx)
-    with upstream(f"Reading video {video_id}"):
+    try:
         v = await state.client.get_video(index_id, video_id, transcription=include_transcript)
+    except NotFoundError as exc:
+        raise ToolError(
+            await video_not_found(state, f"Reading video {video_id}", index_id, video_id, exc)
+        ) from None
+    except TwelveLabsError as exc:
+        raise ToolError(explain(f"Reading video {video_id}", exc)) from None
     transcript = (
         [TranscriptLine(start=t.start, end=t.end, text=t.value) for t in v.transcription]
         if v.transcription
@@ -264,7 +274,7 @@ async def get_video(
     md.field("Size", f"{info.width}×{info.height}" if info.width else None).field("Asset", info.asset_id)
     if transcript:
         md.section("Transcript", [f"- {fmt_seconds(t.start)} {t.text}" for t in transcript[:200]])
-    md.next_step(f'Ask about it: analyze_video(video_id="{video_id}", index_id="{index_id}", prompt=…).')
+    md.next_step(f"Ask about it: {call('analyze_video', video_id=video_id, index_id=index_id, prompt=FILL)}.")
     return tool_result(out, md)
 
 
@@ -298,7 +308,7 @@ async def list_knowledge_stores(
         "Stores",
         [f"- `{s.knowledge_store_id}` {s.name or ''} — {s.item_count or 0} item(s)" for s in stores],
         "No knowledge stores yet: create one with create_knowledge_store.",
-        f"list_knowledge_stores(page={page + 1})" if result.has_more else None,
+        call("list_knowledge_stores", page=page + 1, page_limit=page_limit) if result.has_more else None,
     )
     return tool_result(out, md)
 
@@ -321,7 +331,7 @@ async def create_knowledge_store(
         store = await state.client.create_knowledge_store(name, description=description)
     out = Created(id=store.id, kind="knowledge_store", name=name, backend=state.backend)
     md = Markdown(f"Knowledge store created: {name}").field("Knowledge store id", f"`{store.id}`")
-    md.next_step(f'Add media: upload_asset(path=… or url=…, knowledge_store_id="{store.id}").')
+    md.next_step(f"Add media: {call('upload_asset', path=FILL, knowledge_store_id=store.id)} (or url=…).")
     return tool_result(out, md)
 
 
@@ -357,7 +367,7 @@ async def add_to_knowledge_store(
     )
     md = Markdown("Added to knowledge store").field("Item id", f"`{item.id}`").field("Status", item.status)
     md.next_step(
-        f'Wait until ready: wait_for_task(id="{item.id}", knowledge_store_id="{knowledge_store_id}").'
+        f"Wait until ready: {call('wait_for_task', id=item.id, knowledge_store_id=knowledge_store_id)}."
     )
     return tool_result(out, md)
 
@@ -407,7 +417,13 @@ async def list_knowledge_store_items(
         "Items",
         [f"- `{i.item_id}` asset {i.asset_id} — {i.status}" for i in items],
         "No items.",
-        f'list_knowledge_store_items(knowledge_store_id="{knowledge_store_id}", page={page + 1})'
+        call(
+            "list_knowledge_store_items",
+            knowledge_store_id=knowledge_store_id,
+            status=status,
+            page=page + 1,
+            page_limit=page_limit,
+        )
         if result.has_more
         else None,
     )

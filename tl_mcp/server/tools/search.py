@@ -13,7 +13,7 @@ from tl_mcp.api.errors import TwelveLabsError
 from tl_mcp.api.models import SearchPage
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.registry import ToolSpec, tool
-from tl_mcp.server.results import Markdown, fmt_seconds, tool_result
+from tl_mcp.server.results import FILL, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.thumbnails import fetch_thumbnails
 from tl_mcp.server.tools._common import Ctx, Id, http_url
@@ -255,10 +255,18 @@ async def search_videos(
     if include_thumbnails and len(images) < min(include_thumbnails, len(moments)):
         md.para(f"{len(images)} thumbnail(s) could be fetched; the others were unavailable.")
     if next_token:
-        md.next_step(f'More results: search_videos(page_token="{next_token}", index_id=…).')
-    if moments and moments[0].video_id and index_id:
+        # A store's next page is asked for with its query; an index's page token stands alone.
+        paging = (
+            call("search_videos", page_token=next_token, knowledge_store_id=knowledge_store_id, query=query)
+            if knowledge_store_id
+            else call("search_videos", page_token=next_token, index_id=index_id)
+        )
+        md.next_step(f"More results: {paging}.")
+    top = moments[0].video_id if moments else None
+    if top and index_id:
         md.next_step(
-            "Details of a video: get_video(index_id, video_id); ask about it: analyze_video(video_id=…)."
+            f"Details of a video: {call('get_video', index_id=index_id, video_id=top)}; ask about it: "
+            f"{call('analyze_video', video_id=top, index_id=index_id, prompt=FILL)}."
         )
     return tool_result(result, md, images=images)
 
