@@ -39,8 +39,8 @@ class ToolSpec:
 
     @property
     def annotations(self) -> ToolAnnotations:
+        # The title travels once, as the tool's own `title`: a copy here would double it in tools/list.
         return ToolAnnotations(
-            title=self.title,
             read_only_hint=self.read_only,
             destructive_hint=self.destructive,
             idempotent_hint=self.idempotent,

@@ -31,6 +31,8 @@ _DEFS_PREFIX = "#/$defs/"
 _ONE = ("items", "additionalProperties", "not", "contains", "propertyNames", "if", "then", "else")
 _MANY = ("anyOf", "oneOf", "allOf", "prefixItems")
 _MAP = ("properties", "patternProperties", "$defs", "dependentSchemas")
+#: Numeric keywords whose whole-number floats (`300.0`) print as integers (`300`): the same number.
+_NUMBERS = ("default", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
 
 
 def compact(schema: Schema, role: Role) -> Schema:
@@ -101,6 +103,8 @@ def _shape(node: object, role: Role) -> object:
             out[key] = [_shape(v, role) for v in value]
         elif key in _MAP:
             out[key] = {name: _shape(v, role) for name, v in value.items()}
+        elif isinstance(value, float) and value.is_integer() and key in _NUMBERS:
+            out[key] = int(value)
         else:
             out[key] = value
     out.pop("title", None)

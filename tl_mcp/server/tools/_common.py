@@ -31,10 +31,7 @@ WaitS = Annotated[
     Field(
         ge=0,
         le=MAX_WAIT_S,
-        description=(
-            "Seconds to wait before returning. If the work is not done by then, the result has "
-            'status "in_progress" and a job_id for wait_for_task; the work continues meanwhile.'
-        ),
+        description='Most seconds to wait; if unfinished, status "in_progress" + job_id for wait_for_task.',
     ),
 ]
 

@@ -25,8 +25,7 @@ MAX_FULL_VECTORS = 64
 
 
 class Vector(BaseModel):
-    """One embedding, summarized; `vector` holds every value only when include_vector was set."""
-
+    # One embedding, summarized; `vector` holds every value only when include_vector was set.
     scope: str | None = Field(default=None, description="clip / asset / video, for video embeddings.")
     option: str | None = Field(default=None, description="visual / audio / transcription, for video.")
     start_sec: float | None = None
@@ -40,12 +39,12 @@ class Vector(BaseModel):
 class EmbeddingResult(BaseModel):
     status: Literal["completed", "in_progress"]
     job_id: str | None = None
-    task_id: str | None = Field(default=None, description="The TwelveLabs video embedding task.")
+    task_id: str | None = None
     input_type: Literal["text", "image", "audio", "video"]
     model_name: str
     embedder: str | None = Field(
         default=None,
-        description="What really made the vectors, when the backend says (the sandbox names its model).",
+        description="The model that really made the vectors, when the backend says.",
     )
     embeddings: list[Vector]
     backend: Literal["cloud", "sandbox"]
@@ -142,32 +141,26 @@ def embedding_markdown(r: EmbeddingResult, source: tuple[str, str] | None = None
 @tool(toolset="embed", title="Create an embedding", read_only=True, destructive=False, idempotent=True)
 async def create_embedding(
     ctx: Ctx,
-    text: Annotated[str | None, Field(min_length=1, max_length=2000, description="Text to embed.")] = None,
-    image_path: Annotated[str | None, Field(description="Local image inside an allowed folder.")] = None,
-    image_url: Annotated[str | None, Field(max_length=4000, description="Image URL.")] = None,
-    audio_path: Annotated[str | None, Field(description="Local audio file inside an allowed folder.")] = None,
-    audio_url: Annotated[str | None, Field(max_length=4000, description="Audio URL.")] = None,
-    video_path: Annotated[str | None, Field(description="Local video inside an allowed folder.")] = None,
-    video_url: Annotated[str | None, Field(max_length=4000, description="Video URL.")] = None,
-    video_asset_id: Annotated[Id | None, Field(description="An uploaded video asset.")] = None,
-    model_name: Annotated[
-        str, Field(min_length=1, max_length=50, description="Embedding model.")
-    ] = "marengo3.0",
-    include_vector: Annotated[
-        bool, Field(description="Return the full vectors (large); otherwise dims, norm and the first values.")
-    ] = False,
+    text: Annotated[str | None, Field(min_length=1, max_length=2000)] = None,
+    image_path: Annotated[str | None, Field(description="In an allowed folder.")] = None,
+    image_url: Annotated[str | None, Field(max_length=4000)] = None,
+    audio_path: Annotated[str | None, Field(description="In an allowed folder.")] = None,
+    audio_url: Annotated[str | None, Field(max_length=4000)] = None,
+    video_path: Annotated[str | None, Field(description="In an allowed folder.")] = None,
+    video_url: Annotated[str | None, Field(max_length=4000)] = None,
+    video_asset_id: Annotated[Id | None, Field(description="From upload_asset.")] = None,
+    model_name: Annotated[str, Field(min_length=1, max_length=50)] = "marengo3.0",
+    include_vector: Annotated[bool, Field(description="Return the full vectors (large).")] = False,
     wait_s: WaitS = DEFAULT_WAIT_S,
 ) -> Annotated[CallToolResult, EmbeddingResult]:
-    """Embed text, an image, audio or a video into Marengo's shared vector space.
+    """Embed text, an image, audio or a video (exactly one) in Marengo's shared vector space.
 
-    Use this to compare media yourself, build a custom index, or match a text query against images and
-    clips. Give exactly one input. Text, image and audio return at once; video runs as a task (clip and
-    whole-video vectors) and may return status "in_progress" with a job_id for wait_for_task.
+    Use it to compare media yourself or match text against images and clips. Text, image and audio
+    return at once; a video runs as a task (clip and whole-video vectors).
 
     Hints:
     - Vectors come summarized (dims, norm, first values) unless include_vector=true.
-    - Local files must be inside an allowed folder (--allow-dir / TL_MCP_ALLOWED_DIRS).
-    - To search indexed videos use search_videos; it embeds the query for you.
+    - To search indexed videos use search_videos: it embeds the query itself.
     """
     state = app_state(ctx)
     inputs = {

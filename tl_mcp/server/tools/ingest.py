@@ -31,7 +31,7 @@ def is_terminal(status: str | None) -> bool:
 
 class UploadResult(BaseModel):
     status: Literal["completed", "in_progress"] = Field(
-        description='"in_progress": the upload or wait continues; call wait_for_task(job_id).'
+        description='"in_progress": pass job_id to wait_for_task.'
     )
     job_id: str | None = None
     asset_id: str | None = None
@@ -119,10 +119,10 @@ async def poll_status(
 async def upload_asset(
     ctx: Ctx,
     path: Annotated[
-        str | None, Field(description="Absolute path of a local file inside a folder the server allows.")
+        str | None, Field(description="Absolute path of a local file in an allowed folder.")
     ] = None,
     url: Annotated[str | None, Field(max_length=4000, description="Public http(s) URL of the media.")] = None,
-    index_id: Annotated[Id | None, Field(description="Also index it for search in this index.")] = None,
+    index_id: Annotated[Id | None, Field(description="Also index it here.")] = None,
     knowledge_store_id: Annotated[
         Id | None, Field(description="Also add it to this knowledge store.")
     ] = None,
@@ -130,18 +130,15 @@ async def upload_asset(
     wait: Annotated[bool, Field(description="Wait until indexing / the store item is ready.")] = False,
     wait_s: WaitS = DEFAULT_WAIT_S,
 ) -> Annotated[CallToolResult, UploadResult]:
-    """Upload a video (or image) to TwelveLabs, then index it and/or add it to a knowledge store.
+    """Upload a video or image, then index it and/or add it to a knowledge store.
 
-    Use this to get new media in before searching or asking about it. Local files stream from disk with
-    byte progress; large files go up in parts. Returns the asset id plus the indexing and knowledge-store
-    handles.
+    Use it to bring media in before searching or asking about it. Local files stream from disk with byte
+    progress. The index and store are checked before anything is sent.
 
     Hints:
-    - Local paths must be inside an allowed folder (server flag --allow-dir / TL_MCP_ALLOWED_DIRS);
-      otherwise pass a URL.
-    - Indexing takes a while: wait=true waits (up to wait_s, then a job_id), or call wait_for_task with
-      the returned indexed_asset_id + index_id or item_id + knowledge_store_id.
-    - Create an index with create_index and a store with create_knowledge_store first if needed.
+    - Local paths must be in a folder the server allows (--allow-dir / TL_MCP_ALLOWED_DIRS); else a URL.
+    - Indexing takes a while: wait=true waits, or follow the next steps (wait_for_task).
+    - No index or store yet: create_index, create_knowledge_store.
     """
     state = app_state(ctx)
     source = one_of("upload_asset", path=path, url=url)
@@ -404,17 +401,12 @@ async def wait_for_task(
         float, Field(ge=0, le=MAX_WAIT_S, description="Most seconds to wait now; call again to keep waiting.")
     ] = 60.0,
 ) -> Annotated[CallToolResult, WaitResult]:
-    """Wait for long-running work and report its status: jobs, indexing, store items, embeddings, analyses.
+    """Wait for long work and report its status: jobs, indexing, store items, embeddings, analyses.
 
-    Use this after any result with status "in_progress" and a job_id (create_response, upload_asset,
-    create_embedding for video, analyze_video): it resumes the job's progress where you left off and,
-    when finished, returns the original tool's result. It also waits on TwelveLabs ids: indexing task ids,
-    indexed asset ids (pass index_id), knowledge-store item ids (pass knowledge_store_id), video
-    embedding task ids, analysis task ids and asset ids.
-
-    Hints:
-    - Every status change is sent as progress, with a heartbeat at least every 10 s.
-    - If it is still not done after wait_s, call it again with the same id.
+    Use it after a result with status "in_progress" and a job_id: it resumes the progress where you left
+    off and ends with the original tool's result. It also takes TwelveLabs ids: indexing tasks, indexed
+    assets (with index_id), store items (with knowledge_store_id), embedding and analysis tasks, assets.
+    Each status change is a progress message (a heartbeat at least every 10 s); not done: call again.
     """
     state = app_state(ctx)
     started = time.monotonic()

@@ -33,10 +33,9 @@ MAX_INPUT = 10_000
 
 
 class Moment(BaseModel):
-    """A cited moment: which item/video, when, and how it looks."""
-
+    # A cited moment: which item/video, when, and how it looks.
     marker: str = Field(description="The cited span in the text, e.g. [1].")
-    item_id: str | None = Field(default=None, description="Knowledge-store item id (ksi_…).")
+    item_id: str | None = None
     video_id: str | None = Field(default=None, description="Video or asset id when the citation names one.")
     collection_id: str | None = None
     start_sec: float | None = None
@@ -57,17 +56,15 @@ class Usage(BaseModel):
 
 
 class JockeyResult(BaseModel):
-    status: Literal["completed", "in_progress", "incomplete"] = Field(
-        description='"in_progress": call wait_for_task(job_id) to get the rest.'
-    )
-    job_id: str | None = Field(default=None, description="Set while in progress; pass to wait_for_task.")
+    status: Literal["completed", "in_progress", "incomplete"]
+    job_id: str | None = Field(default=None, description="While in progress: pass to wait_for_task.")
     response_id: str | None = None
-    session_id: str | None = Field(default=None, description="Pass to continue_session for a follow-up turn.")
+    session_id: str | None = Field(default=None, description="For continue_session.")
     knowledge_store_id: str
-    text: str = Field(description="The answer so far (complete unless status is in_progress).")
+    text: str = Field(description="Complete unless status is in_progress.")
     citations: list[Moment] = Field(default_factory=list)
-    parsed: Json = Field(default=None, description="The answer parsed as JSON when output_schema was given.")
-    steps: list[Step] | None = Field(default=None, description="Jockey's intermediate steps, when asked for.")
+    parsed: Json = Field(default=None, description="The JSON answer, with output_schema.")
+    steps: list[Step] | None = Field(default=None, description="With include_intermediate_outputs.")
     usage: Usage | None = None
     backend: Literal["cloud", "sandbox"]
 
@@ -88,7 +85,7 @@ Instructions = Annotated[
 ]
 OutputSchema = Annotated[
     dict[str, Any] | None,
-    Field(default=None, description="A JSON Schema; the answer then comes back as JSON in `parsed`."),
+    Field(default=None, description="JSON Schema (object) for a JSON answer in `parsed`."),
 ]
 Selections = Annotated[
     list[SelectionArg] | None,
@@ -96,7 +93,7 @@ Selections = Annotated[
 ]
 Intermediate = Annotated[
     bool,
-    Field(description="Also return Jockey's internal search/analysis steps (and stream them as progress)."),
+    Field(description="Also return (and stream) Jockey's search/analysis steps."),
 ]
 
 
@@ -313,7 +310,7 @@ def _str(value: object) -> str | None:
     idempotent=False,
 )
 async def create_response(
-    knowledge_store_id: Annotated[Id, Field(description="The knowledge store to reason over (ks_… id).")],
+    knowledge_store_id: Annotated[Id, Field(description="The store to ask about (list_knowledge_stores).")],
     input: Input,
     ctx: Ctx,
     instructions: Instructions = None,
@@ -322,20 +319,15 @@ async def create_response(
     selections: Selections = None,
     wait_s: WaitS = DEFAULT_WAIT_S,
 ) -> Annotated[CallToolResult, JockeyResult]:
-    """Ask TwelveLabs Jockey a question about the videos in a knowledge store; answers cite exact moments.
+    """Ask Jockey about the videos in a knowledge store; the answer cites exact moments.
 
-    Use this when you need to understand, summarize, compare or find things across a collection of
-    videos in natural language ("What are the main themes?", "When does the speaker mention pricing?").
-    The answer streams as progress notifications; the result has the full text, `citations` (item id,
-    start_sec, end_sec, title, thumbnail) and a `session_id` for follow-ups.
+    Use it to understand, summarize, compare or find things across a collection ("What are the main
+    themes?", "When is pricing mentioned?"). The text streams as progress; the result has `citations`
+    and a `session_id`.
 
     Hints:
-    - The store needs at least one item with status ready (upload_asset with knowledge_store_id, then
-      wait_for_task). list_knowledge_stores shows the stores.
-    - `instructions` sets a domain persona; `output_schema` (JSON Schema object) returns JSON in `parsed`.
-    - If the answer takes longer than wait_s you get status "in_progress" and a job_id: call
-      wait_for_task(job_id) to receive the rest.
-    - For follow-up questions use continue_session; for raw moment retrieval, search_videos is faster.
+    - The store needs a ready item (upload_asset with knowledge_store_id, then wait_for_task).
+    - Follow-ups: continue_session. Just the moments: search_videos is faster.
     """
     return await _turn(
         ctx,
@@ -370,15 +362,11 @@ async def continue_session(
     selections: Selections = None,
     wait_s: WaitS = DEFAULT_WAIT_S,
 ) -> Annotated[CallToolResult, JockeyResult]:
-    """Ask a follow-up question in an existing Jockey session; Jockey keeps the earlier turns in mind.
+    """Ask a follow-up in a Jockey session; Jockey keeps the earlier turns in mind.
 
-    Use this after create_response, with its session_id, for "tell me more about…", "and in the second
-    video?" and similar follow-ups. The result has the same shape as create_response.
-
-    Hints:
-    - The server remembers which knowledge store each session belongs to. If it was restarted and
-      forgot, the error asks for knowledge_store_id: pass the same store as the first turn.
-    - Long answers return status "in_progress" with a job_id for wait_for_task.
+    Use it after create_response, with its session_id ("tell me more", "and in the second video?"); the
+    result is the same as create_response's. If the server forgot the session (a restart), the error
+    asks for knowledge_store_id: the first turn's store.
     """
     state = app_state(ctx)
     store = knowledge_store_id or state.sessions.get(session_id)

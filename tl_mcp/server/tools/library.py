@@ -16,8 +16,8 @@ from tl_mcp.server.results import FILL, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import app_state
 from tl_mcp.server.tools._common import Ctx, Id, display_name, video_not_found
 
-Page = Annotated[int, Field(ge=1, le=10_000, description="Page number, from 1.")]
-PageLimit = Annotated[int, Field(ge=1, le=50, description="Items per page.")]
+Page = Annotated[int, Field(ge=1, le=10_000)]
+PageLimit = Annotated[int, Field(ge=1, le=50)]
 Backend = Literal["cloud", "sandbox"]
 
 
@@ -142,10 +142,10 @@ async def list_indexes(
     page: Page = 1,
     page_limit: PageLimit = 20,
 ) -> Annotated[CallToolResult, IndexList]:
-    """List the search indexes (Marengo) with their ids, models and video counts.
+    """List the search indexes with their ids, models and video counts.
 
-    Use this to find the index_id that search_videos, classify_videos, list_videos and upload_asset need.
-    If there is none, create one with create_index.
+    Use it to find the index_id that search_videos, classify_videos, list_videos and upload_asset need;
+    create_index makes one.
     """
     state = app_state(ctx)
     with upstream("Listing indexes"):
@@ -185,8 +185,8 @@ async def create_index(
 ) -> Annotated[CallToolResult, Created]:
     """Create a Marengo 3.0 search index to upload videos into and search.
 
-    Use this once per collection of videos you want to search together. Then upload_asset with its
-    index_id. Indexes are for search_videos / classify_videos; for Jockey questions use a knowledge store.
+    One per collection searched together; then upload_asset with its index_id. Jockey questions need a
+    knowledge store instead.
     """
     state = app_state(ctx)
     display_name(name)
@@ -203,14 +203,14 @@ async def create_index(
 @tool(toolset="library", title="List videos in an index", read_only=True, destructive=False, idempotent=True)
 async def list_videos(
     ctx: Ctx,
-    index_id: Annotated[Id, Field(description="The index to list.")],
+    index_id: Id,
     page: Page = 1,
     page_limit: PageLimit = 20,
 ) -> Annotated[CallToolResult, VideoList]:
-    """List the videos indexed in an index: video id, file name, duration, size.
+    """List the videos of an index: video id, file name, duration.
 
-    Use this to find a video_id for get_video, analyze_video or summarize_video, or to check what an
-    index contains. Videos still indexing may not appear yet (wait_for_task).
+    Use it to find a video_id for get_video, analyze_video or summarize_video. Videos still indexing may
+    be missing (wait_for_task).
     """
     state = app_state(ctx)
     with upstream(f"Listing videos of index {index_id}"):
@@ -238,13 +238,13 @@ async def list_videos(
 @tool(toolset="library", title="Get one video's details", read_only=True, destructive=False, idempotent=True)
 async def get_video(
     ctx: Ctx,
-    index_id: Annotated[Id, Field(description="The index holding the video.")],
-    video_id: Annotated[Id, Field(description="Video id from list_videos or search results.")],
-    include_transcript: Annotated[bool, Field(description="Include the transcript when available.")] = True,
+    index_id: Id,
+    video_id: Annotated[Id, Field(description="From list_videos or search results.")],
+    include_transcript: bool = True,
 ) -> Annotated[CallToolResult, VideoDetail]:
-    """Show one indexed video: file name, duration, resolution, stream/thumbnail URLs and its transcript.
+    """Show one indexed video: file, duration, size, stream and thumbnail URLs, transcript.
 
-    Use this after search_videos or list_videos to see what a video is before analyzing or citing it.
+    Use it after search_videos or list_videos, before analyzing or citing a video.
     """
     state = app_state(ctx)
     try:
@@ -282,10 +282,10 @@ async def get_video(
 async def list_knowledge_stores(
     ctx: Ctx, page: Page = 1, page_limit: PageLimit = 20
 ) -> Annotated[CallToolResult, StoreList]:
-    """List the knowledge stores Jockey can answer over, with ids and item counts.
+    """List the knowledge stores Jockey answers over, with ids and item counts.
 
-    Use this to find the knowledge_store_id for create_response, search_videos or upload_asset. Create
-    one with create_knowledge_store if none fits.
+    Use it to find the knowledge_store_id for create_response, search_videos or upload_asset;
+    create_knowledge_store makes one.
     """
     state = app_state(ctx)
     with upstream("Listing knowledge stores"):
@@ -318,12 +318,12 @@ async def list_knowledge_stores(
 )
 async def create_knowledge_store(
     ctx: Ctx,
-    name: Annotated[str, Field(min_length=1, max_length=200, description="A descriptive name.")],
+    name: Annotated[str, Field(min_length=1, max_length=200)],
     description: Annotated[str | None, Field(max_length=2000, description="What the store holds.")] = None,
 ) -> Annotated[CallToolResult, Created]:
-    """Create a knowledge store: a collection of videos Jockey (create_response) can reason over.
+    """Create a knowledge store: a collection of videos Jockey (create_response) reasons over.
 
-    Then add media with upload_asset(knowledge_store_id=…) or add_to_knowledge_store(asset_id=…).
+    Then add media with upload_asset(knowledge_store_id=…) or add_to_knowledge_store.
     """
     state = app_state(ctx)
     display_name(name)
@@ -344,14 +344,14 @@ async def create_knowledge_store(
 )
 async def add_to_knowledge_store(
     ctx: Ctx,
-    knowledge_store_id: Annotated[Id, Field(description="The store to add to.")],
-    asset_id: Annotated[Id, Field(description="An uploaded asset (upload_asset returns asset_id).")],
+    knowledge_store_id: Id,
+    asset_id: Annotated[Id, Field(description="From upload_asset.")],
     asset_type: Annotated[Literal["video", "image"] | None, Field(description="Usually detected.")] = None,
 ) -> Annotated[CallToolResult, Created]:
-    """Add an already uploaded asset to a knowledge store so Jockey can use it.
+    """Add an uploaded asset to a knowledge store so Jockey can use it.
 
-    The item starts queued and becomes ready after processing: wait_for_task(id=item_id,
-    knowledge_store_id=…) waits for it. To upload and add in one step use upload_asset.
+    The item is ready after processing (wait_for_task with the item id and knowledge_store_id).
+    upload_asset uploads and adds in one step.
     """
     state = app_state(ctx)
     with upstream(f"Adding asset {asset_id} to {knowledge_store_id}"):
@@ -377,7 +377,7 @@ async def add_to_knowledge_store(
 )
 async def list_knowledge_store_items(
     ctx: Ctx,
-    knowledge_store_id: Annotated[Id, Field(description="The store to list.")],
+    knowledge_store_id: Id,
     status: Annotated[
         list[Literal["queued", "pending", "processing", "ready", "failed"]] | None,
         Field(description="Only items with these statuses."),
@@ -385,10 +385,10 @@ async def list_knowledge_store_items(
     page: Page = 1,
     page_limit: PageLimit = 20,
 ) -> Annotated[CallToolResult, ItemList]:
-    """List the items of a knowledge store with their processing status.
+    """List a knowledge store's items with their status.
 
-    Use this to check that items are ready before asking Jockey, or to find item ids for selections
-    and remove_from_knowledge_store.
+    Use it to check that items are ready before asking Jockey, or to find item ids for selections and
+    remove_from_knowledge_store.
     """
     state = app_state(ctx)
     with upstream(f"Listing items of {knowledge_store_id}"):

@@ -22,10 +22,10 @@ Modality = Literal["visual", "audio", "transcription"]
 
 
 class SearchMoment(BaseModel):
-    video_id: str | None = Field(default=None, description="Video id (index search) — use with get_video.")
-    item_id: str | None = Field(default=None, description="Knowledge-store item id (store search).")
-    start: float = Field(description="Start of the moment, seconds.")
-    end: float = Field(description="End of the moment, seconds.")
+    video_id: str | None = Field(default=None, description="Index search; for get_video.")
+    item_id: str | None = Field(default=None, description="Store search.")
+    start: float = Field(description="Seconds.")
+    end: float = Field(description="Seconds.")
     rank: int | None = None
     score: float | None = None
     confidence: str | None = None
@@ -120,20 +120,16 @@ async def search_videos(
         Field(min_length=1, max_length=500, description="What to find, in words (visual or spoken)."),
     ] = None,
     image_path: Annotated[
-        str | None, Field(description="Search by example image: a local file inside an allowed folder.")
+        str | None, Field(description="Example image: a local file in an allowed folder.")
     ] = None,
-    image_url: Annotated[
-        str | None, Field(description="Search by example image at this http(s) URL.")
-    ] = None,
-    index_id: Annotated[
-        Id | None, Field(description="The search index to search (see list_indexes).")
-    ] = None,
+    image_url: Annotated[str | None, Field(description="Example image URL.")] = None,
+    index_id: Annotated[Id | None, Field(description="Index to search (list_indexes).")] = None,
     knowledge_store_id: Annotated[
-        Id | None, Field(description="Search a knowledge store instead of an index (text queries only).")
+        Id | None, Field(description="Or a knowledge store (text queries only).")
     ] = None,
     modalities: Annotated[
         list[Modality] | None,
-        Field(min_length=1, description='Which signals to match: "visual", "audio", "transcription".'),
+        Field(min_length=1, description="Signals to match (default visual, audio)."),
     ] = None,
     operator: Annotated[
         Literal["or", "and"] | None, Field(description="How to combine several modalities.")
@@ -146,20 +142,17 @@ async def search_videos(
         str | None, Field(min_length=1, max_length=500, description="next_page_token of a previous search.")
     ] = None,
     include_thumbnails: Annotated[
-        int, Field(ge=0, le=10, description="Also return up to this many thumbnails as images.")
+        int, Field(ge=0, le=10, description="Also return this many thumbnails as images.")
     ] = 0,
 ) -> Annotated[CallToolResult, SearchVideosResult]:
-    """Find the moments in your videos that match a description or an example image, with timestamps.
+    """Find the moments in videos that match words or an example image, with timestamps.
 
-    Use this to locate scenes ("a person opening a laptop", "the word 'budget' is said"), to check
-    whether something appears at all, or to collect clips for an answer. Results are moments with
-    video_id, start/end seconds, rank/score and a thumbnail URL.
+    Use it to locate scenes ("a person opening a laptop", "someone says 'budget'") or to check whether
+    something appears. Give query or image_path/image_url, and index_id or knowledge_store_id.
 
     Hints:
-    - Give query (text) or image_path/image_url, and index_id (a Marengo index) or knowledge_store_id.
-    - include_thumbnails=3 returns the first three thumbnails as images so you can see the frames.
-    - next_page_token → call again with page_token (and the same index) for more.
-    - For questions that need reasoning over the moments use create_response; get_video shows details.
+    - include_thumbnails=3 shows the first three frames as images.
+    - Reasoning over the moments: create_response; a video's details: get_video.
     """
     state = app_state(ctx)
     if not page_token:
@@ -318,7 +311,7 @@ def _covered(spans: list[tuple[float, float]]) -> float:
 )
 async def classify_videos(
     ctx: Ctx,
-    index_id: Annotated[Id, Field(description="The search index whose videos to classify.")],
+    index_id: Annotated[Id, Field(description="Index whose videos to classify.")],
     classes: Annotated[list[ClassSpec], Field(min_length=1, max_length=20, description="The taxonomy.")],
     min_score: Annotated[
         float | None, Field(ge=0, description="Drop classes whose best score is lower.")
@@ -329,16 +322,15 @@ async def classify_videos(
     include_clips: Annotated[bool, Field(description="Also list the matching moments per class.")] = False,
     modalities: Annotated[list[Modality] | None, Field(min_length=1)] = None,
 ) -> Annotated[CallToolResult, ClassifyResult]:
-    """Label every video in an index with the classes it matches, scored, like the old /classify API.
+    """Label every video in an index with the classes it matches, like the old /classify API.
 
-    Use this for zero-shot categorization ("which videos are about cooking, sports or travel?"). Each
-    class is a name plus prompts describing it; the tool searches the index for every prompt and reports,
-    per video, each matching class with its best score and the share of the video it covers.
+    Use it for zero-shot categorization ("which videos are about cooking, sports or travel?"): each class
+    is a name plus prompts; per video you get each matching class, its best score and the share of the
+    video it covers.
 
     Hints:
-    - Several specific prompts per class work better than one vague one.
-    - min_score / min_duration_ratio filter weak matches; include_clips shows the evidence moments.
-    - For a single question about one video, analyze_video is the better tool.
+    - Several specific prompts per class beat one vague one; include_clips shows the evidence.
+    - One question about one video: analyze_video.
     """
     state = app_state(ctx)
     chosen = tuple(modalities or ["visual", "audio"])
