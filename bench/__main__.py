@@ -117,7 +117,7 @@ def _ok(met: bool) -> str:
 
 
 def _mcp_rows(results: dict[str, Any]) -> list[str]:
-    """Rows for the MCP-layer benches (mcp-overhead, upload-memory, jockey-stream)."""
+    """Rows for the MCP-layer benches (mcp-overhead, upload-memory, jockey-stream, tools-list)."""
     lines: list[str] = []
     ovh = results.get("mcp_overhead")
     if ovh:
@@ -159,6 +159,29 @@ def _mcp_rows(results: dict[str, Any]) -> list[str]:
                 f"raw {up['raw_mib_s']:.0f} MiB/s",
                 f"{up['throughput_ratio']:.2f}x",
                 f">= {floor:.1f}x ({_ok(up['throughput_ratio'] >= floor)})",
+            )
+        )
+    tl = results.get("tools_list")
+    if tl:
+        target = tl["targets"]["ratio_vs_recorded"]
+        for part in ("total", "descriptions", "input_schemas", "output_schemas"):
+            ratio = tl["ratio_vs_recorded"][part]
+            lines.append(
+                _row(
+                    f"tools/list {part.replace('_', ' ')}",
+                    f"{tl['bytes'][part]:,} B",
+                    f"{tl['recorded_baseline'][part]:,} B",
+                    f"{ratio:.2f}x",
+                    f"<= {target:.1f}x ({_ok(ratio <= target)})" if part == "total" else "",
+                )
+            )
+        lines.append(
+            _row(
+                "tools/list vs SDK's own schemas",
+                f"{tl['bytes']['total']:,} B",
+                f"{tl['same_run_unshrunk']['total']:,} B",
+                f"{tl['ratio_vs_unshrunk']['total']:.2f}x",
+                "",
             )
         )
     js = results.get("jockey_stream")
@@ -208,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads per analyzer (default 2)")
     parser.add_argument(
         "--only",
-        choices=("indexing", "search", "mcp-overhead", "upload-memory", "jockey-stream"),
+        choices=("indexing", "search", "mcp-overhead", "upload-memory", "jockey-stream", "tools-list"),
         default=None,
     )
     parser.add_argument(
@@ -254,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import jockey_stream
 
         results["jockey_stream"] = jockey_stream.run(rounds=2 if args.quick else 10)
+    if args.only in (None, "tools-list"):
+        from bench import tools_list
+
+        results["tools_list"] = tools_list.run()
     results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     out = args.out or RESULTS / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -141,3 +141,57 @@ async def test_sdk_validates_structured_content_of_callresults_against_the_outpu
         assert ok.structured_content == {"n": 1} and not ok.is_error
         rejected = await c.call_tool("bad", {})
         assert rejected.is_error
+
+
+def _walk(node: object, path: str = "") -> list[tuple[str, object]]:
+    found: list[tuple[str, object]] = [(path, node)]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("properties", "$defs"):
+                for name, sub in value.items():
+                    found += _walk(sub, f"{path}/{key}/{name}")
+            elif isinstance(value, dict | list):
+                found += _walk(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += _walk(value, f"{path}/{i}")
+    return found
+
+
+def test_schemas_are_clean_for_strict_clients() -> None:
+    """No pydantic titles, no empty (`{}`) schema such as `items: {}`, no `default: null`, no float ints."""
+    server = build_server(Settings.from_sources(env={}, toolsets="all"))
+    for t in anyio.run(server.list_tools):
+        for role, schema in (("input", t.input_schema), ("output", t.output_schema)):
+            for path, node in _walk(schema):
+                where = f"{t.name} {role}{path}"
+                if isinstance(node, dict) and not path.endswith(("/enum", "/required", "/type")):
+                    assert node != {}, f"empty schema at {where}"
+                    assert "title" not in node or not isinstance(node["title"], str), where
+                    assert node.get("default", 0) is not None, f"default null at {where}"
+                    for key in ("default", "minimum", "maximum"):
+                        value = node.get(key)
+                        assert not (isinstance(value, float) and value.is_integer()), where
+        assert t.annotations and t.annotations.title is None, "the title travels once, as Tool.title"
+    parsed = next(t for t in anyio.run(server.list_tools) if t.name == "create_response").output_schema
+    assert parsed and parsed["properties"]["parsed"]["type"] == [
+        "object",
+        "array",
+        "string",
+        "number",
+        "boolean",
+        "null",
+    ]
+
+
+def test_tools_list_stays_within_its_byte_budget() -> None:
+    """The listing every agent pays for: pinned near what it is now, with the SDK's own schemas as the
+    yardstick (see bench/tools_list.py and the README for the figures)."""
+    from bench.tools_list import RECORDED, _listing
+
+    now, unshrunk = _listing(shaped=True), _listing(shaped=False)
+    assert now["tools"] == 17
+    assert now["total"] <= 0.62 * RECORDED["total"], now
+    assert now["input_schemas"] + now["output_schemas"] <= 0.6 * (
+        unshrunk["input_schemas"] + unshrunk["output_schemas"]
+    ), (now, unshrunk)

@@ -19,7 +19,7 @@ from tl_mcp.server.backend import open_backend
 from tl_mcp.server.files import FilePolicy
 from tl_mcp.server.jobs import JobIds, JobManager
 from tl_mcp.server.prompts import register_prompts
-from tl_mcp.server.registry import register_tools
+from tl_mcp.server.registry import build_tools
 from tl_mcp.server.replicas import ReplicaJobs
 from tl_mcp.server.resources import register_resources
 from tl_mcp.server.sessions import SessionStore
@@ -104,8 +104,8 @@ def build_server(
         request_state_security=RequestStateSecurity(keys=shared) if shared else None,
         token_verifier=auth[0] if auth else None,
         auth=auth[1] if auth else None,
+        tools=build_tools(settings),
     )
-    register_tools(server, settings)
     register_resources(server, holder)
     register_prompts(server)
     return server

@@ -6,10 +6,11 @@ on goes through here. Messages are built from status, code and the upstream mess
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import ValidationError
 
 from tl_mcp.api.errors import (
     APIConnectionError,
@@ -82,3 +83,27 @@ def upstream(action: str) -> Iterator[None]:
         yield
     except TwelveLabsError as exc:
         raise ToolError(explain(action, exc)) from None
+
+
+def invalid_arguments(what: str, exc: ValidationError, accepted: Iterable[str]) -> str:
+    """Argument errors as the caller can act on them: each argument, what is wrong, what it got.
+
+    pydantic's own text names an internal model and ends every error with a documentation URL, which
+    says nothing to an agent; the input is echoed (shortened) because it is the caller's own.
+    """
+    names = list(accepted)
+    problems = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in err["loc"]) or "arguments"
+        if err["type"] == "extra_forbidden":
+            problems.append(f"{where} is not an argument of {what}")
+            continue
+        got = "" if err["type"] == "missing" else f" (got {_short(err.get('input'))})"
+        problems.append(f"{where}: {err['msg']}{got}")
+    takes = f" It takes: {', '.join(names)}." if names else ""
+    return f"Invalid arguments for {what}: {'; '.join(problems)}.{takes} Fix them and call again."
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

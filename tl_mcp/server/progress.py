@@ -2,8 +2,14 @@
 
 Text deltas arriving within a short window are merged into one notification, so a burst of tiny deltas
 does not become a burst of messages; merging only concatenates, so the messages of one relay joined
-together are exactly the text streamed in that span. `progress` for text is the number of characters
-so far, and every notification's progress is strictly greater than the previous one, as MCP requires.
+together are exactly the text streamed in that span. Every notification's progress is strictly greater
+than the previous one, as MCP requires.
+
+The unit of `progress` for streamed text is the Unicode code point: after a text message it is the
+number of code points of the answer so far (Python's `len`, JavaScript's `[...text].length`, not
+`text.length`, which counts UTF-16 units and counts an emoji as two). For uploads it is bytes sent. A
+message that adds no text (a step, a status) moves progress on by 0.001, so values are rounded to three
+decimals: never `278530.00299999997`.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ class _Sender:
         self.sent_at = time.monotonic()
 
     async def send(self, progress: float, total: float | None, message: str | None) -> None:
-        value = max(progress, self.last + _STEP)
+        value = round(max(progress, self.last + _STEP), 3)
         self.last = value
         self.sent_at = time.monotonic()
         await self._report(value, total, message)

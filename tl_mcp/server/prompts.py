@@ -1,12 +1,21 @@
-"""Recipes for working with a knowledge store through Jockey, each optionally in a domain persona."""
+"""Recipes for working with a knowledge store through Jockey, each optionally in a domain persona.
+
+A bad `prompts/get` (an unknown persona, a missing or unknown argument) is the caller's to fix, so it is
+answered as invalid params (-32602) saying what is accepted, never as an internal error.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
+from mcp import MCPError
 from mcp.server.mcpserver import MCPServer
-from pydantic import Field
+from mcp.server.mcpserver.prompts.base import Prompt
+from mcp.types import INVALID_PARAMS
+from pydantic import Field, ValidationError
 
+from tl_mcp.server.errors import invalid_arguments
 from tl_mcp.server.state import AppState
 
 Persona = Literal["security", "media", "compliance", "education"]
@@ -30,11 +39,35 @@ PersonaArg = Annotated[
 ]
 
 
+class CheckedPrompt(Prompt):
+    """The SDK's prompt, with argument errors that reach the caller as invalid params."""
+
+    async def render(self, arguments: dict[str, Any] | None, context: Any) -> Any:
+        given = arguments or {}
+        accepted = [a.name for a in self.arguments or []]
+        unknown = sorted(set(given) - set(accepted))
+        missing = [a.name for a in self.arguments or [] if a.required and a.name not in given]
+        if unknown or missing:
+            problems = [f"{n} is not an argument of this prompt" for n in unknown]
+            problems += [f"{n} is required" for n in missing]
+            raise MCPError(
+                INVALID_PARAMS,
+                f"Invalid arguments for prompt {self.name}: {'; '.join(problems)}. "
+                f"It takes: {', '.join(accepted)}.",
+            )
+        try:
+            return await super().render(arguments, context)
+        except ValueError as exc:
+            # The SDK wraps the validation error of the prompt's arguments in a bare ValueError.
+            if isinstance(exc.__cause__, ValidationError):
+                text = invalid_arguments(f"prompt {self.name}", exc.__cause__, accepted)
+                raise MCPError(INVALID_PARAMS, text) from None
+            raise
+
+
 def _recipe(knowledge_store_id: str, persona: str | None, task: str, follow_up: str) -> str:
     call = f'create_response with knowledge_store_id="{knowledge_store_id}"'
     if persona:
-        if persona not in PERSONAS:
-            raise ValueError(f"unknown persona {persona!r}; choose one of {', '.join(PERSONAS)}")
         call += f' and instructions="{PERSONAS[persona]}"'
     return (
         f"Use the TwelveLabs tools on knowledge store {knowledge_store_id}.\n\n"
@@ -47,7 +80,14 @@ def _recipe(knowledge_store_id: str, persona: str | None, task: str, follow_up: 
 
 
 def register_prompts(server: MCPServer[AppState]) -> None:
-    @server.prompt(
+    def prompt(*, title: str, description: str) -> Callable[[Callable[..., str]], Callable[..., str]]:
+        def add(fn: Callable[..., str]) -> Callable[..., str]:
+            server.add_prompt(CheckedPrompt.from_function(fn, title=title, description=description))
+            return fn
+
+        return add
+
+    @prompt(
         title="Corpus overview",
         description="Survey a knowledge store: themes, people, places and how the videos relate.",
     )
@@ -60,7 +100,7 @@ def register_prompts(server: MCPServer[AppState]) -> None:
             "Ask which themes deserve a deeper look and drill into the one the user picks.",
         )
 
-    @server.prompt(
+    @prompt(
         title="Extract entities",
         description="List the people, organizations, objects, places and on-screen text in a store.",
     )
@@ -74,7 +114,7 @@ def register_prompts(server: MCPServer[AppState]) -> None:
             "Merge duplicates and ask Jockey about any entity whose identification is uncertain.",
         )
 
-    @server.prompt(
+    @prompt(
         title="Find moments",
         description="Find the exact moments that match a description, with timestamps.",
     )
@@ -92,7 +132,7 @@ def register_prompts(server: MCPServer[AppState]) -> None:
             "Ask for the surrounding context of the strongest match.",
         )
 
-    @server.prompt(
+    @prompt(
         title="Organize collection",
         description="Propose how to group the videos of a knowledge store into collections.",
     )
@@ -105,7 +145,7 @@ def register_prompts(server: MCPServer[AppState]) -> None:
             "Refine the grouping with the user's feedback.",
         )
 
-    @server.prompt(
+    @prompt(
         title="Track entity",
         description="Follow one person, object or topic across every video, in time order.",
     )
@@ -122,7 +162,7 @@ def register_prompts(server: MCPServer[AppState]) -> None:
             f"Ask for the appearances of {entity} that are least certain and have Jockey double-check them.",
         )
 
-    @server.prompt(
+    @prompt(
         title="Enrich content",
         description="Write titles, descriptions, tags and chapters for the videos of a knowledge store.",
     )

@@ -1,7 +1,9 @@
 """One registry for every tool: applies `--toolsets` and `--read-only` in one place.
 
 Each toolset module builds `ToolSpec`s with the `tool(...)` decorator; annotations are derived from
-explicit flags that every tool must state, so no tool can ship without them.
+explicit flags that every tool must state, so no tool can ship without them. `build_tools` turns the
+selected specs into the SDK's tools, and is where every tool's arguments become strict (no `"3"` for an
+integer, no unknown argument names) and its schemas are compacted (`schema.compact`).
 """
 
 from __future__ import annotations
@@ -11,10 +13,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
+from pydantic import ConfigDict, ValidationError
 
 from tl_mcp.config import ALL_TOOLSETS, Settings
+from tl_mcp.server.errors import invalid_arguments
+from tl_mcp.server.schema import compact
 
 ToolFn = Callable[..., Any]
 
@@ -33,8 +39,8 @@ class ToolSpec:
 
     @property
     def annotations(self) -> ToolAnnotations:
+        # The title travels once, as the tool's own `title`: a copy here would double it in tools/list.
         return ToolAnnotations(
-            title=self.title,
             read_only_hint=self.read_only,
             destructive_hint=self.destructive,
             idempotent_hint=self.idempotent,
@@ -107,18 +113,50 @@ def select_tools(specs: Sequence[ToolSpec], *, toolsets: Sequence[str], read_onl
     return chosen
 
 
-def register_tools(
-    server: MCPServer[Any], settings: Settings, specs: Sequence[ToolSpec] | None = None
-) -> list[str]:
+class _Tool(Tool):
+    """The SDK's tool, with argument errors that say what to fix instead of pydantic's raw report."""
+
+    async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
+        try:
+            return await super().run(arguments, context, convert_result)
+        except ToolError as exc:
+            cause = exc.__cause__
+            # Only argument validation leaves a ValidationError as the cause of an anticipated ToolError:
+            # failures inside the body arrive wrapped (UnexpectedToolError, or a ToolError caused by one).
+            if isinstance(exc, UnexpectedToolError) or not isinstance(cause, ValidationError):
+                raise
+            accepted = self.parameters.get("properties", {})
+            message = invalid_arguments(self.name, cause, accepted)
+            raise ToolError(f"Error executing tool {self.name}: {message}") from cause
+
+
+def build_tools(settings: Settings, specs: Sequence[ToolSpec] | None = None) -> list[Tool]:
+    """The SDK tools for the selected specs, in listing order, ready for `MCPServer(tools=...)`."""
     selected = select_tools(
         all_tools() if specs is None else specs, toolsets=settings.toolsets, read_only=settings.read_only
     )
-    for spec in selected:
-        server.add_tool(
-            spec.fn,
-            name=spec.name,
-            title=spec.title,
-            description=spec.description,
-            annotations=spec.annotations,
-        )
-    return [s.name for s in selected]
+    return [sdk_tool(spec) for spec in selected]
+
+
+def sdk_tool(spec: ToolSpec, *, shaped: bool = True) -> Tool:
+    """`spec` as an SDK tool; `shaped=False` keeps the SDK's own argument model and schemas (the bench's
+    baseline)."""
+    made = _Tool.from_function(
+        spec.fn, name=spec.name, title=spec.title, description=spec.description, annotations=spec.annotations
+    )
+    if not shaped:
+        return made
+    meta = made.fn_metadata
+    loose = meta.arg_model
+
+    class Arguments(loose):  # type: ignore[misc, valid-type]
+        # JSON has numbers, strings and booleans: a string where a number belongs is the caller's
+        # mistake to hear about, not to have guessed; an unknown name is most often a misspelt one.
+        model_config = ConfigDict(strict=True, extra="forbid")
+
+    Arguments.__name__ = Arguments.__qualname__ = loose.__name__
+    meta.arg_model = Arguments
+    made.parameters = compact(Arguments.model_json_schema(by_alias=True), "input")
+    if meta.output_schema is not None:
+        meta.output_schema = compact(meta.output_schema, "output")
+    return made

@@ -6,8 +6,9 @@ schema and validates `structured_content` against it, while we keep control of t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from mcp.types import CallToolResult, ContentBlock, ImageContent, TextContent
 from pydantic import BaseModel
@@ -63,6 +64,24 @@ class Markdown:
             lines.append("## Next steps")
             lines.extend(f"- {hint}" for hint in self._next)
         return "\n".join(lines).strip() + "\n"
+
+
+#: An argument of a suggested call that the caller fills in (a question, a query, a file).
+FILL: Final = ...
+
+
+def call(tool: str, **args: object) -> str:
+    """A call to suggest, spelled the one way every hint spells it: `tool(a="x", n=2, flag=true, q=…)`.
+
+    Values are JSON (what the caller sends back), `FILL` prints `…`, and None leaves the argument out, so
+    a hint never names an argument the tool lacks or a value it would refuse.
+    """
+    parts = [
+        f"{k}={'…' if v is FILL else json.dumps(v, ensure_ascii=False)}"
+        for k, v in args.items()
+        if v is not None
+    ]
+    return f"{tool}({', '.join(parts)})"
 
 
 def fmt_seconds(value: float | None) -> str:

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 T = TypeVar("T")
 
 # Values allowed in user/KS metadata since SDK 1.3.5: scalars or arrays of strings.
 MetadataValue = str | int | float | bool | list[str]
+
+
+def _whole(value: object) -> object:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+#: A count or size the spec types as `number`: a whole value is kept as an int, so it reads `2`, not `2.0`.
+Number = Annotated[int | float, BeforeValidator(_whole)]
 
 
 class WireModel(BaseModel):

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from ._base import MetadataValue, RequestModel, WireModel
+from ._base import MetadataValue, Number, RequestModel, WireModel
 
 
 class IndexModel(RequestModel):
@@ -32,7 +32,7 @@ class Index(WireModel):
     updated_at: str | None = None
     expires_at: str | None = None
     total_duration: float | None = None
-    video_count: float | None = None
+    video_count: Number | None = None
     models: list[IndexModelInfo] = Field(default_factory=list)
     addons: list[str] = Field(default_factory=list)
 
@@ -52,9 +52,9 @@ class SystemMetadata(WireModel):
     duration: float | None = None
     fps: float | None = None
     # The spec types these as `number`, and real answers may carry floats.
-    width: float | None = None
-    height: float | None = None
-    size: float | None = None
+    width: Number | None = None
+    height: Number | None = None
+    size: Number | None = None
 
 
 class TranscriptionEntry(WireModel):

@@ -8,6 +8,9 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
+from tl_mcp.api.errors import NotFoundError, TwelveLabsError
+from tl_mcp.server.errors import explain
+from tl_mcp.server.results import call
 from tl_mcp.server.state import AppState
 
 Ctx = Context[AppState, Any]
@@ -18,17 +21,17 @@ DEFAULT_WAIT_S = 45.0
 #: How often upstream work (indexing, store items, embedding tasks) is polled.
 POLL_S = 2.0
 
-Id = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")]
+#: The pattern already asks for one character at least, so no min_length is stated beside it.
+Id = Annotated[str, Field(max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")]
+#: How many videos of an index are looked through to find the one made from an asset.
+_SCAN_VIDEOS = 200
 
 WaitS = Annotated[
     float,
     Field(
         ge=0,
         le=MAX_WAIT_S,
-        description=(
-            "Seconds to wait before returning. If the work is not done by then, the result has "
-            'status "in_progress" and a job_id for wait_for_task; the work continues meanwhile.'
-        ),
+        description='Most seconds to wait; if unfinished, status "in_progress" + job_id for wait_for_task.',
     ),
 ]
 
@@ -58,3 +61,43 @@ def display_name(value: str, what: str = "name") -> str:
             f"{what} contains control characters ({', '.join(bad[:5])}); remove them and call again."
         )
     return value
+
+
+async def asset_mixup(state: AppState, index_id: str, video_id: str) -> str | None:
+    """Why `video_id`, unknown to the index, is an asset id and what to call instead; None if it is not one.
+
+    Asset ids and video ids look alike, and upload_asset returns both, so mixing them up is common.
+    """
+    try:
+        await state.client.get_asset(video_id)
+    except TwelveLabsError:
+        return None
+    found = None
+    try:
+        scanned = 0
+        async for video in state.client.iter_videos(index_id):
+            if video.asset_id == video_id:
+                found = video.id
+                break
+            scanned += 1
+            if scanned >= _SCAN_VIDEOS:
+                break
+    except TwelveLabsError:
+        pass
+    text = f"{video_id} is an asset id, not a video id of index {index_id}."
+    if found:
+        text += f" Its video there is {found}: {call('get_video', index_id=index_id, video_id=found)}."
+    else:
+        text += (
+            f" It is not indexed there: {call('list_videos', index_id=index_id)} shows the videos, and "
+            "upload_asset with index_id indexes media."
+        )
+    return text + " analyze_video and summarize_video also take it directly as asset_id."
+
+
+async def video_not_found(
+    state: AppState, action: str, index_id: str, video_id: str, exc: NotFoundError
+) -> str:
+    """The error text for a 404 on a video: the asset-id mix-up when that is what happened."""
+    mixup = await asset_mixup(state, index_id, video_id)
+    return f"{action} failed: {mixup}" if mixup else explain(action, exc)

@@ -1,33 +1,78 @@
-"""Toolset `admin` (off unless enabled): deletions. Every tool here destroys data and says so."""
+"""Toolset `admin` (off unless enabled): deletions. Every tool here destroys data and says so.
+
+Deleting is idempotent, as the annotations promise: deleting what is already gone (the API's 404) is a
+success that says so (`deleted: false`), so a retried or repeated delete never reads as a failure.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Literal
 
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from tl_mcp.server.errors import upstream
+from tl_mcp.api.errors import ConflictError, NotFoundError, TwelveLabsError
+from tl_mcp.server.errors import explain
 from tl_mcp.server.registry import ToolSpec, tool
-from tl_mcp.server.results import Markdown, tool_result
-from tl_mcp.server.state import app_state
-from tl_mcp.server.tools._common import Ctx, Id
+from tl_mcp.server.results import Markdown, call, tool_result
+from tl_mcp.server.state import AppState, app_state
+from tl_mcp.server.tools._common import Ctx, Id, asset_mixup
+
+Kind = Literal["index", "video", "asset", "knowledge_store", "knowledge_store_item"]
 
 
 class Deleted(BaseModel):
-    kind: Literal["index", "video", "asset", "knowledge_store", "knowledge_store_item"]
+    kind: Kind
     id: str
     parent_id: str | None = None
-    deleted: bool
+    deleted: bool = Field(description="false: it was already gone (or never existed); nothing changed.")
     backend: Literal["cloud", "sandbox"]
 
 
-def _done(kind: str, id: str, parent: str | None, backend: Literal["cloud", "sandbox"]) -> CallToolResult:
-    out = Deleted(kind=kind, id=id, parent_id=parent, deleted=True, backend=backend)
+#: Where to look for what exists, when there was nothing to delete.
+_LISTED_BY = {
+    "index": "list_indexes",
+    "video": "list_videos",
+    "asset": "list_videos (asset_id of each video)",
+    "knowledge_store": "list_knowledge_stores",
+    "knowledge_store_item": "list_knowledge_store_items",
+}
+
+
+async def _delete(
+    state: AppState,
+    kind: Kind,
+    id: str,
+    parent: str | None,
+    remove: Callable[[], Awaitable[None]],
+    *,
+    on_conflict: str | None = None,
+) -> CallToolResult:
+    label = kind.replace("_", " ")
     where = f" from {parent}" if parent else ""
-    return tool_result(
-        out, Markdown(f"Deleted {kind.replace('_', ' ')} {id}{where}").para("This cannot be undone.")
-    )
+    try:
+        await remove()
+    except NotFoundError:
+        mixup = await asset_mixup(state, parent, id) if kind == "video" and parent else None
+        if mixup:
+            raise ToolError(f"Deleting video {id} failed: {mixup}") from None
+        out = Deleted(kind=kind, id=id, parent_id=parent, deleted=False, backend=state.backend)
+        md = Markdown(f"Nothing to delete: {label} {id}{where} does not exist")
+        md.para(
+            f"It was already deleted, or the id is wrong ({_LISTED_BY[kind]} shows what exists). "
+            "Nothing was changed."
+        )
+        return tool_result(out, md)
+    except ConflictError as exc:
+        if on_conflict is None:
+            raise ToolError(explain(f"Deleting {label} {id}", exc)) from None
+        raise ToolError(f"{explain(f'Deleting {label} {id}', exc)} {on_conflict}") from None
+    except TwelveLabsError as exc:
+        raise ToolError(explain(f"Deleting {label} {id}", exc)) from None
+    out = Deleted(kind=kind, id=id, parent_id=parent, deleted=True, backend=state.backend)
+    return tool_result(out, Markdown(f"Deleted {label} {id}{where}").para("This cannot be undone."))
 
 
 @tool(toolset="admin", title="Delete an index", read_only=False, destructive=True, idempotent=True)
@@ -40,9 +85,7 @@ async def delete_index(
     The uploaded assets themselves stay (delete_asset removes those).
     """
     state = app_state(ctx)
-    with upstream(f"Deleting index {index_id}"):
-        await state.client.delete_index(index_id)
-    return _done("index", index_id, None, state.backend)
+    return await _delete(state, "index", index_id, None, lambda: state.client.delete_index(index_id))
 
 
 @tool(
@@ -58,24 +101,36 @@ async def delete_video(
     Only use this when the user explicitly asked; confirm with get_video first.
     """
     state = app_state(ctx)
-    with upstream(f"Deleting video {video_id}"):
-        await state.client.delete_video(index_id, video_id)
-    return _done("video", video_id, index_id, state.backend)
+    return await _delete(
+        state, "video", video_id, index_id, lambda: state.client.delete_video(index_id, video_id)
+    )
 
 
 @tool(toolset="admin", title="Delete an uploaded asset", read_only=False, destructive=True, idempotent=True)
 async def delete_asset(
-    ctx: Ctx, asset_id: Annotated[Id, Field(description="The asset to delete.")]
+    ctx: Ctx,
+    asset_id: Annotated[Id, Field(description="The asset to delete.")],
+    force: Annotated[
+        bool,
+        Field(description="Also delete its indexed videos (they leave search); else refused while indexed."),
+    ] = False,
 ) -> Annotated[CallToolResult, Deleted]:
     """Delete an uploaded asset (the media file itself). Irreversible.
 
-    Only use this when the user explicitly asked. The API refuses while the asset is still indexed or in
-    a knowledge store: delete those entries first.
+    Only use this when the user explicitly asked. While the asset is indexed the API refuses, unless
+    force=true, which deletes its indexed videos too.
     """
     state = app_state(ctx)
-    with upstream(f"Deleting asset {asset_id}"):
-        await state.client.delete_asset(asset_id)
-    return _done("asset", asset_id, None, state.backend)
+    retry = call("delete_asset", asset_id=asset_id, force=True)
+    return await _delete(
+        state,
+        "asset",
+        asset_id,
+        None,
+        lambda: state.client.delete_asset(asset_id, force=force),
+        on_conflict=f"To delete it with its indexed videos (they leave search), call {retry}; "
+        "or delete those videos first with delete_video.",
+    )
 
 
 @tool(toolset="admin", title="Delete a knowledge store", read_only=False, destructive=True, idempotent=True)
@@ -87,9 +142,13 @@ async def delete_knowledge_store(
     Only use this when the user explicitly asked; confirm with list_knowledge_stores.
     """
     state = app_state(ctx)
-    with upstream(f"Deleting knowledge store {knowledge_store_id}"):
-        await state.client.delete_knowledge_store(knowledge_store_id)
-    return _done("knowledge_store", knowledge_store_id, None, state.backend)
+    return await _delete(
+        state,
+        "knowledge_store",
+        knowledge_store_id,
+        None,
+        lambda: state.client.delete_knowledge_store(knowledge_store_id),
+    )
 
 
 @tool(
@@ -109,9 +168,13 @@ async def remove_from_knowledge_store(
     Only use this when the user explicitly asked. The underlying asset stays.
     """
     state = app_state(ctx)
-    with upstream(f"Removing item {item_id}"):
-        await state.client.delete_knowledge_store_item(knowledge_store_id, item_id)
-    return _done("knowledge_store_item", item_id, knowledge_store_id, state.backend)
+    return await _delete(
+        state,
+        "knowledge_store_item",
+        item_id,
+        knowledge_store_id,
+        lambda: state.client.delete_knowledge_store_item(knowledge_store_id, item_id),
+    )
 
 
 TOOLS: list[ToolSpec] = [

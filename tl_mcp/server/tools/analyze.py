@@ -10,14 +10,14 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from tl_mcp.api.errors import StreamError, TwelveLabsError
+from tl_mcp.api.errors import NotFoundError, StreamError, TwelveLabsError
 from tl_mcp.api.models import AnalyzeEnd, AnalyzeText, VideoSource
-from tl_mcp.server.errors import explain, upstream
+from tl_mcp.server.errors import explain
 from tl_mcp.server.jobs import Job
 from tl_mcp.server.registry import ToolSpec, tool
-from tl_mcp.server.results import Json, Markdown, fmt_seconds, tool_result
+from tl_mcp.server.results import Json, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
-from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS, http_url
+from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS, http_url, video_not_found
 
 SummaryKind = Literal["summary", "chapters", "highlights", "gist"]
 #: The sandbox has no generative model; its answers must not pass for one's.
@@ -35,10 +35,8 @@ class AnalyzeUsageInfo(BaseModel):
 class AnalyzeVideoResult(BaseModel):
     status: Literal["completed", "in_progress"]
     job_id: str | None = None
-    video: dict[str, str] = Field(description="The source analyzed: asset_id or url (and video_id if given).")
-    kind: str | None = Field(
-        default=None, description="summary / chapters / highlights / gist for summaries."
-    )
+    video: dict[str, str] = Field(description="What was analyzed: asset_id or url (and video_id).")
+    kind: str | None = Field(default=None, description="For summarize_video.")
     text: str
     parsed: Json = Field(default=None, description="The JSON result when a schema was used.")
     finish_reason: str | None = None
@@ -46,11 +44,9 @@ class AnalyzeVideoResult(BaseModel):
     backend: Literal["cloud", "sandbox"]
 
 
-AssetId = Annotated[Id | None, Field(description="An uploaded asset (upload_asset → asset_id).")]
+AssetId = Annotated[Id | None, Field(description="From upload_asset.")]
 Url = Annotated[str | None, Field(max_length=4000, description="Public http(s) URL of the video.")]
-VideoId = Annotated[
-    Id | None, Field(description="A video_id from search_videos / list_videos (needs index_id).")
-]
+VideoId = Annotated[Id | None, Field(description="From search_videos / list_videos; with index_id.")]
 IndexId = Annotated[Id | None, Field(description="The index of video_id.")]
 
 _SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -134,8 +130,13 @@ async def _source(
             "video_id needs index_id (the index the video is in) so it can be resolved to its asset; "
             "or pass asset_id directly."
         )
-    with upstream(f"Resolving video {video_id}"):
+    action = f"Resolving video {video_id}"
+    try:
         video = await state.client.get_video(index_id, video_id)
+    except NotFoundError as exc:
+        raise ToolError(await video_not_found(state, action, index_id, video_id, exc)) from None
+    except TwelveLabsError as exc:
+        raise ToolError(explain(action, exc)) from None
     if not video.asset_id:
         raise ToolError(
             f"Video {video_id} has no asset id (indexed before assets existed); analyze it by url instead."
@@ -162,7 +163,7 @@ def _markdown(r: AnalyzeVideoResult) -> Markdown:
     if r.backend == "sandbox":
         md.para(SANDBOX_NOTE)
     if r.status == "in_progress":
-        md.next_step(f'Call wait_for_task(job_id="{r.job_id}") for the rest.')
+        md.next_step(f"Call {call('wait_for_task', id=r.job_id)} for the rest.")
     return md
 
 
@@ -275,15 +276,9 @@ async def analyze_video(
 ) -> Annotated[CallToolResult, AnalyzeVideoResult]:
     """Ask an open-ended question about ONE video (Pegasus): describe, extract, check, write copy.
 
-    Use this for a single video ("List the products shown", "Is there a safety briefing?", "Write a
-    caption"). The text streams as progress. For questions across many videos use create_response; to
-    find where something happens use search_videos.
-
-    Hints:
-    - Identify the video by asset_id (from upload_asset), a public url, or video_id + index_id (from
-      search_videos / list_videos).
-    - output_schema returns JSON in `parsed`; start_time/end_time restrict to a segment.
-    - summarize_video has ready-made summary / chapters / highlights / gist formats.
+    Use it for one video ("List the products shown", "Write a caption"); the text streams as progress.
+    Across many videos: create_response; where something happens: search_videos; ready-made formats:
+    summarize_video. Give asset_id, url, or video_id + index_id.
     """
     state = app_state(ctx)
     if start_time is not None and end_time is not None and end_time <= start_time:
@@ -313,9 +308,7 @@ async def summarize_video(
     ctx: Ctx,
     kind: Annotated[
         SummaryKind,
-        Field(
-            description="summary (paragraphs), chapters (timed sections), highlights (best moments), gist."
-        ),
+        Field(description="chapters and highlights are timed; gist: title, topics, hashtags."),
     ] = "summary",
     asset_id: AssetId = None,
     url: Url = None,
@@ -323,14 +316,10 @@ async def summarize_video(
     index_id: IndexId = None,
     wait_s: WaitS = DEFAULT_WAIT_S,
 ) -> Annotated[CallToolResult, AnalyzeVideoResult]:
-    """Summarize ONE video as a summary, chapters, highlights or a gist (title, topics, hashtags), as JSON.
+    """Summarize ONE video as a summary, chapters, highlights or a gist, as JSON in `parsed`.
 
-    Use this for a quick overview of a video or to produce chapter markers. Results arrive structured
-    in `parsed` (chapters and highlights carry start_sec/end_sec).
-
-    Hints:
-    - Identify the video by asset_id, url, or video_id + index_id.
-    - For a custom question about the video use analyze_video.
+    Use it for an overview or chapter markers (chapters and highlights carry start_sec/end_sec). Give
+    asset_id, url, or video_id + index_id; a custom question: analyze_video.
     """
     state = app_state(ctx)
     prompt, schema = _SCHEMAS[kind]

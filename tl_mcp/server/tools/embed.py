@@ -16,7 +16,7 @@ from tl_mcp.api.models import Embedding, EmbeddingTask
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.jobs import Job
 from tl_mcp.server.registry import ToolSpec, tool
-from tl_mcp.server.results import Markdown, fmt_seconds, tool_result
+from tl_mcp.server.results import FILL, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import app_state
 from tl_mcp.server.tools._common import DEFAULT_WAIT_S, POLL_S, Ctx, Id, WaitS, http_url
 
@@ -25,8 +25,7 @@ MAX_FULL_VECTORS = 64
 
 
 class Vector(BaseModel):
-    """One embedding, summarized; `vector` holds every value only when include_vector was set."""
-
+    # One embedding, summarized; `vector` holds every value only when include_vector was set.
     scope: str | None = Field(default=None, description="clip / asset / video, for video embeddings.")
     option: str | None = Field(default=None, description="visual / audio / transcription, for video.")
     start_sec: float | None = None
@@ -40,12 +39,12 @@ class Vector(BaseModel):
 class EmbeddingResult(BaseModel):
     status: Literal["completed", "in_progress"]
     job_id: str | None = None
-    task_id: str | None = Field(default=None, description="The TwelveLabs video embedding task.")
+    task_id: str | None = None
     input_type: Literal["text", "image", "audio", "video"]
     model_name: str
     embedder: str | None = Field(
         default=None,
-        description="What really made the vectors, when the backend says (the sandbox names its model).",
+        description="The model that really made the vectors, when the backend says.",
     )
     embeddings: list[Vector]
     backend: Literal["cloud", "sandbox"]
@@ -114,7 +113,8 @@ async def follow_embedding_task(client: TwelveLabsClient, job: Job, task_id: str
     return task
 
 
-def embedding_markdown(r: EmbeddingResult) -> Markdown:
+def embedding_markdown(r: EmbeddingResult, source: tuple[str, str] | None = None) -> Markdown:
+    """The text of an embedding result; `source` (argument, value) is the input, for the full-vector hint."""
     md = Markdown(
         f"{r.input_type.capitalize()} embedding" + (" (in progress)" if r.status == "in_progress" else "")
     )
@@ -130,41 +130,37 @@ def embedding_markdown(r: EmbeddingResult) -> Markdown:
     if len(r.embeddings) > 20:
         md.para(f"… and {len(r.embeddings) - 20} more in the structured result.")
     if r.status == "in_progress":
-        md.next_step(f'Call wait_for_task(job_id="{r.job_id}") to get the vectors.')
-    elif not any(v.vector for v in r.embeddings):
-        md.next_step("Pass include_vector=true to get the full vectors.")
+        md.next_step(f"Call {call('wait_for_task', id=r.job_id)} to get the vectors.")
+    elif source is not None and not any(v.vector for v in r.embeddings):
+        key, value = source
+        given = FILL if len(value) > 200 else value
+        md.next_step(f"Full vectors: {call('create_embedding', **{key: given}, include_vector=True)}.")
     return md
 
 
 @tool(toolset="embed", title="Create an embedding", read_only=True, destructive=False, idempotent=True)
 async def create_embedding(
     ctx: Ctx,
-    text: Annotated[str | None, Field(min_length=1, max_length=2000, description="Text to embed.")] = None,
-    image_path: Annotated[str | None, Field(description="Local image inside an allowed folder.")] = None,
-    image_url: Annotated[str | None, Field(max_length=4000, description="Image URL.")] = None,
-    audio_path: Annotated[str | None, Field(description="Local audio file inside an allowed folder.")] = None,
-    audio_url: Annotated[str | None, Field(max_length=4000, description="Audio URL.")] = None,
-    video_path: Annotated[str | None, Field(description="Local video inside an allowed folder.")] = None,
-    video_url: Annotated[str | None, Field(max_length=4000, description="Video URL.")] = None,
-    video_asset_id: Annotated[Id | None, Field(description="An uploaded video asset.")] = None,
-    model_name: Annotated[
-        str, Field(min_length=1, max_length=50, description="Embedding model.")
-    ] = "marengo3.0",
-    include_vector: Annotated[
-        bool, Field(description="Return the full vectors (large); otherwise dims, norm and the first values.")
-    ] = False,
+    text: Annotated[str | None, Field(min_length=1, max_length=2000)] = None,
+    image_path: Annotated[str | None, Field(description="In an allowed folder.")] = None,
+    image_url: Annotated[str | None, Field(max_length=4000)] = None,
+    audio_path: Annotated[str | None, Field(description="In an allowed folder.")] = None,
+    audio_url: Annotated[str | None, Field(max_length=4000)] = None,
+    video_path: Annotated[str | None, Field(description="In an allowed folder.")] = None,
+    video_url: Annotated[str | None, Field(max_length=4000)] = None,
+    video_asset_id: Annotated[Id | None, Field(description="From upload_asset.")] = None,
+    model_name: Annotated[str, Field(min_length=1, max_length=50)] = "marengo3.0",
+    include_vector: Annotated[bool, Field(description="Return the full vectors (large).")] = False,
     wait_s: WaitS = DEFAULT_WAIT_S,
 ) -> Annotated[CallToolResult, EmbeddingResult]:
-    """Embed text, an image, audio or a video into Marengo's shared vector space.
+    """Embed text, an image, audio or a video (exactly one) in Marengo's shared vector space.
 
-    Use this to compare media yourself, build a custom index, or match a text query against images and
-    clips. Give exactly one input. Text, image and audio return at once; video runs as a task (clip and
-    whole-video vectors) and may return status "in_progress" with a job_id for wait_for_task.
+    Use it to compare media yourself or match text against images and clips. Text, image and audio
+    return at once; a video runs as a task (clip and whole-video vectors).
 
     Hints:
     - Vectors come summarized (dims, norm, first values) unless include_vector=true.
-    - Local files must be inside an allowed folder (--allow-dir / TL_MCP_ALLOWED_DIRS).
-    - To search indexed videos use search_videos; it embeds the query for you.
+    - To search indexed videos use search_videos: it embeds the query itself.
     """
     state = app_state(ctx)
     inputs = {
@@ -226,7 +222,7 @@ async def create_embedding(
             embeddings=_from_embedding(emb, include_vector),
             backend=state.backend,
         )
-        return tool_result(result, embedding_markdown(result))
+        return tool_result(result, embedding_markdown(result, (key, value)))
 
     def snapshot(
         job: Job, status: Literal["completed", "in_progress"], vectors: list[Vector]
@@ -276,7 +272,7 @@ async def create_embedding(
             for v in vectors[MAX_FULL_VECTORS:]:
                 v.vector = None
         r = snapshot(job, "completed", vectors)
-        return tool_result(r, embedding_markdown(r))
+        return tool_result(r, embedding_markdown(r, (key, value)))
 
     try:
         job = state.jobs.start("embed", "video embedding", work, partial)

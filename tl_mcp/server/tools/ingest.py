@@ -17,7 +17,7 @@ from tl_mcp.server.files import LocalFile, refuse_referencing_name
 from tl_mcp.server.jobs import Job
 from tl_mcp.server.progress import HEARTBEAT_S
 from tl_mcp.server.registry import ToolSpec, tool
-from tl_mcp.server.results import Markdown, tool_result
+from tl_mcp.server.results import FILL, Markdown, call, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.tools._common import DEFAULT_WAIT_S, MAX_WAIT_S, POLL_S, Ctx, Id, WaitS, http_url, one_of
 
@@ -31,7 +31,7 @@ def is_terminal(status: str | None) -> bool:
 
 class UploadResult(BaseModel):
     status: Literal["completed", "in_progress"] = Field(
-        description='"in_progress": the upload or wait continues; call wait_for_task(job_id).'
+        description='"in_progress": pass job_id to wait_for_task.'
     )
     job_id: str | None = None
     asset_id: str | None = None
@@ -61,21 +61,20 @@ def upload_markdown(r: UploadResult) -> Markdown:
             "Item status", r.item_status
         )
     if r.status == "in_progress":
-        md.next_step(f'Call wait_for_task(job_id="{r.job_id}") to follow it.')
+        md.next_step(f"Call {call('wait_for_task', id=r.job_id)} to follow it.")
     else:
         pending = []
         if r.indexed_asset_id and not is_terminal(r.indexing_status):
-            pending.append(f'wait_for_task(id="{r.indexed_asset_id}", index_id="{r.index_id}")')
+            pending.append(call("wait_for_task", id=r.indexed_asset_id, index_id=r.index_id))
         if r.item_id and not is_terminal(r.item_status):
-            pending.append(f'wait_for_task(id="{r.item_id}", knowledge_store_id="{r.knowledge_store_id}")')
+            pending.append(call("wait_for_task", id=r.item_id, knowledge_store_id=r.knowledge_store_id))
         for p in pending:
             md.next_step(f"Not ready yet: {p} waits until it can be searched or asked about.")
         if not pending and r.index_id:
-            md.next_step(f'Search it: search_videos(query=…, index_id="{r.index_id}").')
+            md.next_step(f"Search it: {call('search_videos', query=FILL, index_id=r.index_id)}.")
         if not pending and r.knowledge_store_id:
-            md.next_step(
-                f'Ask about it: create_response(knowledge_store_id="{r.knowledge_store_id}", input=…).'
-            )
+            ask = call("create_response", knowledge_store_id=r.knowledge_store_id, input=FILL)
+            md.next_step(f"Ask about it: {ask}.")
     return md
 
 
@@ -120,10 +119,10 @@ async def poll_status(
 async def upload_asset(
     ctx: Ctx,
     path: Annotated[
-        str | None, Field(description="Absolute path of a local file inside a folder the server allows.")
+        str | None, Field(description="Absolute path of a local file in an allowed folder.")
     ] = None,
     url: Annotated[str | None, Field(max_length=4000, description="Public http(s) URL of the media.")] = None,
-    index_id: Annotated[Id | None, Field(description="Also index it for search in this index.")] = None,
+    index_id: Annotated[Id | None, Field(description="Also index it here.")] = None,
     knowledge_store_id: Annotated[
         Id | None, Field(description="Also add it to this knowledge store.")
     ] = None,
@@ -131,18 +130,15 @@ async def upload_asset(
     wait: Annotated[bool, Field(description="Wait until indexing / the store item is ready.")] = False,
     wait_s: WaitS = DEFAULT_WAIT_S,
 ) -> Annotated[CallToolResult, UploadResult]:
-    """Upload a video (or image) to TwelveLabs, then index it and/or add it to a knowledge store.
+    """Upload a video or image, then index it and/or add it to a knowledge store.
 
-    Use this to get new media in before searching or asking about it. Local files stream from disk with
-    byte progress; large files go up in parts. Returns the asset id plus the indexing and knowledge-store
-    handles.
+    Use it to bring media in before searching or asking about it. Local files stream from disk with byte
+    progress. The index and store are checked before anything is sent.
 
     Hints:
-    - Local paths must be inside an allowed folder (server flag --allow-dir / TL_MCP_ALLOWED_DIRS);
-      otherwise pass a URL.
-    - Indexing takes a while: wait=true waits (up to wait_s, then a job_id), or call wait_for_task with
-      the returned indexed_asset_id + index_id or item_id + knowledge_store_id.
-    - Create an index with create_index and a store with create_knowledge_store first if needed.
+    - Local paths must be in a folder the server allows (--allow-dir / TL_MCP_ALLOWED_DIRS); else a URL.
+    - Indexing takes a while: wait=true waits, or follow the next steps (wait_for_task).
+    - No index or store yet: create_index, create_knowledge_store.
     """
     state = app_state(ctx)
     source = one_of("upload_asset", path=path, url=url)
@@ -156,6 +152,7 @@ async def upload_asset(
         local.close()
         raise ToolError(f"{path} is empty; nothing to upload.")
     name = filename or (local.name if local else None)
+    await _check_destinations(state, index_id, knowledge_store_id)
 
     def snapshot(job: Job, status: Literal["completed", "in_progress"]) -> UploadResult:
         data: dict[str, Any] = {k: v for k, v in job.state.items() if k in UploadResult.model_fields}
@@ -222,6 +219,34 @@ async def upload_asset(
             local.close()
         raise
     return await state.jobs.run(job, ctx.report_progress, wait_s=wait_s)
+
+
+async def _check_destinations(state: AppState, index_id: str | None, knowledge_store_id: str | None) -> None:
+    """A wrong index or store is refused before a byte is sent: afterwards it would leave an orphan asset."""
+    c = state.client
+    checks: list[tuple[str, str, Callable[[str], Awaitable[object]], str]] = []
+    if index_id:
+        checks.append(
+            ("index", index_id, c.get_index, "list_indexes shows the indexes; create_index makes one")
+        )
+    if knowledge_store_id:
+        checks.append(
+            (
+                "knowledge store",
+                knowledge_store_id,
+                c.get_knowledge_store,
+                "list_knowledge_stores shows the stores; create_knowledge_store makes one",
+            )
+        )
+    for what, ident, fetch, where in checks:
+        try:
+            await fetch(ident)
+        except NotFoundError:
+            raise ToolError(
+                f"Upload refused: there is no {what} {ident}, so nothing was uploaded. {where}."
+            ) from None
+        except TwelveLabsError as exc:
+            raise ToolError(explain(f"Checking {what} {ident} before the upload", exc)) from None
 
 
 async def _upload(
@@ -376,17 +401,12 @@ async def wait_for_task(
         float, Field(ge=0, le=MAX_WAIT_S, description="Most seconds to wait now; call again to keep waiting.")
     ] = 60.0,
 ) -> Annotated[CallToolResult, WaitResult]:
-    """Wait for long-running work and report its status: jobs, indexing, store items, embeddings, analyses.
+    """Wait for long work and report its status: jobs, indexing, store items, embeddings, analyses.
 
-    Use this after any result with status "in_progress" and a job_id (create_response, upload_asset,
-    create_embedding for video, analyze_video): it resumes the job's progress where you left off and,
-    when finished, returns the original tool's result. It also waits on TwelveLabs ids: indexing task ids,
-    indexed asset ids (pass index_id), knowledge-store item ids (pass knowledge_store_id), video
-    embedding task ids, analysis task ids and asset ids.
-
-    Hints:
-    - Every status change is sent as progress, with a heartbeat at least every 10 s.
-    - If it is still not done after wait_s, call it again with the same id.
+    Use it after a result with status "in_progress" and a job_id: it resumes the progress where you left
+    off and ends with the original tool's result. It also takes TwelveLabs ids: indexing tasks, indexed
+    assets (with index_id), store items (with knowledge_store_id), embedding and analysis tasks, assets.
+    Each status change is a progress message (a heartbeat at least every 10 s); not done: call again.
     """
     state = app_state(ctx)
     started = time.monotonic()
@@ -429,7 +449,14 @@ async def wait_for_task(
     )
     md = Markdown(f"{resolved.replace('_', ' ')} {id}: {status or 'unknown'}")
     if not done:
-        md.next_step("Not finished yet: call wait_for_task again with the same id.")
+        again = call(
+            "wait_for_task",
+            id=id,
+            kind=resolved,
+            index_id=index_id if resolved == "indexed_asset" else None,
+            knowledge_store_id=knowledge_store_id if resolved == "knowledge_store_item" else None,
+        )
+        md.next_step(f"Not finished yet: {again} keeps waiting.")
     elif (status or "").lower() in TERMINAL_BAD:
         error = detail.get("error")
         md.para(f"It failed{': ' + str(error) if error else ''}.")

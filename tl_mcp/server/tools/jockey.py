@@ -26,7 +26,7 @@ from tl_mcp.api.models import (
 from tl_mcp.server.errors import explain
 from tl_mcp.server.jobs import Job
 from tl_mcp.server.registry import ToolSpec, tool
-from tl_mcp.server.results import Json, Markdown, fmt_seconds, tool_result
+from tl_mcp.server.results import FILL, Json, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.thumbnails import DURABLE_THUMBNAIL, thumbnail_uri
 from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS
@@ -37,8 +37,7 @@ MAX_INPUT = 10_000
 
 
 class Moment(BaseModel):
-    """A cited moment: which item/asset/video, when, and how it looks."""
-
+    # A cited moment: which item/asset/video, when, and how it looks.
     marker: str = Field(description="The cited span in the text, e.g. [1].")
     item_id: str | None = Field(default=None, description="Knowledge-store item id (ksi_…).")
     asset_id: str | None = Field(default=None, description="The item's asset: analyze_video(asset_id=…).")
@@ -66,17 +65,15 @@ class Usage(BaseModel):
 
 
 class JockeyResult(BaseModel):
-    status: Literal["completed", "in_progress", "incomplete"] = Field(
-        description='"in_progress": call wait_for_task(job_id) to get the rest.'
-    )
-    job_id: str | None = Field(default=None, description="Set while in progress; pass to wait_for_task.")
+    status: Literal["completed", "in_progress", "incomplete"]
+    job_id: str | None = Field(default=None, description="While in progress: pass to wait_for_task.")
     response_id: str | None = None
-    session_id: str | None = Field(default=None, description="Pass to continue_session for a follow-up turn.")
+    session_id: str | None = Field(default=None, description="For continue_session.")
     knowledge_store_id: str
-    text: str = Field(description="The answer so far (complete unless status is in_progress).")
+    text: str = Field(description="Complete unless status is in_progress.")
     citations: list[Moment] = Field(default_factory=list)
-    parsed: Json = Field(default=None, description="The answer parsed as JSON when output_schema was given.")
-    steps: list[Step] | None = Field(default=None, description="Jockey's intermediate steps, when asked for.")
+    parsed: Json = Field(default=None, description="The JSON answer, with output_schema.")
+    steps: list[Step] | None = Field(default=None, description="With include_intermediate_outputs.")
     usage: Usage | None = None
     backend: Literal["cloud", "sandbox"]
 
@@ -97,7 +94,7 @@ Instructions = Annotated[
 ]
 OutputSchema = Annotated[
     dict[str, Any] | None,
-    Field(default=None, description="A JSON Schema; the answer then comes back as JSON in `parsed`."),
+    Field(default=None, description="JSON Schema (object) for a JSON answer in `parsed`."),
 ]
 Selections = Annotated[
     list[SelectionArg] | None,
@@ -105,7 +102,7 @@ Selections = Annotated[
 ]
 Intermediate = Annotated[
     bool,
-    Field(description="Also return Jockey's internal search/analysis steps (and stream them as progress)."),
+    Field(description="Also return (and stream) Jockey's search/analysis steps."),
 ]
 
 
@@ -244,9 +241,11 @@ def _markdown(result: JockeyResult, *, parse_error: str | None = None) -> Markdo
         md.para(f"Note: the answer is not valid JSON for output_schema ({parse_error}); `parsed` is empty.")
     md.field("Knowledge store", result.knowledge_store_id).field("Session", result.session_id)
     if result.status == "in_progress":
-        md.next_step(f'Call wait_for_task(job_id="{result.job_id}") to receive the rest of the answer.')
+        md.next_step(f"Call {call('wait_for_task', id=result.job_id)} to receive the rest of the answer.")
     elif result.session_id:
-        md.next_step(f'Ask a follow-up with continue_session(session_id="{result.session_id}", input=…).')
+        md.next_step(
+            f"Ask a follow-up with {call('continue_session', session_id=result.session_id, input=FILL)}."
+        )
     if result.status == "incomplete":
         md.para("The answer is incomplete (Jockey stopped early); ask again or narrow the question.")
     return md
@@ -401,7 +400,7 @@ def _str(value: object) -> str | None:
     idempotent=False,
 )
 async def create_response(
-    knowledge_store_id: Annotated[Id, Field(description="The knowledge store to reason over (ks_… id).")],
+    knowledge_store_id: Annotated[Id, Field(description="The store to ask about (list_knowledge_stores).")],
     input: Input,
     ctx: Ctx,
     instructions: Instructions = None,
@@ -410,20 +409,15 @@ async def create_response(
     selections: Selections = None,
     wait_s: WaitS = DEFAULT_WAIT_S,
 ) -> Annotated[CallToolResult, JockeyResult]:
-    """Ask TwelveLabs Jockey a question about the videos in a knowledge store; answers cite exact moments.
+    """Ask Jockey about the videos in a knowledge store; the answer cites exact moments.
 
-    Use this when you need to understand, summarize, compare or find things across a collection of
-    videos in natural language ("What are the main themes?", "When does the speaker mention pricing?").
-    The answer streams as progress notifications; the result has the full text, `citations` (item id,
-    start_sec, end_sec, title, thumbnail) and a `session_id` for follow-ups.
+    Use it to understand, summarize, compare or find things across a collection ("What are the main
+    themes?", "When is pricing mentioned?"). The text streams as progress; the result has `citations`
+    and a `session_id`.
 
     Hints:
-    - The store needs at least one item with status ready (upload_asset with knowledge_store_id, then
-      wait_for_task). list_knowledge_stores shows the stores.
-    - `instructions` sets a domain persona; `output_schema` (JSON Schema object) returns JSON in `parsed`.
-    - If the answer takes longer than wait_s you get status "in_progress" and a job_id: call
-      wait_for_task(job_id) to receive the rest.
-    - For follow-up questions use continue_session; for raw moment retrieval, search_videos is faster.
+    - The store needs a ready item (upload_asset with knowledge_store_id, then wait_for_task).
+    - Follow-ups: continue_session. Just the moments: search_videos is faster.
     """
     return await _turn(
         ctx,
@@ -458,15 +452,11 @@ async def continue_session(
     selections: Selections = None,
     wait_s: WaitS = DEFAULT_WAIT_S,
 ) -> Annotated[CallToolResult, JockeyResult]:
-    """Ask a follow-up question in an existing Jockey session; Jockey keeps the earlier turns in mind.
+    """Ask a follow-up in a Jockey session; Jockey keeps the earlier turns in mind.
 
-    Use this after create_response, with its session_id, for "tell me more about…", "and in the second
-    video?" and similar follow-ups. The result has the same shape as create_response.
-
-    Hints:
-    - The server remembers which knowledge store each session belongs to. If it was restarted and
-      forgot, the error asks for knowledge_store_id: pass the same store as the first turn.
-    - Long answers return status "in_progress" with a job_id for wait_for_task.
+    Use it after create_response, with its session_id ("tell me more", "and in the second video?"); the
+    result is the same as create_response's. If the server forgot the session (a restart), the error
+    asks for knowledge_store_id: the first turn's store.
     """
     state = app_state(ctx)
     store = knowledge_store_id or state.sessions.get(session_id)

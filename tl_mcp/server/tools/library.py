@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
+from tl_mcp.api.errors import NotFoundError, TwelveLabsError
 from tl_mcp.api.models import IndexModel
-from tl_mcp.server.errors import upstream
+from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.registry import ToolSpec, tool
-from tl_mcp.server.results import Markdown, fmt_seconds, tool_result
+from tl_mcp.server.results import FILL, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import app_state
-from tl_mcp.server.tools._common import Ctx, Id, display_name
+from tl_mcp.server.tools._common import Ctx, Id, display_name, video_not_found
 
-Page = Annotated[int, Field(ge=1, le=10_000, description="Page number, from 1.")]
-PageLimit = Annotated[int, Field(ge=1, le=50, description="Items per page.")]
+Page = Annotated[int, Field(ge=1, le=10_000)]
+PageLimit = Annotated[int, Field(ge=1, le=50)]
 Backend = Literal["cloud", "sandbox"]
 
 
@@ -140,10 +142,10 @@ async def list_indexes(
     page: Page = 1,
     page_limit: PageLimit = 20,
 ) -> Annotated[CallToolResult, IndexList]:
-    """List the search indexes (Marengo) with their ids, models and video counts.
+    """List the search indexes with their ids, models and video counts.
 
-    Use this to find the index_id that search_videos, classify_videos, list_videos and upload_asset need.
-    If there is none, create one with create_index.
+    Use it to find the index_id that search_videos, classify_videos, list_videos and upload_asset need;
+    create_index makes one.
     """
     state = app_state(ctx)
     with upstream("Listing indexes"):
@@ -168,7 +170,7 @@ async def list_indexes(
             for i in infos
         ],
         "No indexes yet: create one with create_index.",
-        f"list_indexes(page={page + 1})" if result.has_more else None,
+        call("list_indexes", name=name, page=page + 1, page_limit=page_limit) if result.has_more else None,
     )
     return tool_result(out, md)
 
@@ -183,8 +185,8 @@ async def create_index(
 ) -> Annotated[CallToolResult, Created]:
     """Create a Marengo 3.0 search index to upload videos into and search.
 
-    Use this once per collection of videos you want to search together. Then upload_asset with its
-    index_id. Indexes are for search_videos / classify_videos; for Jockey questions use a knowledge store.
+    One per collection searched together; then upload_asset with its index_id. Jockey questions need a
+    knowledge store instead.
     """
     state = app_state(ctx)
     display_name(name)
@@ -194,21 +196,21 @@ async def create_index(
         )
     out = Created(id=index_id, kind="index", name=name, backend=state.backend)
     md = Markdown(f"Index created: {name}").field("Index id", f"`{index_id}`")
-    md.next_step(f'Upload media into it: upload_asset(path=… or url=…, index_id="{index_id}").')
+    md.next_step(f"Upload media into it: {call('upload_asset', path=FILL, index_id=index_id)} (or url=…).")
     return tool_result(out, md)
 
 
 @tool(toolset="library", title="List videos in an index", read_only=True, destructive=False, idempotent=True)
 async def list_videos(
     ctx: Ctx,
-    index_id: Annotated[Id, Field(description="The index to list.")],
+    index_id: Id,
     page: Page = 1,
     page_limit: PageLimit = 20,
 ) -> Annotated[CallToolResult, VideoList]:
-    """List the videos indexed in an index: video id, file name, duration, size.
+    """List the videos of an index: video id, file name, duration.
 
-    Use this to find a video_id for get_video, analyze_video or summarize_video, or to check what an
-    index contains. Videos still indexing may not appear yet (wait_for_task).
+    Use it to find a video_id for get_video, analyze_video or summarize_video. Videos still indexing may
+    be missing (wait_for_task).
     """
     state = app_state(ctx)
     with upstream(f"Listing videos of index {index_id}"):
@@ -226,7 +228,9 @@ async def list_videos(
         "Videos",
         [f"- `{v.video_id}` {v.filename or ''} ({fmt_seconds(v.duration)})" for v in videos],
         "No videos yet: upload_asset with this index_id.",
-        f'list_videos(index_id="{index_id}", page={page + 1})' if result.has_more else None,
+        call("list_videos", index_id=index_id, page=page + 1, page_limit=page_limit)
+        if result.has_more
+        else None,
     )
     return tool_result(out, md)
 
@@ -234,17 +238,23 @@ async def list_videos(
 @tool(toolset="library", title="Get one video's details", read_only=True, destructive=False, idempotent=True)
 async def get_video(
     ctx: Ctx,
-    index_id: Annotated[Id, Field(description="The index holding the video.")],
-    video_id: Annotated[Id, Field(description="Video id from list_videos or search results.")],
-    include_transcript: Annotated[bool, Field(description="Include the transcript when available.")] = True,
+    index_id: Id,
+    video_id: Annotated[Id, Field(description="From list_videos or search results.")],
+    include_transcript: bool = True,
 ) -> Annotated[CallToolResult, VideoDetail]:
-    """Show one indexed video: file name, duration, resolution, stream/thumbnail URLs and its transcript.
+    """Show one indexed video: file, duration, size, stream and thumbnail URLs, transcript.
 
-    Use this after search_videos or list_videos to see what a video is before analyzing or citing it.
+    Use it after search_videos or list_videos, before analyzing or citing a video.
     """
     state = app_state(ctx)
-    with upstream(f"Reading video {video_id}"):
+    try:
         v = await state.client.get_video(index_id, video_id, transcription=include_transcript)
+    except NotFoundError as exc:
+        raise ToolError(
+            await video_not_found(state, f"Reading video {video_id}", index_id, video_id, exc)
+        ) from None
+    except TwelveLabsError as exc:
+        raise ToolError(explain(f"Reading video {video_id}", exc)) from None
     transcript = (
         [TranscriptLine(start=t.start, end=t.end, text=t.value) for t in v.transcription]
         if v.transcription
@@ -264,7 +274,7 @@ async def get_video(
     md.field("Size", f"{info.width}×{info.height}" if info.width else None).field("Asset", info.asset_id)
     if transcript:
         md.section("Transcript", [f"- {fmt_seconds(t.start)} {t.text}" for t in transcript[:200]])
-    md.next_step(f'Ask about it: analyze_video(video_id="{video_id}", index_id="{index_id}", prompt=…).')
+    md.next_step(f"Ask about it: {call('analyze_video', video_id=video_id, index_id=index_id, prompt=FILL)}.")
     return tool_result(out, md)
 
 
@@ -272,10 +282,10 @@ async def get_video(
 async def list_knowledge_stores(
     ctx: Ctx, page: Page = 1, page_limit: PageLimit = 20
 ) -> Annotated[CallToolResult, StoreList]:
-    """List the knowledge stores Jockey can answer over, with ids and item counts.
+    """List the knowledge stores Jockey answers over, with ids and item counts.
 
-    Use this to find the knowledge_store_id for create_response, search_videos or upload_asset. Create
-    one with create_knowledge_store if none fits.
+    Use it to find the knowledge_store_id for create_response, search_videos or upload_asset;
+    create_knowledge_store makes one.
     """
     state = app_state(ctx)
     with upstream("Listing knowledge stores"):
@@ -298,7 +308,7 @@ async def list_knowledge_stores(
         "Stores",
         [f"- `{s.knowledge_store_id}` {s.name or ''} — {s.item_count or 0} item(s)" for s in stores],
         "No knowledge stores yet: create one with create_knowledge_store.",
-        f"list_knowledge_stores(page={page + 1})" if result.has_more else None,
+        call("list_knowledge_stores", page=page + 1, page_limit=page_limit) if result.has_more else None,
     )
     return tool_result(out, md)
 
@@ -308,12 +318,12 @@ async def list_knowledge_stores(
 )
 async def create_knowledge_store(
     ctx: Ctx,
-    name: Annotated[str, Field(min_length=1, max_length=200, description="A descriptive name.")],
+    name: Annotated[str, Field(min_length=1, max_length=200)],
     description: Annotated[str | None, Field(max_length=2000, description="What the store holds.")] = None,
 ) -> Annotated[CallToolResult, Created]:
-    """Create a knowledge store: a collection of videos Jockey (create_response) can reason over.
+    """Create a knowledge store: a collection of videos Jockey (create_response) reasons over.
 
-    Then add media with upload_asset(knowledge_store_id=…) or add_to_knowledge_store(asset_id=…).
+    Then add media with upload_asset(knowledge_store_id=…) or add_to_knowledge_store.
     """
     state = app_state(ctx)
     display_name(name)
@@ -321,7 +331,7 @@ async def create_knowledge_store(
         store = await state.client.create_knowledge_store(name, description=description)
     out = Created(id=store.id, kind="knowledge_store", name=name, backend=state.backend)
     md = Markdown(f"Knowledge store created: {name}").field("Knowledge store id", f"`{store.id}`")
-    md.next_step(f'Add media: upload_asset(path=… or url=…, knowledge_store_id="{store.id}").')
+    md.next_step(f"Add media: {call('upload_asset', path=FILL, knowledge_store_id=store.id)} (or url=…).")
     return tool_result(out, md)
 
 
@@ -334,14 +344,14 @@ async def create_knowledge_store(
 )
 async def add_to_knowledge_store(
     ctx: Ctx,
-    knowledge_store_id: Annotated[Id, Field(description="The store to add to.")],
-    asset_id: Annotated[Id, Field(description="An uploaded asset (upload_asset returns asset_id).")],
+    knowledge_store_id: Id,
+    asset_id: Annotated[Id, Field(description="From upload_asset.")],
     asset_type: Annotated[Literal["video", "image"] | None, Field(description="Usually detected.")] = None,
 ) -> Annotated[CallToolResult, Created]:
-    """Add an already uploaded asset to a knowledge store so Jockey can use it.
+    """Add an uploaded asset to a knowledge store so Jockey can use it.
 
-    The item starts queued and becomes ready after processing: wait_for_task(id=item_id,
-    knowledge_store_id=…) waits for it. To upload and add in one step use upload_asset.
+    The item is ready after processing (wait_for_task with the item id and knowledge_store_id).
+    upload_asset uploads and adds in one step.
     """
     state = app_state(ctx)
     with upstream(f"Adding asset {asset_id} to {knowledge_store_id}"):
@@ -357,7 +367,7 @@ async def add_to_knowledge_store(
     )
     md = Markdown("Added to knowledge store").field("Item id", f"`{item.id}`").field("Status", item.status)
     md.next_step(
-        f'Wait until ready: wait_for_task(id="{item.id}", knowledge_store_id="{knowledge_store_id}").'
+        f"Wait until ready: {call('wait_for_task', id=item.id, knowledge_store_id=knowledge_store_id)}."
     )
     return tool_result(out, md)
 
@@ -367,7 +377,7 @@ async def add_to_knowledge_store(
 )
 async def list_knowledge_store_items(
     ctx: Ctx,
-    knowledge_store_id: Annotated[Id, Field(description="The store to list.")],
+    knowledge_store_id: Id,
     status: Annotated[
         list[Literal["queued", "pending", "processing", "ready", "failed"]] | None,
         Field(description="Only items with these statuses."),
@@ -375,10 +385,10 @@ async def list_knowledge_store_items(
     page: Page = 1,
     page_limit: PageLimit = 20,
 ) -> Annotated[CallToolResult, ItemList]:
-    """List the items of a knowledge store with their processing status.
+    """List a knowledge store's items with their status.
 
-    Use this to check that items are ready before asking Jockey, or to find item ids for selections
-    and remove_from_knowledge_store.
+    Use it to check that items are ready before asking Jockey, or to find item ids for selections and
+    remove_from_knowledge_store.
     """
     state = app_state(ctx)
     with upstream(f"Listing items of {knowledge_store_id}"):
@@ -407,7 +417,13 @@ async def list_knowledge_store_items(
         "Items",
         [f"- `{i.item_id}` asset {i.asset_id} — {i.status}" for i in items],
         "No items.",
-        f'list_knowledge_store_items(knowledge_store_id="{knowledge_store_id}", page={page + 1})'
+        call(
+            "list_knowledge_store_items",
+            knowledge_store_id=knowledge_store_id,
+            status=status,
+            page=page + 1,
+            page_limit=page_limit,
+        )
         if result.has_more
         else None,
     )

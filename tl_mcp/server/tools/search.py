@@ -14,7 +14,7 @@ from tl_mcp.api.errors import TwelveLabsError
 from tl_mcp.api.models import SearchClip, SearchPage, SearchResult
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.registry import ToolSpec, tool
-from tl_mcp.server.results import Markdown, fmt_seconds, tool_result
+from tl_mcp.server.results import FILL, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.thumbnails import DURABLE_THUMBNAIL, fetch_thumbnails, thumbnail_uri
 from tl_mcp.server.tools._common import Ctx, Id, http_url
@@ -23,10 +23,10 @@ Modality = Literal["visual", "audio", "transcription"]
 
 
 class SearchMoment(BaseModel):
-    video_id: str | None = Field(default=None, description="Video id (index search) — use with get_video.")
-    item_id: str | None = Field(default=None, description="Knowledge-store item id (store search).")
-    start: float = Field(description="Start of the moment, seconds.")
-    end: float = Field(description="End of the moment, seconds.")
+    video_id: str | None = Field(default=None, description="Index search; for get_video.")
+    item_id: str | None = Field(default=None, description="Store search.")
+    start: float = Field(description="Seconds.")
+    end: float = Field(description="Seconds.")
     rank: int | None = None
     score: float | None = None
     confidence: str | None = None
@@ -117,20 +117,16 @@ async def search_videos(
         Field(min_length=1, max_length=500, description="What to find, in words (visual or spoken)."),
     ] = None,
     image_path: Annotated[
-        str | None, Field(description="Search by example image: a local file inside an allowed folder.")
+        str | None, Field(description="Example image: a local file in an allowed folder.")
     ] = None,
-    image_url: Annotated[
-        str | None, Field(description="Search by example image at this http(s) URL.")
-    ] = None,
-    index_id: Annotated[
-        Id | None, Field(description="The search index to search (see list_indexes).")
-    ] = None,
+    image_url: Annotated[str | None, Field(description="Example image URL.")] = None,
+    index_id: Annotated[Id | None, Field(description="Index to search (list_indexes).")] = None,
     knowledge_store_id: Annotated[
-        Id | None, Field(description="Search a knowledge store instead of an index (text queries only).")
+        Id | None, Field(description="Or a knowledge store (text queries only).")
     ] = None,
     modalities: Annotated[
         list[Modality] | None,
-        Field(min_length=1, description='Which signals to match: "visual", "audio", "transcription".'),
+        Field(min_length=1, description="Signals to match (default visual, audio)."),
     ] = None,
     operator: Annotated[
         Literal["or", "and"] | None, Field(description="How to combine several modalities.")
@@ -143,20 +139,17 @@ async def search_videos(
         str | None, Field(min_length=1, max_length=500, description="next_page_token of a previous search.")
     ] = None,
     include_thumbnails: Annotated[
-        int, Field(ge=0, le=10, description="Also return up to this many thumbnails as images.")
+        int, Field(ge=0, le=10, description="Also return this many thumbnails as images.")
     ] = 0,
 ) -> Annotated[CallToolResult, SearchVideosResult]:
-    """Find the moments in your videos that match a description or an example image, with timestamps.
+    """Find the moments in videos that match words or an example image, with timestamps.
 
-    Use this to locate scenes ("a person opening a laptop", "the word 'budget' is said"), to check
-    whether something appears at all, or to collect clips for an answer. Results are moments with
-    video_id, start/end seconds, rank/score and a thumbnail URL.
+    Use it to locate scenes ("a person opening a laptop", "someone says 'budget'") or to check whether
+    something appears. Give query or image_path/image_url, and index_id or knowledge_store_id.
 
     Hints:
-    - Give query (text) or image_path/image_url, and index_id (a Marengo index) or knowledge_store_id.
-    - include_thumbnails=3 returns the first three thumbnails as images so you can see the frames.
-    - next_page_token → call again with page_token (and the same index) for more.
-    - For questions that need reasoning over the moments use create_response; get_video shows details.
+    - include_thumbnails=3 shows the first three frames as images.
+    - Reasoning over the moments: create_response; a video's details: get_video.
     """
     state = app_state(ctx)
     if not page_token:
@@ -255,10 +248,18 @@ async def search_videos(
     if include_thumbnails and len(images) < min(include_thumbnails, len(moments)):
         md.para(f"{len(images)} thumbnail(s) could be fetched; the others were unavailable.")
     if next_token:
-        md.next_step(f'More results: search_videos(page_token="{next_token}", index_id=…).')
-    if moments and moments[0].video_id and index_id:
+        # A store's next page is asked for with its query; an index's page token stands alone.
+        paging = (
+            call("search_videos", page_token=next_token, knowledge_store_id=knowledge_store_id, query=query)
+            if knowledge_store_id
+            else call("search_videos", page_token=next_token, index_id=index_id)
+        )
+        md.next_step(f"More results: {paging}.")
+    top = moments[0].video_id if moments else None
+    if top and index_id:
         md.next_step(
-            "Details of a video: get_video(index_id, video_id); ask about it: analyze_video(video_id=…)."
+            f"Details of a video: {call('get_video', index_id=index_id, video_id=top)}; ask about it: "
+            f"{call('analyze_video', video_id=top, index_id=index_id, prompt=FILL)}."
         )
     return tool_result(result, md, images=images)
 
@@ -334,7 +335,7 @@ def _covered(spans: list[tuple[float, float]]) -> float:
 )
 async def classify_videos(
     ctx: Ctx,
-    index_id: Annotated[Id, Field(description="The search index whose videos to classify.")],
+    index_id: Annotated[Id, Field(description="Index whose videos to classify.")],
     classes: Annotated[list[ClassSpec], Field(min_length=1, max_length=20, description="The taxonomy.")],
     min_score: Annotated[
         float | None,
@@ -346,16 +347,15 @@ async def classify_videos(
     include_clips: Annotated[bool, Field(description="Also list the matching moments per class.")] = False,
     modalities: Annotated[list[Modality] | None, Field(min_length=1)] = None,
 ) -> Annotated[CallToolResult, ClassifyResult]:
-    """Label every video in an index with the classes it matches, scored, like the old /classify API.
+    """Label every video in an index with the classes it matches, like the old /classify API.
 
-    Use this for zero-shot categorization ("which videos are about cooking, sports or travel?"). Each
-    class is a name plus prompts describing it; the tool searches the index for every prompt and reports,
-    per video, each matching class with its best score and the share of the video it covers.
+    Use it for zero-shot categorization ("which videos are about cooking, sports or travel?"): each class
+    is a name plus prompts; per video you get each matching class, its best score and the share of the
+    video it covers.
 
     Hints:
-    - Several specific prompts per class work better than one vague one.
-    - min_score / min_duration_ratio filter weak matches; include_clips shows the evidence moments.
-    - For a single question about one video, analyze_video is the better tool.
+    - Several specific prompts per class beat one vague one; include_clips shows the evidence.
+    - One question about one video: analyze_video.
     """
     state = app_state(ctx)
     chosen = tuple(modalities or ["visual", "audio"])
