@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tl_mcp import __version__
 from tl_mcp.config import Settings
+from tl_mcp.server.events import RETRY_MS, BoundedEventStore, StreamOwners
 from tl_mcp.server.inflight import InflightRequests
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,9 @@ def build_http_app(server: MCPServer[Any], settings: Settings) -> ASGIApp:
         server.middleware.append(InflightRequests())
 
     app: ASGIApp = server.streamable_http_app(
+        # Sessions keep each stream's events so a dropped stream can be resumed (stateless mode has none).
+        event_store=None if stateless else BoundedEventStore(),
+        retry_interval=None if stateless else RETRY_MS,
         streamable_http_path=MCP_PATH,
         # Plain JSON bodies would hold back every progress notification until the end.
         json_response=False,
@@ -108,6 +112,8 @@ def build_http_app(server: MCPServer[Any], settings: Settings) -> ASGIApp:
         host=settings.host,
         stateless_http=stateless,
     )
+    if not stateless:
+        app = StreamOwners(app)
     if settings.oauth_enabled:
         log.info(
             "OAuth resource server for %s (static bearer tokens accepted too)", settings.oauth_resource_url
