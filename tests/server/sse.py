@@ -63,3 +63,17 @@ def tool_call(request_id: int, name: str, arguments: dict[str, Any]) -> dict[str
         {"name": name, "arguments": arguments, "_meta": {"progressToken": request_id}},
         request_id,
     )
+
+
+async def open_session(
+    http: httpx2.AsyncClient, url: str, token: str, version: str = "2025-11-25"
+) -> dict[str, str]:
+    """Initialize a stateful session over raw HTTP; the headers every later request of it carries."""
+    auth = {**HEADERS, "authorization": f"Bearer {token}"}
+    hello = {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}
+    opened = await http.post(url, json=rpc("initialize", hello, 0), headers=auth)
+    assert opened.status_code == 200, opened.text
+    session = {**auth, "mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": version}
+    initialized = await http.post(url, json=rpc("notifications/initialized", {}), headers=session)
+    assert initialized.status_code == 202, initialized.text
+    return session

@@ -1,8 +1,9 @@
 """Cancellation over stateless HTTP (TL_MCP_STATE_KEYS): a client's notifications/cancelled stops the call.
 
 Every stateless POST gets a dispatcher of its own, so the cancel has to go through the process-wide
-registry of in-flight requests. The upload is slowed by sandbox latency on the asset poll: a call that
-was really stopped never indexes its asset, one that ran on does within seconds.
+registry of in-flight requests, keyed by who the caller is. The upload is slowed by sandbox latency on
+the asset poll: a call that was really stopped never indexes its asset, one that ran on does within
+seconds. Static bearer tokens name the caller, which also binds a stateful session to its token.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from mcp_types.version import LATEST_HANDSHAKE_VERSION
 from pydantic import SecretStr
 
 from tests.server.conftest import call_ok, loopback_socket, sandbox_settings, serve_app
-from tests.server.sse import HEADERS, events, rpc, tool_call
+from tests.server.sse import HEADERS, events, open_session, rpc, tool_call
 from tl_mcp.samples import make_sample_video
 from tl_mcp.sandbox.config import FaultConfig, FaultRule
 from tl_mcp.sandbox.embedded import EmbeddedSandbox
@@ -190,3 +191,18 @@ async def test_a_cancel_reaches_only_its_own_callers_call(
         assert not any("result" in m for m in own)
         await anyio.sleep(SETTLE_S)
         assert len(await videos_in(s, index["id"])) == 1, "the cancelled upload went on and indexed its asset"
+
+
+async def test_a_stateful_session_stays_with_the_token_that_opened_it(slow: Slow) -> None:
+    settings = sandbox_settings(
+        slow.sandbox, slow.state_dir, slow.media, transport="http", auth_tokens=[TOKEN_A, TOKEN_B]
+    )
+    app = build_http_app(build_server(settings), settings)
+    async with serve_app(app, loopback_socket()) as base, httpx2.AsyncClient(timeout=30) as http:
+        url = f"{base}/mcp"
+        session = await open_session(http, url, TOKEN_A)
+        probe = rpc("tools/list", {}, 9)
+        stolen = await http.post(url, json=probe, headers={**session, "authorization": f"Bearer {TOKEN_B}"})
+        assert stolen.status_code == 404, stolen.text
+        own = await http.post(url, json=probe, headers=session)
+        assert own.status_code == 200 and "list_indexes" in own.text

@@ -17,7 +17,7 @@ from mcp.server.streamable_http import EventMessage
 from mcp_types import CONNECTION_CLOSED, JSONRPCNotification
 
 from tests.server.conftest import World, loopback_socket, serve_app
-from tests.server.sse import HEADERS, Event, events, rpc, tool_call
+from tests.server.sse import Event, events, open_session, tool_call
 from tl_mcp.server import build_http_app, build_server
 from tl_mcp.server.events import RETRY_MS, BoundedEventStore
 
@@ -77,27 +77,6 @@ async def stateful_server(world: World) -> AsyncIterator[str]:
         yield f"{base}/mcp"
 
 
-async def open_session(http: httpx2.AsyncClient, url: str) -> dict[str, str]:
-    """Initialize over raw HTTP; the headers every later request of the session carries."""
-    auth = {**HEADERS, "authorization": f"Bearer {TOKEN}"}
-    init = rpc(
-        "initialize",
-        {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
-        0,
-    )
-    opened = await http.post(url, json=init, headers=auth)
-    assert opened.status_code == 200, opened.text
-    headers = {
-        **auth,
-        "mcp-session-id": opened.headers["mcp-session-id"],
-        "mcp-protocol-version": "2025-11-25",
-    }
-    assert (
-        await http.post(url, json=rpc("notifications/initialized", {}), headers=headers)
-    ).status_code == 202
-    return headers
-
-
 def text_of(seen: list[Event]) -> str:
     return "".join(
         (m.get("params") or {}).get("message") or ""
@@ -115,7 +94,7 @@ def ask(request_id: int, world: World) -> dict[str, Any]:
 
 async def test_a_dropped_jockey_stream_resumes_mid_answer_with_no_text_lost_or_repeated(world: World) -> None:
     async with stateful_server(world) as url, httpx2.AsyncClient(timeout=60) as http:
-        session = await open_session(http, url)
+        session = await open_session(http, url, TOKEN)
         first: list[Event] = []
         async with http.stream("POST", url, json=ask(1, world), headers=session) as response:
             assert response.status_code == 200
@@ -148,7 +127,7 @@ async def test_a_dropped_jockey_stream_resumes_mid_answer_with_no_text_lost_or_r
 
 async def test_a_session_cannot_resume_another_sessions_stream(world: World) -> None:
     async with stateful_server(world) as url, httpx2.AsyncClient(timeout=60) as http:
-        owner, other = await open_session(http, url), await open_session(http, url)
+        owner, other = await open_session(http, url, TOKEN), await open_session(http, url, TOKEN)
         async with http.stream("POST", url, json=ask(1, world), headers=owner) as response:
             seen = [e async for e in events(response)]
         theirs = next(e.id for e in seen if e.message is not None)
