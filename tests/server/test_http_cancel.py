@@ -18,11 +18,11 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-from mcp import types
+from mcp import Client, types
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.streamable_http import REQUEST_CANCELLED
-from mcp_types.version import LATEST_HANDSHAKE_VERSION
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION, MODERN_PROTOCOL_VERSIONS
 from pydantic import SecretStr
 
 from tests.server.conftest import call_ok, loopback_socket, sandbox_settings, serve_app
@@ -65,10 +65,12 @@ def slow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slow]:
 
 
 @asynccontextmanager
-async def stateless_server(slow: Slow) -> AsyncIterator[str]:
+async def http_server(slow: Slow, *, stateless: bool = True) -> AsyncIterator[str]:
     settings = sandbox_settings(
         slow.sandbox, slow.state_dir, slow.media, transport="http", auth_tokens=[TOKEN_A, TOKEN_B]
-    ).model_copy(update={"state_keys": (SecretStr("k" * 40),)})
+    )
+    if stateless:
+        settings = settings.model_copy(update={"state_keys": (SecretStr("k" * 40),)})
     app = build_http_app(build_server(settings), settings)
     async with serve_app(app, loopback_socket()) as base:
         yield f"{base}/mcp"
@@ -76,27 +78,31 @@ async def stateless_server(slow: Slow) -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def session(url: str, token: str, version: str) -> AsyncIterator[ClientSession]:
-    """The SDK's client session, with the handshake at `version` (a 2025-03-26 client asks for that one)."""
+    """The SDK's client session at `version`: a 2025-03-26 client asks for that one in its handshake."""
     http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60)
-    async with (
-        http,
-        streamable_http_client(url, http_client=http) as (read, write),
-        ClientSession(read, write) as s,
-    ):
-        if version == LATEST_HANDSHAKE_VERSION:
-            await s.initialize()
-        else:
-            init = types.InitializeRequest(
-                params=types.InitializeRequestParams(
-                    protocol_version=version,
-                    capabilities=types.ClientCapabilities(),
-                    client_info=types.Implementation(name="old-client", version="1.0"),
+    async with http:
+        if version in MODERN_PROTOCOL_VERSIONS:
+            async with Client(streamable_http_client(url, http_client=http), mode=version) as c:
+                yield c.session
+            return
+        async with (
+            streamable_http_client(url, http_client=http) as (read, write),
+            ClientSession(read, write) as s,
+        ):
+            if version == LATEST_HANDSHAKE_VERSION:
+                await s.initialize()
+            else:
+                init = types.InitializeRequest(
+                    params=types.InitializeRequestParams(
+                        protocol_version=version,
+                        capabilities=types.ClientCapabilities(),
+                        client_info=types.Implementation(name="old-client", version="1.0"),
+                    )
                 )
-            )
-            s.adopt(await s.send_request(init, types.InitializeResult))
-            await s.send_notification(types.InitializedNotification())
-        assert s.protocol_version == version
-        yield s
+                s.adopt(await s.send_request(init, types.InitializeResult))
+                await s.send_notification(types.InitializedNotification())
+            assert s.protocol_version == version
+            yield s
 
 
 async def videos_in(s: ClientSession, index_id: str) -> list[dict[str, Any]]:
@@ -106,13 +112,17 @@ async def videos_in(s: ClientSession, index_id: str) -> list[dict[str, Any]]:
     return videos
 
 
-@pytest.mark.parametrize("version", ["2025-03-26", "2025-11-25"])
-async def test_sdk_client_cancel_stops_the_upload_on_stateless_http(
-    slow: Slow, version: str, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("stateless", "version"),
+    [(True, "2025-03-26"), (True, "2025-11-25"), (True, "2026-07-28"), (False, "2025-11-25")],
+    ids=["stateless-2025-03-26", "stateless-2025-11-25", "stateless-2026-07-28", "stateful-2025-11-25"],
+)
+async def test_sdk_client_cancel_stops_the_upload(
+    slow: Slow, stateless: bool, version: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="tl_mcp.server.inflight")
-    async with stateless_server(slow) as url, session(url, TOKEN_A, version) as s:
-        index = (await call_ok(s, "create_index", {"name": f"cancel-{version}"})).structured_content
+    async with http_server(slow, stateless=stateless) as url, session(url, TOKEN_A, version) as s:
+        index = (await call_ok(s, "create_index", {"name": f"cancel-{version}-{stateless}"})).structured_content
         assert index
         asset_created = anyio.Event()
         outcome: list[types.CallToolResult] = []
@@ -135,7 +145,8 @@ async def test_sdk_client_cancel_stops_the_upload_on_stateless_http(
         assert outcome == []
         await anyio.sleep(SETTLE_S)
         assert await videos_in(s, index["id"]) == [], "the cancelled upload went on and indexed its asset"
-    assert "cancelled request" in caplog.text
+    # Only stateless 2025-era calls need the registry: the others are cancelled by their own session.
+    assert ("cancelled request" in caplog.text) == (stateless and version in HANDSHAKE_PROTOCOL_VERSIONS)
 
 
 async def test_a_cancel_reaches_only_its_own_callers_call(
@@ -143,7 +154,7 @@ async def test_a_cancel_reaches_only_its_own_callers_call(
 ) -> None:
     caplog.set_level(logging.INFO, logger="tl_mcp.server.inflight")
     async with (
-        stateless_server(slow) as url,
+        http_server(slow) as url,
         session(url, TOKEN_A, LATEST_HANDSHAKE_VERSION) as s,
         httpx2.AsyncClient(timeout=60) as http,
     ):
@@ -194,12 +205,7 @@ async def test_a_cancel_reaches_only_its_own_callers_call(
 
 
 async def test_a_stateful_session_stays_with_the_token_that_opened_it(slow: Slow) -> None:
-    settings = sandbox_settings(
-        slow.sandbox, slow.state_dir, slow.media, transport="http", auth_tokens=[TOKEN_A, TOKEN_B]
-    )
-    app = build_http_app(build_server(settings), settings)
-    async with serve_app(app, loopback_socket()) as base, httpx2.AsyncClient(timeout=30) as http:
-        url = f"{base}/mcp"
+    async with http_server(slow, stateless=False) as url, httpx2.AsyncClient(timeout=30) as http:
         session = await open_session(http, url, TOKEN_A)
         probe = rpc("tools/list", {}, 9)
         stolen = await http.post(url, json=probe, headers={**session, "authorization": f"Bearer {TOKEN_B}"})
