@@ -122,7 +122,8 @@ async def test_sdk_client_cancel_stops_the_upload(
 ) -> None:
     caplog.set_level(logging.INFO, logger="tl_mcp.server.inflight")
     async with http_server(slow, stateless=stateless) as url, session(url, TOKEN_A, version) as s:
-        index = (await call_ok(s, "create_index", {"name": f"cancel-{version}-{stateless}"})).structured_content
+        name = f"cancel-{version}-{'stateless' if stateless else 'stateful'}"
+        index = (await call_ok(s, "create_index", {"name": name})).structured_content
         assert index
         asset_created = anyio.Event()
         outcome: list[types.CallToolResult] = []
