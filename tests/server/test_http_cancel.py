@@ -173,6 +173,8 @@ async def test_a_cancel_reaches_only_its_own_callers_call(
                 assert response.status_code == 200
                 sent = False
                 async for event in events(response):
+                    # Stateless streams have no session to resume in, so they carry no event ids.
+                    assert event.id is None and event.retry is None
                     if (message := event.message) is None:
                         continue
                     seen.append(message)
