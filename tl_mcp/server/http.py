@@ -12,6 +12,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
@@ -20,6 +22,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tl_mcp import __version__
 from tl_mcp.config import Settings
+from tl_mcp.server.events import RETRY_MS, BoundedEventStore, StreamOwners
+from tl_mcp.server.inflight import InflightRequests
 
 log = logging.getLogger(__name__)
 
@@ -43,24 +47,26 @@ class BearerAuth:
         self._tokens = [t.encode() for t in tokens]
         self._public = frozenset(public_paths)
 
-    def _authorized(self, header: str | None) -> bool:
+    def _matching(self, header: str | None) -> int:
+        """The 1-based number of the token `header` carries, 0 when it carries none of them."""
         if not header:
-            return False
+            return 0
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer":
-            return False
+            return 0
         given = value.strip().encode()
-        ok = False
-        for token in self._tokens:
-            ok |= hmac.compare_digest(given, token)
-        return ok
+        matched = 0
+        for i, token in enumerate(self._tokens, start=1):
+            matched = max(matched, i * hmac.compare_digest(given, token))
+        return matched
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") in self._public:
             await self._app(scope, receive, send)
             return
         request = Request(scope)
-        if not self._authorized(request.headers.get("authorization")):
+        matched = self._matching(request.headers.get("authorization"))
+        if not matched:
             response = JSONResponse(
                 {"error": "invalid_token", "error_description": "Missing or invalid bearer token."},
                 status_code=401,
@@ -68,7 +74,9 @@ class BearerAuth:
             )
             await response(scope, receive, send)
             return
-        await self._app(scope, receive, send)
+        # The principal, named as StaticOrJwt names it: a session (and a cancel) stays with its token.
+        who = AccessToken(token="", client_id=f"static-token-{matched}", scopes=[])
+        await self._app({**scope, "user": AuthenticatedUser(who)}, receive, send)
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
@@ -87,16 +95,25 @@ def build_http_app(server: MCPServer[Any], settings: Settings) -> ASGIApp:
         return JSONResponse({"status": "ok", "version": __version__, "backend": settings.effective_backend})
 
     server.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)(healthz)
+    # Replicas: a legacy (2025-11-25) client's Mcp-Session-Id would pin it to one process.
+    stateless = bool(settings.state_keys)
+    if stateless:
+        # Each stateless POST has a dispatcher of its own, which cannot see the call a cancel names.
+        server.middleware.append(InflightRequests())
 
     app: ASGIApp = server.streamable_http_app(
+        # Sessions keep each stream's events so a dropped stream can be resumed (stateless mode has none).
+        event_store=None if stateless else BoundedEventStore(),
+        retry_interval=None if stateless else RETRY_MS,
         streamable_http_path=MCP_PATH,
         # Plain JSON bodies would hold back every progress notification until the end.
         json_response=False,
         transport_security=transport_security(settings),
         host=settings.host,
-        # Replicas: a legacy (2025-11-25) client's Mcp-Session-Id would pin it to one process.
-        stateless_http=bool(settings.state_keys),
+        stateless_http=stateless,
     )
+    if not stateless:
+        app = StreamOwners(app)
     if settings.oauth_enabled:
         log.info(
             "OAuth resource server for %s (static bearer tokens accepted too)", settings.oauth_resource_url

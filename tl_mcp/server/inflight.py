@@ -1,0 +1,114 @@
+"""Cancellation on stateless HTTP: a process-wide registry of the requests in flight.
+
+With `TL_MCP_STATE_KEYS` set the server runs the SDK's stateless HTTP mode, where every POST gets a
+fresh transport and dispatcher. A 2025-era client's `notifications/cancelled` arrives in a POST of
+its own, on a dispatcher that never saw the request it names, so the SDK drops it and the call runs
+on. This middleware keeps every in-flight request of the process under (principal, session hint,
+request id) and delivers the cancel there.
+
+- The principal is who authenticated (a static token's number or an OAuth client/issuer/subject),
+  so one caller can never cancel another caller's call; without authentication everyone is the same
+  anonymous principal (a loopback-only server).
+- Request ids are chosen by clients, and two clients of one principal may both have a call with the
+  same id in flight. A cancel that names more than one call cancels none of them, and says so in the
+  log: cancelling a call its sender did not make is worse than not cancelling.
+- The registry is per process. On several replicas a cancel that the load balancer sends to another
+  replica finds nothing here; that is logged, and the README says what to do (close the request's
+  stream, which cancels it wherever it runs).
+- The 2026-07-28 era cancels by closing the stream, and stateful sessions have their own dispatcher
+  that already applies cancels: neither goes through this registry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import anyio
+from mcp import MCPError
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import principal_components
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, REQUEST_CANCELLED
+from mcp.shared.dispatcher import coerce_request_id
+from mcp.shared.jsonrpc_dispatcher import cancelled_request_id_from_params
+from mcp_types import RequestId
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+from starlette.requests import Request
+
+log = logging.getLogger(__name__)
+
+Principal = tuple[str, str | None, str | None] | None
+Key = tuple[Principal, str | None, RequestId]
+
+
+def principal_of(request: Request) -> Principal:
+    """Who made `request`: the authenticated token's principal, or None when nobody authenticated."""
+    user = request.scope.get("user")
+    return principal_components(user.access_token) if isinstance(user, AuthenticatedUser) else None
+
+
+class InflightRequests:
+    """Server middleware: registers legacy-era requests while they run and applies cancels to them."""
+
+    def __init__(self) -> None:
+        self._calls: dict[Key, list[anyio.CancelScope]] = {}
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        request = ctx.request
+        if not isinstance(request, Request) or ctx.protocol_version not in HANDSHAKE_PROTOCOL_VERSIONS:
+            return await call_next(ctx)
+        if ctx.request_id is None:
+            if ctx.method == "notifications/cancelled":
+                self._cancel(request, ctx.params)
+            return await call_next(ctx)
+        key = _key(request, ctx.request_id)
+        scope = anyio.CancelScope()
+        self._calls.setdefault(key, []).append(scope)
+        try:
+            with scope:
+                return await call_next(ctx)
+        finally:
+            self._forget(key, scope)
+        # Only a delivered cancel gets here. The 2025-era wire ends a request's stream only with a
+        # response; the client stopped waiting for this one, so it is never shown as a result.
+        raise MCPError(code=REQUEST_CANCELLED, message="Request cancelled by the client")
+
+    def _forget(self, key: Key, scope: anyio.CancelScope) -> None:
+        scopes = self._calls.get(key, [])
+        if scope in scopes:
+            scopes.remove(scope)
+        if not scopes:
+            self._calls.pop(key, None)
+
+    def _cancel(self, request: Request, params: Mapping[str, Any] | None) -> None:
+        request_id = cancelled_request_id_from_params(params)
+        if request_id is None:
+            return
+        scopes = self._calls.get(_key(request, request_id), [])
+        shown = str(request_id)[:64]
+        if len(scopes) == 1:
+            scopes[0].cancel()
+            log.info("cancelled request %s at the client's notifications/cancelled", shown)
+        elif scopes:
+            log.warning(
+                "notifications/cancelled for request %s names %d calls in flight from the same caller "
+                "(clients sharing one token reuse request ids): cancelling none of them. Give each "
+                "client its own token, or close the request's stream to cancel it.",
+                shown,
+                len(scopes),
+            )
+        else:
+            log.info(
+                "notifications/cancelled for request %s: no such call is in flight in this process. "
+                "It finished already, or it runs on another replica: a cancel cannot cross replicas "
+                "without a shared bus; closing the request's stream cancels it wherever it runs.",
+                shown,
+            )
+
+
+def _key(request: Request, request_id: RequestId) -> Key:
+    # A stateless server hands out no session id, but a client that sends one anyway narrows the match.
+    hint = request.headers.get(MCP_SESSION_ID_HEADER)
+    return principal_of(request), hint[:128] if hint else None, coerce_request_id(request_id)
