@@ -80,6 +80,18 @@ def _serve_flags(p: argparse.ArgumentParser) -> None:
         "--oauth-public-key-file", help="PEM public key (or certificate) tokens are signed with"
     )
     oauth.add_argument("--oauth-scopes", help="scopes every token must carry (comma- or space-separated)")
+    jobs = p.add_argument_group("Jobs (work that outlasts a call; see README 'Progress, job handles…')")
+    jobs.add_argument("--max-jobs", type=int, help="jobs kept at once, all clients together (default 200)")
+    jobs.add_argument(
+        "--max-jobs-per-client", type=int, help="jobs in progress per authenticated client (default 20)"
+    )
+    jobs.add_argument(
+        "--job-lifetime-s", type=float, help="seconds after which a running job is given up (default 7200)"
+    )
+    jobs.add_argument(
+        "--poll-initial-s", type=float, help="first gap between checks of upstream work (default 2)"
+    )
+    jobs.add_argument("--poll-max-s", type=float, help="longest gap backoff reaches (default 30)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,6 +136,11 @@ def _settings(args: argparse.Namespace) -> Settings:
         oauth_jwks=args.oauth_jwks,
         oauth_public_key_file=args.oauth_public_key_file,
         oauth_scopes=args.oauth_scopes,
+        max_jobs=args.max_jobs,
+        max_jobs_per_client=args.max_jobs_per_client,
+        job_lifetime_s=args.job_lifetime_s,
+        poll_initial_s=args.poll_initial_s,
+        poll_max_s=args.poll_max_s,
     )
 
 

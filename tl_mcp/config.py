@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 DEFAULT_BASE_URL = "https://api.twelvelabs.io/v1.3"
 
@@ -77,6 +77,28 @@ class Settings(BaseModel):
     oauth_jwks: str | None = None
     oauth_public_key_file: Path | None = None
     oauth_scopes: tuple[str, ...] = ()
+    #: Jobs the server keeps at once (finished ones are dropped first), and in progress per client.
+    max_jobs: int = Field(default=200, ge=1)
+    max_jobs_per_client: int = Field(default=20, ge=1)
+    #: A job still running after this many seconds is given up (status "expired").
+    job_lifetime_s: float = Field(default=7200.0, gt=0)
+    #: Watching upstream work: the first gap between two checks, and the longest one backoff reaches.
+    poll_initial_s: float = Field(default=2.0, gt=0)
+    poll_max_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent_bounds(self) -> Settings:
+        if self.poll_initial_s > self.poll_max_s:
+            raise ValueError(
+                f"TL_MCP_POLL_INITIAL_S ({self.poll_initial_s:g}) is longer than TL_MCP_POLL_MAX_S "
+                f"({self.poll_max_s:g}); the first gap between checks cannot exceed the longest"
+            )
+        if self.max_jobs_per_client > self.max_jobs:
+            raise ValueError(
+                f"TL_MCP_MAX_JOBS_PER_CLIENT ({self.max_jobs_per_client}) is above TL_MCP_MAX_JOBS "
+                f"({self.max_jobs}); lower it, or raise TL_MCP_MAX_JOBS"
+            )
+        return self
 
     @field_validator("state_keys")
     @classmethod
@@ -185,6 +207,11 @@ class Settings(BaseModel):
         oauth_jwks: str | None = None,
         oauth_public_key_file: str | Path | None = None,
         oauth_scopes: Sequence[str] | str | None = None,
+        max_jobs: int | None = None,
+        max_jobs_per_client: int | None = None,
+        job_lifetime_s: float | None = None,
+        poll_initial_s: float | None = None,
+        poll_max_s: float | None = None,
     ) -> Settings:
         """Environment first, then flags (a flag given as anything but None wins)."""
         env = os.environ if env is None else env
@@ -239,6 +266,16 @@ class Settings(BaseModel):
             ),
             "oauth_jwks": pick(oauth_jwks, "TL_MCP_OAUTH_JWKS"),
         }
+        for name, flag in (
+            ("max_jobs", max_jobs),
+            ("max_jobs_per_client", max_jobs_per_client),
+            ("job_lifetime_s", job_lifetime_s),
+            ("poll_initial_s", poll_initial_s),
+            ("poll_max_s", poll_max_s),
+        ):
+            value = pick(flag, f"TL_MCP_{name.upper()}")
+            if value is not None:
+                values[name] = value
         key_file = pick(oauth_public_key_file, "TL_MCP_OAUTH_PUBLIC_KEY_FILE")
         if key_file:
             values["oauth_public_key_file"] = Path(str(key_file)).expanduser()
@@ -277,6 +314,11 @@ _FIELD_SOURCES = {
     "oauth_jwks": "TL_MCP_OAUTH_JWKS / --oauth-jwks",
     "oauth_public_key_file": "TL_MCP_OAUTH_PUBLIC_KEY_FILE / --oauth-public-key-file",
     "oauth_scopes": "TL_MCP_OAUTH_SCOPES / --oauth-scopes",
+    "max_jobs": "TL_MCP_MAX_JOBS / --max-jobs",
+    "max_jobs_per_client": "TL_MCP_MAX_JOBS_PER_CLIENT / --max-jobs-per-client",
+    "job_lifetime_s": "TL_MCP_JOB_LIFETIME_S / --job-lifetime-s",
+    "poll_initial_s": "TL_MCP_POLL_INITIAL_S / --poll-initial-s",
+    "poll_max_s": "TL_MCP_POLL_MAX_S / --poll-max-s",
 }
 
 
@@ -287,7 +329,11 @@ def _explain(exc: ValueError) -> str:
         return str(exc)
     lines = []
     for err in exc.errors():
-        field = str(err["loc"][0]) if err["loc"] else "?"
+        if not err["loc"]:
+            # A check across settings: its message names each of them.
+            lines.append(f"invalid settings: {err['msg'].removeprefix('Value error, ')}")
+            continue
+        field = str(err["loc"][0])
         source = _FIELD_SOURCES.get(field, field)
         # Never echo the input: it could be a secret pasted into the wrong variable.
         lines.append(f"invalid setting {source}: {err['msg'].removeprefix('Value error, ')}")

@@ -169,6 +169,11 @@ SAMPLE = {
     "oauth_jwks": "https://auth.example.com/jwks.json",
     "oauth_public_key_file": "/etc/tl-mcp/issuer.pem",
     "oauth_scopes": "mcp:use",
+    "max_jobs": "50",
+    "max_jobs_per_client": "5",
+    "job_lifetime_s": "600",
+    "poll_initial_s": "1",
+    "poll_max_s": "10",
 }
 #: Secrets with no flag: they would show in process lists.
 NO_FLAG = {"api_key", "state_keys"}

@@ -1,4 +1,5 @@
-"""Portable job ids: signed with the shared state keys, bound to the backend, refused when altered."""
+"""Portable job ids: signed with the shared state keys, bound to the backend and to the principal that
+started the job, refused when altered."""
 
 from __future__ import annotations
 
@@ -10,20 +11,32 @@ from tl_mcp.server.replicas import ReplicaJobs
 
 OLD, NEW = b"o" * 32, b"n" * 32
 SCOPE = "http://127.0.0.1:8765/v1.3"
+OWNER = "p_owner"
 
 
 def test_round_trip_rotation_and_scope() -> None:
     ids = JobIds([OLD], scope=SCOPE)
-    job_id = ids.mint("u", ["asset1", "idx1", "ia1", "", ""])
+    job_id = ids.mint("u", ["asset1", "idx1", "ia1", "", ""], OWNER)
     assert job_id is not None and job_id.startswith("job_u:asset1:idx1:ia1::.")
-    assert ids.open(job_id) == ("u", ["asset1", "idx1", "ia1", "", ""])
+    assert ids.open(job_id, OWNER) == ("u", ["asset1", "idx1", "ia1", "", ""])
     # Rotation: a ring [new, old] still accepts ids signed with the old key.
-    assert JobIds([NEW, OLD], scope=SCOPE).open(job_id) == ("u", ["asset1", "idx1", "ia1", "", ""])
+    assert JobIds([NEW, OLD], scope=SCOPE).open(job_id, OWNER) == ("u", ["asset1", "idx1", "ia1", "", ""])
     # Process-local ids are not portable ones.
-    assert ids.open("job_0123456789abcdef") is None
+    assert ids.open("job_0123456789abcdef", OWNER) is None
     for other in (JobIds([NEW], scope=SCOPE), JobIds([OLD], scope="https://api.twelvelabs.io/v1.3")):
         with pytest.raises(ToolError, match="signature does not match"):
-            other.open(job_id)
+            other.open(job_id, OWNER)
+
+
+def test_an_id_is_good_only_for_the_principal_it_was_issued_to() -> None:
+    ids = JobIds([OLD], scope=SCOPE)
+    job_id = ids.mint("u", ["asset1", "idx1", "ia1", "", ""], OWNER)
+    assert job_id is not None
+    for stranger in ("p_someone_else", ""):
+        with pytest.raises(ToolError) as err:
+            ids.open(job_id, stranger)
+        # The same answer as for a forged id: nothing says the job exists.
+        assert "signature does not match" in str(err.value)
 
 
 @pytest.mark.parametrize(
@@ -37,17 +50,17 @@ def test_round_trip_rotation_and_scope() -> None:
 )
 def test_altered_ids_are_refused(forged: str) -> None:
     ids = JobIds([OLD], scope=SCOPE)
-    genuine = ids.mint("u", ["asset1", "idx1", "ia1", "", ""])
+    genuine = ids.mint("u", ["asset1", "idx1", "ia1", "", ""], OWNER)
     assert genuine is not None
     with pytest.raises(ToolError) as err:
-        ids.open(forged.format(sig=genuine.rpartition(".")[2]))
+        ids.open(forged.format(sig=genuine.rpartition(".")[2]), OWNER)
     assert "TL_MCP_STATE_KEYS" in str(err.value) and "start the work again" in str(err.value)
 
 
 def test_fields_that_cannot_be_carried_keep_the_id_local() -> None:
     ids = JobIds([OLD], scope=SCOPE)
-    assert ids.mint("u", ["has:colon"]) is None
-    assert ids.mint("u", ["x" * MAX_JOB_ID]) is None
+    assert ids.mint("u", ["has:colon"], OWNER) is None
+    assert ids.mint("u", ["x" * MAX_JOB_ID], OWNER) is None
 
 
 def test_streams_cannot_move_and_say_what_to_do() -> None:

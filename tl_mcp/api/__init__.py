@@ -23,6 +23,7 @@ from .errors import (
 )
 from .models import *  # noqa: F403 — the models package defines the public model names in __all__
 from .models import __all__ as _model_names
+from .polling import PollPolicy, poll
 from .streaming import NDJSONDecoder, ResponseAssembler, SSEDecoder, SSEEvent
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "NDJSONDecoder",
     "NotFoundError",
     "PermissionDeniedError",
+    "PollPolicy",
     "RateLimitError",
     "ResponseAssembler",
     "RetryPolicy",
@@ -52,5 +54,6 @@ __all__ = [
     "TwelveLabsError",
     "UnprocessableError",
     "UploadError",
+    "poll",
     *_model_names,
 ]

@@ -87,6 +87,7 @@ from .models.knowledge import (
 )
 from .models.responses import ResponseObject, ResponseRequest, ResponseUpdate
 from .models.search import SearchPage
+from .polling import PollPolicy, poll
 from .streaming import (
     AnalyzeAssembler,
     NDJSONDecoder,
@@ -146,6 +147,7 @@ class TwelveLabsClient:
         transport: httpx2.AsyncBaseTransport | None = None,
         timeout: Timeouts | None = None,
         retry: RetryPolicy | None = None,
+        poll: PollPolicy | None = None,
         user_agent: str | None = None,
     ) -> None:
         if not api_key or not api_key.strip():
@@ -153,6 +155,8 @@ class TwelveLabsClient:
         self.base_url = base_url.rstrip("/")
         self.timeouts = timeout or Timeouts()
         self.retry = retry or RetryPolicy()
+        #: How waits on upstream work (asset processing, indexing, tasks) space their checks.
+        self.poll = poll or PollPolicy()
         self._http = HTTPCore(
             base_url=self.base_url,
             api_key=api_key,
@@ -737,23 +741,16 @@ class TwelveLabsClient:
     async def get_video_embedding_task(self, task_id: str) -> EmbeddingTask:
         return await self._get(f"/embed-v2/tasks/{_seg(task_id)}", EmbeddingTask)
 
-    async def wait_for_asset(
-        self,
-        asset_id: str,
-        *,
-        max_wait: float = 600.0,
-        interval: float = 2.0,
-    ) -> Asset:
-        """Poll an asset until it is `ready`; raise on `failed` or once `max_wait` seconds have passed."""
+    async def wait_for_asset(self, asset_id: str, *, max_wait: float = 600.0) -> Asset:
+        """Poll an asset (per `self.poll`) until it is `ready`; raise on `failed` or after `max_wait` s."""
         with anyio.move_on_after(max_wait):
-            while True:
-                asset = await self.get_asset(asset_id)
-                if asset.status == "ready":
-                    return asset
-                if asset.status == "failed":
-                    reason = asset.error.message if asset.error and asset.error.message else "no reason given"
-                    raise TwelveLabsError(f"asset {asset_id} failed to process: {reason}")
-                await anyio.sleep(interval)
+            asset = await poll(
+                lambda: self.get_asset(asset_id), lambda a: a.status in ("ready", "failed"), policy=self.poll
+            )
+            if asset.status == "failed":
+                reason = asset.error.message if asset.error and asset.error.message else "no reason given"
+                raise TwelveLabsError(f"asset {asset_id} failed to process: {reason}")
+            return asset
         raise TwelveLabsError(f"asset {asset_id} was not ready after {max_wait:g} s; poll it again later")
 
     # ------------------------------------------------------------ analyze

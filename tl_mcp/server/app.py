@@ -18,6 +18,7 @@ from tl_mcp.server.auth import build_auth
 from tl_mcp.server.backend import open_backend
 from tl_mcp.server.files import FilePolicy
 from tl_mcp.server.jobs import JobIds, JobManager
+from tl_mcp.server.principals import current_principal
 from tl_mcp.server.prompts import register_prompts
 from tl_mcp.server.registry import build_tools
 from tl_mcp.server.replicas import ReplicaJobs
@@ -76,11 +77,15 @@ def build_server(
                 base_url=backend.base_url,
                 jobs=JobManager(
                     tg,
-                    ids=JobIds(job_keys, scope=backend.base_url),
+                    max_jobs=settings.max_jobs,
+                    max_jobs_per_owner=settings.max_jobs_per_client,
+                    lifetime_s=settings.job_lifetime_s,
+                    principal=current_principal,
+                    ids=JobIds(job_keys, scope=backend.identity),
                     porter=porter,
                     handoff_grace_s=HANDOFF_GRACE_S if shared else 0.0,
                 ),
-                sessions=SessionStore(backend.state_dir / "sessions.json", scope=backend.base_url),
+                sessions=SessionStore(backend.state_dir),
                 files=FilePolicy.from_dirs(settings.allowed_dirs),
             )
             porter.bind(state)

@@ -8,7 +8,6 @@ counts as holding every required scope. No token, claim value or key material is
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import time
@@ -26,6 +25,7 @@ from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 
 from tl_mcp.config import ConfigError, Settings
+from tl_mcp.server.principals import StaticTokens, principal_key
 
 log = logging.getLogger(__name__)
 
@@ -243,28 +243,12 @@ def _scopes(claims: dict[str, Any]) -> list[str]:
 class StaticOrJwt:
     """Static bearer tokens first (constant time, all compared), then the JWT check."""
 
-    def __init__(
-        self, tokens: Sequence[str], jwt_verifier: TokenVerifier, *, scopes: Sequence[str], resource_url: str
-    ) -> None:
-        self._tokens = [t.encode() for t in tokens]
+    def __init__(self, tokens: StaticTokens, jwt_verifier: TokenVerifier) -> None:
+        self._tokens = tokens
         self._jwt = jwt_verifier
-        self._scopes = list(scopes)
-        self._resource_url = resource_url
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        given = token.strip().encode()
-        matched = 0
-        for i, candidate in enumerate(self._tokens, start=1):
-            if hmac.compare_digest(given, candidate):
-                matched = i
-        if matched:
-            return AccessToken(
-                token=token,
-                client_id=f"static-token-{matched}",
-                scopes=self._scopes,
-                resource=self._resource_url,
-            )
-        return await self._jwt.verify_token(token)
+        return self._tokens.verify(token) or await self._jwt.verify_token(token)
 
 
 def build_auth(
@@ -313,12 +297,13 @@ def build_auth(
         keys, issuer=settings.oauth_issuer, audiences=audiences, resource_url=resource
     )
     if settings.auth_tokens:
-        verifier = StaticOrJwt(
+        tokens = StaticTokens(
             [t.get_secret_value() for t in settings.auth_tokens],
-            verifier,
+            principal_key(settings),
             scopes=settings.oauth_scopes,
             resource_url=resource,
         )
+        verifier = StaticOrJwt(tokens, verifier)
     auth = AuthSettings.model_validate(
         {
             "issuer_url": settings.oauth_issuer,

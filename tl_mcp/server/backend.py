@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
 import os
@@ -13,7 +14,7 @@ from pathlib import Path
 import httpx2
 import platformdirs
 
-from tl_mcp.api import TwelveLabsClient
+from tl_mcp.api import PollPolicy, TwelveLabsClient
 from tl_mcp.config import DEFAULT_BASE_URL, ConfigError, Settings
 from tl_mcp.server.state import BackendKind
 
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 
 #: Sent to a sandbox started elsewhere when no key is configured; sandboxes accept any key by default.
 LOCAL_SANDBOX_KEY = "tl-mcp-local"
+#: The MCP server's own state inside a sandbox dir, apart from the sandbox's database and media.
+SERVER_STATE = "mcp-server"
 
 
 @dataclass(frozen=True)
@@ -28,15 +31,30 @@ class Backend:
     client: TwelveLabsClient
     kind: BackendKind
     base_url: str
+    #: Names the same data across restarts (never an ephemeral port): what ids and sessions are bound to.
+    identity: str
+    #: This backend's own folder for server state (the session map), never shared with another backend.
     state_dir: Path
 
 
+def _keyed(kind: str, base_url: str, key: str) -> tuple[str, str]:
+    """(identity, folder name) of an API reached by URL: its base URL and a hash of the key, never the key."""
+    identity = f"{kind}:{base_url.rstrip('/')} key:{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    return identity, f"{kind}-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
+
+
 def _user_client(
-    api_key: str, base_url: str, transport: httpx2.AsyncBaseTransport | None
+    api_key: str, base_url: str, transport: httpx2.AsyncBaseTransport | None, settings: Settings
 ) -> TwelveLabsClient:
     from tl_mcp import __version__
 
-    return TwelveLabsClient(api_key, base_url, transport=transport, user_agent=f"tl-mcp/{__version__}")
+    return TwelveLabsClient(
+        api_key,
+        base_url,
+        transport=transport,
+        poll=PollPolicy(initial=settings.poll_initial_s, max_interval=settings.poll_max_s),
+        user_agent=f"tl-mcp/{__version__}",
+    )
 
 
 @asynccontextmanager
@@ -52,17 +70,21 @@ async def open_backend(
                 "TL_MCP_BACKEND=cloud needs TWELVELABS_API_KEY; set it, or use "
                 "TL_MCP_BACKEND=sandbox for the offline sandbox"
             )
-        state_dir = Path(platformdirs.user_state_dir("tl-mcp", appauthor=False))
-        async with _user_client(key, settings.base_url, transport) as client:
+        identity, folder = _keyed("cloud", settings.base_url, key)
+        state_dir = Path(platformdirs.user_state_dir("tl-mcp", appauthor=False)) / folder
+        async with _user_client(key, settings.base_url, transport, settings) as client:
             log.info("backend: TwelveLabs cloud at %s", settings.base_url)
-            yield Backend(client, "cloud", settings.base_url, state_dir)
+            yield Backend(client, "cloud", settings.base_url, identity, state_dir)
         return
-    state_dir = settings.sandbox_dir.parent
     if settings.base_url != DEFAULT_BASE_URL:
-        # A sandbox already running elsewhere (e.g. `tl-mcp sandbox`): talk to it like any API.
-        async with _user_client(key or LOCAL_SANDBOX_KEY, settings.base_url, transport) as client:
+        # A sandbox already running elsewhere (e.g. `tl-mcp sandbox`): talk to it like any API. Its data
+        # dir is not ours to write in; TL_MCP_SANDBOX_DIR holds our state for it, one folder per URL+key.
+        sandbox_key = key or LOCAL_SANDBOX_KEY
+        identity, folder = _keyed("sandbox", settings.base_url, sandbox_key)
+        state_dir = settings.sandbox_dir / SERVER_STATE / folder
+        async with _user_client(sandbox_key, settings.base_url, transport, settings) as client:
             log.info("backend: sandbox at %s", settings.base_url)
-            yield Backend(client, "sandbox", settings.base_url, state_dir)
+            yield Backend(client, "sandbox", settings.base_url, identity, state_dir)
         return
     try:
         start_embedded = importlib.import_module("tl_mcp.sandbox.embedded").start_embedded
@@ -74,9 +96,11 @@ async def open_backend(
     settings.sandbox_dir.mkdir(parents=True, exist_ok=True)
     # The sandbox's own TL_MCP_SANDBOX_ANALYZERS choice (e.g. "none" for fast offline runs) still applies.
     analyzers = os.environ.get("TL_MCP_SANDBOX_ANALYZERS") or None
+    # The embedded sandbox listens on a new port each start: its data dir is what stays the same.
+    data_dir = settings.sandbox_dir.resolve()
     async with (
         start_embedded(settings.sandbox_dir, analyzers=analyzers) as sandbox,
-        _user_client(sandbox.api_key, sandbox.base_url, transport) as c,
+        _user_client(sandbox.api_key, sandbox.base_url, transport, settings) as c,
     ):
         log.info("backend: embedded sandbox at %s (data in %s)", sandbox.base_url, settings.sandbox_dir)
-        yield Backend(c, "sandbox", sandbox.base_url, state_dir)
+        yield Backend(c, "sandbox", sandbox.base_url, f"sandbox:{data_dir}", data_dir / SERVER_STATE)

@@ -7,11 +7,11 @@ accepts the static tokens, and the SDK serves the RFC 9728 metadata route.
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Sequence
 from typing import Any
 
+from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.mcpserver import MCPServer
@@ -24,6 +24,7 @@ from tl_mcp import __version__
 from tl_mcp.config import Settings
 from tl_mcp.server.events import RETRY_MS, BoundedEventStore, StreamOwners
 from tl_mcp.server.inflight import InflightRequests
+from tl_mcp.server.principals import StaticTokens, principal_key
 
 log = logging.getLogger(__name__)
 
@@ -32,41 +33,34 @@ HEALTH_PATH = "/healthz"
 
 
 class BearerAuth:
-    """Requires `Authorization: Bearer <token>` on everything but the health check.
+    """Requires `Authorization: Bearer <token>` (one of the static tokens) on everything but the health check.
 
-    Every configured token is compared in constant time, and all of them are always compared, so
-    neither the content nor the position of a token leaks through timing.
+    The caller's principal goes where the SDK's own auth middleware puts it (`scope["user"]` and the auth
+    context), so MCP sessions are bound to the token that opened them and tools can tell callers apart.
     """
 
     def __init__(
-        self, app: ASGIApp, tokens: Sequence[str], *, public_paths: Sequence[str] = (HEALTH_PATH,)
+        self, app: ASGIApp, tokens: StaticTokens, *, public_paths: Sequence[str] = (HEALTH_PATH,)
     ) -> None:
-        if not tokens:
-            raise ValueError("BearerAuth needs at least one token")
-        self._app = app
-        self._tokens = [t.encode() for t in tokens]
+        self._app = AuthContextMiddleware(app)
+        self._tokens = tokens
         self._public = frozenset(public_paths)
 
-    def _matching(self, header: str | None) -> int:
-        """The 1-based number of the token `header` carries, 0 when it carries none of them."""
+    def _verify(self, header: str | None) -> AccessToken | None:
         if not header:
-            return 0
+            return None
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer":
-            return 0
-        given = value.strip().encode()
-        matched = 0
-        for i, token in enumerate(self._tokens, start=1):
-            matched = max(matched, i * hmac.compare_digest(given, token))
-        return matched
+            return None
+        return self._tokens.verify(value)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") in self._public:
             await self._app(scope, receive, send)
             return
         request = Request(scope)
-        matched = self._matching(request.headers.get("authorization"))
-        if not matched:
+        token = self._verify(request.headers.get("authorization"))
+        if token is None:
             response = JSONResponse(
                 {"error": "invalid_token", "error_description": "Missing or invalid bearer token."},
                 status_code=401,
@@ -74,9 +68,8 @@ class BearerAuth:
             )
             await response(scope, receive, send)
             return
-        # The principal, named as StaticOrJwt names it: a session (and a cancel) stays with its token.
-        who = AccessToken(token="", client_id=f"static-token-{matched}", scopes=[])
-        await self._app({**scope, "user": AuthenticatedUser(who)}, receive, send)
+        scope["user"] = AuthenticatedUser(token)
+        await self._app(scope, receive, send)
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
@@ -119,7 +112,8 @@ def build_http_app(server: MCPServer[Any], settings: Settings) -> ASGIApp:
             "OAuth resource server for %s (static bearer tokens accepted too)", settings.oauth_resource_url
         )
     elif settings.auth_tokens:
-        app = BearerAuth(app, [t.get_secret_value() for t in settings.auth_tokens])
+        tokens = StaticTokens([t.get_secret_value() for t in settings.auth_tokens], principal_key(settings))
+        app = BearerAuth(app, tokens)
     elif settings.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning(
             "HTTP on %s without bearer tokens or OAuth: anyone who can reach it can use it", settings.host

@@ -20,6 +20,7 @@ import logging
 import re
 import secrets
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -29,11 +30,12 @@ from anyio.abc import TaskGroup
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 
+from tl_mcp.server.principals import LOCAL
 from tl_mcp.server.progress import ProgressReporter, relay
 
 log = logging.getLogger(__name__)
 
-JobStatus = Literal["in_progress", "completed", "failed", "cancelled"]
+JobStatus = Literal["in_progress", "completed", "failed", "cancelled", "expired"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class Job:
     kind: str
     label: str
     partial: Callable[[Job], CallToolResult]
+    #: The principal that started the job; nobody else can see it (see principals.py).
+    owner: str = LOCAL
     created: float = field(default_factory=time.monotonic)
     status: JobStatus = "in_progress"
     events: list[JobEvent] = field(default_factory=list)
@@ -64,6 +68,8 @@ class Job:
     handed_out: bool = False
     #: What a heartbeat says while nothing else happens (None: a silent heartbeat).
     heartbeat: str | None = None
+    #: The call that checks the upstream work directly (`wait_for_task(id=…)`), named if the job expires.
+    watching: str | None = None
     #: Free-form state a worker keeps for its partial result (ids learned so far, upstream status...).
     state: dict[str, object] = field(default_factory=dict)
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
@@ -123,30 +129,35 @@ class JobIds:
         # Bound to the backend: an id minted against one API must not be polled against another.
         self._scope = scope.encode()
 
-    def _sign(self, key: bytes, body: str) -> str:
-        digest = hmac.new(key, self._scope + b"\0" + body.encode(), hashlib.sha256).digest()
+    def _sign(self, key: bytes, body: str, owner: str) -> str:
+        material = b"\0".join((self._scope, owner.encode(), body.encode()))
+        digest = hmac.new(key, material, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest[:_SIG_BYTES]).decode().rstrip("=")
 
-    def mint(self, code: str, fields: Sequence[str]) -> str | None:
-        """The signed id, or None when a field cannot be carried or the id would be too long."""
+    def mint(self, code: str, fields: Sequence[str], owner: str) -> str | None:
+        """The signed id (good for `owner` only), or None when a field cannot be carried or it is too long."""
         if not all(_FIELD.match(f) for f in (code, *fields)):
             return None
         body = f"job_{code}:" + ":".join(fields)
-        job_id = f"{body}.{self._sign(self._keys[0], body)}"
+        job_id = f"{body}.{self._sign(self._keys[0], body, owner)}"
         return job_id if len(job_id) <= MAX_JOB_ID else None
 
-    def open(self, job_id: str) -> tuple[str, list[str]] | None:
-        """(kind code, fields) of a portable id; None for a process-local id; ToolError when altered."""
+    def open(self, job_id: str, owner: str) -> tuple[str, list[str]] | None:
+        """(kind code, fields) of `owner`'s portable id; None for a process-local id; else ToolError.
+
+        An id issued to another principal fails like an altered one, so it tells nothing about its job.
+        """
         if not job_id.startswith("job_") or ":" not in job_id:
             return None
         body, dot, sig = job_id.rpartition(".")
         valid = False
         for key in self._keys:
-            valid |= bool(dot) and hmac.compare_digest(sig.encode(), self._sign(key, body).encode())
+            valid |= bool(dot) and hmac.compare_digest(sig.encode(), self._sign(key, body, owner).encode())
         if not valid:
             raise ToolError(
-                f"Job id {job_id[:40]}… is not valid on this server: its signature does not match. It was "
-                "changed after it was issued, or it was issued by a server with different TL_MCP_STATE_KEYS "
+                f"Job id {job_id[:40]}… is not valid here: its signature does not match. It was changed "
+                "after it was issued, it was issued to another client (job ids are good only with the "
+                "credentials that started the job), or by a server with different TL_MCP_STATE_KEYS "
                 "or a different TwelveLabs backend (without state keys, each process signs with its own "
                 "key). Pass the job_id exactly as returned; on several replicas set the same "
                 "TL_MCP_STATE_KEYS everywhere. Otherwise start the work again."
@@ -169,12 +180,23 @@ class JobPorter(Protocol):
 
 
 class JobManager:
+    """The job table. Every job belongs to the principal `principal()` names when it starts, and only
+    that principal can look it up; another one's job id answers exactly like an unknown id.
+
+    Bounds: at most `max_jobs` jobs in all (finished ones are dropped first, from whichever principal
+    keeps the most), at most `max_jobs_per_owner` in progress per principal, and no job runs longer than
+    `lifetime_s`: then it ends with status "expired" and says how to check the upstream work directly.
+    """
+
     def __init__(
         self,
         task_group: TaskGroup,
         *,
         keep_s: float = 3600.0,
         max_jobs: int = 200,
+        max_jobs_per_owner: int = 20,
+        lifetime_s: float = 7200.0,
+        principal: Callable[[], str] = lambda: LOCAL,
         ids: JobIds | None = None,
         porter: JobPorter | None = None,
         handoff_grace_s: float = 0.0,
@@ -183,34 +205,42 @@ class JobManager:
         self._jobs: dict[str, Job] = {}
         self._keep_s = keep_s
         self._max_jobs = max_jobs
+        self._max_per_owner = max_jobs_per_owner
+        self._lifetime_s = lifetime_s
+        self._principal = principal
         self._ids = ids
         self._porter = porter
         self._handoff_grace_s = handoff_grace_s
 
     def get(self, job_id: str) -> Job | None:
-        """A job of this process, or one rebuilt from a portable id issued by any replica."""
+        """The caller's job of this process, or one rebuilt from a portable id issued by any replica."""
+        owner = self._principal()
         job = self._jobs.get(job_id)
-        if job is not None or self._ids is None or self._porter is None:
+        if job is not None and job.owner == owner:
             return job
-        opened = self._ids.open(job_id)
+        if self._ids is None or self._porter is None:
+            return None
+        opened = self._ids.open(job_id, owner)
         if opened is None:
             return None
         kind, label, worker, partial = self._porter.resume(job_id, *opened)
-        self._prune()
-        job = Job(id=job_id, kind=kind, label=label, partial=partial, handed_out=True)
+        self._admit(owner)
+        job = Job(id=job_id, kind=kind, label=label, partial=partial, owner=owner, handed_out=True)
         self._jobs[job_id] = job
         self._tg.start_soon(self._run, job, worker, name=f"tl-mcp resumed job {job_id[:40]}")
         log.info("resumed %s job from a portable id", kind)
         return job
 
     def start(self, kind: str, label: str, worker: Worker, partial: Callable[[Job], CallToolResult]) -> Job:
-        self._prune()
-        job = Job(id="job_" + secrets.token_hex(8), kind=kind, label=label, partial=partial)
+        owner = self._principal()
+        self._admit(owner)
+        job = Job(id="job_" + secrets.token_hex(8), kind=kind, label=label, partial=partial, owner=owner)
         self._jobs[job.id] = job
         self._tg.start_soon(self._run, job, worker, name=f"tl-mcp job {job.id}")
         return job
 
     async def _run(self, job: Job, worker: Worker) -> None:
+        job.scope.deadline = anyio.current_time() + self._lifetime_s
         with job.scope:
             try:
                 job.result = await worker(job)
@@ -225,10 +255,23 @@ class JobManager:
                 )
                 job.status = "failed"
         if job.scope.cancelled_caught:
-            job.status = "cancelled"
+            if anyio.current_time() >= job.scope.deadline:
+                job.status, job.error = "expired", self._expired(job)
+                log.warning("job %s (%s) expired after %.0f s", job.id[:40], job.kind, self._lifetime_s)
+            else:
+                job.status = "cancelled"
         job.finished_at = time.monotonic()
         job.done.set()
         job._notify()
+
+    def _expired(self, job: Job) -> str:
+        text = (
+            f"Job {job.id} ({job.label}) expired: the server gave up after {_span(self._lifetime_s)} "
+            "(TL_MCP_JOB_LIFETIME_S) without a final answer from TwelveLabs."
+        )
+        if job.watching:
+            return text + f" The work may still go on upstream; check it with {job.watching}."
+        return text + " Start the work again if you still need it."
 
     async def run(self, job: Job, report: ProgressReporter, *, wait_s: float) -> CallToolResult:
         """Relay `job` to the caller for up to `wait_s`; finished → its result, else the partial + job id."""
@@ -290,7 +333,7 @@ class JobManager:
         described = self._porter.describe(job)
         if described is None:
             return
-        new_id = self._ids.mint(*described)
+        new_id = self._ids.mint(*described, job.owner)
         if new_id is None:
             log.warning(
                 "job %s (%s) keeps a process-local id: its upstream ids do not fit one", job.id, job.kind
@@ -300,15 +343,32 @@ class JobManager:
         job.id = new_id
         self._jobs[new_id] = job
 
-    def _prune(self) -> None:
+    def _admit(self, owner: str) -> None:
+        """Room for one more job of `owner`, or a ToolError that says which bound was hit."""
         now = time.monotonic()
         for job_id, job in list(self._jobs.items()):
             if job.finished_at is not None and now - job.finished_at > self._keep_s:
                 del self._jobs[job_id]
+        running = sum(1 for j in self._jobs.values() if j.owner == owner and j.finished_at is None)
+        if running >= self._max_per_owner:
+            raise ToolError(
+                f"You have {running} jobs in progress, the most one client may have "
+                f"(TL_MCP_MAX_JOBS_PER_CLIENT={self._max_per_owner}). Follow them with "
+                f"wait_for_task(id=<job_id>) until some finish; none runs longer than "
+                f"{_span(self._lifetime_s)}."
+            )
         while len(self._jobs) >= self._max_jobs:
-            oldest = min(self._jobs.values(), key=lambda j: (j.finished_at is None, j.created))
-            if oldest.finished_at is None:
+            finished = [j for j in self._jobs.values() if j.finished_at is not None]
+            if not finished:
                 raise ToolError(
-                    f"Too many jobs in progress ({len(self._jobs)}); wait for some with wait_for_task first."
+                    f"The server is at its limit of {self._max_jobs} jobs in progress across all clients "
+                    "(TL_MCP_MAX_JOBS). Try again in a few minutes."
                 )
+            # Drop from whoever keeps the most, so one client's churn cannot push out others' results.
+            kept = Counter(j.owner for j in self._jobs.values())
+            oldest = min(finished, key=lambda j: (-kept[j.owner], j.finished_at or 0.0))
             del self._jobs[oldest.id]
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds / 60:.0f} minutes" if seconds >= 120 else f"{seconds:g} s"

@@ -103,7 +103,13 @@ class ReplicaJobs:
 def _upload(
     state: AppState, job_id: str, asset_id: str, index_id: str, indexed_id: str, store_id: str, item_id: str
 ) -> tuple[Worker, Partial]:
-    from tl_mcp.server.tools.ingest import UploadResult, finished_upload, poll_status, upload_markdown
+    from tl_mcp.server.tools.ingest import (
+        UploadResult,
+        finished_upload,
+        follow_indexing,
+        follow_item,
+        upload_markdown,
+    )
 
     def snapshot(job: Job, status: str) -> UploadResult:
         data = {k: v for k, v in job.state.items() if k in UploadResult.model_fields}
@@ -129,17 +135,9 @@ def _upload(
             asset = await c.get_asset(asset_id)
             job.state.update(asset_status=asset.status, filename=asset.filename, size_bytes=asset.size)
             if index_id:
-
-                async def indexing() -> str | None:
-                    return (await c.get_indexed_asset(index_id, indexed_id)).status
-
-                job.state["indexing_status"] = await poll_status(job, "Indexing", indexing)
+                await follow_indexing(state, job, index_id, indexed_id)
             if store_id:
-
-                async def item() -> str | None:
-                    return (await c.get_knowledge_store_item(store_id, item_id)).status
-
-                job.state["item_status"] = await poll_status(job, "Knowledge-store item", item)
+                await follow_item(state, job, store_id, item_id)
         return finished_upload(snapshot(job, "completed"))
 
     return work, partial

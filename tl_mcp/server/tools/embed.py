@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-import anyio
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
@@ -18,7 +17,7 @@ from tl_mcp.server.jobs import Job
 from tl_mcp.server.registry import ToolSpec, tool
 from tl_mcp.server.results import FILL, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import app_state
-from tl_mcp.server.tools._common import DEFAULT_WAIT_S, POLL_S, Ctx, Id, WaitS, http_url
+from tl_mcp.server.tools._common import DEFAULT_WAIT_S, TERMINAL_BAD, Ctx, Id, WaitS, follow, http_url
 
 HEAD = 8
 MAX_FULL_VECTORS = 64
@@ -96,20 +95,18 @@ async def follow_embedding_task(client: TwelveLabsClient, job: Job, task_id: str
 
     Shared with the replica that resumes someone else's job, so both report the same way.
     """
-    last: str | None = None
     with upstream("Video embedding"):
-        while True:
-            task = await client.get_video_embedding_task(task_id)
-            if task.status != last:
-                job.emit_note(f"Embedding task {task_id}: {task.status}")
-                last = task.status
-            job.heartbeat = f"Embedding task {task_id}: still {task.status}"
-            if task.status in ("ready", "failed"):
-                break
-            await anyio.sleep(POLL_S)
-    if task.status == "failed":
+        task = await follow(
+            job,
+            f"Embedding task {task_id}",
+            lambda: client.get_video_embedding_task(task_id),
+            lambda t: t.status,
+            policy=client.poll,
+            watching=f'wait_for_task(id="{task_id}", kind="embedding_task")',
+        )
+    if task.status.lower() in TERMINAL_BAD:
         reason = task.error.message if task.error and task.error.message else "no reason given"
-        raise ToolError(f"Video embedding task {task_id} failed: {reason}.")
+        raise ToolError(f"Video embedding task {task_id} ended with status {task.status}: {reason}.")
     return task
 
 

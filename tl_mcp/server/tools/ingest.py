@@ -11,6 +11,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
+from tl_mcp.api import PollPolicy, poll
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.files import LocalFile, refuse_referencing_name
@@ -19,14 +20,18 @@ from tl_mcp.server.progress import HEARTBEAT_S
 from tl_mcp.server.registry import ToolSpec, tool
 from tl_mcp.server.results import FILL, Markdown, call, tool_result
 from tl_mcp.server.state import AppState, app_state
-from tl_mcp.server.tools._common import DEFAULT_WAIT_S, MAX_WAIT_S, POLL_S, Ctx, Id, WaitS, http_url, one_of
-
-TERMINAL_OK = frozenset({"ready", "completed", "complete", "done", "succeeded"})
-TERMINAL_BAD = frozenset({"failed", "error", "canceled", "cancelled", "expired"})
-
-
-def is_terminal(status: str | None) -> bool:
-    return (status or "").lower() in TERMINAL_OK | TERMINAL_BAD
+from tl_mcp.server.tools._common import (
+    DEFAULT_WAIT_S,
+    MAX_WAIT_S,
+    TERMINAL_BAD,
+    Ctx,
+    Id,
+    WaitS,
+    follow,
+    http_url,
+    is_terminal,
+    one_of,
+)
 
 
 class UploadResult(BaseModel):
@@ -91,28 +96,40 @@ def finished_upload(result: UploadResult) -> CallToolResult:
     return tool_result(result, upload_markdown(result))
 
 
-async def poll_status(
-    job: Job,
-    what: str,
-    fetch: Callable[[], Awaitable[str | None]],
-    *,
-    on_status: Callable[[str | None], None] | None = None,
-    known: str | None = None,
-) -> str | None:
-    """Poll until a terminal status, reporting each change; the caller's wait_s bounds us via the job."""
-    last: str | None = known or "<none>"
-    started = time.monotonic()
-    while True:
-        status = await fetch()
-        if on_status is not None:
-            on_status(status)
-        if status != last:
-            job.emit_note(f"{what}: {status or 'unknown'}")
-            last = status
-        job.heartbeat = f"{what}: still {status or 'waiting'} after {time.monotonic() - started:.0f} s"
-        if is_terminal(status):
-            return status
-        await anyio.sleep(POLL_S)
+async def follow_indexing(state: AppState, job: Job, index_id: str, indexed_id: str) -> str | None:
+    """Watch an indexed asset until indexing ends; `job.state["indexing_status"]` stays current."""
+
+    async def fetch() -> str | None:
+        status = (await state.client.get_indexed_asset(index_id, indexed_id)).status
+        job.state["indexing_status"] = status
+        return status
+
+    return await follow(
+        job,
+        "Indexing",
+        fetch,
+        lambda s: s,
+        policy=state.client.poll,
+        watching=f'wait_for_task(id="{indexed_id}", index_id="{index_id}")',
+    )
+
+
+async def follow_item(state: AppState, job: Job, store_id: str, item_id: str) -> str | None:
+    """Watch a knowledge-store item until it is ready or failed; `job.state["item_status"]` stays current."""
+
+    async def fetch() -> str | None:
+        status = (await state.client.get_knowledge_store_item(store_id, item_id)).status
+        job.state["item_status"] = status
+        return status
+
+    return await follow(
+        job,
+        "Knowledge-store item",
+        fetch,
+        lambda s: s,
+        policy=state.client.poll,
+        watching=f'wait_for_task(id="{item_id}", knowledge_store_id="{store_id}")',
+    )
 
 
 @tool(toolset="ingest", title="Upload a video or image", read_only=False, destructive=False, idempotent=False)
@@ -190,26 +207,9 @@ async def upload_asset(
                 job.state["item_id"], job.state["item_status"] = item.id, item.status
                 job.emit_note(f"Added to knowledge store {knowledge_store_id}: item {item.id}")
             if wait and index_id:
-                ia_id = str(job.state["indexed_asset_id"])
-
-                async def indexing() -> str | None:
-                    return (await state.client.get_indexed_asset(index_id, ia_id)).status
-
-                job.state["indexing_status"] = await poll_status(
-                    job, "Indexing", indexing, on_status=lambda s: job.state.__setitem__("indexing_status", s)
-                )
+                await follow_indexing(state, job, index_id, str(job.state["indexed_asset_id"]))
             if wait and knowledge_store_id:
-                item_id = str(job.state["item_id"])
-
-                async def item_status() -> str | None:
-                    return (await state.client.get_knowledge_store_item(knowledge_store_id, item_id)).status
-
-                job.state["item_status"] = await poll_status(
-                    job,
-                    "Knowledge-store item",
-                    item_status,
-                    on_status=lambda s: job.state.__setitem__("item_status", s),
-                )
+                await follow_item(state, job, knowledge_store_id, str(job.state["item_id"]))
         return finished_upload(snapshot(job, "completed"))
 
     try:
@@ -296,8 +296,14 @@ async def _wait_asset(state: AppState, job: Job, asset_id: str) -> None:
 
     with upstream(f"Checking asset {asset_id}"):
         known = job.state.get("asset_status")
-        status = await poll_status(
-            job, f"Asset {asset_id}", fetch, known=known if isinstance(known, str) else None
+        status = await follow(
+            job,
+            f"Asset {asset_id}",
+            fetch,
+            lambda s: s,
+            policy=state.client.poll,
+            watching=f'wait_for_task(id="{asset_id}", kind="asset")',
+            known=known if isinstance(known, str) else None,
         )
     job.state["asset_status"] = status
     if (status or "").lower() in TERMINAL_BAD:
@@ -436,7 +442,7 @@ async def wait_for_task(
 
     with upstream(f"Checking {id}"):
         resolved, fetch = await _resolve(state, id, kind, index_id, knowledge_store_id)
-        status, detail = await _watch(ctx, resolved, fetch, wait_s)
+        status, detail = await _watch(ctx, resolved, fetch, wait_s, state.client.poll)
     done = is_terminal(status)
     result = WaitResult(
         id=id,
@@ -463,26 +469,50 @@ async def wait_for_task(
     return tool_result(result, md)
 
 
-async def _watch(ctx: Ctx, what: str, fetch: Fetcher, wait_s: float) -> tuple[str | None, dict[str, Any]]:
-    """Poll until terminal or wait_s; each change is a progress message, plus a heartbeat when quiet."""
-    deadline = time.monotonic() + wait_s
+async def _watch(
+    ctx: Ctx, what: str, fetch: Fetcher, wait_s: float, policy: PollPolicy
+) -> tuple[str | None, dict[str, Any]]:
+    """Poll until terminal or wait_s; each change is a progress message, plus a heartbeat when quiet.
+
+    The checks back off like every other wait on upstream work; the one at the deadline is the last.
+    """
     started = time.monotonic()
-    last_status: str | None = None
-    last_sent = time.monotonic()
+    deadline = started + wait_s
     progress = 0.0
-    status, detail = await fetch()
-    while True:
-        now = time.monotonic()
-        if status != last_status or now - last_sent >= HEARTBEAT_S:
-            progress += 1
-            change = status != last_status
-            message = f"{what}: {status}" if change else f"{what}: still {status} after {now - started:.0f} s"
-            await ctx.report_progress(progress, None, message)
-            last_status, last_sent = status, now
-        if is_terminal(status) or now >= deadline:
-            return status, detail
-        await anyio.sleep(min(POLL_S, max(0.0, deadline - now)))
-        status, detail = await fetch()
+    last_status: str | None = None
+    last_sent = float("-inf")
+    latest: tuple[str | None, dict[str, Any]] = (None, {})
+
+    async def say(message: str) -> None:
+        nonlocal progress, last_sent
+        progress += 1
+        last_sent = time.monotonic()
+        await ctx.report_progress(progress, None, message)
+
+    async def seen(value: tuple[str | None, dict[str, Any]]) -> None:
+        nonlocal latest, last_status
+        latest = value
+        if value[0] != last_status or last_sent == float("-inf"):
+            last_status = value[0]
+            await say(f"{what}: {value[0]}")
+
+    async def wait(delay: float) -> None:
+        until = min(time.monotonic() + delay, deadline)
+        while (left := until - time.monotonic()) > 0:
+            quiet = last_sent + HEARTBEAT_S - time.monotonic()
+            if quiet <= 0:
+                await say(f"{what}: still {last_status} after {time.monotonic() - started:.0f} s")
+                continue
+            await anyio.sleep(min(left, quiet))
+
+    await poll(
+        fetch,
+        lambda v: is_terminal(v[0]) or time.monotonic() >= deadline,
+        policy=policy,
+        on_value=seen,
+        sleep=wait,
+    )
+    return latest
 
 
 TOOLS: list[ToolSpec] = [upload_asset, wait_for_task]

@@ -25,6 +25,7 @@ from tl_mcp.api.models import (
 )
 from tl_mcp.server.errors import explain
 from tl_mcp.server.jobs import Job
+from tl_mcp.server.principals import current_principal
 from tl_mcp.server.registry import ToolSpec, tool
 from tl_mcp.server.results import FILL, Json, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
@@ -311,7 +312,7 @@ async def _stream(state: AppState, job: Job, request: ResponseRequest, base: Any
                 job.state["response_id"] = update.response_id
                 if update.session_id:
                     job.state["session_id"] = update.session_id
-                    state.sessions.remember(update.session_id, request.knowledge_store_id)
+                    state.sessions.remember(update.session_id, request.knowledge_store_id, job.owner)
             elif isinstance(update, TextDelta):
                 job.emit_text(update.text)
             elif isinstance(update, StepUpdate):
@@ -323,15 +324,10 @@ async def _stream(state: AppState, job: Job, request: ResponseRequest, base: Any
             elif isinstance(update, Keepalive):
                 continue
     except StreamError as exc:
-        raise ToolError(_cut_off(state, request, exc, job.text)) from None
+        raise ToolError(_cut_off(state, job, request, exc)) from None
     except NotFoundError as exc:
         if request.session_id and "session" in exc.message.lower():
-            raise ToolError(
-                f"Jockey response failed: session {request.session_id} does not exist upstream (HTTP 404, "
-                f"{exc.code or 'not found'}); a turn that was cut off before it completed may never have "
-                "saved its session. Start a new conversation with create_response on "
-                f"{request.knowledge_store_id}."
-            ) from None
+            raise ToolError(_no_such_session(request.session_id, request.knowledge_store_id)) from None
         raise ToolError(explain("Jockey response", exc)) from None
     except TwelveLabsError as exc:
         raise ToolError(explain("Jockey response", exc)) from None
@@ -348,7 +344,7 @@ async def _stream(state: AppState, job: Job, request: ResponseRequest, base: Any
         job.emit_note("[note] the streamed text missed a piece; the result holds the complete answer")
     if final.session_id:
         job.state["session_id"] = final.session_id
-        state.sessions.remember(final.session_id, request.knowledge_store_id)
+        state.sessions.remember(final.session_id, request.knowledge_store_id, job.owner)
     job.state["response_id"] = final.id
     status: Literal["completed", "incomplete"] = "incomplete" if final.status == "incomplete" else "completed"
     result: JockeyResult = base(job, status, text)
@@ -364,12 +360,21 @@ async def _stream(state: AppState, job: Job, request: ResponseRequest, base: Any
     return tool_result(result, _markdown(result, parse_error=parse_error))
 
 
-def _cut_off(state: AppState, request: ResponseRequest, exc: StreamError, relayed: str) -> str:
+def _no_such_session(session_id: str, knowledge_store_id: str) -> str:
+    # Also the answer for another caller's session, so it tells nothing about whether that one exists.
+    return (
+        f"Jockey response failed: session {session_id} does not exist upstream (HTTP 404); a turn "
+        "that was cut off before it completed may never have saved its session. Start a new "
+        f"conversation with create_response on {knowledge_store_id}."
+    )
+
+
+def _cut_off(state: AppState, job: Job, request: ResponseRequest, exc: StreamError) -> str:
     """The error for a stream that ended early: the partial answer, the session, and how to go on."""
     session = exc.session_id or request.session_id
     if session:
-        state.sessions.remember(session, request.knowledge_store_id)
-    partial_text = exc.partial_text or relayed
+        state.sessions.remember(session, request.knowledge_store_id, job.owner)
+    partial_text = exc.partial_text or job.text
     text = explain("Jockey response", exc)
     if partial_text:
         text += f"\n\nPartial answer before the failure:\n{partial_text}"
@@ -459,7 +464,14 @@ async def continue_session(
     asks for knowledge_store_id: the first turn's store.
     """
     state = app_state(ctx)
-    store = knowledge_store_id or state.sessions.get(session_id)
+    caller = current_principal()
+    if state.sessions.foreign(session_id, caller):
+        # Someone else's session: answer as for a session that is unknown here or gone upstream.
+        if knowledge_store_id is not None:
+            raise ToolError(_no_such_session(session_id, knowledge_store_id))
+        store = None
+    else:
+        store = knowledge_store_id or state.sessions.get(session_id, caller)
     if store is None:
         raise ToolError(
             f"Session {session_id} is not known to this server (it may have been created before a restart or "
