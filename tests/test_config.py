@@ -68,6 +68,10 @@ def test_all_toolsets_keyword() -> None:
         ({"TL_MCP_BACKEND": "local"}, "TL_MCP_BACKEND"),
         ({"TL_MCP_TRANSPORT": "sse"}, "TL_MCP_TRANSPORT"),
         ({"TL_MCP_PORT": "70000"}, "TL_MCP_PORT"),
+        ({"TL_MCP_MAX_JOBS": "0"}, "TL_MCP_MAX_JOBS"),
+        ({"TL_MCP_JOB_LIFETIME_S": "soon"}, "TL_MCP_JOB_LIFETIME_S"),
+        ({"TL_MCP_POLL_INITIAL_S": "60"}, "TL_MCP_POLL_INITIAL_S (60) is longer than TL_MCP_POLL_MAX_S (30)"),
+        ({"TL_MCP_MAX_JOBS_PER_CLIENT": "500"}, "TL_MCP_MAX_JOBS_PER_CLIENT (500) is above TL_MCP_MAX_JOBS"),
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], fragment: str) -> None:

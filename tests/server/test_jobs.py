@@ -137,3 +137,40 @@ async def test_failures_surface_as_tool_errors() -> None:
         with pytest.raises(ToolError) as err:
             await jobs.run(jobs.start("t", "crashy", crash, _partial), ProgressRecorder(), wait_s=2)
     assert "secret internals" not in str(err.value) and "RuntimeError" in str(err.value)
+
+
+async def test_one_principal_churning_jobs_does_not_push_out_anothers_results() -> None:
+    caller = ["p_b"]
+
+    async def quick(job: Job) -> CallToolResult:
+        return _done(f"result of {job.owner}")
+
+    async with anyio.create_task_group() as tg:
+        jobs = JobManager(tg, max_jobs=4, max_jobs_per_owner=4, principal=lambda: caller[0])
+        kept = jobs.start("t", "b's job", quick, _partial)
+        kept.handed_out = True
+        await kept.done.wait()
+        caller[0] = "p_a"
+        for _ in range(20):
+            job = jobs.start("t", "a's job", quick, _partial)
+            job.handed_out = True
+            await job.done.wait()
+        # A only ever pushes out its own finished jobs; B still collects its result.
+        assert jobs.get(kept.id) is None
+        caller[0] = "p_b"
+        assert jobs.get(kept.id) is kept and kept.outcome().content == _done("result of p_b").content
+
+
+async def test_a_job_past_its_lifetime_expires_and_says_how_to_check_upstream() -> None:
+    async def stuck(job: Job) -> CallToolResult:
+        job.watching = 'wait_for_task(id="ia_1", index_id="idx_1")'
+        await anyio.sleep(30)
+        return _done("never")
+
+    async with anyio.create_task_group() as tg:
+        jobs = JobManager(tg, lifetime_s=0.3)
+        job = jobs.start("t", "indexing", stuck, _partial)
+        with anyio.fail_after(5), pytest.raises(ToolError) as err:
+            await jobs.run(job, ProgressRecorder(), wait_s=10)
+    assert job.status == "expired"
+    assert "expired" in str(err.value) and 'wait_for_task(id="ia_1", index_id="idx_1")' in str(err.value)

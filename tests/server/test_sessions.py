@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from tl_mcp.config import Settings
+from tl_mcp.server.backend import open_backend
 from tl_mcp.server.sessions import SessionStore
 
 
@@ -41,3 +45,23 @@ def test_corrupt_file_is_ignored(tmp_path: Path) -> None:
     assert store.get("s", "") is None
     store.remember("s", "ks", "")
     assert SessionStore(tmp_path).get("s", "") == "ks"
+
+
+@pytest.mark.anyio
+async def test_cloud_state_is_one_folder_per_base_url_and_key_without_the_key(tmp_path: Path) -> None:
+    def cloud(key: str, url: str = "https://api.twelvelabs.io/v1.3") -> Settings:
+        env = {"TWELVELABS_API_KEY": key, "TWELVELABS_BASE_URL": url, "TL_MCP_SANDBOX_DIR": str(tmp_path)}
+        return Settings.from_sources(env=env)
+
+    folders = []
+    for settings in (
+        cloud("tlk_first_key"),
+        cloud("tlk_second_key"),
+        cloud("tlk_first_key", "https://eu.example/v1.3"),
+    ):
+        async with open_backend(settings) as backend:
+            folders.append(backend.state_dir)
+            assert "tlk_" not in str(backend.state_dir) and "tlk_" not in backend.identity
+    assert len(set(folders)) == 3
+    async with open_backend(cloud("tlk_first_key")) as again:
+        assert again.state_dir == folders[0]

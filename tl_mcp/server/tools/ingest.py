@@ -421,7 +421,8 @@ async def wait_for_task(
         if job is None:
             raise ToolError(
                 f"No job {id} on this server: jobs live in the server process and are forgotten "
-                "after an hour or a restart. Start the work again."
+                "after an hour or a restart, and belong to the credentials that started them. Start the "
+                "work again."
             )
         job.handed_out = True
         outcome = await state.jobs.run(job, ctx.report_progress, wait_s=wait_s)

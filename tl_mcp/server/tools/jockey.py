@@ -474,9 +474,9 @@ async def continue_session(
         store = knowledge_store_id or state.sessions.get(session_id, caller)
     if store is None:
         raise ToolError(
-            f"Session {session_id} is not known to this server (it may have been created before a restart or "
-            "by another server). Call continue_session again with knowledge_store_id set to the store the "
-            "session was started on."
+            f"Session {session_id} is not known to this server (it may have been created before a restart, "
+            "by another server, or with other credentials). Call continue_session again with "
+            "knowledge_store_id set to the store the session was started on."
         )
     return await _turn(
         ctx,
