@@ -266,14 +266,14 @@ class Settings(BaseModel):
             ),
             "oauth_jwks": pick(oauth_jwks, "TL_MCP_OAUTH_JWKS"),
         }
-        for name, flag in (
-            ("max_jobs", max_jobs),
-            ("max_jobs_per_client", max_jobs_per_client),
-            ("job_lifetime_s", job_lifetime_s),
-            ("poll_initial_s", poll_initial_s),
-            ("poll_max_s", poll_max_s),
+        for name, flag, variable in (
+            ("max_jobs", max_jobs, "TL_MCP_MAX_JOBS"),
+            ("max_jobs_per_client", max_jobs_per_client, "TL_MCP_MAX_JOBS_PER_CLIENT"),
+            ("job_lifetime_s", job_lifetime_s, "TL_MCP_JOB_LIFETIME_S"),
+            ("poll_initial_s", poll_initial_s, "TL_MCP_POLL_INITIAL_S"),
+            ("poll_max_s", poll_max_s, "TL_MCP_POLL_MAX_S"),
         ):
-            value = pick(flag, f"TL_MCP_{name.upper()}")
+            value = pick(flag, variable)
             if value is not None:
                 values[name] = value
         key_file = pick(oauth_public_key_file, "TL_MCP_OAUTH_PUBLIC_KEY_FILE")
