@@ -1,4 +1,5 @@
-"""Pieces shared by the toolset modules: argument types, the wait bound, and small formatting helpers."""
+"""Pieces shared by the toolset modules: argument types, the wait bound, the one way a job watches
+upstream work, and small formatting helpers."""
 
 from __future__ import annotations
 

@@ -470,19 +470,25 @@ async def wait_for_task(
     return tool_result(result, md)
 
 
+class _WaitOver(Exception):
+    """No time left before the caller's wait_s ends."""
+
+
 async def _watch(
     ctx: Ctx, what: str, fetch: Fetcher, wait_s: float, policy: PollPolicy
 ) -> tuple[str | None, dict[str, Any]]:
     """Poll until terminal or wait_s; each change is a progress message, plus a heartbeat when quiet.
 
-    The checks back off like every other wait on upstream work; the one at the deadline is the last.
+    The checks back off like every other wait on upstream work; the one at the deadline is the last. If
+    no check got an answer by then, the last transient error is the result.
     """
     started = time.monotonic()
     deadline = started + wait_s
     progress = 0.0
     last_status: str | None = None
     last_sent = float("-inf")
-    latest: tuple[str | None, dict[str, Any]] = (None, {})
+    latest: tuple[str | None, dict[str, Any]] | None = None
+    failure: TwelveLabsError | None = None
 
     async def say(message: str) -> None:
         nonlocal progress, last_sent
@@ -492,12 +498,19 @@ async def _watch(
 
     async def seen(value: tuple[str | None, dict[str, Any]]) -> None:
         nonlocal latest, last_status
+        first = latest is None
         latest = value
-        if value[0] != last_status or last_sent == float("-inf"):
+        if first or value[0] != last_status:
             last_status = value[0]
             await say(f"{what}: {value[0]}")
 
+    def failed(exc: TwelveLabsError, delay: float) -> None:
+        nonlocal failure
+        failure = exc
+
     async def wait(delay: float) -> None:
+        if time.monotonic() >= deadline:
+            raise _WaitOver
         until = min(time.monotonic() + delay, deadline)
         while (left := until - time.monotonic()) > 0:
             quiet = last_sent + HEARTBEAT_S - time.monotonic()
@@ -506,14 +519,20 @@ async def _watch(
                 continue
             await anyio.sleep(min(left, quiet))
 
-    await poll(
-        fetch,
-        lambda v: is_terminal(v[0]) or time.monotonic() >= deadline,
-        policy=policy,
-        on_value=seen,
-        sleep=wait,
-    )
-    return latest
+    try:
+        return await poll(
+            fetch,
+            lambda v: is_terminal(v[0]) or time.monotonic() >= deadline,
+            policy=policy,
+            on_value=seen,
+            on_transient=failed,
+            sleep=wait,
+        )
+    except _WaitOver:
+        if latest is None:
+            assert failure is not None
+            raise failure from None
+        return latest
 
 
 TOOLS: list[ToolSpec] = [upload_asset, wait_for_task]
