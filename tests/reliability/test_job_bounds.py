@@ -94,3 +94,22 @@ async def test_a_503_with_retry_after_is_waited_out_while_watching(tmp_path: Pat
     gaps = [b - a for a, b in itertools.pairwise(times)]
     # Every check after a 503 came at least Retry-After later (0.1 s backoff alone would be sooner).
     assert min(gaps) >= 0.9, gaps
+
+
+async def test_an_upstream_that_stays_down_ends_the_wait_with_its_error_in_bounded_time(
+    tmp_path: Path,
+) -> None:
+    upstream = NeverFinishes(busy={"task_down": 10_000}, retry_after_s=1)
+    async with upstream.serving() as api:
+        settings = fake_upstream_settings(api, tmp_path, **FAST)
+        async with Client(build_server(settings)) as c:
+            started = time.monotonic()
+            with anyio.fail_after(30):
+                result = await c.call_tool(
+                    "wait_for_task", {"id": "task_down", "kind": "embedding_task", "wait_s": 2}
+                )
+            elapsed = time.monotonic() - started
+    # Nothing ever answered: the error says so, instead of an "unknown" status, and waiting stopped.
+    assert result.is_error and "HTTP 503" in text_of(result), text_of(result)
+    assert elapsed < 12, elapsed
+    assert len(upstream.checks["task_down"]) <= 8, len(upstream.checks["task_down"])
