@@ -95,6 +95,8 @@ class SandboxConfig(BaseModel):
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
     max_url_bytes: int = Field(default=4 * 1024 * 1024 * 1024, ge=1)
     max_image_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
+    #: Largest JSON request body; bigger ones are cut off while streaming with a 413.
+    max_json_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     #: Longest a URL fetch may take, in seconds.
     url_timeout_s: float = Field(default=120.0, gt=0)
     #: Longest segment the ingest cuts, in seconds.
@@ -155,6 +157,8 @@ class SandboxConfig(BaseModel):
             values["keepalive_interval_s"] = float(env["TL_MCP_SANDBOX_KEEPALIVE_S"])
         if env.get("TL_MCP_SANDBOX_MAX_UPLOAD_BYTES"):
             values["max_upload_bytes"] = int(env["TL_MCP_SANDBOX_MAX_UPLOAD_BYTES"])
+        if env.get("TL_MCP_SANDBOX_MAX_JSON_BYTES"):
+            values["max_json_bytes"] = int(env["TL_MCP_SANDBOX_MAX_JSON_BYTES"])
         values.update(overrides)
         return cls.model_validate(values)
 
