@@ -47,6 +47,10 @@ def _serve_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="HTTP port (default 8000)")
+    p.add_argument("--max-connections", type=int, help="HTTP: most connections open at once (default 500)")
+    p.add_argument(
+        "--read-timeout", type=float, help="HTTP: seconds request headers may take and a body may stall"
+    )
     p.add_argument(
         "--backend", choices=["auto", "cloud", "sandbox"], help="auto: cloud with a key, else sandbox"
     )
@@ -111,6 +115,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         transport=args.transport,
         host=args.host,
         port=args.port,
+        max_connections=args.max_connections,
+        read_timeout_s=args.read_timeout,
         auth_tokens=args.auth_tokens,
         allowed_hosts=args.allowed_hosts,
         allowed_origins=args.allowed_origins,

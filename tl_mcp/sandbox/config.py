@@ -115,6 +115,10 @@ class SandboxConfig(BaseModel):
     #: Name resolution for caller-supplied URLs (``(host, port) -> addresses``); None = the system resolver.
     #: Lets a test or an embedding application decide what a host name means without touching DNS.
     resolver: Resolver | None = Field(default=None, exclude=True, repr=False)
+    #: `tl-mcp sandbox`: most connections open at once, and the seconds request headers may take and a
+    #: body may stall (see tl_mcp.http_guard).
+    max_connections: int = Field(default=500, ge=1)
+    read_timeout_s: float = Field(default=15.0, gt=0)
     #: How long a multipart upload session accepts chunks, in seconds (the platform: 24 h).
     multipart_session_ttl_s: float = Field(default=24 * 3600.0, gt=0)
     # What one media file may make the sandbox decode (see ``media.MediaLimits``). Unset, the environment
@@ -159,6 +163,10 @@ class SandboxConfig(BaseModel):
             values["max_upload_bytes"] = int(env["TL_MCP_SANDBOX_MAX_UPLOAD_BYTES"])
         if env.get("TL_MCP_SANDBOX_MAX_JSON_BYTES"):
             values["max_json_bytes"] = int(env["TL_MCP_SANDBOX_MAX_JSON_BYTES"])
+        if env.get("TL_MCP_SANDBOX_MAX_CONNECTIONS"):
+            values["max_connections"] = int(env["TL_MCP_SANDBOX_MAX_CONNECTIONS"])
+        if env.get("TL_MCP_SANDBOX_READ_TIMEOUT_S"):
+            values["read_timeout_s"] = float(env["TL_MCP_SANDBOX_READ_TIMEOUT_S"])
         values.update(overrides)
         return cls.model_validate(values)
 
