@@ -21,6 +21,7 @@ import anyio
 
 from tl_mcp import __version__
 from tl_mcp.config import ALL_TOOLSETS, ConfigError, Settings
+from tl_mcp.redaction import install_log_redaction
 
 log = logging.getLogger("tl_mcp")
 
@@ -36,6 +37,8 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
+    # Every record, whichever library logs it (httpcore traces response headers at DEBUG), is masked.
+    install_log_redaction()
     # One line per upstream request is noise at INFO; keep it for DEBUG.
     if logging.getLogger().level > logging.DEBUG:
         logging.getLogger("httpx2").setLevel(logging.WARNING)
