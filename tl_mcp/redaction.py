@@ -20,7 +20,7 @@ from urllib.parse import quote, quote_plus
 
 MASK = "***"
 #: Shorter secrets are not masked: they would mask ordinary text (and no real key is that short).
-MIN_SECRET_CHARS = 8
+MIN_SECRET_CHARS = 4
 #: Derived spellings (a base64 core, …) shorter than this are not masked either, for the same reason.
 _MIN_FORM_CHARS = 6
 
@@ -125,8 +125,13 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not self._redactor:
             return True
-        record.msg = self._redactor.mask(record.getMessage())
-        record.args = None
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: logging reports it, and must not print the secret doing so
+            message = f"{record.msg} {record.args!r}"
+        masked = self._redactor.mask(message)
+        if masked != message:  # untouched records keep their arguments (formatters may read them)
+            record.msg, record.args = masked, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
