@@ -291,6 +291,9 @@ async def test_a_hostile_upstream_echoing_the_key_everywhere_leaks_it_nowhere(
             async def call(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
                 result = await c.call_tool(name, arguments, progress_callback=on_progress)
                 seen.append(f"{name}: {result!r}")
+                # Every call does its work (deletes of what is not there are idempotent): the secret is
+                # hunted in real answers, not only in error messages.
+                assert not result.is_error, (name, result)
                 return result.structured_content or {}
 
             await call("list_indexes", {})
@@ -302,7 +305,7 @@ async def test_a_hostile_upstream_echoing_the_key_everywhere_leaks_it_nowhere(
             )
             found = await call(
                 "search_videos",
-                {"query": "quarterly sales report", "index_id": seed.index_id, "include_thumbnails": True},
+                {"query": "quarterly sales report", "index_id": seed.index_id, "include_thumbnails": 1},
             )
             await call(
                 "classify_videos",
@@ -360,7 +363,7 @@ async def test_a_hostile_upstream_echoing_the_key_everywhere_leaks_it_nowhere(
     assert "[***]" in everything["results"] and "***" in everything["progress"]
     assert "retrying in" in logs and "req-***" in logs and "SSE event name" in logs
     assert "unreadable response object" in logs
-    assert found["moments"] and "echo=***" in found["moments"][0]["thumbnail_url"]
+    assert found.get("moments") and "echo=***" in found["moments"][0]["thumbnail_url"]
     assert "contains a secret" in logs  # the thumbnail the proxy put the key into was not returned
 
 
