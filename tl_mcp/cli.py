@@ -21,6 +21,7 @@ import anyio
 
 from tl_mcp import __version__
 from tl_mcp.config import ALL_TOOLSETS, ConfigError, Settings
+from tl_mcp.redaction import install_log_redaction
 
 log = logging.getLogger("tl_mcp")
 
@@ -36,6 +37,8 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
+    # Every record, whichever library logs it (httpcore traces response headers at DEBUG), is masked.
+    install_log_redaction()
     # One line per upstream request is noise at INFO; keep it for DEBUG.
     if logging.getLogger().level > logging.DEBUG:
         logging.getLogger("httpx2").setLevel(logging.WARNING)
@@ -47,6 +50,10 @@ def _serve_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="HTTP port (default 8000)")
+    p.add_argument("--max-connections", type=int, help="HTTP: most connections open at once (default 500)")
+    p.add_argument(
+        "--read-timeout", type=float, help="HTTP: seconds request headers may take and a body may stall"
+    )
     p.add_argument(
         "--backend", choices=["auto", "cloud", "sandbox"], help="auto: cloud with a key, else sandbox"
     )
@@ -123,6 +130,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         transport=args.transport,
         host=args.host,
         port=args.port,
+        max_connections=args.max_connections,
+        read_timeout_s=args.read_timeout,
         auth_tokens=args.auth_tokens,
         allowed_hosts=args.allowed_hosts,
         allowed_origins=args.allowed_origins,

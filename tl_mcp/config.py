@@ -62,6 +62,10 @@ class Settings(BaseModel):
     transport: Transport = "stdio"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    #: HTTP: most connections open at once (lowered to fit the open-file limit); see tl_mcp.http_guard.
+    max_connections: int = Field(default=500, ge=1)
+    #: HTTP: seconds a request's headers may take, and its body may stall.
+    read_timeout_s: float = Field(default=15.0, gt=0)
     auth_tokens: tuple[SecretStr, ...] = ()
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
     allowed_origins: tuple[str, ...] = LOOPBACK_ORIGINS
@@ -194,6 +198,8 @@ class Settings(BaseModel):
         transport: str | None = None,
         host: str | None = None,
         port: int | None = None,
+        max_connections: int | None = None,
+        read_timeout_s: float | None = None,
         auth_tokens: Sequence[str] | None = None,
         allowed_hosts: Sequence[str] | None = None,
         allowed_origins: Sequence[str] | None = None,
@@ -254,6 +260,8 @@ class Settings(BaseModel):
             "transport": pick(transport, "TL_MCP_TRANSPORT") or "stdio",
             "host": pick(host, "TL_MCP_HOST") or "127.0.0.1",
             "port": pick(port, "TL_MCP_PORT") or 8000,
+            "max_connections": pick(max_connections, "TL_MCP_MAX_CONNECTIONS") or 500,
+            "read_timeout_s": pick(read_timeout_s, "TL_MCP_READ_TIMEOUT_S") or 15.0,
             "auth_tokens": tuple(SecretStr(t) for t in tokens),
             "allowed_dirs": tuple(Path(d).expanduser() for d in dirs),
             "read_only": read_only if read_only is not None else _truthy(env.get("TL_MCP_READ_ONLY")),
@@ -303,6 +311,8 @@ _FIELD_SOURCES = {
     "backend": "TL_MCP_BACKEND / --backend (auto, cloud or sandbox)",
     "transport": "TL_MCP_TRANSPORT / --transport (stdio or http)",
     "port": "TL_MCP_PORT / --port (0-65535)",
+    "max_connections": "TL_MCP_MAX_CONNECTIONS / --max-connections (1 or more)",
+    "read_timeout_s": "TL_MCP_READ_TIMEOUT_S / --read-timeout (seconds, more than 0)",
     "toolsets": "TL_MCP_TOOLSETS / --toolsets",
     "host": "TL_MCP_HOST / --host",
     "state_keys": "TL_MCP_STATE_KEYS",

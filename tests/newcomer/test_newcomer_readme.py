@@ -155,6 +155,8 @@ SAMPLE = {
     "transport": "http",
     "host": "0.0.0.0",
     "port": "8123",
+    "max_connections": "7",
+    "read_timeout_s": "3.5",
     "auth_tokens": "token-a-0123456789abcdef",
     "allowed_hosts": "mcp.example.com",
     "allowed_origins": "https://app.example.com",

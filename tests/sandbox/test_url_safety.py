@@ -293,3 +293,54 @@ def test_an_unresolvable_host_is_a_connect_error_once_private_urls_are_allowed()
         c.get("http://nowhere.invalid/x")
     with pytest.raises(urls.UrlRefused, match="does not resolve"):
         urls.check_url("http://nowhere.invalid/x", allow_private=False, resolver=nowhere)
+
+
+@pytest.mark.parametrize(
+    ("address", "embedded"),
+    [
+        ("2002:7f00:1::", "127.0.0.1"),  # 6to4
+        ("2002:a00:1::1", "10.0.0.1"),
+        ("64:ff9b::7f00:1", "127.0.0.1"),  # NAT64 well-known prefix
+        ("64:ff9b::a9fe:a9fe", "169.254.169.254"),
+        ("::ffff:0:7f00:1", "127.0.0.1"),  # IPv4-translated
+        ("::ffff:c0a8:1", "192.168.0.1"),  # IPv4-mapped
+        ("::7f00:1", "127.0.0.1"),  # IPv4-compatible
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "127.0.0.1"),  # Teredo: client 127.0.0.1, obfuscated
+        ("2001:0:a00:1:8000:63bf:a2b5:2bdd", "10.0.0.1"),  # Teredo: server 10.0.0.1
+    ],
+)
+def test_ipv6_forms_embedding_a_refused_ipv4_address_are_refused_on_every_path(
+    address: str, embedded: str
+) -> None:
+    hits: list[str] = []
+
+    def origin(request: httpx2.Request) -> httpx2.Response:
+        hits.append(str(request.url))
+        return httpx2.Response(302, headers={"location": f"http://[{address}]/secret"})
+
+    why = rf"resolves to {address}, an IPv6 form of {embedded}, a [\w-]+ address"
+    with pytest.raises(urls.UrlRefused, match=why):  # the URL literally
+        urls.check_url(f"http://[{address}]/x", allow_private=False)
+    with pytest.raises(urls.UrlRefused, match=why):  # a DNS answer
+        urls.check_url("http://six.example/x", allow_private=False, resolver=lambda h, p: [address])
+    with (
+        urls.client(allow_private=False, timeout=5, transport=httpx2.MockTransport(origin)) as c,
+        pytest.raises(urls.UrlRefused, match=why),  # a redirect hop
+    ):
+        c.get(f"{PUBLIC}/hop")
+    assert hits == [f"{PUBLIC}/hop"]
+
+
+def test_local_use_nat64_is_refused_whatever_it_embeds() -> None:
+    # RFC 8215 lets the operator choose where the IPv4 address sits, so it cannot be judged by one.
+    with pytest.raises(urls.UrlRefused, match="a local-use NAT64 address"):
+        urls.check_url("http://[64:ff9b:1::5db8:d822]/x", allow_private=False)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["2002:5db8:d822::1", "64:ff9b::5db8:d822", "::ffff:93.184.216.34", "2606:4700:4700::1111"],
+)
+def test_ipv6_forms_of_a_public_ipv4_address_stay_fetchable(address: str) -> None:
+    # A DNS64 resolver on an IPv6-only network answers public names with 64:ff9b:: addresses.
+    urls.check_url(f"http://[{address}]/x", allow_private=False)

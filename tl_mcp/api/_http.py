@@ -15,6 +15,8 @@ from typing import Any
 import anyio
 import httpx2
 
+from tl_mcp.redaction import SECRETS, LineMasker, Redactor
+
 from ._multipart import ByteProgress, MultipartForm
 from .errors import (
     REQUEST_ID_HEADERS,
@@ -23,7 +25,6 @@ from .errors import (
     APITimeoutError,
     TwelveLabsError,
     error_for_status,
-    redact,
 )
 
 logger = logging.getLogger("tl_mcp.api")
@@ -152,8 +153,35 @@ class Body:
         return {}, None
 
 
+class _MaskedStream(httpx2.AsyncByteStream):
+    """The decoded body of a streamed response with every secret masked, a line at a time."""
+
+    def __init__(self, response: httpx2.Response, redactor: Redactor) -> None:
+        self._response, self._redactor = response, redactor
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        masker = LineMasker(self._redactor)
+        try:
+            async for chunk in self._response.aiter_bytes():
+                if masked := masker.feed(chunk):
+                    yield masked
+        except httpx2.TransportError as exc:
+            # The message can quote what the server sent; the original stays out of the chain.
+            raise type(exc)(self._redactor.mask(str(exc))) from None
+        if tail := masker.flush():
+            yield tail
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
 class HTTPCore:
-    """Owns the `httpx2.AsyncClient`; every request of the client goes through `request` or `stream`."""
+    """Owns the `httpx2.AsyncClient`; every request of the client goes through `request` or `stream`.
+
+    Every response is masked here, where it enters: the API key in any spelling (see tl_mcp.redaction)
+    is replaced in the status line, the headers, the body and any transport error before anything
+    parses, logs or returns it, so an upstream that echoes the key cannot get it further.
+    """
 
     def __init__(
         self,
@@ -167,6 +195,8 @@ class HTTPCore:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
+        self._redactor = Redactor([api_key])
+        SECRETS.add(api_key)
         self.timeouts = timeouts
         self.retry = retry
         self._client = httpx2.AsyncClient(
@@ -176,10 +206,6 @@ class HTTPCore:
             headers={"user-agent": user_agent},
             follow_redirects=False,
         )
-
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        return (self._api_key,)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -219,8 +245,36 @@ class HTTPCore:
             )
         return request
 
+    def _masked(self, response: httpx2.Response, *, streamed: bool) -> httpx2.Response:
+        """``response`` as the rest of the client sees it: secrets masked, the body already decoded."""
+        text = self._redactor.mask
+        headers = [
+            (text(name), text(value))
+            for name, value in response.headers.multi_items()
+            if name.lower() not in ("content-encoding", "content-length")
+        ]
+        extensions = dict(response.extensions)
+        reason = extensions.get("reason_phrase")
+        if isinstance(reason, bytes):
+            extensions["reason_phrase"] = self._redactor.mask_bytes(reason)
+        if streamed:
+            return httpx2.Response(
+                response.status_code,
+                headers=headers,
+                stream=_MaskedStream(response, self._redactor),
+                request=response.request,
+                extensions=extensions,
+            )
+        return httpx2.Response(
+            response.status_code,
+            headers=headers,
+            content=self._redactor.mask_bytes(response.content),
+            request=response.request,
+            extensions=extensions,
+        )
+
     def _transport_error(self, exc: httpx2.TransportError, what: str) -> APIConnectionError:
-        detail = redact(str(exc) or type(exc).__name__, self.secrets)
+        detail = self._redactor.mask(str(exc) or type(exc).__name__)
         if isinstance(exc, httpx2.TimeoutException):
             return APITimeoutError(f"{what} timed out ({type(exc).__name__}: {detail})")
         if isinstance(exc, httpx2.ConnectError):
@@ -236,7 +290,6 @@ class HTTPCore:
         return error_for_status(
             response.status_code,
             body,
-            secrets=self.secrets,
             request_id=request_id_of(response.headers),
             retry_after=parse_retry_after(response.headers),
             context=what,
@@ -276,7 +329,7 @@ class HTTPCore:
             error: TwelveLabsError
             wait: float | None = None
             try:
-                response = await self._client.send(request)
+                response = self._masked(await self._client.send(request), streamed=False)
             except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
                 error = self._transport_error(exc, what)
             except httpx2.TransportError as exc:
@@ -332,7 +385,7 @@ class HTTPCore:
             timeout=self.timeouts.httpx_stream(),
         )
         try:
-            response = await self._client.send(request, stream=True)
+            response = self._masked(await self._client.send(request, stream=True), streamed=True)
         except httpx2.TransportError as exc:
             raise self._transport_error(exc, what) from exc
         try:

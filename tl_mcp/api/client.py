@@ -26,7 +26,7 @@ from ._multipart import (
     ProgressCounter,
     open_source,
 )
-from .errors import APIStatusError, StreamError, TwelveLabsError, UploadError, redact
+from .errors import APIStatusError, StreamError, TwelveLabsError, UploadError
 from .models._base import MetadataValue, Page
 from .models.analyze import (
     AnalyzeEvent,
@@ -847,7 +847,7 @@ class TwelveLabsClient:
                             yield event
             except (httpx2.TransportError, TwelveLabsError) as exc:
                 raise StreamError(
-                    redact(f"the analyze stream broke: {exc}", self._http.secrets),
+                    f"the analyze stream broke: {exc}",
                     partial_text=assembler.text,
                 ) from exc
             for obj in decoder.flush():
@@ -1114,7 +1114,7 @@ class TwelveLabsClient:
         Cancelling the consuming task closes the HTTP stream at once; when you may stop iterating early, wrap
         the iterator in `contextlib.aclosing(...)`.
         """
-        assembler = ResponseAssembler(secrets=self._http.secrets)
+        assembler = ResponseAssembler()
         body = Body(json=request.to_wire(stream=True))
         headers = {"accept": "text/event-stream"}
         async with self._http.stream("POST", "/responses", body=body, headers=headers) as response:
@@ -1124,9 +1124,7 @@ class TwelveLabsClient:
                     raw = await response.aread()
                 except httpx2.TransportError as exc:
                     # Same failure as a broken SSE body, so callers handle one exception type.
-                    raise StreamError(
-                        redact(f"the response broke before it was complete: {exc}", self._http.secrets)
-                    ) from exc
+                    raise StreamError(f"the response broke before it was complete: {exc}") from exc
                 for update in assembler.from_json_body(raw):
                     yield update
                 return
@@ -1144,7 +1142,7 @@ class TwelveLabsClient:
                 raise
             except (httpx2.TransportError, TwelveLabsError) as exc:
                 raise StreamError(
-                    redact(f"the response stream broke: {exc}", self._http.secrets),
+                    f"the response stream broke: {exc}",
                     partial_text=assembler.partial_text,
                     session_id=assembler.session_id,
                     response_id=assembler.response_id,

@@ -1,23 +1,13 @@
-"""One exception hierarchy for everything the client can raise, with secrets scrubbed from every message."""
+"""One exception hierarchy for everything the client can raise. Messages quote the server, whose answers
+have had their secrets masked where they entered (``tl_mcp.api._http``)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from typing import Any
-
-REDACTED = "***"
 
 # Response headers that carry a request/trace id, most specific first.
 REQUEST_ID_HEADERS = ("x-request-id", "x-amzn-requestid", "request-id", "x-trace-id", "cf-ray")
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every occurrence of a secret (an API key) in `text`; short strings are left alone."""
-    for secret in secrets:
-        if secret and len(secret) >= 4 and secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
 
 
 class TwelveLabsError(Exception):
@@ -179,21 +169,19 @@ def error_for_status(
     status: int,
     body: bytes,
     *,
-    secrets: Iterable[str],
     request_id: str | None = None,
     retry_after: float | None = None,
     context: str | None = None,
 ) -> APIStatusError:
     code, message = parse_error_body(body)
-    secrets = tuple(secrets)
-    text = redact(message or _default_message(status), secrets)
+    text = message or _default_message(status)
     if context:
         text = f"{context}: {text}"
     cls = _STATUS_CLASSES.get(status, ServerError if status >= 500 else APIStatusError)
     return cls(
         text,
         status=status,
-        code=redact(code, secrets) if code else None,
+        code=code or None,
         request_id=request_id,
         retry_after=retry_after,
     )

@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 from pydantic import ValidationError
 
-from .errors import APITimeoutError, StreamError, TwelveLabsError, redact
+from .errors import APITimeoutError, StreamError, TwelveLabsError
 from .models.analyze import AnalyzeEnd, AnalyzeEvent, AnalyzeStart, AnalyzeText, AnalyzeUsage
 from .models.responses import (
     Keepalive,
@@ -265,8 +265,7 @@ class ResponseAssembler:
     reported as `StepUpdate` when their item is done.
     """
 
-    def __init__(self, *, secrets: tuple[str, ...] = ()) -> None:
-        self._secrets = secrets
+    def __init__(self) -> None:
         self.response_id: str | None = None
         self.session_id: str | None = None
         self.knowledge_store_id: str | None = None
@@ -292,13 +291,12 @@ class ResponseAssembler:
         return item is None or item.is_answer
 
     def _error(self, message: str, *, code: str | None = None) -> StreamError:
-        # The code comes from the server as much as the message does: both are scrubbed.
         return StreamError(
-            redact(message, self._secrets),
+            message,
             partial_text=self.partial_text,
             session_id=self.session_id,
             response_id=self.response_id,
-            code=redact(code, self._secrets) if code else None,
+            code=code,
         )
 
     def _note_response(self, data: Any) -> ResponseObject | None:
@@ -334,10 +332,7 @@ class ResponseAssembler:
         try:
             obj = json.loads(event.data)
         except ValueError:
-            logger.warning(
-                "skipping a malformed /responses event: %s",
-                redact(event.data[:_LOG_PAYLOAD_CHARS], self._secrets),
-            )
+            logger.warning("skipping a malformed /responses event: %s", event.data[:_LOG_PAYLOAD_CHARS])
             return []
         if not isinstance(obj, dict):
             logger.warning("skipping a /responses event that is not an object")

@@ -22,6 +22,7 @@ def serve(
     """Serve the sandbox until interrupted. ``data_dir`` defaults to TL_MCP_SANDBOX_DIR or the user dir."""
     import uvicorn
 
+    from tl_mcp.http_guard import ConnectionLimits, uvicorn_config
     from tl_mcp.sandbox.app import create_app
     from tl_mcp.sandbox.config import SandboxConfig
 
@@ -33,7 +34,9 @@ def serve(
     logging.getLogger(__name__).info(
         "sandbox data in %s; serving http://%s:%d/v1.3", config.data_dir, host, port
     )
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, timeout_graceful_shutdown=5)
+    limits = ConnectionLimits(config.max_connections, config.read_timeout_s)
+    options = {"log_level": "info", "access_log": False, "timeout_graceful_shutdown": 5}
+    uvicorn.Server(uvicorn_config(app, limits, host=host, port=port, **options)).run()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

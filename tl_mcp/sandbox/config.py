@@ -95,6 +95,8 @@ class SandboxConfig(BaseModel):
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
     max_url_bytes: int = Field(default=4 * 1024 * 1024 * 1024, ge=1)
     max_image_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
+    #: Largest JSON request body; bigger ones are cut off while streaming with a 413.
+    max_json_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     #: Longest a URL fetch may take, in seconds.
     url_timeout_s: float = Field(default=120.0, gt=0)
     #: Longest segment the ingest cuts, in seconds.
@@ -113,6 +115,10 @@ class SandboxConfig(BaseModel):
     #: Name resolution for caller-supplied URLs (``(host, port) -> addresses``); None = the system resolver.
     #: Lets a test or an embedding application decide what a host name means without touching DNS.
     resolver: Resolver | None = Field(default=None, exclude=True, repr=False)
+    #: `tl-mcp sandbox`: most connections open at once, and the seconds request headers may take and a
+    #: body may stall (see tl_mcp.http_guard).
+    max_connections: int = Field(default=500, ge=1)
+    read_timeout_s: float = Field(default=15.0, gt=0)
     #: How long a multipart upload session accepts chunks, in seconds (the platform: 24 h).
     multipart_session_ttl_s: float = Field(default=24 * 3600.0, gt=0)
     # What one media file may make the sandbox decode (see ``media.MediaLimits``). Unset, the environment
@@ -155,6 +161,12 @@ class SandboxConfig(BaseModel):
             values["keepalive_interval_s"] = float(env["TL_MCP_SANDBOX_KEEPALIVE_S"])
         if env.get("TL_MCP_SANDBOX_MAX_UPLOAD_BYTES"):
             values["max_upload_bytes"] = int(env["TL_MCP_SANDBOX_MAX_UPLOAD_BYTES"])
+        if env.get("TL_MCP_SANDBOX_MAX_JSON_BYTES"):
+            values["max_json_bytes"] = int(env["TL_MCP_SANDBOX_MAX_JSON_BYTES"])
+        if env.get("TL_MCP_SANDBOX_MAX_CONNECTIONS"):
+            values["max_connections"] = int(env["TL_MCP_SANDBOX_MAX_CONNECTIONS"])
+        if env.get("TL_MCP_SANDBOX_READ_TIMEOUT_S"):
+            values["read_timeout_s"] = float(env["TL_MCP_SANDBOX_READ_TIMEOUT_S"])
         values.update(overrides)
         return cls.model_validate(values)
 

@@ -4,8 +4,10 @@ queries), guarded against server-side request forgery.
 Only http(s) is fetched. Unless ``SandboxConfig.allow_private_urls`` (``TL_MCP_SANDBOX_ALLOW_PRIVATE_URLS=1``)
 is set, a host is refused when ANY address it resolves to is loopback, private, link-local, multicast,
 reserved or otherwise not globally routable, so a sandbox reachable by others cannot be used to probe its own
-network. The check runs on the request (a clear 400 at once) and again in the transport on every hop the HTTP
-client makes, so a redirect to a private address is refused too; redirects are capped at ``MAX_REDIRECTS``.
+network. IPv6 spellings of IPv4 addresses (mapped, translated, compatible, NAT64, 6to4, Teredo) are judged by
+the IPv4 addresses they embed. The check runs on the request (a clear 400 at once) and again in the transport
+on every hop the HTTP client makes, so a redirect to a private address is refused too; redirects are capped
+at ``MAX_REDIRECTS``.
 
 DNS rebinding: the transport connects to the very address it vetted (the URL's host is swapped for that
 address; the ``Host`` header and, for https, the TLS server name and certificate check keep the original
@@ -50,9 +52,35 @@ class UrlRefused(Exception):
         self.message = message
 
 
-def _category(ip: IPAddress) -> str | None:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+# IPv6 ranges that are only IPv4 written in IPv6 notation: a packet to one goes to the embedded IPv4 host
+# (through the kernel's IPv4 stack or a NAT64 gateway), so that address alone decides. The IPv4-translated
+# range (RFC 2765) is ::ffff:0:a.b.c.d, one group left of the IPv4-mapped ::ffff:a.b.c.d.
+_TRANSLATED = (
+    ipaddress.IPv6Network("::ffff:0:0/96"),  # IPv4-mapped
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),  # IPv4-translated
+    ipaddress.IPv6Network("64:ff9b::/96"),  # NAT64 well-known prefix (RFC 6052)
+)
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated (RFC 4291); :: and ::1 are not in it
+# Local-use NAT64 (RFC 8215): the operator picks the prefix length, so where the IPv4 address sits (and
+# hence where a packet goes) cannot be known from the address; refused whole.
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """Every IPv4 address a packet to ``ip`` may be delivered to (6to4 relay, Teredo server and client…)."""
+    low32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if any(ip in net for net in _TRANSLATED):
+        return [low32]
+    if ip in _IPV4_COMPATIBLE and int(ip) > 1:
+        return [low32]
+    if ip.sixtofour is not None:
+        return [ip.sixtofour]
+    if ip.teredo is not None:
+        return list(ip.teredo)
+    return []
+
+
+def _own_category(ip: IPAddress) -> str | None:
     for name, hit in (
         ("loopback", ip.is_loopback),
         ("link-local", ip.is_link_local),
@@ -66,6 +94,23 @@ def _category(ip: IPAddress) -> str | None:
             return name
     # Shared (CGNAT), documentation and similar ranges are neither private nor global.
     return None if ip.is_global else "non-global"
+
+
+def _refusal(ip: IPAddress) -> str | None:
+    """What ``ip`` is, when refused (``"a loopback address"``), or ``None``. An IPv6 address embedding
+    IPv4 ones (mapped, translated, compatible, NAT64, 6to4, Teredo) is judged by the IPv4 policy on each of
+    them too, so no IPv6 spelling reaches an IPv4 address the filter refuses."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _LOCAL_NAT64:
+            return "a local-use NAT64 address"
+        for inner in _embedded_ipv4(ip):
+            category = _own_category(inner)
+            if category is not None:
+                return f"an IPv6 form of {inner}, a {category} address"
+        if any(ip in net for net in _TRANSLATED):
+            return None
+    category = _own_category(ip)
+    return None if category is None else f"a {category} address"
 
 
 def _split(url: str) -> tuple[str, str, int]:
@@ -92,11 +137,9 @@ def _vet(url: str, host: str, addresses: Sequence[str], *, allow_private: bool) 
             ip = ipaddress.ip_address(str(raw).split("%", 1)[0])
         except ValueError as exc:
             raise UrlRefused(url, f"its host {host!r} resolved to {raw!r}", fixable_by_opt_in=False) from exc
-        category = None if allow_private else _category(ip)
-        if category is not None:
-            raise UrlRefused(
-                url, f"its host {host!r} resolves to {ip}, a {category} address", fixable_by_opt_in=True
-            )
+        refusal = None if allow_private else _refusal(ip)
+        if refusal is not None:
+            raise UrlRefused(url, f"its host {host!r} resolves to {ip}, {refusal}", fixable_by_opt_in=True)
         vetted.append(ip)
     if not vetted:
         raise UrlRefused(url, f"its host {host!r} resolves to no address", fixable_by_opt_in=False)

@@ -14,6 +14,7 @@ from mcp.server.mcpserver import MCPServer, RequestStateSecurity
 
 from tl_mcp import __version__
 from tl_mcp.config import Settings
+from tl_mcp.redaction import SECRETS
 from tl_mcp.server.auth import build_auth
 from tl_mcp.server.backend import open_backend
 from tl_mcp.server.files import FilePolicy
@@ -52,6 +53,9 @@ def build_server(
     `on_closed` is called once the lifespan has released everything (jobs, backend, embedded sandbox).
     """
     holder = StateHolder()
+    # The log filter masks these wherever they turn up (the API client adds each key it uses).
+    configured = (settings.api_key, *settings.auth_tokens, *settings.state_keys)
+    SECRETS.add(*(secret.get_secret_value() for secret in configured if secret is not None))
     shared = [k.get_secret_value().encode() for k in settings.state_keys]
     # Without shared keys, ids and request state are only good in this process (one replica).
     job_keys = shared or [secrets.token_bytes(32)]

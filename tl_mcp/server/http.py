@@ -124,9 +124,12 @@ def build_http_app(server: MCPServer[Any], settings: Settings) -> ASGIApp:
 async def serve_http(server: MCPServer[Any], settings: Settings) -> None:
     import uvicorn
 
+    from tl_mcp.http_guard import ConnectionLimits, uvicorn_config
+
     app = build_http_app(server, settings)
-    config = uvicorn.Config(
+    config = uvicorn_config(
         app,
+        ConnectionLimits(settings.max_connections, settings.read_timeout_s),
         host=settings.host,
         port=settings.port,
         # Our stderr logging handles uvicorn's loggers; its default config writes access logs to stdout.

@@ -12,6 +12,8 @@ import anyio
 import httpx2
 from mcp.types import ImageContent
 
+from tl_mcp.redaction import SECRETS
+
 log = logging.getLogger(__name__)
 
 MAX_BYTES = 512 * 1024
@@ -42,6 +44,10 @@ async def fetch_one(client: httpx2.AsyncClient, url: str) -> ImageContent | None
                     data.extend(chunk)
                     if len(data) > MAX_BYTES:
                         return None
+        if SECRETS.found_in(bytes(data)):
+            # Masking would break the picture, and an image that carries a secret has no place in a result.
+            log.warning("thumbnail %s skipped: it contains a secret", url.split("?")[0])
+            return None
         return ImageContent(type="image", data=base64.b64encode(bytes(data)).decode(), mime_type=mime)
     except (httpx2.HTTPError, TimeoutError, OSError) as exc:
         # A missing picture must never cost the caller its search results.

@@ -12,6 +12,7 @@ from typing import Any, Literal, overload
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Message
 
 from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.errors import ApiError, invalid, missing
@@ -72,8 +73,39 @@ def no_content() -> Response:
     return Response(status_code=200)
 
 
+def _capped(request: Request, limit: int, refusal: ApiError) -> Request:
+    """``request`` reading its body through a counter that raises ``refusal`` once more than ``limit``
+    bytes arrived. The declared ``Content-Length`` is refused before anything is read; a chunked body is
+    cut off as it streams, so neither memory nor spooled files grow past the limit. The refusal closes
+    the connection: otherwise the server would go on reading (and discarding) the rest of the body."""
+    refusal.headers["connection"] = "close"
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise refusal
+    received = 0
+
+    async def receive() -> Message:
+        nonlocal received
+        message = await request.receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise refusal
+        return message
+
+    return Request(request.scope, receive)
+
+
 async def json_body(request: Request, *, nested: bool = False) -> dict[str, Any]:
-    raw = await request.body()
+    limit = engine_of(request).config.max_json_bytes
+    too_large = ApiError(
+        413,
+        "request_too_large",
+        f"The request body is larger than {limit} bytes, the limit for JSON bodies; send less (media "
+        "as an asset or URL rather than inline base64).",
+        nested=nested,
+    )
+    raw = await _capped(request, limit, too_large).body()
     if not raw.strip():
         raise invalid(
             "The request body is empty; send a JSON object with Content-Type: application/json.",
@@ -88,23 +120,30 @@ async def json_body(request: Request, *, nested: bool = False) -> dict[str, Any]
     return body
 
 
+#: Room for the multipart boundaries and text fields around a file of the largest allowed size.
+FORM_OVERHEAD_BYTES = 1024 * 1024
+
+
 async def form_body(request: Request, *, max_bytes: int) -> FormData:
+    """The form, refused with ``video_filesize_too_large`` as soon as the body passes ``max_bytes`` (plus
+    the form's own overhead), whether declared up front or streamed chunked."""
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         raise invalid(
             f"This endpoint takes multipart/form-data (got {ctype or 'no content type'}); send the fields "
             "as a form."
         )
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > max_bytes + 1024 * 1024:
-        raise ApiError(
-            400,
-            "video_filesize_too_large",
-            f"The request is {int(length)} bytes; the limit is {max_bytes} bytes. Use a multipart upload "
-            "(POST /assets/multipart-uploads) or a URL for larger files.",
-        )
+    too_large = ApiError(
+        400,
+        "video_filesize_too_large",
+        f"The request is larger than {max_bytes} bytes, the limit here. Use a multipart upload "
+        "(POST /assets/multipart-uploads) or a URL for larger files.",
+    )
+    capped = _capped(request, max_bytes + FORM_OVERHEAD_BYTES, too_large)
     try:
-        return await request.form(max_files=20, max_fields=200)
+        return await capped.form(max_files=20, max_fields=200)
+    except ApiError:
+        raise
     except Exception as exc:
         raise invalid(f"The multipart form could not be parsed ({exc}).") from exc
 

@@ -1,0 +1,152 @@
+"""Secrets (the API key, bearer tokens, state keys) masked wherever outside data enters or logs leave.
+
+A :class:`Redactor` knows each secret in the spellings an echo could use: as is, JSON-escaped,
+percent-encoded, and base64 (standard and URL-safe, at each of the three byte alignments a secret can have
+inside a longer base64 text). The API client runs every upstream response (body, headers, stream chunks,
+transport errors) through one before anything parses it (``tl_mcp.api._http``), and
+:func:`install_log_redaction` puts a :class:`RedactingFilter` on the log handlers, which masks every
+secret registered with :data:`SECRETS` in every record, whichever library wrote it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import threading
+from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
+
+MASK = "***"
+#: Shorter secrets are not masked: they would mask ordinary text (and no real key is that short).
+MIN_SECRET_CHARS = 4
+#: Derived spellings (a base64 core, …) shorter than this are not masked either, for the same reason.
+_MIN_FORM_CHARS = 6
+
+
+def _base64_cores(raw: bytes) -> set[str]:
+    """The base64 characters that depend on ``raw`` alone, wherever it sits in a longer base64 text."""
+    cores: set[str] = set()
+    for offset in range(3):
+        encoded = base64.b64encode(bytes(offset) + raw).decode()
+        first = -(-8 * offset // 6)  # characters that also carry bits of the bytes before
+        last = (8 * (offset + len(raw))) // 6  # characters made of secret bits only end here
+        core = encoded[first:last]
+        cores |= {core, core.replace("+", "-").replace("/", "_")}
+    return cores
+
+
+def spellings(secret: str) -> set[str]:
+    """``secret`` and the forms an upstream could echo it in."""
+    forms = {secret, json.dumps(secret)[1:-1], quote(secret, safe=""), quote_plus(secret)}
+    forms |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), f) for f in list(forms)}
+    forms |= _base64_cores(secret.encode())
+    # A line break never belongs to a secret: streams are masked a line at a time (see MaskingStream).
+    return {f for f in forms if len(f) >= _MIN_FORM_CHARS and "\n" not in f and "\r" not in f}
+
+
+class Redactor:
+    """Masks a set of secrets in text and bytes. Thread-safe; secrets can be added at any time."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._lock = threading.Lock()
+        self._forms: set[str] = set()
+        self._text: re.Pattern[str] | None = None
+        self._bytes: re.Pattern[bytes] | None = None
+        self.longest = 0
+        self.add(*secrets)
+
+    def add(self, *secrets: str) -> None:
+        new = set()
+        for secret in secrets:
+            if secret and len(secret) >= MIN_SECRET_CHARS:
+                new |= spellings(secret)
+        with self._lock:
+            if new <= self._forms:
+                return
+            self._forms |= new
+            # Longest first, so a form that contains another is masked whole.
+            ordered = sorted(self._forms, key=len, reverse=True)
+            self._text = re.compile("|".join(map(re.escape, ordered)))
+            self._bytes = re.compile(b"|".join(re.escape(f.encode()) for f in ordered))
+            self.longest = max(len(f.encode()) for f in ordered)
+
+    def __bool__(self) -> bool:
+        return self._text is not None
+
+    def mask(self, value: str) -> str:
+        pattern = self._text
+        return value if pattern is None else pattern.sub(MASK, value)
+
+    def mask_bytes(self, value: bytes) -> bytes:
+        pattern = self._bytes
+        return value if pattern is None else pattern.sub(MASK.encode(), value)
+
+    def found_in(self, value: bytes) -> bool:
+        pattern = self._bytes
+        return pattern is not None and pattern.search(value) is not None
+
+
+class LineMasker:
+    """Masks a byte stream fed in arbitrary chunks. Complete lines pass at once (an SSE event is never
+    held back); only a line's unfinished tail, at most one secret long, waits for the next chunk."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redactor = redactor
+        self._tail = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        if not self._redactor:
+            return chunk
+        # Every complete secret is masked; what may still be the start of one is after the last line
+        # break and shorter than the longest secret, so that is all that waits.
+        data = self._redactor.mask_bytes(self._tail + chunk)
+        cut = max(data.rfind(b"\n") + 1, len(data) - (self._redactor.longest - 1))
+        self._tail = data[cut:]
+        return data[:cut]
+
+    def flush(self) -> bytes:
+        tail, self._tail = self._tail, b""
+        return self._redactor.mask_bytes(tail)
+
+
+#: Every secret of this process, for the log filter: configured ones and each API client's key.
+SECRETS = Redactor()
+
+
+class RedactingFilter(logging.Filter):
+    """Masks every secret of ``redactor`` in a record's message, arguments, traceback and stack."""
+
+    def __init__(self, redactor: Redactor = SECRETS) -> None:
+        super().__init__()
+        self._redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._redactor:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: logging reports it, and must not print the secret doing so
+            message = f"{record.msg} {record.args!r}"
+        masked = self._redactor.mask(message)
+        if masked != message:  # untouched records keep their arguments (formatters may read them)
+            record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self._redactor.mask(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self._redactor.mask(record.stack_info)
+        return True
+
+
+_filter = RedactingFilter()
+
+
+def install_log_redaction(*loggers: logging.Logger) -> None:
+    """Put the process-wide filter on every handler of ``loggers`` (the root logger by default)."""
+    for logger in loggers or (logging.getLogger(),):
+        for handler in logger.handlers:
+            if _filter not in handler.filters:
+                handler.addFilter(_filter)
