@@ -7,6 +7,7 @@ stdout carries the protocol and nothing else.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import logging
 import os
@@ -157,6 +158,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _setup_logging(settings.log_level)
     from tl_mcp.server import build_server, serve_http
+    from tl_mcp.server.stdio import run_stdio
 
     closed = threading.Event()
     server = build_server(settings, on_closed=closed.set)
@@ -170,7 +172,7 @@ def _serve(args: argparse.Namespace) -> int:
         # uvicorn installs its own SIGINT/SIGTERM handlers and shuts down gracefully.
         anyio.run(serve_http, server, settings)
     else:
-        anyio.run(_until_signalled, server.run_stdio_async, closed)
+        anyio.run(_until_signalled, functools.partial(run_stdio, server), closed)
     return 0
 
 

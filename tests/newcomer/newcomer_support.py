@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -20,6 +22,8 @@ README = ROOT / "README.md"
 _SCRUB_PREFIXES = ("TWELVELABS_", "TL_MCP_")
 #: For tests of the client flow rather than of understanding: subtitles and exact words, no ML models.
 FAST_SANDBOX = {"TL_MCP_SANDBOX_ANALYZERS": "none"}
+#: The npm packages of independent clients (tests/clients/<name>/package.json + package-lock.json).
+CLIENTS = ROOT / "tests" / "clients"
 
 
 def clean_env(extra: Mapping[str, str] | None = None, *, home: Path | None = None) -> dict[str, str]:
@@ -98,3 +102,24 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+def npm_ci(folder: Path, *, timeout: float = 600) -> None:
+    """`npm ci` in `folder` unless its node_modules was already installed from this very lockfile."""
+    npm = shutil.which("npm")
+    assert npm is not None
+    lock = (folder / "package-lock.json").read_bytes()
+    stamp = folder / "node_modules" / ".tl-mcp-lock-sha256"
+    digest = hashlib.sha256(lock).hexdigest()
+    if stamp.is_file() and stamp.read_text() == digest:
+        return
+    proc = subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=folder,
+        env=clean_env({"npm_config_update_notifier": "false"}),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, f"npm ci in {folder} failed:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}"
+    stamp.write_text(digest)

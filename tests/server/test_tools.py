@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from mcp import Client
-from mcp.types import ImageContent
+from mcp import Client, MCPError
+from mcp.types import INVALID_PARAMS, ImageContent
 
 from tests.server.conftest import MODES, ProgressRecorder, World, call_ok, text_of
 from tl_mcp.samples import make_sample_image
@@ -318,8 +318,9 @@ async def test_admin_tools_delete_and_read_only_hides_them(world: World, mode: s
     async with Client(build_server(world.settings(toolsets="all", read_only=True)), mode=mode) as c:
         names = {t.name for t in (await c.list_tools()).tools}
         assert "delete_index" not in names and "upload_asset" not in names and "search_videos" in names
-        hidden = await c.call_tool("delete_index", {"index_id": world.index_id})
-        assert hidden.is_error
+        with pytest.raises(MCPError) as hidden:
+            await c.call_tool("delete_index", {"index_id": world.index_id})
+        assert hidden.value.code == INVALID_PARAMS and "--read-only hides" in hidden.value.message
 
 
 async def test_search_by_image_finds_the_matching_scene(world: World) -> None:

@@ -6,10 +6,11 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 import httpx2
+from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import MCPServer, RequestStateSecurity
 
 from tl_mcp import __version__
@@ -17,11 +18,12 @@ from tl_mcp.config import Settings
 from tl_mcp.redaction import SECRETS
 from tl_mcp.server.auth import build_auth
 from tl_mcp.server.backend import open_backend
+from tl_mcp.server.client_log import install_client_log
 from tl_mcp.server.files import FilePolicy
 from tl_mcp.server.jobs import JobIds, JobManager
 from tl_mcp.server.principals import current_principal
 from tl_mcp.server.prompts import register_prompts
-from tl_mcp.server.registry import build_tools
+from tl_mcp.server.registry import build_tools, unknown_tools_are_protocol_errors
 from tl_mcp.server.replicas import ReplicaJobs
 from tl_mcp.server.resources import register_resources
 from tl_mcp.server.sessions import SessionStore
@@ -115,9 +117,20 @@ def build_server(
         auth=auth[1] if auth else None,
         tools=build_tools(settings),
     )
+    unknown_tools_are_protocol_errors(server, settings)
     register_resources(server, holder)
     register_prompts(server)
+    install_client_log(lowlevel(server))
     return server
+
+
+def lowlevel(server: MCPServer[Any]) -> Server[Any]:
+    """The SDK's low-level server under `server`.
+
+    SDK 2.3 sends servers here for what `MCPServer` has no API for (a `logging/setLevel` handler,
+    a stdio loop over our own streams) but offers no public accessor for it.
+    """
+    return server._lowlevel_server
 
 
 def _sdk_level(level: str) -> Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]:

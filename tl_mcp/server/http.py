@@ -7,6 +7,7 @@ accepts the static tokens, and the SDK serves the RFC 9728 metadata route.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -16,6 +17,8 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp.types import UNSUPPORTED_PROTOCOL_VERSION
+from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -30,6 +33,12 @@ log = logging.getLogger(__name__)
 
 MCP_PATH = "/mcp"
 HEALTH_PATH = "/healthz"
+#: Every `MCP-Protocol-Version` this server answers, oldest first.
+SUPPORTED_VERSIONS = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
+#: OAuth discovery documents (RFC 9728, RFC 8414, OpenID) live under this prefix.
+WELL_KNOWN = "/.well-known/"
+#: How much of a rejected body is read to find the request id for the error reply.
+_ID_PEEK_BYTES = 1 << 20
 
 
 class BearerAuth:
@@ -58,6 +67,19 @@ class BearerAuth:
         if scope["type"] != "http" or scope.get("path") in self._public:
             await self._app(scope, receive, send)
             return
+        if str(scope.get("path", "")).startswith(WELL_KNOWN):
+            # Static tokens are not OAuth: a 401 here would send clients (the Inspector) into an
+            # authorization flow that cannot succeed; "no such document" lets them use the token.
+            response = JSONResponse(
+                {
+                    "error": "not_found",
+                    "error_description": "This server does not use OAuth: send the bearer token you "
+                    "were given as 'Authorization: Bearer <token>'.",
+                },
+                status_code=404,
+            )
+            await response(scope, receive, send)
+            return
         request = Request(scope)
         token = self._verify(request.headers.get("authorization"))
         if token is None:
@@ -70,6 +92,66 @@ class BearerAuth:
             return
         scope["user"] = AuthenticatedUser(token)
         await self._app(scope, receive, send)
+
+
+class ProtocolVersionCheck:
+    """Rejects an `MCP-Protocol-Version` header this server does not speak, naming the ones it does.
+
+    The SDK sends every unknown value down its 2026-07-28 path, whose first check is the `_meta`
+    envelope, so a client that merely sent a bad version was told about envelope keys.
+    """
+
+    def __init__(self, app: ASGIApp, *, path: str = MCP_PATH) -> None:
+        self._app = app
+        self._path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") != self._path:
+            await self._app(scope, receive, send)
+            return
+        requested = Request(scope).headers.get("mcp-protocol-version")
+        if requested is None or requested in SUPPORTED_VERSIONS:
+            await self._app(scope, receive, send)
+            return
+        shown = requested[:40]
+        message = (
+            f"Unsupported MCP-Protocol-Version {shown!r}: this server speaks "
+            f"{', '.join(SUPPORTED_VERSIONS)}. Send one of these; a client on the handshake protocol "
+            "sends the version that initialize negotiated (or no header before it)."
+        )
+        body = {
+            "jsonrpc": "2.0",
+            "id": await _request_id(scope, receive) if scope.get("method") == "POST" else None,
+            "error": {
+                "code": UNSUPPORTED_PROTOCOL_VERSION,
+                "message": message,
+                "data": {"supported": list(SUPPORTED_VERSIONS), "requested": shown},
+            },
+        }
+        await JSONResponse(body, status_code=400)(scope, receive, send)
+
+
+async def _request_id(scope: Scope, receive: Receive) -> str | int | None:
+    """The JSON-RPC id of a (bounded) POST body, so the error correlates; None if there is none."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= _ID_PEEK_BYTES:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk: bytes = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            break
+    else:
+        return None
+    try:
+        decoded = json.loads(b"".join(chunks))
+    except ValueError:
+        return None
+    found = decoded.get("id") if isinstance(decoded, dict) else None
+    return found if isinstance(found, str | int) and not isinstance(found, bool) else None
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
@@ -107,6 +189,7 @@ def build_http_app(server: MCPServer[Any], settings: Settings) -> ASGIApp:
     )
     if not stateless:
         app = StreamOwners(app)
+    app = ProtocolVersionCheck(app)
     if settings.oauth_enabled:
         log.info(
             "OAuth resource server for %s (static bearer tokens accepted too)", settings.oauth_resource_url

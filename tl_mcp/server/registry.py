@@ -13,9 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mcp import MCPError
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
-from mcp.types import ToolAnnotations
+from mcp.types import INVALID_PARAMS, ToolAnnotations
 from pydantic import ConfigDict, ValidationError
 
 from tl_mcp.config import ALL_TOOLSETS, Settings
@@ -160,3 +163,39 @@ def sdk_tool(spec: ToolSpec, *, shaped: bool = True) -> Tool:
     if meta.output_schema is not None:
         meta.output_schema = compact(meta.output_schema, "output")
     return made
+
+
+def unknown_tools_are_protocol_errors(server: MCPServer[Any], settings: Settings) -> None:
+    """`tools/call` of a name the server does not serve is JSON-RPC -32602, as the spec says.
+
+    The SDK turns it into an `isError` result, which reads to a client as if the tool had run.
+    """
+
+    async def middleware(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.method == "tools/call" and ctx.request_id is not None:
+            name = (ctx.params or {}).get("name")
+            if isinstance(name, str):
+                served = [t.name for t in await server.list_tools()]
+                if name not in served:
+                    raise MCPError(
+                        INVALID_PARAMS, _unknown_tool(name, served, settings), data={"name": name[:100]}
+                    )
+        return await call_next(ctx)
+
+    server.middleware.append(middleware)
+
+
+def _unknown_tool(name: str, served: Sequence[str], settings: Settings) -> str:
+    shown = name[:100]
+    known = {s.name: s for s in all_tools()}
+    if shown in known:
+        spec = known[shown]
+        why = (
+            "--read-only hides every tool that changes anything"
+            if settings.read_only and not spec.read_only and spec.toolset in settings.toolsets
+            else f"its toolset {spec.toolset!r} is off (enable it with --toolsets or TL_MCP_TOOLSETS)"
+        )
+        return f"Tool {shown!r} is not served by this server: {why}. Served tools: {', '.join(served)}."
+    return (
+        f"Unknown tool: {shown!r}. Available tools: {', '.join(served)}. Call tools/list for their arguments."
+    )
