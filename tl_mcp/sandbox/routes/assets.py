@@ -8,6 +8,7 @@ import math
 import mimetypes
 import shutil
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -172,12 +173,20 @@ async def save_upload(engine: Engine, upload: UploadFile, dest: Path, cap: int) 
     return written
 
 
-def probe_or_reject(engine: Engine, path: Path, *, cleanup: Path | None = None) -> Probe:
-    try:
-        return engine.probe(path)
-    except MediaError as exc:
-        shutil.rmtree(cleanup, ignore_errors=True) if cleanup else path.unlink(missing_ok=True)
-        raise ApiError(400, exc.code, f"{exc.message} Upload a valid video, audio or image file.") from exc
+async def probe_or_reject(engine: Engine, path: Path, *, cleanup: Path | None = None) -> Probe:
+    """Probe an upload on a worker thread (the probe reads the whole file: seconds for a large one, which
+    must not hold up every other request); bad media → 400, and ``cleanup`` (or the file) is removed."""
+
+    def probe() -> Probe:
+        try:
+            return engine.probe(path)
+        except MediaError as exc:
+            shutil.rmtree(cleanup, ignore_errors=True) if cleanup else path.unlink(missing_ok=True)
+            raise ApiError(
+                400, exc.code, f"{exc.message} Upload a valid video, audio or image file."
+            ) from exc
+
+    return await anyio.to_thread.run_sync(probe)
 
 
 def insert_asset(
@@ -345,7 +354,7 @@ async def create_asset(request: Request) -> Response:
             except BaseException:
                 shutil.rmtree(adir, ignore_errors=True)
                 raise
-            info = probe_or_reject(engine, path, cleanup=adir)
+            info = await probe_or_reject(engine, path, cleanup=adir)
             if info.kind == "image" and info.size > cfg.max_image_bytes:
                 shutil.rmtree(adir, ignore_errors=True)
                 raise ApiError(
@@ -442,7 +451,7 @@ async def delete_asset(request: Request) -> Response:
         conn.execute(
             "UPDATE jobs SET status='done' WHERE kind='asset' AND ref=? AND status='queued'", (asset_id,)
         )
-    engine.remove_asset_files(asset_id)
+    await anyio.to_thread.run_sync(engine.remove_asset_files, asset_id)
     return no_content()
 
 
@@ -738,38 +747,61 @@ async def report_chunks(request: Request) -> Response:
         "duplicate_chunks": duplicates,
         "total_completed": total_completed,
     }
-    if total_completed == row["total_chunks"] and row["status"] == "active":
-        _assemble(engine, row)
+    # Copying and probing a multi-GB file takes seconds: on a worker thread, so other requests go on.
+    complete = total_completed == row["total_chunks"] and row["status"] == "active"
+    if complete and await anyio.to_thread.run_sync(_assemble, engine, upload_id):
         result["url"] = signed_url(request, f"/media/{row['asset_id']}/file")
     return ok(result)
 
 
-def _assemble(engine: Engine, row: sqlite3.Row) -> None:
-    asset_id = row["asset_id"]
-    adir = engine.asset_dir(asset_id)
-    dest = adir / f"source{Path(row['filename']).suffix[:10]}"
-    with dest.open("wb") as out:
-        for i in range(1, row["total_chunks"] + 1):
-            with (adir / "parts" / f"{i:06d}").open("rb") as part:
-                shutil.copyfileobj(part, out, 1024 * 1024)
-    shutil.rmtree(adir / "parts", ignore_errors=True)
-    options = loads(row["options"])
+#: Multipart uploads being assembled now. A report that completes the chunks while another one is still
+#: assembling them (a client retrying the report, two reports racing) must not assemble them twice.
+_ASSEMBLING: set[str] = set()
+_ASSEMBLING_LOCK = threading.Lock()
+
+
+def _assemble(engine: Engine, upload_id: str) -> bool:
+    """Join the parts of a fully reported upload and register its asset; False (nothing done) when another
+    report is assembling it or already has. Blocking: it copies and probes the whole file."""
+    with _ASSEMBLING_LOCK:
+        if upload_id in _ASSEMBLING:
+            return False
+        _ASSEMBLING.add(upload_id)
     try:
-        info: Probe | None = engine.probe(dest)
-    except MediaError:
-        info = None
-    insert_asset(
-        engine,
-        asset_id,
-        method="multipart",
-        filename=row["filename"],
-        path=dest,
-        info=info,
-        user_metadata=options.get("user_metadata"),
-        enable_hls=options.get("enable_hls", False),
-        enable_thumbnail=options.get("enable_thumbnail", False),
-    )
-    engine.db.run("UPDATE uploads SET status='completed', updated_at=? WHERE id=?", (now_iso(), row["id"]))
+        row = engine.db.one("SELECT * FROM uploads WHERE id=?", (upload_id,))
+        if row is None or row["status"] != "active":
+            return False
+        asset_id = row["asset_id"]
+        adir = engine.asset_dir(asset_id)
+        dest = adir / f"source{Path(row['filename']).suffix[:10]}"
+        with dest.open("wb") as out:
+            for i in range(1, row["total_chunks"] + 1):
+                with (adir / "parts" / f"{i:06d}").open("rb") as part:
+                    shutil.copyfileobj(part, out, 1024 * 1024)
+        shutil.rmtree(adir / "parts", ignore_errors=True)
+        options = loads(row["options"])
+        try:
+            info: Probe | None = engine.probe(dest)
+        except MediaError:
+            info = None
+        insert_asset(
+            engine,
+            asset_id,
+            method="multipart",
+            filename=row["filename"],
+            path=dest,
+            info=info,
+            user_metadata=options.get("user_metadata"),
+            enable_hls=options.get("enable_hls", False),
+            enable_thumbnail=options.get("enable_thumbnail", False),
+        )
+        engine.db.run(
+            "UPDATE uploads SET status='completed', updated_at=? WHERE id=?", (now_iso(), upload_id)
+        )
+        return True
+    finally:
+        with _ASSEMBLING_LOCK:
+            _ASSEMBLING.discard(upload_id)
 
 
 async def list_uploads(request: Request) -> Response:

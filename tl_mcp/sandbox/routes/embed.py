@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import anyio
 import av
 import numpy as np
 from starlette.requests import Request
@@ -19,9 +20,9 @@ from starlette.routing import BaseRoute, Route
 from tl_mcp.sandbox.analyzers.base import FloatArray, Frame
 from tl_mcp.sandbox.db import dumps, loads, new_id, now_iso
 from tl_mcp.sandbox.engine import FAILURE_HOOKS, JOB_HANDLERS, Engine
-from tl_mcp.sandbox.errors import ApiError, found, invalid, missing
+from tl_mcp.sandbox.errors import found, invalid, missing
 from tl_mcp.sandbox.media import MediaError, audio_features, decode, load_image_rgb, open_media
-from tl_mcp.sandbox.routes.assets import get_asset_row, safe_filename, save_upload
+from tl_mcp.sandbox.routes.assets import get_asset_row, probe_or_reject, safe_filename, save_upload
 from tl_mcp.sandbox.routes.common import (
     checked_url,
     engine_of,
@@ -68,15 +69,32 @@ async def _fetch(request: Request, url: str, cap: int, *, name: str, nested: boo
     return resp.content
 
 
-def _audio_vec(engine: Engine, data: bytes, start: float, end: float | None) -> FloatArray:
-    path = engine.tmp_path(".audio")
-    path.write_bytes(data)
-    try:
-        return audio_features(path, engine.limits, start, end)
-    except (MediaError, av.FFmpegError) as exc:
-        raise invalid(f"The audio could not be decoded ({exc}).") from exc
-    finally:
-        path.unlink(missing_ok=True)
+async def _audio_vec(engine: Engine, data: bytes, start: float, end: float | None) -> FloatArray:
+    """The audio fingerprint of uploaded bytes, on a worker thread: it decodes and transforms all of it."""
+
+    def features() -> FloatArray:
+        path = engine.tmp_path(".audio")
+        path.write_bytes(data)
+        try:
+            return audio_features(path, engine.limits, start, end)
+        except (MediaError, av.FFmpegError) as exc:
+            raise invalid(f"The audio could not be decoded ({exc}).") from exc
+        finally:
+            path.unlink(missing_ok=True)
+
+    return await anyio.to_thread.run_sync(features)
+
+
+async def _image_vec(engine: Engine, source: bytes | Path, *, nested: bool = False) -> FloatArray:
+    """The embedding of an image, decoded and embedded on a worker thread (a large picture takes a second)."""
+
+    def vector() -> FloatArray:
+        try:
+            return engine.analyzers.image.embed_image(load_image_rgb(source, engine.limits))
+        except MediaError as exc:
+            raise invalid(exc.message, nested=nested) from exc
+
+    return await anyio.to_thread.run_sync(vector)
 
 
 async def embed(request: Request) -> Response:
@@ -112,10 +130,7 @@ async def embed(request: Request) -> Response:
                 data = await image_file.read(cap + 1)  # type: ignore[union-attr]
             if len(data) > cap:
                 raise invalid(f"The image is larger than {cap} bytes.")
-            try:
-                vec = engine.analyzers.image.embed_image(load_image_rgb(data, engine.limits))
-            except MediaError as exc:
-                raise invalid(exc.message) from exc
+            vec = await _image_vec(engine, data)
             meta = {"input_url": image_url} if image_url else {"input_filename": image_file.filename}  # type: ignore[union-attr]
             body["image_embedding"] = {
                 "segments": [{"float": _floats(vec)}],
@@ -127,7 +142,7 @@ async def embed(request: Request) -> Response:
                 data = await _fetch(request, audio_url, cap, name="audio_url")
             else:
                 data = await audio_file.read(cap + 1)  # type: ignore[union-attr]
-            vec = _audio_vec(engine, data, offset, None)
+            vec = await _audio_vec(engine, data, offset, None)
             meta = {"input_url": audio_url} if audio_url else {"input_filename": audio_file.filename}  # type: ignore[union-attr]
             body["audio_embedding"] = {
                 "segments": [{"float": _floats(vec), "start_offset_sec": offset, "end_offset_sec": None}],
@@ -226,11 +241,7 @@ async def create_embed_task(request: Request) -> Response:
             assert upload is not None
             path = engine.asset_dir(f"embed-{task_id}") / safe_filename(upload.filename or "video")
             await save_upload(engine, upload, path, engine.config.max_upload_bytes)
-            try:
-                engine.probe(path)
-            except MediaError as exc:
-                engine.remove_asset_files(f"embed-{task_id}")
-                raise ApiError(400, exc.code, exc.message) from exc
+            await probe_or_reject(engine, path, cleanup=path.parent)
             request_doc["path"] = str(path)
             request_doc["input_filename"] = upload.filename
     finally:
@@ -417,13 +428,10 @@ async def embed_v2(request: Request) -> Response:
         metadata |= meta
         source = raw if raw is not None else path
         assert source is not None  # _media_bytes gives bytes or an asset's path
-        try:
-            frame = load_image_rgb(source, engine.limits)
-        except MediaError as exc:
-            raise invalid(exc.message, nested=True) from exc
+        vec = await _image_vec(engine, source, nested=True)
         data.append(
             {
-                "embedding": _floats(engine.analyzers.image.embed_image(frame)),
+                "embedding": _floats(vec),
                 "embedding_option": None,
                 "embedding_scope": None,
             }
@@ -435,13 +443,18 @@ async def embed_v2(request: Request) -> Response:
         metadata |= meta
         start, end = float(spec.get("start_sec") or 0.0), spec.get("end_sec")
         if raw is not None:
-            vec = _audio_vec(engine, raw, start, end)
+            vec = await _audio_vec(engine, raw, start, end)
         else:
             assert path is not None
-            try:
-                vec = audio_features(path, engine.limits, start, end)
-            except MediaError as exc:
-                raise invalid(exc.message, nested=True) from exc
+            asset_path = path
+
+            def features() -> FloatArray:
+                try:
+                    return audio_features(asset_path, engine.limits, start, end)
+                except MediaError as exc:
+                    raise invalid(exc.message, nested=True) from exc
+
+            vec = await anyio.to_thread.run_sync(features)
         data.append(
             {
                 "embedding": _floats(vec),

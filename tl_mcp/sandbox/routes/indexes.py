@@ -522,7 +522,7 @@ async def create_task(request: Request) -> Response:
             except BaseException:
                 shutil.rmtree(adir, ignore_errors=True)
                 raise
-            info = probe_or_reject(engine, path, cleanup=adir)
+            info = await probe_or_reject(engine, path, cleanup=adir)
             try:
                 check_indexable(engine, info, what="The video")
             except ApiError:

@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -122,12 +123,15 @@ async def search(request: Request) -> Response:
         get_index_row(engine, index_id)
     finally:
         pass
-    vectors: list[FloatArray] = []
-    for data in images:
+
+    def embed_images() -> list[FloatArray]:
         try:
-            vectors.append(engine.analyzers.image.embed_image(load_image_rgb(data, engine.limits)))
+            return [engine.analyzers.image.embed_image(load_image_rgb(d, engine.limits)) for d in images]
         except MediaError as exc:
             raise invalid(f"A query image could not be decoded: {exc.message}") from exc
+
+    # Up to 10 pictures of up to max_pixels each: seconds of decoding, kept off the event loop.
+    vectors = await anyio.to_thread.run_sync(embed_images)
     await form.close()
 
     rows = engine.db.all(
