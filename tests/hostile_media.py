@@ -1,9 +1,11 @@
 """Hostile media built in the test, small on disk and cheap to make: files that reference other files
 (HLS playlists, concat lists), a Matroska file whose header lies about its length, a PNG whose header
-declares a huge picture. Shared by tests/sandbox (HTTP API) and tests/reliability (MCP tool path)."""
+declares a huge picture, an AAC stream with the most packets per byte. Shared by tests/sandbox (HTTP API)
+and tests/reliability (MCP tool path)."""
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import zlib
@@ -78,4 +80,26 @@ def huge_png(path: Path, width: int, height: int) -> Path:
     path.write_bytes(
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
     )
+    return path
+
+
+def silent_adts(path: Path, seconds: float, rate: int = 96_000) -> Path:
+    """An AAC (ADTS) stream of ``seconds`` of silence: one encoded silent frame repeated, so it is written at
+    once however long it is, and holds the most packets per byte (1024 samples in ~11 bytes each)."""
+    encoded = io.BytesIO()
+    with av.open(encoded, "w", format="adts") as out:
+        stream = out.add_stream("aac", rate=rate, layout="mono")
+        for i in range(16):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = rate, i * 1024
+            for packet in stream.encode(frame):
+                out.mux(packet)
+    data = encoded.getvalue()
+    frames, at = [], 0
+    while at < len(data):  # ADTS: each frame's header carries its length in 13 bits
+        length = ((data[at + 3] & 3) << 11) | (data[at + 4] << 3) | (data[at + 5] >> 5)
+        frames.append(data[at : at + length])
+        at += length
+    steady = frames[len(frames) // 2]  # past the encoder's priming frames
+    path.write_bytes(steady * round(seconds * rate / 1024))
     return path

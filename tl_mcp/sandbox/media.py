@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -173,10 +174,21 @@ def open_media(path: Path, limits: MediaLimits) -> Iterator[Any]:
             yield container
 
 
+def _read_only(container: Any, streams: list[Any]) -> None:
+    """Have the demuxer skip every stream of ``container`` but ``streams``: a pass over one track of a file
+    need not read (or copy through Python) the packets of the others."""
+    wanted = {s.index for s in streams}
+    for other in container.streams:
+        if other.index not in wanted:
+            other.discard = av.stream.Discard.all
+
+
 def decode(container: Any, stream: Any, limits: MediaLimits) -> Iterator[Any]:
-    """The decoded frames of one stream of an :func:`open_media` container, failing the pass with a
-    :class:`MediaError` once it decodes more than the limits allow: frames, seconds (from the frames
-    actually decoded) or memory (the process's growth since the pass began)."""
+    """The decoded frames of one stream of an :func:`open_media` container (whose other streams are no
+    longer read), failing the pass with a :class:`MediaError` once it decodes more than the limits allow:
+    frames, seconds (from the frames actually decoded) or memory (the process's growth since the pass
+    began)."""
+    _read_only(container, [stream])
     video = stream.type == "video"
     baseline = _rss_bytes()
     first: float | None = None
@@ -296,13 +308,20 @@ def _measured_duration(path: Path, limits: MediaLimits) -> float | None:
         video = next((s for s in container.streams.video if s.codec_context is not None), None)
         audio = next(iter(container.streams.audio), None)
         streams = [s for s in (video, audio) if s is not None] + list(container.streams.subtitles)
-        first: float | None = None
+        _read_only(container, streams)
+        # Looked up by stream index, as plain floats: this loop runs once per packet (a long AAC file holds
+        # hundreds of thousands of them), and Fraction arithmetic per packet would make it several times
+        # slower than the demuxing itself.
+        tick = {s.index: float(s.time_base) for s in streams if s.time_base}
+        counted = {s.index: s.type for s in streams if s.type in ("video", "subtitle")}
+        counts = dict.fromkeys(counted.values(), 0)
+        first = math.inf
         last = 0.0
-        counts = {"video": 0, "subtitle": 0}
         try:
             for packet in container.demux(*streams):
-                kind = packet.stream.type
-                if kind in counts:
+                index = packet.stream_index
+                kind = counted.get(index)
+                if kind is not None:
                     counts[kind] += 1
                     if counts[kind] > limits.max_frames:
                         noun = "frames" if kind == "video" else "subtitle cues"
@@ -311,21 +330,24 @@ def _measured_duration(path: Path, limits: MediaLimits) -> float | None:
                             f"The file holds more than {limits.max_frames} {noun}, this sandbox's limit "
                             "(TL_MCP_SANDBOX_MAX_FRAMES).",
                         )
-                if packet.pts is None or packet.time_base is None:
+                pts = packet.pts
+                seconds = tick.get(index)
+                if pts is None or seconds is None:
                     continue
-                start = float(packet.pts * packet.time_base)
-                first = start if first is None else min(first, start)
-                last = max(last, start + float((packet.duration or 0) * packet.time_base))
-                if last - first > limits.max_duration_s:
-                    raise MediaError(
-                        "video_duration_too_long",
-                        f"The file holds packets spanning more than {limits.max_duration_s:g} s, this "
-                        "sandbox's limit (TL_MCP_SANDBOX_MAX_DURATION_S).",
-                    )
+                start = pts * seconds
+                end = start + (packet.duration or 0) * seconds
+                if start < first or end > last:
+                    first, last = min(first, start), max(last, end)
+                    if last - first > limits.max_duration_s:
+                        raise MediaError(
+                            "video_duration_too_long",
+                            f"The file holds packets spanning more than {limits.max_duration_s:g} s, this "
+                            "sandbox's limit (TL_MCP_SANDBOX_MAX_DURATION_S).",
+                        )
         except av.FFmpegError as exc:
             # A damaged tail: the decoders stop at the same place, so what came before is what counts.
             log.info("media readable up to %.1f s only (%s)", last, exc)
-    if first is None:
+    if first == math.inf:
         return None
     # Encoder priming (AAC) starts before 0; it is not media the listener hears.
     return round(last - max(first, 0.0), 3) or None
@@ -521,6 +543,7 @@ def read_subtitles(path: Path, limits: MediaLimits) -> list[TimedText]:
         streams = list(container.streams.subtitles)
         if not streams:
             return cues
+        _read_only(container, streams)
         for packet in container.demux(*streams):
             if len(cues) >= limits.max_frames:
                 raise MediaError(
