@@ -74,7 +74,7 @@ def table(results: dict[str, Any]) -> str:
             )
         )
         lines.append(_row("model load (not in index time)", f"{idx['model_load_s']:.2f} s", "", "", ""))
-        lines.append(_row("probe at upload (not in index time)", f"{idx['probe_s']:.3f} s", "", "", ""))
+        lines.append(_row("probe at upload (not in index)", f"{idx['probe_s']:.3f} s", "", "", ""))
         if idx.get("stages_s"):
             # Speech runs on its own thread beside the frame scan and OCR, so stage shares add up past 100%.
             lines.append(_row("stages (speech overlaps frames)", "", "", "% of index", ""))
