@@ -5,19 +5,20 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult, ToolAnnotations
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tl_mcp.config import ALL_TOOLSETS, Settings
 from tl_mcp.server import build_server
-from tl_mcp.server.registry import all_tools, select_tools
-from tl_mcp.server.results import tool_result
+from tl_mcp.server.registry import all_tools, sdk_tool, select_tools, tool
+from tl_mcp.server.results import Json, tool_result
+from tl_mcp.server.schema import compact_annotations
 
 SNAPS = Path(__file__).parent / "toolsnaps"
 
@@ -162,6 +163,70 @@ async def test_sdk_validates_structured_content_of_callresults_against_the_outpu
         assert rejected.is_error
 
 
+class _Hit(BaseModel):
+    at: float
+    note: str | None = None
+
+
+class _Found(BaseModel):
+    hits: list[_Hit]
+    page_token: str | None = None
+    best: float | None = Field(description="No default: always sent, null when nothing scored.")
+    raw: dict[str, Any] | None = None
+    parsed: Json = None
+
+
+@pytest.mark.anyio
+async def test_a_result_leaves_out_what_defaults_to_null_and_the_client_still_validates_it() -> None:
+    """Fields that default to null are advertised without null and left out of the result when empty; a
+    nullable field with no default still carries its null, and free-form JSON keeps its nulls (data)."""
+
+    @tool(toolset="search", title="Find", read_only=True, destructive=False, idempotent=True)
+    async def find() -> Annotated[CallToolResult, _Found]:
+        """Find things.
+
+        A test tool.
+        """
+        found = _Found(
+            hits=[_Hit(at=1.5), _Hit(at=2, note="two")],
+            best=None,
+            raw={"kept": None},
+            parsed={"answer": None, "items": [None]},
+        )
+        return tool_result(found, "found")
+
+    async with Client(MCPServer("t", tools=[sdk_tool(find)])) as c:
+        listed = (await c.list_tools()).tools[0].output_schema
+        assert listed is not None
+        props = listed["properties"]
+        assert props["page_token"] == {"type": "string"}
+        assert props["best"]["type"] == ["number", "null"]
+        assert props["hits"]["items"]["properties"]["note"] == {"type": "string"}
+        result = await c.call_tool("find", {})  # the SDK client checks it against the schema above
+        assert not result.is_error
+        assert result.structured_content == {
+            "hits": [{"at": 1.5}, {"at": 2, "note": "two"}],
+            "best": None,
+            "raw": {"kept": None},
+            "parsed": {"answer": None, "items": [None]},
+        }
+
+
+def test_annotations_leave_out_only_what_the_spec_implies() -> None:
+    full = ToolAnnotations(
+        read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+    )
+    assert compact_annotations(full).model_dump(exclude_none=True) == {"read_only_hint": True}
+    writer = ToolAnnotations(
+        read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False
+    )
+    assert compact_annotations(writer).model_dump(exclude_none=True) == {
+        "read_only_hint": False,
+        "destructive_hint": True,
+        "open_world_hint": False,
+    }
+
+
 def _walk(node: object, path: str = "") -> list[tuple[str, object]]:
     found: list[tuple[str, object]] = [(path, node)]
     if isinstance(node, dict):
@@ -194,7 +259,13 @@ def test_schemas_are_clean_for_strict_clients() -> None:
         assert t.annotations and t.annotations.title is None, "the title travels once, as Tool.title"
     parsed = next(t for t in anyio.run(server.list_tools) if t.name == "create_response").output_schema
     # Any JSON value; a null answer is left out of the result, so null needs no room here.
-    assert parsed and parsed["properties"]["parsed"]["type"] == ["object", "array", "string", "number", "boolean"]
+    assert parsed and parsed["properties"]["parsed"]["type"] == [
+        "object",
+        "array",
+        "string",
+        "number",
+        "boolean",
+    ]
 
 
 def test_tools_list_stays_within_its_byte_budget() -> None:
