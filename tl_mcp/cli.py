@@ -248,10 +248,7 @@ async def tool_reference() -> str:
         if spec.open_world:
             hints.append("open-world")
         summary = (tool.description or "").strip().split("\n\n")[0].replace("\n", " ").replace("|", "\\|")
-        lines.append(
-            f"| {spec.toolset} | `{tool.name}` | {summary} "
-            f"| {params or '—'} | {', '.join(hints)} |"
-        )
+        lines.append(f"| {spec.toolset} | `{tool.name}` | {summary} | {params or '—'} | {', '.join(hints)} |")
     lines.append("")
     lines.append("The `admin` toolset is off unless enabled (`--toolsets all` or a list naming `admin`).")
     return "\n".join(lines) + "\n"
