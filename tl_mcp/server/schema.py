@@ -5,8 +5,8 @@ Every agent pays for `tools/list` in context on every session, so each tool's in
 fields it has:
 
 - pydantic's `title`s (a title-cased copy of the property name) go;
-- `default: null` goes; in output schemas every `default` and `required` go (results need not carry
-  every field), and so does a `type` beside an `enum` that fixes it;
+- `default: null` goes; in output schemas every `default` and `required` go (a result leaves out what it
+  has no value for), and so does a `type` beside an `enum` that fixes it;
 - an optional input `X | None` is advertised as `X`: leaving the argument out is how a caller says "none";
 - likewise a result field that defaults to null is advertised as `X` and left out of the result when
   empty (`drop_unset`, applied to every result); a nullable field with no default is `type: [X, "null"]`;
@@ -18,7 +18,8 @@ fields it has:
 - annotations state `readOnlyHint` always and the other hints only where the spec's default or a
   read-only tool does not already say it (`compact_annotations`).
 
-For every value a tool really returns, the output schema means the same to a validator as pydantic's.
+Every result a tool really returns passes its output schema once `drop_unset` has shaped it (the SDK
+checks the unshaped result against the tool's pydantic model first).
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ def _shape(node: object, role: Role) -> object:
         if out.get("additionalProperties") is False:
             del out["additionalProperties"]
     if role == "output":
-        # A result carries every field of its model (null when empty), so `required` would list them all.
+        # What a result has no value for is left out (`drop_unset`), so no field is promised.
         out.pop("required", None)
         if "enum" in out and isinstance(out.get("type"), str):
             del out["type"]
