@@ -76,7 +76,9 @@ async def main(url: str, token: str | None, video: Path, question: str) -> None:
             answer = waited["result"] if waited["done"] else answer
         print()
         for cite in answer["citations"]:
-            print(f"  {cite['marker']} item {cite['item_id']} {cite['start_sec']}–{cite['end_sec']} s")
+            # A citation leaves out what it does not know (no time range for a whole-item citation).
+            span = f"{cite.get('start_sec')}–{cite.get('end_sec')} s"
+            print(f"  {cite['marker']} item {cite.get('item_id')} {span}")
         print(f"session {answer['session_id']} (continue_session takes it for a follow-up)")
 
 

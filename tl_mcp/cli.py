@@ -229,7 +229,8 @@ async def tool_reference() -> str:
     from tl_mcp.server.registry import all_tools
 
     server = build_server(Settings.from_sources(env={}, toolsets="all"))
-    toolset_of = {s.name: s.toolset for s in all_tools()}
+    # The declared flags, not the advertised annotations: those leave out what the spec implies.
+    specs = {s.name: s for s in all_tools()}
     lines = [
         "| Toolset | Tool | What it does | Parameters (* required) | Hints |",
         "|---|---|---|---|---|",
@@ -238,21 +239,16 @@ async def tool_reference() -> str:
         schema: dict[str, Any] = tool.input_schema or {}
         required = set(schema.get("required", []))
         params = ", ".join(f"`{n}`{'*' if n in required else ''}" for n in schema.get("properties", {}))
-        ann = tool.annotations
-        hints = []
-        if ann is not None:
-            hints.append("read-only" if ann.read_only_hint else "writes")
-            if ann.destructive_hint:
-                hints.append("destructive")
-            if ann.idempotent_hint:
-                hints.append("idempotent")
-            if ann.open_world_hint:
-                hints.append("open-world")
+        spec = specs[tool.name]
+        hints = ["read-only" if spec.read_only else "writes"]
+        if spec.destructive:
+            hints.append("destructive")
+        if spec.idempotent:
+            hints.append("idempotent")
+        if spec.open_world:
+            hints.append("open-world")
         summary = (tool.description or "").strip().split("\n\n")[0].replace("\n", " ").replace("|", "\\|")
-        lines.append(
-            f"| {toolset_of.get(tool.name, '?')} | `{tool.name}` | {summary} "
-            f"| {params or '—'} | {', '.join(hints)} |"
-        )
+        lines.append(f"| {spec.toolset} | `{tool.name}` | {summary} | {params or '—'} | {', '.join(hints)} |")
     lines.append("")
     lines.append("The `admin` toolset is off unless enabled (`--toolsets all` or a list naming `admin`).")
     return "\n".join(lines) + "\n"

@@ -208,7 +208,7 @@ async def test_embeddings_text_image_and_video(world: World, mode: str) -> None:
     async with Client(build_server(world.settings()), mode=mode) as c:
         text = (await call_ok(c, "create_embedding", {"text": "fresh apples"})).structured_content
         assert text and text["status"] == "completed" and text["embeddings"][0]["dims"] > 0
-        assert text["embeddings"][0]["vector"] is None and len(text["embeddings"][0]["head"]) == 8
+        assert "vector" not in text["embeddings"][0] and len(text["embeddings"][0]["head"]) == 8
         # The sandbox says which local model really made the vector; the model is not passed off as Marengo.
         assert text["embedder"], text
         full = (
@@ -357,3 +357,59 @@ async def test_url_upload_works_without_allowed_dirs(world: World) -> None:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+async def test_every_tool_answers_within_its_advertised_output_schema(world: World) -> None:
+    """All 22 tools called through the SDK client, which checks each `structuredContent` against the
+    compact `outputSchema` it listed; checked again here with jsonschema so the test does not rest on the
+    client's check alone. What defaults to null is left out, never sent as a null the schema refuses."""
+    import jsonschema
+
+    from tl_mcp.server.registry import all_tools
+
+    async with Client(build_server(world.settings(toolsets="all"))) as c:
+        schemas = {t.name: t.output_schema for t in (await c.list_tools()).tools}
+        called: list[str] = []
+
+        async def call(name: str, args: dict[str, Any]) -> dict[str, Any]:
+            result = await call_ok(c, name, args)
+            assert result.structured_content is not None
+            jsonschema.Draft202012Validator(schemas[name]).validate(result.structured_content)
+            called.append(name)
+            return result.structured_content
+
+        at = {"index_id": world.index_id, "video_id": world.video_id}
+        answer = await call(
+            "create_response", {"knowledge_store_id": world.knowledge_store_id, "input": "What is shown?"}
+        )
+        assert "job_id" not in answer and "steps" not in answer, answer
+        await call("continue_session", {"session_id": answer["session_id"], "input": "And then?"})
+        await call("search_videos", {"query": "apples", "index_id": world.index_id})
+        await call(
+            "classify_videos",
+            {"index_id": world.index_id, "classes": [{"name": "Fruit", "prompts": ["apples"]}]},
+        )
+        await call("create_embedding", {"text": "apples"})
+        await call("wait_for_task", {"id": world.asset_id, "wait_s": 5})
+        await call("list_indexes", {})
+        await call("list_videos", {"index_id": world.index_id})
+        await call("get_video", at)
+        await call("list_knowledge_stores", {})
+        await call("list_knowledge_store_items", {"knowledge_store_id": world.knowledge_store_id})
+        await call("analyze_video", {**at, "prompt": "What fruit is shown?"})
+        await call("summarize_video", {**at, "kind": "chapters"})
+        index = await call("create_index", {"name": "every-tool"})
+        store = await call("create_knowledge_store", {"name": "every-tool"})
+        added = await call(
+            "add_to_knowledge_store", {"knowledge_store_id": store["id"], "asset_id": world.asset_id}
+        )
+        await call("remove_from_knowledge_store", {"knowledge_store_id": store["id"], "item_id": added["id"]})
+        up = await call(
+            "upload_asset",
+            {"path": str(world.sample.path), "index_id": index["id"], "wait": True, "wait_s": 120},
+        )
+        await call("delete_video", {"index_id": index["id"], "video_id": up["indexed_asset_id"]})
+        await call("delete_asset", {"asset_id": up["asset_id"], "force": True})
+        await call("delete_index", {"index_id": index["id"]})
+        await call("delete_knowledge_store", {"knowledge_store_id": store["id"]})
+    assert sorted(called) == sorted(s.name for s in all_tools())

@@ -3,7 +3,7 @@
 Each toolset module builds `ToolSpec`s with the `tool(...)` decorator; annotations are derived from
 explicit flags that every tool must state, so no tool can ship without them. `build_tools` turns the
 selected specs into the SDK's tools, and is where every tool's arguments become strict (no `"3"` for an
-integer, no unknown argument names) and its schemas are compacted (`schema.compact`).
+integer, no unknown argument names) and its schemas and annotations are compacted (`schema`).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
-from mcp.types import INVALID_PARAMS, ToolAnnotations
+from mcp.types import INVALID_PARAMS, CallToolResult, ToolAnnotations
 from pydantic import ConfigDict, ValidationError
 
 from tl_mcp.config import ALL_TOOLSETS, Settings
 from tl_mcp.server.errors import invalid_arguments
-from tl_mcp.server.schema import compact
+from tl_mcp.server.schema import compact, compact_annotations, drop_unset
 
 ToolFn = Callable[..., Any]
 
@@ -121,7 +121,7 @@ class _Tool(Tool):
 
     async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
         try:
-            return await super().run(arguments, context, convert_result)
+            result = await super().run(arguments, context, convert_result)
         except ToolError as exc:
             cause = exc.__cause__
             # Only argument validation leaves a ValidationError as the cause of an anticipated ToolError:
@@ -131,6 +131,12 @@ class _Tool(Tool):
             accepted = self.parameters.get("properties", {})
             message = invalid_arguments(self.name, cause, accepted)
             raise ToolError(f"Error executing tool {self.name}: {message}") from cause
+        # The SDK has checked the full dump against the model; the client checks what it gets against the
+        # advertised schema, which leaves out the nulls of fields that default to null.
+        content = result.structured_content if isinstance(result, CallToolResult) else None
+        if content is not None and not result.is_error and self.output_schema:
+            result.structured_content = drop_unset(content, self.output_schema)
+        return result
 
 
 def build_tools(settings: Settings, specs: Sequence[ToolSpec] | None = None) -> list[Tool]:
@@ -160,6 +166,7 @@ def sdk_tool(spec: ToolSpec, *, shaped: bool = True) -> Tool:
     Arguments.__name__ = Arguments.__qualname__ = loose.__name__
     meta.arg_model = Arguments
     made.parameters = compact(Arguments.model_json_schema(by_alias=True), "input")
+    made.annotations = compact_annotations(spec.annotations)
     if meta.output_schema is not None:
         meta.output_schema = compact(meta.output_schema, "output")
     return made

@@ -21,7 +21,7 @@ TIMEOUT_S = 5.0
 _ALLOWED = ("image/jpeg", "image/png", "image/webp", "image/gif")
 #: The resource template; `media_id` is a video, asset or knowledge-store item id.
 THUMBNAIL_TEMPLATE = "twelvelabs://thumbnails/{media_id}/{seconds}"
-DURABLE_THUMBNAIL = "Sandbox: resource URI of the picture (resources/read); outlives the server."
+DURABLE_THUMBNAIL = "The picture, for resources/read; outlives the server."
 
 
 def thumbnail_uri(media_id: str, seconds: float | None) -> str:

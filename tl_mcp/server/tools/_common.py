@@ -82,7 +82,7 @@ WaitS = Annotated[
     Field(
         ge=0,
         le=MAX_WAIT_S,
-        description='Most seconds to wait; if unfinished, status "in_progress" + job_id for wait_for_task.',
+        description="Seconds to wait, then a job_id for wait_for_task.",
     ),
 ]
 

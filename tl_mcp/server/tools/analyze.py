@@ -35,10 +35,10 @@ class AnalyzeUsageInfo(BaseModel):
 class AnalyzeVideoResult(BaseModel):
     status: Literal["completed", "in_progress"]
     job_id: str | None = None
-    video: dict[str, str] = Field(description="What was analyzed: asset_id or url (and video_id).")
+    video: dict[str, str] = Field(description="What was analyzed: asset_id or url, and video_id.")
     kind: str | None = Field(default=None, description="For summarize_video.")
     text: str
-    parsed: Json = Field(default=None, description="The JSON result when a schema was used.")
+    parsed: Json = None
     finish_reason: str | None = None
     usage: AnalyzeUsageInfo | None = None
     backend: Literal["cloud", "sandbox"]

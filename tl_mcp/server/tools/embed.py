@@ -41,10 +41,7 @@ class EmbeddingResult(BaseModel):
     task_id: str | None = None
     input_type: Literal["text", "image", "audio", "video"]
     model_name: str
-    embedder: str | None = Field(
-        default=None,
-        description="The model that really made the vectors, when the backend says.",
-    )
+    embedder: str | None = Field(default=None, description="The model that made the vectors, if known.")
     embeddings: list[Vector]
     backend: Literal["cloud", "sandbox"]
 
@@ -153,11 +150,8 @@ async def create_embedding(
     """Embed text, an image, audio or a video (exactly one) in Marengo's shared vector space.
 
     Use it to compare media yourself or match text against images and clips. Text, image and audio
-    return at once; a video runs as a task (clip and whole-video vectors).
-
-    Hints:
-    - Vectors come summarized (dims, norm, first values) unless include_vector=true.
-    - To search indexed videos use search_videos: it embeds the query itself.
+    return at once; a video runs as a task (clip and whole-video vectors). Vectors come summarized
+    unless include_vector=true. To search indexed videos use search_videos: it embeds the query itself.
     """
     state = app_state(ctx)
     inputs = {

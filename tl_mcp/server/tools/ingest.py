@@ -35,9 +35,7 @@ from tl_mcp.server.tools._common import (
 
 
 class UploadResult(BaseModel):
-    status: Literal["completed", "in_progress"] = Field(
-        description='"in_progress": pass job_id to wait_for_task.'
-    )
+    status: Literal["completed", "in_progress"]
     job_id: str | None = None
     asset_id: str | None = None
     asset_status: str | None = None
@@ -135,9 +133,7 @@ async def follow_item(state: AppState, job: Job, store_id: str, item_id: str) ->
 @tool(toolset="ingest", title="Upload a video or image", read_only=False, destructive=False, idempotent=False)
 async def upload_asset(
     ctx: Ctx,
-    path: Annotated[
-        str | None, Field(description="Absolute path of a local file in an allowed folder.")
-    ] = None,
+    path: Annotated[str | None, Field(description="Absolute path of a file in an allowed folder.")] = None,
     url: Annotated[str | None, Field(max_length=4000, description="Public http(s) URL of the media.")] = None,
     index_id: Annotated[Id | None, Field(description="Also index it here.")] = None,
     knowledge_store_id: Annotated[
@@ -149,13 +145,10 @@ async def upload_asset(
 ) -> Annotated[CallToolResult, UploadResult]:
     """Upload a video or image, then index it and/or add it to a knowledge store.
 
-    Use it to bring media in before searching or asking about it. Local files stream from disk with byte
-    progress. The index and store are checked before anything is sent.
-
-    Hints:
-    - Local paths must be in a folder the server allows (--allow-dir / TL_MCP_ALLOWED_DIRS); else a URL.
-    - Indexing takes a while: wait=true waits, or follow the next steps (wait_for_task).
-    - No index or store yet: create_index, create_knowledge_store.
+    Use it to bring media in before searching or asking about it; the upload streams byte progress.
+    Local paths must be in a folder the server allows (--allow-dir / TL_MCP_ALLOWED_DIRS); else a URL.
+    Indexing takes a while: wait=true waits, or follow the next steps (wait_for_task). No index or
+    store yet: create_index, create_knowledge_store.
     """
     state = app_state(ctx)
     source = one_of("upload_asset", path=path, url=url)
@@ -326,13 +319,11 @@ TaskKind = Literal[
 
 class WaitResult(BaseModel):
     id: str
-    kind: str = Field(description="What the id turned out to be.")
+    kind: str
     status: str = Field(description='Upstream status, or "in_progress"/"completed"/"failed" for jobs.')
     done: bool = Field(description="True once nothing more will change.")
-    job_id: str | None = Field(default=None, description="Pass again to keep waiting on a job.")
-    result: dict[str, Any] | None = Field(
-        default=None, description="For jobs: the structured result of the original tool."
-    )
+    job_id: str | None = None
+    result: dict[str, Any] | None = Field(default=None, description="For jobs: the original tool's result.")
     detail: dict[str, Any] | None = Field(default=None, description="The upstream object's key fields.")
     waited_s: float
     backend: Literal["cloud", "sandbox"]
@@ -410,8 +401,7 @@ async def wait_for_task(
     """Wait for long work and report its status: jobs, indexing, store items, embeddings, analyses.
 
     Use it after a result with status "in_progress" and a job_id: it resumes the progress where you left
-    off and ends with the original tool's result. It also takes TwelveLabs ids: indexing tasks, indexed
-    assets (with index_id), store items (with knowledge_store_id), embedding and analysis tasks, assets.
+    off and ends with the original tool's result. It also takes TwelveLabs task, asset and item ids.
     Each status change is a progress message (a heartbeat at least every 10 s); not done: call again.
     """
     state = app_state(ctx)

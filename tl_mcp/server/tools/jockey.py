@@ -39,12 +39,10 @@ MAX_INPUT = 10_000
 
 class Moment(BaseModel):
     # A cited moment: which item/asset/video, when, and how it looks.
-    marker: str = Field(description="The cited span in the text, e.g. [1].")
-    item_id: str | None = Field(default=None, description="Knowledge-store item id (ksi_…).")
-    asset_id: str | None = Field(default=None, description="The item's asset: analyze_video(asset_id=…).")
-    video_id: str | None = Field(
-        default=None, description="The asset's video in index_id, if indexed: get_video(index_id, video_id)."
-    )
+    marker: str = Field(description="As in the text, e.g. [1].")
+    item_id: str | None = None
+    asset_id: str | None = Field(default=None, description="For analyze_video.")
+    video_id: str | None = Field(default=None, description="With index_id, for get_video.")
     index_id: str | None = None
     collection_id: str | None = None
     start_sec: float | None = None
@@ -67,14 +65,14 @@ class Usage(BaseModel):
 
 class JockeyResult(BaseModel):
     status: Literal["completed", "in_progress", "incomplete"]
-    job_id: str | None = Field(default=None, description="While in progress: pass to wait_for_task.")
+    job_id: str | None = None
     response_id: str | None = None
     session_id: str | None = Field(default=None, description="For continue_session.")
     knowledge_store_id: str
-    text: str = Field(description="Complete unless status is in_progress.")
+    text: str
     citations: list[Moment] = Field(default_factory=list)
-    parsed: Json = Field(default=None, description="The JSON answer, with output_schema.")
-    steps: list[Step] | None = Field(default=None, description="With include_intermediate_outputs.")
+    parsed: Json = None
+    steps: list[Step] | None = None
     usage: Usage | None = None
     backend: Literal["cloud", "sandbox"]
 
@@ -90,7 +88,7 @@ Instructions = Annotated[
     Field(
         default=None,
         max_length=MAX_INPUT,
-        description="System-level guidance for Jockey, e.g. 'You are a compliance reviewer…'.",
+        description="System prompt, e.g. 'You are a compliance reviewer…'.",
     ),
 ]
 OutputSchema = Annotated[
@@ -103,7 +101,7 @@ Selections = Annotated[
 ]
 Intermediate = Annotated[
     bool,
-    Field(description="Also return (and stream) Jockey's search/analysis steps."),
+    Field(description="Also return (and stream) Jockey's steps."),
 ]
 
 
@@ -405,7 +403,7 @@ def _str(value: object) -> str | None:
     idempotent=False,
 )
 async def create_response(
-    knowledge_store_id: Annotated[Id, Field(description="The store to ask about (list_knowledge_stores).")],
+    knowledge_store_id: Annotated[Id, Field(description="From list_knowledge_stores.")],
     input: Input,
     ctx: Ctx,
     instructions: Instructions = None,
@@ -417,8 +415,7 @@ async def create_response(
     """Ask Jockey about the videos in a knowledge store; the answer cites exact moments.
 
     Use it to understand, summarize, compare or find things across a collection ("What are the main
-    themes?", "When is pricing mentioned?"). The text streams as progress; the result has `citations`
-    and a `session_id`.
+    themes?", "When is pricing mentioned?"). The text streams as progress.
 
     Hints:
     - The store needs a ready item (upload_asset with knowledge_store_id, then wait_for_task).
@@ -445,11 +442,11 @@ async def create_response(
     idempotent=False,
 )
 async def continue_session(
-    session_id: Annotated[Id, Field(description="session_id from a previous create_response result.")],
+    session_id: Annotated[Id, Field(description="From create_response.")],
     input: Input,
     ctx: Ctx,
     knowledge_store_id: Annotated[
-        Id | None, Field(description="Only needed if the server no longer knows the session's store.")
+        Id | None, Field(description="Only if the server forgot the session's store.")
     ] = None,
     instructions: Instructions = None,
     include_intermediate_outputs: Intermediate = False,
@@ -459,9 +456,8 @@ async def continue_session(
 ) -> Annotated[CallToolResult, JockeyResult]:
     """Ask a follow-up in a Jockey session; Jockey keeps the earlier turns in mind.
 
-    Use it after create_response, with its session_id ("tell me more", "and in the second video?"); the
-    result is the same as create_response's. If the server forgot the session (a restart), the error
-    asks for knowledge_store_id: the first turn's store.
+    Use it after create_response, with its session_id ("tell me more", "and in the second video?");
+    the result is like create_response's.
     """
     state = app_state(ctx)
     caller = current_principal()

@@ -23,8 +23,8 @@ Modality = Literal["visual", "audio", "transcription"]
 
 
 class SearchMoment(BaseModel):
-    video_id: str | None = Field(default=None, description="Index search; for get_video.")
-    item_id: str | None = Field(default=None, description="Store search.")
+    video_id: str | None = Field(default=None, description="For get_video.")
+    item_id: str | None = None
     start: float = Field(description="Seconds.")
     end: float = Field(description="Seconds.")
     rank: int | None = None
@@ -42,7 +42,7 @@ class SearchVideosResult(BaseModel):
     knowledge_store_id: str | None = None
     query: str | None = None
     total_results: int | None = None
-    next_page_token: str | None = Field(default=None, description="Pass as page_token for more results.")
+    next_page_token: str | None = None
     thumbnails_returned: int = 0
     backend: Literal["cloud", "sandbox"]
 
@@ -146,10 +146,7 @@ async def search_videos(
 
     Use it to locate scenes ("a person opening a laptop", "someone says 'budget'") or to check whether
     something appears. Give query or image_path/image_url, and index_id or knowledge_store_id.
-
-    Hints:
-    - include_thumbnails=3 shows the first three frames as images.
-    - Reasoning over the moments: create_response; a video's details: get_video.
+    Reasoning over the moments: create_response; a video's details: get_video.
     """
     state = app_state(ctx)
     if not page_token:
@@ -275,7 +272,7 @@ class ClassSpec(BaseModel):
 class ClassMatch(BaseModel):
     name: str
     score: float | None = Field(description="Best score of a matching moment.")
-    duration_ratio: float | None = Field(description="Share of the video covered by matching moments (0–1).")
+    duration_ratio: float | None = Field(description="Share of the video matched, 0–1.")
     matched_seconds: float
     clips: list[SearchMoment] | None = None
 
@@ -289,7 +286,7 @@ class VideoClasses(BaseModel):
 class ClassifyResult(BaseModel):
     index_id: str
     videos: list[VideoClasses]
-    counted: str = Field(description="Which moments counted as matches (the threshold that applied).")
+    counted: str = Field(description="The threshold that applied.")
     backend: Literal["cloud", "sandbox"]
 
 
@@ -349,13 +346,9 @@ async def classify_videos(
 ) -> Annotated[CallToolResult, ClassifyResult]:
     """Label every video in an index with the classes it matches, like the old /classify API.
 
-    Use it for zero-shot categorization ("which videos are about cooking, sports or travel?"): each class
-    is a name plus prompts; per video you get each matching class, its best score and the share of the
-    video it covers.
-
-    Hints:
-    - Several specific prompts per class beat one vague one; include_clips shows the evidence.
-    - One question about one video: analyze_video.
+    Use it for zero-shot categorization ("which videos are about cooking, sports or travel?"); per video
+    you get each matching class, its best score and the share of the video it covers. Several specific
+    prompts per class beat one vague one. One question about one video: analyze_video.
     """
     state = app_state(ctx)
     chosen = tuple(modalities or ["visual", "audio"])
