@@ -17,6 +17,7 @@ install: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tl_mcp tests bench examples
 	$(VENV)/bin/ruff format --check tl_mcp tests bench examples
+	$(VENV)/bin/lint-imports --no-logo --no-cache
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict tl_mcp

@@ -65,7 +65,7 @@ async def _measure(quick: bool) -> dict[str, Any]:
                 search_args = {"query": QUERY, "index_id": seed.index_id, "limit": 10}
 
                 async def base_search() -> object:
-                    return await api.search(
+                    return await api.search.query(
                         seed.index_id,
                         query_text=QUERY,
                         search_options=("visual", "audio"),
@@ -74,7 +74,7 @@ async def _measure(quick: bool) -> dict[str, Any]:
                     )
 
                 async def base_list() -> object:
-                    return await api.list_indexes(page=1, page_limit=20)
+                    return await api.indexes.list(page=1, page_limit=20)
 
                 def tool(client: Client, name: str, args: dict[str, Any]) -> Op:
                     async def op() -> object:

@@ -23,7 +23,7 @@ import httpx2
 from mcp import Client
 
 from bench.mcp_harness import Sandbox, call_ok, load_average, sandbox_process, stdio_transport, workdir
-from tl_mcp.api import DEFAULT_MULTIPART_THRESHOLD
+from tl_mcp.api.resources.assets import DEFAULT_MULTIPART_THRESHOLD
 
 MIB = 1024 * 1024
 TARGET_GROWTH_MIB = 64.0

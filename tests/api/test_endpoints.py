@@ -12,6 +12,7 @@ import pytest
 from tests.api.conftest import API_KEY, FakeAPI, Seen, json_response, make_client
 from tests.openapi_spec import operation, resolve, sample, success_response
 from tl_mcp.api import (
+    AnalyzeRequest,
     AnalyzeResult,
     AnalyzeTask,
     Asset,
@@ -25,6 +26,7 @@ from tl_mcp.api import (
     KnowledgeStoreItem,
     KnowledgeStoreSearchPage,
     Page,
+    ResponseFormat,
     ResponseObject,
     ResponseRequest,
     SearchPage,
@@ -64,7 +66,7 @@ def api() -> FakeAPI:
 
 async def test_every_request_carries_the_key_header_and_a_user_agent(api: FakeAPI) -> None:
     async with make_client(api) as tl:
-        await tl.get_index("idx1")
+        await tl.indexes.get("idx1")
     (seen,) = api.seen
     assert seen.headers["x-api-key"] == API_KEY
     assert seen.headers["user-agent"].startswith("tl-mcp/")
@@ -74,12 +76,12 @@ async def test_assets_family(api: FakeAPI, tmp_path: Path) -> None:
     media = tmp_path / "clip.mp4"
     media.write_bytes(b"\x00\x01fake-mp4" * 100)
     async with make_client(api) as tl:
-        uploaded = await tl.upload_file(media, filename="renamed.mp4", user_metadata={"team": "a", "n": 3})
-        from_url = await tl.create_asset_from_url("https://example.com/v.mp4", filename="v.mp4")
-        one = await tl.get_asset("a/b")
-        page = await tl.list_assets(2, 5, asset_types=["video", "audio"], filename="clip")
-        await tl.delete_asset("a1", force=True)
-        transcript = await tl.get_asset_transcription("a1")
+        uploaded = await tl.assets.upload(media, filename="renamed.mp4", user_metadata={"team": "a", "n": 3})
+        from_url = await tl.assets.create_from_url("https://example.com/v.mp4", filename="v.mp4")
+        one = await tl.assets.get("a/b")
+        page = await tl.assets.list(2, 5, asset_types=["video", "audio"], filename="clip")
+        await tl.assets.delete("a1", force=True)
+        transcript = await tl.assets.transcription("a1")
     assert isinstance(uploaded, Asset) and uploaded.id == "sample"
     assert isinstance(from_url, Asset) and isinstance(one, Asset)
     assert isinstance(page, Page) and isinstance(page.data[0], Asset)
@@ -107,17 +109,17 @@ async def test_assets_family(api: FakeAPI, tmp_path: Path) -> None:
 
 async def test_indexes_indexed_assets_and_videos(api: FakeAPI) -> None:
     async with make_client(api) as tl:
-        index_id = await tl.create_index("my index", addons=["thumbnail"])
-        index = await tl.get_index(index_id)
-        indexes = await tl.list_indexes(1, 10, name="my")
-        await tl.delete_index("i1")
-        ia_id = await tl.index_asset("i1", "a1", enable_video_stream=True, user_metadata={"k": "v"})
-        ia = await tl.get_indexed_asset("i1", ia_id, transcription=True)
-        ias = await tl.list_indexed_assets("i1", status=["ready", "failed"])
-        await tl.delete_indexed_asset("i1", "x")
-        videos = await tl.list_videos("i1")
-        video = await tl.get_video("i1", "v1", transcription=True)
-        await tl.delete_video("i1", "v1")
+        index_id = await tl.indexes.create("my index", addons=["thumbnail"])
+        index = await tl.indexes.get(index_id)
+        indexes = await tl.indexes.list(1, 10, name="my")
+        await tl.indexes.delete("i1")
+        ia_id = await tl.indexed_assets.create("i1", "a1", enable_video_stream=True, user_metadata={"k": "v"})
+        ia = await tl.indexed_assets.get("i1", ia_id, transcription=True)
+        ias = await tl.indexed_assets.list("i1", status=["ready", "failed"])
+        await tl.indexed_assets.delete("i1", "x")
+        videos = await tl.videos.list("i1")
+        video = await tl.videos.get("i1", "v1", transcription=True)
+        await tl.videos.delete("i1", "v1")
     assert index_id == "sample" and isinstance(index, Index) and isinstance(indexes.data[0], Index)
     assert isinstance(ia, IndexedAsset) and isinstance(ias.data[0], IndexedAsset)
     assert isinstance(videos.data[0], Video) and isinstance(video, Video)
@@ -137,11 +139,11 @@ async def test_tasks(api: FakeAPI, tmp_path: Path) -> None:
     media = tmp_path / "v.mp4"
     media.write_bytes(b"video-bytes")
     async with make_client(api) as tl:
-        ref = await tl.create_task("i1", path=media)
-        ref2 = await tl.create_task("i1", url="https://example.com/x.mp4")
-        task = await tl.get_task(ref.id)
+        ref = await tl.tasks.create("i1", path=media)
+        ref2 = await tl.tasks.create("i1", url="https://example.com/x.mp4")
+        task = await tl.tasks.get(ref.id)
         with pytest.raises(ValueError, match="exactly one of path, url"):
-            await tl.create_task("i1")
+            await tl.tasks.create("i1")
     assert isinstance(ref, TaskRef) and isinstance(ref2, TaskRef) and isinstance(task, Task)
     assert api.seen[0].form_dict() == {"index_id": ["i1"], "video_file": [b"video-bytes"]}
     assert api.seen[1].form_dict() == {"index_id": ["i1"], "video_url": ["https://example.com/x.mp4"]}
@@ -152,7 +154,7 @@ async def test_search_text_image_and_page_tokens(api: FakeAPI, tmp_path: Path) -
     image = tmp_path / "q.png"
     image.write_bytes(b"\x89PNG fake")
     async with make_client(api) as tl:
-        first = await tl.search(
+        first = await tl.search.query(
             "i1",
             query_text="a dog",
             search_options=("visual", "audio", "transcription"),
@@ -162,9 +164,9 @@ async def test_search_text_image_and_page_tokens(api: FakeAPI, tmp_path: Path) -
             filter={"duration": {"gte": 10}},
             transcription_options=["lexical"],
         )
-        by_image = await tl.search("i1", query_media_path=image, search_options=["visual"])
-        by_url = await tl.search("i1", query_media_url="https://example.com/q.png")
-        nxt = await tl.search_page("tok/en=")
+        by_image = await tl.search.query("i1", query_media_path=image, search_options=["visual"])
+        by_url = await tl.search.query("i1", query_media_url="https://example.com/q.png")
+        nxt = await tl.search.next_page("tok/en=")
     assert all(isinstance(p, SearchPage) for p in (first, by_image, by_url, nxt))
     form = api.seen[0].form_dict()
     assert form["search_options"] == ["visual", "audio", "transcription"]  # repeated fields, in order
@@ -195,7 +197,7 @@ async def test_search_follows_next_page_tokens_until_absent() -> None:
 
     api = FakeAPI(handler)
     async with make_client(api) as tl:
-        ranks = [r.rank async for page in tl.iter_search("i1", query_text="x") for r in page.data]
+        ranks = [r.rank async for page in tl.search.iter("i1", query_text="x") for r in page.data]
     assert ranks == [1, 2, 3]
 
 
@@ -203,15 +205,15 @@ async def test_embeddings(api: FakeAPI, tmp_path: Path) -> None:
     audio = tmp_path / "a.wav"
     audio.write_bytes(b"RIFF....WAVE")
     async with make_client(api) as tl:
-        text = await tl.embed_text("a red car")
-        image = await tl.embed_image(url="https://example.com/i.jpg")
-        sound = await tl.embed_audio(path=audio)
-        task_id = await tl.create_video_embedding_task(
+        text = await tl.embed.text("a red car")
+        image = await tl.embed.image(url="https://example.com/i.jpg")
+        sound = await tl.embed.audio(path=audio)
+        task_id = await tl.embed.create_video_task(
             url="https://example.com/v.mp4", start_sec=1.0, end_sec=9.0
         )
-        task = await tl.get_video_embedding_task(task_id)
+        task = await tl.embed.get_video_task(task_id)
         with pytest.raises(ValueError):
-            await tl.embed_text("   ")
+            await tl.embed.text("   ")
     assert all(isinstance(e, Embedding) for e in (text, image, sound)) and isinstance(task, EmbeddingTask)
     assert text.vectors and isinstance(text.vectors[0][0], float)
     assert api.seen[0].form_dict() == {"model_name": ["marengo3.0"], "text": ["a red car"]}
@@ -231,11 +233,18 @@ async def test_embeddings(api: FakeAPI, tmp_path: Path) -> None:
 async def test_analyze_sync_and_tasks(api: FakeAPI) -> None:
     schema = {"type": "object", "properties": {"title": {"type": "string"}}}
     async with make_client(api) as tl:
-        result = await tl.analyze(
-            VideoSource(asset_id="a1"), "Summarize", response_format=schema, temperature=0.1
+        result = await tl.analyze.generate(
+            AnalyzeRequest(
+                video=VideoSource(asset_id="a1"),
+                prompt="Summarize",
+                response_format=ResponseFormat(json_schema=schema),
+                temperature=0.1,
+            )
         )
-        task_id = await tl.create_analyze_task(VideoSource(url="https://example.com/v.mp4"), "Chapters")
-        task = await tl.get_analyze_task(task_id)
+        task_id = await tl.analyze.create_task(
+            AnalyzeRequest(video=VideoSource(url="https://example.com/v.mp4"), prompt="Chapters")
+        )
+        task = await tl.analyze.get_task(task_id)
     assert isinstance(result, AnalyzeResult) and isinstance(task, AnalyzeTask)
     assert api.seen[0].json() == {
         "video": {"type": "asset_id", "asset_id": "a1"},
@@ -251,26 +260,26 @@ async def test_analyze_sync_and_tasks(api: FakeAPI) -> None:
 
 async def test_knowledge_stores_items_collections_and_search(api: FakeAPI) -> None:
     async with make_client(api) as tl:
-        ks = await tl.create_knowledge_store("Store", description="d", metadata={"tier": "gold"})
-        got = await tl.get_knowledge_store("ks_1")
-        stores = await tl.list_knowledge_stores(1, 20)
-        patched = await tl.update_knowledge_store("ks_1", name="New")
-        await tl.delete_knowledge_store("ks_1")
-        item = await tl.add_knowledge_store_item("ks_1", asset_id="a1", asset_type="video")
-        item2 = await tl.get_knowledge_store_item("ks_1", "ksi_1")
-        items = await tl.list_knowledge_store_items("ks_1", status=["queued", "pending"])
-        await tl.delete_knowledge_store_item("ks_1", "ksi_1")
-        coll = await tl.create_item_collection("ks_1", "Highlights")
-        colls = await tl.list_item_collections("ks_1")
-        coll2 = await tl.add_items_to_collection("ks_1", "ksic_1", ["ksi_1", "ksi_2"])
-        await tl.remove_items_from_collection("ks_1", "ksic_1", ["ksi_2"])
-        members = await tl.list_item_collection_items("ks_1", "ksic_1")
-        hits = await tl.search_knowledge_store(
+        ks = await tl.knowledge.stores.create("Store", description="d", metadata={"tier": "gold"})
+        got = await tl.knowledge.stores.get("ks_1")
+        stores = await tl.knowledge.stores.list(1, 20)
+        patched = await tl.knowledge.stores.update("ks_1", name="New")
+        await tl.knowledge.stores.delete("ks_1")
+        item = await tl.knowledge.items.add("ks_1", asset_id="a1", asset_type="video")
+        item2 = await tl.knowledge.items.get("ks_1", "ksi_1")
+        items = await tl.knowledge.items.list("ks_1", status=["queued", "pending"])
+        await tl.knowledge.items.delete("ks_1", "ksi_1")
+        coll = await tl.knowledge.collections.create("ks_1", "Highlights")
+        colls = await tl.knowledge.collections.list("ks_1")
+        coll2 = await tl.knowledge.collections.add_items("ks_1", "ksic_1", ["ksi_1", "ksi_2"])
+        await tl.knowledge.collections.remove_items("ks_1", "ksic_1", ["ksi_2"])
+        members = await tl.knowledge.collections.items("ks_1", "ksic_1")
+        hits = await tl.knowledge.search(
             "ks_1", "goal celebration", modalities=["visual", "audio"], group_by="item", page_size=5
         )
-        more = await tl.search_knowledge_store("ks_1", "goal celebration", page_token="next")
+        more = await tl.knowledge.search("ks_1", "goal celebration", page_token="next")
         with pytest.raises(ValueError, match="nothing to update"):
-            await tl.update_knowledge_store("ks_1")
+            await tl.knowledge.stores.update("ks_1")
     for value in (ks, got, patched, stores.data[0]):
         assert isinstance(value, KnowledgeStore)
     for value in (item, item2, items.data[0], members.data[0]):
@@ -307,7 +316,7 @@ async def test_knowledge_store_search_iterates_page_tokens() -> None:
 
     api = FakeAPI(handler)
     async with make_client(api) as tl:
-        items = [h.item_id async for page in tl.iter_knowledge_store_search("ks_1", "q") for h in page.data]
+        items = [h.item_id async for page in tl.knowledge.iter_search("ks_1", "q") for h in page.data]
     assert items == ["ksi_None", "ksi_p2"]
 
 
@@ -324,7 +333,7 @@ async def test_responses_json_request_uses_the_current_shape(api: FakeAPI) -> No
         }
     )
     async with make_client(api) as tl:
-        result = await tl.create_response(request)
+        result = await tl.responses.create(request)
     assert isinstance(result, ResponseObject) and result.output_text == "sample"
     assert api.seen[0].json() == {
         "knowledge_store_id": "ks_1",
@@ -365,8 +374,8 @@ async def test_page_iterators_stop_on_empty_data_or_past_total_page() -> None:
 
     api = FakeAPI(handler)
     async with make_client(api) as tl:
-        indexes = [i.id async for i in tl.iter_indexes()]
-        stores = [k.id async for k in tl.iter_knowledge_stores()]
+        indexes = [i.id async for i in tl.indexes.iter()]
+        stores = [k.id async for k in tl.knowledge.stores.iter()]
     assert indexes == ["i1", "i2"]
     assert stores == ["ks1", "ks2", "ks3"]
     assert [s.params["page"] for s in api.seen if s.path == "/knowledge-stores"] == ["1", "2", "3", "4"]

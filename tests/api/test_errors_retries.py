@@ -96,7 +96,7 @@ async def test_flat_and_nested_error_bodies_map_to_typed_errors(
     api = scripted(json_response(status, body, headers={"x-request-id": "req-42"}))
     async with make_client(api) as tl:
         with pytest.raises(cls) as info:
-            await tl.get_index("i1")
+            await tl.indexes.get("i1")
     err = info.value
     assert err.status == status and err.code == code and message in err.message  # type: ignore[attr-defined]
     assert err.request_id == "req-42" and "req-42" in str(err) and f"HTTP {status}" in str(err)  # type: ignore[attr-defined]
@@ -109,9 +109,9 @@ async def test_empty_429_and_non_json_500_bodies() -> None:
     )
     async with make_client(api, retry=policy) as tl:
         with pytest.raises(RateLimitError) as rl:
-            await tl.get_index("i1")
+            await tl.indexes.get("i1")
         with pytest.raises(ServerError, match="Bad Gateway"):
-            await tl.get_index("i1")
+            await tl.indexes.get("i1")
     assert rl.value.code is None and "Rate limited" in rl.value.message
 
 
@@ -123,7 +123,7 @@ async def test_429_with_retry_after_then_success_is_retried_after_the_given_wait
         json_response(200, INDEX),
     )
     async with make_client(api, retry=RetryPolicy(sleep=sleeps, random=lambda: 0.0)) as tl:
-        index = await tl.get_index("i1")
+        index = await tl.indexes.get("i1")
     assert index.id == "i1" and len(api.seen) == 3
     assert sleeps.calls == [3.0, 1.0]  # server's hint, then 0.5·2¹ backoff
 
@@ -133,11 +133,11 @@ async def test_idempotent_post_is_retried_but_create_is_not() -> None:
     ok = {"data": [], "page_info": {}}
     api = scripted(httpx2.Response(502), json_response(200, ok), httpx2.Response(503), httpx2.Response(429))
     async with make_client(api, retry=RetryPolicy(sleep=sleeps)) as tl:
-        await tl.search("i1", query_text="dog")
+        await tl.search.query("i1", query_text="dog")
         with pytest.raises(ServerError):
-            await tl.create_index("new")
+            await tl.indexes.create("new")
         with pytest.raises(RateLimitError):
-            await tl.create_knowledge_store("ks")
+            await tl.knowledge.stores.create("ks")
     assert [s.method for s in api.seen] == ["POST", "POST", "POST", "POST"]
     assert len(sleeps.calls) == 1  # only the search was repeated
 
@@ -150,9 +150,9 @@ async def test_quota_codes_and_other_statuses_are_final() -> None:
     )
     async with make_client(api, retry=RetryPolicy(sleep=sleeps)) as tl:
         with pytest.raises(RateLimitError, match="upgrade"):
-            await tl.get_index("i1")
+            await tl.indexes.get("i1")
         with pytest.raises(BadRequestError):
-            await tl.get_index("i1")
+            await tl.indexes.get("i1")
     assert sleeps.calls == [] and len(api.seen) == 2
 
 
@@ -161,7 +161,7 @@ async def test_connect_errors_are_retried_and_then_reported() -> None:
     api = scripted(*(httpx2.ConnectError("refused") for _ in range(3)))
     async with make_client(api, retry=RetryPolicy(max_attempts=3, sleep=sleeps)) as tl:
         with pytest.raises(APIConnectionError, match="could not reach"):
-            await tl.get_index("i1")
+            await tl.indexes.get("i1")
     assert len(sleeps.calls) == 2
 
 
@@ -170,14 +170,14 @@ async def test_total_time_budget_and_long_retry_after_stop_retrying() -> None:
     api = scripted(httpx2.Response(503, headers={"retry-after": "500"}), httpx2.Response(503))
     async with make_client(api, retry=RetryPolicy(sleep=sleeps, max_retry_after=60)) as tl:
         with pytest.raises(ServerError) as info:
-            await tl.get_index("i1")
+            await tl.indexes.get("i1")
     assert info.value.retry_after == 500 and sleeps.calls == []
     clock = iter([0.0, 0.0, 100.0, 100.0])
     api = scripted(httpx2.Response(503), httpx2.Response(503), json_response(200, INDEX))
     policy = RetryPolicy(sleep=sleeps, total_timeout=10, clock=lambda: next(clock))
     async with make_client(api, retry=policy) as tl:
         with pytest.raises(ServerError):
-            await tl.get_index("i1")
+            await tl.indexes.get("i1")
     assert len(api.seen) == 2
 
 
@@ -207,9 +207,9 @@ async def test_api_key_never_appears_in_repr_errors_or_logs(caplog: pytest.LogCa
         async with make_client(api, retry=RetryPolicy(sleep=Sleeps(), max_attempts=2)) as tl:
             assert API_KEY not in repr(tl)
             with pytest.raises(AuthenticationError) as auth:
-                await tl.get_index("i1")
+                await tl.indexes.get("i1")
             with pytest.raises(APIConnectionError) as conn:
-                await tl.create_index("x")
+                await tl.indexes.create("x")
     for text in (str(auth.value), repr(auth.value), auth.value.message, str(conn.value), caplog.text):
         assert API_KEY not in text
     assert "***" in str(auth.value) and "overloaded for ***" in caplog.text

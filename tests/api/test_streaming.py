@@ -15,14 +15,12 @@ from hypothesis import strategies as st
 from tests.api.conftest import FakeAPI, Seen, make_client
 from tl_mcp.api import (
     AnalyzeEnd,
+    AnalyzeRequest,
     AnalyzeText,
     Keepalive,
-    NDJSONDecoder,
     ResponseDone,
     ResponseRequest,
     ResponseStarted,
-    SSEDecoder,
-    SSEEvent,
     StepUpdate,
     StreamError,
     TextDelta,
@@ -30,6 +28,7 @@ from tl_mcp.api import (
     Timeouts,
     VideoSource,
 )
+from tl_mcp.api.streaming import NDJSONDecoder, SSEDecoder, SSEEvent
 
 REQUEST = ResponseRequest(knowledge_store_id="ks_1", input="What happens?")  # type: ignore[arg-type]
 
@@ -229,7 +228,7 @@ def sse_api(chunks: list[bytes], content_type: str = "text/event-stream", **kw: 
 
 async def collect(chunks: list[bytes], **kw: float) -> list[object]:
     async with make_client(sse_api(chunks, **kw), timeout=Timeouts(stream_idle=0.5)) as tl:
-        return [u async for u in tl.stream_response(REQUEST)]
+        return [u async for u in tl.responses.stream(REQUEST)]
 
 
 def decode_all(chunks: list[bytes]) -> list[SSEEvent]:
@@ -397,7 +396,7 @@ async def test_malformed_json_is_logged_and_skipped_and_type_beats_event_name(
 async def test_non_sse_json_success_body_is_accepted() -> None:
     body = json.dumps(resp("completed", "whole answer")).encode()
     async with make_client(sse_api([body], content_type="application/json")) as tl:
-        updates = [u async for u in tl.stream_response(REQUEST)]
+        updates = [u async for u in tl.responses.stream(REQUEST)]
     assert [type(u) for u in updates] == [ResponseStarted, TextDelta, ResponseDone]
     assert updates[1].text == "whole answer"  # type: ignore[union-attr]
 
@@ -444,7 +443,7 @@ async def test_http_error_before_the_stream_maps_to_typed_error() -> None:
 
     async with make_client(api) as tl:
         with pytest.raises(BadRequestError, match="session mismatch"):
-            async for _ in tl.stream_response(REQUEST):
+            async for _ in tl.responses.stream(REQUEST):
                 pass
 
 
@@ -484,7 +483,12 @@ def ndjson_api(chunks: list[bytes], **kw: float) -> FakeAPI:
 @pytest.mark.anyio
 async def test_analyze_stream_events() -> None:
     async with make_client(ndjson_api(chunked(ANALYZE, [5, 70, 71, 130]))) as tl:
-        events = [e async for e in tl.analyze_stream(VideoSource(asset_id="a1"), "Describe")]
+        events = [
+            e
+            async for e in tl.analyze.stream(
+                AnalyzeRequest(video=VideoSource(asset_id="a1"), prompt="Describe")
+            )
+        ]
     assert "".join(e.text for e in events if isinstance(e, AnalyzeText)) == "Un café à 東京"
     end = events[-1]
     assert isinstance(end, AnalyzeEnd) and end.text == "Un café à 東京" and end.finish_reason == "stop"
@@ -496,6 +500,8 @@ async def test_analyze_stream_without_stream_end_raises_with_partial_text() -> N
     cut = ANALYZE[: ANALYZE.index(b"{broken")]
     async with make_client(ndjson_api([cut])) as tl:
         with pytest.raises(StreamError) as info:
-            async for _ in tl.analyze_stream(VideoSource(asset_id="a1"), "Describe"):
+            async for _ in tl.analyze.stream(
+                AnalyzeRequest(video=VideoSource(asset_id="a1"), prompt="Describe")
+            ):
                 pass
     assert info.value.partial_text == "Un café à 東京"

@@ -16,7 +16,7 @@ import pytest
 
 from tests.api.conftest import API_KEY, BASE_URL, make_client
 from tests.openapi_spec import request_validator
-from tl_mcp.api import ResponseRequest, TextDelta, UploadError, VideoSource
+from tl_mcp.api import AnalyzeRequest, ResponseRequest, TextDelta, UploadError, VideoSource
 
 pytestmark = pytest.mark.anyio
 
@@ -158,7 +158,7 @@ async def test_large_multipart_upload_streams_in_constant_memory(tmp_path: Path)
     tracemalloc.start()
     try:
         async with make_client(store) as tl:
-            asset = await tl.upload_file(big, progress=lambda sent, total: progress.append((sent, total)))
+            asset = await tl.assets.upload(big, progress=lambda sent, total: progress.append((sent, total)))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -200,7 +200,7 @@ async def test_direct_upload_streams_file_bytes_intact(tmp_path: Path) -> None:
     tracemalloc.start()
     try:
         async with make_client(store) as tl:
-            asset = await tl.upload_file(big, progress=progress, multipart_threshold=200 * MB)
+            asset = await tl.assets.upload(big, progress=progress, multipart_threshold=200 * MB)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -214,17 +214,17 @@ async def test_missing_etag_fails_the_upload_clearly(tmp_path: Path) -> None:
     f.write_bytes(b"x" * 3000)
     async with make_client(StreamingStore(chunk_size=1024, etag=False)) as tl:
         with pytest.raises(UploadError, match="no ETag"):
-            await tl.upload_file(f, multipart_threshold=1000)
+            await tl.assets.upload(f, multipart_threshold=1000)
 
 
 async def test_bad_paths_fail_before_the_network(tmp_path: Path) -> None:
     store = StreamingStore()
     async with make_client(store) as tl:
         with pytest.raises(FileNotFoundError, match="not a readable file"):
-            await tl.upload_file(tmp_path / "missing.mp4")
+            await tl.assets.upload(tmp_path / "missing.mp4")
         (tmp_path / "empty.mp4").write_bytes(b"")
         with pytest.raises(ValueError, match="empty"):
-            await tl.upload_file(tmp_path / "empty.mp4")
+            await tl.assets.upload(tmp_path / "empty.mp4")
     assert store.calls == []
 
 
@@ -264,7 +264,7 @@ async def test_cancelling_a_response_stream_closes_it_at_once() -> None:
 
                 async def consume() -> None:
                     request = ResponseRequest(knowledge_store_id="ks_1", input="q")  # type: ignore[arg-type]
-                    async for update in tl.stream_response(request):
+                    async for update in tl.responses.stream(request):
                         if isinstance(update, TextDelta):
                             got.append(update.text)
                             tg.cancel_scope.cancel()
@@ -280,7 +280,9 @@ async def test_cancelling_an_analyze_stream_closes_it_at_once() -> None:
     transport = OneStream(b'{"event_type":"stream_start","metadata":{}}\n', "application/x-ndjson")
     async with make_client(transport) as tl:
         with anyio.move_on_after(0.3) as scope:
-            async for _ in tl.analyze_stream(VideoSource(asset_id="a1"), "Describe"):
+            async for _ in tl.analyze.stream(
+                AnalyzeRequest(video=VideoSource(asset_id="a1"), prompt="Describe")
+            ):
                 pass
     assert scope.cancelled_caught
     assert transport.stream.closed.is_set()

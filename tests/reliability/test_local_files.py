@@ -192,7 +192,7 @@ async def test_a_symlink_swapped_after_the_check_never_embeds_the_outside_secret
 ) -> None:
     async with TwelveLabsClient(api_key=API_KEY, base_url=env.sandbox.base_url) as tl:
         reference = {
-            name: (await tl.embed_image(path=layout[name])).parts[0].segments[0].float_
+            name: (await tl.embed.image(path=layout[name])).parts[0].segments[0].float_
             for name in ("inside", "secret")
         }
     assert not _close(reference["inside"], reference["secret"]), "the two pictures must embed differently"

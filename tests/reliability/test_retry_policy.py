@@ -56,7 +56,7 @@ def client(script: Script) -> TwelveLabsClient:
 async def test_a_get_broken_mid_answer_is_repeated() -> None:
     script = Script(fail(httpx2.RemoteProtocolError), ok(INDEX))
     async with client(script) as tl:
-        index = await tl.get_index("i1")
+        index = await tl.indexes.get("i1")
     assert index.id == "i1" and len(script.seen) == 2
 
 
@@ -64,7 +64,7 @@ async def test_a_get_that_timed_out_is_not_repeated() -> None:
     script = Script(fail(httpx2.ReadTimeout), ok(INDEX))
     async with client(script) as tl:
         with pytest.raises(APITimeoutError) as info:
-            await tl.get_index("i1")
+            await tl.indexes.get("i1")
     assert len(script.seen) == 1 and KEY not in str(info.value)
 
 
@@ -79,7 +79,7 @@ async def test_a_create_is_never_repeated_and_says_whether_calling_again_is_safe
     script = Script(first, ok({"_id": "i2"}))
     async with client(script) as tl:
         with pytest.raises((APIConnectionError, ServerError)) as info:
-            await tl.create_index("new")
+            await tl.indexes.create("new")
     assert script.seen == ["POST /v1.3/indexes"]
     assert info.value.repeat_safe is False
     text = explain("Creating index 'new'", info.value)

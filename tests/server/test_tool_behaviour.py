@@ -24,7 +24,7 @@ MISSING = "0" * 24
 
 async def _asset_count(world: World) -> int:
     async with TwelveLabsClient(world.sandbox.api_key, world.sandbox.base_url) as api:
-        page = await api.list_assets(page=1, page_limit=50)
+        page = await api.assets.list(page=1, page_limit=50)
         assert page.page_info.total_results is not None
         return page.page_info.total_results
 

@@ -1,8 +1,11 @@
-"""TwelveLabs v1.3 async HTTP client: one client class, its typed models and its errors."""
+"""TwelveLabs v1.3 async HTTP client: the client, its typed models, its errors and the policies it takes.
+
+The decoders (`tl_mcp.api.streaming`) and the HTTP core (`tl_mcp.api._http`) are importable from their
+modules for tests and tools that need them; they are not part of this surface.
+"""
 
 from ._http import RetryPolicy, Timeouts
-from ._multipart import ByteProgress
-from .client import DEFAULT_BASE_URL, DEFAULT_MULTIPART_THRESHOLD, TwelveLabsClient
+from .client import TwelveLabsClient
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -24,29 +27,21 @@ from .errors import (
 from .models import *  # noqa: F403 — the models package defines the public model names in __all__
 from .models import __all__ as _model_names
 from .polling import PollPolicy, poll
-from .streaming import NDJSONDecoder, ResponseAssembler, SSEDecoder, SSEEvent
 
 __all__ = [
-    "DEFAULT_BASE_URL",
-    "DEFAULT_MULTIPART_THRESHOLD",
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
-    "ByteProgress",
     "ConflictError",
     "ContentTooLargeError",
     "GoneError",
-    "NDJSONDecoder",
     "NotFoundError",
     "PermissionDeniedError",
     "PollPolicy",
     "RateLimitError",
-    "ResponseAssembler",
     "RetryPolicy",
-    "SSEDecoder",
-    "SSEEvent",
     "ServerError",
     "StreamError",
     "Timeouts",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -87,7 +86,7 @@ async def open_backend(
             yield Backend(client, "sandbox", settings.base_url, identity, state_dir)
         return
     try:
-        start_embedded = importlib.import_module("tl_mcp.sandbox.embedded").start_embedded
+        from tl_mcp.sandbox.embedded import start_embedded
     except ImportError as exc:
         raise ConfigError(
             "the embedded sandbox needs the sandbox extra (pip install 'tl-mcp[sandbox]'), missing: "

@@ -132,7 +132,7 @@ def _upload(
     async def work(job: Job) -> CallToolResult:
         c = state.client
         with upstream(f"Following asset {asset_id}"):
-            asset = await c.get_asset(asset_id)
+            asset = await c.assets.get(asset_id)
             job.state.update(asset_status=asset.status, filename=asset.filename, size_bytes=asset.size)
             if index_id:
                 await follow_indexing(state, job, index_id, indexed_id)

@@ -47,12 +47,12 @@ def _reading(what: str) -> Iterator[None]:
 
 
 async def list_index_ids(state: AppState) -> list[tuple[str, str]]:
-    page = await state.client.list_indexes(page=1, page_limit=50)
+    page = await state.client.indexes.list(page=1, page_limit=50)
     return [(i.id, i.index_name or "") for i in page.data]
 
 
 async def list_store_ids(state: AppState) -> list[tuple[str, str]]:
-    page = await state.client.list_knowledge_stores(page=1, page_limit=50)
+    page = await state.client.knowledge.stores.list(page=1, page_limit=50)
     return [(s.id, s.name or "") for s in page.data]
 
 
@@ -77,7 +77,7 @@ def register_resources(server: MCPServer[AppState], holder: StateHolder) -> None
     async def indexes() -> str:
         state = holder.get()
         with _reading("Listing indexes"):
-            page = await state.client.list_indexes(page=1, page_limit=MAX_LISTED)
+            page = await state.client.indexes.list(page=1, page_limit=MAX_LISTED)
         return _dump({"backend": state.backend, "indexes": page.data})
 
     @server.resource(
@@ -90,8 +90,8 @@ def register_resources(server: MCPServer[AppState], holder: StateHolder) -> None
     async def index(index_id: str, ctx: Context[AppState, Any]) -> str:
         state = app_state(ctx)
         with _reading(f"Reading index {index_id}"):
-            info = await state.client.get_index(index_id)
-            videos = await state.client.list_videos(index_id, page=1, page_limit=MAX_LISTED)
+            info = await state.client.indexes.get(index_id)
+            videos = await state.client.videos.list(index_id, page=1, page_limit=MAX_LISTED)
         return _dump({"index": info, "videos": videos.data})
 
     @server.resource(
@@ -104,7 +104,7 @@ def register_resources(server: MCPServer[AppState], holder: StateHolder) -> None
     async def video(index_id: str, video_id: str, ctx: Context[AppState, Any]) -> str:
         state = app_state(ctx)
         with _reading(f"Reading video {video_id} in index {index_id}"):
-            info = await state.client.get_video(index_id, video_id, transcription=True)
+            info = await state.client.videos.get(index_id, video_id, transcription=True)
         return _dump(info)
 
     @server.resource(
@@ -117,7 +117,7 @@ def register_resources(server: MCPServer[AppState], holder: StateHolder) -> None
     async def stores() -> str:
         state = holder.get()
         with _reading("Listing knowledge stores"):
-            page = await state.client.list_knowledge_stores(page=1, page_limit=MAX_LISTED)
+            page = await state.client.knowledge.stores.list(page=1, page_limit=MAX_LISTED)
         return _dump({"backend": state.backend, "knowledge_stores": page.data})
 
     @server.resource(
@@ -130,8 +130,8 @@ def register_resources(server: MCPServer[AppState], holder: StateHolder) -> None
     async def store(knowledge_store_id: str, ctx: Context[AppState, Any]) -> str:
         state = app_state(ctx)
         with _reading(f"Reading knowledge store {knowledge_store_id}"):
-            info = await state.client.get_knowledge_store(knowledge_store_id)
-            items = await state.client.list_knowledge_store_items(
+            info = await state.client.knowledge.stores.get(knowledge_store_id)
+            items = await state.client.knowledge.items.list(
                 knowledge_store_id, page=1, page_limit=MAX_LISTED
             )
         return _dump({"knowledge_store": info, "items": items.data})
@@ -163,7 +163,7 @@ def register_resources(server: MCPServer[AppState], holder: StateHolder) -> None
                 f"twelvelabs://thumbnails/{media_id}/12.5."
             )
         with _reading(f"Reading the thumbnail of {media_id} at {at:g} s"):
-            return await state.client.sandbox_thumbnail(media_id, at)
+            return await state.client.assets.sandbox_thumbnail(media_id, at)
 
     @server.completion()  # type: ignore[no-untyped-call, untyped-decorator]
     async def complete(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 
 from ._base import RequestModel, WireModel
 
@@ -40,6 +40,11 @@ class ResponseFormat(RequestModel):
 
 
 class AnalyzeRequest(RequestModel):
+    """One Pegasus request, whichever way it is sent: `analyze.generate`, `.stream` or `.create_task`.
+
+    `stream` is not a field: the method that sends the request decides it.
+    """
+
     video: VideoSource
     prompt: str
     model_name: str | None = None
@@ -48,11 +53,19 @@ class AnalyzeRequest(RequestModel):
     response_format: ResponseFormat | None = None
     start_time: float | None = None
     end_time: float | None = None
-    stream: bool | None = None
 
-    def to_wire(self) -> dict[str, Any]:
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_given(cls, prompt: str) -> str:
+        if not prompt.strip():
+            raise ValueError("prompt must not be empty")
+        return prompt
+
+    def to_wire(self, *, stream: bool | None = None) -> dict[str, Any]:
         body = super().to_wire()
         body["video"] = self.video.to_wire()
+        if stream is not None:
+            body["stream"] = stream
         return body
 
 

@@ -71,12 +71,6 @@ class CreateItemCollectionRequest(RequestModel):
     metadata: dict[str, MetadataValue] | None = None
 
 
-class UpdateItemCollectionRequest(RequestModel):
-    name: str | None = None
-    description: str | None = None
-    metadata: dict[str, MetadataValue] | None = None
-
-
 class ItemIdsRequest(RequestModel):
     item_ids: list[str]
 

@@ -120,13 +120,13 @@ async def asset_mixup(state: AppState, index_id: str, video_id: str) -> str | No
     Asset ids and video ids look alike, and upload_asset returns both, so mixing them up is common.
     """
     try:
-        await state.client.get_asset(video_id)
+        await state.client.assets.get(video_id)
     except TwelveLabsError:
         return None
     found = None
     try:
         scanned = 0
-        async for video in state.client.iter_videos(index_id):
+        async for video in state.client.videos.iter(index_id):
             if video.asset_id == video_id:
                 found = video.id
                 break

@@ -85,7 +85,7 @@ async def delete_index(
     The uploaded assets themselves stay (delete_asset removes those).
     """
     state = app_state(ctx)
-    return await _delete(state, "index", index_id, None, lambda: state.client.delete_index(index_id))
+    return await _delete(state, "index", index_id, None, lambda: state.client.indexes.delete(index_id))
 
 
 @tool(
@@ -102,7 +102,7 @@ async def delete_video(
     """
     state = app_state(ctx)
     return await _delete(
-        state, "video", video_id, index_id, lambda: state.client.delete_video(index_id, video_id)
+        state, "video", video_id, index_id, lambda: state.client.videos.delete(index_id, video_id)
     )
 
 
@@ -127,7 +127,7 @@ async def delete_asset(
         "asset",
         asset_id,
         None,
-        lambda: state.client.delete_asset(asset_id, force=force),
+        lambda: state.client.assets.delete(asset_id, force=force),
         on_conflict=f"To delete it with its indexed videos (they leave search), call {retry}; "
         "or delete those videos first with delete_video.",
     )
@@ -147,7 +147,7 @@ async def delete_knowledge_store(
         "knowledge_store",
         knowledge_store_id,
         None,
-        lambda: state.client.delete_knowledge_store(knowledge_store_id),
+        lambda: state.client.knowledge.stores.delete(knowledge_store_id),
     )
 
 
@@ -173,7 +173,7 @@ async def remove_from_knowledge_store(
         "knowledge_store_item",
         item_id,
         knowledge_store_id,
-        lambda: state.client.delete_knowledge_store_item(knowledge_store_id, item_id),
+        lambda: state.client.knowledge.items.delete(knowledge_store_id, item_id),
     )
 
 

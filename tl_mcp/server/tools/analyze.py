@@ -11,7 +11,7 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from tl_mcp.api.errors import NotFoundError, StreamError, TwelveLabsError
-from tl_mcp.api.models import AnalyzeEnd, AnalyzeText, VideoSource
+from tl_mcp.api.models import AnalyzeEnd, AnalyzeRequest, AnalyzeText, ResponseFormat, VideoSource
 from tl_mcp.server.errors import explain
 from tl_mcp.server.jobs import Job
 from tl_mcp.server.registry import ToolSpec, tool
@@ -132,7 +132,7 @@ async def _source(
         )
     action = f"Resolving video {video_id}"
     try:
-        video = await state.client.get_video(index_id, video_id)
+        video = await state.client.videos.get(index_id, video_id)
     except NotFoundError as exc:
         raise ToolError(await video_not_found(state, action, index_id, video_id, exc)) from None
     except TwelveLabsError as exc:
@@ -202,14 +202,16 @@ async def _analyze(
         end: AnalyzeEnd | None = None
         try:
             # A cancellation lands inside the generator's await, so its HTTP stream closes at once.
-            async for event in state.client.analyze_stream(
-                video,
-                prompt,
-                response_format=schema,
-                temperature=temperature,
-                max_tokens=max_tokens,
-                start_time=start_time,
-                end_time=end_time,
+            async for event in state.client.analyze.stream(
+                AnalyzeRequest(
+                    video=video,
+                    prompt=prompt,
+                    response_format=ResponseFormat(json_schema=schema) if schema is not None else None,
+                    temperature=temperature,
+                    max_tokens=max_tokens,
+                    start_time=start_time,
+                    end_time=end_time,
+                )
             ):
                 if isinstance(event, AnalyzeText):
                     job.emit_text(event.text)

@@ -96,7 +96,7 @@ async def follow_embedding_task(client: TwelveLabsClient, job: Job, task_id: str
         task = await follow(
             job,
             f"Embedding task {task_id}",
-            lambda: client.get_video_embedding_task(task_id),
+            lambda: client.embed.get_video_task(task_id),
             lambda t: t.status,
             policy=client.poll,
             watching=f'wait_for_task(id="{task_id}", kind="embedding_task")',
@@ -186,13 +186,13 @@ async def create_embedding(
     if input_type != "video":
         try:
             if input_type == "text":
-                emb = await state.client.embed_text(value, model_name=model_name)
+                emb = await state.client.embed.text(value, model_name=model_name)
             elif input_type == "image":
-                emb = await state.client.embed_image(
+                emb = await state.client.embed.image(
                     path=source, url=None if local else value, model_name=model_name
                 )
             else:
-                emb = await state.client.embed_audio(
+                emb = await state.client.embed.audio(
                     path=source, url=None if local else value, model_name=model_name
                 )
         except TwelveLabsError as exc:
@@ -241,7 +241,7 @@ async def create_embedding(
 
         try:
             job.emit_note("Starting the video embedding task")
-            task_id = await state.client.create_video_embedding_task(
+            task_id = await state.client.embed.create_video_task(
                 path=source,
                 url=value if key == "video_url" else None,
                 asset_id=value if key == "video_asset_id" else None,

@@ -98,7 +98,7 @@ async def follow_indexing(state: AppState, job: Job, index_id: str, indexed_id: 
     """Watch an indexed asset until indexing ends; `job.state["indexing_status"]` stays current."""
 
     async def fetch() -> str | None:
-        status = (await state.client.get_indexed_asset(index_id, indexed_id)).status
+        status = (await state.client.indexed_assets.get(index_id, indexed_id)).status
         job.state["indexing_status"] = status
         return status
 
@@ -116,7 +116,7 @@ async def follow_item(state: AppState, job: Job, store_id: str, item_id: str) ->
     """Watch a knowledge-store item until it is ready or failed; `job.state["item_status"]` stays current."""
 
     async def fetch() -> str | None:
-        status = (await state.client.get_knowledge_store_item(store_id, item_id)).status
+        status = (await state.client.knowledge.items.get(store_id, item_id)).status
         job.state["item_status"] = status
         return status
 
@@ -192,11 +192,11 @@ async def upload_asset(
             await _wait_asset(state, job, asset_id)
         with upstream(f"Registering asset {asset_id}"):
             if index_id:
-                job.state["indexed_asset_id"] = await state.client.index_asset(index_id, asset_id)
+                job.state["indexed_asset_id"] = await state.client.indexed_assets.create(index_id, asset_id)
                 job.state["indexing_status"] = "pending"
                 job.emit_note(f"Indexing started in {index_id}: {job.state['indexed_asset_id']}")
             if knowledge_store_id:
-                item = await state.client.add_knowledge_store_item(knowledge_store_id, asset_id=asset_id)
+                item = await state.client.knowledge.items.add(knowledge_store_id, asset_id=asset_id)
                 job.state["item_id"], job.state["item_status"] = item.id, item.status
                 job.emit_note(f"Added to knowledge store {knowledge_store_id}: item {item.id}")
             if wait and index_id:
@@ -220,14 +220,14 @@ async def _check_destinations(state: AppState, index_id: str | None, knowledge_s
     checks: list[tuple[str, str, Callable[[str], Awaitable[object]], str]] = []
     if index_id:
         checks.append(
-            ("index", index_id, c.get_index, "list_indexes shows the indexes; create_index makes one")
+            ("index", index_id, c.indexes.get, "list_indexes shows the indexes; create_index makes one")
         )
     if knowledge_store_id:
         checks.append(
             (
                 "knowledge store",
                 knowledge_store_id,
-                c.get_knowledge_store,
+                c.knowledge.stores.get,
                 "list_knowledge_stores shows the stores; create_knowledge_store makes one",
             )
         )
@@ -268,11 +268,11 @@ async def _upload(
             job.emit_note(
                 f"Uploading {local.name} ({size:,} bytes)", progress=0.0, total=float(size or 0) or None
             )
-            asset = await state.client.upload_file(local.file, filename=filename, progress=on_bytes)
+            asset = await state.client.assets.upload(local.file, filename=filename, progress=on_bytes)
         else:
             assert url is not None
             job.emit_note("Creating the asset from the URL")
-            asset = await state.client.create_asset_from_url(url, filename=filename)
+            asset = await state.client.assets.create_from_url(url, filename=filename)
     except TwelveLabsError as exc:
         raise ToolError(explain("Upload", exc)) from None
     except (OSError, ValueError) as exc:
@@ -285,7 +285,7 @@ async def _wait_asset(state: AppState, job: Job, asset_id: str) -> None:
     """Indexing and knowledge stores want a ready asset; processing is short, so wait for it here."""
 
     async def fetch() -> str | None:
-        return (await state.client.get_asset(asset_id)).status
+        return (await state.client.assets.get(asset_id)).status
 
     with upstream(f"Checking asset {asset_id}"):
         known = job.state.get("asset_status")
@@ -341,18 +341,18 @@ async def _resolve(
         async def fetch() -> tuple[str | None, dict[str, Any]]:
             if k == "indexed_asset":
                 assert index_id
-                obj: Any = await c.get_indexed_asset(index_id, id)
+                obj: Any = await c.indexed_assets.get(index_id, id)
             elif k == "knowledge_store_item":
                 assert knowledge_store_id
-                obj = await c.get_knowledge_store_item(knowledge_store_id, id)
+                obj = await c.knowledge.items.get(knowledge_store_id, id)
             elif k == "indexing_task":
-                obj = await c.get_task(id)
+                obj = await c.tasks.get(id)
             elif k == "embedding_task":
-                obj = await c.get_video_embedding_task(id)
+                obj = await c.embed.get_video_task(id)
             elif k == "analyze_task":
-                obj = await c.get_analyze_task(id)
+                obj = await c.analyze.get_task(id)
             else:
-                obj = await c.get_asset(id)
+                obj = await c.assets.get(id)
             data = obj.model_dump(
                 mode="json", exclude_none=True, exclude={"data", "transcription", "embedding"}
             )

@@ -135,7 +135,7 @@ class _Resolver:
         if self.request.selections:
             return picked[0] if len(picked) == len(self.request.selections) == 1 else None
         try:
-            page = await self.state.client.list_knowledge_store_items(
+            page = await self.state.client.knowledge.items.list(
                 self.request.knowledge_store_id, page=1, page_limit=2
             )
         except TwelveLabsError as exc:
@@ -146,7 +146,7 @@ class _Resolver:
     async def asset(self, item_id: str) -> str | None:
         if item_id not in self._assets:
             try:
-                item = await self.state.client.get_knowledge_store_item(
+                item = await self.state.client.knowledge.items.get(
                     self.request.knowledge_store_id, item_id
                 )
                 self._assets[item_id] = item.asset_id
@@ -159,7 +159,7 @@ class _Resolver:
         """(index_id, video_id) of the newest video made from `asset_id`."""
         if asset_id not in self._videos:
             try:
-                page = await self.state.client.list_asset_indexings(asset_id, page=1, page_limit=1)
+                page = await self.state.client.assets.indexings(asset_id, page=1, page_limit=1)
                 found = page.data[0] if page.data else None
                 self._videos[asset_id] = (found.index.id, found.id) if found and found.index else None
             except TwelveLabsError as exc:
@@ -305,7 +305,7 @@ async def _stream(state: AppState, job: Job, request: ResponseRequest, base: Any
     job.state["steps"] = steps
     final: ResponseObject | None = None
     try:
-        async for update in state.client.stream_response(request):
+        async for update in state.client.responses.stream(request):
             if isinstance(update, ResponseStarted):
                 job.state["response_id"] = update.response_id
                 if update.session_id:

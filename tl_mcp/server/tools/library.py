@@ -149,7 +149,7 @@ async def list_indexes(
     """
     state = app_state(ctx)
     with upstream("Listing indexes"):
-        result = await state.client.list_indexes(page=page, page_limit=page_limit, name=name)
+        result = await state.client.indexes.list(page=page, page_limit=page_limit, name=name)
     infos = [
         IndexInfo(
             index_id=i.id,
@@ -191,7 +191,7 @@ async def create_index(
     state = app_state(ctx)
     display_name(name)
     with upstream(f"Creating index {name!r}"):
-        index_id = await state.client.create_index(
+        index_id = await state.client.indexes.create(
             name, models=[IndexModel(model_name="marengo3.0", model_options=list(modalities))]
         )
     out = Created(id=index_id, kind="index", name=name, backend=state.backend)
@@ -214,7 +214,7 @@ async def list_videos(
     """
     state = app_state(ctx)
     with upstream(f"Listing videos of index {index_id}"):
-        result = await state.client.list_videos(index_id, page=page, page_limit=page_limit)
+        result = await state.client.videos.list(index_id, page=page, page_limit=page_limit)
     videos = [_video_info(v) for v in result.data]
     out = VideoList(
         index_id=index_id,
@@ -248,7 +248,7 @@ async def get_video(
     """
     state = app_state(ctx)
     try:
-        v = await state.client.get_video(index_id, video_id, transcription=include_transcript)
+        v = await state.client.videos.get(index_id, video_id, transcription=include_transcript)
     except NotFoundError as exc:
         raise ToolError(
             await video_not_found(state, f"Reading video {video_id}", index_id, video_id, exc)
@@ -289,7 +289,7 @@ async def list_knowledge_stores(
     """
     state = app_state(ctx)
     with upstream("Listing knowledge stores"):
-        result = await state.client.list_knowledge_stores(page=page, page_limit=page_limit)
+        result = await state.client.knowledge.stores.list(page=page, page_limit=page_limit)
     stores = [
         StoreInfo(
             knowledge_store_id=s.id,
@@ -328,7 +328,7 @@ async def create_knowledge_store(
     state = app_state(ctx)
     display_name(name)
     with upstream(f"Creating knowledge store {name!r}"):
-        store = await state.client.create_knowledge_store(name, description=description)
+        store = await state.client.knowledge.stores.create(name, description=description)
     out = Created(id=store.id, kind="knowledge_store", name=name, backend=state.backend)
     md = Markdown(f"Knowledge store created: {name}").field("Knowledge store id", f"`{store.id}`")
     md.next_step(f"Add media: {call('upload_asset', path=FILL, knowledge_store_id=store.id)} (or url=…).")
@@ -355,7 +355,7 @@ async def add_to_knowledge_store(
     """
     state = app_state(ctx)
     with upstream(f"Adding asset {asset_id} to {knowledge_store_id}"):
-        item = await state.client.add_knowledge_store_item(
+        item = await state.client.knowledge.items.add(
             knowledge_store_id, asset_id=asset_id, asset_type=asset_type
         )
     out = Created(
@@ -392,7 +392,7 @@ async def list_knowledge_store_items(
     """
     state = app_state(ctx)
     with upstream(f"Listing items of {knowledge_store_id}"):
-        result = await state.client.list_knowledge_store_items(
+        result = await state.client.knowledge.items.list(
             knowledge_store_id, page=page, page_limit=page_limit, status=status
         )
     items = [

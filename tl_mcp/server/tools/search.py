@@ -90,11 +90,11 @@ async def _search_index(
     page_token: str | None,
 ) -> SearchPage:
     if page_token:
-        return await state.client.search_page(page_token)
+        return await state.client.search.next_page(page_token)
     assert index_id is not None
     local = state.files.open(image_path) if image_path else None
     try:
-        return await state.client.search(
+        return await state.client.search.query(
             index_id,
             query_text=query,
             query_media_path=local.file if local else None,
@@ -178,7 +178,7 @@ async def search_videos(
                 raise ToolError('Knowledge-store search supports the modalities "visual" and "audio" only.')
             ks_modalities: list[Literal["visual", "audio"]] = [m for m in chosen if m != "transcription"]
             assert query is not None
-            ks_page = await state.client.search_knowledge_store(
+            ks_page = await state.client.knowledge.search(
                 knowledge_store_id, query, page_token=page_token, page_size=limit, modalities=ks_modalities
             )
             moments = [
@@ -362,7 +362,7 @@ async def classify_videos(
     async def run(spec: ClassSpec, prompt: str, scope: anyio.CancelScope) -> None:
         try:
             async with limiter:
-                page = await state.client.search(
+                page = await state.client.search.query(
                     index_id, query_text=prompt, search_options=chosen, page_limit=50
                 )
         except TwelveLabsError as exc:
@@ -384,7 +384,7 @@ async def classify_videos(
             raise failures[0]
         durations: dict[str, float | None] = {}
         for video_id in hits:
-            video = await state.client.get_video(index_id, video_id)
+            video = await state.client.videos.get(index_id, video_id)
             durations[video_id] = video.system_metadata.duration if video.system_metadata else None
 
     counts, counted = _threshold([c for per in hits.values() for cl in per.values() for c in cl], min_score)

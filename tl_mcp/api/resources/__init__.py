@@ -1,0 +1,1 @@
+"""One module per API resource; `TwelveLabsClient` holds one instance of each."""
