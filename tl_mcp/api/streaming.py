@@ -2,6 +2,9 @@
 
 Decoders are pure (bytes in, events out) so they can be fed any chunking; `iter_with_idle_timeout` bounds the
 silence between chunks of a live body.
+
+One module on purpose (a little over 500 lines): it is the whole sans-IO half of the two streams the client
+reads, and `ResponseAssembler`, half of it, is Jockey's event vocabulary, which reads best in one place.
 """
 
 from __future__ import annotations

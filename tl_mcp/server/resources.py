@@ -131,9 +131,7 @@ def register_resources(server: MCPServer[AppState], holder: StateHolder) -> None
         state = app_state(ctx)
         with _reading(f"Reading knowledge store {knowledge_store_id}"):
             info = await state.client.knowledge.stores.get(knowledge_store_id)
-            items = await state.client.knowledge.items.list(
-                knowledge_store_id, page=1, page_limit=MAX_LISTED
-            )
+            items = await state.client.knowledge.items.list(knowledge_store_id, page=1, page_limit=MAX_LISTED)
         return _dump({"knowledge_store": info, "items": items.data})
 
     @server.resource(

@@ -146,9 +146,7 @@ class _Resolver:
     async def asset(self, item_id: str) -> str | None:
         if item_id not in self._assets:
             try:
-                item = await self.state.client.knowledge.items.get(
-                    self.request.knowledge_store_id, item_id
-                )
+                item = await self.state.client.knowledge.items.get(self.request.knowledge_store_id, item_id)
                 self._assets[item_id] = item.asset_id
             except TwelveLabsError as exc:
                 log.info("citation: item %s not resolved: %s", item_id, type(exc).__name__)
