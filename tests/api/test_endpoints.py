@@ -258,6 +258,31 @@ async def test_analyze_sync_and_tasks(api: FakeAPI) -> None:
         VideoSource(url="https://example.com/v.mp4", asset_id="a1")
 
 
+async def test_one_analyze_request_serves_the_sync_stream_and_task_routes(api: FakeAPI) -> None:
+    """The request model carries every option; only the method decides `stream` (tasks send none)."""
+    request = AnalyzeRequest(
+        video=VideoSource(asset_id="a1"), prompt="Chapters", start_time=2.0, end_time=8.0, max_tokens=64
+    )
+    async with make_client(api) as tl:
+        await tl.analyze.generate(request)
+        await tl.analyze.create_task(request)
+    sync_body, task_body = (seen.json() for seen in api.seen)
+    assert sync_body.pop("stream") is False and "stream" not in task_body
+    assert (
+        sync_body
+        == task_body
+        == {
+            "video": {"type": "asset_id", "asset_id": "a1"},
+            "prompt": "Chapters",
+            "start_time": 2.0,
+            "end_time": 8.0,
+            "max_tokens": 64,
+        }
+    )
+    with pytest.raises(ValueError, match="prompt must not be empty"):
+        AnalyzeRequest(video=VideoSource(asset_id="a1"), prompt="  ")
+
+
 async def test_knowledge_stores_items_collections_and_search(api: FakeAPI) -> None:
     async with make_client(api) as tl:
         ks = await tl.knowledge.stores.create("Store", description="d", metadata={"tier": "gold"})
