@@ -28,7 +28,7 @@ from bench.mcp_harness import (
     workdir,
 )
 from tl_mcp.server import build_server
-from tl_mcp.server.progress import COALESCE_S
+from tl_mcp.server.jobs.relay import COALESCE_S
 
 QUESTION = "Summarize the video scene by scene: what is shown and what do the captions say?"
 #: The relay holds the first delta up to COALESCE_S on purpose; allow that plus transport slack.
@@ -90,7 +90,7 @@ async def mcp_stream(client: Client, store_id: str) -> dict[str, Any]:
     last_text_progress = 0.0
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-        # Text notifications carry progress == characters so far (see tl_mcp.server.progress); notes and
+        # Text notifications carry progress == characters so far (see tl_mcp.server.jobs.relay); notes and
         # heartbeats only nudge progress up by a fraction, so they never match this rule.
         nonlocal first, last_text_progress
         if message and progress == last_text_progress + len(message):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from mcp.server.mcpserver.exceptions import ToolError
 
-from tl_mcp.server.jobs import MAX_JOB_ID, JobIds
-from tl_mcp.server.replicas import ReplicaJobs
+from tl_mcp.server.app import job_kinds
+from tl_mcp.server.jobs.portable import MAX_JOB_ID, JobIds
 
 OLD, NEW = b"o" * 32, b"n" * 32
 SCOPE = "http://127.0.0.1:8765/v1.3"
@@ -64,7 +64,7 @@ def test_fields_that_cannot_be_carried_keep_the_id_local() -> None:
 
 
 def test_streams_cannot_move_and_say_what_to_do() -> None:
-    porter = ReplicaJobs()
+    porter = job_kinds()
     with pytest.raises(ToolError) as err:
         porter.resume("job_j:abc:sess_1.sig", "j", ["abc", "sess_1"])
     assert 'continue_session(session_id="sess_1"' in str(err.value) and "another replica" in str(err.value)

@@ -20,14 +20,18 @@ from tl_mcp.server.auth import build_auth
 from tl_mcp.server.backend import open_backend
 from tl_mcp.server.client_log import install_client_log
 from tl_mcp.server.files import FilePolicy
-from tl_mcp.server.jobs import JobIds, JobManager
+from tl_mcp.server.jobs.manager import JobManager
+from tl_mcp.server.jobs.portable import JobIds, JobKinds
 from tl_mcp.server.principals import current_principal
 from tl_mcp.server.prompts import register_prompts
 from tl_mcp.server.registry import build_tools, unknown_tools_are_protocol_errors
-from tl_mcp.server.replicas import ReplicaJobs
 from tl_mcp.server.resources import register_resources
 from tl_mcp.server.sessions import SessionStore
 from tl_mcp.server.state import AppState, StateHolder
+from tl_mcp.server.tools.analyze import AnalyzeProgress, resume_analysis
+from tl_mcp.server.tools.embed import EmbedProgress, resume_embedding
+from tl_mcp.server.tools.ingest import UploadProgress, resume_upload
+from tl_mcp.server.tools.jockey import JockeyProgress, resume_jockey
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,18 @@ Read the resource twelvelabs://guide for the full workflow."""
 SERVER_NAME = "tl-mcp"
 #: With shared state keys (replicas), how much longer than wait_s a call may wait for a portable job id.
 HANDOFF_GRACE_S = 30.0
+
+
+def job_kinds() -> JobKinds[AppState]:
+    """Every kind of job a portable id can name, and how a replica that never saw it resumes it."""
+    return JobKinds(
+        {
+            UploadProgress.code: resume_upload,
+            EmbedProgress.code: resume_embedding,
+            JockeyProgress.code: resume_jockey,
+            AnalyzeProgress.code: resume_analysis,
+        }
+    )
 
 
 def build_server(
@@ -75,7 +91,7 @@ def build_server(
     @asynccontextmanager
     async def _serving(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
         async with open_backend(settings, transport=transport) as backend, anyio.create_task_group() as tg:
-            porter = ReplicaJobs()
+            porter = job_kinds()
             state = AppState(
                 settings=settings,
                 client=backend.client,

@@ -10,7 +10,7 @@ from mcp.server.mcpserver import Context
 from tl_mcp.api import TwelveLabsClient
 from tl_mcp.config import Settings
 from tl_mcp.server.files import FilePolicy
-from tl_mcp.server.jobs import JobManager
+from tl_mcp.server.jobs.manager import JobManager
 from tl_mcp.server.sessions import SessionStore
 
 BackendKind = Literal["cloud", "sandbox"]

@@ -14,7 +14,7 @@ from pydantic import Field
 from tl_mcp.api import PollPolicy, poll
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
 from tl_mcp.server.errors import explain
-from tl_mcp.server.jobs import Job
+from tl_mcp.server.jobs.manager import Job
 from tl_mcp.server.results import call
 from tl_mcp.server.state import AppState
 

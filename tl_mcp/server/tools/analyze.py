@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal
 
 import jsonschema
 from mcp.server.mcpserver.exceptions import ToolError
@@ -13,7 +16,8 @@ from pydantic import BaseModel, Field
 from tl_mcp.api.errors import NotFoundError, StreamError, TwelveLabsError
 from tl_mcp.api.models import AnalyzeEnd, AnalyzeRequest, AnalyzeText, ResponseFormat, VideoSource
 from tl_mcp.server.errors import explain
-from tl_mcp.server.jobs import Job
+from tl_mcp.server.jobs.events import JobProgress
+from tl_mcp.server.jobs.manager import Job, Resumed
 from tl_mcp.server.registry import ToolSpec, tool
 from tl_mcp.server.results import Json, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
@@ -247,7 +251,8 @@ async def _analyze(
         )
         return tool_result(r, _markdown(r))
 
-    job = state.jobs.start("analyze", f"analysis of {next(iter(described.values()))}", work, partial)
+    label = f"analysis of {next(iter(described.values()))}"
+    job = state.jobs.start("analyze", label, work, partial, AnalyzeProgress())
     return await state.jobs.run(job, ctx.report_progress, wait_s=wait_s)
 
 
@@ -337,6 +342,27 @@ async def summarize_video(
         temperature=None,
         max_tokens=None,
         wait_s=wait_s,
+    )
+
+
+@dataclass
+class AnalyzeProgress(JobProgress):
+    """A streamed analysis: its text is the job's text, and it has no upstream handle to follow."""
+
+    code: ClassVar[str] = "a"
+
+    def handles(self) -> list[str]:
+        # Never resumable elsewhere, but a signed id lets another replica explain what to do instead.
+        return [secrets.token_hex(6)]
+
+
+def resume_analysis(state: Callable[[], AppState], job_id: str, fields: list[str]) -> Resumed:
+    """An analysis stream cannot move between processes: say how to run it again."""
+    raise ToolError(
+        f"Job {job_id[:40]}… is a video analysis that was streaming on another replica of this "
+        "server. An analysis stream lives in the process that opened it and cannot be picked up "
+        "elsewhere. "
+        "Run analyze_video again, with a longer wait_s to get the result in one call."
     )
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, ClassVar, Literal
 
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
@@ -13,10 +15,12 @@ from tl_mcp.api.client import TwelveLabsClient
 from tl_mcp.api.errors import TwelveLabsError
 from tl_mcp.api.models import Embedding, EmbeddingTask
 from tl_mcp.server.errors import explain, upstream
-from tl_mcp.server.jobs import Job
+from tl_mcp.server.jobs.events import JobProgress
+from tl_mcp.server.jobs.manager import Job, Resumed
+from tl_mcp.server.jobs.portable import unknown_kind
 from tl_mcp.server.registry import ToolSpec, tool
 from tl_mcp.server.results import FILL, Markdown, call, fmt_seconds, tool_result
-from tl_mcp.server.state import app_state
+from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.tools._common import DEFAULT_WAIT_S, TERMINAL_BAD, Ctx, Id, WaitS, follow, http_url
 
 HEAD = 8
@@ -85,6 +89,20 @@ def vectors_from_task(t: EmbeddingTask, full: bool) -> list[Vector]:
         )
         for d in t.data or []
     ]
+
+
+@dataclass
+class EmbedProgress(JobProgress):
+    """A video-embedding job: once its task exists, any replica can follow it."""
+
+    code: ClassVar[str] = "e"
+    movable: ClassVar[bool] = True
+
+    model_name: str
+    task_id: str | None = None
+
+    def handles(self) -> list[str] | None:
+        return [self.task_id, self.model_name] if self.task_id else None
 
 
 async def follow_embedding_task(client: TwelveLabsClient, job: Job, task_id: str) -> EmbeddingTask:
@@ -215,14 +233,15 @@ async def create_embedding(
         )
         return tool_result(result, embedding_markdown(result, (key, value)))
 
+    progress = EmbedProgress(model_name=model_name)
+
     def snapshot(
         job: Job, status: Literal["completed", "in_progress"], vectors: list[Vector]
     ) -> EmbeddingResult:
-        task_id = job.state.get("task_id")
         return EmbeddingResult(
             status=status,
             job_id=job.id if status == "in_progress" else None,
-            task_id=task_id if isinstance(task_id, str) else None,
+            task_id=progress.task_id,
             input_type="video",
             model_name=model_name,
             embeddings=vectors,
@@ -255,7 +274,7 @@ async def create_embedding(
         finally:
             if local is not None:
                 local.close()
-        job.state["task_id"] = task_id
+        progress.task_id = task_id
         job.emit_note(f"Embedding task {task_id} started")
         task = await follow_embedding_task(state.client, job, task_id)
         vectors = vectors_from_task(task, include_vector)
@@ -266,12 +285,44 @@ async def create_embedding(
         return tool_result(r, embedding_markdown(r, (key, value)))
 
     try:
-        job = state.jobs.start("embed", "video embedding", work, partial)
+        job = state.jobs.start("embed", "video embedding", work, partial, progress)
     except BaseException:
         if local is not None:
             local.close()
         raise
     return await state.jobs.run(job, ctx.report_progress, wait_s=wait_s)
+
+
+def resume_embedding(state: Callable[[], AppState], job_id: str, fields: list[str]) -> Resumed:
+    """A video embedding started on another replica, from its portable id: follow its task upstream."""
+    if len(fields) != 2:
+        raise unknown_kind(job_id)
+    task_id, model_name = fields
+    app = state()
+    progress = EmbedProgress(model_name=model_name or "marengo3.0", task_id=task_id)
+
+    def result(status: Literal["completed", "in_progress"], vectors: list[Vector]) -> EmbeddingResult:
+        return EmbeddingResult(
+            status=status,
+            job_id=job_id if status != "completed" else None,
+            task_id=task_id,
+            input_type="video",
+            model_name=progress.model_name,
+            embeddings=vectors,
+            backend=app.backend,
+        )
+
+    def partial(job: Job) -> CallToolResult:
+        r = result("in_progress", [])
+        return tool_result(r, embedding_markdown(r))
+
+    async def work(job: Job) -> CallToolResult:
+        task = await follow_embedding_task(app.client, job, task_id)
+        # The original call's include_vector is not carried across replicas: vectors come summarized.
+        r = result("completed", vectors_from_task(task, False))
+        return tool_result(r, embedding_markdown(r))
+
+    return Resumed("embed", "video embedding", work, partial, progress)
 
 
 TOOLS: list[ToolSpec] = [create_embedding]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any, ClassVar, Literal
 
 import anyio
 from mcp.server.mcpserver.exceptions import ToolError
@@ -15,8 +16,10 @@ from tl_mcp.api import PollPolicy, poll
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.files import LocalFile, refuse_referencing_name
-from tl_mcp.server.jobs import Job
-from tl_mcp.server.progress import HEARTBEAT_S
+from tl_mcp.server.jobs.events import JobProgress
+from tl_mcp.server.jobs.manager import Job, Resumed
+from tl_mcp.server.jobs.portable import unknown_kind
+from tl_mcp.server.jobs.relay import HEARTBEAT_S
 from tl_mcp.server.registry import ToolSpec, tool
 from tl_mcp.server.results import FILL, Markdown, call, tool_result
 from tl_mcp.server.state import AppState, app_state
@@ -50,6 +53,43 @@ class UploadResult(BaseModel):
     item_id: str | None = None
     item_status: str | None = None
     backend: Literal["cloud", "sandbox"]
+
+
+@dataclass
+class UploadProgress(JobProgress):
+    """What an upload job knows; every field is one of `UploadResult`'s."""
+
+    code: ClassVar[str] = "u"
+    movable: ClassVar[bool] = True
+
+    asset_id: str | None = None
+    asset_status: str | None = None
+    filename: str | None = None
+    size_bytes: int | None = None
+    index_id: str | None = None
+    indexed_asset_id: str | None = None
+    indexing_status: str | None = None
+    knowledge_store_id: str | None = None
+    item_id: str | None = None
+    item_status: str | None = None
+
+    def handles(self) -> list[str] | None:
+        # Until every handle exists, the rest of the work (uploading, registering) is this process's.
+        asset, index, indexed = self.asset_id, self.index_id, self.indexed_asset_id
+        store, item = self.knowledge_store_id, self.item_id
+        if not asset or (index and not indexed) or (store and not item):
+            return None
+        return [asset, index or "", indexed or "", store or "", item or ""]
+
+    def result(
+        self, status: Literal["completed", "in_progress"], job_id: str, state: AppState
+    ) -> UploadResult:
+        return UploadResult(
+            status=status,
+            job_id=job_id if status == "in_progress" else None,
+            backend=state.backend,
+            **asdict(self),
+        )
 
 
 def upload_markdown(r: UploadResult) -> Markdown:
@@ -94,12 +134,14 @@ def finished_upload(result: UploadResult) -> CallToolResult:
     return tool_result(result, upload_markdown(result))
 
 
-async def follow_indexing(state: AppState, job: Job, index_id: str, indexed_id: str) -> str | None:
-    """Watch an indexed asset until indexing ends; `job.state["indexing_status"]` stays current."""
+async def follow_indexing(state: AppState, job: Job, progress: UploadProgress) -> str | None:
+    """Watch the upload's indexed asset until indexing ends; `progress.indexing_status` stays current."""
+    assert progress.index_id and progress.indexed_asset_id
+    index_id, indexed_id = progress.index_id, progress.indexed_asset_id
 
     async def fetch() -> str | None:
         status = (await state.client.indexed_assets.get(index_id, indexed_id)).status
-        job.state["indexing_status"] = status
+        progress.indexing_status = status
         return status
 
     return await follow(
@@ -112,12 +154,14 @@ async def follow_indexing(state: AppState, job: Job, index_id: str, indexed_id: 
     )
 
 
-async def follow_item(state: AppState, job: Job, store_id: str, item_id: str) -> str | None:
-    """Watch a knowledge-store item until it is ready or failed; `job.state["item_status"]` stays current."""
+async def follow_item(state: AppState, job: Job, progress: UploadProgress) -> str | None:
+    """Watch the upload's store item until it is ready or failed; `progress.item_status` stays current."""
+    assert progress.knowledge_store_id and progress.item_id
+    store_id, item_id = progress.knowledge_store_id, progress.item_id
 
     async def fetch() -> str | None:
         status = (await state.client.knowledge.items.get(store_id, item_id)).status
-        job.state["item_status"] = status
+        progress.item_status = status
         return status
 
     return await follow(
@@ -164,49 +208,39 @@ async def upload_asset(
     name = filename or (local.name if local else None)
     await _check_destinations(state, index_id, knowledge_store_id)
 
-    def snapshot(job: Job, status: Literal["completed", "in_progress"]) -> UploadResult:
-        data: dict[str, Any] = {k: v for k, v in job.state.items() if k in UploadResult.model_fields}
-        return UploadResult(
-            status=status,
-            job_id=job.id if status == "in_progress" else None,
-            filename=name,
-            size_bytes=size,
-            index_id=index_id,
-            knowledge_store_id=knowledge_store_id,
-            backend=state.backend,
-            **data,
-        )
+    progress = UploadProgress(
+        filename=name, size_bytes=size, index_id=index_id, knowledge_store_id=knowledge_store_id
+    )
 
     def partial(job: Job) -> CallToolResult:
-        result = snapshot(job, "in_progress")
+        result = progress.result("in_progress", job.id, state)
         return tool_result(result, upload_markdown(result))
 
     async def work(job: Job) -> CallToolResult:
         try:
-            await _upload(state, job, local=local, url=url, filename=name, size=size)
+            asset_id = await _upload(state, job, progress, local=local, url=url)
         finally:
             if local is not None:
                 local.close()
-        asset_id = str(job.state["asset_id"])
         if index_id or knowledge_store_id:
-            await _wait_asset(state, job, asset_id)
+            await _wait_asset(state, job, progress, asset_id)
         with upstream(f"Registering asset {asset_id}"):
             if index_id:
-                job.state["indexed_asset_id"] = await state.client.indexed_assets.create(index_id, asset_id)
-                job.state["indexing_status"] = "pending"
-                job.emit_note(f"Indexing started in {index_id}: {job.state['indexed_asset_id']}")
+                progress.indexed_asset_id = await state.client.indexed_assets.create(index_id, asset_id)
+                progress.indexing_status = "pending"
+                job.emit_note(f"Indexing started in {index_id}: {progress.indexed_asset_id}")
             if knowledge_store_id:
                 item = await state.client.knowledge.items.add(knowledge_store_id, asset_id=asset_id)
-                job.state["item_id"], job.state["item_status"] = item.id, item.status
+                progress.item_id, progress.item_status = item.id, item.status
                 job.emit_note(f"Added to knowledge store {knowledge_store_id}: item {item.id}")
             if wait and index_id:
-                await follow_indexing(state, job, index_id, str(job.state["indexed_asset_id"]))
+                await follow_indexing(state, job, progress)
             if wait and knowledge_store_id:
-                await follow_item(state, job, knowledge_store_id, str(job.state["item_id"]))
-        return finished_upload(snapshot(job, "completed"))
+                await follow_item(state, job, progress)
+        return finished_upload(progress.result("completed", job.id, state))
 
     try:
-        job = state.jobs.start("upload", f"upload of {name or url}", work, partial)
+        job = state.jobs.start("upload", f"upload of {name or url}", work, partial, progress)
     except BaseException:
         if local is not None:
             local.close()
@@ -243,14 +277,10 @@ async def _check_destinations(state: AppState, index_id: str | None, knowledge_s
 
 
 async def _upload(
-    state: AppState,
-    job: Job,
-    *,
-    local: LocalFile | None,
-    url: str | None,
-    filename: str | None,
-    size: int | None,
-) -> None:
+    state: AppState, job: Job, progress: UploadProgress, *, local: LocalFile | None, url: str | None
+) -> str:
+    """Send the media; the new asset's id."""
+    filename, size = progress.filename, progress.size_bytes
     step = max((size or 0) // 50, 64 * 1024)
     last_sent = -step
 
@@ -277,18 +307,18 @@ async def _upload(
         raise ToolError(explain("Upload", exc)) from None
     except (OSError, ValueError) as exc:
         raise ToolError(f"Upload failed: {exc}.") from None
-    job.state["asset_id"], job.state["asset_status"] = asset.id, asset.status
+    progress.asset_id, progress.asset_status = asset.id, asset.status
     job.emit_note(f"Asset {asset.id}: {asset.status or 'created'}")
+    return asset.id
 
 
-async def _wait_asset(state: AppState, job: Job, asset_id: str) -> None:
+async def _wait_asset(state: AppState, job: Job, progress: UploadProgress, asset_id: str) -> None:
     """Indexing and knowledge stores want a ready asset; processing is short, so wait for it here."""
 
     async def fetch() -> str | None:
         return (await state.client.assets.get(asset_id)).status
 
     with upstream(f"Checking asset {asset_id}"):
-        known = job.state.get("asset_status")
         status = await follow(
             job,
             f"Asset {asset_id}",
@@ -296,11 +326,43 @@ async def _wait_asset(state: AppState, job: Job, asset_id: str) -> None:
             lambda s: s,
             policy=state.client.poll,
             watching=f'wait_for_task(id="{asset_id}", kind="asset")',
-            known=known if isinstance(known, str) else None,
+            known=progress.asset_status,
         )
-    job.state["asset_status"] = status
+    progress.asset_status = status
     if (status or "").lower() in TERMINAL_BAD:
         raise ToolError(f"Asset {asset_id} ended with status {status}: the media could not be processed.")
+
+
+def resume_upload(state: Callable[[], AppState], job_id: str, fields: list[str]) -> Resumed:
+    """An upload started on another replica, from its portable id: follow its handles upstream."""
+    if len(fields) != 5:
+        raise unknown_kind(job_id)
+    asset_id, index_id, indexed_id, store_id, item_id = fields
+    app = state()
+    progress = UploadProgress(
+        asset_id=asset_id,
+        index_id=index_id or None,
+        indexed_asset_id=indexed_id or None,
+        knowledge_store_id=store_id or None,
+        item_id=item_id or None,
+    )
+
+    def partial(job: Job) -> CallToolResult:
+        r = progress.result("in_progress", job_id, app)
+        return tool_result(r, upload_markdown(r))
+
+    async def work(job: Job) -> CallToolResult:
+        with upstream(f"Following asset {asset_id}"):
+            asset = await app.client.assets.get(asset_id)
+            progress.asset_status, progress.filename = asset.status, asset.filename
+            progress.size_bytes = asset.size
+            if progress.indexed_asset_id:
+                await follow_indexing(app, job, progress)
+            if progress.item_id:
+                await follow_item(app, job, progress)
+        return finished_upload(progress.result("completed", job_id, app))
+
+    return Resumed("upload", f"upload of asset {asset_id}", work, partial, progress)
 
 
 # ------------------------------------------------------------------ wait_for_task

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Annotated, Any, Literal
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal
 
 import jsonschema
 from mcp.server.mcpserver.exceptions import ToolError
@@ -24,7 +27,8 @@ from tl_mcp.api.models import (
     TextDelta,
 )
 from tl_mcp.server.errors import explain
-from tl_mcp.server.jobs import Job
+from tl_mcp.server.jobs.events import JobProgress
+from tl_mcp.server.jobs.manager import Job, Resumed
 from tl_mcp.server.principals import current_principal
 from tl_mcp.server.registry import ToolSpec, tool
 from tl_mcp.server.results import FILL, Json, Markdown, call, fmt_seconds, tool_result
@@ -274,16 +278,18 @@ async def _turn(
     except ValueError as exc:
         raise ToolError(f"Invalid request: {exc}") from None
 
+    progress = JockeyProgress(session_id=session_id)
+
     def base(job: Job, status: Literal["completed", "in_progress", "incomplete"], text: str) -> JockeyResult:
-        steps = job.state.get("steps")
+        steps = progress.steps if include_intermediate_outputs else None
         return JockeyResult(
             status=status,
             job_id=job.id if status == "in_progress" else None,
-            response_id=_str(job.state.get("response_id")),
-            session_id=_str(job.state.get("session_id")) or session_id,
+            response_id=progress.response_id,
+            session_id=progress.session_id or session_id,
             knowledge_store_id=knowledge_store_id,
             text=text,
-            steps=list(steps) if include_intermediate_outputs and isinstance(steps, list) else None,
+            steps=None if steps is None else list(steps),
             backend=state.backend,
         )
 
@@ -292,22 +298,56 @@ async def _turn(
         return tool_result(result, _markdown(result))
 
     async def work(job: Job) -> CallToolResult:
-        return await _stream(state, job, request, base)
+        return await _stream(state, job, progress, request, base)
 
-    job = state.jobs.start("jockey", f"Jockey answer on {knowledge_store_id}", work, partial)
+    job = state.jobs.start("jockey", f"Jockey answer on {knowledge_store_id}", work, partial, progress)
     return await state.jobs.run(job, ctx.report_progress, wait_s=wait_s)
 
 
-async def _stream(state: AppState, job: Job, request: ResponseRequest, base: Any) -> CallToolResult:
+@dataclass
+class JockeyProgress(JobProgress):
+    """A Jockey answer streaming in this process: what it learned of its response and session."""
+
+    code: ClassVar[str] = "j"
+
+    session_id: str | None = None
+    response_id: str | None = None
+    #: None until the stream starts.
+    steps: list[Step] | None = None
+
+    def handles(self) -> list[str]:
+        # Never resumable elsewhere, but a signed id lets another replica explain what to do instead.
+        return [secrets.token_hex(6), self.session_id or ""]
+
+
+def resume_jockey(state: Callable[[], AppState], job_id: str, fields: list[str]) -> Resumed:
+    """A Jockey stream cannot move between processes: say how to ask again."""
+    session = fields[1] if len(fields) > 1 else ""
+    retry = (
+        f'continue_session(session_id="{session}", input=<the same question>)'
+        if session
+        else "create_response with the same question"
+    )
+    raise ToolError(
+        f"Job {job_id[:40]}… is a Jockey answer that was streaming on another replica of this "
+        "server. A Jockey stream lives in the process that opened it and cannot be picked up "
+        f"elsewhere (or the replica restarted). Ask again: {retry}; a longer wait_s keeps the "
+        "answer in one call."
+    )
+
+
+async def _stream(
+    state: AppState, job: Job, progress: JockeyProgress, request: ResponseRequest, base: Any
+) -> CallToolResult:
     steps: list[Step] = []
-    job.state["steps"] = steps
+    progress.steps = steps
     final: ResponseObject | None = None
     try:
         async for update in state.client.responses.stream(request):
             if isinstance(update, ResponseStarted):
-                job.state["response_id"] = update.response_id
+                progress.response_id = update.response_id
                 if update.session_id:
-                    job.state["session_id"] = update.session_id
+                    progress.session_id = update.session_id
                     state.sessions.remember(update.session_id, request.knowledge_store_id, job.owner)
             elif isinstance(update, TextDelta):
                 job.emit_text(update.text)
@@ -339,9 +379,9 @@ async def _stream(state: AppState, job: Job, request: ResponseRequest, base: Any
         # A piece of the stream was lost on the way (an unreadable event): progress cannot be taken back.
         job.emit_note("[note] the streamed text missed a piece; the result holds the complete answer")
     if final.session_id:
-        job.state["session_id"] = final.session_id
+        progress.session_id = final.session_id
         state.sessions.remember(final.session_id, request.knowledge_store_id, job.owner)
-    job.state["response_id"] = final.id
+    progress.response_id = final.id
     status: Literal["completed", "incomplete"] = "incomplete" if final.status == "incomplete" else "completed"
     result: JockeyResult = base(job, status, text)
     result.citations = await _moments(state, request, final)

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import anyio
 
-if TYPE_CHECKING:
-    from tl_mcp.server.jobs import Job
+from tl_mcp.server.jobs.events import EventLog
 
 ProgressReporter = Callable[[float, float | None, str | None], Awaitable[None]]
 
@@ -30,6 +29,18 @@ COALESCE_S = 0.075
 #: The longest a caller waits without any notification while work goes on.
 HEARTBEAT_S = 8.0
 _STEP = 1e-3
+
+
+class Relayed(Protocol):
+    """What the relay reads of a job (`manager.Job`), so this module needs nothing of the manager."""
+
+    events: EventLog
+    #: The cursor: how many of `events` some caller has already been told.
+    delivered: int
+    done: anyio.Event
+    heartbeat: str | None
+
+    async def wait_changed(self) -> None: ...
 
 
 class _Sender:
@@ -46,7 +57,7 @@ class _Sender:
 
 
 async def relay(
-    job: Job,
+    job: Relayed,
     report: ProgressReporter,
     *,
     wait_s: float,
@@ -78,10 +89,11 @@ async def relay(
             await sender.send(sender.last, None, job.heartbeat)
 
 
-async def _flush(job: Job, sender: _Sender) -> None:
-    events = job.events
-    i = job.delivered
+async def _flush(job: Relayed, sender: _Sender) -> None:
+    start = job.delivered
+    events = job.events.since(start)
     end = len(events)
+    i = 0
     while i < end:
         event = events[i]
         if event.kind == "text":
@@ -95,4 +107,4 @@ async def _flush(job: Job, sender: _Sender) -> None:
         else:
             await sender.send(event.progress, event.total, event.message)
         i += 1
-        job.delivered = i
+        job.delivered = start + i

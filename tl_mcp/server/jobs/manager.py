@@ -3,21 +3,13 @@
 A tool starts a `Job`, relays its progress for up to `wait_s`, and either returns the finished result or a
 partial one with `status: "in_progress"` and the `job_id`. `wait_for_task(job_id)` later resumes relaying
 from the event the previous caller last saw. A call cancelled before it handed out its job id cancels the
-job too, so an abandoned request never leaves upstream work running.
-
-Portable job ids: when a job's remaining work is only watching upstream handles (an indexed asset, a
-store item, an embedding task), its id carries those handles, signed with an HMAC under the shared
-state keys (`job_<kind>:<field>:….<signature>`). A replica that never saw the job rebuilds it from the
-id and polls upstream, so `wait_for_task` works on any replica behind a load balancer.
+job too, so an abandoned request never leaves upstream work running. When a job is handed out, its id
+becomes portable if its progress declares upstream handles (see `portable`).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import logging
-import re
 import secrets
 import time
 from collections import Counter
@@ -30,22 +22,13 @@ from anyio.abc import TaskGroup
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 
+from tl_mcp.server.jobs.events import EventLog, JobEvent, JobProgress
+from tl_mcp.server.jobs.relay import ProgressReporter, relay
 from tl_mcp.server.principals import LOCAL
-from tl_mcp.server.progress import ProgressReporter, relay
 
 log = logging.getLogger(__name__)
 
 JobStatus = Literal["in_progress", "completed", "failed", "cancelled", "expired"]
-
-
-@dataclass(frozen=True)
-class JobEvent:
-    """One thing to tell the caller. `text` events are streamed answer text (merged when relayed)."""
-
-    kind: Literal["text", "note"]
-    message: str
-    progress: float
-    total: float | None = None
 
 
 @dataclass(eq=False)
@@ -58,7 +41,7 @@ class Job:
     owner: str = LOCAL
     created: float = field(default_factory=time.monotonic)
     status: JobStatus = "in_progress"
-    events: list[JobEvent] = field(default_factory=list)
+    events: EventLog = field(default_factory=EventLog)
     text: str = ""
     result: CallToolResult | None = None
     error: str | None = None
@@ -70,12 +53,11 @@ class Job:
     heartbeat: str | None = None
     #: The call that checks the upstream work directly (`wait_for_task(id=…)`), named if the job expires.
     watching: str | None = None
-    #: Free-form state a worker keeps for its partial result (ids learned so far, upstream status...).
-    state: dict[str, object] = field(default_factory=dict)
+    #: What the worker learned so far, typed per kind; it also declares the job's upstream handles.
+    progress: JobProgress = field(default_factory=JobProgress)
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     done: anyio.Event = field(default_factory=anyio.Event)
     finished_at: float | None = None
-    _changed: anyio.Event = field(default_factory=anyio.Event)
 
     def emit_text(self, delta: str) -> None:
         if not delta:
@@ -90,15 +72,10 @@ class Job:
 
     def _append(self, event: JobEvent) -> None:
         self.events.append(event)
-        self._notify()
-
-    def _notify(self) -> None:
-        changed, self._changed = self._changed, anyio.Event()
-        changed.set()
 
     async def wait_changed(self) -> None:
         if not self.done.is_set():
-            await self._changed.wait()
+            await self.events.wait_changed()
 
     def outcome(self) -> CallToolResult:
         """The final result, or the error as a ToolError (the caller sees what failed and why)."""
@@ -112,71 +89,31 @@ class Job:
 Worker = Callable[[Job], Awaitable[CallToolResult]]
 Partial = Callable[[Job], CallToolResult]
 
-#: Tool arguments of type Id accept at most this many characters.
-MAX_JOB_ID = 200
-_FIELD = re.compile(r"^[A-Za-z0-9_.-]*$")
-_SIG_BYTES = 12
+
+@dataclass(frozen=True)
+class Resumed:
+    """A job rebuilt from a portable id: it watches the upstream handles the id carries."""
+
+    kind: str
+    label: str
+    worker: Worker
+    partial: Partial
+    progress: JobProgress
 
 
-class JobIds:
-    """Mints and checks portable job ids; `keys[0]` signs, every key verifies (rotation)."""
+class IdSigner(Protocol):
+    """Mints and opens portable job ids (`portable.JobIds`)."""
 
-    def __init__(self, keys: Sequence[bytes], *, scope: str) -> None:
-        if not keys:
-            raise ValueError("JobIds needs at least one key")
-        # A key of its own, so a job id never doubles as anything sealed with the raw state keys.
-        self._keys = [hmac.new(k, b"tl-mcp/job-id/v1", hashlib.sha256).digest() for k in keys]
-        # Bound to the backend: an id minted against one API must not be polled against another.
-        self._scope = scope.encode()
+    def mint(self, code: str, fields: Sequence[str], owner: str) -> str | None: ...
 
-    def _sign(self, key: bytes, body: str, owner: str) -> str:
-        material = b"\0".join((self._scope, owner.encode(), body.encode()))
-        digest = hmac.new(key, material, hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest[:_SIG_BYTES]).decode().rstrip("=")
-
-    def mint(self, code: str, fields: Sequence[str], owner: str) -> str | None:
-        """The signed id (good for `owner` only), or None when a field cannot be carried or it is too long."""
-        if not all(_FIELD.match(f) for f in (code, *fields)):
-            return None
-        body = f"job_{code}:" + ":".join(fields)
-        job_id = f"{body}.{self._sign(self._keys[0], body, owner)}"
-        return job_id if len(job_id) <= MAX_JOB_ID else None
-
-    def open(self, job_id: str, owner: str) -> tuple[str, list[str]] | None:
-        """(kind code, fields) of `owner`'s portable id; None for a process-local id; else ToolError.
-
-        An id issued to another principal fails like an altered one, so it tells nothing about its job.
-        """
-        if not job_id.startswith("job_") or ":" not in job_id:
-            return None
-        body, dot, sig = job_id.rpartition(".")
-        valid = False
-        for key in self._keys:
-            valid |= bool(dot) and hmac.compare_digest(sig.encode(), self._sign(key, body, owner).encode())
-        if not valid:
-            raise ToolError(
-                f"Job id {job_id[:40]}… is not valid here: its signature does not match. It was changed "
-                "after it was issued, it was issued to another client (job ids are good only with the "
-                "credentials that started the job), or by a server with different TL_MCP_STATE_KEYS "
-                "or a different TwelveLabs backend (without state keys, each process signs with its own "
-                "key). Pass the job_id exactly as returned; on several replicas set the same "
-                "TL_MCP_STATE_KEYS everywhere. Otherwise start the work again."
-            )
-        code, _, rest = body.removeprefix("job_").partition(":")
-        return code, rest.split(":")
+    def open(self, job_id: str, owner: str) -> tuple[str, list[str]] | None: ...
 
 
 class JobPorter(Protocol):
-    """Per-kind knowledge of which jobs another replica can take over, and how."""
+    """Rebuilds a job another replica started, from its portable id."""
 
-    def may_port(self, job: Job) -> bool:
-        """True when this kind of job gets an upstream handle another replica can follow."""
-
-    def describe(self, job: Job) -> tuple[str, list[str]] | None:
-        """(kind code, fields) for the job's id right now; None while it has no portable form yet."""
-
-    def resume(self, job_id: str, code: str, fields: list[str]) -> tuple[str, str, Worker, Partial]:
-        """(kind, label, worker, partial) watching upstream; ToolError when the kind cannot move."""
+    def resume(self, job_id: str, code: str, fields: list[str]) -> Resumed:
+        """The job watching upstream; ToolError when that kind of job cannot move."""
 
 
 class JobManager:
@@ -197,7 +134,7 @@ class JobManager:
         max_jobs_per_owner: int = 20,
         lifetime_s: float = 7200.0,
         principal: Callable[[], str] = lambda: LOCAL,
-        ids: JobIds | None = None,
+        ids: IdSigner | None = None,
         porter: JobPorter | None = None,
         handoff_grace_s: float = 0.0,
     ) -> None:
@@ -223,18 +160,36 @@ class JobManager:
         opened = self._ids.open(job_id, owner)
         if opened is None:
             return None
-        kind, label, worker, partial = self._porter.resume(job_id, *opened)
+        resumed = self._porter.resume(job_id, *opened)
         self._admit(owner)
-        job = Job(id=job_id, kind=kind, label=label, partial=partial, owner=owner, handed_out=True)
+        job = Job(
+            id=job_id,
+            kind=resumed.kind,
+            label=resumed.label,
+            partial=resumed.partial,
+            owner=owner,
+            handed_out=True,
+            progress=resumed.progress,
+        )
         self._jobs[job_id] = job
-        self._tg.start_soon(self._run, job, worker, name=f"tl-mcp resumed job {job_id[:40]}")
-        log.info("resumed %s job from a portable id", kind)
+        self._tg.start_soon(self._run, job, resumed.worker, name=f"tl-mcp resumed job {job_id[:40]}")
+        log.info("resumed %s job from a portable id", resumed.kind)
         return job
 
-    def start(self, kind: str, label: str, worker: Worker, partial: Callable[[Job], CallToolResult]) -> Job:
+    def start(
+        self, kind: str, label: str, worker: Worker, partial: Partial, progress: JobProgress | None = None
+    ) -> Job:
+        """Run `worker` in the server's task group; `progress` is the record `worker` and `partial` share."""
         owner = self._principal()
         self._admit(owner)
-        job = Job(id="job_" + secrets.token_hex(8), kind=kind, label=label, partial=partial, owner=owner)
+        job = Job(
+            id="job_" + secrets.token_hex(8),
+            kind=kind,
+            label=label,
+            partial=partial,
+            owner=owner,
+            progress=progress or JobProgress(),
+        )
         self._jobs[job.id] = job
         self._tg.start_soon(self._run, job, worker, name=f"tl-mcp job {job.id}")
         return job
@@ -262,7 +217,7 @@ class JobManager:
                 job.status = "cancelled"
         job.finished_at = time.monotonic()
         job.done.set()
-        job._notify()
+        job.events.notify()
 
     def _expired(self, job: Job) -> str:
         text = (
@@ -275,8 +230,8 @@ class JobManager:
 
     async def run(self, job: Job, report: ProgressReporter, *, wait_s: float) -> CallToolResult:
         """Relay `job` to the caller for up to `wait_s`; finished → its result, else the partial + job id."""
-        porter = self._porter
-        grace = self._handoff_grace_s if porter is not None and porter.may_port(job) else 0.0
+        movable = self._porter is not None and job.progress.movable
+        grace = self._handoff_grace_s if movable else 0.0
         try:
             if grace > 0 and not job.handed_out:
                 finished = await self._relay_until_portable(job, report, wait_s=wait_s, grace_s=grace)
@@ -304,8 +259,6 @@ class JobManager:
         On replicas an id without upstream handles could only be followed here, and a load balancer
         will send the next call anywhere; a few more seconds of progress is the better trade.
         """
-        assert self._porter is not None
-        porter = self._porter
         finished = False
         async with anyio.create_task_group() as tg:
 
@@ -316,7 +269,7 @@ class JobManager:
 
             async def portable() -> None:
                 await anyio.sleep(wait_s)
-                while porter.describe(job) is None:
+                while job.progress.handles() is None:
                     if job.done.is_set():
                         return
                     with anyio.move_on_after(0.5):
@@ -330,10 +283,10 @@ class JobManager:
     def _make_portable(self, job: Job) -> None:
         if self._ids is None or self._porter is None:
             return
-        described = self._porter.describe(job)
-        if described is None:
+        code, fields = job.progress.code, job.progress.handles()
+        if code is None or fields is None:
             return
-        new_id = self._ids.mint(*described, job.owner)
+        new_id = self._ids.mint(code, fields, job.owner)
         if new_id is None:
             log.warning(
                 "job %s (%s) keeps a process-local id: its upstream ids do not fit one", job.id, job.kind
