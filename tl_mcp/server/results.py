@@ -26,6 +26,14 @@ def tool_result(
     return CallToolResult(content=content, structured_content=data.model_dump(mode="json", by_alias=True))
 
 
+def relayed_result(data: BaseModel, outcome: CallToolResult) -> CallToolResult:
+    """Another call's result told again (a job's, by `wait_for_task`): its text and images, `data` as
+    structured content."""
+    return CallToolResult(
+        content=outcome.content, structured_content=data.model_dump(mode="json", by_alias=True)
+    )
+
+
 class Markdown:
     """Stable markdown layout shared by all tools: `# title`, bold fields, `##` sections, next-step hints."""
 

@@ -3,18 +3,14 @@ upstream work, and small formatting helpers."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
-from tl_mcp.api import PollPolicy, poll
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
 from tl_mcp.server.errors import explain
-from tl_mcp.server.jobs.manager import Job
 from tl_mcp.server.results import call
 from tl_mcp.server.state import AppState
 
@@ -24,53 +20,6 @@ T = TypeVar("T")
 #: No tool call blocks longer than this, whatever the caller asks; longer work continues as a job.
 MAX_WAIT_S = 300.0
 DEFAULT_WAIT_S = 45.0
-
-TERMINAL_OK = frozenset({"ready", "completed", "complete", "done", "succeeded"})
-TERMINAL_BAD = frozenset({"failed", "error", "canceled", "cancelled", "expired"})
-
-
-def is_terminal(status: str | None) -> bool:
-    return (status or "").lower() in TERMINAL_OK | TERMINAL_BAD
-
-
-async def follow(
-    job: Job,
-    what: str,
-    fetch: Callable[[], Awaitable[T]],
-    status_of: Callable[[T], str | None],
-    *,
-    policy: PollPolicy,
-    watching: str,
-    known: str | None = None,
-) -> T:
-    """Watch upstream work for `job` until its status is terminal; every job's waiting goes through here.
-
-    Each change becomes a note, the heartbeat says for how long, checks back off per `policy`, and the
-    job's lifetime bounds the whole watch. `watching` is the call that checks the same work directly:
-    an expired job names it.
-    """
-    job.watching = watching
-    last: str | None = known or "<none>"
-    started = time.monotonic()
-
-    def seen(value: T) -> None:
-        nonlocal last
-        status = status_of(value)
-        if status != last:
-            job.emit_note(f"{what}: {status or 'unknown'}")
-            last = status
-        job.heartbeat = f"{what}: still {status or 'waiting'} after {time.monotonic() - started:.0f} s"
-
-    def hiccup(exc: TwelveLabsError, delay: float) -> None:
-        reason = f"HTTP {exc.status}" if exc.status else "no connection"
-        job.heartbeat = f"{what}: TwelveLabs did not answer ({reason}); checking again in {delay:.0f} s"
-
-    value = await poll(
-        fetch, lambda v: is_terminal(status_of(v)), policy=policy, on_value=seen, on_transient=hiccup
-    )
-    job.watching = None
-    return value
-
 
 #: The pattern already asks for one character at least, so no min_length is stated beside it.
 Id = Annotated[str, Field(max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")]

@@ -21,7 +21,8 @@ from tl_mcp.server.jobs.portable import unknown_kind
 from tl_mcp.server.registry import ToolSpec, tool
 from tl_mcp.server.results import FILL, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
-from tl_mcp.server.tools._common import DEFAULT_WAIT_S, TERMINAL_BAD, Ctx, Id, WaitS, follow, http_url
+from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS, http_url
+from tl_mcp.server.tools.tasks import TERMINAL_BAD, follow
 
 HEAD = 8
 MAX_FULL_VECTORS = 64

@@ -1,40 +1,27 @@
-"""Toolset `ingest`: upload media (local files in allowed folders, or URLs); wait for work to finish."""
+"""Toolset `ingest`: upload media (local files in allowed folders, or URLs); `wait_for_task` (in tasks.py)
+waits for work to finish."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-import anyio
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from tl_mcp.api import PollPolicy, poll
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.files import LocalFile, refuse_referencing_name
 from tl_mcp.server.jobs.events import JobProgress
 from tl_mcp.server.jobs.manager import Job, Resumed
 from tl_mcp.server.jobs.portable import unknown_kind
-from tl_mcp.server.jobs.relay import HEARTBEAT_S
 from tl_mcp.server.registry import ToolSpec, tool
 from tl_mcp.server.results import FILL, Markdown, call, tool_result
 from tl_mcp.server.state import AppState, app_state
-from tl_mcp.server.tools._common import (
-    DEFAULT_WAIT_S,
-    MAX_WAIT_S,
-    TERMINAL_BAD,
-    Ctx,
-    Id,
-    WaitS,
-    follow,
-    http_url,
-    is_terminal,
-    one_of,
-)
+from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS, http_url, one_of
+from tl_mcp.server.tools.tasks import TERMINAL_BAD, follow, is_terminal, wait_for_task
 
 
 class UploadResult(BaseModel):
@@ -363,228 +350,6 @@ def resume_upload(state: Callable[[], AppState], job_id: str, fields: list[str])
         return finished_upload(progress.result("completed", job_id, app))
 
     return Resumed("upload", f"upload of asset {asset_id}", work, partial, progress)
-
-
-# ------------------------------------------------------------------ wait_for_task
-
-TaskKind = Literal[
-    "auto",
-    "job",
-    "indexing_task",
-    "indexed_asset",
-    "knowledge_store_item",
-    "embedding_task",
-    "analyze_task",
-    "asset",
-]
-
-
-class WaitResult(BaseModel):
-    id: str
-    kind: str
-    status: str = Field(description='Upstream status, or "in_progress"/"completed"/"failed" for jobs.')
-    done: bool = Field(description="True once nothing more will change.")
-    job_id: str | None = None
-    result: dict[str, Any] | None = Field(default=None, description="For jobs: the original tool's result.")
-    detail: dict[str, Any] | None = Field(default=None, description="The upstream object's key fields.")
-    waited_s: float
-    backend: Literal["cloud", "sandbox"]
-
-
-Fetcher = Callable[[], Awaitable[tuple[str | None, dict[str, Any]]]]
-
-
-async def _resolve(
-    state: AppState, id: str, kind: TaskKind, index_id: str | None, knowledge_store_id: str | None
-) -> tuple[str, Fetcher]:
-    c = state.client
-
-    def fetcher(k: str) -> Fetcher:
-        async def fetch() -> tuple[str | None, dict[str, Any]]:
-            if k == "indexed_asset":
-                assert index_id
-                obj: Any = await c.indexed_assets.get(index_id, id)
-            elif k == "knowledge_store_item":
-                assert knowledge_store_id
-                obj = await c.knowledge.items.get(knowledge_store_id, id)
-            elif k == "indexing_task":
-                obj = await c.tasks.get(id)
-            elif k == "embedding_task":
-                obj = await c.embed.get_video_task(id)
-            elif k == "analyze_task":
-                obj = await c.analyze.get_task(id)
-            else:
-                obj = await c.assets.get(id)
-            data = obj.model_dump(
-                mode="json", exclude_none=True, exclude={"data", "transcription", "embedding"}
-            )
-            return getattr(obj, "status", None), data
-
-        return fetch
-
-    if kind == "indexed_asset" and not index_id:
-        raise ToolError("kind=indexed_asset needs index_id.")
-    if kind == "knowledge_store_item" and not knowledge_store_id:
-        raise ToolError("kind=knowledge_store_item needs knowledge_store_id.")
-    if kind != "auto":
-        return kind, fetcher(kind)
-    candidates: list[str] = []
-    if knowledge_store_id:
-        candidates.append("knowledge_store_item")
-    if index_id:
-        candidates.append("indexed_asset")
-    candidates += ["indexing_task", "embedding_task", "analyze_task", "asset"]
-    for k in candidates:
-        fetch = fetcher(k)
-        try:
-            await fetch()
-        except NotFoundError:
-            continue
-        return k, fetch
-    raise ToolError(
-        f"No task, indexed asset, item, embedding task, analysis task or asset has the id {id!r}. For an "
-        "indexed asset pass index_id, for a store item pass knowledge_store_id; job ids start with job_."
-    )
-
-
-@tool(toolset="ingest", title="Wait for a job or task", read_only=True, destructive=False, idempotent=True)
-async def wait_for_task(
-    ctx: Ctx,
-    id: Annotated[Id, Field(description="A job_id from this server, or a TwelveLabs task/asset/item id.")],
-    kind: Annotated[TaskKind, Field(description="What the id is; auto tries them in turn.")] = "auto",
-    index_id: Annotated[Id | None, Field(description="Needed for indexed asset ids.")] = None,
-    knowledge_store_id: Annotated[
-        Id | None, Field(description="Needed for knowledge-store item ids.")
-    ] = None,
-    wait_s: Annotated[
-        float, Field(ge=0, le=MAX_WAIT_S, description="Most seconds to wait now; call again to keep waiting.")
-    ] = 60.0,
-) -> Annotated[CallToolResult, WaitResult]:
-    """Wait for long work and report its status: jobs, indexing, store items, embeddings, analyses.
-
-    Use it after a result with status "in_progress" and a job_id: it resumes the progress where you left
-    off and ends with the original tool's result. It also takes TwelveLabs task, asset and item ids.
-    Each status change is a progress message (a heartbeat at least every 10 s); not done: call again.
-    """
-    state = app_state(ctx)
-    started = time.monotonic()
-    if id.startswith("job_") or kind == "job":
-        job = state.jobs.get(id)
-        if job is None:
-            raise ToolError(
-                f"No job {id} on this server: jobs live in the server process and are forgotten "
-                "after an hour or a restart, and belong to the credentials that started them. Start the "
-                "work again."
-            )
-        job.handed_out = True
-        outcome = await state.jobs.run(job, ctx.report_progress, wait_s=wait_s)
-        done = job.done.is_set()
-        result = WaitResult(
-            id=id,
-            kind=f"job:{job.kind}",
-            status=job.status,
-            done=done,
-            job_id=None if done else id,
-            result=outcome.structured_content,
-            waited_s=round(time.monotonic() - started, 3),
-            backend=state.backend,
-        )
-        return CallToolResult(
-            content=outcome.content, structured_content=result.model_dump(mode="json", by_alias=True)
-        )
-
-    with upstream(f"Checking {id}"):
-        resolved, fetch = await _resolve(state, id, kind, index_id, knowledge_store_id)
-        status, detail = await _watch(ctx, resolved, fetch, wait_s, state.client.poll)
-    done = is_terminal(status)
-    result = WaitResult(
-        id=id,
-        kind=resolved,
-        status=status or "unknown",
-        done=done,
-        detail=detail,
-        waited_s=round(time.monotonic() - started, 3),
-        backend=state.backend,
-    )
-    md = Markdown(f"{resolved.replace('_', ' ')} {id}: {status or 'unknown'}")
-    if not done:
-        again = call(
-            "wait_for_task",
-            id=id,
-            kind=resolved,
-            index_id=index_id if resolved == "indexed_asset" else None,
-            knowledge_store_id=knowledge_store_id if resolved == "knowledge_store_item" else None,
-        )
-        md.next_step(f"Not finished yet: {again} keeps waiting.")
-    elif (status or "").lower() in TERMINAL_BAD:
-        error = detail.get("error")
-        md.para(f"It failed{': ' + str(error) if error else ''}.")
-    return tool_result(result, md)
-
-
-class _WaitOver(Exception):
-    """No time left before the caller's wait_s ends."""
-
-
-async def _watch(
-    ctx: Ctx, what: str, fetch: Fetcher, wait_s: float, policy: PollPolicy
-) -> tuple[str | None, dict[str, Any]]:
-    """Poll until terminal or wait_s; each change is a progress message, plus a heartbeat when quiet.
-
-    The checks back off like every other wait on upstream work; the one at the deadline is the last. If
-    no check got an answer by then, the last transient error is the result.
-    """
-    started = time.monotonic()
-    deadline = started + wait_s
-    progress = 0.0
-    last_status: str | None = None
-    last_sent = float("-inf")
-    latest: tuple[str | None, dict[str, Any]] | None = None
-    failure: TwelveLabsError | None = None
-
-    async def say(message: str) -> None:
-        nonlocal progress, last_sent
-        progress += 1
-        last_sent = time.monotonic()
-        await ctx.report_progress(progress, None, message)
-
-    async def seen(value: tuple[str | None, dict[str, Any]]) -> None:
-        nonlocal latest, last_status
-        first = latest is None
-        latest = value
-        if first or value[0] != last_status:
-            last_status = value[0]
-            await say(f"{what}: {value[0]}")
-
-    def failed(exc: TwelveLabsError, delay: float) -> None:
-        nonlocal failure
-        failure = exc
-
-    async def wait(delay: float) -> None:
-        if time.monotonic() >= deadline:
-            raise _WaitOver
-        until = min(time.monotonic() + delay, deadline)
-        while (left := until - time.monotonic()) > 0:
-            quiet = last_sent + HEARTBEAT_S - time.monotonic()
-            if quiet <= 0:
-                await say(f"{what}: still {last_status} after {time.monotonic() - started:.0f} s")
-                continue
-            await anyio.sleep(min(left, quiet))
-
-    try:
-        return await poll(
-            fetch,
-            lambda v: is_terminal(v[0]) or time.monotonic() >= deadline,
-            policy=policy,
-            on_value=seen,
-            on_transient=failed,
-            sleep=wait,
-        )
-    except _WaitOver:
-        if latest is None:
-            assert failure is not None
-            raise failure from None
-        return latest
 
 
 TOOLS: list[ToolSpec] = [upload_asset, wait_for_task]
