@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tl_mcp.config import ALL_TOOLSETS, DEFAULT_TOOLSETS, ConfigError, Settings
+from tl_mcp.config import ConfigError, Settings
+from tl_mcp.toolsets import ALL_TOOLSETS, DEFAULT_TOOLSETS
 
 
 def test_defaults_without_environment() -> None:

@@ -21,8 +21,9 @@ from typing import Any
 import anyio
 
 from tl_mcp import __version__
-from tl_mcp.config import ALL_TOOLSETS, ConfigError, Settings
+from tl_mcp.config import ConfigError, Settings
 from tl_mcp.redaction import install_log_redaction
+from tl_mcp.toolsets import ALL_TOOLSETS, TOOLSETS
 
 log = logging.getLogger("tl_mcp")
 
@@ -249,6 +250,8 @@ async def tool_reference() -> str:
             hints.append("open-world")
         summary = (tool.description or "").strip().split("\n\n")[0].replace("\n", " ").replace("|", "\\|")
         lines.append(f"| {spec.toolset} | `{tool.name}` | {summary} | {params or '—'} | {', '.join(hints)} |")
+    lines += ["", "| Toolset | On by default | What it holds |", "|---|---|---|"]
+    lines += [f"| {t.id} | {'yes' if t.default_on else 'no'} | {t.description} |" for t in TOOLSETS]
     lines.append("")
     lines.append("The `admin` toolset is off unless enabled (`--toolsets all` or a list naming `admin`).")
     return "\n".join(lines) + "\n"

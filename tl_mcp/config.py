@@ -14,15 +14,12 @@ from typing import Literal
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from tl_mcp.toolsets import ALL_TOOLSETS, DEFAULT_TOOLSETS
+
 DEFAULT_BASE_URL = "https://api.twelvelabs.io/v1.3"
 
 Backend = Literal["auto", "cloud", "sandbox"]
 Transport = Literal["stdio", "http"]
-
-#: Every toolset the server knows, in registration order.
-ALL_TOOLSETS: tuple[str, ...] = ("jockey", "search", "embed", "ingest", "library", "analyze", "admin")
-#: Toolsets that are on unless asked otherwise: everything but the destructive `admin`.
-DEFAULT_TOOLSETS: tuple[str, ...] = tuple(t for t in ALL_TOOLSETS if t != "admin")
 
 LOOPBACK_HOSTS: tuple[str, ...] = ("127.0.0.1:*", "localhost:*", "[::1]:*")
 LOOPBACK_ORIGINS: tuple[str, ...] = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")

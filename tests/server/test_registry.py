@@ -14,11 +14,13 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from tl_mcp.config import ALL_TOOLSETS, Settings
+from tl_mcp.config import Settings
 from tl_mcp.server import build_server
-from tl_mcp.server.registry import all_tools, sdk_tool, select_tools, tool
+from tl_mcp.server.registry import all_tools, sdk_tool, select_tools
 from tl_mcp.server.results import Json, tool_result
 from tl_mcp.server.schema import compact_annotations
+from tl_mcp.server.toolspec import tool
+from tl_mcp.toolsets import ALL_TOOLSETS
 
 SNAPS = Path(__file__).parent / "toolsnaps"
 

@@ -1,16 +1,14 @@
 """One registry for every tool: applies `--toolsets` and `--read-only` in one place.
 
-Each toolset module builds `ToolSpec`s with the `tool(...)` decorator; annotations are derived from
-explicit flags that every tool must state, so no tool can ship without them. `build_tools` turns the
+The tool modules declare `ToolSpec`s (`toolspec.tool`); `all_tools` collects them from the modules
+listed here and orders them by the toolset catalogue (`tl_mcp.toolsets`). `build_tools` turns the
 selected specs into the SDK's tools, and is where every tool's arguments become strict (no `"3"` for an
 integer, no unknown argument names) and its schemas and annotations are compacted (`schema`).
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from mcp import MCPError
@@ -18,94 +16,25 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
-from mcp.types import INVALID_PARAMS, CallToolResult, ToolAnnotations
+from mcp.types import INVALID_PARAMS, CallToolResult
 from pydantic import ConfigDict, ValidationError
 
-from tl_mcp.config import ALL_TOOLSETS, Settings
+from tl_mcp.config import Settings
 from tl_mcp.server.errors import invalid_arguments
 from tl_mcp.server.schema import compact, compact_annotations, drop_unset
+from tl_mcp.server.tools import admin, analyze, embed, ingest, jockey, library, search, tasks
+from tl_mcp.server.toolspec import ToolSpec
+from tl_mcp.toolsets import ALL_TOOLSETS
 
-ToolFn = Callable[..., Any]
-
-
-@dataclass(frozen=True)
-class ToolSpec:
-    name: str
-    toolset: str
-    title: str
-    description: str
-    fn: ToolFn
-    read_only: bool
-    destructive: bool
-    idempotent: bool
-    open_world: bool
-
-    @property
-    def annotations(self) -> ToolAnnotations:
-        # The title travels once, as the tool's own `title`: a copy here would double it in tools/list.
-        return ToolAnnotations(
-            read_only_hint=self.read_only,
-            destructive_hint=self.destructive,
-            idempotent_hint=self.idempotent,
-            open_world_hint=self.open_world,
-        )
-
-
-def tool(
-    *,
-    toolset: str,
-    title: str,
-    read_only: bool,
-    destructive: bool,
-    idempotent: bool,
-    open_world: bool = True,
-) -> Callable[[ToolFn], ToolSpec]:
-    """Declare a tool; its docstring is the description the model reads, so write it as a prompt."""
-    if toolset not in ALL_TOOLSETS:
-        raise ValueError(f"unknown toolset {toolset!r}")
-    if read_only and destructive:
-        raise ValueError("a read-only tool cannot be destructive")
-
-    def wrap(fn: ToolFn) -> ToolSpec:
-        doc = inspect.cleandoc(fn.__doc__ or "")
-        if not doc:
-            raise ValueError(f"tool {fn.__name__} needs a docstring: it is the description the model reads")
-        return ToolSpec(
-            name=fn.__name__,
-            toolset=toolset,
-            title=title,
-            description=doc,
-            fn=fn,
-            read_only=read_only,
-            destructive=destructive,
-            idempotent=idempotent,
-            open_world=open_world,
-        )
-
-    return wrap
+#: Every module that declares tools; a tool's toolset is what it declares, not where it lives.
+_MODULES = (jockey, search, embed, ingest, tasks, library, analyze, admin)
 
 
 def all_tools() -> list[ToolSpec]:
-    """Every tool the server knows, in toolset order (the listing order clients see)."""
-    from tl_mcp.server.tools import admin, analyze, embed, ingest, jockey, library, search
-
-    modules = {
-        "jockey": jockey,
-        "search": search,
-        "embed": embed,
-        "ingest": ingest,
-        "library": library,
-        "analyze": analyze,
-        "admin": admin,
-    }
-    specs: list[ToolSpec] = []
-    for toolset in ALL_TOOLSETS:
-        module_tools: Sequence[ToolSpec] = modules[toolset].TOOLS
-        for spec in module_tools:
-            if spec.toolset != toolset:
-                raise ValueError(f"{spec.name} is declared in {toolset}.py but tagged {spec.toolset}")
-            specs.append(spec)
-    return specs
+    """Every tool the server knows, in catalogue order, each toolset's in module order (the listing order
+    clients see)."""
+    declared = [spec for module in _MODULES for spec in module.TOOLS]
+    return sorted(declared, key=lambda spec: ALL_TOOLSETS.index(spec.toolset))
 
 
 def select_tools(specs: Sequence[ToolSpec], *, toolsets: Sequence[str], read_only: bool) -> list[ToolSpec]:

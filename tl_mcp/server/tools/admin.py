@@ -15,10 +15,10 @@ from pydantic import BaseModel, Field
 
 from tl_mcp.api.errors import ConflictError, NotFoundError, TwelveLabsError
 from tl_mcp.server.errors import explain
-from tl_mcp.server.registry import ToolSpec, tool
 from tl_mcp.server.results import Markdown, call, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.tools._common import Ctx, Id, asset_mixup
+from tl_mcp.server.toolspec import ToolSpec, tool
 
 Kind = Literal["index", "video", "asset", "knowledge_store", "knowledge_store_item"]
 

@@ -18,10 +18,10 @@ from tl_mcp.api.models import AnalyzeEnd, AnalyzeRequest, AnalyzeText, ResponseF
 from tl_mcp.server.errors import explain
 from tl_mcp.server.jobs.events import JobProgress
 from tl_mcp.server.jobs.manager import Job, Resumed
-from tl_mcp.server.registry import ToolSpec, tool
 from tl_mcp.server.results import Json, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS, http_url, video_not_found
+from tl_mcp.server.toolspec import ToolSpec, tool
 
 SummaryKind = Literal["summary", "chapters", "highlights", "gist"]
 #: The sandbox has no generative model; its answers must not pass for one's.

@@ -18,11 +18,11 @@ from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.jobs.events import JobProgress
 from tl_mcp.server.jobs.manager import Job, Resumed
 from tl_mcp.server.jobs.portable import unknown_kind
-from tl_mcp.server.registry import ToolSpec, tool
 from tl_mcp.server.results import FILL, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS, http_url
 from tl_mcp.server.tools.tasks import TERMINAL_BAD, follow
+from tl_mcp.server.toolspec import ToolSpec, tool
 
 HEAD = 8
 MAX_FULL_VECTORS = 64

@@ -17,11 +17,11 @@ from tl_mcp.server.files import LocalFile, refuse_referencing_name
 from tl_mcp.server.jobs.events import JobProgress
 from tl_mcp.server.jobs.manager import Job, Resumed
 from tl_mcp.server.jobs.portable import unknown_kind
-from tl_mcp.server.registry import ToolSpec, tool
 from tl_mcp.server.results import FILL, Markdown, call, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS, http_url, one_of
-from tl_mcp.server.tools.tasks import TERMINAL_BAD, follow, is_terminal, wait_for_task
+from tl_mcp.server.tools.tasks import TERMINAL_BAD, follow, is_terminal
+from tl_mcp.server.toolspec import ToolSpec, tool
 
 
 class UploadResult(BaseModel):
@@ -352,4 +352,4 @@ def resume_upload(state: Callable[[], AppState], job_id: str, fields: list[str])
     return Resumed("upload", f"upload of asset {asset_id}", work, partial, progress)
 
 
-TOOLS: list[ToolSpec] = [upload_asset, wait_for_task]
+TOOLS: list[ToolSpec] = [upload_asset]

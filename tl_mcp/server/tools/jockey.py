@@ -30,11 +30,11 @@ from tl_mcp.server.errors import explain
 from tl_mcp.server.jobs.events import JobProgress
 from tl_mcp.server.jobs.manager import Job, Resumed
 from tl_mcp.server.principals import current_principal
-from tl_mcp.server.registry import ToolSpec, tool
 from tl_mcp.server.results import FILL, Json, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.thumbnails import DURABLE_THUMBNAIL, thumbnail_uri
 from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS
+from tl_mcp.server.toolspec import ToolSpec, tool
 
 log = logging.getLogger(__name__)
 

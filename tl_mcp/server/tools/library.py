@@ -11,10 +11,10 @@ from pydantic import BaseModel, Field
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
 from tl_mcp.api.models import IndexModel
 from tl_mcp.server.errors import explain, upstream
-from tl_mcp.server.registry import ToolSpec, tool
 from tl_mcp.server.results import FILL, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import app_state
 from tl_mcp.server.tools._common import Ctx, Id, display_name, video_not_found
+from tl_mcp.server.toolspec import ToolSpec, tool
 
 Page = Annotated[int, Field(ge=1, le=10_000)]
 PageLimit = Annotated[int, Field(ge=1, le=50)]

@@ -13,11 +13,11 @@ from pydantic import BaseModel, Field
 from tl_mcp.api.errors import TwelveLabsError
 from tl_mcp.api.models import SearchClip, SearchPage, SearchResult
 from tl_mcp.server.errors import explain, upstream
-from tl_mcp.server.registry import ToolSpec, tool
 from tl_mcp.server.results import FILL, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.thumbnails import DURABLE_THUMBNAIL, fetch_thumbnails, thumbnail_uri
 from tl_mcp.server.tools._common import Ctx, Id, http_url
+from tl_mcp.server.toolspec import ToolSpec, tool
 
 Modality = Literal["visual", "audio", "transcription"]
 

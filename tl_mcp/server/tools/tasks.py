@@ -21,10 +21,10 @@ from tl_mcp.api.errors import NotFoundError, TwelveLabsError
 from tl_mcp.server.errors import upstream
 from tl_mcp.server.jobs.manager import Job
 from tl_mcp.server.jobs.relay import HEARTBEAT_S
-from tl_mcp.server.registry import tool
 from tl_mcp.server.results import Markdown, call, relayed_result, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.tools._common import MAX_WAIT_S, Ctx, Id
+from tl_mcp.server.toolspec import ToolSpec, tool
 
 T = TypeVar("T")
 
@@ -291,3 +291,6 @@ async def _watch(
             assert failure is not None
             raise failure from None
         return latest
+
+
+TOOLS: list[ToolSpec] = [wait_for_task]

@@ -1,0 +1,35 @@
+"""The one catalogue of toolsets: id, what it holds, and whether it is on by default.
+
+Settings validate `--toolsets` / `TL_MCP_TOOLSETS` against it, the registry orders tools by it, and
+`tl-mcp tools` (the README's tool reference) prints it. It sits beside config.py, not in `server/`,
+because settings need it and the sandbox, which reads settings too, must not import the server. Each
+tool names its toolset where it is declared (`server/toolspec.py`); which module it lives in is free
+(`wait_for_task` lives in tools/tasks.py and belongs to `ingest`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Toolset:
+    id: str
+    description: str
+    default_on: bool = True
+
+
+#: In the order clients list the tools.
+TOOLSETS: tuple[Toolset, ...] = (
+    Toolset("jockey", "Ask Jockey about a knowledge store and continue the conversation."),
+    Toolset("search", "Find moments in indexed videos by text or image; classify videos."),
+    Toolset("embed", "Marengo embeddings of text, images, audio and video."),
+    Toolset("ingest", "Upload media and wait for long work (jobs, indexing, store items) to finish."),
+    Toolset("library", "List, inspect and create indexes, videos, knowledge stores and their items."),
+    Toolset("analyze", "Open-ended analysis and summaries of one video."),
+    Toolset("admin", "Deletions: every tool here destroys data.", default_on=False),
+)
+
+ALL_TOOLSETS: tuple[str, ...] = tuple(t.id for t in TOOLSETS)
+#: On unless asked otherwise: everything but the destructive `admin`.
+DEFAULT_TOOLSETS: tuple[str, ...] = tuple(t.id for t in TOOLSETS if t.default_on)
