@@ -18,6 +18,9 @@ from tl_mcp.toolsets import ALL_TOOLSETS, DEFAULT_TOOLSETS
 
 DEFAULT_BASE_URL = "https://api.twelvelabs.io/v1.3"
 
+#: The API a running server talks to; defined here once, used by every result's `backend` field.
+BackendKind = Literal["cloud", "sandbox"]
+#: The setting: `auto` chooses a kind (see `Settings.effective_backend`).
 Backend = Literal["auto", "cloud", "sandbox"]
 Transport = Literal["stdio", "http"]
 
@@ -178,7 +181,7 @@ class Settings(BaseModel):
         return value
 
     @property
-    def effective_backend(self) -> Literal["cloud", "sandbox"]:
+    def effective_backend(self) -> BackendKind:
         """`auto` means the cloud when a key is set, otherwise the embedded sandbox."""
         if self.backend == "auto":
             return "cloud" if self.api_key is not None else "sandbox"

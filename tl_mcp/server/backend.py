@@ -14,8 +14,7 @@ import httpx2
 import platformdirs
 
 from tl_mcp.api import PollPolicy, TwelveLabsClient
-from tl_mcp.config import DEFAULT_BASE_URL, ConfigError, Settings
-from tl_mcp.server.state import BackendKind
+from tl_mcp.config import DEFAULT_BASE_URL, BackendKind, ConfigError, Settings
 
 log = logging.getLogger(__name__)
 

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from mcp.server.mcpserver import Context
 
 from tl_mcp.api import TwelveLabsClient
-from tl_mcp.config import Settings
+from tl_mcp.config import BackendKind, Settings
 from tl_mcp.server.files import FilePolicy
 from tl_mcp.server.jobs.manager import JobManager
 from tl_mcp.server.sessions import SessionStore
-
-BackendKind = Literal["cloud", "sandbox"]
 
 
 @dataclass

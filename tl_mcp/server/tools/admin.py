@@ -14,6 +14,7 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from tl_mcp.api.errors import ConflictError, NotFoundError, TwelveLabsError
+from tl_mcp.config import BackendKind
 from tl_mcp.server.errors import explain
 from tl_mcp.server.results import Markdown, call, tool_result
 from tl_mcp.server.state import AppState, app_state
@@ -28,7 +29,7 @@ class Deleted(BaseModel):
     id: str
     parent_id: str | None = None
     deleted: bool = Field(description="false: it was already gone (or never existed); nothing changed.")
-    backend: Literal["cloud", "sandbox"]
+    backend: BackendKind
 
 
 #: Where to look for what exists, when there was nothing to delete.

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from tl_mcp.api.errors import NotFoundError, StreamError, TwelveLabsError
 from tl_mcp.api.models import AnalyzeEnd, AnalyzeRequest, AnalyzeText, ResponseFormat, VideoSource
+from tl_mcp.config import BackendKind
 from tl_mcp.server.errors import explain
 from tl_mcp.server.jobs.events import JobProgress
 from tl_mcp.server.jobs.manager import Job, Resumed
@@ -45,7 +46,7 @@ class AnalyzeVideoResult(BaseModel):
     parsed: Json = None
     finish_reason: str | None = None
     usage: AnalyzeUsageInfo | None = None
-    backend: Literal["cloud", "sandbox"]
+    backend: BackendKind
 
 
 AssetId = Annotated[Id | None, Field(description="From upload_asset.")]

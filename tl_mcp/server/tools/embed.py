@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from tl_mcp.api.client import TwelveLabsClient
 from tl_mcp.api.errors import TwelveLabsError
 from tl_mcp.api.models import Embedding, EmbeddingTask
+from tl_mcp.config import BackendKind
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.jobs.events import JobProgress
 from tl_mcp.server.jobs.manager import Job, Resumed
@@ -48,7 +49,7 @@ class EmbeddingResult(BaseModel):
     model_name: str
     embedder: str | None = Field(default=None, description="The model that made the vectors, if known.")
     embeddings: list[Vector]
-    backend: Literal["cloud", "sandbox"]
+    backend: BackendKind
 
 
 def _vector(values: list[float], full: bool, **where: object) -> Vector:

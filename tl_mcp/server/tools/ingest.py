@@ -12,6 +12,7 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
+from tl_mcp.config import BackendKind
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.files import LocalFile, refuse_referencing_name
 from tl_mcp.server.jobs.events import JobProgress
@@ -39,7 +40,7 @@ class UploadResult(BaseModel):
     knowledge_store_id: str | None = None
     item_id: str | None = None
     item_status: str | None = None
-    backend: Literal["cloud", "sandbox"]
+    backend: BackendKind
 
 
 @dataclass

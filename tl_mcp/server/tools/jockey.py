@@ -26,6 +26,7 @@ from tl_mcp.api.models import (
     StepUpdate,
     TextDelta,
 )
+from tl_mcp.config import BackendKind
 from tl_mcp.server.errors import explain
 from tl_mcp.server.jobs.events import JobProgress
 from tl_mcp.server.jobs.manager import Job, Resumed
@@ -78,7 +79,7 @@ class JockeyResult(BaseModel):
     parsed: Json = None
     steps: list[Step] | None = None
     usage: Usage | None = None
-    backend: Literal["cloud", "sandbox"]
+    backend: BackendKind
 
 
 class SelectionArg(BaseModel):

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
 from tl_mcp.api.models import IndexModel
+from tl_mcp.config import BackendKind
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.results import FILL, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import app_state
@@ -18,7 +19,6 @@ from tl_mcp.server.toolspec import ToolSpec, tool
 
 Page = Annotated[int, Field(ge=1, le=10_000)]
 PageLimit = Annotated[int, Field(ge=1, le=50)]
-Backend = Literal["cloud", "sandbox"]
 
 
 class IndexInfo(BaseModel):
@@ -34,7 +34,7 @@ class IndexList(BaseModel):
     indexes: list[IndexInfo]
     page: int
     total_pages: int | None = None
-    backend: Backend
+    backend: BackendKind
 
 
 class VideoInfo(BaseModel):
@@ -54,7 +54,7 @@ class VideoList(BaseModel):
     videos: list[VideoInfo]
     page: int
     total_pages: int | None = None
-    backend: Backend
+    backend: BackendKind
 
 
 class TranscriptLine(BaseModel):
@@ -69,7 +69,7 @@ class VideoDetail(BaseModel):
     hls_url: str | None = None
     thumbnail_urls: list[str] | None = None
     transcript: list[TranscriptLine] | None = None
-    backend: Backend
+    backend: BackendKind
 
 
 class StoreInfo(BaseModel):
@@ -84,7 +84,7 @@ class StoreList(BaseModel):
     knowledge_stores: list[StoreInfo]
     page: int
     total_pages: int | None = None
-    backend: Backend
+    backend: BackendKind
 
 
 class ItemInfo(BaseModel):
@@ -100,7 +100,7 @@ class ItemList(BaseModel):
     items: list[ItemInfo]
     page: int
     total_pages: int | None = None
-    backend: Backend
+    backend: BackendKind
 
 
 class Created(BaseModel):
@@ -109,7 +109,7 @@ class Created(BaseModel):
     name: str | None = None
     status: str | None = None
     knowledge_store_id: str | None = None
-    backend: Backend
+    backend: BackendKind
 
 
 def _video_info(v: Any) -> VideoInfo:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from tl_mcp.api.errors import TwelveLabsError
 from tl_mcp.api.models import SearchClip, SearchPage, SearchResult
+from tl_mcp.config import BackendKind
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.results import FILL, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
@@ -44,7 +45,7 @@ class SearchVideosResult(BaseModel):
     total_results: int | None = None
     next_page_token: str | None = None
     thumbnails_returned: int = 0
-    backend: Literal["cloud", "sandbox"]
+    backend: BackendKind
 
 
 def _index_moments(page: SearchPage, limit: int, *, durable: bool) -> list[SearchMoment]:
@@ -287,7 +288,7 @@ class ClassifyResult(BaseModel):
     index_id: str
     videos: list[VideoClasses]
     counted: str = Field(description="The threshold that applied.")
-    backend: Literal["cloud", "sandbox"]
+    backend: BackendKind
 
 
 def _threshold(

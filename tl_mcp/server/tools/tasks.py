@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from tl_mcp.api import PollPolicy, poll
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
+from tl_mcp.config import BackendKind
 from tl_mcp.server.errors import upstream
 from tl_mcp.server.jobs.manager import Job
 from tl_mcp.server.jobs.relay import HEARTBEAT_S
@@ -96,7 +97,7 @@ class WaitResult(BaseModel):
     result: dict[str, Any] | None = Field(default=None, description="For jobs: the original tool's result.")
     detail: dict[str, Any] | None = Field(default=None, description="The upstream object's key fields.")
     waited_s: float
-    backend: Literal["cloud", "sandbox"]
+    backend: BackendKind
 
 
 Fetcher = Callable[[], Awaitable[tuple[str | None, dict[str, Any]]]]
