@@ -34,6 +34,7 @@ def _listing(shaped: bool) -> dict[str, int]:
                 input_schema=made.parameters,
                 output_schema=made.output_schema,
                 annotations=made.annotations,
+                meta=made.meta,
             )
         )
     wire = ListToolsResult(tools=tools).model_dump_json(by_alias=True, exclude_none=True)

@@ -16,6 +16,7 @@ from mcp.server.mcpserver import MCPServer, RequestStateSecurity
 from tl_mcp import __version__
 from tl_mcp.config import Settings
 from tl_mcp.redaction import SECRETS
+from tl_mcp.server.apps import moments_app
 from tl_mcp.server.auth import build_auth
 from tl_mcp.server.backend import open_backend
 from tl_mcp.server.client_log import install_client_log
@@ -132,6 +133,7 @@ def build_server(
         token_verifier=auth[0] if auth else None,
         auth=auth[1] if auth else None,
         tools=build_tools(settings),
+        extensions=[moments_app(holder)],
     )
     unknown_tools_are_protocol_errors(server, settings)
     register_resources(server, holder)

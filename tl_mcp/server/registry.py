@@ -20,6 +20,7 @@ from mcp.types import INVALID_PARAMS, CallToolResult
 from pydantic import ConfigDict, ValidationError
 
 from tl_mcp.config import Settings
+from tl_mcp.server.apps import tool_meta
 from tl_mcp.server.errors import invalid_arguments
 from tl_mcp.server.schema import compact, compact_annotations, drop_unset
 from tl_mcp.server.tools import admin, analyze, embed, ingest, jockey, library, search, tasks
@@ -80,7 +81,12 @@ def sdk_tool(spec: ToolSpec, *, shaped: bool = True) -> Tool:
     """`spec` as an SDK tool; `shaped=False` keeps the SDK's own argument model and schemas (the bench's
     baseline)."""
     made = _Tool.from_function(
-        spec.fn, name=spec.name, title=spec.title, description=spec.description, annotations=spec.annotations
+        spec.fn,
+        name=spec.name,
+        title=spec.title,
+        description=spec.description,
+        annotations=spec.annotations,
+        meta=tool_meta(spec.name),
     )
     if not shaped:
         return made
