@@ -27,7 +27,7 @@ from tl_mcp.server.registry import all_tools
 ENV_NAME = re.compile(r"\b(?:TWELVELABS|TL_MCP)_[A-Z0-9_]*[A-Z0-9]\b")
 CONFIG_START, CONFIG_END = "<!-- config:start -->", "<!-- config:end -->"
 #: Read by the test suite rather than the package; documented for contributors.
-TEST_ONLY_ENV = {"TL_MCP_TEST_INSPECTOR", "TL_MCP_TEST_CONFORMANCE"}
+TEST_ONLY_ENV = {"TL_MCP_TEST_INSPECTOR", "TL_MCP_TEST_CONFORMANCE", "TL_MCP_TEST_ARTIFACTS"}
 
 
 def readme() -> str:

@@ -35,7 +35,12 @@ async def _read(c: Client, uri: str) -> str:
 async def test_resources_and_templates(world: World, mode: str) -> None:
     async with Client(build_server(world.settings()), mode=mode) as c:
         static = {str(r.uri) for r in (await c.list_resources()).resources}
-        assert static == {"twelvelabs://guide", "twelvelabs://indexes", "twelvelabs://knowledge-stores"}
+        assert static == {
+            "twelvelabs://guide",
+            "twelvelabs://indexes",
+            "twelvelabs://knowledge-stores",
+            "ui://tl-mcp/moments",
+        }
         templates = {t.uri_template for t in (await c.list_resource_templates()).resource_templates}
         assert templates == {
             "twelvelabs://indexes/{index_id}",
