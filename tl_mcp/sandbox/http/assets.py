@@ -294,9 +294,7 @@ async def delete_asset(request: Request) -> Response:
         conn.execute("DELETE FROM segments WHERE asset_id=?", (asset_id,))
         conn.execute("DELETE FROM texts WHERE asset_id=?", (asset_id,))
         assets.delete(conn, asset_id)
-        conn.execute(
-            "UPDATE jobs SET status='done' WHERE kind='asset' AND ref=? AND status='queued'", (asset_id,)
-        )
+        engine.jobs.drop_queued(conn, "asset", asset_id)
     await anyio.to_thread.run_sync(engine.remove_asset_files, asset_id)
     return no_content()
 
