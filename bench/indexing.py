@@ -68,9 +68,10 @@ def _peak_rss_mib() -> float:
 
 def measure(path: Path, selection: str, threads: int) -> dict[str, Any]:
     """Run inside the child: load analyzers, decode baseline, then the sandbox's real ingest."""
-    from tl_mcp.sandbox.analyzers import AnalyzerModels, load_analyzers
     from tl_mcp.sandbox.config import SandboxConfig
     from tl_mcp.sandbox.engine import Engine
+    from tl_mcp.sandbox.perception import AnalyzerModels, load_analyzers
+    from tl_mcp.sandbox.work.asset import analyze_asset
 
     rss_start = _peak_rss_mib()
     started = time.perf_counter()
@@ -102,7 +103,7 @@ def measure(path: Path, selection: str, threads: int) -> dict[str, Any]:
         info = engine.probe(path)
         probe_s = time.perf_counter() - started
         started = time.perf_counter()
-        engine.analyze_asset("bench-asset", path, info)
+        analyze_asset(engine, "bench-asset", path, info)
         index_s = time.perf_counter() - started
         rows = engine.db.all(
             "SELECT source, COUNT(*) AS n FROM texts WHERE asset_id=? GROUP BY source", ("bench-asset",)

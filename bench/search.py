@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from tl_mcp.sandbox.analyzers import load_analyzers
-from tl_mcp.sandbox.analyzers.base import TimedText
+from tl_mcp.sandbox.perception import load_analyzers
+from tl_mcp.sandbox.perception.base import TimedText
 
 SUBJECTS = (
     "revenue",
@@ -86,7 +86,7 @@ def run(
     """
     from tl_mcp.sandbox.config import SandboxConfig
     from tl_mcp.sandbox.engine import AssetIndex, Engine
-    from tl_mcp.sandbox.index_search import rank_text
+    from tl_mcp.sandbox.retrieval import rank_text
 
     analyzers = load_analyzers("text")
     sentences = _pool(pool)

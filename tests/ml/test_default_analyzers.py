@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from tl_mcp.samples import DEFAULT_SCENES, render_scene
-from tl_mcp.sandbox import analyzers as analyzers_pkg
-from tl_mcp.sandbox.analyzers import (
+from tl_mcp.sandbox import perception as analyzers_pkg
+from tl_mcp.sandbox.perception import (
     AnalyzerModels,
     AnalyzerUnavailableError,
     FrameFeatureEmbedder,
@@ -43,7 +43,7 @@ def test_hashing_embedder_gives_zero_for_empty_text() -> None:
 def test_hashing_embedder_is_identical_across_processes() -> None:
     # Python's str hash is salted per process; stored vectors must survive a restart.
     code = (
-        "from tl_mcp.sandbox.analyzers import HashingTextEmbedder as H; "
+        "from tl_mcp.sandbox.perception import HashingTextEmbedder as H; "
         "print(H().embed(['apples and pears']).tobytes().hex())"
     )
     outputs = {

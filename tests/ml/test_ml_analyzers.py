@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from tl_mcp.samples import SampleInfo, SceneSpec, make_sample_image
-from tl_mcp.sandbox.analyzers import Analyzers, load_analyzers
-from tl_mcp.sandbox.analyzers.audio import SAMPLE_RATE, iter_audio_chunks
-from tl_mcp.sandbox.analyzers.frames import sample_scene_frames
 from tl_mcp.sandbox.media import MediaLimits
+from tl_mcp.sandbox.perception import Analyzers, load_analyzers
+from tl_mcp.sandbox.perception.audio import SAMPLE_RATE, iter_audio_chunks
+from tl_mcp.sandbox.perception.frames import sample_scene_frames
 
 LIMITS = MediaLimits()
 
@@ -144,7 +144,7 @@ socket.socket.connect = refuse
 socket.socket.connect_ex = refuse
 socket.create_connection = refuse
 import numpy as np
-from tl_mcp.sandbox.analyzers import load_analyzers
+from tl_mcp.sandbox.perception import load_analyzers
 from tl_mcp.sandbox.media import MediaLimits
 a = load_analyzers("speech,ocr,text")
 frame = np.zeros((64, 160, 3), dtype=np.uint8)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.ml.conftest import ML_SCENES
 from tl_mcp.samples import SampleInfo, espeak_available, make_sample_image, make_sample_video
-from tl_mcp.sandbox.analyzers import load_analyzers
+from tl_mcp.sandbox.perception import load_analyzers
 
 pytestmark = pytest.mark.ml
 

@@ -14,9 +14,9 @@ import pytest
 from tests.sandbox.conformance import RECORDER, SpecGuard
 from tl_mcp.samples import SampleInfo, make_sample_image, make_sample_video
 from tl_mcp.sandbox import embedded
-from tl_mcp.sandbox.analyzers import Analyzers
 from tl_mcp.sandbox.config import SandboxConfig
 from tl_mcp.sandbox.embedded import EmbeddedSandbox
+from tl_mcp.sandbox.perception import Analyzers
 
 MARENGO = [{"model_name": "marengo3.0", "model_options": ["visual", "audio"]}]
 

@@ -29,6 +29,7 @@ from tl_mcp.sandbox.config import SandboxConfig
 from tl_mcp.sandbox.embedded import EmbeddedSandbox
 from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.media import MediaError, MediaLimits, open_media
+from tl_mcp.sandbox.work.asset import analyze_asset
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "tlk_hostile"
@@ -361,7 +362,7 @@ def test_a_stored_probe_over_the_limits_never_sizes_an_analysis(tmp_path: Path, 
         info = engine.probe(media.video.path)
         info.kind, info.duration = "audio", 1e9  # what the unbounded probe stored for the lying .mka
         with pytest.raises(MediaError) as refused:
-            engine.analyze_asset("a" * 24, media.video.path, info)
+            analyze_asset(engine, "a" * 24, media.video.path, info)
         assert refused.value.code == "video_duration_too_long"
     finally:
         engine.stop()

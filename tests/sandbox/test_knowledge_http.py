@@ -147,10 +147,10 @@ def test_create_app_mounts_the_routes_and_registers_the_item_job() -> None:
         "import tempfile, pathlib\n"
         "from tl_mcp.sandbox.app import create_app\n"
         "from tl_mcp.sandbox.config import SandboxConfig\n"
-        "from tl_mcp.sandbox.engine import JOB_HANDLERS\n"
         "app = create_app(SandboxConfig(data_dir=pathlib.Path(tempfile.mkdtemp()), analyzers='none'))\n"
         "paths = {r.path for r in app.routes[0].routes}\n"
-        "assert 'ks_item' in JOB_HANDLERS, sorted(JOB_HANDLERS)\n"
+        "workers = app.state.engine.jobs.workers\n"
+        "assert 'ks_item' in workers, sorted(workers)\n"
         "assert {'/responses', '/knowledge-stores', '/knowledge-stores/{ks}/items'} <= paths, paths\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

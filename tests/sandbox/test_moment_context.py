@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tl_mcp.sandbox.analyzers.base import Analyzers
-from tl_mcp.sandbox.analyzers.default import FrameFeatureEmbedder, HashingTextEmbedder
 from tl_mcp.sandbox.config import SandboxConfig
 from tl_mcp.sandbox.engine import Engine
-from tl_mcp.sandbox.jockey_engine import moment_context
+from tl_mcp.sandbox.knowledge.ingest import moment_context
+from tl_mcp.sandbox.perception.base import Analyzers
+from tl_mcp.sandbox.perception.default import FrameFeatureEmbedder, HashingTextEmbedder
 
 TEXTS = [
     (0, 0.0, 6.0, "QUARTERLY SALES", "ocr"),

@@ -16,10 +16,12 @@ import pytest
 from tests.e2e.processes import free_port
 from tests.sandbox.conftest import MARENGO, Media, client_for, indexed, ready_asset, upload, wait_for
 from tl_mcp.samples import make_sample_video
+from tl_mcp.sandbox.app import WORKERS
 from tl_mcp.sandbox.config import SandboxConfig
-from tl_mcp.sandbox.db import now_iso
 from tl_mcp.sandbox.embedded import EmbeddedSandbox
-from tl_mcp.sandbox.engine import MAX_ATTEMPTS, Engine
+from tl_mcp.sandbox.engine import Engine
+from tl_mcp.sandbox.store.db import now_iso
+from tl_mcp.sandbox.work.queue import MAX_ATTEMPTS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,7 +51,7 @@ def test_restart_keeps_everything(tmp_path: Path, media: Media) -> None:
 
 def test_interrupted_jobs_resume_or_fail(tmp_path: Path, media: Media) -> None:
     config = SandboxConfig(data_dir=tmp_path, analyzers="none")
-    engine = Engine(config)
+    engine = Engine(config, workers=WORKERS)
     db = engine.db
     now = now_iso()
     for asset_id, attempts in (("a" * 24, 1), ("b" * 24, MAX_ATTEMPTS)):
@@ -63,11 +65,9 @@ def test_interrupted_jobs_resume_or_fail(tmp_path: Path, media: Media) -> None:
             "VALUES(?,?,?,?,?,?,?,?)",
             (asset_id, "asset", asset_id, "running", attempts, "{}", now, now),
         )
-    import tl_mcp.sandbox.routes.assets  # noqa: F401  (registers the asset job handler)
-
     engine.start()
     try:
-        assert engine.wait_idle(30)
+        assert engine.jobs.wait_idle(30)
         statuses = dict(db.all("SELECT id, status FROM assets"))
         assert statuses == {"a" * 24: "ready", "b" * 24: "failed"}
         error = db.one("SELECT error FROM assets WHERE id=?", ("b" * 24,))

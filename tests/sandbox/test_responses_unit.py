@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 
 from tests.openapi_spec import load_spec, resolve
 from tl_mcp.sandbox.errors import ApiError
-from tl_mcp.sandbox.jockey import parse_request
-from tl_mcp.sandbox.jockey_compose import (
+from tl_mcp.sandbox.jockey.compose import (
     OFFLINE_VISUAL_NOTE,
     Moment,
     chunk_text,
@@ -22,8 +21,9 @@ from tl_mcp.sandbox.jockey_compose import (
     is_followup,
     retrieval_query,
 )
-from tl_mcp.sandbox.jockey_schema import fill
-from tl_mcp.sandbox.jockey_sse import DONE_FRAME, frame, sequence
+from tl_mcp.sandbox.jockey.routes import parse_request
+from tl_mcp.sandbox.jockey.sse import DONE_FRAME, frame, sequence
+from tl_mcp.sandbox.jockey.structured import fill
 
 MSG = [{"type": "message", "role": "user", "content": "What is said about apples?"}]
 

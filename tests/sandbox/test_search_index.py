@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 
 from tl_mcp.samples import SceneSpec, make_sample_video
-from tl_mcp.sandbox.analyzers import Analyzers, FrameFeatureEmbedder, HashingTextEmbedder, TimedText
 from tl_mcp.sandbox.config import SandboxConfig
-from tl_mcp.sandbox.db import now_iso
 from tl_mcp.sandbox.engine import AssetIndex, Engine
-from tl_mcp.sandbox.index_search import Moment, rank_text, retrieve, tokens
+from tl_mcp.sandbox.perception import Analyzers, FrameFeatureEmbedder, HashingTextEmbedder, TimedText
+from tl_mcp.sandbox.retrieval import Moment, rank_text, retrieve, tokens
+from tl_mcp.sandbox.store.db import now_iso
+from tl_mcp.sandbox.work.asset import analyze_asset
 
 WORDS = [
     "apple",
@@ -44,7 +45,7 @@ def _oracle(
     engine: Engine, indexes: Sequence[AssetIndex], query: str, sources: Sequence[str], operator: str
 ) -> list[Moment]:
     """Segment-by-segment reference: each segment's document is its overlapping texts of ``sources``."""
-    from tl_mcp.sandbox.index_search import _B, _E5_FLOOR, _E5_SPAN, _K1, _moment
+    from tl_mcp.sandbox.retrieval import _B, _E5_FLOOR, _E5_SPAN, _K1, _moment
 
     docs = []
     for ai in indexes:
@@ -153,7 +154,7 @@ def _add_asset(engine: Engine, asset_id: str, path: Path) -> None:
         "VALUES(?,?,?,?,?,?,?,?)",
         (asset_id, now, now, "ready", "direct", path.name, "video", str(path)),
     )
-    engine.analyze_asset(asset_id, path, engine.probe(path))
+    analyze_asset(engine, asset_id, path, engine.probe(path))
 
 
 def _delete_asset(engine: Engine, asset_id: str) -> None:
@@ -188,7 +189,7 @@ def test_index_follows_added_reanalysed_and_deleted_assets(tmp_path: Path) -> No
         assert [c for k, c in engine.search_corpora.items() if k[0] == ("asset-a", "asset-b")] == [corpus]
 
         # Re-analysing an asset with other media replaces what it answers to.
-        engine.analyze_asset("asset-a", second.path, engine.probe(second.path))
+        analyze_asset(engine, "asset-a", second.path, engine.probe(second.path))
         both = retrieve(engine, ["asset-a", "asset-b"], "whales")
         assert {m.asset_id for m in both} == {"asset-a", "asset-b"}
         assert retrieve(engine, ["asset-a", "asset-b"], "orchard apples") == []

@@ -11,10 +11,10 @@ import pytest
 
 from tests.sandbox.conftest import Library, Media
 from tests.sandbox.test_search_index import _random_indexes, _SemanticHashing
-from tl_mcp.sandbox.analyzers import Analyzers, FrameFeatureEmbedder, HashingTextEmbedder, TimedText
 from tl_mcp.sandbox.config import SandboxConfig
 from tl_mcp.sandbox.engine import AssetIndex, Engine
-from tl_mcp.sandbox.index_search import _E5_FLOOR, _E5_SPAN, rank_text
+from tl_mcp.sandbox.perception import Analyzers, FrameFeatureEmbedder, HashingTextEmbedder, TimedText
+from tl_mcp.sandbox.retrieval import _E5_FLOOR, _E5_SPAN, rank_text
 
 SOURCES = ("speech", "subtitle", "ocr")
 

@@ -1,8 +1,12 @@
-"""The sandbox ASGI app: TwelveLabs v1.3 routes under /v1.3, x-api-key auth, TwelveLabs-shaped errors."""
+"""The sandbox ASGI app: TwelveLabs v1.3 routes under /v1.3, x-api-key auth, TwelveLabs-shaped errors.
+
+The whole sandbox is wired here, explicitly: :data:`ROUTES` lists every route module and :data:`WORKERS`
+every kind of background job. Nothing registers itself on import; a new route module or job kind is added
+to these tables.
+"""
 
 from __future__ import annotations
 
-import importlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -17,20 +21,55 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tl_mcp.sandbox.analyzers import Analyzers
 from tl_mcp.sandbox.config import SandboxConfig
 from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.errors import ApiError
 from tl_mcp.sandbox.faults import FaultInjector
+from tl_mcp.sandbox.http import analyze as http_analyze
+from tl_mcp.sandbox.http import assets as http_assets
+from tl_mcp.sandbox.http import embed as http_embed
+from tl_mcp.sandbox.http import indexes as http_indexes
+from tl_mcp.sandbox.http import media as http_media
+from tl_mcp.sandbox.http import search as http_search
+from tl_mcp.sandbox.http import uploads as http_uploads
+from tl_mcp.sandbox.jockey import routes as jockey_routes
+from tl_mcp.sandbox.knowledge import ingest
+from tl_mcp.sandbox.knowledge import routes as knowledge_routes
+from tl_mcp.sandbox.perception import Analyzers
+from tl_mcp.sandbox.work import analyze as work_analyze
+from tl_mcp.sandbox.work import asset as work_asset
+from tl_mcp.sandbox.work import embed as work_embed
+from tl_mcp.sandbox.work import index as work_index
+from tl_mcp.sandbox.work.queue import Worker
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/v1.3"
 API_VERSION = "1.3"
-#: Optional modules from the knowledge-store / Jockey part of the sandbox; each may expose ``routes``.
-#: ``jockey_engine`` has none but registers the ``ks_item`` job handler, which must exist before the worker
-#: starts so items queued before a restart resume.
-EXTENSION_MODULES = ("tl_mcp.sandbox.knowledge", "tl_mcp.sandbox.jockey", "tl_mcp.sandbox.jockey_engine")
+#: Every kind of background work: the job queue runs ``jobs.kind`` rows with the worker of that kind.
+WORKERS: dict[str, Worker[Engine]] = {
+    "asset": Worker(work_asset.run, work_asset.failed),
+    "index": Worker(work_index.run, work_index.failed),
+    "embed": Worker(work_embed.run, work_embed.failed),
+    "analyze": Worker(work_analyze.run, work_analyze.failed),
+    ingest.JOB_KIND: Worker(ingest.run, ingest.failed),
+}
+
+#: Every route under /v1.3 (the health check is added in :func:`create_app`).
+ROUTES: list[BaseRoute] = [
+    *http_uploads.routes,
+    *http_assets.routes,
+    *http_media.routes,
+    *http_indexes.routes,
+    *http_search.routes,
+    *http_embed.routes,
+    *http_analyze.routes,
+    *knowledge_routes.routes,
+    *jockey_routes.routes,
+]
+
+#: Paths served without an API key because they carry a signature instead.
+SIGNED_PREFIXES = ("/uploads/", "/media/")
 
 
 class ApiKeyAuth:
@@ -75,19 +114,6 @@ class ApiKeyAuth:
         await self.app(scope, receive, send_with_version)
 
 
-def _extension_routes() -> list[BaseRoute]:
-    found: list[BaseRoute] = []
-    for name in EXTENSION_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        found.extend(getattr(module, "routes", []))
-    return found
-
-
 async def _health(request: Request) -> Response:
     engine: Engine = request.app.state.engine
     return JSONResponse({"status": "ok", "analyzers": engine.analyzers.describe()})
@@ -105,11 +131,7 @@ def _url_secret(config: SandboxConfig) -> bytes:
 
 
 def create_app(config: SandboxConfig, *, analyzers: Analyzers | None = None) -> Starlette:
-    from tl_mcp.sandbox.routes import analyze, assets, embed, indexes, search
-
-    # Extension modules register their tables on import, so import them before opening the database.
-    extension = _extension_routes()
-    engine = Engine(config, analyzers)
+    engine = Engine(config, analyzers, workers=WORKERS)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -125,15 +147,7 @@ def create_app(config: SandboxConfig, *, analyzers: Analyzers | None = None) -> 
         finally:
             engine.stop()
 
-    api: list[BaseRoute] = [
-        Route("/health", _health, methods=["GET"]),
-        *assets.routes,
-        *indexes.routes,
-        *search.routes,
-        *embed.routes,
-        *analyze.routes,
-        *extension,
-    ]
+    api: list[BaseRoute] = [Route("/health", _health, methods=["GET"]), *ROUTES]
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
@@ -167,18 +181,7 @@ def create_app(config: SandboxConfig, *, analyzers: Analyzers | None = None) -> 
         )
 
     handlers: dict[Any, Any] = {ApiError: api_error, HTTPException: http_error, Exception: crash}
-    try:
-        from tl_mcp.sandbox.jockey_base import ApiError as JockeyApiError
-
-        async def jockey_error(request: Request, exc: Exception) -> Response:
-            assert isinstance(exc, JockeyApiError)
-            return exc.response()
-
-        handlers[JockeyApiError] = jockey_error
-    except ImportError:
-        pass
-
-    middleware = [Middleware(ApiKeyAuth, config=config, open_prefixes=assets.SIGNED_PREFIXES)]
+    middleware = [Middleware(ApiKeyAuth, config=config, open_prefixes=SIGNED_PREFIXES)]
     if config.faults.enabled:
         middleware.insert(0, Middleware(FaultInjector, config=config.faults, prefix=API_PREFIX))
     app = Starlette(

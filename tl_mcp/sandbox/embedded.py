@@ -24,9 +24,9 @@ import anyio
 import uvicorn
 from pydantic import SecretStr
 
-from tl_mcp.sandbox.analyzers import Analyzers
 from tl_mcp.sandbox.app import create_app
 from tl_mcp.sandbox.config import FaultConfig, SandboxConfig
+from tl_mcp.sandbox.perception import Analyzers
 
 log = logging.getLogger(__name__)
 

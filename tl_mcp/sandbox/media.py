@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from tl_mcp.sandbox.analyzers.base import Frame, TimedText
+from tl_mcp.sandbox.perception.base import Frame, TimedText
 
 log = logging.getLogger(__name__)
 
@@ -585,7 +585,7 @@ def audio_features(
 ) -> npt.NDArray[np.float32]:
     """A unit vector describing the sound between ``start`` and ``end``: mean log power in ``dim`` bands of
     16 kHz spectrum. Useful for same-or-similar audio matching, not for meaning."""
-    from tl_mcp.sandbox.analyzers.audio import SAMPLE_RATE, iter_audio_chunks
+    from tl_mcp.sandbox.perception.audio import SAMPLE_RATE, iter_audio_chunks
 
     acc = np.zeros(dim, dtype=np.float64)
     windows = 0

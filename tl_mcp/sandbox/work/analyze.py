@@ -1,0 +1,253 @@
+"""The ``analyze`` job and the analysis both the synchronous and the task routes run: resolve the video
+(creating an asset for a URL or base64 source), wait until it is analysed, and build the answer."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import sqlite3
+import time
+from typing import Any
+
+from tl_mcp.sandbox.answers import answer_json, answer_text, truncate
+from tl_mcp.sandbox.engine import Engine
+from tl_mcp.sandbox.errors import ApiError, found, invalid, missing, not_found
+from tl_mcp.sandbox.media import Probe
+from tl_mcp.sandbox.store import assets
+from tl_mcp.sandbox.store.assets import get_asset_row
+from tl_mcp.sandbox.store.db import dumps, loads, now_iso
+from tl_mcp.sandbox.store.ids import new_id
+from tl_mcp.sandbox.work.asset import insert_asset
+
+
+def parse_params(body: dict[str, Any], *, nested: bool) -> dict[str, Any]:
+    """Check an analyze request; return the normalised parameters."""
+    model = body.get("model_name", "pegasus1.5")
+    if model not in MODELS:
+        raise invalid(
+            f"The `model_name` parameter must be one of {', '.join(MODELS)} (got {model!r}).", nested=nested
+        )
+    prompt = body.get("prompt")
+    if prompt is None and isinstance(body.get("prompt_v2"), dict):
+        prompt = body["prompt_v2"].get("input_text")
+    if prompt is None or prompt == "":
+        raise missing("prompt", nested=nested)
+    if not isinstance(prompt, str):
+        raise invalid("The `prompt` parameter must be a string.", nested=nested)
+    video = body.get("video")
+    if video is None and body.get("video_id") is None:
+        raise missing("video", 'Example: {"video": {"type": "asset_id", "asset_id": "..."}}.', nested=nested)
+    if video is not None:
+        if not isinstance(video, dict):
+            raise invalid(
+                "The `video` parameter must be an object with one of url, asset_id, base64_string.",
+                nested=nested,
+            )
+        given = [k for k in ("url", "asset_id", "base64_string") if video.get(k)]
+        if len(given) != 1:
+            raise invalid("`video` needs exactly one of url, asset_id or base64_string.", nested=nested)
+    temperature = body.get("temperature", 0.2)
+    if not isinstance(temperature, int | float) or isinstance(temperature, bool) or not 0 <= temperature <= 1:
+        raise invalid("The `temperature` parameter must be a number between 0 and 1.", nested=nested)
+    max_tokens = body.get("max_tokens")
+    if max_tokens is not None and (
+        not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
+    ):
+        raise invalid("The `max_tokens` parameter must be a positive integer.", nested=nested)
+    window = _window(body, nested=nested)
+    fmt = body.get("response_format")
+    schema = None
+    if fmt is not None:
+        if (
+            not isinstance(fmt, dict)
+            or fmt.get("type") != "json_schema"
+            or not isinstance(fmt.get("json_schema"), dict)
+        ):
+            raise invalid(
+                '`response_format` must be {"type": "json_schema", "json_schema": {...}}.', nested=nested
+            )
+        schema = fmt["json_schema"]
+        banned = {"minLength", "maxLength", "additionalProperties", "uniqueItems", "maxItems"} & set(
+            _keys(schema)
+        )
+        if banned:
+            raise ApiError(
+                422,
+                "parameter_invalid",
+                f"`response_format.json_schema` uses unsupported keywords {sorted(banned)}.",
+                nested=nested,
+            )
+    return {
+        "model_name": model,
+        "prompt": prompt,
+        "video": video,
+        "video_id": body.get("video_id"),
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+        "schema": schema,
+        "window": window,
+    }
+
+
+#: Shortest analysis window (SDK 1.3.6; it was 4 s before).
+MIN_WINDOW_S = 1.0
+
+
+def _window(body: dict[str, Any], *, nested: bool) -> tuple[float, float | None]:
+    """`start_time`/`end_time` as (start, end or None = the end of the video)."""
+    bounds: dict[str, float | None] = {}
+    for name in ("start_time", "end_time"):
+        value = body.get(name)
+        if value is not None and (
+            not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < float("inf")
+        ):
+            raise invalid(f"The `{name}` parameter must be a number of seconds, 0 or more.", nested=nested)
+        bounds[name] = None if value is None else float(value)
+    start, end = bounds["start_time"] or 0.0, bounds["end_time"]
+    if end is not None and end - start < MIN_WINDOW_S:
+        raise invalid(
+            f"`end_time` ({end:g}) must be at least {MIN_WINDOW_S:g} s after `start_time` ({start:g}).",
+            nested=nested,
+        )
+    return start, end
+
+
+def _keys(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [*node.keys(), *(k for v in node.values() for k in _keys(v))]
+    if isinstance(node, list):
+        return [k for v in node for k in _keys(v)]
+    return []
+
+
+def _resolve_asset(engine: Engine, params: dict[str, Any], *, nested: bool) -> str:
+    """The asset id holding the video, creating one for a URL or base64 source (reused on repeat)."""
+    video = params["video"]
+    if video is None:
+        ia = engine.db.one("SELECT asset_id FROM indexed_assets WHERE id=?", (params["video_id"],))
+        ia = found(ia, str(params["video_id"]), "videos", nested=nested)
+        return str(ia["asset_id"])
+    if video.get("asset_id"):
+        asset_id = str(video["asset_id"])
+        if not assets.exists(engine.db, asset_id):
+            raise not_found(asset_id, "assets", nested=nested)
+        return asset_id
+    if video.get("url"):
+        url = str(video["url"])
+        if not url.startswith(("http://", "https://")):
+            raise invalid("`video.url` must be an http(s) URL.", nested=nested)
+        source = url
+    else:
+        try:
+            data = base64.b64decode(str(video["base64_string"]), validate=True)
+        except ValueError as exc:
+            raise invalid("`video.base64_string` is not valid base64.", nested=nested) from exc
+        if len(data) > 30 * 1024 * 1024:
+            raise invalid("`video.base64_string` may carry at most 30 MB.", nested=nested)
+        source = "base64:" + hashlib.sha256(data).hexdigest()
+    existing = assets.by_source(engine.db, source)
+    if existing is not None:
+        return existing
+    asset_id = new_id()
+    if video.get("url"):
+        insert_asset(
+            engine,
+            asset_id,
+            method="url",
+            filename=url.rsplit("/", 1)[-1][:100] or "video",
+            path=None,
+            info=None,
+            source_url=source,
+        )
+    else:
+        path = engine.asset_dir(asset_id) / "source"
+        path.write_bytes(data)
+        try:
+            info = engine.probe(path)
+        except Exception as exc:
+            engine.remove_asset_files(asset_id)
+            raise invalid(f"`video.base64_string` is not a readable video ({exc}).", nested=nested) from exc
+        insert_asset(
+            engine, asset_id, method="direct", filename="video", path=path, info=info, source_url=source
+        )
+    return asset_id
+
+
+def _ready_asset(engine: Engine, asset_id: str, *, nested: bool, wait: float) -> sqlite3.Row:
+    deadline = time.monotonic() + wait
+    while True:
+        row = get_asset_row(engine.db, asset_id, nested=nested)
+        if row["status"] == "failed":
+            raise invalid(f"The video could not be processed: {row['error']}", nested=nested)
+        if row["status"] == "ready":
+            return row
+        if time.monotonic() > deadline:
+            raise invalid(
+                f"Asset `{asset_id}` is still processing; try again when it is ready.", nested=nested
+            )
+        time.sleep(0.1)
+
+
+def run_analysis(engine: Engine, params: dict[str, Any], *, nested: bool, wait: float) -> dict[str, Any]:
+    """Blocking: resolve the video, wait for its analysis and build the answer."""
+    asset_id = _resolve_asset(engine, params, nested=nested)
+    row = _ready_asset(engine, asset_id, nested=nested, wait=wait)
+    info = Probe.from_dict(loads(row["probe"]))
+    if info.kind == "image":
+        raise invalid("`video` points at an image; analyze takes video or audio.", nested=nested)
+    index = engine.asset_index(asset_id)
+    if index is None:
+        raise invalid(f"Asset `{asset_id}` has not been analysed.", nested=nested)
+    window = params["window"]
+    if info.duration is not None and window[0] >= info.duration:
+        raise invalid(
+            f"`start_time` ({window[0]:g}) is not before the end of the video ({info.duration:g} s).",
+            nested=nested,
+        )
+    if params["schema"] is not None:
+        text = answer_json(engine, index, params["prompt"], params["schema"], info.duration, window)
+        finish, out_tokens = "stop", len(text.split())
+    else:
+        text = answer_text(engine, index, row["filename"], info.duration, params["prompt"], window)
+        text, finish, out_tokens = truncate(text, params["max_tokens"])
+    result: dict[str, Any] = {
+        "id": new_id(),
+        "data": text,
+        "finish_reason": finish,
+        "usage": {"output_tokens": out_tokens, "input_tokens": len(params["prompt"].split())},
+    }
+    if finish == "length":
+        result["error"] = {"message": "The answer was cut at max_tokens."}
+    return result
+
+
+def run(engine: Engine, task_id: str, payload: dict[str, Any]) -> None:
+    row = engine.db.one("SELECT * FROM analyze_tasks WHERE id=?", (task_id,))
+    if row is None or row["status"] not in ("queued", "pending", "processing"):
+        return
+    engine.db.run(
+        "UPDATE analyze_tasks SET status='processing', updated_at=? WHERE id=?", (now_iso(), task_id)
+    )
+    try:
+        params = parse_params(loads(row["request"]), nested=True)
+        result = run_analysis(engine, params, nested=True, wait=3600.0)
+    except ApiError as exc:
+        raise RuntimeError(exc.message) from exc
+    now = now_iso()
+    engine.db.run(
+        "UPDATE analyze_tasks SET status='ready', result=?, completed_at=?, updated_at=? WHERE id=? AND "
+        "status='processing'",
+        (dumps(result), now, now, task_id),
+    )
+
+
+def failed(engine: Engine, ref: str, message: str) -> None:
+    now = now_iso()
+    engine.db.run(
+        "UPDATE analyze_tasks SET status='failed', error=?, completed_at=?, updated_at=? WHERE id=? "
+        "AND status NOT IN ('ready','canceled')",
+        (dumps({"message": message}), now, now, ref),
+    )
+
+
+MODELS = ("pegasus1.5", "pegasus1.6", "pegasus1.2")
