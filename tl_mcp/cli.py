@@ -73,6 +73,12 @@ def _serve_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--allow-dir", action="append", dest="allowed_dirs", help="folder local files may be read from"
     )
+    p.add_argument(
+        "--allow-write-dir",
+        action="append",
+        dest="allowed_write_dirs",
+        help="folder export_clips may write MP4 files into (repeatable; turns the clips toolset on)",
+    )
     p.add_argument("--toolsets", help=f"comma-separated, or 'all' (known: {', '.join(ALL_TOOLSETS)})")
     p.add_argument(
         "--read-only", action="store_true", default=None, help="hide every tool that changes anything"
@@ -138,6 +144,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         allowed_hosts=args.allowed_hosts,
         allowed_origins=args.allowed_origins,
         allowed_dirs=args.allowed_dirs,
+        allowed_write_dirs=args.allowed_write_dirs,
         toolsets=args.toolsets,
         read_only=args.read_only,
         log_level=args.log_level,

@@ -14,7 +14,7 @@ from typing import Literal
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from tl_mcp.toolsets import ALL_TOOLSETS, DEFAULT_TOOLSETS
+from tl_mcp.toolsets import ALL_TOOLSETS, DEFAULT_TOOLSETS, WRITE_TOOLSET
 
 DEFAULT_BASE_URL = "https://api.twelvelabs.io/v1.3"
 
@@ -70,6 +70,8 @@ class Settings(BaseModel):
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
     allowed_origins: tuple[str, ...] = LOOPBACK_ORIGINS
     allowed_dirs: tuple[Path, ...] = ()
+    #: Folders export_clips may write into; none by default (the `clips` toolset is then off).
+    allowed_write_dirs: tuple[Path, ...] = ()
     toolsets: tuple[str, ...] = DEFAULT_TOOLSETS
     read_only: bool = False
     log_level: str = "INFO"
@@ -133,7 +135,7 @@ class Settings(BaseModel):
             raise ValueError(f"{'; '.join(problems)}; {_TOKEN_HINT}")
         return value
 
-    @field_validator("allowed_dirs")
+    @field_validator("allowed_dirs", "allowed_write_dirs")
     @classmethod
     def _usable_dirs(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
         for d in value:
@@ -204,6 +206,7 @@ class Settings(BaseModel):
         allowed_hosts: Sequence[str] | None = None,
         allowed_origins: Sequence[str] | None = None,
         allowed_dirs: Sequence[str | Path] | None = None,
+        allowed_write_dirs: Sequence[str | Path] | None = None,
         toolsets: Sequence[str] | str | None = None,
         read_only: bool | None = None,
         log_level: str | None = None,
@@ -240,12 +243,18 @@ class Settings(BaseModel):
         hosts = list(allowed_hosts) if allowed_hosts else _split_list(env.get("TL_MCP_ALLOWED_HOSTS"))
         origins = list(allowed_origins) if allowed_origins else _split_list(env.get("TL_MCP_ALLOWED_ORIGINS"))
         dirs = list(allowed_dirs) if allowed_dirs else _split_list(env.get("TL_MCP_ALLOWED_DIRS"))
-        if any(not str(d).strip() for d in dirs):
-            # Path("") is ".", the directory the server was started in (with cwd "/", everything).
-            raise ConfigError(
-                "invalid setting TL_MCP_ALLOWED_DIRS / --allow-dir: an empty folder name would allow the "
-                "current directory; give the absolute path of each folder to allow"
-            )
+        write_dirs = (
+            list(allowed_write_dirs)
+            if allowed_write_dirs
+            else _split_list(env.get("TL_MCP_ALLOWED_WRITE_DIRS"))
+        )
+        for folders, source in ((dirs, "allowed_dirs"), (write_dirs, "allowed_write_dirs")):
+            if any(not str(d).strip() for d in folders):
+                # Path("") is ".", the directory the server was started in (with cwd "/", everything).
+                raise ConfigError(
+                    f"invalid setting {_FIELD_SOURCES[source]}: an empty folder name would allow the "
+                    "current directory; give the absolute path of each folder to allow"
+                )
         raw_sets: Sequence[str] | str | None = toolsets
         if raw_sets is None:
             raw_sets = env.get("TL_MCP_TOOLSETS") or None
@@ -253,6 +262,9 @@ class Settings(BaseModel):
             raw_sets = _split_list(raw_sets)
         if raw_sets is not None and any(s == "all" for s in raw_sets):
             raw_sets = ALL_TOOLSETS
+        if raw_sets is None and write_dirs:
+            # Configuring a write folder is asking for the tool that writes there.
+            raw_sets = (*DEFAULT_TOOLSETS, WRITE_TOOLSET)
         values: dict[str, object] = {
             "api_key": SecretStr(key) if key else None,
             "base_url": pick(base_url, "TWELVELABS_BASE_URL") or DEFAULT_BASE_URL,
@@ -264,6 +276,7 @@ class Settings(BaseModel):
             "read_timeout_s": pick(read_timeout_s, "TL_MCP_READ_TIMEOUT_S") or 15.0,
             "auth_tokens": tuple(SecretStr(t) for t in tokens),
             "allowed_dirs": tuple(Path(d).expanduser() for d in dirs),
+            "allowed_write_dirs": tuple(Path(d).expanduser() for d in write_dirs),
             "read_only": read_only if read_only is not None else _truthy(env.get("TL_MCP_READ_ONLY")),
             "log_level": (pick(log_level, "TL_MCP_LOG_LEVEL") or "INFO"),
             "state_keys": tuple(SecretStr(k) for k in _split_list(env.get("TL_MCP_STATE_KEYS"))),
@@ -318,6 +331,7 @@ _FIELD_SOURCES = {
     "state_keys": "TL_MCP_STATE_KEYS",
     "auth_tokens": "TL_MCP_AUTH_TOKENS / --auth-token",
     "allowed_dirs": "TL_MCP_ALLOWED_DIRS / --allow-dir",
+    "allowed_write_dirs": "TL_MCP_ALLOWED_WRITE_DIRS / --allow-write-dir",
     "oauth_issuer": "TL_MCP_OAUTH_ISSUER / --oauth-issuer",
     "oauth_resource_url": "TL_MCP_OAUTH_RESOURCE_URL / --oauth-resource-url",
     "oauth_audience": "TL_MCP_OAUTH_AUDIENCE / --oauth-audience",

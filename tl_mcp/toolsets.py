@@ -27,9 +27,16 @@ TOOLSETS: tuple[Toolset, ...] = (
     Toolset("ingest", "Upload media and wait for long work (jobs, indexing, store items) to finish."),
     Toolset("library", "List, inspect and create indexes, videos, knowledge stores and their items."),
     Toolset("analyze", "Open-ended analysis and summaries of one video."),
+    Toolset(
+        "clips",
+        "Cut found moments into MP4 files or a highlight reel. On when a write folder is configured.",
+        default_on=False,
+    ),
     Toolset("admin", "Deletions: every tool here destroys data.", default_on=False),
 )
 
 ALL_TOOLSETS: tuple[str, ...] = tuple(t.id for t in TOOLSETS)
-#: On unless asked otherwise: everything but the destructive `admin`.
+#: Writes local files: on by default only when a write folder is configured (`Settings.from_sources`).
+WRITE_TOOLSET = "clips"
+#: On unless asked otherwise: everything but the destructive `admin` and the file-writing `clips`.
 DEFAULT_TOOLSETS: tuple[str, ...] = tuple(t.id for t in TOOLSETS if t.default_on)

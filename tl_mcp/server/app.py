@@ -33,6 +33,7 @@ from tl_mcp.server.tools.analyze import AnalyzeProgress, resume_analysis
 from tl_mcp.server.tools.embed import EmbedProgress, resume_embedding
 from tl_mcp.server.tools.ingest import UploadProgress, resume_upload
 from tl_mcp.server.tools.jockey import JockeyProgress, resume_jockey
+from tl_mcp.server.writes import WritePolicy
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ def build_server(
                 ),
                 sessions=SessionStore(backend.state_dir),
                 files=FilePolicy.from_dirs(settings.allowed_dirs),
+                writes=WritePolicy.from_dirs(settings.allowed_write_dirs),
             )
             porter.bind(state)
             holder.set(state)

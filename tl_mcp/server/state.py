@@ -1,4 +1,4 @@
-"""What every handler shares for the life of the server: the API client, jobs, sessions, file policy."""
+"""What every handler shares for the life of the server: the API client, jobs, sessions, file policies."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from tl_mcp.config import BackendKind, Settings
 from tl_mcp.server.files import FilePolicy
 from tl_mcp.server.jobs.manager import JobManager
 from tl_mcp.server.sessions import SessionStore
+from tl_mcp.server.writes import WritePolicy
 
 
 @dataclass
@@ -23,6 +24,7 @@ class AppState:
     jobs: JobManager
     sessions: SessionStore
     files: FilePolicy
+    writes: WritePolicy
 
 
 def app_state(ctx: Context[Any, Any]) -> AppState:
