@@ -260,7 +260,10 @@ async def tool_reference() -> str:
     lines += ["", "| Toolset | On by default | What it holds |", "|---|---|---|"]
     lines += [f"| {t.id} | {'yes' if t.default_on else 'no'} | {t.description} |" for t in TOOLSETS]
     lines.append("")
-    lines.append("The `admin` toolset is off unless enabled (`--toolsets all` or a list naming `admin`).")
+    lines.append(
+        "The `admin` toolset is off unless enabled (`--toolsets all` or a list naming `admin`); `clips` is "
+        "on when a write folder is configured (`--allow-write-dir`) and `--toolsets` is not given."
+    )
     return "\n".join(lines) + "\n"
 
 

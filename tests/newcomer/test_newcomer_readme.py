@@ -161,6 +161,7 @@ SAMPLE = {
     "allowed_hosts": "mcp.example.com",
     "allowed_origins": "https://app.example.com",
     "allowed_dirs": "/tmp",
+    "allowed_write_dirs": "/tmp",
     "toolsets": "jockey",
     "read_only": "1",
     "log_level": "DEBUG",
