@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from newcomer_support import CLIENTS, FAST_SANDBOX, ROOT, HttpServer, clean_env, npm_ci
 
+from tl_mcp.server.prompts import PERSONAS
 from tl_mcp.server.registry import all_tools
 
 TS = CLIENTS / "ts"
@@ -79,12 +80,20 @@ def test_ts_client_over_stdio_logging_and_unknown_tool(
                 {"op": "setLoggingLevel", "level": "debug"},
                 {"op": "callTool", "name": "list_indexes"},
                 {"op": "callTool", "name": "search_vidoes", "arguments": {"query": "x"}},
+                # Errors once the client has set a level keep their own code (not "code 0, TaskGroup").
+                {
+                    "op": "getPrompt",
+                    "name": "corpus_overview",
+                    "arguments": {"knowledge_store_id": "k", "persona": "pirate"},
+                },
+                {"op": "readResource", "uri": "twelvelabs://thumbnails/zzz"},
+                {"op": "callTool", "name": "get_video", "arguments": {"video_id": "x"}},
             ],
         }
     )
     assert seen["connect"]["protocolVersion"] == "2025-11-25"
     assert seen["connect"]["capabilities"]["logging"] == {}
-    listed, level, called, unknown = seen["steps"]
+    listed, level, called, unknown, prompt, resource, bad_call = seen["steps"]
     assert sorted(t["name"] for t in listed["result"]["tools"]) == DEFAULT_TOOLS
     assert level == {"result": {}}
     assert called["result"]["isError"] is False
@@ -93,6 +102,13 @@ def test_ts_client_over_stdio_logging_and_unknown_tool(
     error = step_error(unknown)
     assert error["kind"] == "McpError" and error["code"] == -32602
     assert "Unknown tool: 'search_vidoes'" in error["message"] and "search_videos" in error["message"]
+    persona = step_error(prompt)
+    assert persona["code"] == -32602, persona
+    assert all(f"'{p}'" in persona["message"] for p in PERSONAS) and "'pirate'" in persona["message"]
+    missing = step_error(resource)
+    assert missing["code"] == -32602 and "Unknown resource: twelvelabs://thumbnails/zzz" in missing["message"]
+    assert bad_call["result"]["isError"] is True
+    assert "index_id: Field required" in bad_call["result"]["content"][0]["text"]
 
 
 def test_ts_client_over_http_with_a_bearer_token(

@@ -16,10 +16,17 @@ from typing import Any
 
 import httpx2
 import pytest
-from mcp import Client, MCPError
+from mcp import Client, MCPError, StdioServerParameters
+from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
-from mcp.types import INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR, UNSUPPORTED_PROTOCOL_VERSION
+from mcp.types import (
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    UNSUPPORTED_PROTOCOL_VERSION,
+    ResourceTemplateReference,
+)
 from mcp.types import LoggingMessageNotificationParams as LogParams
 
 from tests.server.conftest import MODES, loopback_socket, sandbox_settings, serve_app
@@ -27,6 +34,7 @@ from tl_mcp.config import Settings
 from tl_mcp.sandbox.embedded import EmbeddedSandbox
 from tl_mcp.server import build_http_app, build_server
 from tl_mcp.server.http import SUPPORTED_VERSIONS
+from tl_mcp.server.prompts import PERSONAS
 
 pytestmark = [
     pytest.mark.anyio,
@@ -129,6 +137,82 @@ async def test_modern_era_sends_logs_only_at_the_level_the_request_opted_into(
     async with Client(server, logging_callback=warned, log_level="warning") as c:
         await c.call_tool("log_probe", {})
     assert [(p.level, p.data) for p in warned.received] == [("warning", "warning line")]
+
+
+@asynccontextmanager
+async def logging_client(
+    how: str, settings: Settings, sandbox: EmbeddedSandbox, logs: Logs, tmp_path: Path
+) -> AsyncIterator[Client]:
+    """A client that asked for debug log lines: by `logging/setLevel` (in memory, over HTTP, over stdio),
+    or by the 2026-07-28 per-request opt-in."""
+    if how == "modern":
+        async with Client(build_server(settings), logging_callback=logs, log_level="debug") as c:
+            yield c
+        return
+    if how == "memory":
+        target: Any = build_server(settings)
+    elif how == "http":
+        http_settings = settings.model_copy(update={"transport": "http"})
+        target = None
+    else:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TWELVELABS_", "TL_MCP_"))}
+        env.update(
+            PYTHONPATH=str(ROOT),
+            TWELVELABS_API_KEY=sandbox.api_key,
+            TWELVELABS_BASE_URL=sandbox.base_url,
+            TL_MCP_BACKEND="sandbox",
+            TL_MCP_SANDBOX_DIR=str(tmp_path / "stdio-state"),
+        )
+        args = ["-m", "tl_mcp.cli", "serve", "--log-level", "DEBUG"]
+        target = stdio_client(StdioServerParameters(command=sys.executable, args=args, env=env, cwd=ROOT))
+    if target is None:
+        async with (
+            serving(http_settings) as base,
+            Client(streamable_http_client(f"{base}/mcp"), mode="legacy", logging_callback=logs) as c,
+        ):
+            await c.set_logging_level("debug")
+            yield c
+        return
+    async with Client(target, mode="legacy", logging_callback=logs) as c:
+        await c.set_logging_level("debug")
+        yield c
+
+
+@pytest.mark.parametrize("how", ["memory", "http", "stdio", "modern"])
+async def test_errors_keep_their_code_while_log_lines_go_to_the_client(
+    how: str, settings: Settings, sandbox: EmbeddedSandbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Forwarding a request's log lines once wrapped the handler's error in an ExceptionGroup: every
+    # prompt and resource error became `code: 0`, "unhandled errors in a TaskGroup".
+    caplog.set_level(logging.DEBUG, logger="tl_mcp")
+    logs = Logs()
+    missing = "0" * 24
+    async with logging_client(how, settings, sandbox, logs, tmp_path) as c:
+        with pytest.raises(MCPError) as prompt:
+            await c.get_prompt("corpus_overview", {"knowledge_store_id": "k", "persona": "pirate"})
+        assert prompt.value.code == INVALID_PARAMS, prompt.value.message
+        assert "'pirate'" in prompt.value.message
+        assert all(f"'{persona}'" in prompt.value.message for persona in PERSONAS)
+        with pytest.raises(MCPError) as unknown:
+            await c.read_resource("twelvelabs://thumbnails/zzz")
+        assert unknown.value.code == INVALID_PARAMS
+        assert unknown.value.message == "Unknown resource: twelvelabs://thumbnails/zzz"
+        with pytest.raises(MCPError) as absent:
+            await c.read_resource(f"twelvelabs://indexes/{missing}")
+        assert absent.value.code == INVALID_PARAMS
+        assert (
+            f"Reading index {missing} failed" in absent.value.message
+            and "list_indexes" in absent.value.message
+        )
+        ref = ResourceTemplateReference(type="ref/resource", uri="twelvelabs://indexes/{index_id}")
+        assert (await c.complete(ref, {"name": "index_id", "value": ""})).completion.values is not None
+        bad_tool = await c.call_tool("get_video", {"video_id": "x"})
+        assert bad_tool.is_error and "index_id: Field required" in str(bad_tool.content)
+        assert not (await c.call_tool("list_indexes", {})).is_error
+    # The log lines still reach the client (the completion's and list_indexes' API requests).
+    lines = [(p.level, p.logger, str(p.data)) for p in logs.received]
+    assert lines.count(("debug", "tl_mcp.api", "GET /indexes -> 200")) == 2, lines
+    assert "TaskGroup" not in caplog.text
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -154,16 +154,24 @@ def install_client_log(server: Server[Any]) -> None:
             send=send,
             token=anyio.lowlevel.current_token(),
         )
+        failure: Exception | None = None
         async with anyio.create_task_group() as tg:
             # Started before the sink is set, so what the delivery itself logs is not forwarded.
             tg.start_soon(_deliver, ctx.session, ctx.request_id, receive)
             reset = _current.set(sink)
             try:
                 result = await call_next(ctx)
+            except Exception as exc:
+                # Raised inside the task group it would leave wrapped in an ExceptionGroup, which the
+                # SDK answers as `code: 0`; the handler's own error (an MCPError's code, a tool's
+                # isError) must reach the SDK unchanged, after the lines logged before it.
+                failure = exc
             finally:
                 _current.reset(reset)
                 # Lines logged so far still go out, before the response (the task group waits).
                 send.close()
+        if failure is not None:
+            raise failure
         return result
 
     server.add_request_handler("logging/setLevel", SetLevelRequestParams, set_level)

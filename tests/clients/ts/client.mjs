@@ -3,7 +3,8 @@
 // node client.mjs '<plan>'   where the plan is
 //   {"stdio": {"command": "...", "args": [...], "env": {...}}}   or   {"http": {"url": "...", "headers": {...}}}
 //   "steps": [{"op": "listTools"} | {"op": "callTool", "name": "...", "arguments": {...}}
-//             | {"op": "setLoggingLevel", "level": "debug"} | {"op": "discoverProtectedResource"}]
+//             | {"op": "setLoggingLevel", "level": "debug"} | {"op": "discoverProtectedResource"}
+//             | {"op": "getPrompt", "name": "...", "arguments": {...}} | {"op": "readResource", "uri": "..."}]
 // Output: {"connect": {...}, "steps": [{"result": ...} | {"error": {...}}], "logs": [params of notifications/message]}
 // A failing step is recorded and the plan goes on; only a broken plan exits non-zero.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -78,6 +79,10 @@ for (const step of plan.steps) {
       out.steps.push({ result: await client.listTools() });
     } else if (step.op === "callTool") {
       out.steps.push({ result: await client.callTool({ name: step.name, arguments: step.arguments ?? {} }) });
+    } else if (step.op === "getPrompt") {
+      out.steps.push({ result: await client.getPrompt({ name: step.name, arguments: step.arguments ?? {} }) });
+    } else if (step.op === "readResource") {
+      out.steps.push({ result: await client.readResource({ uri: step.uri }) });
     } else if (step.op === "setLoggingLevel") {
       out.steps.push({ result: await client.setLoggingLevel(step.level) });
     } else {
