@@ -1,9 +1,11 @@
 """Secrets (the API key, bearer tokens, state keys) masked wherever outside data enters or logs leave.
 
-A :class:`Redactor` knows each secret in the spellings an echo could use: as is, JSON-escaped,
-percent-encoded, and base64 (standard and URL-safe, at each of the three byte alignments a secret can have
-inside a longer base64 text). The API client runs every upstream response (body, headers, stream chunks,
-transport errors) through one before anything parses it (``tl_mcp.api._http``), and
+A :class:`Redactor` knows each secret in the spellings an echo could use: as is, percent-encoded, and
+base64 (standard and URL-safe, at each of the three byte alignments a secret can have inside a longer
+base64 text); and each of those inside a JSON string, where any of its characters may be a JSON escape
+(``\\u0074`` in either case of hex, ``\\/``, ``\\"``). The API client runs every upstream response
+(body, headers, stream chunks, transport errors) through one before anything parses it
+(``tl_mcp.api._http``), and
 :func:`install_log_redaction` puts a :class:`RedactingFilter` on the log handlers, which masks every
 secret registered with :data:`SECRETS` in every record, whichever library wrote it.
 """
@@ -38,12 +40,34 @@ def _base64_cores(raw: bytes) -> set[str]:
 
 
 def spellings(secret: str) -> set[str]:
-    """``secret`` and the forms an upstream could echo it in."""
-    forms = {secret, json.dumps(secret)[1:-1], quote(secret, safe=""), quote_plus(secret)}
+    """``secret`` and the forms an upstream could echo it in (each also matched JSON-escaped, see
+    :func:`json_string_pattern`)."""
+    forms = {secret, quote(secret, safe=""), quote_plus(secret)}
     forms |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), f) for f in list(forms)}
     forms |= _base64_cores(secret.encode())
     # A line break never belongs to a secret: streams are masked a line at a time (see MaskingStream).
     return {f for f in forms if len(f) >= _MIN_FORM_CHARS and "\n" not in f and "\r" not in f}
+
+
+def json_string_pattern(form: str) -> tuple[str, int]:
+    """A regex matching ``form`` with each character as is or in any spelling a JSON string allows, and the
+    most UTF-8 bytes a match can take. Every escape is covered, not one encoder's choice: an upstream may
+    escape any character, in either case of hex, and only some of them; the JSON means the same."""
+    parts: list[str] = []
+    longest = 0
+    for char in form:
+        units = char.encode("utf-16-be")
+        hexes = [f"{int.from_bytes(units[i : i + 2]):04x}" for i in range(0, len(units), 2)]
+        escape = "".join(f"\\u{h}" for h in hexes)
+        options = [re.escape(char), "".join(f"\\\\u(?i:{h})" for h in hexes)]
+        short = json.dumps(char)[1:-1]
+        if short not in (char, escape):
+            options.append(re.escape(short))  # \" \\ \n …
+        if char == "/":
+            options.append(re.escape("\\/"))
+        parts.append(f"(?:{'|'.join(options)})")
+        longest += max(len(char.encode()), len(escape), len(short))
+    return "".join(parts), longest
 
 
 class Redactor:
@@ -68,9 +92,11 @@ class Redactor:
             self._forms |= new
             # Longest first, so a form that contains another is masked whole.
             ordered = sorted(self._forms, key=len, reverse=True)
-            self._text = re.compile("|".join(map(re.escape, ordered)))
-            self._bytes = re.compile(b"|".join(re.escape(f.encode()) for f in ordered))
-            self.longest = max(len(f.encode()) for f in ordered)
+            patterns = [json_string_pattern(form) for form in ordered]
+            pattern = "|".join(p for p, _ in patterns)
+            self._text = re.compile(pattern)
+            self._bytes = re.compile(pattern.encode())
+            self.longest = max(n for _, n in patterns)
 
     def __bool__(self) -> bool:
         return self._text is not None

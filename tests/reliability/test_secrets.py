@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import json
 import logging
 import os
+import re
 import socket
 import sys
 import threading
@@ -24,7 +26,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.reliability.conftest import API_KEY, Seed, assert_actionable, faulted
@@ -120,6 +122,29 @@ ROOT = Path(__file__).resolve().parents[2]
 HOSTILE_KEY = "tlk_h0st/ile+key=" + "9f3c" * 8
 #: Free-text fields the poisoning proxy appends the key to (ids and enums stay intact so calls work).
 _TEXT_FIELDS = {"index_name", "name", "filename", "text", "delta", "message", "title", "description", "data"}
+#: Where the poisoning proxy puts the key into a JSON text, spelt with JSON escapes (see `escaped_echoes`).
+_ESCAPED = "@@escaped-key@@"
+
+
+def escaped_echoes(key: str) -> list[str]:
+    """The key as JSON text can spell it with escapes (each decodes back to the key): every character
+    escaped in lower- or upper-case hex, every other one, a single one, and `\\/`."""
+
+    def escape(char: str, upper: bool = False) -> str:
+        return f"\\u{ord(char):04X}" if upper else f"\\u{ord(char):04x}"
+
+    return [
+        "".join(escape(c) for c in key),
+        "".join(escape(c, upper=True) for c in key),
+        "".join(escape(c, upper=i % 4 == 1) if i % 2 else c for i, c in enumerate(key)),
+        key[:5] + escape(key[5], upper=True) + key[6:],
+        key.replace("/", "\\/"),
+    ]
+
+
+def unescaped(text: str) -> str:
+    """`text` with JSON's escapes of ASCII decoded, so a leak spelt with them is found too."""
+    return re.sub(r"\\u00([0-7][0-9a-fA-F])", lambda m: chr(int(m[1], 16)), text).replace("\\/", "/")
 
 
 def leaked_forms(key: str) -> dict[str, str]:
@@ -144,6 +169,7 @@ class PoisoningProxy:
         self.sandbox = sandbox
         self.upstream = sandbox.base_url.removesuffix("/v1.3")
         self.poisoned = 0
+        self._echoes = itertools.cycle(escaped_echoes(HOSTILE_KEY))
         self._faulted: set[str] = set()
         app = Starlette(
             routes=[Route("/{path:path}", self._proxy, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])]
@@ -188,12 +214,16 @@ class PoisoningProxy:
                 v = v.replace(self.upstream, self.base)
                 v += ("&" if "?" in v else "?") + "echo=" + quote(HOSTILE_KEY, safe="")
             elif isinstance(v, str) and k in _TEXT_FIELDS:
-                v = f"{v} [{HOSTILE_KEY}]"
+                v = f"{v} [{HOSTILE_KEY}] [{_ESCAPED}]"
             else:
                 v = self._poison(v)
             out[k] = v
         self.poisoned += 1
         return out
+
+    def _dumps(self, value: Any) -> str:
+        """JSON text of `value`, each escaped-key placeholder spelt the next way of `escaped_echoes`."""
+        return re.sub(re.escape(_ESCAPED), lambda _: next(self._echoes), json.dumps(value))
 
     def _poison_sse(self, body: str) -> Iterator[bytes]:
         unreadable = {
@@ -207,7 +237,7 @@ class PoisoningProxy:
                 if line.startswith("event: "):
                     line = f"{line}.{HOSTILE_KEY}"  # disagrees with the payload type: logged at INFO
                 elif line.startswith("data: {"):
-                    line = "data: " + json.dumps(self._poison(json.loads(line[6:])))
+                    line = "data: " + self._dumps(self._poison(json.loads(line[6:])))
                 lines.append(line)
             if lines:
                 events.append("\n".join(lines) + "\n\n")
@@ -224,9 +254,10 @@ class PoisoningProxy:
             b64 = base64.b64encode(HOSTILE_KEY.encode()).decode()
             body = {
                 "code": f"busy_{HOSTILE_KEY}",
-                "message": f"slow down {HOSTILE_KEY} (token {b64}, {quote(HOSTILE_KEY, safe='')})",
+                "message": f"slow down {HOSTILE_KEY} ({b64}, {quote(HOSTILE_KEY, safe='')}, {_ESCAPED})",
             }
-            return JSONResponse(body, status, headers={**self._headers(None), "retry-after": "0"})
+            headers = {**self._headers("application/json"), "retry-after": "0"}
+            return Response(self._dumps(body), status, headers=headers)
         headers = {k: v for k, v in request.headers.items() if k in ("content-type", "accept")}
         if "x-api-key" in request.headers:
             assert request.headers["x-api-key"] == HOSTILE_KEY
@@ -248,14 +279,14 @@ class PoisoningProxy:
             )
         if "ndjson" in ctype:
             lines = [
-                json.dumps(self._poison(json.loads(line))) for line in upstream.text.splitlines() if line
+                self._dumps(self._poison(json.loads(line))) for line in upstream.text.splitlines() if line
             ]
             return Response("\n".join(lines) + "\n", upstream.status_code, self._headers(ctype))
         if "json" in ctype and upstream.content:
             data = self._poison(upstream.json())
             if request.method == "GET" and path.count("/") == 3 and path.startswith("/v1.3/indexes/"):
-                data["created_at"] = {"echo": HOSTILE_KEY}  # an index the client cannot read
-            return JSONResponse(data, upstream.status_code, headers=self._headers(None))
+                data["created_at"] = {"echo": _ESCAPED}  # an index the client cannot read
+            return Response(self._dumps(data), upstream.status_code, self._headers("application/json"))
         return Response(upstream.content, upstream.status_code, self._headers(ctype or None))
 
 
@@ -355,12 +386,15 @@ async def test_a_hostile_upstream_echoing_the_key_everywhere_leaks_it_nowhere(
     logs = stderr_path.read_text()
     everything = {"results": "\n".join(seen), "progress": "\n".join(progress), "logs": logs}
     leaks = [
-        (where, form) for where, text in everything.items() for form, value in forms.items() if value in text
+        (where, form)
+        for where, text in everything.items()
+        for form, value in forms.items()
+        if value in text or value in unescaped(text)
     ]
     assert not leaks, leaks
     # The attack really happened, and what it carried is still there, masked.
     assert proxy.poisoned > 50 and len(proxy._faulted) > 5
-    assert "[***]" in everything["results"] and "***" in everything["progress"]
+    assert "[***] [***]" in everything["results"] and "[***] [***]" in everything["progress"]
     assert "retrying in" in logs and "req-***" in logs and "SSE event name" in logs
     assert "unreadable response object" in logs
     assert found.get("moments") and "echo=***" in found["moments"][0]["thumbnail_url"]
@@ -369,13 +403,14 @@ async def test_a_hostile_upstream_echoing_the_key_everywhere_leaks_it_nowhere(
 
 def test_a_key_split_across_stream_chunks_is_masked_and_whole_lines_are_never_held_back() -> None:
     redactor = Redactor([HOSTILE_KEY])
-    event = f'event: response.output_text.delta\ndata: {{"delta": "{HOSTILE_KEY}"}}\n\n'.encode()
-    for cut in range(1, len(event)):
-        masker = LineMasker(redactor)
-        out = masker.feed(event[:cut]) + masker.feed(event[cut:])
-        # The whole event is out as soon as its last byte is in: a stream is never a line late.
-        assert out == event.replace(HOSTILE_KEY.encode(), b"***"), cut
-        assert masker.flush() == b""
+    for spelling in [HOSTILE_KEY, *escaped_echoes(HOSTILE_KEY)]:
+        event = f'event: response.output_text.delta\ndata: {{"delta": "{spelling}"}}\n\n'.encode()
+        for cut in range(1, len(event)):
+            masker = LineMasker(redactor)
+            out = masker.feed(event[:cut]) + masker.feed(event[cut:])
+            # The whole event is out as soon as its last byte is in: a stream is never a line late.
+            assert out == event.replace(spelling.encode(), b"***"), (spelling, cut)
+            assert masker.flush() == b""
     # A long line without a break only keeps back what could still be the start of the key.
     masker = LineMasker(redactor)
     assert masker.feed(b"x" * 5000) == b"x" * (5000 - redactor.longest + 1)
