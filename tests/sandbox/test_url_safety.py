@@ -307,6 +307,10 @@ def test_an_unresolvable_host_is_a_connect_error_once_private_urls_are_allowed()
         ("::7f00:1", "127.0.0.1"),  # IPv4-compatible
         ("2001:0:4136:e378:8000:63bf:80ff:fffe", "127.0.0.1"),  # Teredo: client 127.0.0.1, obfuscated
         ("2001:0:a00:1:8000:63bf:a2b5:2bdd", "10.0.0.1"),  # Teredo: server 10.0.0.1
+        ("2607:f8b0::5efe:7f00:1", "127.0.0.1"),  # ISATAP under a global prefix
+        ("2607:f8b0::200:5efe:a9fe:a9fe", "169.254.169.254"),  # ISATAP, u bit set
+        ("::200:5efe:a00:1", "10.0.0.1"),
+        ("2002:5db8:d822::5efe:c0a8:1", "192.168.0.1"),  # ISATAP under a public 6to4 prefix
     ],
 )
 def test_ipv6_forms_embedding_a_refused_ipv4_address_are_refused_on_every_path(
@@ -339,7 +343,13 @@ def test_local_use_nat64_is_refused_whatever_it_embeds() -> None:
 
 @pytest.mark.parametrize(
     "address",
-    ["2002:5db8:d822::1", "64:ff9b::5db8:d822", "::ffff:93.184.216.34", "2606:4700:4700::1111"],
+    [
+        "2002:5db8:d822::1",
+        "64:ff9b::5db8:d822",
+        "::ffff:93.184.216.34",
+        "2606:4700:4700::1111",
+        "2607:f8b0::5efe:5db8:d822",  # ISATAP, router 93.184.216.34
+    ],
 )
 def test_ipv6_forms_of_a_public_ipv4_address_stay_fetchable(address: str) -> None:
     # A DNS64 resolver on an IPv6-only network answers public names with 64:ff9b:: addresses.

@@ -4,10 +4,10 @@ queries), guarded against server-side request forgery.
 Only http(s) is fetched. Unless ``SandboxConfig.allow_private_urls`` (``TL_MCP_SANDBOX_ALLOW_PRIVATE_URLS=1``)
 is set, a host is refused when ANY address it resolves to is loopback, private, link-local, multicast,
 reserved or otherwise not globally routable, so a sandbox reachable by others cannot be used to probe its own
-network. IPv6 spellings of IPv4 addresses (mapped, translated, compatible, NAT64, 6to4, Teredo) are judged by
-the IPv4 addresses they embed. The check runs on the request (a clear 400 at once) and again in the transport
-on every hop the HTTP client makes, so a redirect to a private address is refused too; redirects are capped
-at ``MAX_REDIRECTS``.
+network. IPv6 spellings of IPv4 addresses (mapped, translated, compatible, NAT64, 6to4, Teredo, ISATAP) are
+judged by the IPv4 addresses they embed. The check runs on the request (a clear 400 at once) and again in the
+transport on every hop the HTTP client makes, so a redirect to a private address is refused too; redirects are
+capped at ``MAX_REDIRECTS``.
 
 DNS rebinding: the transport connects to the very address it vetted (the URL's host is swapped for that
 address; the ``Host`` header and, for https, the TLS server name and certificate check keep the original
@@ -61,23 +61,27 @@ _TRANSLATED = (
     ipaddress.IPv6Network("64:ff9b::/96"),  # NAT64 well-known prefix (RFC 6052)
 )
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated (RFC 4291); :: and ::1 are not in it
+# ISATAP (RFC 5214): any prefix, then the interface id 0000:5efe or 0200:5efe and the router's IPv4 address.
+_ISATAP_IDS = (0x00005EFE, 0x02005EFE)
 # Local-use NAT64 (RFC 8215): the operator picks the prefix length, so where the IPv4 address sits (and
 # hence where a packet goes) cannot be known from the address; refused whole.
 _LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
-    """Every IPv4 address a packet to ``ip`` may be delivered to (6to4 relay, Teredo server and client…)."""
+    """Every IPv4 address a packet to ``ip`` may be delivered to (6to4 relay, Teredo server and client,
+    ISATAP router…): an ISATAP interface id can sit under a 6to4 or Teredo prefix, so all of them count."""
     low32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     if any(ip in net for net in _TRANSLATED):
         return [low32]
     if ip in _IPV4_COMPATIBLE and int(ip) > 1:
         return [low32]
-    if ip.sixtofour is not None:
-        return [ip.sixtofour]
+    found = [] if ip.sixtofour is None else [ip.sixtofour]
     if ip.teredo is not None:
-        return list(ip.teredo)
-    return []
+        found += ip.teredo
+    if (int(ip) >> 32) & 0xFFFFFFFF in _ISATAP_IDS:
+        found.append(low32)
+    return found
 
 
 def _own_category(ip: IPAddress) -> str | None:
@@ -98,8 +102,8 @@ def _own_category(ip: IPAddress) -> str | None:
 
 def _refusal(ip: IPAddress) -> str | None:
     """What ``ip`` is, when refused (``"a loopback address"``), or ``None``. An IPv6 address embedding
-    IPv4 ones (mapped, translated, compatible, NAT64, 6to4, Teredo) is judged by the IPv4 policy on each of
-    them too, so no IPv6 spelling reaches an IPv4 address the filter refuses."""
+    IPv4 ones (mapped, translated, compatible, NAT64, 6to4, Teredo, ISATAP) is judged by the IPv4 policy on
+    each of them too, so no IPv6 spelling reaches an IPv4 address the filter refuses."""
     if isinstance(ip, ipaddress.IPv6Address):
         if ip in _LOCAL_NAT64:
             return "a local-use NAT64 address"
