@@ -1,11 +1,16 @@
 """Resumable SSE on stateful HTTP: event ids, a priming event with `retry:`, and `Last-Event-ID` replay.
 
-The client here is httpx2 reading the raw stream, so the test sees exactly what a client gets: it
-drops the connection in the middle of a streaming Jockey answer and reconnects with the last id.
+The first tests read the raw stream with httpx2, so they see exactly what a client gets: they drop the
+connection in the middle of a streaming Jockey answer and reconnect with the last id. The last ones do the
+same with real MCP clients: the Python SDK's own reconnect, and the TypeScript SDK's resumption token on a
+new transport (tests/clients/ts/resume.mjs, when node and npm are on PATH).
 """
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,10 +18,13 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 from mcp.server.streamable_http import EventMessage
 from mcp_types import CONNECTION_CLOSED, JSONRPCNotification
 
-from tests.server.conftest import World, loopback_socket, serve_app
+from tests.newcomer.newcomer_support import CLIENTS, clean_env, npm_ci
+from tests.server.conftest import ProgressRecorder, World, loopback_socket, serve_app
 from tests.server.sse import Event, events, open_session, tool_call
 from tl_mcp.server import build_http_app, build_server
 from tl_mcp.server.events import RETRY_MS, BoundedEventStore
@@ -191,3 +199,118 @@ async def test_the_store_is_bounded_by_events_bytes_streams_and_age() -> None:
     await store.store_event("4", progress(1, "four"))
     [refused] = await replayed(store, three)
     assert refused["id"] == 3 and "no longer kept" in refused["error"]["message"]
+
+
+# ------------------------------------------------------------------ real MCP clients resuming
+
+QUESTION = "What costs two dollars? Describe every moment that shows it."
+#: Progress messages with text a client sees before its connection drops.
+DROP_AFTER = 3
+
+
+#: The blank line that ends an SSE event, in each line-ending the spec allows (the SDK server sends CRLF).
+_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+
+
+class _CutAfterProgress(httpx2.AsyncByteStream):
+    """An SSE body that breaks like a dropped connection once `after` progress events with text are out."""
+
+    def __init__(self, inner: httpx2.AsyncByteStream, after: int, dropped: list[str]) -> None:
+        self._inner, self._after, self._dropped = inner, after, dropped
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        seen, buffered = 0, b""
+        async for chunk in self._inner:
+            buffered += chunk
+            while (end := _EVENT_END.search(buffered)) is not None:
+                raw, buffered = buffered[: end.end()], buffered[end.end() :]
+                yield raw
+                data = b"".join(line[5:] for line in raw.splitlines() if line.startswith(b"data:"))
+                message = json.loads(data) if data.strip() else {}
+                if message.get("method") == "notifications/progress" and message["params"].get("message"):
+                    seen += 1
+                    if seen == self._after:
+                        self._dropped.append("dropped")
+                        await self._inner.aclose()
+                        raise httpx2.ReadError("connection reset by peer (the test drops it)")
+        if buffered:
+            yield buffered
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class DroppingNetwork(httpx2.AsyncBaseTransport):
+    """The client's network: the stream answering the tool call breaks mid-answer, once; every request
+    is recorded, so the test sees how the client came back."""
+
+    def __init__(self) -> None:
+        self._inner = httpx2.AsyncHTTPTransport()
+        self.dropped: list[str] = []
+        self.requests: list[tuple[str, str | None]] = []
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        self.requests.append((request.method, request.headers.get("last-event-id")))
+        response = await self._inner.handle_async_request(request)
+        cut = request.method == "POST" and b'"tools/call"' in request.content and not self.dropped
+        if not cut or "text/event-stream" not in response.headers.get("content-type", ""):
+            return response
+        assert isinstance(response.stream, httpx2.AsyncByteStream)
+        return httpx2.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_CutAfterProgress(response.stream, DROP_AFTER, self.dropped),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+async def test_the_python_sdk_client_resumes_a_dropped_answer_by_itself(world: World) -> None:
+    network = DroppingNetwork()
+    progress = ProgressRecorder()
+    http = httpx2.AsyncClient(transport=network, headers={"authorization": f"Bearer {TOKEN}"}, timeout=60)
+    async with (
+        stateful_server(world) as url,
+        http,
+        Client(streamable_http_client(url, http_client=http), mode="legacy") as c,
+    ):
+        args = {"knowledge_store_id": world.knowledge_store_id, "input": QUESTION}
+        with anyio.fail_after(120):
+            result = await c.call_tool("create_response", args, progress_callback=progress)
+    assert network.dropped == ["dropped"], "the answer's stream was cut once"
+    assert not result.is_error and isinstance(result.structured_content, dict)
+    answer = result.structured_content["text"]
+    # The client came back on its own with a GET carrying the last event id it had seen.
+    resumed = [last for method, last in network.requests if method == "GET" and last]
+    assert len(resumed) == 1, network.requests
+    texts = [m for _, _, m in progress.calls if m]
+    assert len(texts) > DROP_AFTER, "nothing of the answer was left to stream after the reconnect"
+    assert "".join(texts) == answer
+
+
+@pytest.mark.skipif(shutil.which("node") is None or shutil.which("npm") is None, reason="needs node and npm")
+async def test_the_typescript_sdk_client_resumes_with_its_token_on_a_new_transport(world: World) -> None:
+    npm_ci(CLIENTS / "ts")
+    async with stateful_server(world) as url:
+        plan = {
+            "url": url,
+            "headers": {"Authorization": f"Bearer {TOKEN}"},
+            "name": "create_response",
+            "arguments": {"knowledge_store_id": world.knowledge_store_id, "input": QUESTION},
+            "dropAfter": DROP_AFTER,
+        }
+        with anyio.fail_after(240):
+            proc = await anyio.run_process(
+                ["node", "resume.mjs", json.dumps(plan)], cwd=CLIENTS / "ts", env=clean_env(), check=False
+            )
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    seen = json.loads(proc.stdout)
+    assert seen["error"] is None, seen
+    assert seen["sessionId"] and seen["token"]
+    assert len(seen["before"]) == DROP_AFTER
+    assert seen["after"], "nothing of the answer was left to stream after the reconnect"
+    result = seen["result"]
+    assert result["isError"] is False
+    assert "".join(seen["before"] + seen["after"]) == result["structuredContent"]["text"]
