@@ -20,9 +20,10 @@ from newcomer_support import CLIENTS, FAST_SANDBOX, ROOT, HttpServer, clean_env,
 
 from tl_mcp.server.prompts import PERSONAS
 from tl_mcp.server.registry import all_tools
+from tl_mcp.toolsets import DEFAULT_TOOLSETS
 
 TS = CLIENTS / "ts"
-DEFAULT_TOOLS = sorted(s.name for s in all_tools() if s.toolset != "admin")
+DEFAULT_TOOLS = sorted(s.name for s in all_tools() if s.toolset in DEFAULT_TOOLSETS)
 SUPPORTED = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28")
 
 pytestmark = [
