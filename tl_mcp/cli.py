@@ -62,6 +62,9 @@ def _serve_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-url", help="TwelveLabs API root (a sandbox URL works too)")
     p.add_argument("--sandbox-dir", help="where the embedded sandbox keeps its data")
     p.add_argument(
+        "--sandbox-analyzers", help="embedded sandbox: auto (all installed), none, or a list like speech,ocr"
+    )
+    p.add_argument(
         "--auth-token", action="append", dest="auth_tokens", help="accepted bearer token (repeatable)"
     )
     p.add_argument(
@@ -135,6 +138,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         base_url=args.base_url,
         backend=args.backend,
         sandbox_dir=args.sandbox_dir,
+        sandbox_analyzers=args.sandbox_analyzers,
         transport=args.transport,
         host=args.host,
         port=args.port,

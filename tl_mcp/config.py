@@ -59,6 +59,9 @@ class Settings(BaseModel):
     base_url: str = DEFAULT_BASE_URL
     backend: Backend = "auto"
     sandbox_dir: Path = Field(default_factory=default_sandbox_dir)
+    #: What the embedded sandbox understands: "auto" (every analyzer installed), "none", or a comma list
+    #: such as "speech,ocr"; the sandbox checks the names when it starts.
+    sandbox_analyzers: str = "auto"
     transport: Transport = "stdio"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -197,6 +200,7 @@ class Settings(BaseModel):
         base_url: str | None = None,
         backend: str | None = None,
         sandbox_dir: str | Path | None = None,
+        sandbox_analyzers: str | None = None,
         transport: str | None = None,
         host: str | None = None,
         port: int | None = None,
@@ -269,6 +273,7 @@ class Settings(BaseModel):
             "api_key": SecretStr(key) if key else None,
             "base_url": pick(base_url, "TWELVELABS_BASE_URL") or DEFAULT_BASE_URL,
             "backend": pick(backend, "TL_MCP_BACKEND") or "auto",
+            "sandbox_analyzers": pick(sandbox_analyzers, "TL_MCP_SANDBOX_ANALYZERS") or "auto",
             "transport": pick(transport, "TL_MCP_TRANSPORT") or "stdio",
             "host": pick(host, "TL_MCP_HOST") or "127.0.0.1",
             "port": pick(port, "TL_MCP_PORT") or 8000,
@@ -322,6 +327,7 @@ class Settings(BaseModel):
 _FIELD_SOURCES = {
     "base_url": "TWELVELABS_BASE_URL / --base-url",
     "backend": "TL_MCP_BACKEND / --backend (auto, cloud or sandbox)",
+    "sandbox_analyzers": "TL_MCP_SANDBOX_ANALYZERS / --sandbox-analyzers",
     "transport": "TL_MCP_TRANSPORT / --transport (stdio or http)",
     "port": "TL_MCP_PORT / --port (0-65535)",
     "max_connections": "TL_MCP_MAX_CONNECTIONS / --max-connections (1 or more)",

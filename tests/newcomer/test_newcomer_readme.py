@@ -152,6 +152,7 @@ SAMPLE = {
     "base_url": "http://127.0.0.1:8100/v1.3",
     "backend": "sandbox",
     "sandbox_dir": "/tmp/tl-mcp-sandbox-sample",
+    "sandbox_analyzers": "none",
     "transport": "http",
     "host": "0.0.0.0",
     "port": "8123",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -92,12 +91,10 @@ async def open_backend(
             f"{exc.name or exc}; or set TWELVELABS_API_KEY to use the TwelveLabs cloud"
         ) from None
     settings.sandbox_dir.mkdir(parents=True, exist_ok=True)
-    # The sandbox's own TL_MCP_SANDBOX_ANALYZERS choice (e.g. "none" for fast offline runs) still applies.
-    analyzers = os.environ.get("TL_MCP_SANDBOX_ANALYZERS") or None
     # The embedded sandbox listens on a new port each start: its data dir is what stays the same.
     data_dir = settings.sandbox_dir.resolve()
     async with (
-        start_embedded(settings.sandbox_dir, analyzers=analyzers) as sandbox,
+        start_embedded(settings.sandbox_dir, analyzers=settings.sandbox_analyzers) as sandbox,
         _user_client(sandbox.api_key, sandbox.base_url, transport, settings) as c,
     ):
         log.info("backend: embedded sandbox at %s (data in %s)", sandbox.base_url, settings.sandbox_dir)
