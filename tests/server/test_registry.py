@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from tl_mcp.config import Settings
 from tl_mcp.server import build_server
 from tl_mcp.server.registry import all_tools, sdk_tool, select_tools
-from tl_mcp.server.results import Json, tool_result
+from tl_mcp.server.results import JobResult, Json, ToolResult, tool_result
 from tl_mcp.server.schema import compact_annotations
 from tl_mcp.server.toolspec import tool
 from tl_mcp.toolsets import ALL_TOOLSETS
@@ -108,6 +108,16 @@ def test_every_tool_has_title_annotations_description_and_output_schema() -> Non
         if ann.destructive_hint:
             # Deletions, and export_clips, which replaces files when called with overwrite=true.
             assert t.name.startswith(("delete_", "remove_")) or t.name == "export_clips", t.name
+
+
+def test_every_tool_result_is_a_tool_result_and_every_job_handle_a_job_result() -> None:
+    for spec in all_tools():
+        model = sdk_tool(spec).fn_metadata.output_model
+        assert isinstance(model, type) and issubclass(model, ToolResult), spec.name
+        fields = model.model_fields
+        # A status with a job id to continue from is a job's result, built and rendered one way.
+        if "job_id" in fields and "in_progress" in str(fields["status"].annotation):
+            assert issubclass(model, JobResult), spec.name
 
 
 def test_tool_schemas_match_snapshots() -> None:

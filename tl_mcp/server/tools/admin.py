@@ -11,12 +11,11 @@ from typing import Annotated, Literal
 
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from tl_mcp.api.errors import ConflictError, NotFoundError, TwelveLabsError
-from tl_mcp.config import BackendKind
 from tl_mcp.server.errors import explain
-from tl_mcp.server.results import Markdown, call, tool_result
+from tl_mcp.server.results import Markdown, ToolResult, call, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.tools._common import Ctx, Id, asset_mixup
 from tl_mcp.server.toolspec import ToolSpec, tool
@@ -24,12 +23,11 @@ from tl_mcp.server.toolspec import ToolSpec, tool
 Kind = Literal["index", "video", "asset", "knowledge_store", "knowledge_store_item"]
 
 
-class Deleted(BaseModel):
+class Deleted(ToolResult):
     kind: Kind
     id: str
     parent_id: str | None = None
     deleted: bool = Field(description="false: it was already gone (or never existed); nothing changed.")
-    backend: BackendKind
 
 
 #: Where to look for what exists, when there was nothing to delete.

@@ -15,11 +15,10 @@ from pydantic import BaseModel, Field
 
 from tl_mcp.api.errors import NotFoundError, StreamError, TwelveLabsError
 from tl_mcp.api.models import AnalyzeEnd, AnalyzeRequest, AnalyzeText, ResponseFormat, VideoSource
-from tl_mcp.config import BackendKind
 from tl_mcp.server.errors import explain
 from tl_mcp.server.jobs.events import JobProgress
 from tl_mcp.server.jobs.manager import Job, Resumed
-from tl_mcp.server.results import Json, Markdown, call, fmt_seconds, tool_result
+from tl_mcp.server.results import JobResult, JobStatus, Json, Markdown, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS, http_url, video_not_found
 from tl_mcp.server.toolspec import ToolSpec, tool
@@ -37,16 +36,13 @@ class AnalyzeUsageInfo(BaseModel):
     output_tokens: int | None = None
 
 
-class AnalyzeVideoResult(BaseModel):
-    status: Literal["completed", "in_progress"]
-    job_id: str | None = None
+class AnalyzeVideoResult(JobResult[JobStatus]):
     video: dict[str, str] = Field(description="What was analyzed: asset_id or url, and video_id.")
     kind: str | None = Field(default=None, description="For summarize_video.")
     text: str
     parsed: Json = None
     finish_reason: str | None = None
     usage: AnalyzeUsageInfo | None = None
-    backend: BackendKind
 
 
 AssetId = Annotated[Id | None, Field(description="From upload_asset.")]
@@ -151,7 +147,7 @@ async def _source(
 
 def _markdown(r: AnalyzeVideoResult) -> Markdown:
     title = f"Video {r.kind}" if r.kind else "Video analysis"
-    md = Markdown(title + (" (in progress)" if r.status == "in_progress" else ""))
+    md = Markdown(r.titled(title))
     if r.kind == "chapters" and isinstance(r.parsed, dict) and isinstance(r.parsed.get("chapters"), list):
         md.section(
             "Chapters",
@@ -167,8 +163,8 @@ def _markdown(r: AnalyzeVideoResult) -> Markdown:
     md.field("Source", ", ".join(f"{k} {v}" for k, v in r.video.items()))
     if r.backend == "sandbox":
         md.para(SANDBOX_NOTE)
-    if r.status == "in_progress":
-        md.next_step(f"Call {call('wait_for_task', id=r.job_id)} for the rest.")
+    if r.in_progress:
+        md.next_step(r.wait_step())
     return md
 
 

@@ -14,12 +14,11 @@ from pydantic import BaseModel, Field
 from tl_mcp.api.client import TwelveLabsClient
 from tl_mcp.api.errors import TwelveLabsError
 from tl_mcp.api.models import Embedding, EmbeddingTask
-from tl_mcp.config import BackendKind
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.jobs.events import JobProgress
 from tl_mcp.server.jobs.manager import Job, Resumed
 from tl_mcp.server.jobs.portable import unknown_kind
-from tl_mcp.server.results import FILL, Markdown, call, fmt_seconds, tool_result
+from tl_mcp.server.results import FILL, JobResult, JobStatus, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS, http_url
 from tl_mcp.server.tools.tasks import TERMINAL_BAD, follow
@@ -41,15 +40,14 @@ class Vector(BaseModel):
     vector: list[float] | None = None
 
 
-class EmbeddingResult(BaseModel):
-    status: Literal["completed", "in_progress"]
-    job_id: str | None = None
+class EmbeddingResult(JobResult[JobStatus]):
+    awaited: ClassVar[str] = "to get the vectors"
+
     task_id: str | None = None
     input_type: Literal["text", "image", "audio", "video"]
     model_name: str
     embedder: str | None = Field(default=None, description="The model that made the vectors, if known.")
     embeddings: list[Vector]
-    backend: BackendKind
 
 
 def _vector(values: list[float], full: bool, **where: object) -> Vector:
@@ -129,9 +127,7 @@ async def follow_embedding_task(client: TwelveLabsClient, job: Job, task_id: str
 
 def embedding_markdown(r: EmbeddingResult, source: tuple[str, str] | None = None) -> Markdown:
     """The text of an embedding result; `source` (argument, value) is the input, for the full-vector hint."""
-    md = Markdown(
-        f"{r.input_type.capitalize()} embedding" + (" (in progress)" if r.status == "in_progress" else "")
-    )
+    md = Markdown(r.titled(f"{r.input_type.capitalize()} embedding"))
     md.field("Model", r.model_name).field("Embedder", r.embedder)
     md.field("Vectors", len(r.embeddings)).field("Task", r.task_id)
     rows = []
@@ -143,8 +139,8 @@ def embedding_markdown(r: EmbeddingResult, source: tuple[str, str] | None = None
         md.section("Vectors", rows)
     if len(r.embeddings) > 20:
         md.para(f"… and {len(r.embeddings) - 20} more in the structured result.")
-    if r.status == "in_progress":
-        md.next_step(f"Call {call('wait_for_task', id=r.job_id)} to get the vectors.")
+    if r.in_progress:
+        md.next_step(r.wait_step())
     elif source is not None and not any(v.vector for v in r.embeddings):
         key, value = source
         given = FILL if len(value) > 200 else value
@@ -242,7 +238,7 @@ async def create_embedding(
     ) -> EmbeddingResult:
         return EmbeddingResult(
             status=status,
-            job_id=job.id if status == "in_progress" else None,
+            job_id=job.id,
             task_id=progress.task_id,
             input_type="video",
             model_name=model_name,
@@ -306,7 +302,7 @@ def resume_embedding(state: Callable[[], AppState], job_id: str, fields: list[st
     def result(status: Literal["completed", "in_progress"], vectors: list[Vector]) -> EmbeddingResult:
         return EmbeddingResult(
             status=status,
-            job_id=job_id if status != "completed" else None,
+            job_id=job_id,
             task_id=task_id,
             input_type="video",
             model_name=progress.model_name,

@@ -9,25 +9,24 @@ from typing import Annotated, ClassVar, Literal
 
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
-from tl_mcp.config import BackendKind
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.files import LocalFile, refuse_referencing_name
 from tl_mcp.server.jobs.events import JobProgress
 from tl_mcp.server.jobs.manager import Job, Resumed
 from tl_mcp.server.jobs.portable import unknown_kind
-from tl_mcp.server.results import FILL, Markdown, call, tool_result
+from tl_mcp.server.results import FILL, JobResult, JobStatus, Markdown, call, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS, http_url, one_of
 from tl_mcp.server.tools.tasks import TERMINAL_BAD, follow, is_terminal
 from tl_mcp.server.toolspec import ToolSpec, tool
 
 
-class UploadResult(BaseModel):
-    status: Literal["completed", "in_progress"]
-    job_id: str | None = None
+class UploadResult(JobResult[JobStatus]):
+    awaited: ClassVar[str] = "to follow it"
+
     asset_id: str | None = None
     asset_status: str | None = None
     filename: str | None = None
@@ -40,7 +39,6 @@ class UploadResult(BaseModel):
     knowledge_store_id: str | None = None
     item_id: str | None = None
     item_status: str | None = None
-    backend: BackendKind
 
 
 @dataclass
@@ -74,14 +72,14 @@ class UploadProgress(JobProgress):
     ) -> UploadResult:
         return UploadResult(
             status=status,
-            job_id=job_id if status == "in_progress" else None,
+            job_id=job_id,
             backend=state.backend,
             **asdict(self),
         )
 
 
 def upload_markdown(r: UploadResult) -> Markdown:
-    md = Markdown("Upload in progress" if r.status == "in_progress" else "Upload finished")
+    md = Markdown("Upload in progress" if r.in_progress else "Upload finished")
     md.field("Asset", f"{r.asset_id} ({r.asset_status})" if r.asset_id else None)
     md.field("File", r.filename).field("Size", f"{r.size_bytes:,} bytes" if r.size_bytes else None)
     if r.index_id:
@@ -91,8 +89,8 @@ def upload_markdown(r: UploadResult) -> Markdown:
         md.field("Knowledge store", r.knowledge_store_id).field("Item", r.item_id).field(
             "Item status", r.item_status
         )
-    if r.status == "in_progress":
-        md.next_step(f"Call {call('wait_for_task', id=r.job_id)} to follow it.")
+    if r.in_progress:
+        md.next_step(r.wait_step())
     else:
         pending = []
         if r.indexed_asset_id and not is_terminal(r.indexing_status):

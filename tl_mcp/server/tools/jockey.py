@@ -26,12 +26,11 @@ from tl_mcp.api.models import (
     StepUpdate,
     TextDelta,
 )
-from tl_mcp.config import BackendKind
 from tl_mcp.server.errors import explain
 from tl_mcp.server.jobs.events import JobProgress
 from tl_mcp.server.jobs.manager import Job, Resumed
 from tl_mcp.server.principals import current_principal
-from tl_mcp.server.results import FILL, Json, Markdown, call, fmt_seconds, tool_result
+from tl_mcp.server.results import FILL, JobResult, Json, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.thumbnails import DURABLE_THUMBNAIL, thumbnail_uri
 from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS
@@ -68,9 +67,9 @@ class Usage(BaseModel):
     output_tokens: int | None = None
 
 
-class JockeyResult(BaseModel):
-    status: Literal["completed", "in_progress", "incomplete"]
-    job_id: str | None = None
+class JockeyResult(JobResult[Literal["completed", "in_progress", "incomplete"]]):
+    awaited: ClassVar[str] = "to receive the rest of the answer"
+
     response_id: str | None = None
     session_id: str | None = Field(default=None, description="For continue_session.")
     knowledge_store_id: str
@@ -79,7 +78,6 @@ class JockeyResult(BaseModel):
     parsed: Json = None
     steps: list[Step] | None = None
     usage: Usage | None = None
-    backend: BackendKind
 
 
 class SelectionArg(BaseModel):
@@ -208,8 +206,7 @@ def _ids(c: Moment) -> str:
 
 
 def _markdown(result: JockeyResult, *, parse_error: str | None = None) -> Markdown:
-    title = "Jockey answer" if result.status != "in_progress" else "Jockey answer (in progress)"
-    md = Markdown(title).para(result.text or "_(no text yet)_")
+    md = Markdown(result.titled("Jockey answer")).para(result.text or "_(no text yet)_")
     if result.citations:
         md.section(
             "Cited moments",
@@ -242,8 +239,8 @@ def _markdown(result: JockeyResult, *, parse_error: str | None = None) -> Markdo
     if parse_error:
         md.para(f"Note: the answer is not valid JSON for output_schema ({parse_error}); `parsed` is empty.")
     md.field("Knowledge store", result.knowledge_store_id).field("Session", result.session_id)
-    if result.status == "in_progress":
-        md.next_step(f"Call {call('wait_for_task', id=result.job_id)} to receive the rest of the answer.")
+    if result.in_progress:
+        md.next_step(result.wait_step())
     elif result.session_id:
         md.next_step(
             f"Ask a follow-up with {call('continue_session', session_id=result.session_id, input=FILL)}."
@@ -285,7 +282,7 @@ async def _turn(
         steps = progress.steps if include_intermediate_outputs else None
         return JockeyResult(
             status=status,
-            job_id=job.id if status == "in_progress" else None,
+            job_id=job.id,
             response_id=progress.response_id,
             session_id=progress.session_id or session_id,
             knowledge_store_id=knowledge_store_id,

@@ -10,14 +10,13 @@ from pydantic import BaseModel, Field
 
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
 from tl_mcp.api.models import IndexModel
-from tl_mcp.config import BackendKind
 from tl_mcp.server.errors import explain, upstream
-from tl_mcp.server.results import FILL, Markdown, call, fmt_seconds, tool_result
+from tl_mcp.server.results import FILL, Listing, Markdown, Page, ToolResult, call, fmt_seconds, tool_result
 from tl_mcp.server.state import app_state
 from tl_mcp.server.tools._common import Ctx, Id, display_name, video_not_found
 from tl_mcp.server.toolspec import ToolSpec, tool
 
-Page = Annotated[int, Field(ge=1, le=10_000)]
+PageNumber = Annotated[int, Field(ge=1, le=10_000)]
 PageLimit = Annotated[int, Field(ge=1, le=50)]
 
 
@@ -30,11 +29,8 @@ class IndexInfo(BaseModel):
     created_at: str | None = None
 
 
-class IndexList(BaseModel):
+class IndexList(Listing):
     indexes: list[IndexInfo]
-    page: int
-    total_pages: int | None = None
-    backend: BackendKind
 
 
 class VideoInfo(BaseModel):
@@ -49,12 +45,9 @@ class VideoInfo(BaseModel):
     user_metadata: dict[str, Any] | None = None
 
 
-class VideoList(BaseModel):
+class VideoList(Listing):
     index_id: str
     videos: list[VideoInfo]
-    page: int
-    total_pages: int | None = None
-    backend: BackendKind
 
 
 class TranscriptLine(BaseModel):
@@ -63,13 +56,12 @@ class TranscriptLine(BaseModel):
     text: str
 
 
-class VideoDetail(BaseModel):
+class VideoDetail(ToolResult):
     index_id: str
     video: VideoInfo
     hls_url: str | None = None
     thumbnail_urls: list[str] | None = None
     transcript: list[TranscriptLine] | None = None
-    backend: BackendKind
 
 
 class StoreInfo(BaseModel):
@@ -80,11 +72,8 @@ class StoreInfo(BaseModel):
     created_at: str | None = None
 
 
-class StoreList(BaseModel):
+class StoreList(Listing):
     knowledge_stores: list[StoreInfo]
-    page: int
-    total_pages: int | None = None
-    backend: BackendKind
 
 
 class ItemInfo(BaseModel):
@@ -95,21 +84,17 @@ class ItemInfo(BaseModel):
     created_at: str | None = None
 
 
-class ItemList(BaseModel):
+class ItemList(Listing):
     knowledge_store_id: str
     items: list[ItemInfo]
-    page: int
-    total_pages: int | None = None
-    backend: BackendKind
 
 
-class Created(BaseModel):
+class Created(ToolResult):
     id: str
     kind: Literal["index", "knowledge_store", "knowledge_store_item"]
     name: str | None = None
     status: str | None = None
     knowledge_store_id: str | None = None
-    backend: BackendKind
 
 
 def _video_info(v: Any) -> VideoInfo:
@@ -127,19 +112,11 @@ def _video_info(v: Any) -> VideoInfo:
     )
 
 
-def _listing(title: str, section: str, rows: list[str], empty: str, more: str | None) -> Markdown:
-    """A list tool's text: its rows (or what to do when there are none) and the call for the next page."""
-    md = Markdown(title).section(section, rows or [empty])
-    if more:
-        md.next_step(f"More: {more}.")
-    return md
-
-
 @tool(toolset="library", title="List search indexes", read_only=True, destructive=False, idempotent=True)
 async def list_indexes(
     ctx: Ctx,
     name: Annotated[str | None, Field(max_length=200, description="Only indexes with this name.")] = None,
-    page: Page = 1,
+    page: PageNumber = 1,
     page_limit: PageLimit = 20,
 ) -> Annotated[CallToolResult, IndexList]:
     """List the search indexes with their ids, models and video counts.
@@ -162,15 +139,12 @@ async def list_indexes(
         for i in result.data
     ]
     out = IndexList(indexes=infos, page=page, total_pages=result.page_info.total_page, backend=state.backend)
-    md = _listing(
-        f"Indexes ({len(infos)})",
+    more = call("list_indexes", name=name, page=page + 1, page_limit=page_limit)
+    md = Page(infos, more if result.has_more else None).render(
+        Markdown(f"Indexes ({len(infos)})"),
         "Indexes",
-        [
-            f"- `{i.index_id}` {i.name or ''} — {i.video_count or 0} video(s), {', '.join(i.models)}"
-            for i in infos
-        ],
+        lambda i: f"- `{i.index_id}` {i.name or ''} — {i.video_count or 0} video(s), {', '.join(i.models)}",
         "No indexes yet: create one with create_index.",
-        call("list_indexes", name=name, page=page + 1, page_limit=page_limit) if result.has_more else None,
     )
     return tool_result(out, md)
 
@@ -204,7 +178,7 @@ async def create_index(
 async def list_videos(
     ctx: Ctx,
     index_id: Id,
-    page: Page = 1,
+    page: PageNumber = 1,
     page_limit: PageLimit = 20,
 ) -> Annotated[CallToolResult, VideoList]:
     """List the videos of an index: video id, file name, duration.
@@ -223,14 +197,12 @@ async def list_videos(
         total_pages=result.page_info.total_page,
         backend=state.backend,
     )
-    md = _listing(
-        f"Videos in {index_id} ({len(videos)})",
+    more = call("list_videos", index_id=index_id, page=page + 1, page_limit=page_limit)
+    md = Page(videos, more if result.has_more else None).render(
+        Markdown(f"Videos in {index_id} ({len(videos)})"),
         "Videos",
-        [f"- `{v.video_id}` {v.filename or ''} ({fmt_seconds(v.duration)})" for v in videos],
+        lambda v: f"- `{v.video_id}` {v.filename or ''} ({fmt_seconds(v.duration)})",
         "No videos yet: upload_asset with this index_id.",
-        call("list_videos", index_id=index_id, page=page + 1, page_limit=page_limit)
-        if result.has_more
-        else None,
     )
     return tool_result(out, md)
 
@@ -280,7 +252,7 @@ async def get_video(
 
 @tool(toolset="library", title="List knowledge stores", read_only=True, destructive=False, idempotent=True)
 async def list_knowledge_stores(
-    ctx: Ctx, page: Page = 1, page_limit: PageLimit = 20
+    ctx: Ctx, page: PageNumber = 1, page_limit: PageLimit = 20
 ) -> Annotated[CallToolResult, StoreList]:
     """List the knowledge stores Jockey answers over, with ids and item counts.
 
@@ -303,12 +275,12 @@ async def list_knowledge_stores(
     out = StoreList(
         knowledge_stores=stores, page=page, total_pages=result.page_info.total_page, backend=state.backend
     )
-    md = _listing(
-        f"Knowledge stores ({len(stores)})",
+    more = call("list_knowledge_stores", page=page + 1, page_limit=page_limit)
+    md = Page(stores, more if result.has_more else None).render(
+        Markdown(f"Knowledge stores ({len(stores)})"),
         "Stores",
-        [f"- `{s.knowledge_store_id}` {s.name or ''} — {s.item_count or 0} item(s)" for s in stores],
+        lambda s: f"- `{s.knowledge_store_id}` {s.name or ''} — {s.item_count or 0} item(s)",
         "No knowledge stores yet: create one with create_knowledge_store.",
-        call("list_knowledge_stores", page=page + 1, page_limit=page_limit) if result.has_more else None,
     )
     return tool_result(out, md)
 
@@ -382,7 +354,7 @@ async def list_knowledge_store_items(
         list[Literal["queued", "pending", "processing", "ready", "failed"]] | None,
         Field(description="Only items with these statuses."),
     ] = None,
-    page: Page = 1,
+    page: PageNumber = 1,
     page_limit: PageLimit = 20,
 ) -> Annotated[CallToolResult, ItemList]:
     """List a knowledge store's items with their status.
@@ -412,20 +384,18 @@ async def list_knowledge_store_items(
         total_pages=result.page_info.total_page,
         backend=state.backend,
     )
-    md = _listing(
-        f"Items in {knowledge_store_id} ({len(items)})",
+    more = call(
+        "list_knowledge_store_items",
+        knowledge_store_id=knowledge_store_id,
+        status=status,
+        page=page + 1,
+        page_limit=page_limit,
+    )
+    md = Page(items, more if result.has_more else None).render(
+        Markdown(f"Items in {knowledge_store_id} ({len(items)})"),
         "Items",
-        [f"- `{i.item_id}` asset {i.asset_id} — {i.status}" for i in items],
+        lambda i: f"- `{i.item_id}` asset {i.asset_id} — {i.status}",
         "No items.",
-        call(
-            "list_knowledge_store_items",
-            knowledge_store_id=knowledge_store_id,
-            status=status,
-            page=page + 1,
-            page_limit=page_limit,
-        )
-        if result.has_more
-        else None,
     )
     return tool_result(out, md)
 

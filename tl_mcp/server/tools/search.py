@@ -12,9 +12,8 @@ from pydantic import BaseModel, Field
 
 from tl_mcp.api.errors import TwelveLabsError
 from tl_mcp.api.models import SearchClip, SearchPage, SearchResult
-from tl_mcp.config import BackendKind
 from tl_mcp.server.errors import explain, upstream
-from tl_mcp.server.results import FILL, Markdown, call, fmt_seconds, tool_result
+from tl_mcp.server.results import FILL, Markdown, Page, ToolResult, call, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.thumbnails import DURABLE_THUMBNAIL, fetch_thumbnails, thumbnail_uri
 from tl_mcp.server.tools._common import Ctx, Id, http_url
@@ -37,7 +36,7 @@ class SearchMoment(BaseModel):
     modalities: list[str] | None = None
 
 
-class SearchVideosResult(BaseModel):
+class SearchVideosResult(ToolResult):
     moments: list[SearchMoment]
     index_id: str | None = None
     knowledge_store_id: str | None = None
@@ -45,7 +44,15 @@ class SearchVideosResult(BaseModel):
     total_results: int | None = None
     next_page_token: str | None = None
     thumbnails_returned: int = 0
-    backend: BackendKind
+
+
+def _moment_line(numbered: tuple[int, SearchMoment]) -> str:
+    i, m = numbered
+    who = f"video {m.video_id}" if m.video_id else f"item {m.item_id}"
+    score = f", score {m.score:g}" if m.score is not None else ""
+    conf = f", {m.confidence}" if m.confidence else ""
+    said = f' — "{m.transcription[:120]}"' if m.transcription else ""
+    return f"{i}. {who} {fmt_seconds(m.start)}–{fmt_seconds(m.end)}{score}{conf}{said}"
 
 
 def _index_moments(page: SearchPage, limit: int, *, durable: bool) -> list[SearchMoment]:
@@ -235,16 +242,7 @@ async def search_videos(
     md = Markdown(f"Search results: {len(moments)} moment(s)")
     md.field("Query", query or ("(image)" if image_path or image_url else None))
     md.field("Index", index_id).field("Knowledge store", knowledge_store_id)
-    rows = []
-    for i, m in enumerate(moments, 1):
-        who = f"video {m.video_id}" if m.video_id else f"item {m.item_id}"
-        score = f", score {m.score:g}" if m.score is not None else ""
-        conf = f", {m.confidence}" if m.confidence else ""
-        said = f' — "{m.transcription[:120]}"' if m.transcription else ""
-        rows.append(f"{i}. {who} {fmt_seconds(m.start)}–{fmt_seconds(m.end)}{score}{conf}{said}")
-    md.section("Moments", rows or ["No matching moments."])
-    if include_thumbnails and len(images) < min(include_thumbnails, len(moments)):
-        md.para(f"{len(images)} thumbnail(s) could be fetched; the others were unavailable.")
+    paging = None
     if next_token:
         # A store's next page is asked for with its query; an index's page token stands alone.
         paging = (
@@ -252,7 +250,11 @@ async def search_videos(
             if knowledge_store_id
             else call("search_videos", page_token=next_token, index_id=index_id)
         )
-        md.next_step(f"More results: {paging}.")
+    Page(list(enumerate(moments, 1)), paging).render(
+        md, "Moments", _moment_line, "No matching moments.", more="More results"
+    )
+    if include_thumbnails and len(images) < min(include_thumbnails, len(moments)):
+        md.para(f"{len(images)} thumbnail(s) could be fetched; the others were unavailable.")
     top = moments[0].video_id if moments else None
     if top and index_id:
         md.next_step(
@@ -284,11 +286,10 @@ class VideoClasses(BaseModel):
     classes: list[ClassMatch]
 
 
-class ClassifyResult(BaseModel):
+class ClassifyResult(ToolResult):
     index_id: str
     videos: list[VideoClasses]
     counted: str = Field(description="The threshold that applied.")
-    backend: BackendKind
 
 
 def _threshold(

@@ -14,15 +14,14 @@ from typing import Annotated, Any, Literal, TypeVar
 import anyio
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from tl_mcp.api import PollPolicy, poll
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
-from tl_mcp.config import BackendKind
 from tl_mcp.server.errors import upstream
 from tl_mcp.server.jobs.manager import Job
 from tl_mcp.server.jobs.relay import HEARTBEAT_S
-from tl_mcp.server.results import Markdown, call, relayed_result, tool_result
+from tl_mcp.server.results import Markdown, ToolResult, call, relayed_result, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.tools._common import MAX_WAIT_S, Ctx, Id
 from tl_mcp.server.toolspec import ToolSpec, tool
@@ -88,7 +87,7 @@ TaskKind = Literal[
 ]
 
 
-class WaitResult(BaseModel):
+class WaitResult(ToolResult):
     id: str
     kind: str
     status: str = Field(description='Upstream status, or "in_progress"/"completed"/"failed" for jobs.')
@@ -97,7 +96,6 @@ class WaitResult(BaseModel):
     result: dict[str, Any] | None = Field(default=None, description="For jobs: the original tool's result.")
     detail: dict[str, Any] | None = Field(default=None, description="The upstream object's key fields.")
     waited_s: float
-    backend: BackendKind
 
 
 Fetcher = Callable[[], Awaitable[tuple[str | None, dict[str, Any]]]]
