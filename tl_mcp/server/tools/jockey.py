@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,28 +31,11 @@ from tl_mcp.server.jobs.manager import Job, Resumed
 from tl_mcp.server.principals import current_principal
 from tl_mcp.server.results import FILL, JobResult, Json, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
-from tl_mcp.server.thumbnails import DURABLE_THUMBNAIL, thumbnail_uri
 from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS
+from tl_mcp.server.tools.citations import Moment, cited_moments
 from tl_mcp.server.toolspec import ToolSpec, tool
 
-log = logging.getLogger(__name__)
-
 MAX_INPUT = 10_000
-
-
-class Moment(BaseModel):
-    # A cited moment: which item/asset/video, when, and how it looks.
-    marker: str = Field(description="As in the text, e.g. [1].")
-    item_id: str | None = None
-    asset_id: str | None = Field(default=None, description="For analyze_video.")
-    video_id: str | None = Field(default=None, description="With index_id, for get_video.")
-    index_id: str | None = None
-    collection_id: str | None = None
-    start_sec: float | None = None
-    end_sec: float | None = None
-    title: str | None = None
-    thumbnail_url: str | None = None
-    thumbnail_uri: str | None = Field(default=None, description=DURABLE_THUMBNAIL)
 
 
 class Step(BaseModel):
@@ -122,89 +104,6 @@ def _text_format(schema: dict[str, Any] | None) -> JsonSchemaFormat | None:
     return JsonSchemaFormat.model_validate({"name": "answer", "schema": schema})
 
 
-class _Resolver:
-    """Finds, once per turn, the asset behind each cited item and the video made from that asset, so a
-    citation can be followed into get_video, analyze_video or a search. Cloud annotations name only the
-    item (`ksi_…`); a failed lookup leaves the ids out, it never costs the answer."""
-
-    def __init__(self, state: AppState, request: ResponseRequest) -> None:
-        self.state, self.request = state, request
-        self._assets: dict[str, str | None] = {}
-        self._videos: dict[str, tuple[str, str] | None] = {}
-
-    async def sole_item(self) -> str | None:
-        """The one item a bare time range (`[00:00-00:09]`, no item) can be about, if there is one."""
-        picked = [s.id for s in self.request.selections or [] if s.kind == "item"]
-        if self.request.selections:
-            return picked[0] if len(picked) == len(self.request.selections) == 1 else None
-        try:
-            page = await self.state.client.knowledge.items.list(
-                self.request.knowledge_store_id, page=1, page_limit=2
-            )
-        except TwelveLabsError as exc:
-            log.info("citation: listing the store's items failed: %s", type(exc).__name__)
-            return None
-        return page.data[0].id if len(page.data) == 1 else None
-
-    async def asset(self, item_id: str) -> str | None:
-        if item_id not in self._assets:
-            try:
-                item = await self.state.client.knowledge.items.get(self.request.knowledge_store_id, item_id)
-                self._assets[item_id] = item.asset_id
-            except TwelveLabsError as exc:
-                log.info("citation: item %s not resolved: %s", item_id, type(exc).__name__)
-                self._assets[item_id] = None
-        return self._assets[item_id]
-
-    async def video(self, asset_id: str) -> tuple[str, str] | None:
-        """(index_id, video_id) of the newest video made from `asset_id`."""
-        if asset_id not in self._videos:
-            try:
-                page = await self.state.client.assets.indexings(asset_id, page=1, page_limit=1)
-                found = page.data[0] if page.data else None
-                self._videos[asset_id] = (found.index.id, found.id) if found and found.index else None
-            except TwelveLabsError as exc:
-                log.info("citation: videos of asset %s not resolved: %s", asset_id, type(exc).__name__)
-                self._videos[asset_id] = None
-        return self._videos[asset_id]
-
-
-async def _moments(state: AppState, request: ResponseRequest, response: ResponseObject) -> list[Moment]:
-    cites = response.annotations
-    resolve = _Resolver(state, request)
-    bare = [c for c in cites if not c.annotation.item_id and not c.annotation.collection_id]
-    sole = await resolve.sole_item() if bare else None
-    out = []
-    for cite in cites:
-        ann = cite.annotation
-        extra = ann.model_extra or {}
-        item_id = ann.item_id or (sole if not ann.collection_id else None)
-        asset_id = _str(extra.get("asset_id")) or (await resolve.asset(item_id) if item_id else None)
-        placed = await resolve.video(asset_id) if asset_id else None
-        media = (item_id or asset_id) if state.backend == "sandbox" else None
-        out.append(
-            Moment(
-                marker=cite.marker,
-                item_id=item_id,
-                asset_id=asset_id,
-                video_id=placed[1] if placed else None,
-                index_id=placed[0] if placed else None,
-                collection_id=ann.collection_id,
-                start_sec=ann.start_sec,
-                end_sec=ann.end_sec,
-                title=ann.title,
-                thumbnail_url=ann.thumbnail_url,
-                thumbnail_uri=thumbnail_uri(media, ann.start_sec) if media else None,
-            )
-        )
-    return out
-
-
-def _ids(c: Moment) -> str:
-    named = [("item", c.item_id), ("asset", c.asset_id), ("video", c.video_id), ("index", c.index_id)]
-    return ", ".join(f"{kind} {value}" for kind, value in named if value)
-
-
 def _markdown(result: JockeyResult, *, parse_error: str | None = None) -> Markdown:
     md = Markdown(result.titled("Jockey answer")).para(result.text or "_(no text yet)_")
     if result.citations:
@@ -213,7 +112,7 @@ def _markdown(result: JockeyResult, *, parse_error: str | None = None) -> Markdo
             [
                 f"- {c.marker} {c.title or c.item_id or c.video_id or ''} "
                 f"{fmt_seconds(c.start_sec)}–{fmt_seconds(c.end_sec)}"
-                + (f" ({_ids(c)})" if c.item_id or c.asset_id else "")
+                + (f" ({c.ids()})" if c.item_id or c.asset_id else "")
                 for c in result.citations
             ],
         )
@@ -382,7 +281,7 @@ async def _stream(
     progress.response_id = final.id
     status: Literal["completed", "incomplete"] = "incomplete" if final.status == "incomplete" else "completed"
     result: JockeyResult = base(job, status, text)
-    result.citations = await _moments(state, request, final)
+    result.citations = await cited_moments(state, request, final)
     if final.usage:
         result.usage = Usage(input_tokens=final.usage.input_tokens, output_tokens=final.usage.output_tokens)
     parse_error = None
@@ -425,10 +324,6 @@ def _cut_off(state: AppState, job: Job, request: ResponseRequest, exc: StreamErr
             f'with create_response(knowledge_store_id="{request.knowledge_store_id}", input=…).'
         )
     return text
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 @tool(
