@@ -117,7 +117,7 @@ async def follow_embedding_task(client: TwelveLabsClient, job: Job, task_id: str
             lambda: client.embed.get_video_task(task_id),
             lambda t: t.status,
             policy=client.poll,
-            watching=f'wait_for_task(id="{task_id}", kind="embedding_task")',
+            watching=call("wait_for_task", id=task_id, kind="embedding_task"),
         )
     if task.status.lower() in TERMINAL_BAD:
         reason = task.error.message if task.error and task.error.message else "no reason given"

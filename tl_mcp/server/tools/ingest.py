@@ -126,18 +126,11 @@ async def follow_indexing(state: AppState, job: Job, progress: UploadProgress) -
     index_id, indexed_id = progress.index_id, progress.indexed_asset_id
 
     async def fetch() -> str | None:
-        status = (await state.client.indexed_assets.get(index_id, indexed_id)).status
-        progress.indexing_status = status
-        return status
+        progress.indexing_status = (await state.client.indexed_assets.get(index_id, indexed_id)).status
+        return progress.indexing_status
 
-    return await follow(
-        job,
-        "Indexing",
-        fetch,
-        lambda s: s,
-        policy=state.client.poll,
-        watching=f'wait_for_task(id="{indexed_id}", index_id="{index_id}")',
-    )
+    watching = call("wait_for_task", id=indexed_id, index_id=index_id)
+    return await follow(job, "Indexing", fetch, lambda s: s, policy=state.client.poll, watching=watching)
 
 
 async def follow_item(state: AppState, job: Job, progress: UploadProgress) -> str | None:
@@ -146,17 +139,12 @@ async def follow_item(state: AppState, job: Job, progress: UploadProgress) -> st
     store_id, item_id = progress.knowledge_store_id, progress.item_id
 
     async def fetch() -> str | None:
-        status = (await state.client.knowledge.items.get(store_id, item_id)).status
-        progress.item_status = status
-        return status
+        progress.item_status = (await state.client.knowledge.items.get(store_id, item_id)).status
+        return progress.item_status
 
+    watching = call("wait_for_task", id=item_id, knowledge_store_id=store_id)
     return await follow(
-        job,
-        "Knowledge-store item",
-        fetch,
-        lambda s: s,
-        policy=state.client.poll,
-        watching=f'wait_for_task(id="{item_id}", knowledge_store_id="{store_id}")',
+        job, "Knowledge-store item", fetch, lambda s: s, policy=state.client.poll, watching=watching
     )
 
 
@@ -311,7 +299,7 @@ async def _wait_asset(state: AppState, job: Job, progress: UploadProgress, asset
             fetch,
             lambda s: s,
             policy=state.client.poll,
-            watching=f'wait_for_task(id="{asset_id}", kind="asset")',
+            watching=call("wait_for_task", id=asset_id, kind="asset"),
             known=progress.asset_status,
         )
     progress.asset_status = status
