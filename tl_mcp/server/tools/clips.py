@@ -13,10 +13,9 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, ConfigDict, Field
 
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
-from tl_mcp.config import BackendKind
 from tl_mcp.server.cutting import CARD_SECONDS, CutError, Segment, cut, encoder_name
 from tl_mcp.server.errors import explain
-from tl_mcp.server.results import Markdown, fmt_seconds, tool_result
+from tl_mcp.server.results import Markdown, ToolResult, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.tools._common import Ctx, Id, video_not_found
 from tl_mcp.server.toolspec import ToolSpec, tool
@@ -46,11 +45,10 @@ class ClipFile(BaseModel):
     moments: list[int] = Field(description="Which moments (0-based) it holds, in order.")
 
 
-class ClipsResult(BaseModel):
+class ClipsResult(ToolResult):
     files: list[ClipFile]
     reel: bool
     encoder: str
-    backend: BackendKind
 
 
 async def _source(state: AppState, i: int, m: ClipMoment) -> Segment:
