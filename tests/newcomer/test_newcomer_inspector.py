@@ -17,6 +17,7 @@ import pytest
 from newcomer_support import ROOT, clean_env
 
 from tl_mcp.server.registry import all_tools
+from tl_mcp.toolsets import DEFAULT_TOOLSETS
 
 #: Pinned so that a new Inspector release cannot change what this test means.
 INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
@@ -53,8 +54,8 @@ def inspector(tmp_path: Path, *method: str) -> dict[str, object]:
 def test_inspector_lists_every_tool_with_schemas(tmp_path: Path) -> None:
     listed = inspector(tmp_path, "--method", "tools/list")
     tools = {t["name"]: t for t in listed["tools"]}  # type: ignore[attr-defined]
-    defaults = [s.name for s in all_tools() if s.toolset != "admin"]
-    assert sorted(tools) == sorted(defaults), "admin stays off by default"
+    defaults = [s.name for s in all_tools() if s.toolset in DEFAULT_TOOLSETS]
+    assert sorted(tools) == sorted(defaults), "admin (and clips, without a write folder) stay off by default"
     for tool in tools.values():
         assert tool["inputSchema"]["type"] == "object"
         assert "outputSchema" in tool and "annotations" in tool

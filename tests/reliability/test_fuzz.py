@@ -297,6 +297,7 @@ TOOL_NAMES = [
     "list_knowledge_store_items",
     "analyze_video",
     "summarize_video",
+    "export_clips",
     "delete_index",
     "delete_video",
     "delete_asset",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -359,15 +360,17 @@ async def test_url_upload_works_without_allowed_dirs(world: World) -> None:
         httpd.server_close()
 
 
-async def test_every_tool_answers_within_its_advertised_output_schema(world: World) -> None:
-    """All 22 tools called through the SDK client, which checks each `structuredContent` against the
+async def test_every_tool_answers_within_its_advertised_output_schema(world: World, tmp_path: Path) -> None:
+    """All 23 tools called through the SDK client, which checks each `structuredContent` against the
     compact `outputSchema` it listed; checked again here with jsonschema so the test does not rest on the
     client's check alone. What defaults to null is left out, never sent as a null the schema refuses."""
     import jsonschema
 
     from tl_mcp.server.registry import all_tools
 
-    async with Client(build_server(world.settings(toolsets="all"))) as c:
+    out = tmp_path / "clips"
+    out.mkdir()
+    async with Client(build_server(world.settings(toolsets="all", allowed_write_dirs=[out]))) as c:
         schemas = {t.name: t.output_schema for t in (await c.list_tools()).tools}
         called: list[str] = []
 
@@ -398,6 +401,7 @@ async def test_every_tool_answers_within_its_advertised_output_schema(world: Wor
         await call("list_knowledge_store_items", {"knowledge_store_id": world.knowledge_store_id})
         await call("analyze_video", {**at, "prompt": "What fruit is shown?"})
         await call("summarize_video", {**at, "kind": "chapters"})
+        await call("export_clips", {"moments": [{**at, "start": 0, "end": 1}], "folder": str(out)})
         index = await call("create_index", {"name": "every-tool"})
         store = await call("create_knowledge_store", {"name": "every-tool"})
         added = await call(
