@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from tl_mcp.sandbox.media import TimedText
 from tl_mcp.sandbox.perception import load_analyzers
-from tl_mcp.sandbox.perception.base import TimedText
 
 SUBJECTS = (
     "revenue",

@@ -21,7 +21,7 @@ from tl_mcp.sandbox.config import SandboxConfig
 from tl_mcp.sandbox.embedded import EmbeddedSandbox
 from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.store.db import now_iso
-from tl_mcp.sandbox.work.queue import MAX_ATTEMPTS
+from tl_mcp.sandbox.store.jobs import MAX_ATTEMPTS
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -15,7 +15,6 @@ from tests.openapi_spec import load_spec, resolve
 from tl_mcp.sandbox.errors import ApiError
 from tl_mcp.sandbox.jockey.compose import (
     OFFLINE_VISUAL_NOTE,
-    Moment,
     chunk_text,
     compose_answer,
     is_followup,
@@ -24,12 +23,13 @@ from tl_mcp.sandbox.jockey.compose import (
 from tl_mcp.sandbox.jockey.routes import parse_request
 from tl_mcp.sandbox.jockey.sse import DONE_FRAME, frame, sequence
 from tl_mcp.sandbox.jockey.structured import fill
+from tl_mcp.sandbox.knowledge.models import Evidence
 
 MSG = [{"type": "message", "role": "user", "content": "What is said about apples?"}]
 
 
-def _moment(i: int, text: str, start: float, end: float) -> Moment:
-    return Moment(f"ksi_{i}", f"asset{i}", f"clip{i}.mp4", start, end, text, "subtitle", 0.9 - i / 10)
+def _moment(i: int, text: str, start: float, end: float) -> Evidence:
+    return Evidence(f"ksi_{i}", f"asset{i}", f"clip{i}.mp4", start, end, text, "subtitle", 0.9 - i / 10)
 
 
 MOMENTS = [
@@ -157,7 +157,7 @@ def test_answer_markers_and_annotations_agree() -> None:
 
 
 def test_a_moment_matched_on_screen_also_quotes_what_is_said_then() -> None:
-    ocean = Moment(
+    ocean = Evidence(
         "ksi_1", "asset1", "clip.mp4", 12, 18, "THE OCEAN", "ocr", 0.8,
         context=(("subtitle", "Chapter three takes us deep beneath the ocean waves."),),
     )  # fmt: skip

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tl_mcp.sandbox.engine import AssetIndex, Engine
-from tl_mcp.sandbox.perception.base import TimedText
+from tl_mcp.sandbox.media import TimedText
 from tl_mcp.sandbox.retrieval import rank_text, tokens
 
 LIMITS = (

@@ -36,11 +36,11 @@ from tl_mcp.sandbox.jockey import routes as jockey_routes
 from tl_mcp.sandbox.knowledge import ingest
 from tl_mcp.sandbox.knowledge import routes as knowledge_routes
 from tl_mcp.sandbox.perception import Analyzers
+from tl_mcp.sandbox.store.jobs import Worker
 from tl_mcp.sandbox.work import analyze as work_analyze
 from tl_mcp.sandbox.work import asset as work_asset
 from tl_mcp.sandbox.work import embed as work_embed
 from tl_mcp.sandbox.work import index as work_index
-from tl_mcp.sandbox.work.queue import Worker
 
 log = logging.getLogger(__name__)
 

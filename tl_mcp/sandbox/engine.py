@@ -20,14 +20,14 @@ from typing import Any
 import numpy as np
 
 from tl_mcp.sandbox.config import SandboxConfig
-from tl_mcp.sandbox.media import MediaLimits, Probe
+from tl_mcp.sandbox.media import MediaLimits, Probe, TimedText
 from tl_mcp.sandbox.media import probe as probe_file
 from tl_mcp.sandbox.perception import Analyzers, load_analyzers
-from tl_mcp.sandbox.perception.base import FloatArray, TimedText
+from tl_mcp.sandbox.perception.base import FloatArray
 from tl_mcp.sandbox.store import assets
 from tl_mcp.sandbox.store.db import Database
 from tl_mcp.sandbox.store.ids import new_id
-from tl_mcp.sandbox.work.queue import JobQueue, Worker
+from tl_mcp.sandbox.store.jobs import JobQueue, Worker
 
 log = logging.getLogger(__name__)
 

@@ -21,14 +21,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 import av
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
-
-from tl_mcp.sandbox.perception.base import Frame, TimedText
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +63,24 @@ _CONTAINER_OPTIONS = {
 _IO_BUFFER = 256 * 1024
 #: The decode loops look at the process's memory this often (frames / chunks).
 _MEMORY_CHECK_EVERY = 16
+
+#: Where a piece of text in a video came from. `subtitle` is an embedded subtitle track,
+#: `speech` is speech-to-text, `ocr` is text drawn on screen.
+TextSource = Literal["subtitle", "speech", "ocr"]
+
+Frame = npt.NDArray[np.uint8]  # H x W x 3, RGB
+
+
+@dataclass(frozen=True, slots=True)
+class TimedText:
+    """A piece of text found in a video, with the seconds it covers. Decoding yields the subtitle ones;
+    the analyzers in :mod:`tl_mcp.sandbox.perception` add speech and on-screen text in the same shape."""
+
+    start: float
+    end: float
+    text: str
+    source: TextSource
+    confidence: float = 1.0
 
 
 class MediaError(Exception):
@@ -578,32 +594,3 @@ def _subtitle_text(sub: Any) -> str:
         b = text.index("}", a)
         text = text[:a] + text[b + 1 :]
     return " ".join(text.split())
-
-
-def audio_features(
-    path: Path, limits: MediaLimits, start: float = 0.0, end: float | None = None, dim: int = 128
-) -> npt.NDArray[np.float32]:
-    """A unit vector describing the sound between ``start`` and ``end``: mean log power in ``dim`` bands of
-    16 kHz spectrum. Useful for same-or-similar audio matching, not for meaning."""
-    from tl_mcp.sandbox.perception.audio import SAMPLE_RATE, iter_audio_chunks
-
-    acc = np.zeros(dim, dtype=np.float64)
-    windows = 0
-    n_fft = 1024
-    for offset, samples in iter_audio_chunks(path, limits, chunk_seconds=10.0):
-        if end is not None and offset >= end:
-            break
-        a = max(0, int((start - offset) * SAMPLE_RATE))
-        b = len(samples) if end is None else min(len(samples), int((end - offset) * SAMPLE_RATE))
-        piece = samples[a:b]
-        for i in range(0, len(piece) - n_fft + 1, n_fft):
-            spectrum = np.abs(np.fft.rfft(piece[i : i + n_fft] * np.hanning(n_fft))) ** 2
-            bands = np.array_split(spectrum[1:], dim)
-            acc += np.log1p(np.array([band.mean() for band in bands]) * 1e4)
-            windows += 1
-    if windows == 0:
-        raise MediaError("parameter_invalid", "The audio is shorter than 0.07 s or has no audio stream.")
-    vec = (acc / windows).astype(np.float32)
-    vec -= vec.mean()
-    norm = float(np.linalg.norm(vec))
-    return vec / norm if norm > 0 else vec

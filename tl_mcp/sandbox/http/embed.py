@@ -32,7 +32,8 @@ from tl_mcp.sandbox.http.common import (
     paged,
     query_list,
 )
-from tl_mcp.sandbox.media import MediaError, audio_features, load_image_rgb
+from tl_mcp.sandbox.media import MediaError, load_image_rgb
+from tl_mcp.sandbox.perception.audio import audio_features
 from tl_mcp.sandbox.perception.base import FloatArray
 from tl_mcp.sandbox.store.assets import get_asset_row
 from tl_mcp.sandbox.store.db import dumps, loads, now_iso

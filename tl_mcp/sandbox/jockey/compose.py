@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tl_mcp.sandbox.knowledge.models import Evidence
+
 #: The sandbox's only model name; echoed on every response (request shape A sends it).
 MODEL_NAME = "jockey1.0"
 
@@ -114,41 +116,11 @@ def marker(start: float, end: float) -> str:
     return f"[{timestamp(start)}-{timestamp(max(end_whole, int(start)))}]"
 
 
-@dataclass(frozen=True, slots=True)
-class Moment:
-    """One piece of evidence: a time range of a knowledge-store item and the text found there."""
-
-    item_id: str
-    asset_id: str
-    title: str
-    start: float
-    end: float
-    text: str
-    source: str
-    score: float
-    thumbnail_url: str | None = None
-    hls_url: str | None = None
-    #: Other text of the same moment, as (source, text); quoted after the match.
-    context: tuple[tuple[str, str], ...] = ()
-
-    def as_evidence(self) -> dict[str, Any]:
-        """The form Jockey's own tool step reports (function_call_output) and the JSON filler reads."""
-        return {
-            "item_id": self.item_id,
-            "title": self.title,
-            "start_sec": round(self.start, 3),
-            "end_sec": round(self.end, 3),
-            "source": self.source,
-            "text": self.text,
-            "score": round(self.score, 4),
-        }
-
-
 @dataclass(slots=True)
 class Answer:
     text: str
     annotations: list[dict[str, Any]] = field(default_factory=list)
-    cited: list[Moment] = field(default_factory=list)
+    cited: list[Evidence] = field(default_factory=list)
 
 
 class _Builder:
@@ -163,7 +135,7 @@ class _Builder:
         self._parts.append(text)
         self._length += len(text)
 
-    def cite(self, moment: Moment) -> None:
+    def cite(self, moment: Evidence) -> None:
         mark = marker(moment.start, moment.end)
         start_index = self._length
         self.add(mark)
@@ -197,7 +169,7 @@ _SOURCE_VERB = {"subtitle": "the subtitles read", "speech": "someone says", "ocr
 
 def compose_answer(
     question: str,
-    moments: Sequence[Moment],
+    moments: Sequence[Evidence],
     *,
     ready_items: int,
     pending_items: int,

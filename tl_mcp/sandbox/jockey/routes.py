@@ -24,7 +24,6 @@ from tl_mcp.sandbox.http.common import json_body
 from tl_mcp.sandbox.jockey.compose import (
     MODEL_NAME,
     Answer,
-    Moment,
     chunk_text,
     compose_answer,
     count_tokens,
@@ -34,7 +33,7 @@ from tl_mcp.sandbox.jockey.compose import (
 )
 from tl_mcp.sandbox.jockey.sse import DONE_FRAME, frame, sequence
 from tl_mcp.sandbox.jockey.structured import SchemaError, check_schema, fill
-from tl_mcp.sandbox.knowledge.models import JockeyOptions, JsonObj
+from tl_mcp.sandbox.knowledge.models import Evidence, JockeyOptions, JsonObj
 from tl_mcp.sandbox.knowledge.routes import get_service
 from tl_mcp.sandbox.knowledge.service import KnowledgeService
 from tl_mcp.sandbox.store.db import dumps, loads, now_iso
@@ -445,7 +444,7 @@ class Turn:
         self._save(query, text)
 
     def _structured(
-        self, question: str, answer: Answer, moments: Sequence[Moment]
+        self, question: str, answer: Answer, moments: Sequence[Evidence]
     ) -> tuple[str, list[JsonObj]]:
         assert self.req.schema is not None
         summary = " ".join(answer.text.split())

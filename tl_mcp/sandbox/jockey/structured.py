@@ -15,7 +15,8 @@ from typing import Any
 
 import jsonschema
 
-from tl_mcp.sandbox.jockey.compose import Moment, marker, timestamp
+from tl_mcp.sandbox.jockey.compose import marker, timestamp
+from tl_mcp.sandbox.knowledge.models import Evidence
 
 JsonObj = dict[str, Any]
 
@@ -61,7 +62,7 @@ def check_schema(schema: Any) -> JsonObj:
 
 
 class _Filler:
-    def __init__(self, root: JsonObj, question: str, summary: str, moments: Sequence[Moment]) -> None:
+    def __init__(self, root: JsonObj, question: str, summary: str, moments: Sequence[Evidence]) -> None:
         self.root = root
         self.question = question
         self.summary = summary
@@ -77,7 +78,7 @@ class _Filler:
             return {**target, **merged} if isinstance(target, dict) else merged
         return node
 
-    def value(self, node: Any, name: str, moment: Moment | None, depth: int) -> Any:
+    def value(self, node: Any, name: str, moment: Evidence | None, depth: int) -> Any:
         if not isinstance(node, dict) or depth > _MAX_DEPTH:
             return None
         node = self.resolve(node)
@@ -110,18 +111,18 @@ class _Filler:
             return None
         return self.string(node, name, moment)
 
-    def pick_enum(self, options: list[Any], moment: Moment | None) -> Any:
+    def pick_enum(self, options: list[Any], moment: Evidence | None) -> Any:
         evidence = (moment.text if moment else " ".join(m.text for m in self.moments)).lower()
         for option in options:
             if isinstance(option, str) and option.lower() in evidence:
                 return option
         return options[0]
 
-    def array(self, node: JsonObj, name: str, moment: Moment | None, depth: int) -> list[Any]:
+    def array(self, node: JsonObj, name: str, moment: Evidence | None, depth: int) -> list[Any]:
         items = node.get("items") if isinstance(node.get("items"), dict) else {}
         low = int(node.get("minItems", 0))
         high = node.get("maxItems")
-        sources: list[Moment | None] = [moment] if moment is not None else list(self.moments)
+        sources: list[Evidence | None] = [moment] if moment is not None else list(self.moments)
         values = [self.value(items, name, m, depth + 1) for m in sources]
         if node.get("uniqueItems"):
             unique: list[Any] = []
@@ -138,7 +139,7 @@ class _Filler:
             values = values[:high]
         return values
 
-    def number(self, node: JsonObj, name: str, moment: Moment | None, integer: bool) -> float | int:
+    def number(self, node: JsonObj, name: str, moment: Evidence | None, integer: bool) -> float | int:
         lowered = name.lower()
         target = moment or (self.moments[0] if self.moments else None)
         value: float
@@ -164,7 +165,7 @@ class _Filler:
             value = min(value, float(maximum) - (1 if "exclusiveMaximum" in node and integer else 0))
         return round(value) if integer else round(value, 3)
 
-    def string(self, node: JsonObj, name: str, moment: Moment | None) -> str:
+    def string(self, node: JsonObj, name: str, moment: Evidence | None) -> str:
         lowered = name.lower()
         target = moment
         if node.get("format") == "date-time":
@@ -215,7 +216,9 @@ def _valid(root: JsonObj, node: Any, value: Any) -> bool:
     return bool(jsonschema.Draft202012Validator(probe).is_valid(value))
 
 
-def fill(schema: JsonObj, *, question: str, summary: str, moments: Sequence[Moment]) -> tuple[Any, list[str]]:
+def fill(
+    schema: JsonObj, *, question: str, summary: str, moments: Sequence[Evidence]
+) -> tuple[Any, list[str]]:
     """JSON for the tightened ``schema`` from evidence; returns (value, validation problems)."""
     tightened = tighten(schema)
     value = _Filler(tightened, question, summary, moments).value(tightened, "", None, 0)

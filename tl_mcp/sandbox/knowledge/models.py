@@ -50,6 +50,37 @@ class Hit:
     thumbnail_url: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One piece of evidence: a time range of a knowledge-store item and the text found there. What the
+    store's search returns and Jockey cites; :class:`Hit` is the asset-level match it is built from."""
+
+    item_id: str
+    asset_id: str
+    title: str
+    start: float
+    end: float
+    text: str
+    source: str
+    score: float
+    thumbnail_url: str | None = None
+    hls_url: str | None = None
+    #: Other text of the same moment, as (source, text); quoted after the match.
+    context: tuple[tuple[str, str], ...] = ()
+
+    def as_evidence(self) -> dict[str, Any]:
+        """The form Jockey's own tool step reports (function_call_output) and the JSON filler reads."""
+        return {
+            "item_id": self.item_id,
+            "title": self.title,
+            "start_sec": round(self.start, 3),
+            "end_sec": round(self.end, 3),
+            "source": self.source,
+            "text": self.text,
+            "score": round(self.score, 4),
+        }
+
+
 class SandboxHooks(Protocol):
     """What the knowledge-store layer needs from the rest of the sandbox."""
 

@@ -17,8 +17,7 @@ from typing import Any
 
 from tl_mcp.sandbox.errors import ApiError, found, invalid, missing
 from tl_mcp.sandbox.http.common import body_str
-from tl_mcp.sandbox.jockey.compose import Moment
-from tl_mcp.sandbox.knowledge.models import AssetInfo, Hit, JockeyOptions, JsonObj, SandboxHooks
+from tl_mcp.sandbox.knowledge.models import AssetInfo, Evidence, Hit, JockeyOptions, JsonObj, SandboxHooks
 from tl_mcp.sandbox.store.db import Database, dumps, loads, now_iso
 from tl_mcp.sandbox.store.ids import new_id
 
@@ -413,7 +412,7 @@ class KnowledgeService:
         item_ids: Sequence[str] | None = None,
         modalities: Sequence[str] = MODALITIES,
         limit: int = _SEARCH_POOL,
-    ) -> list[tuple[Moment, Hit]]:
+    ) -> list[tuple[Evidence, Hit]]:
         """Ranked moments for ``query`` across the store's ready items (optionally only ``item_ids``)."""
         items = self.ready_items(store_id, item_ids)
         if not items or not query.strip():
@@ -423,7 +422,7 @@ class KnowledgeService:
             by_asset.setdefault(row["asset_id"], row)
         hits = await self.hooks.retrieve(query, list(by_asset), list(modalities), limit)
         assets: dict[str, AssetInfo | None] = {}
-        out: list[tuple[Moment, Hit]] = []
+        out: list[tuple[Evidence, Hit]] = []
         for hit in hits:
             hit_row = by_asset.get(hit.asset_id)
             if hit_row is None:
@@ -434,7 +433,7 @@ class KnowledgeService:
             asset = assets[hit.asset_id]
             system = loads(row["system_metadata"]) or {}
             title = (asset.filename if asset else None) or system.get("filename") or row["asset_id"]
-            moment = Moment(
+            moment = Evidence(
                 item_id=row["id"],
                 asset_id=row["asset_id"],
                 title=title,
@@ -532,8 +531,10 @@ class KnowledgeService:
             item_ids = values("item_id", None)
         return asset_types, item_ids
 
-    def _hits(self, found: list[tuple[Moment, Hit]], group_by: str, include_metadata: bool) -> list[JsonObj]:
-        def match(moment: Moment, hit: Hit) -> JsonObj:
+    def _hits(
+        self, found: list[tuple[Evidence, Hit]], group_by: str, include_metadata: bool
+    ) -> list[JsonObj]:
+        def match(moment: Evidence, hit: Hit) -> JsonObj:
             out: JsonObj = {
                 "start_sec": round(moment.start, 3),
                 "end_sec": round(moment.end, 3),
@@ -554,7 +555,7 @@ class KnowledgeService:
 
         hits: list[JsonObj] = []
         if group_by == "item":
-            grouped: dict[str, list[tuple[Moment, Hit]]] = {}
+            grouped: dict[str, list[tuple[Evidence, Hit]]] = {}
             for moment, hit in found:
                 grouped.setdefault(moment.item_id, []).append((moment, hit))
             entries = [(item_id, [match(m, h) for m, h in pairs]) for item_id, pairs in grouped.items()]

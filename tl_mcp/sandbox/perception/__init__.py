@@ -12,16 +12,14 @@ import importlib.util
 import logging
 from collections.abc import Callable
 
+from tl_mcp.sandbox.media import Frame, TextSource, TimedText
 from tl_mcp.sandbox.perception.base import (
     Analyzers,
     FloatArray,
-    Frame,
     ImageEmbedder,
     OcrAnalyzer,
     SpeechAnalyzer,
     TextEmbedder,
-    TextSource,
-    TimedText,
 )
 from tl_mcp.sandbox.perception.default import FrameFeatureEmbedder, HashingTextEmbedder
 from tl_mcp.sandbox.perception.models import AnalyzerModels

@@ -1,4 +1,5 @@
-"""Streaming audio decode: a media file's first audio track as 16 kHz mono float32, in bounded chunks."""
+"""Streaming audio decode: a media file's first audio track as 16 kHz mono float32, in bounded chunks, and
+the sound signature built on it for audio ``/embed``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from tl_mcp.sandbox.media import MediaLimits, decode, open_media
+from tl_mcp.sandbox.media import MediaError, MediaLimits, decode, open_media
 
 SAMPLE_RATE = 16_000
 
@@ -57,3 +58,30 @@ def iter_audio_chunks(
             pending.append(out.to_ndarray().reshape(-1).astype(np.float32, copy=False))
             pending_len += out.samples
         yield from drain(final=True)
+
+
+def audio_features(
+    path: Path, limits: MediaLimits, start: float = 0.0, end: float | None = None, dim: int = 128
+) -> npt.NDArray[np.float32]:
+    """A unit vector describing the sound between ``start`` and ``end``: mean log power in ``dim`` bands of
+    16 kHz spectrum. Useful for same-or-similar audio matching, not for meaning."""
+    acc = np.zeros(dim, dtype=np.float64)
+    windows = 0
+    n_fft = 1024
+    for offset, samples in iter_audio_chunks(path, limits, chunk_seconds=10.0):
+        if end is not None and offset >= end:
+            break
+        a = max(0, int((start - offset) * SAMPLE_RATE))
+        b = len(samples) if end is None else min(len(samples), int((end - offset) * SAMPLE_RATE))
+        piece = samples[a:b]
+        for i in range(0, len(piece) - n_fft + 1, n_fft):
+            spectrum = np.abs(np.fft.rfft(piece[i : i + n_fft] * np.hanning(n_fft))) ** 2
+            bands = np.array_split(spectrum[1:], dim)
+            acc += np.log1p(np.array([band.mean() for band in bands]) * 1e4)
+            windows += 1
+    if windows == 0:
+        raise MediaError("parameter_invalid", "The audio is shorter than 0.07 s or has no audio stream.")
+    vec = (acc / windows).astype(np.float32)
+    vec -= vec.mean()
+    norm = float(np.linalg.norm(vec))
+    return vec / norm if norm > 0 else vec

@@ -11,31 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
-if TYPE_CHECKING:
-    from tl_mcp.sandbox.media import MediaLimits
-
-#: Where a piece of text in a video came from. `subtitle` is an embedded subtitle track,
-#: `speech` is speech-to-text, `ocr` is text drawn on screen.
-TextSource = Literal["subtitle", "speech", "ocr"]
+from tl_mcp.sandbox.media import Frame, MediaLimits, TimedText
 
 FloatArray = npt.NDArray[np.float32]
-Frame = npt.NDArray[np.uint8]  # H x W x 3, RGB
-
-
-@dataclass(frozen=True, slots=True)
-class TimedText:
-    """A piece of text found in a video, with the seconds it covers."""
-
-    start: float
-    end: float
-    text: str
-    source: TextSource
-    confidence: float = 1.0
 
 
 @runtime_checkable

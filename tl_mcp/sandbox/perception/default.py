@@ -15,7 +15,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from tl_mcp.sandbox.perception.base import FloatArray, Frame
+from tl_mcp.sandbox.media import Frame
+from tl_mcp.sandbox.perception.base import FloatArray
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 

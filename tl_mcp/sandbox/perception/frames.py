@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from tl_mcp.sandbox.media import MediaLimits, decode, open_media
-from tl_mcp.sandbox.perception.base import Frame
+from tl_mcp.sandbox.media import Frame, MediaLimits, decode, open_media
 
 #: Mean absolute difference (0-255 grey levels) between 1/8-scale grey frames above which the
 #: picture counts as changed. A cut or a new slide scores tens; a moving cursor or progress bar,

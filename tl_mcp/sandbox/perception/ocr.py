@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tl_mcp.sandbox.perception.base import Frame, TimedText
+from tl_mcp.sandbox.media import Frame, TimedText
 from tl_mcp.sandbox.perception.models import ENV_OCR_MODEL_DIR, AnalyzerModels
 
 #: Measured on generated and real frames: this removes the junk tokens PP-OCR emits on shapes

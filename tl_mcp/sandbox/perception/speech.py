@@ -11,9 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from tl_mcp.sandbox.media import MediaLimits
+from tl_mcp.sandbox.media import MediaLimits, TimedText
 from tl_mcp.sandbox.perception.audio import SAMPLE_RATE, AudioArray, iter_audio_chunks
-from tl_mcp.sandbox.perception.base import TimedText
 from tl_mcp.sandbox.perception.models import ENV_WHISPER_MODEL, AnalyzerModels
 
 log = logging.getLogger(__name__)

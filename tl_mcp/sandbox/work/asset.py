@@ -15,9 +15,11 @@ import numpy as np
 
 from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.media import (
+    Frame,
     MediaError,
     MediaLimits,
     Probe,
+    TimedText,
     audio_segments,
     jpeg_thumbnail,
     load_image_rgb,
@@ -25,7 +27,6 @@ from tl_mcp.sandbox.media import (
     scan_video,
 )
 from tl_mcp.sandbox.perception import Analyzers
-from tl_mcp.sandbox.perception.base import Frame, TimedText
 from tl_mcp.sandbox.store import assets
 from tl_mcp.sandbox.store.db import loads, now_iso
 

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from tl_mcp.sandbox.engine import Engine
-from tl_mcp.sandbox.media import MediaError, decode, open_media
-from tl_mcp.sandbox.perception.base import FloatArray, Frame
+from tl_mcp.sandbox.media import Frame, MediaError, decode, open_media
+from tl_mcp.sandbox.perception.base import FloatArray
 from tl_mcp.sandbox.store import assets
 from tl_mcp.sandbox.store.db import dumps, loads, now_iso
 

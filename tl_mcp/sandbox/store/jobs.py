@@ -1,11 +1,13 @@
-"""The durable job queue: every background step is a row in ``jobs``, run by one worker thread.
+"""The durable job queue: every background step is a row in ``jobs``, run by one worker thread. This is
+the only SQL on ``jobs``.
 
 The worker takes queued jobs in order; at startup, jobs left ``running`` by a crash are re-queued (and given
 up after ``MAX_ATTEMPTS``, which calls the kind's ``failed`` so its owner marks its asset / indexed asset /
 task failed), so a ``kill -9`` at any moment leaves a consistent state.
 
 The queue knows nothing of what jobs do: :class:`Worker` entries (kind -> run, failed) are handed to it by
-the app (``tl_mcp.sandbox.app.WORKERS``), with the context object they run against.
+the app (``tl_mcp.sandbox.app.WORKERS``), with the context object they run against. It sits in ``store``,
+below the engine that owns it and the ``work`` modules that run on it, so neither depends on the other.
 """
 
 from __future__ import annotations
