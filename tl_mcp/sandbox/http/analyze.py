@@ -15,7 +15,9 @@ from starlette.routing import BaseRoute, Route
 
 from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.errors import ApiError, found, invalid, missing
-from tl_mcp.sandbox.http.common import (
+from tl_mcp.sandbox.store.db import dumps, loads, now_iso
+from tl_mcp.sandbox.store.ids import new_id
+from tl_mcp.sandbox.web import (
     checked_url,
     engine_of,
     json_body,
@@ -25,8 +27,6 @@ from tl_mcp.sandbox.http.common import (
     paged,
     query_list,
 )
-from tl_mcp.sandbox.store.db import dumps, loads, now_iso
-from tl_mcp.sandbox.store.ids import new_id
 from tl_mcp.sandbox.work.analyze import parse_params, run_analysis
 
 WAIT_S = 300.0

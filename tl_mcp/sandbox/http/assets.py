@@ -11,14 +11,18 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import anyio
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.errors import ApiError, invalid, missing
-from tl_mcp.sandbox.http.common import (
+from tl_mcp.sandbox.http.files import probe_or_reject, safe_filename, save_upload
+from tl_mcp.sandbox.media import Probe
+from tl_mcp.sandbox.store import assets
+from tl_mcp.sandbox.store.assets import get_asset_row
+from tl_mcp.sandbox.store.db import loads
+from tl_mcp.sandbox.store.ids import new_id
+from tl_mcp.sandbox.web import (
     check_metadata,
     checked_url,
     engine_of,
@@ -35,24 +39,14 @@ from tl_mcp.sandbox.http.common import (
     query_bool,
     query_list,
     signed_url,
+    thumbnail_url,
 )
-from tl_mcp.sandbox.media import MediaError, Probe
-from tl_mcp.sandbox.store import assets
-from tl_mcp.sandbox.store.assets import get_asset_row
-from tl_mcp.sandbox.store.db import loads
-from tl_mcp.sandbox.store.ids import new_id
 from tl_mcp.sandbox.work.asset import insert_asset
 
 log = logging.getLogger(__name__)
 
-ASSET_TYPES = ("video", "audio", "image")
 
-
-# ----- asset rows and JSON, shared with the index and embed routes ------------------------------------------
-def thumbnail_url(request: Request, asset_id: str, name: str | None) -> str | None:
-    return signed_url(request, f"/media/{asset_id}/thumbs/{name}") if name else None
-
-
+# ----- asset JSON ------------------------------------------------------------------------------------------
 def asset_json(request: Request, row: sqlite3.Row) -> dict[str, Any]:
     engine = engine_of(request)
     body: dict[str, Any] = {
@@ -138,50 +132,6 @@ def technical_metadata(info: Probe) -> dict[str, Any]:
     return {k: v for k, v in meta.items() if v is not None}
 
 
-def safe_filename(name: str) -> str:
-    cleaned = Path(name.replace("\\", "/")).name.strip() or "upload"
-    return cleaned[:255]
-
-
-async def save_upload(engine: Engine, upload: UploadFile, dest: Path, cap: int) -> int:
-    """Copy an uploaded form file to ``dest`` in chunks; over ``cap`` bytes → 400 and nothing kept."""
-    written = 0
-    target = anyio.Path(dest)
-    await target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        async with await anyio.open_file(dest, "wb") as out:
-            while chunk := await upload.read(1024 * 1024):
-                written += len(chunk)
-                if written > cap:
-                    raise ApiError(
-                        400,
-                        "video_filesize_too_large",
-                        f"The file is larger than the {cap}-byte limit for direct uploads; use a multipart "
-                        "upload (POST /assets/multipart-uploads) or method=url.",
-                    )
-                await out.write(chunk)
-    except BaseException:
-        await target.unlink(missing_ok=True)
-        raise
-    return written
-
-
-async def probe_or_reject(engine: Engine, path: Path, *, cleanup: Path | None = None) -> Probe:
-    """Probe an upload on a worker thread (the probe reads the whole file: seconds for a large one, which
-    must not hold up every other request); bad media → 400, and ``cleanup`` (or the file) is removed."""
-
-    def probe() -> Probe:
-        try:
-            return engine.probe(path)
-        except MediaError as exc:
-            shutil.rmtree(cleanup, ignore_errors=True) if cleanup else path.unlink(missing_ok=True)
-            raise ApiError(
-                400, exc.code, f"{exc.message} Upload a valid video, audio or image file."
-            ) from exc
-
-    return await anyio.to_thread.run_sync(probe)
-
-
 # ----- /assets ----------------------------------------------------------------------------------------------
 async def create_asset(request: Request) -> Response:
     engine = engine_of(request)
@@ -256,7 +206,7 @@ async def list_assets(request: Request) -> Response:
     page, limit = page_params(request)
     types = query_list(request, "asset_types")
     for t in types:
-        if t not in (*ASSET_TYPES, "document"):
+        if t not in (*assets.ASSET_TYPES, "document"):
             raise invalid(
                 f"The `asset_types` parameter must be among video, audio, image, document (got {t!r})."
             )

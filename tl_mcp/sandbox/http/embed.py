@@ -18,8 +18,14 @@ from starlette.routing import BaseRoute, Route
 
 from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.errors import found, invalid, missing
-from tl_mcp.sandbox.http.assets import probe_or_reject, safe_filename, save_upload
-from tl_mcp.sandbox.http.common import (
+from tl_mcp.sandbox.http.files import probe_or_reject, safe_filename, save_upload
+from tl_mcp.sandbox.media import MediaError, load_image_rgb
+from tl_mcp.sandbox.perception.audio import audio_features
+from tl_mcp.sandbox.perception.base import FloatArray
+from tl_mcp.sandbox.store.assets import get_asset_row
+from tl_mcp.sandbox.store.db import dumps, loads, now_iso
+from tl_mcp.sandbox.store.ids import new_id
+from tl_mcp.sandbox.web import (
     checked_url,
     engine_of,
     form_body,
@@ -32,12 +38,6 @@ from tl_mcp.sandbox.http.common import (
     paged,
     query_list,
 )
-from tl_mcp.sandbox.media import MediaError, load_image_rgb
-from tl_mcp.sandbox.perception.audio import audio_features
-from tl_mcp.sandbox.perception.base import FloatArray
-from tl_mcp.sandbox.store.assets import get_asset_row
-from tl_mcp.sandbox.store.db import dumps, loads, now_iso
-from tl_mcp.sandbox.store.ids import new_id
 from tl_mcp.sandbox.work.embed import floats
 
 MODELS = ("marengo3.0", "Marengo-retrieval-2.7")

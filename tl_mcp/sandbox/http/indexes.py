@@ -13,8 +13,15 @@ from starlette.routing import BaseRoute, Route
 
 from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.errors import ApiError, found, invalid, missing
-from tl_mcp.sandbox.http.assets import probe_or_reject, safe_filename, save_upload, thumbnail_url
-from tl_mcp.sandbox.http.common import (
+from tl_mcp.sandbox.http.files import probe_or_reject, safe_filename, save_upload
+from tl_mcp.sandbox.http.indexed_filters import parse_filters
+from tl_mcp.sandbox.media import Probe
+from tl_mcp.sandbox.store import assets, indexes
+from tl_mcp.sandbox.store.assets import get_asset_row
+from tl_mcp.sandbox.store.db import dumps, loads, now_iso
+from tl_mcp.sandbox.store.ids import new_id
+from tl_mcp.sandbox.store.indexes import get_index_row
+from tl_mcp.sandbox.web import (
     body_str,
     check_metadata,
     checked_url,
@@ -31,25 +38,16 @@ from tl_mcp.sandbox.http.common import (
     paged,
     query_bool,
     query_list,
+    signed_url,
     sort_params,
+    thumbnail_url,
 )
-from tl_mcp.sandbox.http.indexed_filters import parse_filters
-from tl_mcp.sandbox.media import Probe
-from tl_mcp.sandbox.store import assets
-from tl_mcp.sandbox.store.assets import get_asset_row
-from tl_mcp.sandbox.store.db import dumps, loads, now_iso
-from tl_mcp.sandbox.store.ids import new_id
 from tl_mcp.sandbox.work.asset import insert_asset
 from tl_mcp.sandbox.work.index import check_indexable
 
 MODEL_OPTIONS = {"marengo3.0": {"visual", "audio", "transcription"}, "marengo2.7": {"visual", "audio"}}
 GENERATIVE = {"pegasus1.2", "pegasus1.5", "pegasus1.6"}
 INDEXED_STATUSES = ("ready", "pending", "queued", "indexing", "validating", "failed")
-
-
-def get_index_row(engine: Engine, index_id: str) -> sqlite3.Row:
-    row = engine.db.one("SELECT * FROM indexes WHERE id=?", (index_id,))
-    return found(row, index_id, "indexes")
 
 
 def index_json(engine: Engine, row: sqlite3.Row) -> dict[str, Any]:
@@ -103,17 +101,14 @@ async def create_index(request: Request) -> Response:
     addons = body.get("addons") or []
     if not isinstance(addons, list) or any(a != "thumbnail" for a in addons):
         raise invalid('The `addons` parameter may only contain "thumbnail".')
-    if engine.db.one("SELECT 1 FROM indexes WHERE name=?", (name,)):
+    if indexes.name_taken(engine.db, name):
         raise ApiError(
             400, "index_name_already_exists", f"An index named {name!r} already exists; pick another name."
         )
-    index_id, now = new_id(), now_iso()
+    index_id = new_id()
     clean = [{"model_name": m["model_name"], "model_options": list(m["model_options"])} for m in models]
     try:
-        engine.db.run(
-            "INSERT INTO indexes(id, name, created_at, updated_at, models, addons) VALUES(?,?,?,?,?,?)",
-            (index_id, name, now, now, dumps(clean), dumps(addons)),
-        )
+        indexes.insert(engine.db, index_id, name, clean, addons)
     except sqlite3.IntegrityError as exc:
         raise ApiError(400, "index_name_already_exists", f"An index named {name!r} already exists.") from exc
     return ok({"_id": index_id}, 201)
@@ -123,19 +118,15 @@ async def list_indexes(request: Request) -> Response:
     engine = engine_of(request)
     page, limit = page_params(request)
     sort_by, sort_option = sort_params(request)
-    clauses, params = [], []
-    if request.query_params.get("index_name"):
-        clauses.append("name LIKE ?")
-        params.append(f"%{request.query_params['index_name']}%")
     family = request.query_params.get("model_family")
-    if family:
-        if family not in ("marengo", "pegasus"):
-            raise invalid("The `model_family` parameter must be marengo or pegasus.")
-        clauses.append("models LIKE ?")
-        params.append(f'%"model_name":"{family}%')
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    rows = engine.db.all(
-        f"SELECT * FROM indexes {where} ORDER BY {sort_by} {sort_option}, rowid {sort_option}", params
+    if family and family not in ("marengo", "pegasus"):
+        raise invalid("The `model_family` parameter must be marengo or pegasus.")
+    rows = indexes.search(
+        engine.db,
+        name_like=request.query_params.get("index_name"),
+        model_family=family,
+        sort_by=sort_by,
+        sort_option=sort_option,
     )
     body = paged(rows, page, limit)
     body["data"] = [index_json(engine, r) for r in body["data"]]
@@ -144,29 +135,29 @@ async def list_indexes(request: Request) -> Response:
 
 async def get_index(request: Request) -> Response:
     engine = engine_of(request)
-    return ok(index_json(engine, get_index_row(engine, request.path_params["index_id"])))
+    return ok(index_json(engine, get_index_row(engine.db, request.path_params["index_id"])))
 
 
 async def rename_index(request: Request) -> Response:
     engine = engine_of(request)
     index_id = request.path_params["index_id"]
-    get_index_row(engine, index_id)
+    get_index_row(engine.db, index_id)
     body = await json_body(request)
     name = body_str(body, "index_name", required=True, max_len=200)
-    if engine.db.one("SELECT 1 FROM indexes WHERE name=? AND id<>?", (name, index_id)):
+    if indexes.name_taken(engine.db, name, other_than=index_id):
         raise ApiError(400, "index_name_already_exists", f"An index named {name!r} already exists.")
-    engine.db.run("UPDATE indexes SET name=?, updated_at=? WHERE id=?", (name, now_iso(), index_id))
+    indexes.rename(engine.db, index_id, name)
     return no_content()
 
 
 async def delete_index(request: Request) -> Response:
     engine = engine_of(request)
     index_id = request.path_params["index_id"]
-    get_index_row(engine, index_id)
+    get_index_row(engine.db, index_id)
     with engine.db.tx() as conn:
         conn.execute("DELETE FROM indexed_assets WHERE index_id=?", (index_id,))
         conn.execute("DELETE FROM tasks WHERE index_id=?", (index_id,))
-        conn.execute("DELETE FROM indexes WHERE id=?", (index_id,))
+        indexes.delete(conn, index_id)
     return no_content()
 
 
@@ -244,8 +235,6 @@ def indexed_asset_json(
             )
             urls = [u for t in thumbs if (u := thumbnail_url(request, row["asset_id"], t["thumbnail"]))]
             if row["enable_video_stream"] is None or row["enable_video_stream"]:
-                from tl_mcp.sandbox.http.common import signed_url
-
                 body["hls"] = {
                     "video_url": signed_url(request, f"/media/{row['asset_id']}/file"),
                     "thumbnail_urls": urls,
@@ -290,7 +279,7 @@ def _embedding(engine: Engine, asset_id: str, options: list[str]) -> dict[str, A
 
 
 def _get_indexed(engine: Engine, index_id: str, ia_id: str, collection: str) -> sqlite3.Row:
-    get_index_row(engine, index_id)
+    get_index_row(engine.db, index_id)
     row = engine.db.one("SELECT * FROM indexed_assets WHERE id=? AND index_id=?", (ia_id, index_id))
     return found(row, ia_id, collection)
 
@@ -298,7 +287,7 @@ def _get_indexed(engine: Engine, index_id: str, ia_id: str, collection: str) -> 
 async def create_indexed_asset(request: Request) -> Response:
     engine = engine_of(request)
     index_id = request.path_params["index_id"]
-    get_index_row(engine, index_id)
+    get_index_row(engine.db, index_id)
     body = await json_body(request)
     asset_id = body_str(body, "asset_id", required=True, max_len=200)
     asset = get_asset_row(engine.db, asset_id)
@@ -319,7 +308,7 @@ async def create_indexed_asset(request: Request) -> Response:
 def _list_indexed(request: Request, *, video: bool) -> Response:
     engine = engine_of(request)
     index_id = request.path_params["index_id"]
-    get_index_row(engine, index_id)
+    get_index_row(engine.db, index_id)
     page, limit = page_params(request)
     sort_by, sort_option = sort_params(request)
     clauses, params = ["ia.index_id=?"], [index_id]
@@ -447,7 +436,7 @@ async def create_task(request: Request) -> Response:
     try:
         index_id = form_str(form, "index_id", required=True)
         assert index_id is not None
-        get_index_row(engine, index_id)
+        get_index_row(engine.db, index_id)
         meta = metadata_from_json(form_str(form, "user_metadata"))
         evs = form_bool(form, "enable_video_stream", True)
         url = form_str(form, "video_url")

@@ -13,11 +13,11 @@ from starlette.routing import BaseRoute, Route
 
 from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.errors import ApiError, invalid, not_found
-from tl_mcp.sandbox.http.common import (
+from tl_mcp.sandbox.store.assets import get_asset_row
+from tl_mcp.sandbox.web import (
     check_signature,
     engine_of,
 )
-from tl_mcp.sandbox.store.assets import get_asset_row
 
 
 async def media_thumb(request: Request) -> Response:

@@ -13,7 +13,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from tl_mcp.sandbox.errors import ApiError, invalid, missing
-from tl_mcp.sandbox.http.common import (
+from tl_mcp.sandbox.media import MediaError, load_image_rgb
+from tl_mcp.sandbox.perception.base import FloatArray
+from tl_mcp.sandbox.retrieval import MatchMode, Moment, load_indexes, rank_image, rank_text, sources_for
+from tl_mcp.sandbox.store.db import dumps, loads
+from tl_mcp.sandbox.store.ids import new_id
+from tl_mcp.sandbox.store.indexes import get_index_row
+from tl_mcp.sandbox.web import (
     checked_url,
     engine_of,
     form_body,
@@ -23,12 +29,6 @@ from tl_mcp.sandbox.http.common import (
     ok,
     signed_url,
 )
-from tl_mcp.sandbox.http.indexes import get_index_row
-from tl_mcp.sandbox.media import MediaError, load_image_rgb
-from tl_mcp.sandbox.perception.base import FloatArray
-from tl_mcp.sandbox.retrieval import MatchMode, Moment, load_indexes, rank_image, rank_text, sources_for
-from tl_mcp.sandbox.store.db import dumps, loads
-from tl_mcp.sandbox.store.ids import new_id
 
 SEARCH_OPTIONS = ("visual", "audio", "transcription")
 TRANSCRIPTION_OPTIONS = ("lexical", "semantic")
@@ -121,7 +121,7 @@ async def search(request: Request) -> Response:
         page_limit = form_int(form, "page_limit", 10, 1, 50)
         filt = _parse_filter(form_str(form, "filter"))
         include_meta = (form_str(form, "include_user_metadata") or "").lower() == "true"
-        get_index_row(engine, index_id)
+        get_index_row(engine.db, index_id)
     finally:
         pass
 

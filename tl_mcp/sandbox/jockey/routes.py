@@ -20,7 +20,6 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tl_mcp.sandbox.errors import ApiError, found, invalid, missing
-from tl_mcp.sandbox.http.common import json_body
 from tl_mcp.sandbox.jockey.compose import (
     MODEL_NAME,
     Answer,
@@ -38,6 +37,7 @@ from tl_mcp.sandbox.knowledge.routes import get_service
 from tl_mcp.sandbox.knowledge.service import KnowledgeService
 from tl_mcp.sandbox.store.db import dumps, loads, now_iso
 from tl_mcp.sandbox.store.ids import new_id
+from tl_mcp.sandbox.web import json_body
 
 log = logging.getLogger(__name__)
 

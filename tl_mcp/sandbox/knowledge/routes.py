@@ -10,10 +10,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tl_mcp.sandbox.errors import ApiError
-from tl_mcp.sandbox.http.common import engine_of, json_body, page_info, page_params, signed_url, sort_params
 from tl_mcp.sandbox.knowledge.ingest import EngineHooks
 from tl_mcp.sandbox.knowledge.models import JockeyOptions, JsonObj
 from tl_mcp.sandbox.knowledge.service import KnowledgeService, item_json, store_json_of
+from tl_mcp.sandbox.web import engine_of, json_body, page_info, page_params, signed_url, sort_params
 
 log = logging.getLogger(__name__)
 

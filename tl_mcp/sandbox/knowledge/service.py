@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from tl_mcp.sandbox.errors import ApiError, found, invalid, missing
-from tl_mcp.sandbox.http.common import body_str
 from tl_mcp.sandbox.knowledge.models import AssetInfo, Evidence, Hit, JockeyOptions, JsonObj, SandboxHooks
 from tl_mcp.sandbox.store.db import Database, dumps, loads, now_iso
 from tl_mcp.sandbox.store.ids import new_id
+from tl_mcp.sandbox.web import body_str
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,9 @@ from tl_mcp.sandbox.errors import found
 from tl_mcp.sandbox.media import Probe
 from tl_mcp.sandbox.store.db import Database, dumps, now_iso
 
+#: What an asset can be.
+ASSET_TYPES = ("video", "audio", "image")
+
 
 def get(db: Database, asset_id: str) -> sqlite3.Row | None:
     return db.one("SELECT * FROM assets WHERE id=?", (asset_id,))

@@ -1,4 +1,8 @@
-"""Request parsing and response helpers shared by the route modules."""
+"""Request parsing and response helpers shared by every route module — ``http/``, ``knowledge/routes`` and
+``jockey/routes``: bodies within their limits, forms, queries, metadata checks, pagination, URL signing.
+
+It sits beside those packages, not in ``http/``, and imports no route, so route modules of different
+families share it without depending on one another."""
 
 from __future__ import annotations
 
@@ -41,6 +45,10 @@ def sign(request: Request, path: str) -> str:
 def signed_url(request: Request, path: str) -> str:
     """An unauthenticated URL for ``path`` (relative to /v1.3), valid because it carries our signature."""
     return f"{api_base(request)}{path}?sig={sign(request, path)}"
+
+
+def thumbnail_url(request: Request, asset_id: str, name: str | None) -> str | None:
+    return signed_url(request, f"/media/{asset_id}/thumbs/{name}") if name else None
 
 
 def check_signature(request: Request, path: str) -> None:

@@ -1,0 +1,58 @@
+"""Incoming files, for every route that takes one (assets, multipart uploads, legacy tasks, embed): the
+name kept, the bytes saved within a cap, and the probe that turns bad media into a 400."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import anyio
+from starlette.datastructures import UploadFile
+
+from tl_mcp.sandbox.engine import Engine
+from tl_mcp.sandbox.errors import ApiError
+from tl_mcp.sandbox.media import MediaError, Probe
+
+
+def safe_filename(name: str) -> str:
+    cleaned = Path(name.replace("\\", "/")).name.strip() or "upload"
+    return cleaned[:255]
+
+
+async def save_upload(engine: Engine, upload: UploadFile, dest: Path, cap: int) -> int:
+    """Copy an uploaded form file to ``dest`` in chunks; over ``cap`` bytes → 400 and nothing kept."""
+    written = 0
+    target = anyio.Path(dest)
+    await target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        async with await anyio.open_file(dest, "wb") as out:
+            while chunk := await upload.read(1024 * 1024):
+                written += len(chunk)
+                if written > cap:
+                    raise ApiError(
+                        400,
+                        "video_filesize_too_large",
+                        f"The file is larger than the {cap}-byte limit for direct uploads; use a multipart "
+                        "upload (POST /assets/multipart-uploads) or method=url.",
+                    )
+                await out.write(chunk)
+    except BaseException:
+        await target.unlink(missing_ok=True)
+        raise
+    return written
+
+
+async def probe_or_reject(engine: Engine, path: Path, *, cleanup: Path | None = None) -> Probe:
+    """Probe an upload on a worker thread (the probe reads the whole file: seconds for a large one, which
+    must not hold up every other request); bad media → 400, and ``cleanup`` (or the file) is removed."""
+
+    def probe() -> Probe:
+        try:
+            return engine.probe(path)
+        except MediaError as exc:
+            shutil.rmtree(cleanup, ignore_errors=True) if cleanup else path.unlink(missing_ok=True)
+            raise ApiError(
+                400, exc.code, f"{exc.message} Upload a valid video, audio or image file."
+            ) from exc
+
+    return await anyio.to_thread.run_sync(probe)
