@@ -8,10 +8,12 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import anyio
+import av
 import pytest
 import uvicorn
 from mcp import Client
@@ -130,6 +132,22 @@ async def serve_app(app: Any, sock: socket.socket) -> AsyncIterator[str]:
             yield f"http://127.0.0.1:{sock.getsockname()[1]}"
         finally:
             server.should_exit = True
+
+
+def hls_copy(source: Path, folder: Path) -> Path:
+    """The source's video as a VOD HLS playlist of 2 s segments (a key frame each), as the cloud streams."""
+    playlist = folder / "index.m3u8"
+    with av.open(str(source)) as src:
+        opts = {"hls_time": "2", "hls_playlist_type": "vod"}
+        with av.open(str(playlist), "w", format="hls", options=opts) as dst:
+            stream = dst.add_stream("libx264", rate=10)
+            stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+            stream.options = {"preset": "ultrafast", "g": "20", "keyint_min": "20", "sc_threshold": "0"}
+            for i, frame in enumerate(src.decode(video=0)):
+                frame.pts, frame.time_base = i, Fraction(1, 10)
+                dst.mux(stream.encode(frame.reformat(format="yuv420p")))
+            dst.mux(stream.encode(None))
+    return playlist
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ and refusals that leave the disk as it was."""
 from __future__ import annotations
 
 import os
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -259,22 +258,6 @@ def test_write_folder_setting_turns_the_clips_toolset_on_unless_toolsets_are_cho
         Settings.from_sources(env={"TL_MCP_ALLOWED_WRITE_DIRS": "/"})
 
 
-def _hls_copy(source: Path, folder: Path) -> Path:
-    """The source's video as a VOD HLS playlist of 2 s segments (a key frame each), as the cloud streams."""
-    playlist = folder / "index.m3u8"
-    with av.open(str(source)) as src:
-        opts = {"hls_time": "2", "hls_playlist_type": "vod"}
-        with av.open(str(playlist), "w", format="hls", options=opts) as dst:
-            stream = dst.add_stream("libx264", rate=10)
-            stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
-            stream.options = {"preset": "ultrafast", "g": "20", "keyint_min": "20", "sc_threshold": "0"}
-            for i, frame in enumerate(src.decode(video=0)):
-                frame.pts, frame.time_base = i, Fraction(1, 10)
-                dst.mux(stream.encode(frame.reformat(format="yuv420p")))
-            dst.mux(stream.encode(None))
-    return playlist
-
-
 async def test_hls_streams_are_cut_as_precisely_as_files(world: World, tmp_path: Path) -> None:
     from starlette.applications import Starlette
     from starlette.routing import Mount
@@ -282,11 +265,11 @@ async def test_hls_streams_are_cut_as_precisely_as_files(world: World, tmp_path:
 
     from tl_mcp.server.cutting import Segment, cut
 
-    from .conftest import loopback_socket, serve_app
+    from .conftest import hls_copy, loopback_socket, serve_app
 
     hls = tmp_path / "hls"
     hls.mkdir()
-    _hls_copy(world.sample.path, hls)
+    hls_copy(world.sample.path, hls)
     assert len(list(hls.glob("*.ts"))) >= 5
     app = Starlette(routes=[Mount("/", StaticFiles(directory=hls))])
     target = tmp_path / "clip.mp4"

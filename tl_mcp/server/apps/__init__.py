@@ -7,6 +7,7 @@ results as before; the view itself talks to the host only through the Apps bridg
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import resources as importlib_resources
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,8 +25,28 @@ APP_TOOLS = frozenset(
 )
 
 
+#: Where the TwelveLabs cloud serves HLS streams and their thumbnails (the CloudFront host in the API
+#: docs' `GET /indexes/{id}/videos/{id}` example) and search thumbnails (the S3 bucket in its search
+#: notebook). Its API promises neither; media from elsewhere is blocked by a host that enforces the CSP.
+CLOUD_STREAM_ORIGIN = "https://d2cp8xx7n5vxnu.cloudfront.net"
+CLOUD_THUMBNAIL_ORIGIN = "https://project-one-thumbnail.s3.us-west-2.amazonaws.com"
+
+#: hls.js, vendored as `vendor/hls.min.js` and `vendor/hls.js.LICENSE` from the npm tarball of this
+#: version (`dist/hls.min.js`, `LICENSE`); tests/server/test_apps.py pins both files' sha256.
+HLS_JS_VERSION = "1.7.4"
+_HLS_JS_SLOT = "/* hls.min.js */"
+
+
+@cache
 def moments_html() -> str:
-    return importlib_resources.files("tl_mcp.server.apps").joinpath("moments.html").read_text("utf-8")
+    """The view with hls.js inlined, so the document stays self-contained (no script is fetched)."""
+    apps = importlib_resources.files("tl_mcp.server.apps")
+    page = apps.joinpath("moments.html").read_text("utf-8")
+    player = apps.joinpath("vendor", "hls.min.js").read_text("utf-8")
+    # The source map is not shipped, and in a srcdoc frame its relative name resolves nowhere.
+    player = player.rstrip("\n").rsplit("\n//# sourceMappingURL=", 1)[0]
+    credit = f"/*! hls.js {HLS_JS_VERSION}, Apache License 2.0, (c) 2017 Dailymotion; see hls.js.LICENSE */"
+    return page.replace(_HLS_JS_SLOT, f"{credit}\n{player}", 1)
 
 
 def tool_meta(name: str) -> dict[str, Any] | None:
@@ -51,10 +72,15 @@ class _MomentsView(Resource):
 
     async def read(self) -> str:
         state = self.holder.get()
-        # Cloud streams and pictures come from CDNs whose names the API does not promise; there the view
-        # shows pictures through resources/read where it can, and says when a stream cannot play.
-        domains = [media_origin(state.base_url)] if state.backend == "sandbox" else []
-        self.meta = {"ui": {"csp": {"resourceDomains": domains}, "prefersBorder": True}}
+        # The <video> loads media from these origins, and hls.js (where the browser has no native HLS)
+        # fetches the playlist and segments from the stream's origin, hence connectDomains.
+        if state.backend == "sandbox":
+            origin = media_origin(state.base_url)
+            media, connect = [origin], [origin]
+        else:
+            media, connect = [CLOUD_STREAM_ORIGIN, CLOUD_THUMBNAIL_ORIGIN], [CLOUD_STREAM_ORIGIN]
+        csp = {"resourceDomains": media, "connectDomains": connect}
+        self.meta = {"ui": {"csp": csp, "prefersBorder": True}}
         return moments_html()
 
 
