@@ -424,3 +424,31 @@ async def test_a_jockey_answer_shows_its_text_with_each_marker_playing_its_momen
                 f"{cite['marker']} to play on",
             )
         await _screenshot(host, tmp_path, "jockey-answer.png")
+
+        # The cloud's markers are "[n]"; two citations may share one (the k-th time it occurs opens the
+        # k-th of them), and the text may name a source again (the last citation with that marker).
+        first, second = citations[0], citations[1]
+        cloudy = {
+            **answer,
+            "structuredContent": {
+                **data,
+                "text": "Apples [1], the ocean [1], apples [2], the ocean again [1].",
+                "citations": [
+                    {**first, "marker": "[1]"},
+                    {**second, "marker": "[1]"},
+                    {**first, "marker": "[2]"},
+                ],
+            },
+        }
+        await host.eval_page(f"hostNotify('ui/notifications/tool-result', {json.dumps(cloudy)})")
+        shown = await host.until_app(
+            "(() => { const m = [...document.querySelectorAll('#answer .marker')];"
+            " return m.length && m[0].textContent === '[1]'"
+            " ? m.map(b => [b.textContent, b.dataset.index]) : null; })()",
+            "the cloud-style markers",
+        )
+        assert shown == [["[1]", "0"], ["[1]", "1"], ["[2]", "2"], ["[1]", "1"]]
+        assert (
+            await host.eval_app("document.getElementById('answer').textContent")
+            == cloudy["structuredContent"]["text"]
+        )
