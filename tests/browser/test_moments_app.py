@@ -8,7 +8,8 @@ import base64
 import json
 import os
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,11 @@ class Host:
             self.console.append(params["entry"]["text"])
         elif method == "Runtime.consoleAPICalled" and session == self.app:
             self.console.append(" ".join(str(a.get("value", a.get("description"))) for a in params["args"]))
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -125,6 +131,7 @@ class Host:
             )
 
 
+@asynccontextmanager
 async def open_view(
     browser: Browser,
     mcp: Client,
@@ -133,8 +140,11 @@ async def open_view(
     tool_input: dict[str, Any],
     result: dict[str, Any],
     stream_url: str | None = None,
-) -> Host:
-    """A new tab with the host page, showing `view` under `csp` with one tool call's input and result."""
+) -> AsyncIterator[Host]:
+    """A new tab with the host page, showing `view` under `csp` with one tool call's input and result.
+
+    On the way out the requests the view still has in flight are dropped, before the browser goes.
+    """
     target = await browser.call("Target.createTarget", {"url": "about:blank"})
     page = (await browser.call("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}))[
         "sessionId"
@@ -155,7 +165,10 @@ async def open_view(
         await asyncio.sleep(0.05)
     args = ", ".join(json.dumps(a) for a in (view.text, csp, tool_input, result, "light"))
     await host.eval_page(f"openApp({args})")
-    return host
+    try:
+        yield host
+    finally:
+        await host.close()
 
 
 async def _value(browser: Browser, expression: str, session: str) -> Any:
@@ -196,54 +209,60 @@ async def test_the_moments_view_lists_plays_and_pages_in_chromium(world: World, 
         assert len(moments) == 2, moments
         assert first["structuredContent"]["next_page_token"], "paging needs a second page"
 
-        host = await open_view(browser, mcp, view, view.meta["ui"]["csp"], args, first)
+        async with open_view(browser, mcp, view, view.meta["ui"]["csp"], args, first) as host:
+            # Moments in the result's order, with their times, names (get_video) and pictures
+            # (resources/read).
+            cards = await host.until_app(
+                f"(() => {{ const c = {CARDS}; return c.length === 2"
+                " && c.every(x => x.thumb && x.name === 'clip.mp4') ? c : null; })()",
+                "two moments with their names and thumbnails",
+            )
+            assert [(c["start"], c["end"]) for c in cards] == [(m["start"], m["end"]) for m in moments]
+            assert all(c["thumb"] == "data:image/jpeg;base64" for c in cards), cards
+            assert cards[0]["when"] == f"{_clock(moments[0]['start'])}–{_clock(moments[0]['end'])}"
+            bridged = [
+                (r["method"], r["params"].get("name") or r["params"].get("uri")) for r, _ in host.calls
+            ]
+            assert ("tools/call", "get_video") in bridged and (
+                "resources/read",
+                moments[0]["thumbnail_uri"],
+            ) in bridged
 
-        # Moments in the result's order, with their times, names (get_video) and pictures (resources/read).
-        cards = await host.until_app(
-            f"(() => {{ const c = {CARDS}; return c.length === 2"
-            " && c.every(x => x.thumb && x.name === 'clip.mp4') ? c : null; })()",
-            "two moments with their names and thumbnails",
-        )
-        assert [(c["start"], c["end"]) for c in cards] == [(m["start"], m["end"]) for m in moments]
-        assert all(c["thumb"] == "data:image/jpeg;base64" for c in cards), cards
-        assert cards[0]["when"] == f"{_clock(moments[0]['start'])}–{_clock(moments[0]['end'])}"
-        bridged = [(r["method"], r["params"].get("name") or r["params"].get("uri")) for r, _ in host.calls]
-        assert ("tools/call", "get_video") in bridged and (
-            "resources/read",
-            moments[0]["thumbnail_uri"],
-        ) in bridged
+            # Keyboard: focus the first moment, Enter plays it from its start and stops near its end.
+            await host.eval_app("document.querySelector('.moment').focus()")
+            await _plays_from_start_to_end(
+                host, moments[0]["start"], moments[0]["end"], lambda: host.key("Enter", 13)
+            )
+            await _screenshot(host, tmp_path, "moments-app.png")
 
-        # Keyboard: focus the first moment, Enter plays it from its start and stops near its end.
-        await host.eval_app("document.querySelector('.moment').focus()")
-        await _plays_from_start_to_end(
-            host, moments[0]["start"], moments[0]["end"], lambda: host.key("Enter", 13)
-        )
-        await _screenshot(host, tmp_path, "moments-app.png")
+            # The next page goes through the bridge as tools/call search_videos with the page token.
+            await host.eval_app("document.getElementById('more').click()")
+            cards = await host.until_app(
+                f"(() => {{ const c = {CARDS}; return c.length > 2 ? c : null; }})()", "page 2"
+            )
+            paged = [body for r, body in host.calls if r["params"].get("arguments", {}).get("page_token")]
+            assert len(paged) == 1
+            second = paged[0]["structuredContent"]["moments"]
+            assert [(c["start"], c["end"]) for c in cards] == [
+                (m["start"], m["end"]) for m in moments + second
+            ]
 
-        # The next page goes through the bridge as tools/call search_videos with the page token.
-        await host.eval_app("document.getElementById('more').click()")
-        cards = await host.until_app(
-            f"(() => {{ const c = {CARDS}; return c.length > 2 ? c : null; }})()", "page 2"
-        )
-        paged = [body for r, body in host.calls if r["params"].get("arguments", {}).get("page_token")]
-        assert len(paged) == 1
-        second = paged[0]["structuredContent"]["moments"]
-        assert [(c["start"], c["end"]) for c in cards] == [(m["start"], m["end"]) for m in moments + second]
+            # Dark theme from the host.
+            light = await host.eval_app("getComputedStyle(document.body).backgroundColor")
+            await host.eval_page("hostNotify('ui/notifications/host-context-changed', {theme: 'dark'})")
+            await host.until_app(
+                f"getComputedStyle(document.body).backgroundColor !== {json.dumps(light)}", "the dark theme"
+            )
 
-        # Dark theme from the host.
-        light = await host.eval_app("getComputedStyle(document.body).backgroundColor")
-        await host.eval_page("hostNotify('ui/notifications/host-context-changed', {theme: 'dark'})")
-        await host.until_app(
-            f"getComputedStyle(document.body).backgroundColor !== {json.dumps(light)}", "the dark theme"
-        )
-
-        # Nothing left the allowed origins: the sandbox's media origin, and data: pictures.
-        allowed = tuple(view.meta["ui"]["csp"]["resourceDomains"])
-        assert allowed == (media_origin(world.sandbox.base_url),)
-        outside = [r["url"] for r in host.requests if not r["url"].startswith((*allowed, "data:", "about:"))]
-        assert not outside, outside
-        assert any(r["url"].startswith(allowed) for r in host.requests), "the video came from the sandbox"
-        assert not [line for line in host.console if "Content Security Policy" in line], host.console
+            # Nothing left the allowed origins: the sandbox's media origin, and data: pictures.
+            allowed = tuple(view.meta["ui"]["csp"]["resourceDomains"])
+            assert allowed == (media_origin(world.sandbox.base_url),)
+            outside = [
+                r["url"] for r in host.requests if not r["url"].startswith((*allowed, "data:", "about:"))
+            ]
+            assert not outside, outside
+            assert any(r["url"].startswith(allowed) for r in host.requests), "the video came from the sandbox"
+            assert not [line for line in host.console if "Content Security Policy" in line], host.console
 
 
 async def _plays_from_start_to_end(
@@ -332,40 +351,42 @@ async def test_an_hls_moment_plays_from_its_start_to_its_end(
         # host allows the stand-in's origin the same way, for media and for hls.js's requests.
         csp = {k: [*view.meta["ui"]["csp"][k], stream_origin] for k in ("resourceDomains", "connectDomains")}
         playlist = f"{stream_origin}/index.m3u8"
-        host = await open_view(browser, mcp, view, csp, args, found, stream_url=playlist)
-        await host.until_app(
-            "document.querySelector('.moment .name')?.textContent === 'clip.mp4'", "the moment's video name"
-        )
-        native = await host.eval_app(
-            "document.getElementById('player').canPlayType('application/vnd.apple.mpegurl')"
-        )
-        if engine == "hls.js":
-            assert await host.eval_app(NO_NATIVE_HLS)
-        elif not native:
-            pytest.skip(f"this Chromium has no native HLS ({CHROMIUM})")
+        async with open_view(browser, mcp, view, csp, args, found, stream_url=playlist) as host:
+            await host.until_app(
+                "document.querySelector('.moment .name')?.textContent === 'clip.mp4'",
+                "the moment's video name",
+            )
+            native = await host.eval_app(
+                "document.getElementById('player').canPlayType('application/vnd.apple.mpegurl')"
+            )
+            if engine == "hls.js":
+                assert await host.eval_app(NO_NATIVE_HLS)
+            elif not native:
+                pytest.skip(f"this Chromium has no native HLS ({CHROMIUM})")
 
-        await _plays_from_start_to_end(
-            host,
-            moment["start"],
-            moment["end"],
-            lambda: host.eval_app("document.querySelector('.moment').click()"),
-        )
-        source = await host.eval_app("document.getElementById('player').currentSrc")
-        streamed = [r for r in host.requests if r["url"].startswith(stream_origin)]
-        fetched = {(r["url"].rsplit("/", 1)[1].rsplit(".", 1)[1], r["type"]) for r in streamed}
-        if engine == "hls.js":
-            # Media Source Extensions fed by hls.js's own requests for the playlist and its segments.
-            assert source.startswith("blob:"), source
-            assert {("m3u8", "XHR"), ("ts", "XHR")} <= fetched, fetched
-        else:
-            assert source == playlist and all(kind != "XHR" for _, kind in fetched), (source, fetched)
-        # The video came from the stream, not from the sandbox's MP4, and nothing left the allowed origins.
-        assert not [r for r in host.requests if "/media/" in r["url"] and ".mp4" in r["url"]]
-        allowed = (*csp["resourceDomains"], *csp["connectDomains"], "data:", "about:", "blob:")
-        assert not [r["url"] for r in host.requests if not r["url"].startswith(allowed)]
-        assert not [line for line in host.console if "Content Security Policy" in line], host.console
-        if engine == "hls.js":
-            await _screenshot(host, tmp_path, "moments-app-hls.png")
+            await _plays_from_start_to_end(
+                host,
+                moment["start"],
+                moment["end"],
+                lambda: host.eval_app("document.querySelector('.moment').click()"),
+            )
+            source = await host.eval_app("document.getElementById('player').currentSrc")
+            streamed = [r for r in host.requests if r["url"].startswith(stream_origin)]
+            fetched = {(r["url"].rsplit("/", 1)[1].rsplit(".", 1)[1], r["type"]) for r in streamed}
+            if engine == "hls.js":
+                # Media Source Extensions fed by hls.js's own requests for the playlist and its segments.
+                assert source.startswith("blob:"), source
+                assert {("m3u8", "XHR"), ("ts", "XHR")} <= fetched, fetched
+            else:
+                assert source == playlist and all(kind != "XHR" for _, kind in fetched), (source, fetched)
+            # The video came from the stream, not from the sandbox's MP4, and nothing left the allowed
+            # origins.
+            assert not [r for r in host.requests if "/media/" in r["url"] and ".mp4" in r["url"]]
+            allowed = (*csp["resourceDomains"], *csp["connectDomains"], "data:", "about:", "blob:")
+            assert not [r["url"] for r in host.requests if not r["url"].startswith(allowed)]
+            assert not [line for line in host.console if "Content Security Policy" in line], host.console
+            if engine == "hls.js":
+                await _screenshot(host, tmp_path, "moments-app-hls.png")
 
 
 ANSWER = """(() => { const a = document.getElementById('answer');
@@ -388,67 +409,68 @@ async def test_a_jockey_answer_shows_its_text_with_each_marker_playing_its_momen
         data = answer["structuredContent"]
         citations = data["citations"]
         assert len(citations) >= 2, data
-        host = await open_view(browser, mcp, view, view.meta["ui"]["csp"], args, answer)
-
-        shown = await host.until_app(ANSWER, "the answer with its markers")
-        assert shown["text"] == data["text"]
-        # Each marker in the text, in the text's order, is a control named for what it does.
-        in_text = re.findall("|".join(re.escape(c["marker"]) for c in citations), data["text"])
-        assert in_text == [c["marker"] for c in citations] and shown["markers"] == in_text
-        assert shown["labels"] == [f"Play moment {m}" for m in in_text]
-        assert await host.eval_app("document.getElementById('title').textContent") == "Jockey's answer"
-        cards = await host.until_app(
-            f"(() => {{ const c = {CARDS}; return c.length === {len(citations)} ? c : null; }})()",
-            "the cited moments",
-        )
-        assert [(c["start"], c["end"]) for c in cards] == [(c["start_sec"], c["end_sec"]) for c in citations]
-
-        # Each marker plays its own citation: the player seeks to that citation's start and plays on.
-        await host.eval_app(
-            "window.seeked = []; document.getElementById('player').addEventListener('seeked',"
-            " e => seeked.push(e.target.currentTime))"
-        )
-        for i, cite in enumerate(citations):
-            await host.eval_app(f"document.querySelectorAll('#answer .marker')[{i}].click()")
-            at = await host.until_app(
-                f"seeked.length > {i} ? seeked[{i}] : null", f"the seek for {cite['marker']}", within_s=30
+        async with open_view(browser, mcp, view, view.meta["ui"]["csp"], args, answer) as host:
+            shown = await host.until_app(ANSWER, "the answer with its markers")
+            assert shown["text"] == data["text"]
+            # Each marker in the text, in the text's order, is a control named for what it does.
+            in_text = re.findall("|".join(re.escape(c["marker"]) for c in citations), data["text"])
+            assert in_text == [c["marker"] for c in citations] and shown["markers"] == in_text
+            assert shown["labels"] == [f"Play moment {m}" for m in in_text]
+            assert await host.eval_app("document.getElementById('title').textContent") == "Jockey's answer"
+            cards = await host.until_app(
+                f"(() => {{ const c = {CARDS}; return c.length === {len(citations)} ? c : null; }})()",
+                "the cited moments",
             )
-            assert cite["start_sec"] - 0.05 <= at <= cite["start_sec"] + 0.2, (at, cite)
-            current = await host.eval_app(
-                "document.querySelector('.moment[aria-current=\"true\"]').dataset.index"
-            )
-            assert current == str(i)
-            await host.until_app(
-                f"(() => {{ const p = document.getElementById('player');"
-                f" return !p.paused && p.currentTime > {cite['start_sec']} + 0.2; }})()",
-                f"{cite['marker']} to play on",
-            )
-        await _screenshot(host, tmp_path, "jockey-answer.png")
+            assert [(c["start"], c["end"]) for c in cards] == [
+                (c["start_sec"], c["end_sec"]) for c in citations
+            ]
 
-        # The cloud's markers are "[n]"; two citations may share one (the k-th time it occurs opens the
-        # k-th of them), and the text may name a source again (the last citation with that marker).
-        first, second = citations[0], citations[1]
-        cloudy = {
-            **answer,
-            "structuredContent": {
-                **data,
-                "text": "Apples [1], the ocean [1], apples [2], the ocean again [1].",
-                "citations": [
-                    {**first, "marker": "[1]"},
-                    {**second, "marker": "[1]"},
-                    {**first, "marker": "[2]"},
-                ],
-            },
-        }
-        await host.eval_page(f"hostNotify('ui/notifications/tool-result', {json.dumps(cloudy)})")
-        shown = await host.until_app(
-            "(() => { const m = [...document.querySelectorAll('#answer .marker')];"
-            " return m.length && m[0].textContent === '[1]'"
-            " ? m.map(b => [b.textContent, b.dataset.index]) : null; })()",
-            "the cloud-style markers",
-        )
-        assert shown == [["[1]", "0"], ["[1]", "1"], ["[2]", "2"], ["[1]", "1"]]
-        assert (
-            await host.eval_app("document.getElementById('answer').textContent")
-            == cloudy["structuredContent"]["text"]
-        )
+            # Each marker plays its own citation: the player seeks to that citation's start and plays on.
+            await host.eval_app(
+                "window.seeked = []; document.getElementById('player').addEventListener('seeked',"
+                " e => seeked.push(e.target.currentTime))"
+            )
+            for i, cite in enumerate(citations):
+                await host.eval_app(f"document.querySelectorAll('#answer .marker')[{i}].click()")
+                at = await host.until_app(
+                    f"seeked.length > {i} ? seeked[{i}] : null", f"the seek for {cite['marker']}", within_s=30
+                )
+                assert cite["start_sec"] - 0.05 <= at <= cite["start_sec"] + 0.2, (at, cite)
+                current = await host.eval_app(
+                    "document.querySelector('.moment[aria-current=\"true\"]').dataset.index"
+                )
+                assert current == str(i)
+                await host.until_app(
+                    f"(() => {{ const p = document.getElementById('player');"
+                    f" return !p.paused && p.currentTime > {cite['start_sec']} + 0.2; }})()",
+                    f"{cite['marker']} to play on",
+                )
+            await _screenshot(host, tmp_path, "jockey-answer.png")
+
+            # The cloud's markers are "[n]"; two citations may share one (the k-th time it occurs opens the
+            # k-th of them), and the text may name a source again (the last citation with that marker).
+            first, second = citations[0], citations[1]
+            cloudy = {
+                **answer,
+                "structuredContent": {
+                    **data,
+                    "text": "Apples [1], the ocean [1], apples [2], the ocean again [1].",
+                    "citations": [
+                        {**first, "marker": "[1]"},
+                        {**second, "marker": "[1]"},
+                        {**first, "marker": "[2]"},
+                    ],
+                },
+            }
+            await host.eval_page(f"hostNotify('ui/notifications/tool-result', {json.dumps(cloudy)})")
+            shown = await host.until_app(
+                "(() => { const m = [...document.querySelectorAll('#answer .marker')];"
+                " return m.length && m[0].textContent === '[1]'"
+                " ? m.map(b => [b.textContent, b.dataset.index]) : null; })()",
+                "the cloud-style markers",
+            )
+            assert shown == [["[1]", "0"], ["[1]", "1"], ["[2]", "2"], ["[1]", "1"]]
+            assert (
+                await host.eval_app("document.getElementById('answer').textContent")
+                == cloudy["structuredContent"]["text"]
+            )
