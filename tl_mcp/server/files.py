@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from mcp.server.mcpserver.exceptions import ToolError
 
@@ -125,14 +126,18 @@ class LocalFile:
 
 
 @dataclass(frozen=True)
-class FilePolicy:
+class FolderPolicy:
+    """The allowed folders of a policy (reads here, writes in :mod:`tl_mcp.server.writes`)."""
+
     allowed_dirs: tuple[Path, ...]
 
     @classmethod
-    def from_dirs(cls, dirs: Sequence[Path]) -> FilePolicy:
+    def from_dirs(cls, dirs: Sequence[Path]) -> Self:
         """Resolved once at start-up (the settings refuse empty, relative, root and missing folders)."""
         return cls(tuple(Path(d).expanduser().resolve() for d in dirs))
 
+
+class FilePolicy(FolderPolicy):
     def describe(self) -> str:
         if not self.allowed_dirs:
             return "no local folders are allowed"
@@ -187,15 +192,29 @@ class FilePolicy:
         return LocalFile(path=resolved, file=file, size=info.st_size)
 
 
-def _open_beneath(base: Path, parts: tuple[str, ...], raw: str) -> int:
-    """Open `base/parts…` one component at a time, never following a link, relative to each parent's fd."""
-    dir_fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+def open_folder_beneath(base: Path, parts: Sequence[str]) -> int:
+    """An fd of the folder `base/parts…`, opened one component at a time relative to its parent's fd and
+    never through a link (`base` itself is trusted as configured). Raises OSError for the caller to word."""
+    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        for name in parts[:-1]:
-            next_fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+        for name in parts:
+            next_fd = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = next_fd
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _open_beneath(base: Path, parts: tuple[str, ...], raw: str) -> int:
+    """Open the file `base/parts…` with :func:`open_folder_beneath` and `O_NOFOLLOW` on its last component."""
+    try:
+        dir_fd = open_folder_beneath(base, parts[:-1])
+        try:
+            return os.open(parts[-1], _FILE_FLAGS, dir_fd=dir_fd)
+        finally:
             os.close(dir_fd)
-            dir_fd = next_fd
-        return os.open(parts[-1], _FILE_FLAGS, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT, errno.EMLINK):
             raise ToolError(
@@ -209,8 +228,6 @@ def _open_beneath(base: Path, parts: tuple[str, ...], raw: str) -> int:
                 f"Local path refused: {raw!r} is not a regular file (device, FIFO or socket)."
             ) from None
         raise ToolError(f"Local path refused: cannot read {raw!r} ({exc.strerror}).") from None
-    finally:
-        os.close(dir_fd)
 
 
 def _check_opened(info: os.stat_result, raw: str) -> None:

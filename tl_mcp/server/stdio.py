@@ -8,6 +8,7 @@ back as one array; at any other version it gets `-32600` saying so.
 
 from __future__ import annotations
 
+import abc
 import logging
 from collections import deque
 from contextvars import Context
@@ -72,7 +73,26 @@ class _Guard:
         self.batches: list[_Batch] = []
 
 
-class GuardedReader:
+class _Closing(abc.ABC):
+    """`async with` closes the stream, as the SDK's memory streams do."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> bool | None:
+        await self.aclose()
+        return None
+
+
+class GuardedReader(_Closing):
     """The SDK's stdin stream, with the lines it could not parse answered instead of dropped."""
 
     def __init__(self, inner: ReadStream[SessionMessage | Exception], guard: _Guard) -> None:
@@ -173,20 +193,8 @@ class GuardedReader:
         except anyio.EndOfStream:
             raise StopAsyncIteration from None
 
-    async def __aenter__(self) -> Self:
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> bool | None:
-        await self.aclose()
-        return None
-
-
-class GuardedWriter:
+class GuardedWriter(_Closing):
     """The SDK's stdout stream, learning the negotiated version and gathering batch responses."""
 
     def __init__(self, guard: _Guard) -> None:
@@ -212,18 +220,6 @@ class GuardedWriter:
 
     async def aclose(self) -> None:
         await self._guard.out.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> bool | None:
-        await self.aclose()
-        return None
 
 
 async def run_stdio(server: MCPServer[Any]) -> None:

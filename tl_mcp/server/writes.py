@@ -16,18 +16,18 @@ import io
 import os
 import secrets
 import stat
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 from mcp.server.mcpserver.exceptions import ToolError
 
+from tl_mcp.server.files import FolderPolicy, open_folder_beneath
+
 _HOW_TO_ADD = (
     "To allow writing, start the server with --allow-write-dir /path/to/folder (repeatable) or set "
     "TL_MCP_ALLOWED_WRITE_DIRS=/path/a,/path/b."
 )
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -99,15 +99,7 @@ class OutputFolder:
         self.close()
 
 
-@dataclass(frozen=True)
-class WritePolicy:
-    allowed_dirs: tuple[Path, ...]
-
-    @classmethod
-    def from_dirs(cls, dirs: Sequence[Path]) -> WritePolicy:
-        """Resolved once at start-up (the settings refuse empty, relative, root and missing folders)."""
-        return cls(tuple(Path(d).expanduser().resolve() for d in dirs))
-
+class WritePolicy(FolderPolicy):
     def describe(self) -> str:
         if not self.allowed_dirs:
             return "no folder is allowed for writing"
@@ -135,14 +127,9 @@ class WritePolicy:
         base, parts = self._locate(candidate)
         if base is None:
             raise ToolError(f"Output folder refused: {raw!r} is outside the {self.describe()}. {_HOW_TO_ADD}")
-        fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            for name in parts:
-                next_fd = os.open(name, _DIR_FLAGS, dir_fd=fd)
-                os.close(fd)
-                fd = next_fd
+            fd = open_folder_beneath(base, parts)
         except OSError as exc:
-            os.close(fd)
             if exc.errno == errno.ENOENT:
                 raise ToolError(
                     f"Output folder refused: {raw!r} does not exist; create it first (tools never create "
