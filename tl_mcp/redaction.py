@@ -76,8 +76,10 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._lock = threading.Lock()
         self._forms: set[str] = set()
-        self._text: re.Pattern[str] | None = None
-        self._bytes: re.Pattern[bytes] | None = None
+        # (any spelling, JSON escapes included; the literal forms alone): a value without a backslash
+        # cannot hold an escape, so the cheap pattern serves most text, log lines and stream lines.
+        self._text: tuple[re.Pattern[str], re.Pattern[str]] | None = None
+        self._bytes: tuple[re.Pattern[bytes], re.Pattern[bytes]] | None = None
         self.longest = 0
         self.add(*secrets)
 
@@ -94,24 +96,29 @@ class Redactor:
             ordered = sorted(self._forms, key=len, reverse=True)
             patterns = [json_string_pattern(form) for form in ordered]
             pattern = "|".join(p for p, _ in patterns)
-            self._text = re.compile(pattern)
-            self._bytes = re.compile(pattern.encode())
+            plain = "|".join(re.escape(form) for form in ordered)
+            self._text = (re.compile(pattern), re.compile(plain))
+            self._bytes = (re.compile(pattern.encode()), re.compile(plain.encode()))
             self.longest = max(n for _, n in patterns)
 
     def __bool__(self) -> bool:
         return self._text is not None
 
     def mask(self, value: str) -> str:
-        pattern = self._text
-        return value if pattern is None else pattern.sub(MASK, value)
+        patterns = self._text
+        if patterns is None:
+            return value
+        return patterns[0 if "\\" in value else 1].sub(MASK, value)
 
     def mask_bytes(self, value: bytes) -> bytes:
-        pattern = self._bytes
-        return value if pattern is None else pattern.sub(MASK.encode(), value)
+        patterns = self._bytes
+        if patterns is None:
+            return value
+        return patterns[0 if b"\\" in value else 1].sub(MASK.encode(), value)
 
     def found_in(self, value: bytes) -> bool:
-        pattern = self._bytes
-        return pattern is not None and pattern.search(value) is not None
+        patterns = self._bytes
+        return patterns is not None and patterns[0 if b"\\" in value else 1].search(value) is not None
 
 
 class LineMasker:
