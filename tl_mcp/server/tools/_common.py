@@ -83,7 +83,7 @@ async def asset_mixup(state: AppState, index_id: str, video_id: str) -> str | No
             if scanned >= _SCAN_VIDEOS:
                 break
     except TwelveLabsError:
-        pass
+        pass  # the hint below still names the asset; without the scan it just cannot name its video
     text = f"{video_id} is an asset id, not a video id of index {index_id}."
     if found:
         text += f" Its video there is {found}: {call('get_video', index_id=index_id, video_id=found)}."
