@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 import av
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -96,13 +97,18 @@ async def _image_vec(engine: Engine, source: bytes | Path, *, nested: bool = Fal
     return await anyio.to_thread.run_sync(vector)
 
 
+def _model_name(form: FormData) -> str:
+    model = form_str(form, "model_name", required=True)
+    if model not in MODELS:
+        raise invalid(f"The `model_name` parameter must be marengo3.0 (got {model!r}).")
+    return model
+
+
 async def embed(request: Request) -> Response:
     engine = engine_of(request)
     form = await form_body(request, max_bytes=engine.config.max_upload_bytes)
     try:
-        model = form_str(form, "model_name", required=True)
-        if model not in MODELS:
-            raise invalid(f"The `model_name` parameter must be marengo3.0 (got {model!r}).")
+        model = _model_name(form)
         text = form_str(form, "text")
         image_url, image_file = form_str(form, "image_url"), form_file(form, "image_file")
         audio_url, audio_file = form_str(form, "audio_url"), form_file(form, "audio_file")
@@ -159,9 +165,7 @@ async def create_embed_task(request: Request) -> Response:
     engine = engine_of(request)
     form = await form_body(request, max_bytes=engine.config.max_upload_bytes)
     try:
-        model = form_str(form, "model_name", required=True)
-        if model not in MODELS:
-            raise invalid(f"The `model_name` parameter must be marengo3.0 (got {model!r}).")
+        model = _model_name(form)
         url, upload = form_str(form, "video_url"), form_file(form, "video_file")
         if url is None and upload is None:
             raise missing("video_file", "Send `video_file` or `video_url`.")
