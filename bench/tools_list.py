@@ -2,7 +2,7 @@
 
 Two baselines: the same tools as the SDK would advertise them without `tl_mcp.server.schema` (computed in
 this run, so it follows every field anyone adds), and the figure recorded on main before the listing was
-shrunk (commit 6dc690d, where the descriptions were longer too). The target is on the recorded figure.
+shrunk (commit 6dc690d, where the descriptions were longer too). The target is on the recorded figure, per tool (new default tools get the same budget each).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from tl_mcp.server.schema import size
 
 TARGET_RATIO = 0.5
 #: Measured on main at 6dc690d (17 default tools), the same way as below.
+RECORDED_TOOLS = 17
 RECORDED = {"total": 56_935, "descriptions": 7_697, "input_schemas": 19_018, "output_schemas": 25_751}
 
 
@@ -56,7 +57,10 @@ def run() -> dict[str, Any]:
         "bytes": {p: now[p] for p in parts},
         "same_run_unshrunk": {p: unshrunk[p] for p in parts},
         "recorded_baseline": RECORDED,
-        "ratio_vs_recorded": {p: round(now[p] / RECORDED[p], 3) for p in parts},
+        # Per tool: the recorded figure is for 17 tools; tools added since get the same budget each.
+        "ratio_vs_recorded": {
+            p: round((now[p] / now["tools"]) / (RECORDED[p] / RECORDED_TOOLS), 3) for p in parts
+        },
         "ratio_vs_unshrunk": {p: round(now[p] / unshrunk[p], 3) for p in parts},
         "targets": {"ratio_vs_recorded": TARGET_RATIO},
     }
