@@ -238,6 +238,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 async def tool_reference() -> str:
     """The markdown tool table, straight from the schemas the server advertises."""
     from tl_mcp.server import build_server
+    from tl_mcp.server.coverage import coverage_table
     from tl_mcp.server.registry import all_tools
 
     server = build_server(Settings.from_sources(env={}, toolsets="all"))
@@ -268,7 +269,15 @@ async def tool_reference() -> str:
         "The `admin` toolset is off unless enabled (`--toolsets all` or a list naming `admin`); `clips` is "
         "on when a write folder is configured (`--allow-write-dir`) and `--toolsets` is not given."
     )
-    return "\n".join(lines) + "\n"
+    lines += [
+        "",
+        "### Coverage",
+        "",
+        "What TwelveLabs offers (the API and the official TwelveLabs MCP server, by tool name) and where "
+        "each capability is here, on the cloud and on the offline sandbox:",
+        "",
+    ]
+    return "\n".join(lines) + "\n" + coverage_table()
 
 
 def update_readme(path: Path, table: str) -> bool:

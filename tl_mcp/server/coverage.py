@@ -1,0 +1,210 @@
+"""What TwelveLabs offers, and where each capability is in tl-mcp: the README's coverage table.
+
+One row per capability a user of the API (the seeds, the v1.3 contract) or of the official TwelveLabs MCP
+server (its 24 tools, by name) reaches for. Each row names the tl-mcp tools (or the resource, prompt or
+setting) that give it, and what it does on the cloud and on the offline sandbox. tests/server/
+test_coverage.py keeps the table honest: every tool named exists, every tool appears in a row, every
+official tool is answered by a row, and a row with no tool says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Capability:
+    area: str
+    capability: str
+    #: tl-mcp tools that do it; empty when it is reached another way (`how`) or not offered (`how` says why).
+    tools: tuple[str, ...]
+    #: The official TwelveLabs MCP server's tools this row answers to (see shared/reference/anchors.md).
+    official: tuple[str, ...] = ()
+    cloud: str = "yes"
+    sandbox: str = "yes"
+    how: str = ""
+
+
+YES = "yes"
+
+COVERAGE: tuple[Capability, ...] = (
+    # ---------------------------------------------------------------------------------------- indexes
+    Capability(
+        "Indexes", "Create a search index (Marengo, chosen modalities)", ("create_index",), ("create-index",)
+    ),
+    Capability("Indexes", "List indexes", ("list_indexes",), ("list-indexes",)),
+    Capability("Indexes", "Delete an index", ("delete_index",), ("delete-index",)),
+    # ----------------------------------------------------------------------------------------- ingest
+    Capability(
+        "Ingest",
+        "Upload a local file (direct, or multipart for big files) or a URL as an asset",
+        ("upload_asset",),
+        ("create-asset",),
+        how="local files only inside `--allow-dir` folders; never base64 through arguments",
+    ),
+    Capability(
+        "Ingest",
+        "Index an uploaded video and follow the indexing",
+        ("upload_asset", "wait_for_task"),
+        ("start-video-indexing-task", "get-video-indexing-tasks"),
+    ),
+    Capability(
+        "Ingest",
+        "Upload a whole folder or a list of URLs",
+        (),
+        ("start-video-indexing-task",),
+        how="not offered yet: one `upload_asset` call per file",
+        cloud="no",
+        sandbox="no",
+    ),
+    Capability("Ingest", "Delete an asset", ("delete_asset",), ("delete-asset",)),
+    # ----------------------------------------------------------------------------------------- videos
+    Capability("Videos", "List the videos of an index", ("list_videos",), ("list-videos",)),
+    Capability(
+        "Videos",
+        "Inspect an indexed video (file, duration, URLs, transcript)",
+        ("get_video",),
+        ("get-indexed-asset",),
+        sandbox="yes (transcript from offline speech recognition)",
+    ),
+    Capability("Videos", "Remove a video from an index", ("delete_video",)),
+    # ----------------------------------------------------------------------------------------- search
+    Capability(
+        "Search",
+        "Find moments by text (visual, audio, transcription)",
+        ("search_videos",),
+        ("search",),
+        sandbox="yes: speech, on-screen text and semantic text match; no text→visual model offline",
+    ),
+    Capability(
+        "Search",
+        "Find moments like an example image",
+        ("search_videos",),
+        ("search",),
+        sandbox="yes: frame similarity",
+    ),
+    Capability(
+        "Search",
+        "Label the videos of an index with classes (the old /classify)",
+        ("classify_videos",),
+        sandbox="yes: through the same search",
+    ),
+    # ---------------------------------------------------------------------------------------- analyze
+    Capability(
+        "Analyze",
+        "Ask an open-ended question about one video, optionally as JSON (Pegasus)",
+        ("analyze_video",),
+        ("sync-analyse-video",),
+        sandbox="extractive: built from the video's transcript and on-screen text, and says so",
+    ),
+    Capability(
+        "Analyze",
+        "Summary, chapters, highlights of one video",
+        ("summarize_video",),
+        sandbox="extractive, and says so",
+    ),
+    Capability(
+        "Analyze",
+        "Async analysis tasks with time-based metadata (segments); list, get, cancel",
+        (),
+        ("async-analyse-video", "get-analyse-task", "list-analyse-tasks", "delete-analyse-task"),
+        how="not offered yet",
+        cloud="no",
+        sandbox="no",
+    ),
+    # ------------------------------------------------------------------------------------- embeddings
+    Capability(
+        "Embeddings",
+        "Embed text, an image or audio (Marengo)",
+        ("create_embedding",),
+        sandbox="yes: text with E5; images and audio by local features, not Marengo's shared space",
+    ),
+    Capability(
+        "Embeddings",
+        "Embed a video (an embedding task) and follow it",
+        ("create_embedding", "wait_for_task"),
+        ("start-video-embeddings-task", "get-video-embeddings-tasks"),
+    ),
+    Capability(
+        "Embeddings",
+        "The embeddings of an already indexed video",
+        (),
+        ("retrieve-video-embeddings",),
+        how="not offered yet",
+        cloud="no",
+        sandbox="no",
+    ),
+    # --------------------------------------------------------------------------------------- entities
+    Capability(
+        "Entities",
+        "Entity collections and entities: create, list, delete",
+        (),
+        (
+            "create-entity-collection",
+            "list-entity-collections",
+            "delete-entity-collection",
+            "create-entity",
+            "list-entities",
+            "delete-entity",
+        ),
+        how="not offered yet",
+        cloud="no",
+        sandbox="no",
+    ),
+    # ------------------------------------------------------------------------- knowledge stores, Jockey
+    Capability(
+        "Jockey",
+        "Ask about the videos of a knowledge store, with cited moments, streamed",
+        ("create_response",),
+        how="the official server has no knowledge stores or Jockey",
+        sandbox="extractive answers over offline retrieval, and says so",
+    ),
+    Capability(
+        "Jockey",
+        "Continue a Jockey session",
+        ("continue_session",),
+    ),
+    Capability(
+        "Knowledge stores",
+        "Create, list and inspect knowledge stores and their items",
+        ("create_knowledge_store", "list_knowledge_stores", "list_knowledge_store_items"),
+    ),
+    Capability(
+        "Knowledge stores",
+        "Add an asset to a store, and follow its ingestion",
+        ("add_to_knowledge_store", "wait_for_task"),
+    ),
+    Capability(
+        "Knowledge stores",
+        "Delete a store, or remove one item",
+        ("delete_knowledge_store", "remove_from_knowledge_store"),
+    ),
+    # ------------------------------------------------------------------------------------- local work
+    Capability(
+        "Clips",
+        "Cut found moments into MP4 files or one highlight reel",
+        ("export_clips",),
+        how="needs a write folder (`--allow-write-dir`)",
+    ),
+)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def coverage_table() -> str:
+    lines = [
+        "| Area | Capability | tl-mcp | Official server | Cloud | Sandbox |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in COVERAGE:
+        tools = ", ".join(f"`{t}`" for t in row.tools)
+        how = _cell(row.how)
+        where = f"{tools} ({how})" if tools and how else tools or how
+        official = ", ".join(f"`{t}`" for t in row.official) or "—"
+        lines.append(
+            f"| {row.area} | {_cell(row.capability)} | {where} | {official} | {_cell(row.cloud)} "
+            f"| {_cell(row.sandbox)} |"
+        )
+    return "\n".join(lines) + "\n"
