@@ -2,7 +2,8 @@
 
 Two baselines: the same tools as the SDK would advertise them without `tl_mcp.server.schema` (computed in
 this run, so it follows every field anyone adds), and the figure recorded on main before the listing was
-shrunk (commit 6dc690d, where the descriptions were longer too). The target is on the recorded figure, per tool (new default tools get the same budget each).
+shrunk (commit 6dc690d, where the descriptions were longer too). The target is on the recorded figure,
+per tool (new default tools get the same budget each).
 """
 
 from __future__ import annotations
