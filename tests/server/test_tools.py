@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from mcp import Client, MCPError
 from mcp.types import INVALID_PARAMS, ImageContent
+from PIL import Image
 
 from tests.server.conftest import MODES, ProgressRecorder, World, call_ok, text_of
 from tl_mcp.samples import make_sample_image
@@ -361,7 +362,7 @@ async def test_url_upload_works_without_allowed_dirs(world: World) -> None:
 
 
 async def test_every_tool_answers_within_its_advertised_output_schema(world: World, tmp_path: Path) -> None:
-    """All 23 tools called through the SDK client, which checks each `structuredContent` against the
+    """All 24 tools called through the SDK client, which checks each `structuredContent` against the
     compact `outputSchema` it listed; checked again here with jsonschema so the test does not rest on the
     client's check alone. What defaults to null is left out, never sent as a null the schema refuses."""
     import jsonschema
@@ -402,6 +403,10 @@ async def test_every_tool_answers_within_its_advertised_output_schema(world: Wor
         await call("analyze_video", {**at, "prompt": "What fruit is shown?"})
         await call("summarize_video", {**at, "kind": "chapters"})
         await call("export_clips", {"moments": [{**at, "start": 0, "end": 1}], "folder": str(out)})
+        shots = world.media / "every-tool"
+        shots.mkdir(exist_ok=True)
+        Image.new("RGB", (8, 8), (1, 2, 3)).save(shots / "a.png")
+        await call("bulk_ingest", {"folder": str(shots)})
         index = await call("create_index", {"name": "every-tool"})
         store = await call("create_knowledge_store", {"name": "every-tool"})
         added = await call(

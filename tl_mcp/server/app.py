@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from typing import Any, Literal
 
 import anyio
@@ -21,6 +21,7 @@ from tl_mcp.server.auth import build_auth
 from tl_mcp.server.backend import open_backend
 from tl_mcp.server.client_log import install_client_log
 from tl_mcp.server.files import FilePolicy
+from tl_mcp.server.ingest_ledger import SqliteIngestLedger
 from tl_mcp.server.jobs.manager import JobManager
 from tl_mcp.server.jobs.portable import JobIds, JobKinds
 from tl_mcp.server.principals import current_principal
@@ -92,7 +93,12 @@ def build_server(
 
     @asynccontextmanager
     async def _serving(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        async with open_backend(settings, transport=transport) as backend, anyio.create_task_group() as tg:
+        async with (
+            open_backend(settings, transport=transport) as backend,
+            # Closed after the task group has ended, so no job still writes to it.
+            aclosing(SqliteIngestLedger(backend.state_dir, backend.identity)) as ingest,
+            anyio.create_task_group() as tg,
+        ):
             porter = job_kinds()
             state = AppState(
                 settings=settings,
@@ -112,6 +118,7 @@ def build_server(
                 sessions=SessionStore(backend.state_dir),
                 files=FilePolicy.from_dirs(settings.allowed_dirs),
                 writes=WritePolicy.from_dirs(settings.allowed_write_dirs),
+                ingest=ingest,
             )
             porter.bind(state)
             holder.set(state)

@@ -145,34 +145,7 @@ class FilePolicy(FolderPolicy):
 
     def open(self, raw: str) -> LocalFile:
         """The file at `raw`, open, if it is a regular media file inside an allowed folder; else ToolError."""
-        if not raw or "\x00" in raw:
-            raise ToolError("Local path refused: the path is empty or contains a NUL byte.")
-        if not self.allowed_dirs:
-            raise ToolError(f"Local path refused: {self.describe()}. {_HOW_TO_ADD}")
-        if "://" in raw:
-            raise ToolError(
-                f"Local path refused: {raw!r} looks like a URL, not a file path. Pass http(s) URLs in the "
-                "tool's url argument (e.g. upload_asset(url=...)); local files need an absolute path inside "
-                f"one of the {self.describe()}."
-            )
-        candidate = Path(raw).expanduser()
-        if not candidate.is_absolute():
-            raise ToolError(
-                f"Local path refused: {raw!r} is relative; give an absolute path inside one of the "
-                f"{self.describe()}."
-            )
-        try:
-            resolved = candidate.resolve(strict=True)
-        except (OSError, RuntimeError):
-            raise ToolError(
-                f"Local path refused: {raw!r} does not exist (or a link in it is broken)."
-            ) from None
-        base = next((d for d in self.allowed_dirs if resolved.is_relative_to(d)), None)
-        if base is None:
-            raise ToolError(
-                f"Local path refused: {raw!r} resolves outside the {self.describe()}. {_HOW_TO_ADD}"
-            )
-        parts = resolved.relative_to(base).parts
+        resolved, base, parts = self._locate(raw, "Local path")
         if not parts:
             raise ToolError(f"Local path refused: {raw!r} is a directory; pass one media file inside it.")
         refuse_referencing_name(resolved.name, "Local path")
@@ -190,6 +163,92 @@ class FilePolicy(FolderPolicy):
         # Named after the checked path, so an upload is labelled with it rather than the descriptor number.
         file.name = str(resolved)
         return LocalFile(path=resolved, file=file, size=info.st_size)
+
+    def folder(self, raw: str) -> LocalFolder:
+        """The folder at `raw`, open, if it is an allowed folder or a real folder inside one; else ToolError.
+
+        Its files are listed from the descriptor, never through a link; each is then opened with `open`,
+        which checks it like any single file."""
+        resolved, base, parts = self._locate(raw, "Folder")
+        try:
+            fd = open_folder_beneath(base, parts)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise ToolError(
+                    f"Folder refused: {raw!r} is not a folder, or a part of it changed into a symbolic link "
+                    "while it was being opened. Pass the real path of a folder."
+                ) from None
+            raise ToolError(f"Folder refused: cannot open {raw!r} ({exc.strerror}).") from None
+        return LocalFolder(path=resolved, fd=fd)
+
+    def _locate(self, raw: str, what: str) -> tuple[Path, Path, tuple[str, ...]]:
+        """(resolved path, the allowed folder it is in, its parts below that folder), or ToolError."""
+        if not raw or "\x00" in raw:
+            raise ToolError(f"{what} refused: the path is empty or contains a NUL byte.")
+        if not self.allowed_dirs:
+            raise ToolError(f"{what} refused: {self.describe()}. {_HOW_TO_ADD}")
+        if "://" in raw:
+            raise ToolError(
+                f"{what} refused: {raw!r} looks like a URL, not a file path. Pass http(s) URLs in the "
+                "tool's url argument (e.g. upload_asset(url=...)); local files need an absolute path inside "
+                f"one of the {self.describe()}."
+            )
+        candidate = Path(raw).expanduser()
+        if not candidate.is_absolute():
+            raise ToolError(
+                f"{what} refused: {raw!r} is relative; give an absolute path inside one of the "
+                f"{self.describe()}."
+            )
+        try:
+            resolved = candidate.resolve(strict=True)
+        except (OSError, RuntimeError):
+            raise ToolError(f"{what} refused: {raw!r} does not exist (or a link in it is broken).") from None
+        base = next((d for d in self.allowed_dirs if resolved.is_relative_to(d)), None)
+        if base is None:
+            raise ToolError(f"{what} refused: {raw!r} resolves outside the {self.describe()}. {_HOW_TO_ADD}")
+        return resolved, base, resolved.relative_to(base).parts
+
+
+@dataclass
+class LocalFolder:
+    """A checked folder, open by descriptor; close when done."""
+
+    path: Path
+    fd: int
+
+    def files(self, limit: int) -> list[str]:
+        """Relative POSIX paths of the regular files beneath, sorted; hidden entries (a leading dot) and
+        links are left out, and nothing is followed. Stops with ToolError past `limit` files."""
+        found: list[str] = []
+        for top, dirs, names, dir_fd in os.fwalk(".", dir_fd=self.fd, follow_symlinks=False):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(names):
+                if name.startswith("."):
+                    continue
+                try:
+                    info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                except OSError:
+                    continue  # gone meanwhile: it is simply not part of the listing
+                if not stat.S_ISREG(info.st_mode):
+                    continue
+                found.append(str(Path(top, name)).removeprefix("./"))
+                if len(found) > limit:
+                    raise ToolError(
+                        f"Folder refused: {self.path} holds more than {limit:,} files. Narrow it with "
+                        "include/exclude patterns or pass a subfolder."
+                    )
+        return sorted(found)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def __enter__(self) -> LocalFolder:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
 
 def open_folder_beneath(base: Path, parts: Sequence[str]) -> int:

@@ -10,6 +10,7 @@ from mcp.server.mcpserver import Context
 from tl_mcp.api import TwelveLabsClient
 from tl_mcp.config import BackendKind, Settings
 from tl_mcp.server.files import FilePolicy
+from tl_mcp.server.ingest_ledger import IngestLedger
 from tl_mcp.server.jobs.manager import JobManager
 from tl_mcp.server.sessions import SessionStore
 from tl_mcp.server.writes import WritePolicy
@@ -25,6 +26,8 @@ class AppState:
     sessions: SessionStore
     files: FilePolicy
     writes: WritePolicy
+    #: What bulk ingests remember across restarts (uploads by content, plans); see ingest_ledger.py.
+    ingest: IngestLedger
 
 
 def app_state(ctx: Context[Any, Any]) -> AppState:

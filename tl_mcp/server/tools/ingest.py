@@ -180,7 +180,7 @@ async def upload_asset(
         local.close()
         raise ToolError(f"{path} is empty; nothing to upload.")
     name = filename or (local.name if local else None)
-    await _check_destinations(state, index_id, knowledge_store_id)
+    await check_destinations(state, index_id, knowledge_store_id)
 
     progress = UploadProgress(
         filename=name, size_bytes=size, index_id=index_id, knowledge_store_id=knowledge_store_id
@@ -222,7 +222,7 @@ async def upload_asset(
     return await state.jobs.run(job, ctx.report_progress, wait_s=wait_s)
 
 
-async def _check_destinations(state: AppState, index_id: str | None, knowledge_store_id: str | None) -> None:
+async def check_destinations(state: AppState, index_id: str | None, knowledge_store_id: str | None) -> None:
     """A wrong index or store is refused before a byte is sent: afterwards it would leave an orphan asset."""
     c = state.client
     checks: list[tuple[str, str, Callable[[str], Awaitable[object]], str]] = []
