@@ -30,8 +30,9 @@ def running(
     ready_url: str,
     *,
     headers: Mapping[str, str] | None = None,
-) -> Iterator[None]:
-    """`args` as a process logging to `log_path`, entered once `ready_url` answers 200; SIGTERM on exit.
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`args` as a process logging to `log_path`, entered once `ready_url` answers 200; SIGTERM on exit
+    (unless the block ended it already, e.g. with SIGKILL).
 
     A process that dies or stays unready for 60 s fails the test with its log, so a broken start says why.
     """
@@ -48,7 +49,7 @@ def running(
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"{' '.join(args[1:3])} did not come up:\n" + log_path.read_text())
             time.sleep(0.2)
-        yield
+        yield proc
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

@@ -1,0 +1,255 @@
+"""bulk_ingest through a real MCP client against the embedded sandbox: folders and globs, reuse by content,
+reconciling uploads and registrations a killed process left half done, and bad input that changes nothing.
+(The SIGKILL-and-restart run over real processes is tests/e2e/test_bulk_restart.py.)"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx2
+import pytest
+from mcp import Client
+from PIL import Image
+
+from tests.server.conftest import ProgressRecorder, call_ok, sandbox_settings, text_of
+from tl_mcp.config import Settings
+from tl_mcp.sandbox.embedded import EmbeddedSandbox
+from tl_mcp.server import build_server
+from tl_mcp.server.tools.bulk import CONTENT_TAG
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSandbox]:
+    box = EmbeddedSandbox.start_in_thread(tmp_path_factory.mktemp("bulk") / "data", analyzers="none")
+    try:
+        yield box
+    finally:
+        box.stop()
+
+
+@pytest.fixture
+def media(tmp_path: Path) -> Path:
+    folder = tmp_path / "media"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def settings(sandbox: EmbeddedSandbox, media: Path, tmp_path: Path) -> Settings:
+    return sandbox_settings(sandbox, tmp_path / "state", media)
+
+
+def image(path: Path, shade: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8), (shade, 40, 90)).save(path)
+    return path
+
+
+def tiny_video(path: Path, shade: int) -> Path:
+    """Five seconds of one colour at 2 fps: long enough to index (4 s at least), quick to make."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=2)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        frame = av.VideoFrame.from_image(Image.new("RGB", (64, 64), (shade, 120, 30)))
+        for i in range(10):
+            frame.pts, frame.time_base = i, Fraction(1, 2)
+            out.mux(stream.encode(frame.reformat(format="yuv420p")))
+        out.mux(stream.encode(None))
+    return path
+
+
+def assets(sandbox: EmbeddedSandbox) -> dict[str, str]:
+    """asset id → filename of every asset at the sandbox, from its own API."""
+    found: dict[str, str] = {}
+    page = 1
+    while True:
+        body = httpx2.get(
+            f"{sandbox.base_url}/assets",
+            params={"page": page, "page_limit": 50},
+            headers={"x-api-key": sandbox.api_key},
+        ).json()
+        found |= {a["_id"]: a["filename"] for a in body["data"]}
+        if page >= body["page_info"]["total_page"]:
+            return found
+        page += 1
+
+
+def ledger(tmp_path: Path) -> sqlite3.Connection:
+    (path,) = (tmp_path / "state").rglob("ingest.sqlite3")
+    return sqlite3.connect(path, isolation_level=None)
+
+
+def sources(data: dict[str, Any], status: str) -> list[str]:
+    return sorted(row["source"] for row in data[status])
+
+
+async def test_a_folder_is_uploaded_once_and_content_seen_before_is_reused(
+    sandbox: EmbeddedSandbox, settings: Settings, media: Path
+) -> None:
+    for i in range(4):
+        image(media / f"img{i}.png", 10 * i)
+    (media / "copy-of-img0.png").write_bytes((media / "img0.png").read_bytes())
+    image(media / "sub" / "deep.png", 99)
+    (media / "notes.txt").write_text("not media at all\n")
+    image(media / ".hidden.png", 5)
+    before = assets(sandbox)
+    progress = ProgressRecorder()
+    async with Client(build_server(settings)) as c:
+        first = await call_ok(
+            c, "bulk_ingest", {"folder": str(media), "wait_s": 60}, progress_callback=progress
+        )
+        data = first.structured_content
+        assert data and data["status"] == "completed" and data["total"] == 7, data
+        uploaded, reused = sources(data, "uploaded"), sources(data, "reused")
+        # The two files with the same bytes: whichever came first was sent, the other reuses its asset.
+        assert len(reused) == 1 and reused[0] in ("img0.png", "copy-of-img0.png")
+        assert sorted(uploaded + reused) == [
+            "copy-of-img0.png",
+            "img0.png",
+            "img1.png",
+            "img2.png",
+            "img3.png",
+            "sub/deep.png",
+        ]
+        assert sources(data, "skipped") == ["notes.txt"] and "text file" in data["skipped"][0]["detail"]
+        assert not data["failed"]
+        new = {k: v for k, v in assets(sandbox).items() if k not in before}
+        assert sorted(new.values()) == sorted(Path(s).name for s in uploaded)
+        assert all(m and "/7 " in m for _, total, m in progress.calls[1:] if total == 7)
+        assert progress.calls[-1][0] == 7 and progress.calls[-1][1] == 7
+        progress.assert_increasing()
+
+        # The same call again: the plan finished, so the folder is read again and nothing is sent.
+        again = (await call_ok(c, "bulk_ingest", {"folder": str(media)})).structured_content
+        assert again and not again["uploaded"] and len(again["reused"]) == 6
+        assert assets(sandbox).keys() == before.keys() | new.keys()
+
+        # An asset deleted upstream is not reused: the next call uploads that file again.
+        gone = next(row for row in data["uploaded"] if row["source"] == "img2.png")["asset_id"]
+        httpx2.delete(f"{sandbox.base_url}/assets/{gone}", headers={"x-api-key": sandbox.api_key})
+        third = (await call_ok(c, "bulk_ingest", {"folder": str(media)})).structured_content
+        assert third and sources(third, "uploaded") == ["img2.png"] and len(third["reused"]) == 5
+    tagged = httpx2.get(
+        f"{sandbox.base_url}/assets/{third['uploaded'][0]['asset_id']}",
+        headers={"x-api-key": sandbox.api_key},
+    ).json()
+    assert tagged["user_metadata"][CONTENT_TAG].startswith("sha256:")
+
+
+async def test_globs_pick_by_name_or_by_path(settings: Settings, media: Path) -> None:
+    for name in ("a.png", "keep/c.png", "drop/d.png"):
+        image(media / name, len(name))
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(media / "b.jpg")
+    async with Client(build_server(settings)) as c:
+        args = {"folder": str(media), "include": ["*.png"], "exclude": ["drop/*"]}
+        data = (await call_ok(c, "bulk_ingest", args)).structured_content
+    assert data and sources(data, "uploaded") == ["a.png", "keep/c.png"], data
+
+
+async def test_an_upload_a_killed_process_left_unrecorded_is_found_upstream(
+    sandbox: EmbeddedSandbox, settings: Settings, media: Path, tmp_path: Path
+) -> None:
+    """The ledger says "sending" (the process died between sending and recording): the next call looks
+    the content up by its tag at the backend and adopts that asset instead of paying again."""
+    image(media / "one" / "x.png", 7)
+    (media / "two").mkdir()
+    (media / "two" / "x.png").write_bytes((media / "one" / "x.png").read_bytes())
+    async with Client(build_server(settings)) as c:
+        first = (await call_ok(c, "bulk_ingest", {"folder": str(media / "one")})).structured_content
+        assert first and len(first["uploaded"]) == 1
+        asset_id = first["uploaded"][0]["asset_id"]
+        with ledger(tmp_path) as db:
+            db.execute("UPDATE uploads SET state = 'sending', asset_id = NULL")
+        count = len(assets(sandbox))
+        second = (await call_ok(c, "bulk_ingest", {"folder": str(media / "two")})).structured_content
+    assert second and [row["asset_id"] for row in second["uploaded"]] == [asset_id], second
+    assert len(assets(sandbox)) == count
+
+
+async def test_index_and_store_registrations_happen_once_even_after_a_lost_answer(
+    sandbox: EmbeddedSandbox, settings: Settings, media: Path, tmp_path: Path
+) -> None:
+    tiny_video(media / "v1.mp4", 10)
+    tiny_video(media / "v2.mp4", 200)
+    headers = {"x-api-key": sandbox.api_key}
+    async with Client(build_server(settings)) as c:
+        index = (await call_ok(c, "create_index", {"name": "bulk"})).structured_content
+        store = (await call_ok(c, "create_knowledge_store", {"name": "bulk"})).structured_content
+        assert index and store
+        args = {
+            "folder": str(media),
+            "index_id": index["id"],
+            "knowledge_store_id": store["id"],
+            "wait_s": 120,
+        }
+        result = await call_ok(c, "bulk_ingest", args)
+        data = result.structured_content
+        assert data and len(data["uploaded"]) == 2 and not data["failed"], text_of(result)
+        assert all(row["indexed_asset_id"] and row["item_id"] for row in data["uploaded"])
+        # The next step the result names works: it follows one file's indexing.
+        hint = f'wait_for_task(id="{data["uploaded"][0]["indexed_asset_id"]}", index_id="{index["id"]}")'
+        assert hint in text_of(result)
+        waited = await call_ok(
+            c,
+            "wait_for_task",
+            {"id": data["uploaded"][0]["indexed_asset_id"], "index_id": index["id"], "wait_s": 60},
+        )
+        assert waited.structured_content and waited.structured_content["status"] == "ready"
+
+        # As if the process died after sending the registrations but before recording their ids.
+        with ledger(tmp_path) as db:
+            db.execute("UPDATE registrations SET ref_id = NULL")
+        again = (await call_ok(c, "bulk_ingest", args)).structured_content
+    assert again and len(again["reused"]) == 2
+    assert {r["indexed_asset_id"] for r in again["reused"]} == {
+        r["indexed_asset_id"] for r in data["uploaded"]
+    }
+    assert {r["item_id"] for r in again["reused"]} == {r["item_id"] for r in data["uploaded"]}
+    videos = httpx2.get(f"{sandbox.base_url}/indexes/{index['id']}/indexed-assets", headers=headers).json()
+    assert len(videos["data"]) == 2
+    items = httpx2.get(f"{sandbox.base_url}/knowledge-stores/{store['id']}/items", headers=headers).json()
+    assert len(items["data"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ({"folder": "/etc"}, "resolves outside the allowed folders"),
+        ({"folder": "relative/path"}, "is relative"),
+        ({"include": ["*.mov"]}, "match none of the 1 files"),
+        ({"urls": ["http://127.0.0.1:9/a.mp4"]}, "127.0.0.1, a private, loopback"),
+        ({"urls": ["https://example.com/a.mp4", "http://localhost/b.mp4"]}, "loopback"),
+        ({"urls": ["http://[::ffff:10.0.0.1]/c.mp4"]}, "non-public address"),
+        ({"urls": ["ftp://example.com/a.mp4"]}, "must be an http(s) URL"),
+        ({"urls": ["https://example.com/a.mp4"], "include": ["*.mp4"]}, "leave them out with urls"),
+        ({"index_id": "nope"}, "there is no index nope"),
+    ],
+)
+async def test_bad_input_is_refused_and_changes_nothing(
+    sandbox: EmbeddedSandbox,
+    settings: Settings,
+    media: Path,
+    tmp_path: Path,
+    args: dict[str, Any],
+    expected: str,
+) -> None:
+    image(media / "a.png", 1)
+    if "urls" not in args:
+        args = {"folder": str(media), **args} if "folder" not in args else args
+    before = assets(sandbox)
+    async with Client(build_server(settings)) as c:
+        result = await c.call_tool("bulk_ingest", args)
+    assert result.is_error and expected in text_of(result), text_of(result)
+    assert assets(sandbox) == before
+    assert (
+        not list((tmp_path / "state").rglob("ingest.sqlite3"))
+        or not ledger(tmp_path).execute("SELECT count(*) FROM plans").fetchone()[0]
+    )
