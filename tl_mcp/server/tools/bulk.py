@@ -29,7 +29,7 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from tl_mcp.api import Page
-from tl_mcp.api.errors import NotFoundError, TwelveLabsError
+from tl_mcp.api.errors import APIStatusError, NotFoundError, TwelveLabsError
 from tl_mcp.server.errors import explain
 from tl_mcp.server.files import LocalFile
 from tl_mcp.server.ingest_ledger import Plan, PlanFile
@@ -52,6 +52,8 @@ LEASE_S = 60.0
 #: Reconciling a lost upload or store item looks through at most this many pages of 50.
 _SCAN_PAGES = 20
 _SHOWN = 30
+#: How long one URL's host may take to resolve for the private-address check.
+_RESOLVE_S = 5.0
 _HOST = socket.gethostname()
 #: This process, as the holder of plan claims: host, pid and a token (a pid can be reused).
 _RUNNER = f"{_HOST}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -228,7 +230,7 @@ async def bulk_ingest(
         for url in unique:
             http_url(url, "each of urls")
         await _refuse_private(unique)
-        spec = {"urls": unique}
+        spec = {"urls": sorted(unique)}
         plan = _resumable(state, owner, spec, index_id, knowledge_store_id) or _new_plan(
             state, owner, spec, index_id, knowledge_store_id, unique
         )
@@ -237,7 +239,8 @@ async def bulk_ingest(
         folder=folder,
         include=include,
         exclude=exclude,
-        urls=None if urls is None else "[the same URLs]",
+        # A long list is not repeated in a hint: the same list, in any order, names the same plan.
+        urls=None if urls is None else (urls if len(urls) <= 3 else FILL),
         index_id=index_id,
         knowledge_store_id=knowledge_store_id,
     )
@@ -368,37 +371,41 @@ def _select(listed: list[str], include: list[str] | None, exclude: list[str] | N
 
 async def _refuse_private(urls: Sequence[str]) -> None:
     """A URL whose host is (or resolves to) a private, loopback or link-local address is refused, all of
-    the list with it: TwelveLabs cannot fetch those, and a sandbox must not fetch its own network."""
-
-    def check(url: str) -> str | None:
+    the list with it: TwelveLabs cannot fetch those, and a sandbox must not fetch its own network. A host
+    that does not resolve here (in time) is left to the backend, which says so per file."""
+    hosts: dict[tuple[str, int], str] = {}
+    for url in urls:
         try:
             parts = urlsplit(url)
-            host, port = parts.hostname, parts.port
+            host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError as exc:
-            return f"{url[:200]!r} is not a valid URL ({exc})"
+            raise ToolError(f"bulk_ingest refused: {url[:200]!r} is not a valid URL ({exc}).") from None
         if not host:
-            return f"{url[:200]!r} has no host"
+            raise ToolError(f"bulk_ingest refused: {url[:200]!r} has no host.")
+        hosts.setdefault((host, port), url)
+
+    def addresses(host: str, port: int) -> list[str]:
         try:
-            addresses = [ipaddress.ip_address(host)]
+            return [str(ipaddress.ip_address(host))]
         except ValueError:
-            try:
-                infos = socket.getaddrinfo(host, port or 443, type=socket.SOCK_STREAM)
-            except OSError:
-                return None  # unresolvable here: the backend resolves it, and says so if it cannot
-            addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-        for ip in addresses:
+            pass
+        try:
+            return [str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+        except (OSError, UnicodeError):
+            return []
+
+    for (host, port), url in hosts.items():
+        found: list[str] = []
+        with anyio.move_on_after(_RESOLVE_S):
+            found = await anyio.to_thread.run_sync(addresses, host, port, abandon_on_cancel=True)
+        for raw in found:
+            ip = ipaddress.ip_address(raw.split("%")[0])
             mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
             if not (mapped or ip).is_global:
-                return f"{url[:200]!r} points at {ip}, a private, loopback or otherwise non-public address"
-        return None
-
-    with anyio.fail_after(30):
-        for url in urls:
-            refusal = await anyio.to_thread.run_sync(check, url)
-            if refusal:
                 raise ToolError(
-                    f"bulk_ingest refused: {refusal}. Only public URLs can be fetched; upload local files "
-                    "with folder=… instead. Nothing was uploaded."
+                    f"bulk_ingest refused: {url[:200]!r} points at {ip}, a private, loopback or otherwise "
+                    "non-public address. Only public URLs can be fetched; upload local files with folder=… "
+                    "instead. Nothing was uploaded."
                 )
 
 
@@ -538,7 +545,13 @@ async def _upload_once(
                 ledger.record_upload(key, found, name)
                 return found, True
         ledger.intend_upload(key, name)
-        asset_id = await send()
+        try:
+            asset_id = await send()
+        except APIStatusError as exc:
+            if exc.status is not None and exc.status < 500:
+                # Refused, so nothing was created: no later call needs to look for it upstream.
+                ledger.forget_upload(key)
+            raise
         ledger.record_upload(key, asset_id, name)
         return asset_id, True
 
