@@ -51,11 +51,9 @@ COVERAGE: tuple[Capability, ...] = (
     Capability(
         "Ingest",
         "Upload a whole folder or a list of URLs",
-        (),
+        ("bulk_ingest",),
         ("start-video-indexing-task",),
-        how="not offered yet: one `upload_asset` call per file",
-        cloud="no",
-        sandbox="no",
+        how="one job, resumable after a restart; content uploaded before is reused, not paid twice",
     ),
     Capability("Ingest", "Delete an asset", ("delete_asset",), ("delete-asset",)),
     # ----------------------------------------------------------------------------------------- videos
