@@ -219,12 +219,27 @@ async def test_index_and_store_registrations_happen_once_even_after_a_lost_answe
     items = httpx2.get(f"{sandbox.base_url}/knowledge-stores/{store['id']}/items", headers=headers).json()
     assert len(items["data"]) == 2
 
+    # A registration deleted upstream since is made again, not reported from the ledger.
+    gone = again["reused"][0]["indexed_asset_id"]
+    deleted = httpx2.delete(
+        f"{sandbox.base_url}/indexes/{index['id']}/indexed-assets/{gone}", headers=headers
+    )
+    assert deleted.status_code in (200, 204)
+    async with Client(build_server(settings)) as c:
+        third = (await call_ok(c, "bulk_ingest", args)).structured_content
+    assert third and not third["failed"], third
+    remade = {r["indexed_asset_id"] for r in third["reused"]}
+    assert gone not in remade and len(remade) == 2
+    videos = httpx2.get(f"{sandbox.base_url}/indexes/{index['id']}/indexed-assets", headers=headers).json()
+    assert {v["_id"] for v in videos["data"]} == remade
+
 
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
         ({"folder": "/etc"}, "resolves outside the allowed folders"),
         ({"folder": "relative/path"}, "is relative"),
+        ({"folder": "FILE"}, "is not a folder"),
         ({"include": ["*.mov"]}, "match none of the 1 files"),
         ({"urls": ["http://127.0.0.1:9/a.mp4"]}, "127.0.0.1, a private, loopback"),
         ({"urls": ["https://example.com/a.mp4", "http://localhost/b.mp4"]}, "loopback"),
@@ -243,6 +258,8 @@ async def test_bad_input_is_refused_and_changes_nothing(
     expected: str,
 ) -> None:
     image(media / "a.png", 1)
+    if args.get("folder") == "FILE":
+        args = {"folder": str(media / "a.png")}
     if "urls" not in args:
         args = {"folder": str(media), **args} if "folder" not in args else args
     before = assets(sandbox)

@@ -80,7 +80,8 @@ class IngestLedger(Protocol):
     def registration(self, asset_id: str, destination: str) -> tuple[bool, str | None]:
         """(an attempt was recorded, the id it made) for `asset_id` in `destination` (`index:…`/`store:…`)."""
 
-    def intend_registration(self, asset_id: str, destination: str) -> None: ...
+    def intend_registration(self, asset_id: str, destination: str) -> None:
+        """Record that a registration is about to be sent (replacing one whose id no longer exists)."""
 
     def record_registration(self, asset_id: str, destination: str, ref_id: str) -> None: ...
 
@@ -224,8 +225,8 @@ class SqliteIngestLedger:
     def intend_registration(self, asset_id: str, destination: str) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT OR IGNORE INTO registrations (backend, asset_id, destination, updated) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO registrations (backend, asset_id, destination, ref_id, updated) "
+                "VALUES (?, ?, ?, NULL, ?)",
                 (self._backend, asset_id, destination, time.time()),
             )
 

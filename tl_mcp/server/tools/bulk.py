@@ -253,10 +253,11 @@ async def bulk_ingest(
     async def work(job: Job) -> CallToolResult:
         try:
             await _run_plan(state, job, progress, concurrency)
+            # Finished before released: no process ever finds this plan unfinished and free once done.
+            state.ingest.finish_plan(plan.plan_id)
+            plan.finished = True
         finally:
             state.ingest.release_plan(plan.plan_id, _RUNNER)
-        state.ingest.finish_plan(plan.plan_id)
-        plan.finished = True
         return render("completed", job.id)
 
     held = state.ingest.claim_plan(plan.plan_id, _RUNNER, LEASE_S, _alive)
@@ -557,8 +558,13 @@ async def _upload_once(
 
 
 async def _exists(state: AppState, asset_id: str) -> bool:
+    return await _found(state.client.assets.get(asset_id))
+
+
+async def _found(fetch: Awaitable[object]) -> bool:
+    """Whether the upstream object exists (a 404 says it was deleted); other errors propagate."""
     try:
-        await state.client.assets.get(asset_id)
+        await fetch
     except NotFoundError:
         return False
     return True
@@ -593,6 +599,9 @@ async def _register(state: AppState, progress: BulkProgress, f: PlanFile) -> Non
         async def index() -> str:
             return await c.indexed_assets.create(index_id, asset_id)
 
+        async def still_indexed(ref: str) -> bool:
+            return await _found(c.indexed_assets.get(index_id, ref))
+
         async def indexed() -> str | None:
             found = await _first(
                 lambda n: c.assets.indexings(asset_id, n, 50),
@@ -600,12 +609,17 @@ async def _register(state: AppState, progress: BulkProgress, f: PlanFile) -> Non
             )
             return found.id if found else None
 
-        f.indexed_asset_id = await _register_once(state, asset_id, f"index:{index_id}", index, indexed)
+        f.indexed_asset_id = await _register_once(
+            state, asset_id, f"index:{index_id}", index, indexed, still_indexed
+        )
     if progress.knowledge_store_id:
         store_id = progress.knowledge_store_id
 
         async def add() -> str:
             return (await c.knowledge.items.add(store_id, asset_id=asset_id)).id
+
+        async def still_added(ref: str) -> bool:
+            return await _found(c.knowledge.items.get(store_id, ref))
 
         async def added() -> str | None:
             found = await _first(
@@ -613,7 +627,7 @@ async def _register(state: AppState, progress: BulkProgress, f: PlanFile) -> Non
             )
             return found.id if found else None
 
-        f.item_id = await _register_once(state, asset.id, f"store:{store_id}", add, added)
+        f.item_id = await _register_once(state, asset.id, f"store:{store_id}", add, added, still_added)
 
 
 async def _register_once(
@@ -622,12 +636,15 @@ async def _register_once(
     destination: str,
     create: Callable[[], Awaitable[str]],
     find: Callable[[], Awaitable[str | None]],
+    exists: Callable[[str], Awaitable[bool]],
 ) -> str:
+    """The id of the asset's registration in `destination`: the recorded one while it still exists
+    upstream, one a lost answer made (`find`), or a new one (`create`)."""
     ledger = state.ingest
     attempted, ref = ledger.registration(asset_id, destination)
-    if ref:
+    if ref and await exists(ref):
         return ref
-    if attempted and (found := await find()) is not None:
+    if attempted and not ref and (found := await find()) is not None:
         ledger.record_registration(asset_id, destination, found)
         return found
     ledger.intend_registration(asset_id, destination)
