@@ -5,6 +5,7 @@ reconciling uploads and registrations a killed process left half done, and bad i
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -349,3 +350,49 @@ async def test_every_request_bulk_ingest_sends_is_in_the_openapi_contract(
         ("GET", "/knowledge-stores/{knowledge_store_id}/items"),
         ("POST", "/knowledge-stores/{knowledge_store_id}/items"),
     } <= checked, checked
+
+
+async def test_the_same_call_while_it_runs_follows_the_running_job(
+    sandbox: EmbeddedSandbox, settings: Settings, media: Path
+) -> None:
+    for i in range(30):
+        image(media / f"f{i:02d}.png", i)
+    before = assets(sandbox)
+    args = {"folder": str(media), "concurrency": 1}
+    async with Client(build_server(settings)) as c:
+        first = (await call_ok(c, "bulk_ingest", {**args, "wait_s": 0})).structured_content
+        assert first and first["status"] == "in_progress", first
+        second = (await call_ok(c, "bulk_ingest", {**args, "wait_s": 60})).structured_content
+    assert second and second["status"] == "completed" and second["plan_id"] == first["plan_id"]
+    assert len(second["uploaded"]) == 30, second
+    new = [name for key, name in assets(sandbox).items() if key not in before]
+    assert sorted(new) == [f"f{i:02d}.png" for i in range(30)]
+
+
+def test_a_plan_is_claimed_by_one_live_process_at_a_time(tmp_path: Path) -> None:
+    """Another live process's claim holds; once that process is gone (or its lease ran out), it is free."""
+    import socket
+    import subprocess
+
+    from tl_mcp.server.ingest_ledger import Plan, PlanFile, SqliteIngestLedger
+    from tl_mcp.server.tools.bulk import _alive
+
+    store = SqliteIngestLedger(tmp_path, "sandbox:test")
+    store.save_plan(Plan("bulk_x", "", {"urls": []}, [PlanFile(0, "https://example.com/a.mp4")]))
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        them = f"{socket.gethostname()}:{other.pid}:abcd"
+        assert store.claim_plan("bulk_x", them, 60, _alive) is None
+        store.renew_plan("bulk_x", them, 60, job_id="job_1")
+        assert store.claim_plan("bulk_x", "me:1:x", 60, _alive) == (them, "job_1")
+    finally:
+        other.kill()
+        other.wait()
+    assert store.claim_plan("bulk_x", "me:1:x", 60, _alive) is None
+    # A claim from a host we cannot check holds until its lease ends.
+    store.release_plan("bulk_x", "me:1:x")
+    assert store.claim_plan("bulk_x", "far:1:y", 0.2, _alive) is None
+    assert store.claim_plan("bulk_x", "me:1:x", 60, _alive) == ("far:1:y", None)
+    time.sleep(0.3)
+    assert store.claim_plan("bulk_x", "me:1:x", 60, _alive) is None
+    store.close()
