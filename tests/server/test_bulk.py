@@ -396,3 +396,28 @@ def test_a_plan_is_claimed_by_one_live_process_at_a_time(tmp_path: Path) -> None
     time.sleep(0.3)
     assert store.claim_plan("bulk_x", "me:1:x", 60, _alive) is None
     store.close()
+
+
+async def test_the_retry_hint_of_failed_files_sends_nothing_twice(
+    sandbox: EmbeddedSandbox, settings: Settings, media: Path
+) -> None:
+    """Images cannot be indexed: each fails at its registration, after the upload. Following the printed
+    retry call tries the registrations again, and reuses the uploads."""
+    from tests.server.test_next_steps import next_steps, parse_calls
+
+    image(media / "a.png", 3)
+    image(media / "b.png", 4)
+    async with Client(build_server(settings)) as c:
+        index = (await call_ok(c, "create_index", {"name": "retry"})).structured_content
+        assert index
+        result = await call_ok(c, "bulk_ingest", {"folder": str(media), "index_id": index["id"]})
+        data = result.structured_content
+        assert data and sources(data, "failed") == ["a.png", "b.png"], data
+        assert "is an image; indexes hold video and audio" in data["failed"][0]["detail"]
+        count = len(assets(sandbox))
+        (retry,) = [h for h in next_steps(result) if h.startswith("Retry the failed files")]
+        ((tool, args),) = parse_calls(retry)
+        again = (await call_ok(c, tool, args)).structured_content
+    assert again and sources(again, "failed") == ["a.png", "b.png"]
+    assert {r["asset_id"] for r in again["failed"]} == {r["asset_id"] for r in data["failed"]}
+    assert len(assets(sandbox)) == count

@@ -114,6 +114,16 @@ async def test_every_printed_next_step_works(world: World, mode: str) -> None:
         ("wait_for_task", {"id": w.video_id, "index_id": w.index_id, "wait_s": 0}),
         ("search_videos", {"query": "fresh apples", "index_id": w.index_id, "limit": 1}),
         ("search_videos", {"query": "apples", "knowledge_store_id": w.knowledge_store_id, "limit": 1}),
+        (
+            "bulk_ingest",
+            {
+                "folder": str(w.media),
+                "include": ["clip.mp4"],
+                "index_id": w.index_id,
+                "knowledge_store_id": w.knowledge_store_id,
+                "wait_s": 0,
+            },
+        ),
     ]
     async with Client(build_server(w.settings()), mode=mode) as c:
         seen: set[str] = set()
@@ -129,3 +139,4 @@ async def test_every_printed_next_step_works(world: World, mode: str) -> None:
     assert any("knowledge_store_id" in p and p.get("query") for p in pages), pages
     assert any("index_id" in p for p in pages), pages
     assert {"list_indexes", "create_response", "upload_asset", "wait_for_task", "analyze_video"} <= hinted
+    assert "bulk_ingest" in hinted
