@@ -18,7 +18,7 @@ import os
 import secrets
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Annotated, ClassVar, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -94,13 +94,6 @@ class BulkProgress(JobProgress):
     folder: str | None
     index_id: str | None
     knowledge_store_id: str | None
-    args: dict[str, object] = field(default_factory=dict)
-
-    def counts(self) -> dict[str, int]:
-        out = {"pending": 0, "uploaded": 0, "reused": 0, "skipped": 0, "failed": 0}
-        for f in self.plan.files:
-            out[f.status] += 1
-        return out
 
     def result(self, status: Literal["completed", "in_progress"], job_id: str, state: AppState) -> BulkResult:
         rows: dict[str, list[BulkFile]] = {"uploaded": [], "reused": [], "skipped": [], "failed": []}
@@ -121,7 +114,7 @@ class BulkProgress(JobProgress):
             backend=state.backend,
             plan_id=self.plan.plan_id,
             total=len(self.plan.files),
-            pending=self.counts()["pending"],
+            pending=sum(1 for f in self.plan.files if f.status == "pending"),
             **rows,
         )
 
@@ -485,7 +478,10 @@ async def _send_file(
     try:
         local = state.files.open(f"{folder}/{source}")
     except ToolError as exc:
-        raise _Skip(str(exc).removeprefix("Local path refused: ")) from None
+        # Its first sentence says what is wrong with this file; the rest (why such files are refused) is
+        # the same for every file and in the README, so a folder of them stays a short listing.
+        reason = str(exc).removeprefix("Local path refused: ")
+        raise _Skip(reason.split(". ", 1)[0].rstrip(".") + ".") from None
     with local:
         if local.size == 0:
             raise _Skip("the file is empty")
@@ -583,7 +579,8 @@ async def _first(fetch: Callable[[int], Awaitable[Page[T]]], hit: Callable[[T], 
 async def _find_tagged(state: AppState, key: str, name: str) -> str | None:
     asset = await _first(
         lambda n: state.client.assets.list(n, 50, filename=name),
-        lambda a: (a.user_metadata or {}).get(CONTENT_TAG) == key,
+        # A failed one (e.g. a multipart upload cut short) is no upload to adopt: it is sent again.
+        lambda a: (a.user_metadata or {}).get(CONTENT_TAG) == key and a.status != "failed",
     )
     return asset.id if asset else None
 
