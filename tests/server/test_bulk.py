@@ -421,3 +421,43 @@ async def test_the_retry_hint_of_failed_files_sends_nothing_twice(
     assert again and sources(again, "failed") == ["a.png", "b.png"]
     assert {r["asset_id"] for r in again["failed"]} == {r["asset_id"] for r in data["failed"]}
     assert len(assets(sandbox)) == count
+
+
+def test_the_ledger_keeps_each_backend_apart_and_survives_reopening(tmp_path: Path) -> None:
+    from tl_mcp.server.ingest_ledger import SqliteIngestLedger
+
+    cloud = SqliteIngestLedger(tmp_path, "cloud:https://api.twelvelabs.io/v1.3 key:abc")
+    box = SqliteIngestLedger(tmp_path, "sandbox:/data")
+    cloud.intend_upload("sha256:00", "a.mp4")
+    cloud.record_upload("sha256:00", "asset-1", "a.mp4")
+    assert box.upload("sha256:00") is None
+    cloud.close()
+    again = SqliteIngestLedger(tmp_path, "cloud:https://api.twelvelabs.io/v1.3 key:abc")
+    entry = again.upload("sha256:00")
+    assert entry and entry.state == "done" and entry.asset_id == "asset-1"
+    mode = sqlite3.connect(tmp_path / "ingest.sqlite3").execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    again.close()
+    box.close()
+
+
+async def test_a_big_file_reports_its_bytes_on_the_way(
+    sandbox: EmbeddedSandbox, settings: Settings, media: Path
+) -> None:
+    import numpy as np
+
+    noise = np.random.default_rng(7).integers(0, 256, (1800, 1800, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(media / "big.png", compress_level=0)
+    size = (media / "big.png").stat().st_size
+    assert size >= 8 * 1024 * 1024
+    image(media / "small.png", 9)
+    progress = ProgressRecorder()
+    async with Client(build_server(settings)) as c:
+        data = (
+            await call_ok(c, "bulk_ingest", {"folder": str(media), "wait_s": 60}, progress_callback=progress)
+        ).structured_content
+    assert data and sources(data, "uploaded") == ["big.png", "small.png"], data
+    on_the_way = [m for _, _, m in progress.calls if m and m.startswith("big.png: ") and "bytes sent" in m]
+    assert on_the_way and all(f"of {size:,} bytes" in m for m in on_the_way), progress.calls
+    assert not any(m and m.startswith("small.png: ") for _, _, m in progress.calls)
+    progress.assert_increasing()

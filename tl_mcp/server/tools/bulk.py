@@ -52,6 +52,8 @@ LEASE_S = 60.0
 #: Reconciling a lost upload or store item looks through at most this many pages of 50.
 _SCAN_PAGES = 20
 _SHOWN = 30
+#: Files at least this big get byte progress notes while they upload, not only one when done.
+_BYTE_NOTES_FROM = 8 * 1024 * 1024
 #: How long one URL's host may take to resolve for the private-address check.
 _RESOLVE_S = 5.0
 _HOST = socket.gethostname()
@@ -419,10 +421,13 @@ async def _run_plan(state: AppState, job: Job, progress: BulkProgress, concurren
     # Two files with the same content must not both be sent: the second waits and reuses the first.
     locks: dict[str, anyio.Lock] = {}
 
+    def note(message: str) -> None:
+        job.emit_note(message, progress=float(finished), total=float(total))
+
     async def worker() -> None:
         nonlocal finished
         for f in todo:
-            await _ingest_one(state, progress, f, locks)
+            await _ingest_one(state, progress, f, locks, note)
             state.ingest.update_file(plan.plan_id, f)
             finished += 1
             said = f"{finished}/{total} {f.source}: {f.status}"
@@ -444,13 +449,17 @@ async def _run_plan(state: AppState, job: Job, progress: BulkProgress, concurren
 
 
 async def _ingest_one(
-    state: AppState, progress: BulkProgress, f: PlanFile, locks: dict[str, anyio.Lock]
+    state: AppState,
+    progress: BulkProgress,
+    f: PlanFile,
+    locks: dict[str, anyio.Lock],
+    note: Callable[[str], None],
 ) -> None:
     """Upload one file (or reuse the asset of its content) and register it; its outcome goes into `f`."""
     f.detail = None
     try:
         if progress.folder is not None:
-            asset_id, fresh = await _send_file(state, progress.folder, f.source, locks)
+            asset_id, fresh = await _send_file(state, progress.folder, f.source, locks, note)
         else:
             asset_id, fresh = await _send_url(state, f.source, locks)
     except _Skip as exc:
@@ -473,7 +482,7 @@ async def _ingest_one(
 
 
 async def _send_file(
-    state: AppState, folder: str, source: str, locks: dict[str, anyio.Lock]
+    state: AppState, folder: str, source: str, locks: dict[str, anyio.Lock], note: Callable[[str], None]
 ) -> tuple[str, bool]:
     try:
         local = state.files.open(f"{folder}/{source}")
@@ -487,9 +496,18 @@ async def _send_file(
             raise _Skip("the file is empty")
         key = "sha256:" + await anyio.to_thread.run_sync(_digest, local)
 
+        size, next_note = local.size, local.size // 4
+
+        def on_bytes(sent: int, _total: int | None) -> None:
+            nonlocal next_note
+            # Small files are told only when done; a big one also at each quarter on the way.
+            if size >= _BYTE_NOTES_FROM and next_note <= sent < size:
+                note(f"{source}: {sent:,} of {size:,} bytes sent")
+                next_note = sent + size // 4
+
         async def send() -> str:
             asset = await state.client.assets.upload(
-                local.file, filename=local.name, user_metadata={CONTENT_TAG: key}
+                local.file, filename=local.name, user_metadata={CONTENT_TAG: key}, progress=on_bytes
             )
             return asset.id
 
