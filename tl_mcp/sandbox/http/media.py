@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Route
 
 from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.errors import ApiError, invalid, not_found
+from tl_mcp.sandbox.store import ks_items
 from tl_mcp.sandbox.store.assets import get_asset_row
 from tl_mcp.sandbox.web import (
     check_signature,
@@ -35,14 +36,13 @@ def media_asset_id(engine: Engine, media_id: str) -> str:
     for sql in (
         "SELECT id AS asset_id FROM assets WHERE id=?",
         "SELECT asset_id FROM indexed_assets WHERE id=?",
-        "SELECT asset_id FROM ks_items WHERE id=?",
     ):
-        try:
-            row = engine.db.one(sql, (media_id,))
-        except sqlite3.OperationalError:
-            continue  # ks_items exists only when the knowledge-store part of the sandbox is loaded
+        row = engine.db.one(sql, (media_id,))
         if row is not None:
             return str(row["asset_id"])
+    item_asset = ks_items.asset_id_of(engine.db, media_id)
+    if item_asset is not None:
+        return item_asset
     raise not_found(media_id, "assets, videos or knowledge-store items")
 
 

@@ -15,8 +15,8 @@ from tl_mcp.sandbox.knowledge.models import AssetInfo, Hit
 from tl_mcp.sandbox.knowledge.service import system_metadata
 from tl_mcp.sandbox.media import Probe
 from tl_mcp.sandbox.retrieval import TRANSCRIPT_SOURCES, retrieve, sources_for
-from tl_mcp.sandbox.store import assets
-from tl_mcp.sandbox.store.db import dumps, loads, now_iso
+from tl_mcp.sandbox.store import assets, ks_items
+from tl_mcp.sandbox.store.db import loads
 from tl_mcp.sandbox.work.asset import analyze_asset
 
 log = logging.getLogger(__name__)
@@ -121,45 +121,35 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9$%]+", text.lower())
 
 
-def _set_item(engine: Engine, item_id: str, status: str, error: str | None = None) -> None:
-    engine.db.run(
-        "UPDATE ks_items SET status = ?, error = ?, updated_at = ? WHERE id = ?",
-        (status, error, now_iso(), item_id),
-    )
-
-
 def run(engine: Engine, item_id: str, payload: dict[str, Any]) -> None:
     """Engine job: make the item's asset searchable, then mark the item ready (or failed, with why)."""
-    item = engine.db.one("SELECT * FROM ks_items WHERE id = ?", (item_id,))
+    item = ks_items.get(engine.db, item_id)
     if item is None:
         return  # deleted while queued
-    asset = assets.get(engine.db, item["asset_id"])
+    asset = assets.get(engine.db, item.asset_id)
     if asset is None:
-        raise RuntimeError(f"asset {item['asset_id']} was deleted before the item was processed")
+        raise RuntimeError(f"asset {item.asset_id} was deleted before the item was processed")
     if asset["status"] == "failed":
-        raise RuntimeError(f"asset {item['asset_id']} failed to process: {asset['error'] or 'unknown error'}")
-    if item["status"] != "processing":
-        _set_item(engine, item_id, "processing")
+        raise RuntimeError(f"asset {item.asset_id} failed to process: {asset['error'] or 'unknown error'}")
+    if item.status != "processing":
+        ks_items.set_status(engine.db, item_id, "processing")
     if not asset["analyzed"]:
         if asset["status"] != "ready" or not asset["path"]:
             deadline = float(payload.get("deadline") or time.time() + _DEFAULT_TIMEOUT_S)
             if time.time() > deadline:
-                raise RuntimeError(f"asset {item['asset_id']} did not become ready in time")
+                raise RuntimeError(f"asset {item.asset_id} did not become ready in time")
             # The asset is still uploading or queued behind its own job: look again shortly.
             time.sleep(_RECHECK_S)
             engine.jobs.enqueue(JOB_KIND, item_id, payload)
             return
         info = Probe.from_dict(loads(asset["probe"]) or {})
-        analyze_asset(engine, item["asset_id"], Path(asset["path"]), info)
-    described = asset_info(engine, item["asset_id"])
+        analyze_asset(engine, item.asset_id, Path(asset["path"]), info)
+    described = asset_info(engine, item.asset_id)
     if described is not None:
-        engine.db.run(
-            "UPDATE ks_items SET system_metadata = ? WHERE id = ?",
-            (dumps(system_metadata(described)), item_id),
-        )
-    if engine.db.one("SELECT id FROM ks_items WHERE id = ?", (item_id,)) is not None:
-        _set_item(engine, item_id, "ready")
+        ks_items.set_system_metadata(engine.db, item_id, system_metadata(described))
+    if ks_items.get(engine.db, item_id) is not None:
+        ks_items.set_status(engine.db, item_id, "ready")
 
 
 def failed(engine: Engine, ref: str, message: str) -> None:
-    _set_item(engine, ref, "failed", message)
+    ks_items.set_status(engine.db, ref, "failed", message)

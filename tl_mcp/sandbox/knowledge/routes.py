@@ -10,9 +10,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tl_mcp.sandbox.errors import ApiError
+from tl_mcp.sandbox.knowledge import search
 from tl_mcp.sandbox.knowledge.ingest import EngineHooks
 from tl_mcp.sandbox.knowledge.models import JockeyOptions, JsonObj
-from tl_mcp.sandbox.knowledge.service import KnowledgeService, item_json, store_json_of
+from tl_mcp.sandbox.knowledge.render import collection_json, item_json, store_json
+from tl_mcp.sandbox.knowledge.service import KnowledgeService
 from tl_mcp.sandbox.web import engine_of, json_body, page_info, page_params, signed_url, sort_params
 
 log = logging.getLogger(__name__)
@@ -61,29 +63,28 @@ def _empty() -> Response:
 
 async def _list_stores(request: Request, svc: KnowledgeService) -> Response:
     page, limit = page_params(request)
-    order = _sort(request, ("created_at", "updated_at", "name"))
-    total = svc.db.one("SELECT COUNT(*) AS n FROM ks_stores")
-    rows = svc.db.all(
-        f"SELECT * FROM ks_stores ORDER BY {order} LIMIT ? OFFSET ?", (limit, (page - 1) * limit)
+    stores, total = svc.list_stores(
+        page=page, limit=limit, order=_sort(request, ("created_at", "updated_at", "name"))
     )
-    return _paged(
-        [store_json_of(r, svc.item_count(r["id"])) for r in rows],
-        int(total["n"]) if total else 0,
-        page,
-        limit,
-    )
+    return _paged([store_json(s, n) for s, n in stores], total, page, limit)
+
+
+def _store_response(svc: KnowledgeService, store_id: str, status: int = 200) -> JSONResponse:
+    return JSONResponse(store_json(svc.store_row(store_id), svc.item_count(store_id)), status)
 
 
 async def _create_store(request: Request, svc: KnowledgeService) -> Response:
-    return JSONResponse(svc.create_store(await json_body(request)), 201)
+    store = svc.create_store(await json_body(request))
+    return JSONResponse(store_json(store, 0), 201)
 
 
 async def _get_store(request: Request, svc: KnowledgeService) -> Response:
-    return JSONResponse(svc.store_json(request.path_params["ks"]))
+    return _store_response(svc, request.path_params["ks"])
 
 
 async def _patch_store(request: Request, svc: KnowledgeService) -> Response:
-    return JSONResponse(svc.update_store(request.path_params["ks"], await json_body(request)))
+    store = svc.update_store(request.path_params["ks"], await json_body(request))
+    return JSONResponse(store_json(store, svc.item_count(store.id)))
 
 
 async def _delete_store(request: Request, svc: KnowledgeService) -> Response:
@@ -92,23 +93,26 @@ async def _delete_store(request: Request, svc: KnowledgeService) -> Response:
 
 
 async def _search_store(request: Request, svc: KnowledgeService) -> Response:
-    return JSONResponse(await svc.search(request.path_params["ks"], await json_body(request)))
+    page = await search.search(svc, request.path_params["ks"], await json_body(request))
+    return JSONResponse(page.as_json())
 
 
 async def _create_item(request: Request, svc: KnowledgeService) -> Response:
-    return JSONResponse(await svc.add_item(request.path_params["ks"], await json_body(request)), 202)
+    return JSONResponse(
+        item_json(await svc.add_item(request.path_params["ks"], await json_body(request))), 202
+    )
 
 
 async def _list_items(request: Request, svc: KnowledgeService) -> Response:
     page, limit = page_params(request)
-    data, total = svc.list_items(
+    items, total = svc.list_items(
         request.path_params["ks"],
         page=page,
         limit=limit,
         order=_sort(request, ("created_at", "updated_at")),
         statuses=request.query_params.getlist("status"),
     )
-    return _paged(data, total, page, limit)
+    return _paged([item_json(i) for i in items], total, page, limit)
 
 
 async def _get_item(request: Request, svc: KnowledgeService) -> Response:
@@ -121,58 +125,50 @@ async def _delete_item(request: Request, svc: KnowledgeService) -> Response:
 
 
 async def _create_collection(request: Request, svc: KnowledgeService) -> Response:
-    return JSONResponse(svc.create_collection(request.path_params["ks"], await json_body(request)), 201)
+    collection = svc.create_collection(request.path_params["ks"], await json_body(request))
+    return JSONResponse(collection_json(collection), 201)
 
 
 async def _list_collections(request: Request, svc: KnowledgeService) -> Response:
-    store_id = request.path_params["ks"]
-    svc.store_row(store_id)
     page, limit = page_params(request)
-    order = _sort(request, ("created_at", "updated_at", "name"))
-    total = svc.db.one("SELECT COUNT(*) AS n FROM ks_collections WHERE store_id = ?", (store_id,))
-    rows = svc.db.all(
-        f"SELECT * FROM ks_collections WHERE store_id = ? ORDER BY {order} LIMIT ? OFFSET ?",
-        (store_id, limit, (page - 1) * limit),
+    collections, total = svc.list_collections(
+        request.path_params["ks"],
+        page=page,
+        limit=limit,
+        order=_sort(request, ("created_at", "updated_at", "name")),
     )
-    return _paged([svc.collection_json(r) for r in rows], int(total["n"]) if total else 0, page, limit)
+    return _paged([collection_json(c) for c in collections], total, page, limit)
 
 
 async def _get_collection(request: Request, svc: KnowledgeService) -> Response:
     return JSONResponse(
-        svc.collection_json(svc.collection_row(request.path_params["ks"], request.path_params["cid"]))
+        collection_json(svc.collection_row(request.path_params["ks"], request.path_params["cid"]))
     )
 
 
 async def _patch_collection(request: Request, svc: KnowledgeService) -> Response:
     body = await json_body(request)
-    return JSONResponse(svc.update_collection(request.path_params["ks"], request.path_params["cid"], body))
+    collection = svc.update_collection(request.path_params["ks"], request.path_params["cid"], body)
+    return JSONResponse(collection_json(collection))
 
 
 async def _delete_collection(request: Request, svc: KnowledgeService) -> Response:
-    store_id, cid = request.path_params["ks"], request.path_params["cid"]
-    svc.collection_row(store_id, cid)
-    with svc.db.tx() as conn:
-        conn.execute("DELETE FROM ks_collection_members WHERE collection_id = ?", (cid,))
-        conn.execute("DELETE FROM ks_collections WHERE id = ?", (cid,))
+    svc.delete_collection(request.path_params["ks"], request.path_params["cid"])
     return _empty()
 
 
 async def _collection_items(request: Request, svc: KnowledgeService) -> Response:
-    store_id, cid = request.path_params["ks"], request.path_params["cid"]
-    svc.collection_row(store_id, cid)
     page, limit = page_params(request)
-    total = svc.db.one("SELECT COUNT(*) AS n FROM ks_collection_members WHERE collection_id = ?", (cid,))
-    rows = svc.db.all(
-        "SELECT i.* FROM ks_items i JOIN ks_collection_members m ON m.item_id = i.id "
-        "WHERE m.collection_id = ? ORDER BY i.created_at DESC, i.id DESC LIMIT ? OFFSET ?",
-        (cid, limit, (page - 1) * limit),
+    items, total = svc.collection_items(
+        request.path_params["ks"], request.path_params["cid"], page=page, limit=limit
     )
-    return _paged([item_json(r) for r in rows], int(total["n"]) if total else 0, page, limit)
+    return _paged([item_json(i) for i in items], total, page, limit)
 
 
 async def _add_members(request: Request, svc: KnowledgeService) -> Response:
     body = await json_body(request)
-    return JSONResponse(svc.add_members(request.path_params["ks"], request.path_params["cid"], body))
+    collection = svc.add_members(request.path_params["ks"], request.path_params["cid"], body)
+    return JSONResponse(collection_json(collection))
 
 
 async def _remove_members(request: Request, svc: KnowledgeService) -> Response:
