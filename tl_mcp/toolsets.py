@@ -33,6 +33,12 @@ TOOLSETS: tuple[Toolset, ...] = (
         default_on=False,
     ),
     Toolset("admin", "Deletions: every tool here destroys data.", default_on=False),
+    Toolset(
+        "stores",
+        "Knowledge-store depth: store metadata, item collections for Jockey selections, store search with "
+        "grouping and filters. Off by default: add `stores` to --toolsets.",
+        default_on=False,
+    ),
 )
 
 ALL_TOOLSETS: tuple[str, ...] = tuple(t.id for t in TOOLSETS)

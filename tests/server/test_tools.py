@@ -362,7 +362,7 @@ async def test_url_upload_works_without_allowed_dirs(world: World) -> None:
 
 
 async def test_every_tool_answers_within_its_advertised_output_schema(world: World, tmp_path: Path) -> None:
-    """All 24 tools called through the SDK client, which checks each `structuredContent` against the
+    """All 30 tools called through the SDK client, which checks each `structuredContent` against the
     compact `outputSchema` it listed; checked again here with jsonschema so the test does not rest on the
     client's check alone. What defaults to null is left out, never sent as a null the schema refuses."""
     import jsonschema
@@ -413,6 +413,18 @@ async def test_every_tool_answers_within_its_advertised_output_schema(world: Wor
             "add_to_knowledge_store", {"knowledge_store_id": store["id"], "asset_id": world.asset_id}
         )
         await call("remove_from_knowledge_store", {"knowledge_store_id": store["id"], "item_id": added["id"]})
+        await call(
+            "update_knowledge_store", {"knowledge_store_id": store["id"], "metadata": {"tier": "gold"}}
+        )
+        ks = {"knowledge_store_id": world.knowledge_store_id}
+        made = await call("create_item_collection", {**ks, "name": "every-tool", "item_ids": [world.item_id]})
+        group = {**ks, "collection_id": made["collection"]["collection_id"]}
+        await call("list_item_collections", ks)
+        await call("list_collection_items", group)
+        await call("update_item_collection", {**group, "remove_item_ids": [world.item_id]})
+        await call(
+            "search_knowledge_store", {**ks, "query": "apples", "group_by": "item", "include_metadata": True}
+        )
         up = await call(
             "upload_asset",
             {"path": str(world.sample.path), "index_id": index["id"], "wait": True, "wait_s": 120},

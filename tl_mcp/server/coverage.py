@@ -177,6 +177,41 @@ COVERAGE: tuple[Capability, ...] = (
         "Delete a store, or remove one item",
         ("delete_knowledge_store", "remove_from_knowledge_store"),
     ),
+    Capability(
+        "Knowledge stores",
+        "Store enrichment (`ingestion_config`: a description or a JSON Schema) and metadata; change name, "
+        "description, metadata later",
+        ("create_knowledge_store", "update_knowledge_store"),
+        sandbox="kept and checked as the contract says (422 for an unsupported schema); no enrichment runs "
+        "offline, and the result says so",
+    ),
+    Capability(
+        "Knowledge stores",
+        "Item collections: create, list, list items, add/remove items; name them in Jockey `selections`",
+        (
+            "create_item_collection",
+            "list_item_collections",
+            "list_collection_items",
+            "update_item_collection",
+        ),
+        how="`stores` toolset, off by default",
+    ),
+    Capability(
+        "Knowledge stores",
+        "Store search with `group_by`, asset-type/item/collection filters, item metadata, page tokens",
+        ("search_knowledge_store",),
+        how="`stores` toolset; a collection filter goes out as its item ids, since the API filters by item",
+        sandbox="yes: the offline retrieval of `search_videos`",
+    ),
+    Capability(
+        "Jockey",
+        "Request `metadata` (the April-2026 docs' ≤ 16 string pairs)",
+        (),
+        how="not sent: SDK 1.3.6 (which wins over the older docs) has no request `metadata`; the sandbox "
+        "still accepts it from April-shape callers",
+        cloud="no",
+        sandbox="accepted, not used",
+    ),
     # ------------------------------------------------------------------------------------- local work
     Capability(
         "Clips",

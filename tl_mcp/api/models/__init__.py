@@ -55,6 +55,7 @@ from .knowledge import (
     KSSearchHit,
 )
 from .responses import (
+    MAX_INSTRUCTIONS_CHARS,
     Citation,
     ContentPart,
     InputMessage,
@@ -76,6 +77,7 @@ from .responses import (
 from .search import SearchClip, SearchPage, SearchPageInfo, SearchResult
 
 __all__ = [
+    "MAX_INSTRUCTIONS_CHARS",
     "AnalyzeEnd",
     "AnalyzeEvent",
     "AnalyzeRequest",

@@ -13,6 +13,9 @@ from ._base import RequestModel, WireModel
 logger = logging.getLogger("tl_mcp.api")
 
 MAX_INPUT_CHARS = 10_000
+#: The documented cap on `instructions` (seed 001: "<=2000 characters"); the OpenAPI snapshot and the
+#: SDK 1.3.6 delta state none, so the only documented figure applies. Input content stays 1–10,000.
+MAX_INSTRUCTIONS_CHARS = 2_000
 JOCKEY_MODEL = "jockey1.0"
 
 
@@ -104,6 +107,16 @@ class ResponseRequest(BaseModel):
     def _string_input_is_one_message(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [{"type": "message", "role": "user", "content": value}]
+        return value
+
+    @field_validator("instructions")
+    @classmethod
+    def _instructions_within_limit(cls, value: str | None) -> str | None:
+        if value is not None and len(value) > MAX_INSTRUCTIONS_CHARS:
+            raise ValueError(
+                f"instructions is {len(value):,} characters long; TwelveLabs accepts at most "
+                f"{MAX_INSTRUCTIONS_CHARS:,}. Shorten it, or move detail into the input message."
+            )
         return value
 
     @field_validator("input")

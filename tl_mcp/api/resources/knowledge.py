@@ -133,6 +133,13 @@ class Collections(Resource):
     async def list(self, ks_id: str, page: int = 1, page_limit: int = 10) -> Page[ItemCollection]:
         return await self._page(self._path(ks_id), ItemCollection, {"page": page, "page_limit": page_limit})
 
+    async def get(self, ks_id: str, collection_id: str) -> ItemCollection:
+        return await self._get(self._path(ks_id, collection_id), ItemCollection)
+
+    async def delete(self, ks_id: str, collection_id: str) -> None:
+        """The collection goes; its items stay in the store."""
+        await self._call("DELETE", self._path(ks_id, collection_id))
+
     async def items(
         self, ks_id: str, collection_id: str, page: int = 1, page_limit: int = 10
     ) -> Page[KnowledgeStoreItem]:

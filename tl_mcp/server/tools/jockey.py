@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from tl_mcp.api.errors import NotFoundError, StreamError, TwelveLabsError
 from tl_mcp.api.models import (
+    MAX_INSTRUCTIONS_CHARS,
     JsonSchemaFormat,
     Keepalive,
     ResponseDone,
@@ -72,7 +73,7 @@ Instructions = Annotated[
     str | None,
     Field(
         default=None,
-        max_length=MAX_INPUT,
+        max_length=MAX_INSTRUCTIONS_CHARS,
         description="System prompt, e.g. 'You are a compliance reviewer…'.",
     ),
 ]

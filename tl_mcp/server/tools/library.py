@@ -9,7 +9,7 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
-from tl_mcp.api.models import IndexModel
+from tl_mcp.api.models import IndexModel, MetadataValue
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.results import FILL, Listing, Markdown, Page, ToolResult, call, fmt_seconds, tool_result
 from tl_mcp.server.state import app_state
@@ -95,6 +95,25 @@ class Created(ToolResult):
     name: str | None = None
     status: str | None = None
     knowledge_store_id: str | None = None
+
+
+def ingestion_config(enrichment: str | dict[str, Any] | None) -> dict[str, Any] | None:
+    """The store's `ingestion_config` for an enrichment given as text (a description of what to extract)
+    or as a JSON Schema of the fields, checked the way the API checks it so a bad one never goes out."""
+    if enrichment is None:
+        return None
+    if isinstance(enrichment, str):
+        if not enrichment.strip():
+            raise ToolError(
+                "enrichment must describe what to extract from each item, e.g. 'speakers, topics'."
+            )
+        return {"enrichment_config": {"type": "description", "description": enrichment}}
+    if enrichment.get("type") != "object":
+        raise ToolError(
+            'enrichment as a JSON Schema must have "type": "object" at its root, with a "description" on '
+            "every property; or give a plain-text description instead."
+        )
+    return {"enrichment_config": {"type": "json_schema", "json_schema": enrichment}}
 
 
 def _video_info(v: Any) -> VideoInfo:
@@ -292,6 +311,11 @@ async def create_knowledge_store(
     ctx: Ctx,
     name: Annotated[str, Field(min_length=1, max_length=200)],
     description: Annotated[str | None, Field(max_length=2000, description="What the store holds.")] = None,
+    enrichment: Annotated[
+        str | dict[str, Any] | None,
+        Field(description="What to extract per item: a description, or a JSON Schema (object). Fixed."),
+    ] = None,
+    metadata: Annotated[dict[str, MetadataValue] | None, Field(max_length=10)] = None,
 ) -> Annotated[CallToolResult, Created]:
     """Create a knowledge store: a collection of videos Jockey (create_response) reasons over.
 
@@ -300,9 +324,16 @@ async def create_knowledge_store(
     state = app_state(ctx)
     display_name(name)
     with upstream(f"Creating knowledge store {name!r}"):
-        store = await state.client.knowledge.stores.create(name, description=description)
+        store = await state.client.knowledge.stores.create(
+            name, description=description, ingestion_config=ingestion_config(enrichment), metadata=metadata
+        )
     out = Created(id=store.id, kind="knowledge_store", name=name, backend=state.backend)
     md = Markdown(f"Knowledge store created: {name}").field("Knowledge store id", f"`{store.id}`")
+    if enrichment is not None and state.backend == "sandbox":
+        md.para(
+            "The sandbox keeps the enrichment setting but does not run it: offline items get no extracted "
+            "fields. The cloud applies it to every item added."
+        )
     md.next_step(f"Add media: {call('upload_asset', path=FILL, knowledge_store_id=store.id)} (or url=…).")
     return tool_result(out, md)
 
