@@ -19,7 +19,7 @@ import pytest
 from mcp import Client
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.api.conftest import Seen, check_against_spec
@@ -32,12 +32,17 @@ from tl_mcp.server import build_server
 pytestmark = pytest.mark.anyio
 
 KS, ITEM, COLLECTION = "ks_1", "ksi_1", "ksic_1"
+COLLECTIONS = "/knowledge-stores/{knowledge_store_id}/item-collections"
+ONE_COLLECTION = COLLECTIONS + "/{collection_id}"
+ADD = ONE_COLLECTION + "/items/add"
 
 
 class Recorder:
     def __init__(self) -> None:
         self.seen: list[Seen] = []
         self.violations: list[str] = []
+        #: (method, template) -> the status to fail that operation with, instead of a spec sample.
+        self.fail: dict[tuple[str, str], int] = {}
 
     async def handle(self, request: Request) -> Response:
         path = "/" + request.url.path.removeprefix("/v1.3/")
@@ -57,6 +62,9 @@ class Recorder:
             check_against_spec(seen)
         except AssertionError as exc:
             self.violations.append(str(exc))
+        status = self.fail.get((seen.method, seen.template))
+        if status is not None:
+            return JSONResponse({"code": "parameter_invalid", "message": "not an item of this store"}, status)
         answer = spec_answer(seen)
         return Response(answer.content, answer.status_code, media_type="application/json")
 
@@ -160,3 +168,25 @@ async def test_store_tools_send_what_the_snapshot_accepts(cloud: tuple[Settings,
         s for s in api.seen if s.template and "item-collections" in s.template and s.method == "GET"
     ]
     assert {s.params.get("page_limit") for s in collections} >= {"5"}
+
+
+async def test_a_collection_whose_items_are_refused_is_removed_again(
+    cloud: tuple[Settings, Recorder],
+) -> None:
+    settings, api = cloud
+    api.fail[("POST", ADD)] = 400
+    args = {"knowledge_store_id": KS, "name": "C", "item_ids": ["ksi_nope"]}
+    async with Client(build_server(settings)) as c:
+        refused = await c.call_tool("create_item_collection", args)
+        assert refused.is_error and "No collection was created" in text_of(refused), text_of(refused)
+        assert [(s.method, s.template) for s in api.seen] == [
+            ("POST", COLLECTIONS),
+            ("POST", ADD),
+            ("DELETE", ONE_COLLECTION),
+        ]
+        # When the clean-up fails too, the error says what is left and how to finish.
+        api.fail[("DELETE", ONE_COLLECTION)] = 500
+        stuck = await c.call_tool("create_item_collection", args)
+        text = text_of(stuck)
+        assert stuck.is_error and "could not be removed" in text and "update_item_collection(" in text, text
+    assert api.violations == []

@@ -9,8 +9,9 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
+from tl_mcp.api.errors import TwelveLabsError
 from tl_mcp.api.models import MetadataValue
-from tl_mcp.server.errors import upstream
+from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.results import FILL, Listing, Markdown, Page, ToolResult, call, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.tools._common import Ctx, Id, display_name
@@ -174,12 +175,19 @@ async def create_item_collection(
         )
     if item_ids:
         try:
-            with upstream(f"Adding items to collection {created.id}"):
-                created = await collections.add_items(knowledge_store_id, created.id, item_ids)
-        except ToolError:
+            created = await collections.add_items(knowledge_store_id, created.id, item_ids)
+        except TwelveLabsError as exc:
+            failed = explain(f"Adding items to collection {created.id}", exc)
             # Bad ids change nothing: the collection made a moment ago goes again.
-            await _discard(state, knowledge_store_id, created.id)
-            raise
+            try:
+                await collections.delete(knowledge_store_id, created.id)
+            except TwelveLabsError:
+                args = {"knowledge_store_id": knowledge_store_id, "collection_id": created.id}
+                raise ToolError(
+                    f"{failed} The collection {created.id} was created empty and could not be removed; "
+                    f"add the right ids with {call('update_item_collection', **args, add_item_ids=FILL)}."
+                ) from None
+            raise ToolError(f"{failed} No collection was created.") from None
     out = CollectionResult(
         knowledge_store_id=knowledge_store_id, collection=_collection_info(created), backend=state.backend
     )
@@ -190,11 +198,6 @@ async def create_item_collection(
     args = {"knowledge_store_id": knowledge_store_id, "collection_id": created.id}
     md.next_step(f"Add items: {call('update_item_collection', **args, add_item_ids=FILL)}.")
     return tool_result(out, md)
-
-
-async def _discard(state: AppState, knowledge_store_id: str, collection_id: str) -> None:
-    with upstream(f"Removing the half-made collection {collection_id}"):
-        await state.client.knowledge.collections.delete(knowledge_store_id, collection_id)
 
 
 @tool(toolset="stores", title="List item collections", read_only=True, destructive=False, idempotent=True)
