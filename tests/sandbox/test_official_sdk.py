@@ -12,11 +12,19 @@ from typing import TypeVar
 
 import pytest
 from twelvelabs import TwelveLabs
+from twelvelabs.core.api_error import ApiError
 from twelvelabs.errors import BadRequestError, NotFoundError
 from twelvelabs.indexes import IndexesCreateRequestModelsItem
 from twelvelabs.types import (
+    EnrichmentConfig_Description,
+    EnrichmentConfig_JsonSchema,
+    IngestionConfig,
+    ItemIdFilter,
     KnowledgeStoreSearchQuery,
     ResponseInputItem,
+    ResponseSelection,
+    SearchKnowledgeStoreFilter,
+    SearchKnowledgeStoreHit_Video,
     SearchKnowledgeStoreOptions,
     VideoSearchOptions,
 )
@@ -192,3 +200,54 @@ def test_non_streamed_follow_up_in_the_same_session(flow: Flow) -> None:
             session_id=first.session_id,
             input=[ResponseInputItem(type="message", role="user", content="hi")],
         )
+
+
+def test_collections_enrichment_and_grouped_search_through_the_sdk(flow: Flow) -> None:
+    client, store_id = flow.client, flow.store_id
+    described = IngestionConfig(enrichment_config=EnrichmentConfig_Description(description="Who speaks."))
+    enriched = client.knowledge_stores.create(name="sdk-enriched", ingestion_config=described)
+    assert isinstance(enriched.ingestion_config, IngestionConfig)
+    assert isinstance(enriched.ingestion_config.enrichment_config, EnrichmentConfig_Description)
+    schema = {"type": "object", "properties": {"who": {"type": "string", "description": "The speaker."}}}
+    typed = client.knowledge_stores.create(
+        name="sdk-typed",
+        ingestion_config=IngestionConfig(enrichment_config=EnrichmentConfig_JsonSchema(json_schema=schema)),
+    )
+    assert isinstance(typed.ingestion_config, IngestionConfig)
+    assert isinstance(typed.ingestion_config.enrichment_config, EnrichmentConfig_JsonSchema)
+
+    collections = client.knowledge_store_item_collections
+    made = collections.create(store_id, name="sdk-collection", metadata={"rank": 1, "tags": ["a"]})
+    assert made.id and made.id.startswith("ksic_") and made.member_count == 0
+    added = collections.add_items(store_id, made.id, item_ids=[flow.item_id])
+    assert added.member_count == 1 and added.metadata == {"rank": 1, "tags": ["a"]}
+    assert [i.id for i in collections.list_items(store_id, made.id)] == [flow.item_id]
+    assert made.id in [c.id for c in collections.list(store_id)]
+
+    cue = flow.media.video.subtitles[1]
+    found = client.knowledge_stores.search(
+        store_id,
+        query=KnowledgeStoreSearchQuery(text=cue.text),
+        filter=SearchKnowledgeStoreFilter(item_id=ItemIdFilter(in_=[flow.item_id])),
+        search_options=SearchKnowledgeStoreOptions(video=VideoSearchOptions(modalities=["visual", "audio"])),
+        group_by="item",
+        include_metadata=True,
+    )
+    assert len(found.data) == 1 and isinstance(found.data[0], SearchKnowledgeStoreHit_Video)
+    hit = found.data[0]
+    assert hit.item_id == flow.item_id and len(hit.matches) >= 1
+    assert hit.metadata is not None and hit.metadata.system is not None
+
+    answer = client.responses.create(
+        knowledge_store_id=store_id,
+        input=[ResponseInputItem(type="message", role="user", content=f"In {{{{sel:0}}}}: {cue.text}")],
+        selections=[ResponseSelection(kind="collection", id=made.id)],
+    )
+    assert answer.status == "completed"
+    collections.remove_items(store_id, made.id, item_ids=[flow.item_id])
+    assert collections.retrieve(store_id, made.id).member_count == 0
+    collections.delete(store_id, made.id)
+    # The SDK types only 400 for this route; a 404 arrives as its generic ApiError.
+    with pytest.raises(ApiError) as gone:
+        collections.retrieve(store_id, made.id)
+    assert gone.value.status_code == 404
