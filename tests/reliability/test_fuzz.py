@@ -303,6 +303,12 @@ TOOL_NAMES = [
     "delete_asset",
     "delete_knowledge_store",
     "remove_from_knowledge_store",
+    "update_knowledge_store",
+    "create_item_collection",
+    "list_item_collections",
+    "list_collection_items",
+    "update_item_collection",
+    "search_knowledge_store",
 ]
 
 
