@@ -309,6 +309,7 @@ TOOL_NAMES = [
     "list_collection_items",
     "update_item_collection",
     "search_knowledge_store",
+    "bulk_ingest",
 ]
 
 

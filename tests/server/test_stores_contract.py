@@ -99,11 +99,10 @@ async def test_store_tools_send_what_the_snapshot_accepts(cloud: tuple[Settings,
     ks = {"knowledge_store_id": KS}
     group = {**ks, "collection_id": COLLECTION}
     async with Client(build_server(settings)) as c:
-        await call_ok(
-            c, "create_knowledge_store", {"name": "S", "enrichment": "Speakers.", "metadata": {"t": "a"}}
-        )
+        await call_ok(c, "create_knowledge_store", {"name": "S", "enrichment": "Speakers."})
         await call_ok(c, "create_knowledge_store", {"name": "T", "enrichment": schema})
         await call_ok(c, "update_knowledge_store", {**ks, "name": "S2", "metadata": {}})
+        await call_ok(c, "update_knowledge_store", {**ks, "metadata": {"t": "a"}})
         await call_ok(
             c, "create_item_collection", {**ks, "name": "C", "item_ids": [ITEM], "metadata": {"q": "1"}}
         )
@@ -137,12 +136,14 @@ async def test_store_tools_send_what_the_snapshot_accepts(cloud: tuple[Settings,
     assert stores[0] == {
         "name": "S",
         "ingestion_config": {"enrichment_config": {"type": "description", "description": "Speakers."}},
-        "metadata": {"t": "a"},
     }
     assert stores[1]["ingestion_config"] == {
         "enrichment_config": {"type": "json_schema", "json_schema": schema}
     }
-    assert api.bodies("PATCH", "/knowledge-stores/{knowledge_store_id}") == [{"name": "S2", "metadata": {}}]
+    assert api.bodies("PATCH", "/knowledge-stores/{knowledge_store_id}") == [
+        {"name": "S2", "metadata": {}},
+        {"metadata": {"t": "a"}},
+    ]
     add = "/knowledge-stores/{knowledge_store_id}/item-collections/{collection_id}/items/add"
     remove = "/knowledge-stores/{knowledge_store_id}/item-collections/{collection_id}/items/remove"
     assert api.bodies("POST", add) == [{"item_ids": [ITEM]}, {"item_ids": [ITEM]}]

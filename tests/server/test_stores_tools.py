@@ -53,7 +53,6 @@ async def test_store_enrichment_and_metadata_are_kept_and_the_sandbox_says_it_do
             {
                 "name": "enriched",
                 "enrichment": "Who speaks, and the products named.",
-                "metadata": {"tier": 2},
             },
         )
         assert "does not run it" in text_of(made)
@@ -91,7 +90,13 @@ async def test_store_enrichment_and_metadata_are_kept_and_the_sandbox_says_it_do
             c, "create_knowledge_store", {"name": "bad", "enrichment": "  "}, "describe what to extract"
         )
         too_many = {f"k{i}": "v" for i in range(11)}
-        await _refused(c, "create_knowledge_store", {"name": "bad", "metadata": too_many}, "metadata")
+        await _refused(
+            c, "update_knowledge_store", {"knowledge_store_id": store_id, "metadata": too_many}, "metadata"
+        )
+        # Refused by the API (null is not a metadata value): nothing stored.
+        await _refused(
+            c, "update_knowledge_store", {"knowledge_store_id": store_id, "metadata": {"a": None}}, "metadata"
+        )
         await _refused(c, "update_knowledge_store", {"knowledge_store_id": store_id}, "Nothing to change")
         await _refused(
             c,
@@ -100,6 +105,10 @@ async def test_store_enrichment_and_metadata_are_kept_and_the_sandbox_says_it_do
             "list_knowledge_stores",
         )
         assert _count(world, "ks_stores") == before
+        kept = await call_ok(
+            c, "update_knowledge_store", {"knowledge_store_id": store_id, "name": "enriched"}
+        )
+        assert kept.structured_content and kept.structured_content["metadata"] == {}
 
 
 async def test_collections_group_items_and_jockey_selections_name_them(world: World) -> None:

@@ -179,8 +179,8 @@ COVERAGE: tuple[Capability, ...] = (
     ),
     Capability(
         "Knowledge stores",
-        "Store enrichment (`ingestion_config`: a description or a JSON Schema) and metadata; change name, "
-        "description, metadata later",
+        "Store enrichment (`ingestion_config`: a description or a JSON Schema) at creation; name, "
+        "description and metadata (string, number, bool, string array) later",
         ("create_knowledge_store", "update_knowledge_store"),
         sandbox="kept and checked as the contract says (422 for an unsupported schema); no enrichment runs "
         "offline, and the result says so",

@@ -9,7 +9,7 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
-from tl_mcp.api.models import IndexModel, MetadataValue
+from tl_mcp.api.models import IndexModel
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.results import FILL, Listing, Markdown, Page, ToolResult, call, fmt_seconds, tool_result
 from tl_mcp.server.state import app_state
@@ -99,7 +99,7 @@ class Created(ToolResult):
 
 def ingestion_config(enrichment: str | dict[str, Any] | None) -> dict[str, Any] | None:
     """The store's `ingestion_config` for an enrichment given as text (a description of what to extract)
-    or as a JSON Schema of the fields, checked the way the API checks it so a bad one never goes out."""
+    or as a JSON Schema of the fields. Only the root is checked here; the API checks the rest (422)."""
     if enrichment is None:
         return None
     if isinstance(enrichment, str):
@@ -313,9 +313,8 @@ async def create_knowledge_store(
     description: Annotated[str | None, Field(max_length=2000, description="What the store holds.")] = None,
     enrichment: Annotated[
         str | dict[str, Any] | None,
-        Field(description="What to extract per item: a description, or a JSON Schema (object). Fixed."),
+        Field(description="What to extract per item: text, or a JSON Schema object."),
     ] = None,
-    metadata: Annotated[dict[str, MetadataValue] | None, Field(max_length=10)] = None,
 ) -> Annotated[CallToolResult, Created]:
     """Create a knowledge store: a collection of videos Jockey (create_response) reasons over.
 
@@ -325,7 +324,7 @@ async def create_knowledge_store(
     display_name(name)
     with upstream(f"Creating knowledge store {name!r}"):
         store = await state.client.knowledge.stores.create(
-            name, description=description, ingestion_config=ingestion_config(enrichment), metadata=metadata
+            name, description=description, ingestion_config=ingestion_config(enrichment)
         )
     out = Created(id=store.id, kind="knowledge_store", name=name, backend=state.backend)
     md = Markdown(f"Knowledge store created: {name}").field("Knowledge store id", f"`{store.id}`")
