@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from tl_mcp.sandbox.errors import ApiError, invalid, missing
@@ -51,7 +51,8 @@ class SearchRequest:
     group_by: str
     page_size: int
     include_metadata: bool
-    effective: JsonObj = field(default_factory=dict)
+    #: The search options that apply, as `effective_search_options` reports them.
+    effective: JsonObj
 
 
 def parse_request(body: JsonObj) -> SearchRequest:
