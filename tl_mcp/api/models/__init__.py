@@ -34,6 +34,13 @@ from .embed import (
     EmbeddingTask,
     MediaSource,
 )
+from .entities import (
+    BulkCreateEntitiesResult,
+    CreateEntityRequest,
+    Entity,
+    EntityCollection,
+    EntityMetadataValue,
+)
 from .indexes import (
     AssetIndexing,
     CreatedId,
@@ -88,9 +95,11 @@ __all__ = [
     "Asset",
     "AssetIndexing",
     "AssetTranscription",
+    "BulkCreateEntitiesResult",
     "Citation",
     "CompletedChunk",
     "ContentPart",
+    "CreateEntityRequest",
     "CreateMultipartUploadRequest",
     "CreatedId",
     "Embedding",
@@ -98,6 +107,9 @@ __all__ = [
     "EmbeddingPart",
     "EmbeddingSegment",
     "EmbeddingTask",
+    "Entity",
+    "EntityCollection",
+    "EntityMetadataValue",
     "Index",
     "IndexModel",
     "IndexedAsset",
