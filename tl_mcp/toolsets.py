@@ -33,6 +33,11 @@ TOOLSETS: tuple[Toolset, ...] = (
         default_on=False,
     ),
     Toolset("admin", "Deletions: every tool here destroys data.", default_on=False),
+    Toolset(
+        "entities",
+        "Register people or objects by reference images; find where they appear. Enable: --toolsets.",
+        default_on=False,
+    ),
 )
 
 ALL_TOOLSETS: tuple[str, ...] = tuple(t.id for t in TOOLSETS)

@@ -52,6 +52,18 @@ class EntityQuery:
             )
         return text
 
+    def describe(self) -> dict[str, object]:
+        """`search_metadata.entity_search` of the response: how the entities were matched, for clients to
+        show (the cloud's responses have no such field; this one tells what the sandbox did instead)."""
+        return {
+            "method": "reference_image_similarity",
+            "entities": [
+                {"entity_id": e.entity_id, "name": e.name, "reference_pictures": len(e.pictures)}
+                for e in self.entities
+            ],
+            "note": self.note,
+        }
+
 
 def resolve(engine: Engine, query_text: str | None) -> EntityQuery | None:
     """The entities `query_text` names, with the pictures to compare; None when it names none.

@@ -26,7 +26,7 @@ from ..models.entities import (
 from ._base import Resource, seg
 
 #: How an entity is named inside a search query: `<@entity_id>`.
-ENTITY_REF = re.compile(r"<@([^<>\s]*)>")
+ENTITY_REF = re.compile(r"<@([^<>\s]+)>")
 
 
 def entity_query(entity_ids: Sequence[str], text: str | None = None) -> str:

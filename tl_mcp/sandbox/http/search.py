@@ -205,13 +205,16 @@ async def search(request: Request) -> Response:
     for rank, clip in enumerate(clips, 1):
         clip["rank"] = rank
     total_duration = sum((loads(r["probe"]) or {}).get("duration") or 0 for r in rows)
+    search_metadata: dict[str, Any] = {
+        "engine": "tl-mcp sandbox (offline)",
+        "analyzers": engine.analyzers.describe(),
+        "notes": notes + list(engine.analyzers.notes),
+    }
+    if entity_query is not None:
+        search_metadata["entity_search"] = entity_query.describe()
     header = {
         "search_pool": {"total_count": len(rows), "total_duration": total_duration, "index_id": index_id},
-        "search_metadata": {
-            "engine": "tl-mcp sandbox (offline)",
-            "analyzers": engine.analyzers.describe(),
-            "notes": notes + list(engine.analyzers.notes),
-        },
+        "search_metadata": search_metadata,
     }
     if group_by == "video":
         groups: dict[str, list[dict[str, Any]]] = {}
