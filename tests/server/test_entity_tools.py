@@ -1,0 +1,176 @@
+"""The entities toolset through a real MCP client against the sandbox: register an entity by a reference
+image, find every moment it appears (and hear that offline this is picture similarity, not recognition),
+follow the next steps the results print, and refuse bad input without changing anything."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+
+from tests.server.conftest import MODES, World, call_ok, text_of
+from tl_mcp.samples import make_sample_image
+from tl_mcp.server import build_server
+
+pytestmark = pytest.mark.anyio
+
+
+async def _data(c: Client, name: str, args: dict[str, Any]) -> dict[str, Any]:
+    result = await call_ok(c, name, args)
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def _error(c: Client, name: str, args: dict[str, Any]) -> str:
+    result = await c.call_tool(name, args)
+    assert result.is_error, f"{name} should have failed: {text_of(result)}"
+    return text_of(result)
+
+
+async def _reference(c: Client, world: World, scene: int) -> str:
+    picture = make_sample_image(world.media / f"ref-scene{scene}.png", scene_index=scene)
+    up = await _data(c, "upload_asset", {"path": str(picture)})
+    asset_id: str = up["asset_id"]
+    return asset_id
+
+
+async def _ready(c: Client, collection_id: str, entity_id: str) -> dict[str, Any]:
+    """Follows the hint a processing entity prints (get_entity) until it is ready."""
+    with anyio.fail_after(60):
+        while True:
+            got = await _data(
+                c, "get_entity", {"entity_collection_id": collection_id, "entity_id": entity_id}
+            )
+            if got["entity"]["status"] == "ready":
+                return got["entity"]
+            await anyio.sleep(0.1)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_register_an_entity_and_find_every_moment_it_appears(world: World, mode: str) -> None:
+    apples = world.sample.scenes[1]
+    async with Client(build_server(world.settings(toolsets="all")), mode=mode) as c:
+        created = await call_ok(c, "create_entity_collection", {"name": f"produce-{mode}"})
+        assert "create_entity(" in text_of(created)
+        cid = (created.structured_content or {})["collection"]["entity_collection_id"]
+        listed = await _data(c, "list_entity_collections", {"name": "produce"})
+        assert cid in [col["entity_collection_id"] for col in listed["collections"]]
+        renamed = await _data(
+            c, "update_entity_collection", {"entity_collection_id": cid, "name": f"fruit-{mode}"}
+        )
+        assert renamed["collection"]["name"] == f"fruit-{mode}"
+
+        picture = await _reference(c, world, 1)
+        made = await call_ok(
+            c,
+            "create_entity",
+            {
+                "entity_collection_id": cid,
+                "name": "Apple stand",
+                "asset_ids": [picture],
+                "metadata": {"aisle": 3},
+            },
+        )
+        entity = (made.structured_content or {})["entity"]
+        eid = entity["entity_id"]
+        assert entity["asset_ids"] == [picture] and entity["metadata"] == {"aisle": 3}
+        entity = await _ready(c, cid, eid)
+
+        found = await call_ok(c, "find_entity_moments", {"entity_ids": [eid], "index_id": world.index_id})
+        data = found.structured_content or {}
+        assert data["query"] == f"<@{eid}>"
+        top = data["moments"][0]
+        assert top["video_id"] == world.video_id
+        assert top["start"] >= apples.start - 0.5 and top["end"] <= apples.end + 0.5, top
+        assert "not identity recognition" in data["matched_by"]
+        assert "visual similarity" in text_of(found) and "reference images" in text_of(found)
+        # The next step it prints works.
+        assert f'get_video(index_id="{world.index_id}", video_id="{world.video_id}")' in text_of(found)
+        video = await _data(c, "get_video", {"index_id": world.index_id, "video_id": top["video_id"]})
+        assert video["video"]["video_id"] == world.video_id
+
+        # search_videos takes the same reference inside its query, and says how it was matched too.
+        searched = await call_ok(c, "search_videos", {"query": f"<@{eid}>", "index_id": world.index_id})
+        moments = (searched.structured_content or {})["moments"]
+        assert moments[0]["start"] == top["start"] and "How entities were matched" in text_of(searched)
+
+        by_collection = await _data(c, "list_entities", {"entity_collection_id": cid, "status": "ready"})
+        assert [e["entity_id"] for e in by_collection["entities"]] == [eid]
+        by_asset = await _data(c, "list_entities", {"asset_id": picture})
+        assert [e["entity_id"] for e in by_asset["entities"]] == [eid]
+
+        other = await _reference(c, world, 2)
+        swapped = await _data(
+            c,
+            "update_entity",
+            {
+                "entity_collection_id": cid,
+                "entity_id": eid,
+                "name": "Ocean",
+                "add_asset_ids": [other],
+                "remove_asset_ids": [picture],
+            },
+        )
+        assert swapped["entity"]["name"] == "Ocean" and swapped["entity"]["asset_ids"] == [other]
+        await _ready(c, cid, eid)
+        ocean = await _data(c, "find_entity_moments", {"entity_ids": [eid], "index_id": world.index_id})
+        assert ocean["moments"][0]["start"] >= world.sample.scenes[2].start - 0.5
+
+        deleted = await _data(c, "delete_entity", {"entity_collection_id": cid, "entity_id": eid})
+        assert deleted["deleted"] is True
+        again = await _data(c, "delete_entity", {"entity_collection_id": cid, "entity_id": eid})
+        assert again["deleted"] is False
+        gone = await _data(c, "delete_entity_collection", {"entity_collection_id": cid})
+        assert gone["deleted"] is True
+
+
+async def test_bad_entity_input_is_refused_and_changes_nothing(world: World) -> None:
+    async with Client(build_server(world.settings(toolsets="all"))) as c:
+        cid = (await _data(c, "create_entity_collection", {"name": "refusals"}))["collection"][
+            "entity_collection_id"
+        ]
+        missing = "0" * 24
+        text = await _error(
+            c, "create_entity", {"entity_collection_id": cid, "name": "X", "asset_ids": [missing]}
+        )
+        assert "does not exist" in text
+        assert (await _data(c, "list_entities", {"entity_collection_id": cid}))["entities"] == []
+
+        text = await _error(c, "find_entity_moments", {"entity_ids": [missing], "index_id": world.index_id})
+        assert "does not exist" in text and "list_entities" in text
+        text = await _error(c, "search_videos", {"query": "<@ oops> walking", "index_id": world.index_id})
+        assert "malformed entity reference" in text
+        text = await _error(
+            c, "search_videos", {"query": f"<@{missing}>", "knowledge_store_id": world.knowledge_store_id}
+        )
+        assert "index search only" in text
+        text = await _error(c, "list_entities", {"entity_collection_id": cid, "asset_id": world.asset_id})
+        assert "exactly one" in text
+        text = await _error(c, "update_entity", {"entity_collection_id": cid, "entity_id": missing})
+        assert "Nothing to update" in text
+        text = await _error(c, "get_entity", {"entity_collection_id": cid, "entity_id": missing})
+        assert "does not exist" in text
+
+        picture = await _reference(c, world, 0)
+        eid = (
+            await _data(
+                c, "create_entity", {"entity_collection_id": cid, "name": "Solo", "asset_ids": [picture]}
+            )
+        )["entity"]["entity_id"]
+        text = await _error(
+            c, "update_entity", {"entity_collection_id": cid, "entity_id": eid, "remove_asset_ids": [picture]}
+        )
+        assert "at least one asset" in text
+        kept = await _data(c, "get_entity", {"entity_collection_id": cid, "entity_id": eid})
+        assert kept["entity"]["asset_ids"] == [picture]
+
+
+async def test_entity_tools_are_off_by_default_and_deletes_need_admin(world: World) -> None:
+    async with Client(build_server(world.settings())) as c:
+        names = {t.name for t in (await c.list_tools()).tools}
+    assert "find_entity_moments" not in names and "delete_entity" not in names
+    async with Client(build_server(world.settings(toolsets="entities", read_only=True))) as c:
+        names = {t.name for t in (await c.list_tools()).tools}
+    assert names == {"list_entity_collections", "list_entities", "get_entity", "find_entity_moments"}
