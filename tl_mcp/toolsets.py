@@ -35,7 +35,7 @@ TOOLSETS: tuple[Toolset, ...] = (
     Toolset("admin", "Deletions: every tool here destroys data.", default_on=False),
     Toolset(
         "entities",
-        "Register people or objects by reference images; find where they appear. Enable: --toolsets.",
+        "Register people or objects by reference images, find where they appear; add it to --toolsets.",
         default_on=False,
     ),
 )

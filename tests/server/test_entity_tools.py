@@ -11,6 +11,7 @@ import pytest
 from mcp import Client
 
 from tests.server.conftest import MODES, World, call_ok, text_of
+from tests.server.test_next_steps import next_steps, parse_calls
 from tl_mcp.samples import make_sample_image
 from tl_mcp.server import build_server
 
@@ -174,3 +175,44 @@ async def test_entity_tools_are_off_by_default_and_deletes_need_admin(world: Wor
     async with Client(build_server(world.settings(toolsets="entities", read_only=True))) as c:
         names = {t.name for t in (await c.list_tools()).tools}
     assert names == {"list_entity_collections", "list_entities", "get_entity", "find_entity_moments"}
+
+
+async def test_every_next_step_an_entity_tool_prints_works(world: World) -> None:
+    """Each hint is parsed and called as printed, with `…` filled the way an agent would."""
+    async with Client(build_server(world.settings(toolsets="all"))) as c:
+        picture = await _reference(c, world, 0)
+        answers: dict[str, Any] = {"name": "Followed", "asset_ids": [picture], "index_id": world.index_id}
+        cid = (await _data(c, "create_entity_collection", {"name": "steps"}))["collection"][
+            "entity_collection_id"
+        ]
+        eid = (
+            await _data(
+                c, "create_entity", {"entity_collection_id": cid, "name": "Lead", "asset_ids": [picture]}
+            )
+        )["entity"]["entity_id"]
+        await _ready(c, cid, eid)
+        starts: list[tuple[str, dict[str, Any]]] = [
+            ("create_entity_collection", {"name": "steps-2"}),
+            ("list_entity_collections", {"page_limit": 1}),
+            ("get_entity", {"entity_collection_id": cid, "entity_id": eid}),
+            ("update_entity", {"entity_collection_id": cid, "entity_id": eid, "description": "the lead"}),
+            ("list_entities", {"entity_collection_id": cid}),
+            ("find_entity_moments", {"entity_ids": [eid], "index_id": world.index_id, "limit": 1}),
+        ]
+        followed: list[str] = []
+        paged = False
+        for tool, args in starts:
+            result = await call_ok(c, tool, args)
+            for hint in next_steps(result):
+                calls = parse_calls(hint)
+                assert calls, hint
+                for name, hinted in calls:
+                    filled = {k: answers[k] if v is None else v for k, v in hinted.items()}
+                    outcome = await c.call_tool(name, filled)
+                    assert not outcome.is_error, f"following {hint!r} failed: {text_of(outcome)}"
+                    followed.append(name)
+                    if name == "find_entity_moments" and "page_token" in filled:
+                        assert (outcome.structured_content or {})["moments"], "the next page is empty"
+                        paged = True
+    assert {"create_entity", "find_entity_moments", "list_entity_collections", "get_video"} <= set(followed)
+    assert paged, "find_entity_moments with limit=1 printed no next page"
