@@ -153,6 +153,8 @@ def test_entity_search_refuses_what_it_cannot_run(library: Library, media: Media
     assert unknown.status_code == 400 and "does not exist" in unknown.json()["message"]
     spaced = _search(client, library.index_id, "<@ x> walking")
     assert spaced.status_code == 400 and "not an entity id" in spaced.json()["message"]
+    unclosed = _search(client, library.index_id, f"<@{eid}> meets <@{eid}")
+    assert unclosed.status_code == 400 and "without a closing" in unclosed.json()["message"]
     audio_only = _search(client, library.index_id, f"<@{eid}>", "audio")
     assert (
         audio_only.status_code == 400

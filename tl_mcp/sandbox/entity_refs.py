@@ -73,9 +73,10 @@ def resolve(engine: Engine, query_text: str | None) -> EntityQuery | None:
     """
     if not query_text or "<@" not in query_text:
         return None
-    ids = list(dict.fromkeys(ENTITY_REF.findall(query_text)))
-    if not ids:
+    named = ENTITY_REF.findall(query_text)
+    if len(named) != query_text.count("<@"):
         raise invalid("`query_text` has `<@` without a closing `>`; name an entity as `<@entity_id>`.")
+    ids = list(dict.fromkeys(named))
     found: list[ReferencedEntity] = []
     for entity_id in ids:
         if not entity_id.strip() or entity_id != entity_id.strip():
