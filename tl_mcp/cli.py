@@ -266,8 +266,9 @@ async def tool_reference() -> str:
     lines += [f"| {t.id} | {'yes' if t.default_on else 'no'} | {t.description} |" for t in TOOLSETS]
     lines.append("")
     lines.append(
-        "The `admin` toolset is off unless enabled (`--toolsets all` or a list naming `admin`); `clips` is "
-        "on when a write folder is configured (`--allow-write-dir`) and `--toolsets` is not given."
+        "The `admin` and `entities` toolsets are off unless enabled (`--toolsets all` or a list naming "
+        "them); `clips` is on when a write folder is configured (`--allow-write-dir`) and `--toolsets` is "
+        "not given."
     )
     lines += [
         "",
