@@ -4,14 +4,21 @@ follow the next steps the results print, and refuse bad input without changing a
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from mcp import Client
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
-from tests.server.conftest import MODES, World, call_ok, text_of
+from tests.openapi_spec import multipart_fields
+from tests.server.conftest import MODES, World, call_ok, loopback_socket, serve_app, text_of
 from tests.server.test_next_steps import next_steps, parse_calls
+from tl_mcp.config import Settings
 from tl_mcp.samples import make_sample_image
 from tl_mcp.server import build_server
 
@@ -216,3 +223,49 @@ async def test_every_next_step_an_entity_tool_prints_works(world: World) -> None
                         paged = True
     assert {"create_entity", "find_entity_moments", "list_entity_collections", "get_video"} <= set(followed)
     assert paged, "find_entity_moments with limit=1 printed no next page"
+
+
+async def test_on_the_cloud_entity_search_sends_the_reference_and_claims_no_similarity(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Against a loopback fake of the cloud: the search form is the contract's (checked against the OpenAPI
+    snapshot's multipart fields), `<@id>` travels in `query_text`, and with no sandbox note the result does
+    not claim a similarity match (the cloud recognises the entity)."""
+    seen: list[dict[str, Any]] = []
+
+    async def search(request: Request) -> Response:
+        form = await request.form()
+        seen.append({k: form.getlist(k) for k in form})
+        clip = {
+            "video_id": "v1",
+            "start": 3.0,
+            "end": 7.5,
+            "rank": 1,
+            "thumbnail_url": "https://t.example/1.jpg",
+        }
+        return JSONResponse({"data": [clip], "page_info": {"limit_per_page": 10, "total_results": 1}})
+
+    fake = Starlette(routes=[Route("/v1.3/search", search, methods=["POST"])])
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    async with serve_app(fake, loopback_socket()) as base:
+        settings = Settings.from_sources(
+            env={
+                "TWELVELABS_API_KEY": "tlk_fake_cloud_key_0123456789",
+                "TL_MCP_BACKEND": "cloud",
+                "TWELVELABS_BASE_URL": f"{base}/v1.3",
+                "TL_MCP_TOOLSETS": "entities,search",
+            }
+        )
+        async with Client(build_server(settings)) as c:
+            found = await call_ok(
+                c,
+                "find_entity_moments",
+                {"entity_ids": ["e1", "e2"], "index_id": "i1", "doing": "shake hands"},
+            )
+            searched = await call_ok(c, "search_videos", {"query": "<@e1> is walking", "index_id": "i1"})
+    data = found.structured_content or {}
+    assert data["moments"][0]["start"] == 3.0 and "matched_by" not in data
+    assert "similarity" not in text_of(found) and "How entities were matched" not in text_of(searched)
+    assert [s["query_text"] for s in seen] == [["<@e1> <@e2> shake hands"], ["<@e1> is walking"]]
+    allowed = multipart_fields("post", "/search")
+    assert all(set(s) <= allowed and s["index_id"] == ["i1"] for s in seen), seen
