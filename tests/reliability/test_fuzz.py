@@ -303,6 +303,16 @@ TOOL_NAMES = [
     "delete_asset",
     "delete_knowledge_store",
     "remove_from_knowledge_store",
+    "delete_entity",
+    "delete_entity_collection",
+    "create_entity_collection",
+    "list_entity_collections",
+    "update_entity_collection",
+    "create_entity",
+    "list_entities",
+    "get_entity",
+    "update_entity",
+    "find_entity_moments",
 ]
 
 
