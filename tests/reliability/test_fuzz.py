@@ -313,6 +313,7 @@ TOOL_NAMES = [
     "get_entity",
     "update_entity",
     "find_entity_moments",
+    "bulk_ingest",
 ]
 
 
