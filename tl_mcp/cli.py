@@ -23,7 +23,7 @@ import anyio
 from tl_mcp import __version__
 from tl_mcp.config import ConfigError, Settings
 from tl_mcp.redaction import install_log_redaction
-from tl_mcp.toolsets import ALL_TOOLSETS, TOOLSETS
+from tl_mcp.toolsets import ALL_TOOLSETS, TOOLSETS, WRITE_TOOLSET
 
 log = logging.getLogger("tl_mcp")
 
@@ -265,9 +265,11 @@ async def tool_reference() -> str:
     lines += ["", "| Toolset | On by default | What it holds |", "|---|---|---|"]
     lines += [f"| {t.id} | {'yes' if t.default_on else 'no'} | {t.description} |" for t in TOOLSETS]
     lines.append("")
+    off = [f"`{t.id}`" for t in TOOLSETS if not t.default_on and t.id != WRITE_TOOLSET]
     lines.append(
-        "The `admin` toolset is off unless enabled (`--toolsets all` or a list naming `admin`); `clips` is "
-        "on when a write folder is configured (`--allow-write-dir`) and `--toolsets` is not given."
+        f"The {', '.join(off[:-1])} and {off[-1]} toolsets are off unless enabled (`--toolsets all` or a "
+        f"list naming them); `{WRITE_TOOLSET}` is on when a write folder is configured (`--allow-write-dir`) "
+        "and `--toolsets` is not given."
     )
     lines += [
         "",

@@ -39,6 +39,11 @@ TOOLSETS: tuple[Toolset, ...] = (
         "grouping and filters. Off by default: add `stores` to --toolsets.",
         default_on=False,
     ),
+    Toolset(
+        "entities",
+        "Register people or objects by reference images, find where they appear; add it to --toolsets.",
+        default_on=False,
+    ),
 )
 
 ALL_TOOLSETS: tuple[str, ...] = tuple(t.id for t in TOOLSETS)

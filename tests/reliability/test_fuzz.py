@@ -309,6 +309,16 @@ TOOL_NAMES = [
     "list_collection_items",
     "update_item_collection",
     "search_knowledge_store",
+    "delete_entity",
+    "delete_entity_collection",
+    "create_entity_collection",
+    "list_entity_collections",
+    "update_entity_collection",
+    "create_entity",
+    "list_entities",
+    "get_entity",
+    "update_entity",
+    "find_entity_moments",
     "bulk_ingest",
 ]
 

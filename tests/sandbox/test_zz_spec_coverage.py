@@ -71,6 +71,19 @@ TOOL_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/knowledge-stores/{knowledge_store_id}/item-collections"),
         ("POST", "/knowledge-stores/{knowledge_store_id}/search"),
         ("POST", "/responses"),
+        # entity collections, entities, their assets; the entities of an asset
+        ("POST", "/entity-collections"),
+        ("GET", "/entity-collections"),
+        ("PATCH", "/entity-collections/{entity_collection_id}"),
+        ("DELETE", "/entity-collections/{entity_collection_id}"),
+        ("POST", "/entity-collections/{entity_collection_id}/entities"),
+        ("GET", "/entity-collections/{entity_collection_id}/entities"),
+        ("GET", "/entity-collections/{entity_collection_id}/entities/{entity_id}"),
+        ("PATCH", "/entity-collections/{entity_collection_id}/entities/{entity_id}"),
+        ("DELETE", "/entity-collections/{entity_collection_id}/entities/{entity_id}"),
+        ("POST", "/entity-collections/{entity_collection_id}/entities/{entity_id}/assets"),
+        ("DELETE", "/entity-collections/{entity_collection_id}/entities/{entity_id}/assets"),
+        ("GET", "/assets/{asset_id}/entities"),
     }
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client, MCPError
 from mcp.types import INVALID_PARAMS, ImageContent
@@ -362,7 +363,7 @@ async def test_url_upload_works_without_allowed_dirs(world: World) -> None:
 
 
 async def test_every_tool_answers_within_its_advertised_output_schema(world: World, tmp_path: Path) -> None:
-    """All 30 tools called through the SDK client, which checks each `structuredContent` against the
+    """All 40 tools called through the SDK client, which checks each `structuredContent` against the
     compact `outputSchema` it listed; checked again here with jsonschema so the test does not rest on the
     client's check alone. What defaults to null is left out, never sent as a null the schema refuses."""
     import jsonschema
@@ -433,4 +434,23 @@ async def test_every_tool_answers_within_its_advertised_output_schema(world: Wor
         await call("delete_asset", {"asset_id": up["asset_id"], "force": True})
         await call("delete_index", {"index_id": index["id"]})
         await call("delete_knowledge_store", {"knowledge_store_id": store["id"]})
-    assert sorted(called) == sorted(s.name for s in all_tools())
+        picture = make_sample_image(world.media / "every-tool.png", scene_index=1)
+        ref = (await call("upload_asset", {"path": str(picture)}))["asset_id"]
+        cid = (await call("create_entity_collection", {"name": "every-tool"}))["collection"][
+            "entity_collection_id"
+        ]
+        await call("list_entity_collections", {})
+        await call("update_entity_collection", {"entity_collection_id": cid, "description": "all tools"})
+        made = await call(
+            "create_entity", {"entity_collection_id": cid, "name": "Apples", "asset_ids": [ref]}
+        )
+        ent = {"entity_collection_id": cid, "entity_id": made["entity"]["entity_id"]}
+        await call("list_entities", {"entity_collection_id": cid})
+        with anyio.fail_after(60):
+            while (await call("get_entity", ent))["entity"]["status"] != "ready":  # noqa: ASYNC110 — polling upstream
+                await anyio.sleep(0.1)
+        await call("update_entity", {**ent, "metadata": {"aisle": 3}})
+        await call("find_entity_moments", {"entity_ids": [ent["entity_id"]], "index_id": world.index_id})
+        await call("delete_entity", ent)
+        await call("delete_entity_collection", {"entity_collection_id": cid})
+    assert sorted(set(called)) == sorted(s.name for s in all_tools())

@@ -11,6 +11,7 @@ from .polling import PollPolicy
 from .resources.analyze import Analyze
 from .resources.assets import Assets
 from .resources.embed import Embed
+from .resources.entities import Entities, EntityCollections
 from .resources.indexed_assets import IndexedAssets
 from .resources.indexes import Indexes
 from .resources.knowledge import Knowledge
@@ -72,6 +73,9 @@ class TwelveLabsClient:
         #: `.stores`, `.items`, `.collections` and `.search` over one store.
         self.knowledge = Knowledge(http)
         self.responses = Responses(http, self.timeouts)
+        #: People, objects or brands registered by reference assets; `entities` also lists an asset's.
+        self.entity_collections = EntityCollections(http)
+        self.entities = Entities(http)
 
     def __repr__(self) -> str:
         return f"TwelveLabsClient(base_url={self.base_url!r}, api_key='***')"

@@ -28,6 +28,7 @@ from tl_mcp.sandbox.faults import FaultInjector
 from tl_mcp.sandbox.http import analyze as http_analyze
 from tl_mcp.sandbox.http import assets as http_assets
 from tl_mcp.sandbox.http import embed as http_embed
+from tl_mcp.sandbox.http import entities as http_entities
 from tl_mcp.sandbox.http import indexes as http_indexes
 from tl_mcp.sandbox.http import media as http_media
 from tl_mcp.sandbox.http import search as http_search
@@ -66,6 +67,7 @@ ROUTES: list[BaseRoute] = [
     *http_analyze.routes,
     *knowledge_routes.routes,
     *jockey_routes.routes,
+    *http_entities.routes,
 ]
 
 #: Paths served without an API key because they carry a signature instead.

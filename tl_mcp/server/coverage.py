@@ -135,19 +135,29 @@ COVERAGE: tuple[Capability, ...] = (
     # --------------------------------------------------------------------------------------- entities
     Capability(
         "Entities",
-        "Entity collections and entities: create, list, delete",
-        (),
+        "Entity collections: create, list, rename, delete",
         (
-            "create-entity-collection",
-            "list-entity-collections",
-            "delete-entity-collection",
-            "create-entity",
-            "list-entities",
-            "delete-entity",
+            "create_entity_collection",
+            "list_entity_collections",
+            "update_entity_collection",
+            "delete_entity_collection",
         ),
-        how="not offered yet",
-        cloud="no",
-        sandbox="no",
+        ("create-entity-collection", "list-entity-collections", "delete-entity-collection"),
+        how="toolset `entities`, off by default; deletes in `admin`",
+    ),
+    Capability(
+        "Entities",
+        "Register a person or object by reference images; list, inspect, update (incl. its images), delete",
+        ("create_entity", "list_entities", "get_entity", "update_entity", "delete_entity"),
+        ("create-entity", "list-entities", "delete-entity"),
+        how="`list_entities` also lists the entities of an asset",
+    ),
+    Capability(
+        "Entities",
+        "Find every moment an entity appears (`<@entity_id>` in a search query)",
+        ("find_entity_moments", "search_videos"),
+        ("search",),
+        sandbox="visual similarity of frames to the reference images, not identity recognition, and says so",
     ),
     # ------------------------------------------------------------------------- knowledge stores, Jockey
     Capability(

@@ -29,6 +29,7 @@ from tl_mcp.server.tools import (
     bulk,
     clips,
     embed,
+    entities,
     ingest,
     jockey,
     library,
@@ -40,7 +41,7 @@ from tl_mcp.server.toolspec import ToolSpec
 from tl_mcp.toolsets import ALL_TOOLSETS
 
 #: Every module that declares tools; a tool's toolset is what it declares, not where it lives.
-_MODULES = (jockey, search, embed, ingest, tasks, library, analyze, clips, admin, bulk, stores)
+_MODULES = (jockey, search, embed, ingest, tasks, library, analyze, clips, admin, bulk, stores, entities)
 
 
 def all_tools() -> list[ToolSpec]:

@@ -34,6 +34,13 @@ from .embed import (
     EmbeddingTask,
     MediaSource,
 )
+from .entities import (
+    BulkCreateEntitiesResult,
+    CreateEntityRequest,
+    Entity,
+    EntityCollection,
+    EntityMetadataValue,
+)
 from .indexes import (
     AssetIndexing,
     CreatedId,
@@ -90,9 +97,11 @@ __all__ = [
     "Asset",
     "AssetIndexing",
     "AssetTranscription",
+    "BulkCreateEntitiesResult",
     "Citation",
     "CompletedChunk",
     "ContentPart",
+    "CreateEntityRequest",
     "CreateMultipartUploadRequest",
     "CreatedId",
     "Embedding",
@@ -100,6 +109,9 @@ __all__ = [
     "EmbeddingPart",
     "EmbeddingSegment",
     "EmbeddingTask",
+    "Entity",
+    "EntityCollection",
+    "EntityMetadataValue",
     "Index",
     "IndexModel",
     "IndexedAsset",

@@ -56,3 +56,5 @@ class SearchPage(WireModel):
     data: list[SearchResult] = Field(default_factory=list)
     page_info: SearchPageInfo = Field(default_factory=SearchPageInfo)
     search_pool: SearchPool | None = None
+    #: Not in the contract: what the sandbox says about how it searched (`notes`, `entity_search`).
+    search_metadata: dict[str, Any] | None = None

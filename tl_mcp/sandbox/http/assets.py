@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 from tl_mcp.sandbox.errors import ApiError, invalid, missing
 from tl_mcp.sandbox.http.files import probe_or_reject, safe_filename, save_upload
 from tl_mcp.sandbox.media import Probe
-from tl_mcp.sandbox.store import assets
+from tl_mcp.sandbox.store import assets, entities
 from tl_mcp.sandbox.store.assets import get_asset_row
 from tl_mcp.sandbox.store.db import loads
 from tl_mcp.sandbox.store.ids import new_id
@@ -244,6 +244,7 @@ async def delete_asset(request: Request) -> Response:
         conn.execute("DELETE FROM segments WHERE asset_id=?", (asset_id,))
         conn.execute("DELETE FROM texts WHERE asset_id=?", (asset_id,))
         assets.delete(conn, asset_id)
+        entities.unlink_asset(conn, asset_id)
         engine.jobs.drop_queued(conn, "asset", asset_id)
     await anyio.to_thread.run_sync(engine.remove_asset_files, asset_id)
     return no_content()

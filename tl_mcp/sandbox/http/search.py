@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from tl_mcp.sandbox import entity_refs
 from tl_mcp.sandbox.errors import ApiError, invalid, missing
 from tl_mcp.sandbox.media import MediaError, load_image_rgb
 from tl_mcp.sandbox.perception.base import FloatArray
@@ -122,6 +123,13 @@ async def search(request: Request) -> Response:
         filt = _parse_filter(form_str(form, "filter"))
         include_meta = (form_str(form, "include_user_metadata") or "").lower() == "true"
         get_index_row(engine.db, index_id)
+        entity_query = entity_refs.resolve(engine, query_text)
+        if entity_query is not None and "visual" not in options:
+            raise ApiError(
+                400,
+                "search_option_combination_not_supported",
+                "Entity search (`<@entity_id>` in `query_text`) needs the `visual` search option.",
+            )
     finally:
         pass
 
@@ -147,7 +155,12 @@ async def search(request: Request) -> Response:
     indexes = load_indexes(engine, [r["asset_id"] for r in rows])
     notes: list[str] = []
     moments: list[Moment] = []
-    if query_text is not None:
+    if entity_query is not None:
+        rest = entity_query.rest
+        said = rank_text(engine, indexes, rest, sources_for(options), operator) if rest else []
+        moments = entity_refs.rank(indexes, entity_query, said)
+        notes.append(entity_query.note)
+    elif query_text is not None:
         mode = _transcription_mode(modes)
         if "transcription" in options and mode != "fused":
             # transcription_options govern the transcription modality only; the others keep both halves.
@@ -192,13 +205,16 @@ async def search(request: Request) -> Response:
     for rank, clip in enumerate(clips, 1):
         clip["rank"] = rank
     total_duration = sum((loads(r["probe"]) or {}).get("duration") or 0 for r in rows)
+    search_metadata: dict[str, Any] = {
+        "engine": "tl-mcp sandbox (offline)",
+        "analyzers": engine.analyzers.describe(),
+        "notes": notes + list(engine.analyzers.notes),
+    }
+    if entity_query is not None:
+        search_metadata["entity_search"] = entity_query.describe()
     header = {
         "search_pool": {"total_count": len(rows), "total_duration": total_duration, "index_id": index_id},
-        "search_metadata": {
-            "engine": "tl-mcp sandbox (offline)",
-            "analyzers": engine.analyzers.describe(),
-            "notes": notes + list(engine.analyzers.notes),
-        },
+        "search_metadata": search_metadata,
     }
     if group_by == "video":
         groups: dict[str, list[dict[str, Any]]] = {}

@@ -83,4 +83,16 @@ MIGRATIONS: dict[str, list[str]] = {
             response_id TEXT NOT NULL, question TEXT NOT NULL, query TEXT NOT NULL, answer TEXT NOT NULL,
             created_at TEXT NOT NULL, PRIMARY KEY (session_id, turn) )""",
     ],
+    # Entity collections, their entities, and each entity's reference assets (in the order linked).
+    "entities": [
+        """CREATE TABLE IF NOT EXISTS entity_collections ( id TEXT PRIMARY KEY, name TEXT NOT NULL,
+            description TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL )""",
+        """CREATE TABLE IF NOT EXISTS entities ( id TEXT PRIMARY KEY, collection_id TEXT NOT NULL, name TEXT
+            NOT NULL, description TEXT, metadata TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL )""",
+        """CREATE INDEX IF NOT EXISTS entities_collection ON entities(collection_id, created_at)""",
+        """CREATE TABLE IF NOT EXISTS entity_assets ( entity_id TEXT NOT NULL, asset_id TEXT NOT NULL,
+            position INTEGER NOT NULL, PRIMARY KEY (entity_id, asset_id) )""",
+        """CREATE INDEX IF NOT EXISTS entity_assets_asset ON entity_assets(asset_id)""",
+    ],
 }

@@ -20,7 +20,9 @@ from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.tools._common import Ctx, Id, asset_mixup
 from tl_mcp.server.toolspec import ToolSpec, tool
 
-Kind = Literal["index", "video", "asset", "knowledge_store", "knowledge_store_item"]
+Kind = Literal[
+    "index", "video", "asset", "knowledge_store", "knowledge_store_item", "entity", "entity_collection"
+]
 
 
 class Deleted(ToolResult):
@@ -37,6 +39,8 @@ _LISTED_BY = {
     "asset": "list_videos (asset_id of each video)",
     "knowledge_store": "list_knowledge_stores",
     "knowledge_store_item": "list_knowledge_store_items",
+    "entity": "list_entities",
+    "entity_collection": "list_entity_collections",
 }
 
 
@@ -176,10 +180,53 @@ async def remove_from_knowledge_store(
     )
 
 
+@tool(toolset="admin", title="Delete an entity", read_only=False, destructive=True, idempotent=True)
+async def delete_entity(
+    ctx: Ctx,
+    entity_collection_id: Annotated[Id, Field(description="The collection holding the entity.")],
+    entity_id: Annotated[Id, Field(description="The entity to delete (list_entities).")],
+) -> Annotated[CallToolResult, Deleted]:
+    """Delete a registered entity; searches can no longer name it. Irreversible.
+
+    Only use this when the user explicitly asked. Its reference assets stay.
+    """
+    state = app_state(ctx)
+    return await _delete(
+        state,
+        "entity",
+        entity_id,
+        entity_collection_id,
+        lambda: state.client.entities.delete(entity_collection_id, entity_id),
+    )
+
+
+@tool(
+    toolset="admin", title="Delete an entity collection", read_only=False, destructive=True, idempotent=True
+)
+async def delete_entity_collection(
+    ctx: Ctx,
+    entity_collection_id: Annotated[Id, Field(description="The collection to delete, with its entities.")],
+) -> Annotated[CallToolResult, Deleted]:
+    """Delete an entity collection and every entity in it. Irreversible.
+
+    Only use this when the user explicitly asked; confirm with list_entities. The assets stay.
+    """
+    state = app_state(ctx)
+    return await _delete(
+        state,
+        "entity_collection",
+        entity_collection_id,
+        None,
+        lambda: state.client.entity_collections.delete(entity_collection_id),
+    )
+
+
 TOOLS: list[ToolSpec] = [
     delete_index,
     delete_video,
     delete_asset,
     delete_knowledge_store,
     remove_from_knowledge_store,
+    delete_entity,
+    delete_entity_collection,
 ]

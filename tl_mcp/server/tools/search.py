@@ -17,6 +17,7 @@ from tl_mcp.server.results import FILL, Markdown, Page, ToolResult, call, fmt_se
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.thumbnails import DURABLE_THUMBNAIL, fetch_thumbnails, thumbnail_uri
 from tl_mcp.server.tools._common import Ctx, Id, http_url
+from tl_mcp.server.tools.entity_refs import check_entity_refs, entity_search_note
 from tl_mcp.server.toolspec import ToolSpec, tool
 
 Modality = Literal["visual", "audio", "transcription"]
@@ -122,7 +123,7 @@ async def search_videos(
     ctx: Ctx,
     query: Annotated[
         str | None,
-        Field(min_length=1, max_length=500, description="What to find, in words (visual or spoken)."),
+        Field(min_length=1, max_length=500, description="Words to find; <@entity_id> names an entity."),
     ] = None,
     image_path: Annotated[
         str | None, Field(description="Example image: a local file in an allowed folder.")
@@ -173,6 +174,7 @@ async def search_videos(
             )
     if image_url:
         http_url(image_url, "image_url")
+    check_entity_refs(query, knowledge_store=knowledge_store_id is not None)
     if knowledge_store_id and not query:
         # Also with a page_token: the next page of a knowledge-store search is asked for with its query.
         raise ToolError(
@@ -204,7 +206,7 @@ async def search_videos(
                 for hit in ks_page.data
                 for m in hit.matches
             ][:limit]
-            next_token, total = ks_page.next_page_token, None
+            next_token, total, matched_by = ks_page.next_page_token, None, None
         else:
             page = await _search_index(
                 state,
@@ -220,6 +222,7 @@ async def search_videos(
             )
             moments = _index_moments(page, limit, durable=state.backend == "sandbox")
             next_token, total = page.page_info.next_page_token, page.page_info.total_results
+            matched_by = entity_search_note(page)
     except TwelveLabsError as exc:
         raise ToolError(explain("Search", exc)) from None
     except ValueError as exc:
@@ -242,6 +245,8 @@ async def search_videos(
     md = Markdown(f"Search results: {len(moments)} moment(s)")
     md.field("Query", query or ("(image)" if image_path or image_url else None))
     md.field("Index", index_id).field("Knowledge store", knowledge_store_id)
+    if matched_by:
+        md.para(f"How entities were matched: {matched_by}.")
     paging = None
     if next_token:
         # A store's next page is asked for with its query; an index's page token stands alone.
