@@ -10,8 +10,7 @@ import pytest
 
 from tests.api.conftest import FakeAPI, make_client
 from tests.api.test_endpoints import spec_answer
-from tl_mcp.api import Page, Task
-from tl_mcp.api.resources.indexed_assets import list_filter_params
+from tl_mcp.api import Page, Task, list_filter_params
 
 pytestmark = pytest.mark.anyio
 

@@ -23,12 +23,24 @@ from tl_mcp.config import Settings
 from tl_mcp.server.apps import tool_meta
 from tl_mcp.server.errors import invalid_arguments
 from tl_mcp.server.schema import compact, compact_annotations, drop_unset
-from tl_mcp.server.tools import admin, analyze, bulk, clips, embed, ingest, jockey, library, search, tasks
+from tl_mcp.server.tools import (
+    admin,
+    analyze,
+    bulk,
+    clips,
+    embed,
+    ingest,
+    jockey,
+    library,
+    metadata,
+    search,
+    tasks,
+)
 from tl_mcp.server.toolspec import ToolSpec
 from tl_mcp.toolsets import ALL_TOOLSETS
 
 #: Every module that declares tools; a tool's toolset is what it declares, not where it lives.
-_MODULES = (jockey, search, embed, ingest, tasks, library, analyze, clips, admin, bulk)
+_MODULES = (jockey, search, embed, ingest, tasks, library, analyze, clips, admin, bulk, metadata)
 
 
 def all_tools() -> list[ToolSpec]:

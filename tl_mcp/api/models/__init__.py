@@ -36,6 +36,7 @@ from .embed import (
 )
 from .indexes import (
     AssetIndexing,
+    Bounds,
     CreatedId,
     Index,
     IndexedAsset,
@@ -45,6 +46,7 @@ from .indexes import (
     TaskRef,
     TranscriptionEntry,
     Video,
+    list_filter_params,
 )
 from .knowledge import (
     ItemCollection,
@@ -88,6 +90,7 @@ __all__ = [
     "Asset",
     "AssetIndexing",
     "AssetTranscription",
+    "Bounds",
     "Citation",
     "CompletedChunk",
     "ContentPart",
@@ -145,4 +148,5 @@ __all__ = [
     "Video",
     "VideoSource",
     "WireModel",
+    "list_filter_params",
 ]

@@ -14,7 +14,7 @@ class Videos(Resource):
     async def list(
         self, index_id: str, page: int = 1, page_limit: int = 10, *, filters: Mapping[str, Any] | None = None
     ) -> Page[Video]:
-        """`filters`: from `indexed_assets.list_filter_params`."""
+        """`filters`: from `models.list_filter_params`."""
         params = {"page": page, "page_limit": page_limit, **(filters or {})}
         return await self._page(f"/indexes/{seg(index_id)}/videos", Video, params)
 
