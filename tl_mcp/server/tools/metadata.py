@@ -157,10 +157,8 @@ async def list_assets(
         "No assets: upload_asset uploads one.",
     )
     if rows:
-        md.next_step(
-            f"Tag one: {call('update_metadata', asset_id=rows[0].asset_id, user_metadata=FILL)}; add it to a "
-            f"store: {call('add_to_knowledge_store', knowledge_store_id=FILL, asset_id=rows[0].asset_id)}."
-        )
+        tag = call("update_metadata", asset_id=rows[0].asset_id, user_metadata=FILL)
+        md.next_step(f"Tag one: {tag}; add_to_knowledge_store takes the same asset_id.")
     return tool_result(out, md)
 
 
