@@ -1,4 +1,4 @@
-"""User-metadata edits, the list filters of indexed assets and videos, and the task list: the requests the
+"""User-metadata edits and the list filters of indexed assets and videos: the requests the
 client builds, checked against the OpenAPI snapshot by `FakeAPI` (paths, query names, JSON bodies). The
 snapshot's `UserMetadata` text still says "string, integer, float or boolean"; string arrays (and wide
 integers sent as strings) are SDK 1.3.6 (twelvelabs-sdk-1.3.6-delta.md §4.1, §5), and the delta wins.
@@ -10,7 +10,7 @@ import pytest
 
 from tests.api.conftest import FakeAPI, make_client
 from tests.api.test_endpoints import spec_answer
-from tl_mcp.api import Page, Task, list_filter_params
+from tl_mcp.api import list_filter_params
 
 pytestmark = pytest.mark.anyio
 
@@ -56,13 +56,3 @@ async def test_list_filters_are_sent_as_the_sdk_encodes_nested_objects(api: Fake
         assert params["user_metadata[score]"] == "7.5"
         assert "updated_at" not in params
     assert api.seen[0].params.get_list("status") == ["ready"]
-
-
-async def test_tasks_list_with_its_filters(api: FakeAPI) -> None:
-    async with make_client(api) as tl:
-        page = await tl.tasks.list(1, 20, index_id="i1", status=["indexing", "failed"], filename="a.mp4")
-    assert isinstance(page, Page) and isinstance(page.data[0], Task)
-    (seen,) = api.seen
-    assert (seen.method, seen.path) == ("GET", "/tasks")
-    assert seen.params["index_id"] == "i1" and seen.params.get_list("status") == ["indexing", "failed"]
-    assert seen.params["filename"] == "a.mp4" and seen.params["page_limit"] == "20"

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
 
 from .._multipart import ByteProgress, FilePart, FileSource, MultipartForm, open_source
-from ..models._base import MetadataValue, Page
+from ..models._base import MetadataValue
 from ..models.indexes import Task, TaskRef
 from ._base import Resource, one_source, seg
 
@@ -35,22 +34,6 @@ class Tasks(Resource):
                 form.files.append(FilePart("video_file", file))
             response = await self._call("POST", "/tasks", form=form, progress=progress)
         return self._parse(response, TaskRef)
-
-    async def list(
-        self,
-        page: int = 1,
-        page_limit: int = 10,
-        *,
-        index_id: str | None = None,
-        status: Sequence[str] | None = None,
-        filename: str | None = None,
-    ) -> Page[Task]:
-        """Indexing tasks, newest first."""
-        params: dict[str, Any] = {"page": page, "page_limit": page_limit}
-        params.update({k: v for k, v in (("index_id", index_id), ("filename", filename)) if v is not None})
-        if status:
-            params["status"] = [*status]
-        return await self._page("/tasks", Task, params)
 
     async def get(self, task_id: str) -> Task:
         return await self._get(f"/tasks/{seg(task_id)}", Task)
