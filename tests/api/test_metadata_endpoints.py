@@ -1,4 +1,4 @@
-"""User-metadata edits and the list filters of indexed assets and videos: the requests the
+"""User-metadata edits and the list filters of indexed assets: the requests the
 client builds, checked against the OpenAPI snapshot by `FakeAPI` (paths, query names, JSON bodies). The
 snapshot's `UserMetadata` text still says "string, integer, float or boolean"; string arrays (and wide
 integers sent as strings) are SDK 1.3.6 (twelvelabs-sdk-1.3.6-delta.md §4.1, §5), and the delta wins.
@@ -24,17 +24,14 @@ async def test_metadata_edits_use_put_and_patch_with_the_user_metadata_body(api:
     async with make_client(api) as tl:
         await tl.assets.update_metadata("a/1", {"team": "red", "n": 3}, replace=True)
         await tl.assets.update_metadata("a1", {"gone": None, "flag": True})
-        await tl.indexed_assets.update_metadata("i1", "v1", {"rating": 9.5})
-        await tl.videos.update_metadata("i1", "v1", {"tags": ["a", "b"], "id": str(2**60)})
-    put, patch, ia, video = api.seen
+        await tl.indexed_assets.update_metadata("i1", "v1", {"tags": ["a", "b"], "id": str(2**60), "r": 9.5})
+    put, patch, ia = api.seen
     assert (put.method, put.path) == ("PUT", "/assets/a%2F1/user-metadata")
     assert put.json() == {"user_metadata": {"team": "red", "n": 3}}
     assert (patch.method, patch.path) == ("PATCH", "/assets/a1/user-metadata")
     assert patch.json() == {"user_metadata": {"gone": None, "flag": True}}
     assert (ia.method, ia.path) == ("PATCH", "/indexes/i1/indexed-assets/v1")
-    assert ia.json() == {"user_metadata": {"rating": 9.5}}
-    assert (video.method, video.path) == ("PATCH", "/indexes/i1/videos/v1")
-    assert video.json() == {"user_metadata": {"tags": ["a", "b"], "id": str(2**60)}}
+    assert ia.json() == {"user_metadata": {"tags": ["a", "b"], "id": str(2**60), "r": 9.5}}
 
 
 async def test_list_filters_are_sent_as_the_sdk_encodes_nested_objects(api: FakeAPI) -> None:
@@ -46,7 +43,6 @@ async def test_list_filters_are_sent_as_the_sdk_encodes_nested_objects(api: Fake
     )
     async with make_client(api) as tl:
         await tl.indexed_assets.list("i1", 2, 5, status=["ready"], filters=filters)
-        await tl.videos.list("i1", filters=filters)
     for seen in api.seen:
         params = seen.params
         assert params["filename"] == "clip.mp4" and params["created_at"] == "2026-07-30T00:00:00Z"

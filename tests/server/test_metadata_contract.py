@@ -156,10 +156,10 @@ async def test_metadata_tools_send_what_the_contract_describes(cloud: tuple[Sett
     )
     assert [p.json() for p in patch] == [{"user_metadata": meta}]
     assert [p.json() for p in put] == [{"user_metadata": {"x": None}}]
-    video_edits = fake.calls("PATCH", "/indexes/{index-id}/videos/{video-id}")
+    video_edits = fake.calls("PATCH", "/indexes/{index-id}/indexed-assets/{indexed-asset-id}")
     assert video_edits[0].json() == {"user_metadata": meta}
     # replace on a video reads it first (the sample has no metadata, so there is nothing to send as null).
-    assert fake.calls("GET", "/indexes/{index-id}/videos/{video-id}")
+    assert fake.calls("GET", "/indexes/{index-id}/indexed-assets/{indexed-asset-id}")
     assert video_edits[1].json() == {"user_metadata": {}}
 
     (videos,) = fake.calls("GET", "/indexes/{index-id}/indexed-assets")

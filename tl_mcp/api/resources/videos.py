@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator
 
-from ..models._base import MetadataValue, Page
+from ..models._base import Page
 from ..models.indexes import Video
 from ._base import Resource, iterate_pages, seg
 
 
 class Videos(Resource):
-    async def list(
-        self, index_id: str, page: int = 1, page_limit: int = 10, *, filters: Mapping[str, Any] | None = None
-    ) -> Page[Video]:
-        """`filters`: from `models.list_filter_params`."""
-        params = {"page": page, "page_limit": page_limit, **(filters or {})}
-        return await self._page(f"/indexes/{seg(index_id)}/videos", Video, params)
+    async def list(self, index_id: str, page: int = 1, page_limit: int = 10) -> Page[Video]:
+        return await self._page(
+            f"/indexes/{seg(index_id)}/videos", Video, {"page": page, "page_limit": page_limit}
+        )
 
     def iter(self, index_id: str, *, page_limit: int = 50) -> AsyncIterator[Video]:
         return iterate_pages(lambda n: self.list(index_id, n, page_limit))
@@ -24,14 +21,6 @@ class Videos(Resource):
     async def get(self, index_id: str, video_id: str, *, transcription: bool = False) -> Video:
         path = f"/indexes/{seg(index_id)}/videos/{seg(video_id)}"
         return await self._get(path, Video, {"transcription": "true"} if transcription else None)
-
-    async def update_metadata(
-        self, index_id: str, video_id: str, user_metadata: Mapping[str, MetadataValue | None]
-    ) -> None:
-        """PATCH: keys left out are kept, a `None` value deletes its key."""
-        path = f"/indexes/{seg(index_id)}/videos/{seg(video_id)}"
-        # The same edit applied twice leaves the same metadata: safe to repeat.
-        await self._call("PATCH", path, json_body={"user_metadata": dict(user_metadata)}, idempotent=True)
 
     async def delete(self, index_id: str, video_id: str) -> None:
         await self._call("DELETE", f"/indexes/{seg(index_id)}/videos/{seg(video_id)}")

@@ -202,11 +202,11 @@ async def update_metadata(
         else:
             assert video_id and index_id
             if replace:
-                # The video route only merges: drop the keys not given by sending them as null.
-                current = (await c.videos.get(index_id, video_id)).user_metadata or {}
+                # A video's metadata route only merges: drop the keys not given by sending them as null.
+                current = (await c.indexed_assets.get(index_id, video_id)).user_metadata or {}
                 edit = {**{k: None for k in current if k not in edit}, **edit}
-            await c.videos.update_metadata(index_id, video_id, edit)
-            now = (await c.videos.get(index_id, video_id)).user_metadata
+            await c.indexed_assets.update_metadata(index_id, video_id, edit)
+            now = (await c.indexed_assets.get(index_id, video_id)).user_metadata
     except NotFoundError as exc:
         where = "list_assets" if asset_id else "list_videos"
         raise ToolError(
