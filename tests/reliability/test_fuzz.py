@@ -291,6 +291,8 @@ TOOL_NAMES = [
     "create_index",
     "list_videos",
     "get_video",
+    "list_assets",
+    "update_metadata",
     "list_knowledge_stores",
     "create_knowledge_store",
     "add_to_knowledge_store",
