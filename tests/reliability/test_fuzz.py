@@ -286,6 +286,7 @@ TOOL_NAMES = [
     "classify_videos",
     "create_embedding",
     "upload_asset",
+    "bulk_ingest",
     "wait_for_task",
     "list_indexes",
     "create_index",
