@@ -351,7 +351,7 @@ async def test_every_fault_on_a_jockey_turn_ends_promptly_and_the_next_turn_work
 FAMILY_CALLS: list[tuple[str, str, str, str]] = [
     # (tool, upstream path, method, arguments as JSON with {placeholders})
     ("search_videos", "^/search$", "POST", '{"index_id": "{index_id}", "query": "apples"}'),
-    ("list_videos", "/videos$", "GET", '{"index_id": "{index_id}"}'),
+    ("list_videos", "/indexed-assets$", "GET", '{"index_id": "{index_id}"}'),
     ("create_embedding", "^/embed$", "POST", '{"text": "apples"}'),
     ("analyze_video", "^/analyze$", "POST", '{"asset_id": "{asset_id}", "prompt": "apples?", "wait_s": 20}'),
     ("upload_asset", "^/assets$", "POST", '{"path": "{clip}"}'),

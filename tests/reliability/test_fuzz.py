@@ -286,11 +286,14 @@ TOOL_NAMES = [
     "classify_videos",
     "create_embedding",
     "upload_asset",
+    "bulk_ingest",
     "wait_for_task",
     "list_indexes",
     "create_index",
     "list_videos",
     "get_video",
+    "list_assets",
+    "update_metadata",
     "list_knowledge_stores",
     "create_knowledge_store",
     "add_to_knowledge_store",
@@ -319,7 +322,6 @@ TOOL_NAMES = [
     "get_entity",
     "update_entity",
     "find_entity_moments",
-    "bulk_ingest",
 ]
 
 

@@ -66,7 +66,7 @@ class EchoingUpstream(httpx2.AsyncBaseTransport):
             return httpx2.Response(400, json={"code": f"key_{key}", "message": f"key={key}"})
         if method == "GET" and path.endswith("/items"):
             raise httpx2.ReadError(f"connection reset while talking with key {key}")
-        if method == "GET" and path.endswith("/videos"):
+        if method == "GET" and path.endswith(("/videos", "/indexed-assets")):
             return httpx2.Response(200, content=f'{{"data": [{{"id": "{key}'.encode())
         if method == "POST" and path.endswith("/responses"):
             created = {

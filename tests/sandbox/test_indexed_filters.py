@@ -77,6 +77,24 @@ def test_user_metadata_filters_compare_by_the_stored_type(
 
 
 @pytest.mark.parametrize(
+    ("params", "hit"),
+    [
+        ({"category": "news"}, True),
+        ({"category": "sport"}, False),
+        ({"reviewed": "true", "rating": "9.5"}, True),
+        ({"tags": "a", "page_limit": "5"}, True),
+        ({"status": "ready"}, True),  # a list parameter, not a metadata key
+    ],
+)
+def test_plain_query_keys_filter_on_metadata_as_the_docs_spell_it(
+    library: Library, facts: dict[str, Any], params: dict[str, str], hit: bool
+) -> None:
+    assert _ids(library, params) == ([library.video_id] if hit else [])
+    if "status" not in params:
+        assert _ids(library, params, videos=True) == ([library.video_id] if hit else [])
+
+
+@pytest.mark.parametrize(
     ("params", "says"),
     [
         ({"duration[gte]": "long"}, "`duration[gte]` filter must be a non-negative number"),

@@ -60,6 +60,7 @@ def fill(tool: str, args: dict[str, Any], video: Path) -> dict[str, Any]:
         "input": "What does the video say about apples?",
         "prompt": "What is shown about apples?",
         "path": str(video),
+        "user_metadata": {"reviewed": True},
     }
     for key, value in args.items():
         if value is None:
@@ -94,6 +95,7 @@ async def follow(
 async def test_every_printed_next_step_works(world: World, mode: str) -> None:
     w = world
     video = w.sample.path
+    at = {"index_id": w.index_id, "video_id": w.video_id}
     starts: list[tuple[str, dict[str, Any]]] = [
         # First the uploads: a second video in the index and the store gives both searches a next page.
         ("upload_asset", {"path": str(video), "index_id": w.index_id}),
@@ -102,6 +104,12 @@ async def test_every_printed_next_step_works(world: World, mode: str) -> None:
         ("create_knowledge_store", {"name": f"steps-{mode}"}),
         ("list_indexes", {"page_limit": 1}),
         ("list_videos", {"index_id": w.index_id}),
+        ("list_assets", {"page_limit": 1}),
+        ("update_metadata", {**at, "user_metadata": {"team": "red"}}),
+        (
+            "search_videos",
+            {"query": "apples", "index_id": w.index_id, "limit": 1, "include_user_metadata": True},
+        ),
         ("get_video", {"index_id": w.index_id, "video_id": w.video_id}),
         ("list_knowledge_stores", {"page_limit": 1}),
         ("list_knowledge_store_items", {"knowledge_store_id": w.knowledge_store_id}),
@@ -140,3 +148,6 @@ async def test_every_printed_next_step_works(world: World, mode: str) -> None:
     assert any("index_id" in p for p in pages), pages
     assert {"list_indexes", "create_response", "upload_asset", "wait_for_task", "analyze_video"} <= hinted
     assert "bulk_ingest" in hinted
+    assert {"list_assets", "update_metadata"} <= hinted
+    # Following an index search's next page keeps the metadata it asked for.
+    assert any(p.get("include_user_metadata") for p in pages), pages

@@ -363,7 +363,7 @@ async def test_url_upload_works_without_allowed_dirs(world: World) -> None:
 
 
 async def test_every_tool_answers_within_its_advertised_output_schema(world: World, tmp_path: Path) -> None:
-    """All 40 tools called through the SDK client, which checks each `structuredContent` against the
+    """All 42 tools called through the SDK client, which checks each `structuredContent` against the
     compact `outputSchema` it listed; checked again here with jsonschema so the test does not rest on the
     client's check alone. What defaults to null is left out, never sent as a null the schema refuses."""
     import jsonschema
@@ -398,6 +398,8 @@ async def test_every_tool_answers_within_its_advertised_output_schema(world: Wor
         await call("wait_for_task", {"id": world.asset_id, "wait_s": 5})
         await call("list_indexes", {})
         await call("list_videos", {"index_id": world.index_id})
+        await call("list_assets", {})
+        await call("update_metadata", {**at, "user_metadata": {"checked": True}})
         await call("get_video", at)
         await call("list_knowledge_stores", {})
         await call("list_knowledge_store_items", {"knowledge_store_id": world.knowledge_store_id})

@@ -224,31 +224,6 @@ def form_int(form: FormData, name: str, default: int, lo: int, hi: int) -> int:
     return _parse_int(name, form_str(form, name), default, lo, hi)
 
 
-def metadata_from_json(raw: str | None, name: str = "user_metadata") -> dict[str, Any] | None:
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise invalid(f"The `{name}` parameter must be a JSON object encoded as a string ({exc}).") from exc
-    return check_metadata(value, name)
-
-
-def check_metadata(value: Any, name: str = "user_metadata") -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise invalid(f"The `{name}` parameter must be a JSON object.")
-    for key, item in value.items():
-        ok_value = item is None or isinstance(item, str | int | float | bool)
-        if isinstance(item, list):
-            ok_value = all(isinstance(v, str) for v in item)
-        if not ok_value:
-            raise invalid(
-                f"`{name}.{key}` must be a string, number, boolean or array of strings (got "
-                f"{type(item).__name__})."
-            )
-    return {k: v for k, v in value.items() if v not in (None, "", [])}
-
-
 def query_int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
     return _parse_int(name, request.query_params.get(name) or None, default, lo, hi)
 

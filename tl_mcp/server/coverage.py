@@ -56,6 +56,33 @@ COVERAGE: tuple[Capability, ...] = (
         how="one job, resumable after a restart; content uploaded before is reused, not paid twice",
     ),
     Capability("Ingest", "Delete an asset", ("delete_asset",), ("delete-asset",)),
+    Capability("Ingest", "List uploaded assets, by type or file name", ("list_assets",)),
+    # --------------------------------------------------------------------------------------- metadata
+    Capability(
+        "Metadata",
+        "User metadata on upload (asset, video, store item): text, numbers, booleans, lists of text",
+        ("upload_asset", "add_to_knowledge_store"),
+        ("start-video-indexing-task",),
+    ),
+    Capability(
+        "Metadata",
+        "Edit or delete the user metadata of an asset or an indexed video (PUT / PATCH)",
+        ("update_metadata",),
+        how="the official server has no metadata update",
+    ),
+    Capability(
+        "Metadata",
+        "Filter search by system fields and metadata keys (the search filter language)",
+        ("search_videos",),
+        ("search",),
+        sandbox="yes: the documented grammar, parsed and applied; a filter that does not parse is a 400",
+    ),
+    Capability(
+        "Metadata",
+        "List videos by indexing status, media ranges, dates and metadata",
+        ("list_videos",),
+        ("list-videos", "get-video-indexing-tasks"),
+    ),
     # ----------------------------------------------------------------------------------------- videos
     Capability("Videos", "List the videos of an index", ("list_videos",), ("list-videos",)),
     Capability(

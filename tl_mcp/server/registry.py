@@ -33,6 +33,7 @@ from tl_mcp.server.tools import (
     ingest,
     jockey,
     library,
+    metadata,
     search,
     stores,
     tasks,
@@ -41,7 +42,21 @@ from tl_mcp.server.toolspec import ToolSpec
 from tl_mcp.toolsets import ALL_TOOLSETS
 
 #: Every module that declares tools; a tool's toolset is what it declares, not where it lives.
-_MODULES = (jockey, search, embed, ingest, tasks, library, analyze, clips, admin, bulk, stores, entities)
+_MODULES = (
+    jockey,
+    search,
+    embed,
+    ingest,
+    tasks,
+    library,
+    analyze,
+    clips,
+    admin,
+    bulk,
+    metadata,
+    stores,
+    entities,
+)
 
 
 def all_tools() -> list[ToolSpec]:

@@ -43,6 +43,7 @@ from .entities import (
 )
 from .indexes import (
     AssetIndexing,
+    Bounds,
     CreatedId,
     Index,
     IndexedAsset,
@@ -52,6 +53,7 @@ from .indexes import (
     TaskRef,
     TranscriptionEntry,
     Video,
+    list_filter_params,
 )
 from .knowledge import (
     ItemCollection,
@@ -97,6 +99,7 @@ __all__ = [
     "Asset",
     "AssetIndexing",
     "AssetTranscription",
+    "Bounds",
     "BulkCreateEntitiesResult",
     "Citation",
     "CompletedChunk",
@@ -159,4 +162,5 @@ __all__ = [
     "Video",
     "VideoSource",
     "WireModel",
+    "list_filter_params",
 ]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -119,3 +120,27 @@ class Task(WireModel):
     updated_at: str | None = None
     system_metadata: SystemMetadata | None = None
     hls: VideoHLS | None = None
+
+
+#: A media range of a list filter: `{"gte": 10, "lte": 60}` (either bound may be left out).
+Bounds = Mapping[Literal["gte", "lte"], float]
+
+
+def list_filter_params(
+    *,
+    filename: str | None = None,
+    ranges: Mapping[str, Bounds] | None = None,
+    created_at: str | None = None,
+    updated_at: str | None = None,
+    user_metadata: Mapping[str, str | float | bool] | None = None,
+) -> dict[str, Any]:
+    """The query filters of the indexed-asset and video lists, encoded as the SDK encodes nested
+    objects (`duration[gte]=10`, `user_metadata[team]=red`). `ranges` keys: duration, fps, width,
+    height, size; `created_at` / `updated_at`: RFC 3339, "on or after"."""
+    params: dict[str, Any] = {"filename": filename, "created_at": created_at, "updated_at": updated_at}
+    for name, bounds in (ranges or {}).items():
+        for op, bound in bounds.items():
+            params[f"{name}[{op}]"] = bound
+    for key, value in (user_metadata or {}).items():
+        params[f"user_metadata[{key}]"] = ("true" if value else "false") if isinstance(value, bool) else value
+    return {k: v for k, v in params.items() if v is not None}

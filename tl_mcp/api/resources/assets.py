@@ -132,6 +132,20 @@ class Assets(Resource):
             params["asset_types"] = list(asset_types)
         return await self._page("/assets", Asset, params)
 
+    async def update_metadata(
+        self, asset_id: str, user_metadata: Mapping[str, MetadataValue | None], *, replace: bool = False
+    ) -> None:
+        """`replace` (PUT): keys left out are removed. Otherwise (PATCH) they are kept and a `None` value
+        deletes its key. Either way `""` and `[]` are ignored."""
+        body = {"user_metadata": dict(user_metadata)}
+        # Applying the same edit again leaves the same metadata: safe to repeat.
+        await self._call(
+            "PUT" if replace else "PATCH",
+            f"/assets/{seg(asset_id)}/user-metadata",
+            json_body=body,
+            idempotent=True,
+        )
+
     async def delete(self, asset_id: str, *, force: bool = False) -> None:
         await self._call("DELETE", f"/assets/{seg(asset_id)}", params={"force": "true"} if force else None)
 

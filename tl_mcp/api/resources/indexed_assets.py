@@ -38,12 +38,27 @@ class IndexedAssets(Resource):
         return await self._get(_path(index_id, indexed_asset_id), IndexedAsset, params)
 
     async def list(
-        self, index_id: str, page: int = 1, page_limit: int = 10, *, status: Sequence[str] | None = None
+        self,
+        index_id: str,
+        page: int = 1,
+        page_limit: int = 10,
+        *,
+        status: Sequence[str] | None = None,
+        filters: Mapping[str, Any] | None = None,
     ) -> Page[IndexedAsset]:
-        params: dict[str, Any] = {"page": page, "page_limit": page_limit}
+        """`filters`: from `models.list_filter_params`."""
+        params: dict[str, Any] = {"page": page, "page_limit": page_limit, **(filters or {})}
         if status:
             params["status"] = [*status]
         return await self._page(_path(index_id), IndexedAsset, params)
+
+    async def update_metadata(
+        self, index_id: str, indexed_asset_id: str, user_metadata: Mapping[str, MetadataValue | None]
+    ) -> None:
+        """PATCH: keys left out are kept, a `None` value deletes its key."""
+        body = {"user_metadata": dict(user_metadata)}
+        # The same edit applied twice leaves the same metadata: safe to repeat.
+        await self._call("PATCH", _path(index_id, indexed_asset_id), json_body=body, idempotent=True)
 
     async def delete(self, index_id: str, indexed_asset_id: str) -> None:
         await self._call("DELETE", _path(index_id, indexed_asset_id))

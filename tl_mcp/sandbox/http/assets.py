@@ -18,12 +18,12 @@ from starlette.routing import BaseRoute, Route
 from tl_mcp.sandbox.errors import ApiError, invalid, missing
 from tl_mcp.sandbox.http.files import probe_or_reject, safe_filename, save_upload
 from tl_mcp.sandbox.media import Probe
+from tl_mcp.sandbox.metadata import apply_metadata_edit, metadata_from_json
 from tl_mcp.sandbox.store import assets, entities
 from tl_mcp.sandbox.store.assets import get_asset_row
 from tl_mcp.sandbox.store.db import loads
 from tl_mcp.sandbox.store.ids import new_id
 from tl_mcp.sandbox.web import (
-    check_metadata,
     checked_url,
     engine_of,
     form_body,
@@ -31,7 +31,6 @@ from tl_mcp.sandbox.web import (
     form_file,
     form_str,
     json_body,
-    metadata_from_json,
     no_content,
     ok,
     page_params,
@@ -261,19 +260,7 @@ async def update_metadata(request: Request) -> Response:
         body = await json_body(request)
         if "user_metadata" not in body:
             raise missing("user_metadata")
-        incoming = body["user_metadata"]
-        if not isinstance(incoming, dict):
-            raise invalid("The `user_metadata` parameter must be a JSON object.")
-        check_metadata(incoming)
-        if request.method == "PUT":
-            new = {k: v for k, v in incoming.items() if v not in (None, "", [])}
-        else:
-            new = dict(current)
-            for k, v in incoming.items():
-                if v is None:
-                    new.pop(k, None)
-                elif v not in ("", []):
-                    new[k] = v
+        new = apply_metadata_edit(current, body["user_metadata"], replace=request.method == "PUT")
     assets.set_user_metadata(engine.db, asset_id, new)
     return Response(status_code=200)
 

@@ -14,12 +14,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from tl_mcp.sandbox.errors import ApiError, invalid, missing
+from tl_mcp.sandbox.metadata import check_metadata
 from tl_mcp.sandbox.store import assets
 from tl_mcp.sandbox.store import entities as store
 from tl_mcp.sandbox.store.assets import get_asset_row
 from tl_mcp.sandbox.web import (
     body_str,
-    check_metadata,
     engine_of,
     json_body,
     no_content,

@@ -1,7 +1,8 @@
 """Query filters of the indexed-asset and video lists (``GET /indexes/{id}/indexed-assets`` and ``/videos``):
 numeric ranges on the media (``duration[gte]=10&duration[lte]=60``, also ``fps``, ``width``, ``height``,
 ``size``), ``created_at`` / ``updated_at`` lower bounds (RFC 3339) and ``user_metadata[key]=value`` equality,
-as the SDK encodes them (nested query objects become ``name[key]``). Every filter is checked before anything
+as the SDK encodes them (nested query objects become ``name[key]``), or ``key=value`` as the platform's docs
+spell metadata filters. Every filter is checked before anything
 is listed: a malformed one is a 400 ``parameter_invalid`` naming the parameter."""
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 from tl_mcp.sandbox.errors import invalid
 
 RANGE_FIELDS = ("duration", "fps", "width", "height", "size")
+#: The lists' own parameters; any other plain query key is a user-metadata key.
+LIST_PARAMS = ("page", "page_limit", "sort_by", "sort_option", "status", "filename")
 _BRACKETED = re.compile(r"^(?P<name>[A-Za-z_]+)\[(?P<key>[^\[\]]*)\]$")
 
 
@@ -70,6 +73,10 @@ def parse_filters(params: Mapping[str, str]) -> IndexedFilter:
                 out.created_from = stamp
             else:
                 out.updated_from = stamp
+        elif key is None and name not in LIST_PARAMS:
+            # The platform's docs filter on metadata with plain keys (`?category=news`), the SDK with
+            # `user_metadata[category]=news`: both are accepted.
+            out.metadata[name] = value
     for name, pair in bounds.items():
         lo, hi = pair.get("gte"), pair.get("lte")
         if lo is not None and hi is not None and lo > hi:

@@ -16,6 +16,7 @@ from tl_mcp.sandbox.errors import ApiError, found, invalid, missing
 from tl_mcp.sandbox.http.files import probe_or_reject, safe_filename, save_upload
 from tl_mcp.sandbox.http.indexed_filters import parse_filters
 from tl_mcp.sandbox.media import Probe
+from tl_mcp.sandbox.metadata import apply_metadata_edit, check_metadata, metadata_from_json
 from tl_mcp.sandbox.store import assets, indexes
 from tl_mcp.sandbox.store.assets import get_asset_row
 from tl_mcp.sandbox.store.db import dumps, loads, now_iso
@@ -23,7 +24,6 @@ from tl_mcp.sandbox.store.ids import new_id
 from tl_mcp.sandbox.store.indexes import get_index_row
 from tl_mcp.sandbox.web import (
     body_str,
-    check_metadata,
     checked_url,
     engine_of,
     form_body,
@@ -31,7 +31,6 @@ from tl_mcp.sandbox.web import (
     form_file,
     form_str,
     json_body,
-    metadata_from_json,
     no_content,
     ok,
     page_params,
@@ -373,16 +372,8 @@ async def patch_indexed_asset(request: Request) -> Response:
     body = await json_body(request)
     if "user_metadata" not in body:
         raise missing("user_metadata")
-    incoming = body["user_metadata"]
-    if not isinstance(incoming, dict):
-        raise invalid("The `user_metadata` parameter must be a JSON object.")
-    check_metadata(incoming)
     current: dict[str, Any] = loads(row["user_metadata"]) or {}
-    for k, v in incoming.items():
-        if v is None:
-            current.pop(k, None)
-        elif v not in ("", []):
-            current[k] = v
+    current = apply_metadata_edit(current, body["user_metadata"], replace=False)
     engine.db.run(
         "UPDATE indexed_assets SET user_metadata=?, updated_at=? WHERE id=?",
         (dumps(current) if current else None, now_iso(), row["id"]),

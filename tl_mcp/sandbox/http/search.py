@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 
 from tl_mcp.sandbox import entity_refs
 from tl_mcp.sandbox.errors import ApiError, invalid, missing
+from tl_mcp.sandbox.filters import NUMERIC_FIELDS, parse_search_filter
 from tl_mcp.sandbox.media import MediaError, load_image_rgb
 from tl_mcp.sandbox.perception.base import FloatArray
 from tl_mcp.sandbox.retrieval import MatchMode, Moment, load_indexes, rank_image, rank_text, sources_for
@@ -24,10 +25,12 @@ from tl_mcp.sandbox.web import (
     checked_url,
     engine_of,
     form_body,
+    form_bool,
     form_int,
     form_list,
     form_str,
     ok,
+    query_bool,
     signed_url,
 )
 
@@ -120,8 +123,8 @@ async def search(request: Request) -> Response:
         if operator not in ("or", "and"):
             raise invalid(f"The `operator` parameter must be or or and (got {operator!r}).")
         page_limit = form_int(form, "page_limit", 10, 1, 50)
-        filt = _parse_filter(form_str(form, "filter"))
-        include_meta = (form_str(form, "include_user_metadata") or "").lower() == "true"
+        filt = parse_search_filter(form_str(form, "filter"))
+        include_meta = form_bool(form, "include_user_metadata", False)
         get_index_row(engine.db, index_id)
         entity_query = entity_refs.resolve(engine, query_text)
         if entity_query is not None and "visual" not in options:
@@ -149,7 +152,8 @@ async def search(request: Request) -> Response:
         "ia.created_at",
         (index_id,),
     )
-    rows = [r for r in rows if _matches(filt, r)]
+    if filt is not None:
+        rows = [r for r in rows if filt.matches(_system_fields(r), loads(r["user_metadata"]) or {})]
     video_of = {r["asset_id"]: r["id"] for r in rows}
     meta_of = {r["asset_id"]: loads(r["user_metadata"]) for r in rows}
     indexes = load_indexes(engine, [r["asset_id"] for r in rows])
@@ -198,10 +202,7 @@ async def search(request: Request) -> Response:
             keys = {(m.asset_id, m.segment) for m in moments}
             image_moments = [m for m in image_moments if (m.asset_id, m.segment) in keys]
         moments = _merge(moments, image_moments)
-    clips = [
-        _clip(request, m, video_of[m.asset_id], meta_of[m.asset_id] if include_meta else None)
-        for m in moments
-    ]
+    clips = [_clip(request, m, video_of[m.asset_id], meta_of[m.asset_id]) for m in moments]
     for rank, clip in enumerate(clips, 1):
         clip["rank"] = rank
     total_duration = sum((loads(r["probe"]) or {}).get("duration") or 0 for r in rows)
@@ -223,7 +224,7 @@ async def search(request: Request) -> Response:
         items: list[dict[str, Any]] = []
         for video_id, vclips in groups.items():
             item: dict[str, Any] = {"id": video_id, "clips": vclips}
-            if include_meta and vclips and "user_metadata" in vclips[0]:
+            if "user_metadata" in vclips[0]:
                 item["user_metadata"] = vclips[0]["user_metadata"]
             items.append(item)
         results: list[dict[str, Any]] = items
@@ -231,7 +232,13 @@ async def search(request: Request) -> Response:
         results = clips
     return ok(
         _store_and_page(
-            engine, results, page_limit, header, grouped=group_by == "video", total_inner=len(clips)
+            engine,
+            results,
+            page_limit,
+            header,
+            grouped=group_by == "video",
+            total_inner=len(clips),
+            include_meta=include_meta,
         )
     )
 
@@ -282,6 +289,7 @@ def _store_and_page(
     *,
     grouped: bool,
     total_inner: int,
+    include_meta: bool,
 ) -> dict[str, Any]:
     search_id = new_id()
     now = time.time()
@@ -293,17 +301,22 @@ def _store_and_page(
         "header": header,
         "grouped": grouped,
         "total_inner": total_inner,
+        "include_meta": include_meta,
     }
     engine.db.run(
         "INSERT INTO search_pages(id, created_at, expires_at, body) VALUES(?,?,?,?)",
         (search_id, now, expires, dumps(state)),
     )
-    return _page(search_id, state, 1, expires)
+    return _page(search_id, state, 1, expires, include_meta)
 
 
-def _page(search_id: str, state: dict[str, Any], page: int, expires: float) -> dict[str, Any]:
+def _page(
+    search_id: str, state: dict[str, Any], page: int, expires: float, include_meta: bool
+) -> dict[str, Any]:
     results, limit = state["results"], state["limit"]
     data = results[(page - 1) * limit : page * limit]
+    if not include_meta:
+        data = [_without_metadata(r) for r in data]
     info: dict[str, Any] = {
         "limit_per_page": limit,
         "total_results": len(results),
@@ -331,61 +344,26 @@ async def search_page(request: Request) -> Response:
             "search_page_token_expired",
             "This search page token has expired or is unknown; run the search again.",
         )
-    return ok(_page(search_id, json.loads(row["body"]), int(page_raw), row["expires_at"]))
+    state = json.loads(row["body"])
+    # Each page decides for itself (the route takes the flag); without it, as the search asked.
+    include_meta = query_bool(request, "include_user_metadata", state.get("include_meta", False))
+    return ok(_page(search_id, state, int(page_raw), row["expires_at"], include_meta))
 
 
-def _parse_filter(raw: str | None) -> dict[str, Any] | None:
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise ApiError(400, "search_filter_invalid", f"`filter` is not valid JSON ({exc}).") from exc
-    if not isinstance(value, dict):
-        raise ApiError(400, "search_filter_invalid", '`filter` must be a JSON object, e.g. {"id": ["..."]}.')
-    for key, cond in value.items():
-        if isinstance(cond, dict) and not set(cond) <= {"gte", "lte", "gt", "lt", "eq"}:
-            raise ApiError(400, "search_filter_invalid", f"`filter.{key}` may only use gte/lte/gt/lt/eq.")
-    return value
+def _without_metadata(result: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in result.items() if k != "user_metadata"}
+    if "clips" in out:
+        out["clips"] = [_without_metadata(c) for c in out["clips"]]
+    return out
 
 
-def _matches(filt: dict[str, Any] | None, row: Any) -> bool:
-    if not filt:
-        return True
+def _system_fields(row: Any) -> dict[str, Any]:
     probe = loads(row["probe"]) or {}
-    system = {
+    return {
         "id": row["id"],
-        "duration": probe.get("duration"),
-        "width": probe.get("width"),
-        "height": probe.get("height"),
-        "size": probe.get("size"),
         "filename": row["filename"],
+        **{name: probe.get(name) for name in NUMERIC_FIELDS},
     }
-    meta = loads(row["user_metadata"]) or {}
-    for key, cond in filt.items():
-        actual = system[key] if key in system else meta.get(key)
-        if key == "id" and isinstance(cond, list):
-            if actual not in cond:
-                return False
-            continue
-        if isinstance(cond, dict):
-            if actual is None or not isinstance(actual, int | float):
-                return False
-            checks = {
-                "gte": actual >= cond.get("gte", actual),
-                "lte": actual <= cond.get("lte", actual),
-                "gt": "gt" not in cond or actual > cond["gt"],
-                "lt": "lt" not in cond or actual < cond["lt"],
-                "eq": "eq" not in cond or actual == cond["eq"],
-            }
-            if not all(checks.values()):
-                return False
-        elif isinstance(actual, list):
-            if cond not in actual:
-                return False
-        elif actual != cond:
-            return False
-    return True
 
 
 routes: list[BaseRoute] = [

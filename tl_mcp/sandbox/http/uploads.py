@@ -21,12 +21,12 @@ from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.errors import ApiError, found, invalid, missing
 from tl_mcp.sandbox.http.files import safe_filename
 from tl_mcp.sandbox.media import MediaError, Probe
+from tl_mcp.sandbox.metadata import check_metadata
 from tl_mcp.sandbox.store.assets import ASSET_TYPES
 from tl_mcp.sandbox.store.db import dumps, loads, now_iso
 from tl_mcp.sandbox.store.ids import new_id
 from tl_mcp.sandbox.web import (
     body_str,
-    check_metadata,
     check_signature,
     engine_of,
     json_body,

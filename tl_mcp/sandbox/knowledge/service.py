@@ -10,13 +10,13 @@ with the reason. Search over a store lives in :mod:`tl_mcp.sandbox.knowledge.sea
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from typing import Any
 
 from tl_mcp.sandbox.errors import invalid, missing, not_found
 from tl_mcp.sandbox.knowledge.ingestion import validate_ingestion_config
 from tl_mcp.sandbox.knowledge.models import AssetInfo, Evidence, Hit, JockeyOptions, JsonObj, SandboxHooks
+from tl_mcp.sandbox.metadata import ITEM_METADATA_LIMITS, STORE_METADATA_LIMITS, check_metadata
 from tl_mcp.sandbox.store import ks_collections, ks_items, ks_stores
 from tl_mcp.sandbox.store.db import Database
 from tl_mcp.sandbox.store.ids import new_id
@@ -30,35 +30,6 @@ log = logging.getLogger(__name__)
 ITEM_STATUSES = ("queued", "pending", "processing", "ready", "failed")
 MODALITIES = ("visual", "audio")
 SEARCH_POOL = 200  # moments ranked per search; pages are cut from this list
-
-# SDK 1.3.6 metadata limits: (pairs, key length, string value length).
-STORE_METADATA_LIMITS = (10, 128, 2048)
-ITEM_METADATA_LIMITS = (50, 128, 8192)
-_MAX_SAFE_INT = 9007199254740991
-
-
-def validate_metadata(value: Any, limits: tuple[int, int, int], name: str = "metadata") -> dict[str, Any]:
-    pairs, key_len, str_len = limits
-    if not isinstance(value, dict):
-        raise invalid(f"`{name}` must be a JSON object of key/value pairs.")
-    if len(value) > pairs:
-        raise invalid(f"`{name}` has {len(value)} pairs; at most {pairs} are allowed.")
-    for key, val in value.items():
-        if len(key) > key_len:
-            raise invalid(f"`{name}` key `{key[:40]}…` is longer than {key_len} characters.")
-        ok = (
-            (isinstance(val, str) and len(val) <= str_len)
-            or (isinstance(val, bool))
-            or (isinstance(val, int) and abs(val) <= _MAX_SAFE_INT)
-            or (isinstance(val, float) and math.isfinite(val))
-            or (isinstance(val, list) and all(isinstance(v, str) for v in val))
-        )
-        if not ok:
-            raise invalid(
-                f"`{name}.{key}` must be a string (≤ {str_len} chars), a number, a boolean or an array of "
-                "strings; null, objects and mixed arrays are rejected."
-            )
-    return dict(value)
 
 
 def system_metadata(asset: AssetInfo) -> JsonObj:
@@ -106,7 +77,9 @@ class KnowledgeService:
     def create_store(self, body: JsonObj) -> StoreRecord:
         name = body_str(body, "name", required=True, max_len=256)
         description = body_str(body, "description", max_len=10_000)
-        metadata = validate_metadata(body.get("metadata") or {}, STORE_METADATA_LIMITS)
+        metadata = check_metadata(
+            body.get("metadata") or {}, "metadata", nulls="reject", limits=STORE_METADATA_LIMITS
+        )
         config = body.get("ingestion_config")
         if config is not None:
             config = validate_ingestion_config(config)
@@ -126,7 +99,9 @@ class KnowledgeService:
         if "description" in body:
             changes["description"] = body_str(body, "description", max_len=10_000)
         if "metadata" in body:
-            changes["metadata"] = validate_metadata(body["metadata"], STORE_METADATA_LIMITS)
+            changes["metadata"] = check_metadata(
+                body["metadata"], "metadata", nulls="reject", limits=STORE_METADATA_LIMITS
+            )
         ks_stores.update(self.db, store_id, changes)
         return self.store_row(store_id)
 
@@ -150,7 +125,9 @@ class KnowledgeService:
         asset_type = body.get("asset_type")
         if asset_type is not None and asset_type not in ("video", "image"):
             raise invalid("`asset_type` must be `video` or `image`.")
-        metadata = validate_metadata(body.get("metadata") or {}, ITEM_METADATA_LIMITS)
+        metadata = check_metadata(
+            body.get("metadata") or {}, "metadata", nulls="reject", limits=ITEM_METADATA_LIMITS
+        )
         asset = await self.hooks.get_asset(asset_id)
         if asset is None:
             raise invalid(f"`asset_id` `{asset_id}` does not exist. Upload the file with POST /assets first.")
@@ -220,7 +197,9 @@ class KnowledgeService:
         self.store_row(store_id)
         name = body_str(body, "name", required=True, max_len=256)
         description = body_str(body, "description")
-        metadata = validate_metadata(body.get("metadata") or {}, STORE_METADATA_LIMITS)
+        metadata = check_metadata(
+            body.get("metadata") or {}, "metadata", nulls="reject", limits=STORE_METADATA_LIMITS
+        )
         self._name_taken(store_id, name)
         cid = new_id("ksic")
         ks_collections.insert(
@@ -238,7 +217,9 @@ class KnowledgeService:
         if "description" in body:
             changes["description"] = body_str(body, "description")
         if "metadata" in body:
-            changes["metadata"] = validate_metadata(body["metadata"], STORE_METADATA_LIMITS)
+            changes["metadata"] = check_metadata(
+                body["metadata"], "metadata", nulls="reject", limits=STORE_METADATA_LIMITS
+            )
         ks_collections.update(self.db, cid, changes)
         return self.collection_row(store_id, cid)
 

@@ -23,6 +23,9 @@ DEFAULT_WAIT_S = 45.0
 
 #: The pattern already asks for one character at least, so no min_length is stated beside it.
 Id = Annotated[str, Field(max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")]
+#: A list tool's page number and size.
+PageNumber = Annotated[int, Field(ge=1, le=10_000)]
+PageLimit = Annotated[int, Field(ge=1, le=50)]
 #: How many videos of an index are looked through to find the one made from an asset.
 _SCAN_VIDEOS = 200
 

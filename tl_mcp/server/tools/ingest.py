@@ -12,6 +12,7 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
+from tl_mcp.api.models import MetadataValue
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.files import LocalFile, refuse_referencing_name
 from tl_mcp.server.jobs.events import JobProgress
@@ -20,6 +21,7 @@ from tl_mcp.server.jobs.portable import unknown_kind
 from tl_mcp.server.results import FILL, JobResult, JobStatus, Markdown, call, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS, http_url, one_of
+from tl_mcp.server.tools.metadata import MetadataArg, metadata_arg
 from tl_mcp.server.tools.tasks import TERMINAL_BAD, follow, is_terminal
 from tl_mcp.server.toolspec import ToolSpec, tool
 
@@ -158,6 +160,7 @@ async def upload_asset(
         Id | None, Field(description="Also add it to this knowledge store.")
     ] = None,
     filename: Annotated[str | None, Field(min_length=1, max_length=255, description="Name to store.")] = None,
+    user_metadata: MetadataArg | None = None,
     wait: Annotated[bool, Field(description="Wait until indexing / the store item is ready.")] = False,
     wait_s: WaitS = DEFAULT_WAIT_S,
 ) -> Annotated[CallToolResult, UploadResult]:
@@ -174,6 +177,7 @@ async def upload_asset(
         refuse_referencing_name(filename, "filename")
     if url:
         http_url(url)
+    meta = metadata_arg(user_metadata, "user_metadata") if user_metadata else None
     local = state.files.open(path) if source == "path" and path else None
     size = local.size if local else None
     if local is not None and size == 0:
@@ -192,7 +196,7 @@ async def upload_asset(
 
     async def work(job: Job) -> CallToolResult:
         try:
-            asset_id = await _upload(state, job, progress, local=local, url=url)
+            asset_id = await _upload(state, job, progress, local=local, url=url, meta=meta)
         finally:
             if local is not None:
                 local.close()
@@ -200,11 +204,16 @@ async def upload_asset(
             await _wait_asset(state, job, progress, asset_id)
         with upstream(f"Registering asset {asset_id}"):
             if index_id:
-                progress.indexed_asset_id = await state.client.indexed_assets.create(index_id, asset_id)
+                # On the video too: that is the metadata search filters and list_videos see.
+                progress.indexed_asset_id = await state.client.indexed_assets.create(
+                    index_id, asset_id, user_metadata=meta
+                )
                 progress.indexing_status = "pending"
                 job.emit_note(f"Indexing started in {index_id}: {progress.indexed_asset_id}")
             if knowledge_store_id:
-                item = await state.client.knowledge.items.add(knowledge_store_id, asset_id=asset_id)
+                item = await state.client.knowledge.items.add(
+                    knowledge_store_id, asset_id=asset_id, metadata=meta
+                )
                 progress.item_id, progress.item_status = item.id, item.status
                 job.emit_note(f"Added to knowledge store {knowledge_store_id}: item {item.id}")
             if wait and index_id:
@@ -251,7 +260,13 @@ async def check_destinations(state: AppState, index_id: str | None, knowledge_st
 
 
 async def _upload(
-    state: AppState, job: Job, progress: UploadProgress, *, local: LocalFile | None, url: str | None
+    state: AppState,
+    job: Job,
+    progress: UploadProgress,
+    *,
+    local: LocalFile | None,
+    url: str | None,
+    meta: dict[str, MetadataValue] | None,
 ) -> str:
     """Send the media; the new asset's id."""
     filename, size = progress.filename, progress.size_bytes
@@ -272,11 +287,13 @@ async def _upload(
             job.emit_note(
                 f"Uploading {local.name} ({size:,} bytes)", progress=0.0, total=float(size or 0) or None
             )
-            asset = await state.client.assets.upload(local.file, filename=filename, progress=on_bytes)
+            asset = await state.client.assets.upload(
+                local.file, filename=filename, progress=on_bytes, user_metadata=meta
+            )
         else:
             assert url is not None
             job.emit_note("Creating the asset from the URL")
-            asset = await state.client.assets.create_from_url(url, filename=filename)
+            asset = await state.client.assets.create_from_url(url, filename=filename, user_metadata=meta)
     except TwelveLabsError as exc:
         raise ToolError(explain("Upload", exc)) from None
     except (OSError, ValueError) as exc:

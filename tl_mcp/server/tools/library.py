@@ -13,11 +13,9 @@ from tl_mcp.api.models import IndexModel
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.results import FILL, Listing, Markdown, Page, ToolResult, call, fmt_seconds, tool_result
 from tl_mcp.server.state import app_state
-from tl_mcp.server.tools._common import Ctx, Id, display_name, video_not_found
+from tl_mcp.server.tools._common import Ctx, Id, PageLimit, PageNumber, display_name, video_not_found
+from tl_mcp.server.tools.metadata import FilterArg, MetadataArg, list_filters, metadata_arg
 from tl_mcp.server.toolspec import ToolSpec, tool
-
-PageNumber = Annotated[int, Field(ge=1, le=10_000)]
-PageLimit = Annotated[int, Field(ge=1, le=50)]
 
 
 class IndexInfo(BaseModel):
@@ -197,17 +195,25 @@ async def create_index(
 async def list_videos(
     ctx: Ctx,
     index_id: Id,
+    status: Annotated[
+        list[Literal["ready", "pending", "queued", "indexing", "validating", "failed"]] | None,
+        Field(min_length=1),
+    ] = None,
+    filter: FilterArg | None = None,
     page: PageNumber = 1,
     page_limit: PageLimit = 20,
 ) -> Annotated[CallToolResult, VideoList]:
-    """List the videos of an index: video id, file name, duration.
+    """List the videos of an index with their indexing status: video id, file name, duration.
 
-    Use it to find a video_id for get_video, analyze_video or summarize_video. Videos still indexing may
-    be missing (wait_for_task).
+    Use it to find a video_id for get_video, analyze_video or summarize_video, or to see what is still
+    indexing (status) or what carries some metadata (filter).
     """
     state = app_state(ctx)
+    filters = list_filters(filter) if filter else None
     with upstream(f"Listing videos of index {index_id}"):
-        result = await state.client.videos.list(index_id, page=page, page_limit=page_limit)
+        result = await state.client.indexed_assets.list(
+            index_id, page=page, page_limit=page_limit, status=status, filters=filters
+        )
     videos = [_video_info(v) for v in result.data]
     out = VideoList(
         index_id=index_id,
@@ -216,12 +222,16 @@ async def list_videos(
         total_pages=result.page_info.total_page,
         backend=state.backend,
     )
-    more = call("list_videos", index_id=index_id, page=page + 1, page_limit=page_limit)
+    more = call(
+        "list_videos", index_id=index_id, status=status, filter=filter, page=page + 1, page_limit=page_limit
+    )
     md = Page(videos, more if result.has_more else None).render(
         Markdown(f"Videos in {index_id} ({len(videos)})"),
         "Videos",
-        lambda v: f"- `{v.video_id}` {v.filename or ''} ({fmt_seconds(v.duration)})",
-        "No videos yet: upload_asset with this index_id.",
+        lambda v: (
+            f"- `{v.video_id}` {v.filename or ''} ({fmt_seconds(v.duration)}) {v.status or ''}".rstrip()
+        ),
+        "No videos match." if status or filter else "No videos yet: upload_asset with this index_id.",
     )
     return tool_result(out, md)
 
@@ -349,6 +359,7 @@ async def add_to_knowledge_store(
     knowledge_store_id: Id,
     asset_id: Annotated[Id, Field(description="From upload_asset.")],
     asset_type: Annotated[Literal["video", "image"] | None, Field(description="Usually detected.")] = None,
+    metadata: MetadataArg | None = None,
 ) -> Annotated[CallToolResult, Created]:
     """Add an uploaded asset to a knowledge store so Jockey can use it.
 
@@ -356,9 +367,10 @@ async def add_to_knowledge_store(
     upload_asset uploads and adds in one step.
     """
     state = app_state(ctx)
+    meta = metadata_arg(metadata, "metadata") if metadata else None
     with upstream(f"Adding asset {asset_id} to {knowledge_store_id}"):
         item = await state.client.knowledge.items.add(
-            knowledge_store_id, asset_id=asset_id, asset_type=asset_type
+            knowledge_store_id, asset_id=asset_id, asset_type=asset_type, metadata=meta
         )
     out = Created(
         id=item.id,

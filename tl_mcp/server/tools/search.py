@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import anyio
 from mcp.server.mcpserver.exceptions import ToolError
@@ -18,6 +18,7 @@ from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.thumbnails import DURABLE_THUMBNAIL, fetch_thumbnails, thumbnail_uri
 from tl_mcp.server.tools._common import Ctx, Id, http_url
 from tl_mcp.server.tools.entity_refs import check_entity_refs, entity_search_note
+from tl_mcp.server.tools.metadata import FilterArg
 from tl_mcp.server.toolspec import ToolSpec, tool
 
 Modality = Literal["visual", "audio", "transcription"]
@@ -35,6 +36,7 @@ class SearchMoment(BaseModel):
     thumbnail_uri: str | None = Field(default=None, description=DURABLE_THUMBNAIL)
     transcription: str | None = None
     modalities: list[str] | None = None
+    user_metadata: dict[str, Any] | None = None
 
 
 class SearchVideosResult(ToolResult):
@@ -53,7 +55,8 @@ def _moment_line(numbered: tuple[int, SearchMoment]) -> str:
     score = f", score {m.score:g}" if m.score is not None else ""
     conf = f", {m.confidence}" if m.confidence else ""
     said = f' — "{m.transcription[:120]}"' if m.transcription else ""
-    return f"{i}. {who} {fmt_seconds(m.start)}–{fmt_seconds(m.end)}{score}{conf}{said}"
+    meta = f" {m.user_metadata}" if m.user_metadata else ""
+    return f"{i}. {who} {fmt_seconds(m.start)}–{fmt_seconds(m.end)}{score}{conf}{said}{meta}"
 
 
 def _index_moments(page: SearchPage, limit: int, *, durable: bool) -> list[SearchMoment]:
@@ -80,6 +83,7 @@ def _index_moments(page: SearchPage, limit: int, *, durable: bool) -> list[Searc
                     if durable and video_id and clip.thumbnail_url
                     else None,
                     transcription=clip.transcription,
+                    user_metadata=clip.user_metadata or result.user_metadata,
                 )
             )
     return moments[:limit]
@@ -97,9 +101,12 @@ async def _search_index(
     group_by: Literal["clip", "video"],
     limit: int,
     page_token: str | None,
+    filter: dict[str, Any] | None,
+    transcription_options: list[Literal["lexical", "semantic"]] | None,
+    include_user_metadata: bool | None,
 ) -> SearchPage:
     if page_token:
-        return await state.client.search.next_page(page_token)
+        return await state.client.search.next_page(page_token, include_user_metadata=include_user_metadata)
     assert index_id is not None
     local = state.files.open(image_path) if image_path else None
     try:
@@ -112,6 +119,9 @@ async def _search_index(
             operator=operator,
             group_by=group_by,
             page_limit=limit,
+            filter=filter,
+            transcription_options=transcription_options,
+            include_user_metadata=include_user_metadata,
         )
     finally:
         if local is not None:
@@ -150,6 +160,11 @@ async def search_videos(
     include_thumbnails: Annotated[
         int, Field(ge=0, le=10, description="Also return this many thumbnails as images.")
     ] = 0,
+    filter: FilterArg | None = None,
+    transcription_options: Annotated[
+        list[Literal["lexical", "semantic"]] | None, Field(min_length=1, description="Words or meaning.")
+    ] = None,
+    include_user_metadata: bool | None = None,
 ) -> Annotated[CallToolResult, SearchVideosResult]:
     """Find the moments in videos that match words or an example image, with timestamps.
 
@@ -172,6 +187,15 @@ async def search_videos(
             raise ToolError(
                 "Knowledge-store search takes a text query only; use index_id to search by image."
             )
+        if transcription_options and "transcription" not in (modalities or ()):
+            raise ToolError(
+                'transcription_options apply to spoken words only: add "transcription" to modalities.'
+            )
+    if knowledge_store_id and (filter or transcription_options or include_user_metadata):
+        raise ToolError(
+            "filter, transcription_options and include_user_metadata apply to index search; drop them or "
+            "search with index_id."
+        )
     if image_url:
         http_url(image_url, "image_url")
     check_entity_refs(query, knowledge_store=knowledge_store_id is not None)
@@ -219,6 +243,9 @@ async def search_videos(
                 group_by=group_by,
                 limit=limit,
                 page_token=page_token,
+                filter=filter,
+                transcription_options=transcription_options,
+                include_user_metadata=include_user_metadata,
             )
             moments = _index_moments(page, limit, durable=state.backend == "sandbox")
             next_token, total = page.page_info.next_page_token, page.page_info.total_results
@@ -253,7 +280,12 @@ async def search_videos(
         paging = (
             call("search_videos", page_token=next_token, knowledge_store_id=knowledge_store_id, query=query)
             if knowledge_store_id
-            else call("search_videos", page_token=next_token, index_id=index_id)
+            else call(
+                "search_videos",
+                page_token=next_token,
+                index_id=index_id,
+                include_user_metadata=include_user_metadata,
+            )
         )
     Page(list(enumerate(moments, 1)), paging).render(
         md, "Moments", _moment_line, "No matching moments.", more="More results"
