@@ -94,6 +94,10 @@ class Settings(BaseModel):
     #: Watching upstream work: the first gap between two checks, and the longest one backoff reaches.
     poll_initial_s: float = Field(default=2.0, gt=0)
     poll_max_s: float = Field(default=30.0, gt=0)
+    #: Replicas share jobs, Jockey sessions and cancels in this Redis (a URL: it may hold a password).
+    redis_url: SecretStr | None = None
+    #: A replica whose heartbeat is older than this is gone: the others call its running jobs lost.
+    replica_timeout_s: float = Field(default=15.0, ge=1.0, le=600.0)
 
     @model_validator(mode="after")
     def _consistent_bounds(self) -> Settings:
@@ -108,6 +112,19 @@ class Settings(BaseModel):
                 f"({self.max_jobs}); lower it, or raise TL_MCP_MAX_JOBS"
             )
         return self
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            # The value itself is never echoed: it may hold the Redis password.
+            raise ValueError(
+                "it must be a Redis URL: redis://[:password@]host:port/db, rediss:// for TLS, or "
+                "unix:///path/to/redis.sock"
+            )
+        return value
 
     @field_validator("state_keys")
     @classmethod
@@ -298,10 +315,14 @@ class Settings(BaseModel):
             ("job_lifetime_s", job_lifetime_s, "TL_MCP_JOB_LIFETIME_S"),
             ("poll_initial_s", poll_initial_s, "TL_MCP_POLL_INITIAL_S"),
             ("poll_max_s", poll_max_s, "TL_MCP_POLL_MAX_S"),
+            ("replica_timeout_s", None, "TL_MCP_REPLICA_TIMEOUT_S"),
         ):
             value = pick(flag, variable)
             if value is not None:
                 values[name] = value
+        redis_url = env.get("TL_MCP_REDIS_URL", "").strip()
+        if redis_url:
+            values["redis_url"] = SecretStr(redis_url)
         key_file = pick(oauth_public_key_file, "TL_MCP_OAUTH_PUBLIC_KEY_FILE")
         if key_file:
             values["oauth_public_key_file"] = Path(str(key_file)).expanduser()
@@ -349,6 +370,8 @@ _FIELD_SOURCES = {
     "job_lifetime_s": "TL_MCP_JOB_LIFETIME_S / --job-lifetime-s",
     "poll_initial_s": "TL_MCP_POLL_INITIAL_S / --poll-initial-s",
     "poll_max_s": "TL_MCP_POLL_MAX_S / --poll-max-s",
+    "redis_url": "TL_MCP_REDIS_URL",
+    "replica_timeout_s": "TL_MCP_REPLICA_TIMEOUT_S (seconds, 1 to 600)",
 }
 
 

@@ -12,39 +12,43 @@ from tl_mcp.server.backend import open_backend
 from tl_mcp.server.sessions import SessionStore
 
 
-def test_sessions_persist_across_instances(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_sessions_persist_across_instances(tmp_path: Path) -> None:
     folder = tmp_path / "state"
-    SessionStore(folder).remember("sess_1", "ks_1", "")
-    assert SessionStore(folder).get("sess_1", "") == "ks_1"
-    assert SessionStore(tmp_path / "other-backend").get("sess_1", "") is None
+    await SessionStore(folder).remember("sess_1", "ks_1", "")
+    assert await SessionStore(folder).get("sess_1", "") == "ks_1"
+    assert await SessionStore(tmp_path / "other-backend").get("sess_1", "") is None
 
 
-def test_a_session_belongs_to_the_principal_that_started_it(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_a_session_belongs_to_the_principal_that_started_it(tmp_path: Path) -> None:
     store = SessionStore(tmp_path)
-    store.remember("sess_a", "ks_a", "p_a")
-    assert store.get("sess_a", "p_a") == "ks_a"
-    assert store.get("sess_a", "p_b") is None and store.foreign("sess_a", "p_b")
-    assert not store.foreign("sess_a", "p_a") and not store.foreign("sess_unknown", "p_b")
+    await store.remember("sess_a", "ks_a", "p_a")
+    assert await store.get("sess_a", "p_a") == "ks_a"
+    assert await store.get("sess_a", "p_b") is None and await store.foreign("sess_a", "p_b")
+    assert not await store.foreign("sess_a", "p_a") and not await store.foreign("sess_unknown", "p_b")
     # Another principal cannot take it over by naming it.
-    store.remember("sess_a", "ks_b", "p_b")
-    assert SessionStore(tmp_path).get("sess_a", "p_a") == "ks_a"
+    await store.remember("sess_a", "ks_b", "p_b")
+    assert await SessionStore(tmp_path).get("sess_a", "p_a") == "ks_a"
 
 
-def test_a_change_by_another_process_is_seen(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_a_change_by_another_process_is_seen(tmp_path: Path) -> None:
     first, second = SessionStore(tmp_path), SessionStore(tmp_path)
-    first.remember("sess_1", "ks_1", "")
-    second.remember("sess_2", "ks_2", "")
+    await first.remember("sess_1", "ks_1", "")
+    await second.remember("sess_2", "ks_2", "")
     # Neither write lost the other's entry.
-    assert first.get("sess_2", "") == "ks_2"
-    assert SessionStore(tmp_path).get("sess_1", "") == "ks_1"
+    assert await first.get("sess_2", "") == "ks_2"
+    assert await SessionStore(tmp_path).get("sess_1", "") == "ks_1"
 
 
-def test_corrupt_file_is_ignored(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_corrupt_file_is_ignored(tmp_path: Path) -> None:
     (tmp_path / "sessions.json").write_text("{not json")
     store = SessionStore(tmp_path)
-    assert store.get("s", "") is None
-    store.remember("s", "ks", "")
-    assert SessionStore(tmp_path).get("s", "") == "ks"
+    assert await store.get("s", "") is None
+    await store.remember("s", "ks", "")
+    assert await SessionStore(tmp_path).get("s", "") == "ks"
 
 
 @pytest.mark.anyio

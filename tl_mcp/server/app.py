@@ -18,9 +18,10 @@ from tl_mcp.config import Settings
 from tl_mcp.redaction import SECRETS
 from tl_mcp.server.apps import moments_app
 from tl_mcp.server.auth import build_auth
-from tl_mcp.server.backend import open_backend
+from tl_mcp.server.backend import Backend, open_backend
 from tl_mcp.server.client_log import install_client_log
 from tl_mcp.server.files import FilePolicy
+from tl_mcp.server.inflight import InflightRequests
 from tl_mcp.server.ingest_ledger import SqliteIngestLedger
 from tl_mcp.server.jobs.manager import JobManager
 from tl_mcp.server.jobs.portable import JobIds, JobKinds
@@ -29,6 +30,8 @@ from tl_mcp.server.prompts import register_prompts
 from tl_mcp.server.registry import build_tools, unknown_tools_are_protocol_errors
 from tl_mcp.server.resources import register_resources
 from tl_mcp.server.sessions import SessionStore
+from tl_mcp.server.shared.base import SharedState
+from tl_mcp.server.shared.memory import MemoryState
 from tl_mcp.server.state import AppState, StateHolder
 from tl_mcp.server.tools.analyze import AnalyzeProgress, resume_analysis
 from tl_mcp.server.tools.embed import EmbedProgress, resume_embedding
@@ -75,12 +78,15 @@ def build_server(
     """
     holder = StateHolder()
     # The log filter masks these wherever they turn up (the API client adds each key it uses).
-    configured = (settings.api_key, *settings.auth_tokens, *settings.state_keys)
+    configured = (settings.api_key, *settings.auth_tokens, *settings.state_keys, settings.redis_url)
     SECRETS.add(*(secret.get_secret_value() for secret in configured if secret is not None))
     shared = [k.get_secret_value().encode() for k in settings.state_keys]
     # Without shared keys, ids and request state are only good in this process (one replica).
     job_keys = shared or [secrets.token_bytes(32)]
     auth = build_auth(settings)
+    # Stateless HTTP (replicas) gives each POST its own dispatcher, which cannot see the call a cancel
+    # names: this registry can (it acts on HTTP requests only).
+    inflight = InflightRequests() if shared else None
 
     @asynccontextmanager
     async def lifespan(server: MCPServer[AppState]) -> AsyncIterator[AppState]:
@@ -97,8 +103,12 @@ def build_server(
             open_backend(settings, transport=transport) as backend,
             # Closed after the task group has ended, so no job still writes to it.
             aclosing(SqliteIngestLedger(backend.state_dir, backend.identity)) as ingest,
+            _shared_state(settings, backend) as shared_state,
             anyio.create_task_group() as tg,
         ):
+            tg.start_soon(shared_state.serve, name="tl-mcp shared state")
+            if inflight is not None:
+                inflight.attach(shared_state)
             porter = job_kinds()
             state = AppState(
                 settings=settings,
@@ -114,11 +124,14 @@ def build_server(
                     ids=JobIds(job_keys, scope=backend.identity),
                     porter=porter,
                     handoff_grace_s=HANDOFF_GRACE_S if shared else 0.0,
+                    shared=shared_state,
+                    replica_timeout_s=settings.replica_timeout_s,
                 ),
-                sessions=SessionStore(backend.state_dir),
+                sessions=shared_state.sessions,
                 files=FilePolicy.from_dirs(settings.allowed_dirs),
                 writes=WritePolicy.from_dirs(settings.allowed_write_dirs),
                 ingest=ingest,
+                shared=shared_state,
             )
             porter.bind(state)
             holder.set(state)
@@ -144,11 +157,29 @@ def build_server(
         tools=build_tools(settings),
         extensions=[moments_app(holder)],
     )
+    if inflight is not None:
+        server.middleware.append(inflight)
     unknown_tools_are_protocol_errors(server, settings)
     register_resources(server, holder)
     register_prompts(server)
     install_client_log(lowlevel(server))
     return server
+
+
+@asynccontextmanager
+async def _shared_state(settings: Settings, backend: Backend) -> AsyncIterator[SharedState]:
+    """Redis when TL_MCP_REDIS_URL is set (scoped to the backend, like the session file), else memory."""
+    if settings.redis_url is None:
+        yield MemoryState(SessionStore(backend.state_dir))
+        return
+    from tl_mcp.server.shared.redis_state import RedisState
+
+    async with RedisState.connect(
+        settings.redis_url.get_secret_value(),
+        scope=backend.identity,
+        replica_timeout_s=settings.replica_timeout_s,
+    ) as state:
+        yield state
 
 
 def lowlevel(server: MCPServer[Any]) -> Server[Any]:

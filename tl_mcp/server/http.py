@@ -26,7 +26,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tl_mcp import __version__
 from tl_mcp.config import Settings
 from tl_mcp.server.events import RETRY_MS, BoundedEventStore, StreamOwners
-from tl_mcp.server.inflight import InflightRequests
 from tl_mcp.server.principals import StaticTokens, principal_key
 
 log = logging.getLogger(__name__)
@@ -171,10 +170,8 @@ def build_http_app(server: MCPServer[Any], settings: Settings) -> ASGIApp:
 
     server.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)(healthz)
     # Replicas: a legacy (2025-11-25) client's Mcp-Session-Id would pin it to one process.
+    # Stateless HTTP's cancel registry is built with the server (`app.build_server`).
     stateless = bool(settings.state_keys)
-    if stateless:
-        # Each stateless POST has a dispatcher of its own, which cannot see the call a cancel names.
-        server.middleware.append(InflightRequests())
 
     app: ASGIApp = server.streamable_http_app(
         # Sessions keep each stream's events so a dropped stream can be resumed (stateless mode has none).

@@ -12,9 +12,11 @@ request id) and delivers the cancel there.
 - Request ids are chosen by clients, and two clients of one principal may both have a call with the
   same id in flight. A cancel that names more than one call cancels none of them, and says so in the
   log: cancelling a call its sender did not make is worse than not cancelling.
-- The registry is per process. On several replicas a cancel that the load balancer sends to another
-  replica finds nothing here; that is logged, and the README says what to do (close the request's
-  stream, which cancels it wherever it runs).
+- The registry is per process. On several replicas the load balancer may send the cancel to another
+  replica than the call's: with shared state (`TL_MCP_REDIS_URL`) a cancel that finds nothing here is
+  published to every replica, and the one running the call applies it (the same one-call rule holds
+  on each). Without it, that is logged, and the README says what to do (close the request's stream,
+  which cancels it wherever it runs).
 - The 2026-07-28 era cancels by closing the stream, and stateful sessions have their own dispatcher
   that already applies cancels: neither goes through this registry.
 """
@@ -30,6 +32,7 @@ from mcp import MCPError
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import principal_components
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER, REQUEST_CANCELLED
 from mcp.shared.dispatcher import coerce_request_id
 from mcp.shared.jsonrpc_dispatcher import cancelled_request_id_from_params
@@ -37,10 +40,12 @@ from mcp_types import RequestId
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.requests import Request
 
+from tl_mcp.server.shared.base import CancelKey, SharedState
+
 log = logging.getLogger(__name__)
 
 Principal = tuple[str, str | None, str | None] | None
-Key = tuple[Principal, str | None, RequestId]
+Key = CancelKey
 
 
 def principal_of(request: Request) -> Principal:
@@ -54,6 +59,12 @@ class InflightRequests:
 
     def __init__(self) -> None:
         self._calls: dict[Key, list[anyio.CancelScope]] = {}
+        self._bus: SharedState | None = None
+
+    def attach(self, shared: SharedState) -> None:
+        """Pass cancels for calls not running here to the other replicas, and apply theirs here."""
+        self._bus = shared
+        shared.on_cancel(self._delivered)
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         request = ctx.request
@@ -61,7 +72,7 @@ class InflightRequests:
             return await call_next(ctx)
         if ctx.request_id is None:
             if ctx.method == "notifications/cancelled":
-                self._cancel(request, ctx.params)
+                await self._cancel(request, ctx.params)
             return await call_next(ctx)
         key = _key(request, ctx.request_id)
         scope = anyio.CancelScope()
@@ -82,15 +93,34 @@ class InflightRequests:
         if not scopes:
             self._calls.pop(key, None)
 
-    def _cancel(self, request: Request, params: Mapping[str, Any] | None) -> None:
+    async def _cancel(self, request: Request, params: Mapping[str, Any] | None) -> None:
         request_id = cancelled_request_id_from_params(params)
         if request_id is None:
             return
-        scopes = self._calls.get(_key(request, request_id), [])
-        shown = str(request_id)[:64]
+        key = _key(request, request_id)
+        if self._bus is not None and self._bus.replicated and not self._calls.get(key):
+            try:
+                await self._bus.publish_cancel(key)
+            except ToolError:
+                return  # Redis did not answer: logged where it failed
+            log.info(
+                "notifications/cancelled for request %s: not running in this process, passed to the "
+                "other replicas",
+                str(request_id)[:64],
+            )
+            return
+        self._apply(key, "the client's notifications/cancelled")
+
+    def _delivered(self, key: Key) -> None:
+        if self._calls.get(key):
+            self._apply(key, "a notifications/cancelled that reached another replica")
+
+    def _apply(self, key: Key, why: str) -> None:
+        scopes = self._calls.get(key, [])
+        shown = str(key[2])[:64]
         if len(scopes) == 1:
             scopes[0].cancel()
-            log.info("cancelled request %s at the client's notifications/cancelled", shown)
+            log.info("cancelled request %s at %s", shown, why)
         elif scopes:
             log.warning(
                 "notifications/cancelled for request %s names %d calls in flight from the same caller "

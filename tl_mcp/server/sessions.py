@@ -5,7 +5,8 @@ folder (`Backend.state_dir`), so one file never mixes backends, and each entry n
 started the session: another caller neither learns the store nor gets to continue the session. Writes
 are atomic (temp file + rename) so a crash never leaves a half-written file, and re-read when another
 process (a server started per call, as the MCP Inspector does) changed it; the file is bounded to the
-newest entries.
+newest entries. This is the one-process map; with `TL_MCP_REDIS_URL` the replicas share
+`shared.redis_state.RedisSessions` instead (same interface, `shared.base.Sessions`).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class SessionStore:
             {k: v for k, v in sessions.items() if isinstance(v, dict)} if isinstance(sessions, dict) else {}
         )
 
-    def get(self, session_id: str, owner: str) -> str | None:
+    async def get(self, session_id: str, owner: str) -> str | None:
         """The session's knowledge store, if `owner` started it."""
         self._refresh()
         entry = self._data.get(session_id)
@@ -61,13 +62,13 @@ class SessionStore:
         store = entry.get("knowledge_store_id")
         return store if isinstance(store, str) else None
 
-    def foreign(self, session_id: str, owner: str) -> bool:
+    async def foreign(self, session_id: str, owner: str) -> bool:
         """True when another principal started this session."""
         self._refresh()
         entry = self._data.get(session_id)
         return entry is not None and entry.get("owner", "") != owner
 
-    def remember(self, session_id: str, knowledge_store_id: str, owner: str) -> None:
+    async def remember(self, session_id: str, knowledge_store_id: str, owner: str) -> None:
         self._refresh()
         entry = self._data.get(session_id)
         if entry is not None and entry.get("owner", "") != owner:

@@ -12,7 +12,7 @@ from tl_mcp.config import BackendKind, Settings
 from tl_mcp.server.files import FilePolicy
 from tl_mcp.server.ingest_ledger import IngestLedger
 from tl_mcp.server.jobs.manager import JobManager
-from tl_mcp.server.sessions import SessionStore
+from tl_mcp.server.shared.base import Sessions, SharedState
 from tl_mcp.server.writes import WritePolicy
 
 
@@ -23,11 +23,13 @@ class AppState:
     backend: BackendKind
     base_url: str
     jobs: JobManager
-    sessions: SessionStore
+    sessions: Sessions
     files: FilePolicy
     writes: WritePolicy
     #: What bulk ingests remember across restarts (uploads by content, plans); see ingest_ledger.py.
     ingest: IngestLedger
+    #: What the replicas share (this process alone without TL_MCP_REDIS_URL); `sessions` is its map.
+    shared: SharedState
 
 
 def app_state(ctx: Context[Any, Any]) -> AppState:

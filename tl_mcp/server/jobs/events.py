@@ -27,18 +27,28 @@ class JobEvent:
 
 
 class EventLog:
-    """A job's events in order; readers hold a cursor and wait for the log to change."""
+    """A job's events in order; readers hold a cursor and wait for the log to change.
 
-    def __init__(self) -> None:
+    `start` is how many events came before this log: a replica following another one's job keeps
+    only what its caller has not been told yet, and cursors still count from the job's first event.
+    """
+
+    def __init__(self, start: int = 0) -> None:
+        self._start = start
         self._events: list[JobEvent] = []
         self._changed = anyio.Event()
 
     def __len__(self) -> int:
-        return len(self._events)
+        return self._start + len(self._events)
 
     def since(self, cursor: int) -> Sequence[JobEvent]:
         """The events after `cursor` (a count of events already read), oldest first."""
-        return self._events[cursor:]
+        return self._events[max(cursor - self._start, 0) :]
+
+    def skip_to(self, count: int) -> None:
+        """Start an empty log later: events up to `count` are gone (a bounded shared log dropped them)."""
+        if not self._events:
+            self._start = max(self._start, count)
 
     def append(self, event: JobEvent) -> None:
         self._events.append(event)
@@ -67,4 +77,8 @@ class JobProgress:
 
     def handles(self) -> list[str] | None:
         """The fields of this job's portable id right now; None while it has none (or never will)."""
+        return None
+
+    def again(self) -> str | None:
+        """The call that starts this work anew, for when the replica running it is gone."""
         return None

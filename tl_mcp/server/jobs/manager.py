@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import anyio
 from anyio.abc import TaskGroup
@@ -23,12 +23,15 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 
 from tl_mcp.server.jobs.events import EventLog, JobEvent, JobProgress
-from tl_mcp.server.jobs.relay import ProgressReporter, relay
+from tl_mcp.server.jobs.relay import COALESCE_S, ProgressReporter, relay
 from tl_mcp.server.principals import LOCAL
+from tl_mcp.server.shared.base import JobRecord, SharedState
 
 log = logging.getLogger(__name__)
 
-JobStatus = Literal["in_progress", "completed", "failed", "cancelled", "expired"]
+JobStatus = Literal["in_progress", "completed", "failed", "cancelled", "expired", "lost"]
+#: How often a follower checks that the replica running a job still beats (between its events).
+FOLLOW_CHECK_S = 1.0
 
 
 @dataclass(eq=False)
@@ -58,6 +61,10 @@ class Job:
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     done: anyio.Event = field(default_factory=anyio.Event)
     finished_at: float | None = None
+    #: Set once the job is published to the shared state (only the replica running it publishes).
+    shared: bool = False
+    #: The job runs on another replica; this one follows its shared record.
+    remote: JobRecord | None = None
 
     def emit_text(self, delta: str) -> None:
         if not delta:
@@ -83,6 +90,8 @@ class Job:
             return self.result
         if self.status == "cancelled":
             raise ToolError(f"Job {self.id} ({self.label}) was cancelled before it finished.")
+        if self.status == "completed" and self.remote is not None and self.remote.result is not None:
+            return CallToolResult.model_validate(self.remote.result)
         raise ToolError(self.error or f"Job {self.id} ({self.label}) failed.")
 
 
@@ -137,6 +146,8 @@ class JobManager:
         ids: IdSigner | None = None,
         porter: JobPorter | None = None,
         handoff_grace_s: float = 0.0,
+        shared: SharedState | None = None,
+        replica_timeout_s: float = 15.0,
     ) -> None:
         self._tg = task_group
         self._jobs: dict[str, Job] = {}
@@ -148,6 +159,48 @@ class JobManager:
         self._ids = ids
         self._porter = porter
         self._handoff_grace_s = handoff_grace_s
+        self._shared = shared
+        self._replica_timeout_s = replica_timeout_s
+
+    async def find(self, job_id: str) -> Job | None:
+        """`get`, and with shared state also a job that another replica runs or ran."""
+        owner = self._principal()
+        job = self._jobs.get(job_id)
+        if (job is not None and job.owner == owner) or self._shared is None:
+            return self.get(job_id)
+        record = await self._shared.load_job(job_id)
+        if record is None or record.owner != owner:
+            return self.get(job_id)
+        if record.status == "in_progress" and not await self._shared.alive(record.replica):
+            # Upstream handles let this replica take the job over; any other work died with its replica.
+            try:
+                taken = self.get(job_id)
+            except ToolError:
+                taken = None
+            if taken is None:
+                raise ToolError(self._lost(record))
+            return taken
+        job = Job(
+            id=job_id,
+            kind=record.kind,
+            label=record.label,
+            partial=_remote_partial,
+            owner=owner,
+            handed_out=True,
+            remote=record,
+        )
+        job.heartbeat, job.watching = record.heartbeat, record.watching
+        return job
+
+    def _lost(self, record: JobRecord) -> str:
+        text = (
+            f"Job {record.id} ({record.label}) was running on another replica of this server, which "
+            f"stopped (no heartbeat for {_span(self._replica_timeout_s)}, TL_MCP_REPLICA_TIMEOUT_S): "
+            "its work is lost."
+        )
+        if record.watching:
+            return text + f" The work may still go on upstream; check it with {record.watching}."
+        return text + f" Start it again: {record.again or 'call the tool that started it again'}."
 
     def get(self, job_id: str) -> Job | None:
         """The caller's job of this process, or one rebuilt from a portable id issued by any replica."""
@@ -230,8 +283,13 @@ class JobManager:
 
     async def run(self, job: Job, report: ProgressReporter, *, wait_s: float) -> CallToolResult:
         """Relay `job` to the caller for up to `wait_s`; finished → its result, else the partial + job id."""
+        if job.remote is not None:
+            return await self._run_remote(job, report, wait_s=wait_s)
         movable = self._porter is not None and job.progress.movable
         grace = self._handoff_grace_s if movable else 0.0
+        if job.shared and self._shared is not None:
+            # A caller on another replica may have been told more of it meanwhile.
+            job.delivered = max(job.delivered, await self._shared.cursor(job.id))
         try:
             if grace > 0 and not job.handed_out:
                 finished = await self._relay_until_portable(job, report, wait_s=wait_s, grace_s=grace)
@@ -242,6 +300,8 @@ class JobManager:
                 # The caller went away before learning the job id: nobody can ever collect this work.
                 job.scope.cancel()
             raise
+        if job.shared and self._shared is not None:
+            await self._shared.advance(job.id, job.delivered)
         if finished:
             if not job.handed_out:
                 self._jobs.pop(job.id, None)
@@ -249,7 +309,112 @@ class JobManager:
         if not job.handed_out:
             self._make_portable(job)
         job.handed_out = True
+        if not job.shared and self._shared is not None:
+            # Published before its id is handed out, so a next call on any replica finds it.
+            try:
+                published = await self._publish(job, self._shared, 0)
+            except ToolError:
+                published = 0  # logged where it failed; the publisher below tries again
+            job.shared = True
+            self._tg.start_soon(
+                self._keep_published, job, self._shared, published, name=f"tl-mcp share {job.id[:40]}"
+            )
         return job.partial(job)
+
+    def _record(self, job: Job, shared: SharedState) -> JobRecord:
+        finished = job.done.is_set()
+        completed = finished and job.status == "completed" and job.result is not None
+        return JobRecord(
+            id=job.id,
+            kind=job.kind,
+            label=job.label,
+            owner=job.owner,
+            replica=shared.replica,
+            status=job.status,
+            events=len(job.events),
+            partial=None if finished else _dump(job.partial(job)),
+            result=_dump(job.result) if completed and job.result is not None else None,
+            error=job.error,
+            heartbeat=job.heartbeat,
+            watching=job.watching,
+            again=job.progress.again(),
+        )
+
+    async def _publish(self, job: Job, shared: SharedState, published: int) -> int:
+        """Write the job's record and its events after `published`; how many events are published now."""
+        record = self._record(job, shared)
+        ttl = self._keep_s + (0.0 if job.done.is_set() else self._lifetime_s)
+        await shared.save_job(record, job.events.since(published), ttl_s=ttl)
+        return record.events
+
+    async def _keep_published(self, job: Job, shared: SharedState, published: int) -> None:
+        """Publish the job as it goes: batched like the relay, at least every few seconds, and its end."""
+        while True:
+            finished = job.done.is_set()
+            with anyio.move_on_after(FOLLOW_CHECK_S * 2):
+                await job.wait_changed()
+            await anyio.sleep(COALESCE_S)
+            try:
+                published = await self._publish(job, shared, published)
+            except ToolError:
+                # Logged where Redis failed; the next round sends everything since `published` again.
+                await anyio.sleep(1.0)
+                continue
+            if finished:
+                return
+
+    async def _run_remote(self, job: Job, report: ProgressReporter, *, wait_s: float) -> CallToolResult:
+        """Relay a job another replica runs, from the shared cursor on, following its shared record."""
+        shared, record = self._shared, job.remote
+        assert shared is not None and record is not None
+        job.delivered = await shared.cursor(job.id)
+        job.events = EventLog(start=job.delivered)
+        finished = False
+        async with anyio.create_task_group() as tg:
+
+            async def follow() -> None:
+                await self._follow(job, shared)
+
+            async def relayed() -> None:
+                nonlocal finished
+                finished = await relay(job, report, wait_s=wait_s)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(follow)
+            tg.start_soon(relayed)
+        await shared.advance(job.id, job.delivered)
+        return job.outcome() if finished else job.partial(job)
+
+    async def _follow(self, job: Job, shared: SharedState) -> None:
+        """Feed the shared events into `job.events` and its record's state into `job`, until it ends."""
+        while True:
+            record = await shared.load_job(job.id)
+            if record is None:
+                job.status = "lost"
+                job.error = (
+                    f"Job {job.id} ({job.label}) is no longer kept in the shared state (records are kept "
+                    f"{_span(self._keep_s)} after they end). Start the work again."
+                )
+                break
+            job.remote, job.heartbeat, job.watching = record, record.heartbeat, record.watching
+            behind = len(job.events) < record.events
+            if record.status != "in_progress" and not behind:
+                job.status, job.error = record.status, record.error  # type: ignore[assignment]
+                break
+            if record.status == "in_progress" and not await shared.alive(record.replica):
+                job.status, job.error = "lost", self._lost(record)
+                break
+            found = await shared.job_events(job.id, len(job.events), wait_s=0 if behind else FOLLOW_CHECK_S)
+            if found and found[0][0] > len(job.events) + 1:
+                # The shared log keeps its newest MAX_EVENTS: relaying goes on from the oldest one kept.
+                log.warning("job %s: %d progress messages were dropped", job.id[:40], found[0][0] - 1)
+                job.events.skip_to(found[0][0] - 1)
+                job.delivered = max(job.delivered, found[0][0] - 1)
+            for _, event in found:
+                job.events.append(event)
+        job.finished_at = time.monotonic()
+        job.done.set()
+        job.events.notify()
 
     async def _relay_until_portable(
         self, job: Job, report: ProgressReporter, *, wait_s: float, grace_s: float
@@ -321,6 +486,16 @@ class JobManager:
             kept = Counter(j.owner for j in self._jobs.values())
             oldest = min(finished, key=lambda j: (-kept[j.owner], j.finished_at or 0.0))
             del self._jobs[oldest.id]
+
+
+def _dump(result: CallToolResult) -> dict[str, Any]:
+    return result.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _remote_partial(job: Job) -> CallToolResult:
+    """The partial result the replica running `job` published last."""
+    assert job.remote is not None and job.remote.partial is not None
+    return CallToolResult.model_validate(job.remote.partial)
 
 
 def _span(seconds: float) -> str:

@@ -176,7 +176,9 @@ async def _turn(
     except ValueError as exc:
         raise ToolError(f"Invalid request: {exc}") from None
 
-    progress = JockeyProgress(session_id=session_id)
+    progress = JockeyProgress(
+        session_id=session_id, knowledge_store_id=knowledge_store_id, follows=session_id
+    )
 
     def base(job: Job, status: Literal["completed", "in_progress", "incomplete"], text: str) -> JockeyResult:
         steps = progress.steps if include_intermediate_outputs else None
@@ -212,10 +214,18 @@ class JockeyProgress(JobProgress):
     response_id: str | None = None
     #: None until the stream starts.
     steps: list[Step] | None = None
+    knowledge_store_id: str | None = None
+    #: The session this turn continues (None: a first turn, whose session may not have kept it).
+    follows: str | None = None
 
     def handles(self) -> list[str]:
         # Never resumable elsewhere, but a signed id lets another replica explain what to do instead.
         return [secrets.token_hex(6), self.session_id or ""]
+
+    def again(self) -> str:
+        if self.follows:
+            return call("continue_session", session_id=self.follows, input=FILL)
+        return call("create_response", knowledge_store_id=self.knowledge_store_id, input=FILL)
 
 
 def resume_jockey(state: Callable[[], AppState], job_id: str, fields: list[str]) -> Resumed:
@@ -246,7 +256,7 @@ async def _stream(
                 progress.response_id = update.response_id
                 if update.session_id:
                     progress.session_id = update.session_id
-                    state.sessions.remember(update.session_id, request.knowledge_store_id, job.owner)
+                    await state.sessions.remember(update.session_id, request.knowledge_store_id, job.owner)
             elif isinstance(update, TextDelta):
                 job.emit_text(update.text)
             elif isinstance(update, StepUpdate):
@@ -258,7 +268,7 @@ async def _stream(
             elif isinstance(update, Keepalive):
                 continue
     except StreamError as exc:
-        raise ToolError(_cut_off(state, job, request, exc)) from None
+        raise ToolError(await _cut_off(state, job, request, exc)) from None
     except NotFoundError as exc:
         if request.session_id and "session" in exc.message.lower():
             raise ToolError(_no_such_session(request.session_id, request.knowledge_store_id)) from None
@@ -278,7 +288,7 @@ async def _stream(
         job.emit_note("[note] the streamed text missed a piece; the result holds the complete answer")
     if final.session_id:
         progress.session_id = final.session_id
-        state.sessions.remember(final.session_id, request.knowledge_store_id, job.owner)
+        await state.sessions.remember(final.session_id, request.knowledge_store_id, job.owner)
     progress.response_id = final.id
     status: Literal["completed", "incomplete"] = "incomplete" if final.status == "incomplete" else "completed"
     result: JockeyResult = base(job, status, text)
@@ -303,11 +313,11 @@ def _no_such_session(session_id: str, knowledge_store_id: str) -> str:
     )
 
 
-def _cut_off(state: AppState, job: Job, request: ResponseRequest, exc: StreamError) -> str:
+async def _cut_off(state: AppState, job: Job, request: ResponseRequest, exc: StreamError) -> str:
     """The error for a stream that ended early: the partial answer, the session, and how to go on."""
     session = exc.session_id or request.session_id
     if session:
-        state.sessions.remember(session, request.knowledge_store_id, job.owner)
+        await state.sessions.remember(session, request.knowledge_store_id, job.owner)
     partial_text = exc.partial_text or job.text
     text = explain("Jockey response", exc)
     if partial_text:
@@ -393,13 +403,13 @@ async def continue_session(
     """
     state = app_state(ctx)
     caller = current_principal()
-    if state.sessions.foreign(session_id, caller):
+    if await state.sessions.foreign(session_id, caller):
         # Someone else's session: answer as for a session that is unknown here or gone upstream.
         if knowledge_store_id is not None:
             raise ToolError(_no_such_session(session_id, knowledge_store_id))
         store = None
     else:
-        store = knowledge_store_id or state.sessions.get(session_id, caller)
+        store = knowledge_store_id or await state.sessions.get(session_id, caller)
     if store is None:
         raise ToolError(
             f"Session {session_id} is not known to this server (it may have been created before a restart, "

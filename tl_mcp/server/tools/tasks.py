@@ -176,7 +176,7 @@ async def wait_for_task(
     state = app_state(ctx)
     started = time.monotonic()
     if id.startswith("job_") or kind == "job":
-        job = state.jobs.get(id)
+        job = await state.jobs.find(id)
         if job is None:
             raise ToolError(
                 f"No job {id} on this server: jobs live in the server process and are forgotten "
