@@ -9,6 +9,7 @@ result to find them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal
@@ -24,6 +25,16 @@ class JobEvent:
     message: str
     progress: float
     total: float | None = None
+
+
+def dump_event(event: JobEvent) -> str:
+    """The event as stored in the shared state, for another replica to relay."""
+    return json.dumps([event.kind, event.message, event.progress, event.total], separators=(",", ":"))
+
+
+def load_event(raw: str) -> JobEvent:
+    kind, message, progress, total = json.loads(raw)
+    return JobEvent(kind, message, progress, total)
 
 
 class EventLog:

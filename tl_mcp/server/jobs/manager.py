@@ -22,7 +22,7 @@ from anyio.abc import TaskGroup
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 
-from tl_mcp.server.jobs.events import EventLog, JobEvent, JobProgress
+from tl_mcp.server.jobs.events import EventLog, JobEvent, JobProgress, dump_event, load_event
 from tl_mcp.server.jobs.relay import COALESCE_S, ProgressReporter, relay
 from tl_mcp.server.principals import LOCAL
 from tl_mcp.server.shared.base import JobRecord, SharedState
@@ -300,26 +300,31 @@ class JobManager:
                 # The caller went away before learning the job id: nobody can ever collect this work.
                 job.scope.cancel()
             raise
-        if job.shared and self._shared is not None:
-            await self._shared.advance(job.id, job.delivered)
         if finished:
             if not job.handed_out:
                 self._jobs.pop(job.id, None)
+            elif job.shared and self._shared is not None:
+                await self._shared.advance(job.id, job.delivered)
             return job.outcome()
         if not job.handed_out:
             self._make_portable(job)
         job.handed_out = True
-        if not job.shared and self._shared is not None:
-            # Published before its id is handed out, so a next call on any replica finds it.
+        if self._shared is not None:
+            await self._share(job, self._shared)
+        return job.partial(job)
+
+    async def _share(self, job: Job, shared: SharedState) -> None:
+        """Publish a handed-out job (its first time: before its id is out) and where its caller is."""
+        if not job.shared:
             try:
-                published = await self._publish(job, self._shared, 0)
+                published = await self._publish(job, shared, 0)
             except ToolError:
                 published = 0  # logged where it failed; the publisher below tries again
             job.shared = True
             self._tg.start_soon(
-                self._keep_published, job, self._shared, published, name=f"tl-mcp share {job.id[:40]}"
+                self._keep_published, job, shared, published, name=f"tl-mcp share {job.id[:40]}"
             )
-        return job.partial(job)
+        await shared.advance(job.id, job.delivered)
 
     def _record(self, job: Job, shared: SharedState) -> JobRecord:
         finished = job.done.is_set()
@@ -344,7 +349,7 @@ class JobManager:
         """Write the job's record and its events after `published`; how many events are published now."""
         record = self._record(job, shared)
         ttl = self._keep_s + (0.0 if job.done.is_set() else self._lifetime_s)
-        await shared.save_job(record, job.events.since(published), ttl_s=ttl)
+        await shared.save_job(record, [dump_event(e) for e in job.events.since(published)], ttl_s=ttl)
         return record.events
 
     async def _keep_published(self, job: Job, shared: SharedState, published: int) -> None:
@@ -411,7 +416,7 @@ class JobManager:
                 job.events.skip_to(found[0][0] - 1)
                 job.delivered = max(job.delivered, found[0][0] - 1)
             for _, event in found:
-                job.events.append(event)
+                job.events.append(load_event(event))
         job.finished_at = time.monotonic()
         job.done.set()
         job.events.notify()

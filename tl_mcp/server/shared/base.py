@@ -3,7 +3,8 @@
 A job is shared once its first caller got its id (before that nobody else can ask for it): its record
 (status, the partial result so far, the final result or error, which replica runs it) and its event
 log. Events are numbered from 1 in the order the job emitted them, so a cursor (how many events some
-caller was told) means the same on every replica. Each replica keeps a heartbeat; a job whose replica
+caller was told) means the same on every replica; each event is stored as the job manager serialized
+it (this layer never looks inside). Each replica keeps a heartbeat; a job whose replica
 stopped beating is lost.
 """
 
@@ -14,8 +15,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
-
-from tl_mcp.server.jobs.events import JobEvent
 
 #: (principal components or None, the client's session-id hint or None, the request id).
 CancelKey = tuple[tuple[str, str | None, str | None] | None, str | None, str | int]
@@ -58,15 +57,6 @@ class JobRecord:
         return cls(**json.loads(raw))
 
 
-def dump_event(event: JobEvent) -> str:
-    return json.dumps([event.kind, event.message, event.progress, event.total], separators=(",", ":"))
-
-
-def load_event(raw: str) -> JobEvent:
-    kind, message, progress, total = json.loads(raw)
-    return JobEvent(kind, message, progress, total)
-
-
 class Sessions(Protocol):
     """Which knowledge store each Jockey session belongs to, and whose it is (see `sessions.py`)."""
 
@@ -89,14 +79,14 @@ class SharedState(ABC):
     replicated: bool = False
 
     @abstractmethod
-    async def save_job(self, record: JobRecord, new_events: Sequence[JobEvent], *, ttl_s: float) -> None:
+    async def save_job(self, record: JobRecord, new_events: Sequence[str], *, ttl_s: float) -> None:
         """Store `record` and append `new_events` (numbered on from `record.events - len(new_events)`)."""
 
     @abstractmethod
     async def load_job(self, job_id: str) -> JobRecord | None: ...
 
     @abstractmethod
-    async def job_events(self, job_id: str, after: int, *, wait_s: float) -> Sequence[tuple[int, JobEvent]]:
+    async def job_events(self, job_id: str, after: int, *, wait_s: float) -> Sequence[tuple[int, str]]:
         """(number, event) of the events after number `after`, waiting up to `wait_s` for the first."""
 
     @abstractmethod

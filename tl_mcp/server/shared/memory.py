@@ -14,7 +14,6 @@ from typing import Any
 
 import anyio
 
-from tl_mcp.server.jobs.events import JobEvent
 from tl_mcp.server.shared.base import (
     LEDGER_TTL_S,
     MAX_EVENTS,
@@ -33,7 +32,7 @@ class _Job:
     def __init__(self, record: JobRecord, expires: float) -> None:
         self.record = record
         self.expires = expires
-        self.events: list[tuple[int, JobEvent]] = []
+        self.events: list[tuple[int, str]] = []
         self.cursor = 0
         self.changed = anyio.Event()
 
@@ -53,7 +52,7 @@ class MemoryState(SharedState):
             del self._jobs[key]
         return self._jobs.get(job_id)
 
-    async def save_job(self, record: JobRecord, new_events: Sequence[JobEvent], *, ttl_s: float) -> None:
+    async def save_job(self, record: JobRecord, new_events: Sequence[str], *, ttl_s: float) -> None:
         job = self._live(record.id)
         if job is None:
             while len(self._jobs) >= MAX_JOBS:
@@ -62,7 +61,9 @@ class MemoryState(SharedState):
         job.record = deepcopy(record)
         job.expires = self._clock() + ttl_s
         first = record.events - len(new_events) + 1
-        job.events.extend((first + i, e) for i, e in enumerate(new_events))
+        last = job.events[-1][0] if job.events else 0
+        # A write that is tried again never doubles an event (as the Redis script does).
+        job.events.extend((first + i, e) for i, e in enumerate(new_events) if first + i > last)
         del job.events[: max(len(job.events) - MAX_EVENTS, 0)]
         changed, job.changed = job.changed, anyio.Event()
         changed.set()
@@ -71,7 +72,7 @@ class MemoryState(SharedState):
         job = self._live(job_id)
         return deepcopy(job.record) if job is not None else None
 
-    async def job_events(self, job_id: str, after: int, *, wait_s: float) -> Sequence[tuple[int, JobEvent]]:
+    async def job_events(self, job_id: str, after: int, *, wait_s: float) -> Sequence[tuple[int, str]]:
         job = self._live(job_id)
         if job is None:
             return []

@@ -27,7 +27,6 @@ from mcp.server.mcpserver.exceptions import ToolError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from tl_mcp.server.jobs.events import JobEvent
 from tl_mcp.server.shared.base import (
     LEDGER_TTL_S,
     MAX_EVENTS,
@@ -36,8 +35,6 @@ from tl_mcp.server.shared.base import (
     CancelKey,
     JobRecord,
     SharedState,
-    dump_event,
-    load_event,
 )
 
 log = logging.getLogger(__name__)
@@ -189,10 +186,10 @@ class RedisState(SharedState):
     def _events(self, job_id: str) -> str:
         return f"{self._prefix}job:{job_id}:events"
 
-    async def save_job(self, record: JobRecord, new_events: Sequence[JobEvent], *, ttl_s: float) -> None:
+    async def save_job(self, record: JobRecord, new_events: Sequence[str], *, ttl_s: float) -> None:
         first = record.events - len(new_events) + 1
         args: list[str | int] = [record.dumps(), int(ttl_s * 1000), MAX_EVENTS, first]
-        args += [dump_event(e) for e in new_events]
+        args += new_events
         with _answering(self._where):
             await self._save(keys=[self._job(record.id), self._events(record.id)], args=args)
 
@@ -201,18 +198,18 @@ class RedisState(SharedState):
             raw = await self._r.hget(self._job(job_id), "r")
         return JobRecord.loads(_text(raw)) if raw else None
 
-    async def job_events(self, job_id: str, after: int, *, wait_s: float) -> Sequence[tuple[int, JobEvent]]:
+    async def job_events(self, job_id: str, after: int, *, wait_s: float) -> Sequence[tuple[int, str]]:
         block = min(int(wait_s * 1000), _BLOCK_MS_MAX)
         with _answering(self._where):
             answer = await self._r.xread(
                 {self._events(job_id): f"0-{after}"}, count=1000, block=block if block > 0 else None
             )
-        found: list[tuple[int, JobEvent]] = []
+        found: list[tuple[int, str]] = []
         stream: Any
         for stream in answer or []:
             for entry_id, fields in stream[1]:
                 number = int(_text(entry_id).partition("-")[2])
-                found.append((number, load_event(_texts(fields)["e"])))
+                found.append((number, _texts(fields)["e"]))
         return found
 
     async def cursor(self, job_id: str) -> int:

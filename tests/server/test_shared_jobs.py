@@ -1,0 +1,158 @@
+"""Jobs across replicas: two job managers, each with its own connection to one shared state.
+
+A job handed out on A is relayed on B from where its caller left off, and the relays joined are the
+job's text exactly; a later call on A goes on from B's cursor. Another principal cannot see the job.
+A replica that stops beating loses its running jobs within the replica timeout, and the caller is
+told so and what to do. Redis is a real `redis-server`; memory is the one-process default.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import anyio
+import pytest
+from anyio.abc import TaskGroup
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent
+
+from tests.server.conftest import ProgressRecorder
+from tests.services import redis_server
+from tl_mcp.server.jobs.manager import Job, JobManager
+from tl_mcp.server.sessions import SessionStore
+from tl_mcp.server.shared.base import SharedState
+from tl_mcp.server.shared.memory import MemoryState
+from tl_mcp.server.shared.redis_state import RedisState
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+def _done(text: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content={"text": text})
+
+
+def _partial(job: Job) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=f"partial:{job.text}")])
+
+
+def _text(result: CallToolResult) -> str:
+    first = result.content[0]
+    assert isinstance(first, TextContent)
+    return first.text
+
+
+@asynccontextmanager
+async def _replicas(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, *, timeout_s: float = 5, serve_a: bool = True
+) -> AsyncIterator[tuple[JobManager, JobManager, dict[str, str], TaskGroup]]:
+    """Managers A and B (their caller is `who["p"]`) over memory (one state) or Redis (one state each)."""
+    who = {"p": "p1"}
+    async with AsyncExitStack() as stack:
+        tg = await stack.enter_async_context(anyio.create_task_group())
+        states: list[SharedState]
+        if kind == "memory":
+            states = [MemoryState(SessionStore(tmp_path))] * 2
+        else:
+            url = request.getfixturevalue("redis_url")
+            scope = f"jobs:{tmp_path}"
+            states = [
+                await stack.enter_async_context(
+                    RedisState.connect(url, scope=scope, replica_timeout_s=timeout_s)
+                )
+                for _ in range(2)
+            ]
+        if serve_a:
+            tg.start_soon(states[0].serve)
+        tg.start_soon(states[1].serve)
+        a, b = (
+            JobManager(tg, principal=lambda: who["p"], shared=s, replica_timeout_s=timeout_s) for s in states
+        )
+        yield a, b, who, tg
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_a_job_handed_out_on_one_replica_is_relayed_on_another_from_its_cursor(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    steps = [anyio.Event() for _ in range(2)]
+    pieces = ["The answer ", "goes on ", "and ends."]
+
+    async def work(job: Job) -> CallToolResult:
+        job.emit_text(pieces[0])
+        await steps[0].wait()
+        job.emit_text(pieces[1])
+        await steps[1].wait()
+        job.emit_text(pieces[2])
+        return _done(job.text)
+
+    async with _replicas(kind, tmp_path, request) as (a, b, who, _):
+        job = a.start("jockey", "Jockey answer", work, _partial)
+        first = ProgressRecorder()
+        partial = await a.run(job, first, wait_s=0.3)
+        assert _text(partial) == "partial:The answer " and first.text == pieces[0]
+
+        # Another principal's call finds nothing, as for an unknown id.
+        who["p"] = "p2"
+        assert await b.find(job.id) is None
+        who["p"] = "p1"
+
+        on_b = await b.find(job.id)
+        assert on_b is not None and on_b is not job and on_b.kind == "jockey"
+        steps[0].set()
+        second = ProgressRecorder()
+        with anyio.fail_after(5):
+            assert _text(await b.run(on_b, second, wait_s=1.0)) == "partial:The answer goes on "
+        assert second.text == pieces[1]
+
+        # Back on A: it goes on from B's cursor, so nothing is told twice.
+        steps[1].set()
+        third = ProgressRecorder()
+        with anyio.fail_after(5):
+            final = await a.run(job, third, wait_s=5)
+        assert third.text == pieces[2]
+        assert first.text + second.text + third.text == _text(final) == "".join(pieces)
+
+        # B, asked again once it ended, answers with the same final result.
+        again = await b.find(job.id)
+        assert again is not None
+        with anyio.fail_after(5):
+            ended = await b.run(again, ProgressRecorder(), wait_s=2)
+        assert ended.structured_content == {"text": "".join(pieces)}
+
+
+async def test_a_replica_that_stops_beating_loses_its_running_jobs_in_bounded_time(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    async def work(job: Job) -> CallToolResult:
+        job.emit_text("Started, ")
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    # A beats once when it connects and never again: as if its process were killed.
+    async with _replicas("redis", tmp_path, request, timeout_s=1.5, serve_a=False) as (a, b, _, _):
+        job = a.start("jockey", "Jockey answer on ks_1", work, _partial)
+        await a.run(job, ProgressRecorder(), wait_s=0.2)
+        on_b = await b.find(job.id)
+        assert on_b is not None
+        started = time.monotonic()
+        relayed = ProgressRecorder()
+        with anyio.fail_after(6), pytest.raises(ToolError) as lost:
+            await b.run(on_b, relayed, wait_s=30)
+        assert time.monotonic() - started < 1.5 + 2.5
+        message = str(lost.value)
+        assert "was running on another replica of this server, which stopped" in message
+        assert "TL_MCP_REPLICA_TIMEOUT_S" in message and "Start it again" in message
+        assert relayed.text == ""
+        # Asked again later, the answer is the same at once.
+        with anyio.fail_after(3), pytest.raises(ToolError, match="which stopped"):
+            await b.find(job.id)

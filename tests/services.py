@@ -1,0 +1,102 @@
+"""Real Redis and HAProxy (Debian's `redis-server` and `haproxy`, installed by .ci/run) on loopback ports.
+
+A test that needs one skips, saying which package to install, only when its binary is missing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx2
+import pytest
+import redis
+
+from tests.e2e.processes import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+#: The HAProxy configuration `deploy/compose.yaml` runs, which the replica tests run too.
+HAPROXY_CFG = ROOT / "deploy" / "haproxy.cfg"
+
+
+def _binary(name: str, package: str) -> str:
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin")
+    if found is None:
+        pytest.skip(f"{name} is not installed: apt-get install {package} (.ci/run installs it)")
+    return found
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+@contextmanager
+def redis_server(folder: Path) -> Iterator[str]:
+    """A throwaway `redis-server` on a free loopback port (no persistence); yields its URL."""
+    exe = _binary("redis-server", "redis-server")
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = (folder / "redis.log").open("wb")
+    args = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen([*args, "--dir", str(folder)], stdout=log, stderr=subprocess.STDOUT)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.monotonic() + 20
+        client = redis.Redis.from_url(url, socket_timeout=1)
+        while True:
+            try:
+                if client.ping():
+                    break
+            except redis.RedisError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("redis-server did not come up:\n" + (folder / "redis.log").read_text())
+            time.sleep(0.05)
+        client.close()
+        yield url
+    finally:
+        _stop(proc)
+        log.close()
+
+
+@contextmanager
+def haproxy(folder: Path, servers: Mapping[str, int]) -> Iterator[str]:
+    """`deploy/haproxy.cfg` in front of the replicas on `servers` (name → loopback port); yields its URL.
+
+    The config reads its listen address and servers from the environment, as compose sets them.
+    """
+    exe = _binary("haproxy", "haproxy")
+    port = free_port()
+    env = {"TL_MCP_LISTEN": f"127.0.0.1:{port}"}
+    for name, server_port in servers.items():
+        env[f"TL_MCP_{name.upper()}"] = f"127.0.0.1:{server_port}"
+    log_path = folder / "haproxy.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(
+        [exe, "-db", "-f", str(HAPROXY_CFG)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx2.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx2.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("haproxy did not come up:\n" + log_path.read_text())
+            time.sleep(0.1)
+        yield url
+    finally:
+        _stop(proc)
+        log.close()
