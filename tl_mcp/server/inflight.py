@@ -23,6 +23,7 @@ request id) and delivers the cancel there.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -99,15 +100,13 @@ class InflightRequests:
             return
         key = _key(request, request_id)
         if self._bus is not None and self._bus.replicated and not self._calls.get(key):
-            try:
-                await self._bus.publish_cancel(key)
-            except ToolError:
-                return  # Redis did not answer: logged where it failed
             log.info(
-                "notifications/cancelled for request %s: not running in this process, passed to the "
+                "notifications/cancelled for request %s: not running in this process, passing it to the "
                 "other replicas",
                 str(request_id)[:64],
             )
+            with contextlib.suppress(ToolError):  # Redis did not answer: logged where it failed
+                await self._bus.publish_cancel(key)
             return
         self._apply(key, "the client's notifications/cancelled")
 

@@ -1,0 +1,226 @@
+"""Three `tl-mcp serve --transport http` replicas behind HAProxy (deploy/haproxy.cfg), sharing Redis.
+
+Everything goes through HAProxy, which names the replica that answered (`X-TL-MCP-Replica`) and
+sends consecutive requests to consecutive replicas. The sandbox stalls every Jockey answer for a few
+seconds (keepalives meanwhile), so an answer outlives the call that started it:
+- an answer started on one replica with a short wait_s is finished by wait_for_task calls that the
+  other replicas serve, and the progress they relayed, joined, is exactly the final text;
+- continue_session works on every replica without knowledge_store_id;
+- a cancel (2025-era notifications/cancelled) that HAProxy sends to another replica stops the call;
+- killing the replica that runs an answer makes wait_for_task report it lost, not hang.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.server.streamable_http import REQUEST_CANCELLED
+
+from tests.e2e.processes import TL_MCP, free_port, running
+from tests.server.conftest import ProgressRecorder, call_ok, seed_library, text_of
+from tests.server.sse import HEADERS, events, rpc, tool_call
+from tests.services import haproxy, redis_server
+from tl_mcp.samples import make_sample_video
+
+pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
+
+TOKEN = "lb-token-" + "q" * 24
+SANDBOX_KEY = "k-lb-replicas-" + "w" * 12
+STATE_KEYS = "c" * 40
+#: Each Jockey answer thinks this long before it streams.
+STALL_S = 3.0
+#: A replica silent for this long is gone.
+REPLICA_TIMEOUT_S = 3.0
+REPLICA = "x-tl-mcp-replica"
+
+
+@dataclass
+class Cluster:
+    url: str
+    procs: dict[str, subprocess.Popen[bytes]]
+    logs: dict[str, Path]
+    library: dict[str, str]
+
+
+def _clean_env(tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWELVELABS_", "TL_MCP_"))}
+    env.update({"TL_MCP_SANDBOX_ANALYZERS": "none", "TL_MCP_SANDBOX_DIR": str(tmp / "unused")})
+    return env
+
+
+@asynccontextmanager
+async def _client(url: str, served: list[tuple[str, str]]) -> AsyncIterator[Client]:
+    """An MCP client through HAProxy; `served` gets (tool name, replica) for each tools/call answered."""
+
+    async def seen(response: httpx2.Response) -> None:
+        body = json.loads(response.request.content or b"{}")
+        if body.get("method") == "tools/call":
+            served.append((body["params"]["name"], response.headers.get(REPLICA, "?")))
+
+    http = httpx2.AsyncClient(
+        headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60, event_hooks={"response": [seen]}
+    )
+    async with http, Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    tmp = tmp_path_factory.mktemp("lb")
+    media = tmp / "media"
+    media.mkdir()
+    video = make_sample_video(media / "clip.mp4", speech=False).path
+    stall = {"kind": "stall", "path": "^/responses$", "methods": ["POST"], "latency_s": STALL_S}
+    sandbox_env = {
+        **_clean_env(tmp),
+        "TL_MCP_SANDBOX_API_KEYS": SANDBOX_KEY,
+        "TL_MCP_SANDBOX_FAULTS": json.dumps({"rules": [stall]}),
+    }
+    sb_port = free_port()
+    base_url = f"http://127.0.0.1:{sb_port}/v1.3"
+    with ExitStack() as stack:
+        redis_url = stack.enter_context(redis_server(tmp / "redis"))
+        stack.enter_context(
+            running(
+                [str(TL_MCP), "sandbox", "--port", str(sb_port), "--data-dir", str(tmp / "sandbox")],
+                sandbox_env,
+                tmp / "sandbox.log",
+                f"{base_url}/indexes",
+                headers={"x-api-key": SANDBOX_KEY},
+            )
+        )
+        env = {
+            **_clean_env(tmp),
+            "TWELVELABS_API_KEY": SANDBOX_KEY,
+            "TL_MCP_STATE_KEYS": STATE_KEYS,
+            "TL_MCP_AUTH_TOKENS": TOKEN,
+            "TL_MCP_ALLOWED_DIRS": str(media),
+            "TL_MCP_REDIS_URL": redis_url,
+            "TL_MCP_REPLICA_TIMEOUT_S": str(REPLICA_TIMEOUT_S),
+        }
+        serve = [str(TL_MCP), "serve", "--transport", "http", "--backend", "sandbox", "--base-url", base_url]
+        ports = {f"replica{i}": free_port() for i in (1, 2, 3)}
+        procs: dict[str, subprocess.Popen[bytes]] = {}
+        logs = {name: tmp / f"{name}.log" for name in ports}
+        for name, port in ports.items():
+            procs[name] = stack.enter_context(
+                running([*serve, "--port", str(port)], env, logs[name], f"http://127.0.0.1:{port}/healthz")
+            )
+        url = stack.enter_context(haproxy(tmp, ports))
+
+        async def seed() -> dict[str, str]:
+            async with _client(url, []) as c:
+                return await seed_library(c, video, "lb")
+
+        library = anyio.run(seed)
+        yield Cluster(url, procs, logs, library)
+        for log in logs.values():
+            text = log.read_text()
+            assert TOKEN not in text and SANDBOX_KEY not in text and STATE_KEYS not in text
+
+
+async def test_an_answer_started_on_one_replica_is_finished_by_the_others(cluster: Cluster) -> None:
+    served: list[tuple[str, str]] = []
+    ks = cluster.library["knowledge_store_id"]
+    async with _client(cluster.url, served) as c:
+        with anyio.fail_after(60):
+            relayed = ProgressRecorder()
+            args = {"knowledge_store_id": ks, "input": "What happens in the video?", "wait_s": 1}
+            started = await call_ok(c, "create_response", args, progress_callback=relayed)
+            first = started.structured_content
+            assert first and first["status"] == "in_progress", first
+            job_id, origin = first["job_id"], served[-1][1]
+            waited: dict[str, Any] = {}
+            while not waited.get("done"):
+                result = await call_ok(
+                    c, "wait_for_task", {"id": job_id, "wait_s": 1}, progress_callback=relayed
+                )
+                waited = result.structured_content or {}
+                assert waited["kind"] == "job:jockey", waited
+        final = waited["result"]
+        assert final["status"] == "completed" and final["text"], final
+        assert relayed.text == final["text"]
+        relayed.assert_increasing()
+        waits = [replica for name, replica in served if name == "wait_for_task"]
+        assert set(waits) - {origin}, f"every wait_for_task went to {origin}, which ran the answer"
+
+        # A follow-up on each replica, none of which is told the knowledge store.
+        session = final["session_id"]
+        assert session
+        answered: set[str] = set()
+        with anyio.fail_after(60):
+            for _ in range(3):
+                follow = {"session_id": session, "input": "Tell me more.", "wait_s": 30}
+                turn = (await call_ok(c, "continue_session", follow)).structured_content
+                assert turn and turn["status"] == "completed" and turn["session_id"] == session, turn
+                assert turn["knowledge_store_id"] == ks
+                answered.add(served[-1][1])
+        assert answered == set(cluster.procs), answered
+
+
+async def test_a_cancel_that_reaches_another_replica_stops_the_call(cluster: Cluster) -> None:
+    ks = cluster.library["knowledge_store_id"]
+    own = {**HEADERS, "authorization": f"Bearer {TOKEN}", "mcp-protocol-version": "2025-11-25"}
+    body = tool_call(41, "create_response", {"knowledge_store_id": ks, "input": "Stop me.", "wait_s": 60})
+    cancel = rpc("notifications/cancelled", {"requestId": 41, "reason": "test"})
+    seen: list[dict[str, Any]] = []
+    async with httpx2.AsyncClient(timeout=60) as http:
+        with anyio.fail_after(30):
+            async with http.stream("POST", f"{cluster.url}/mcp", json=body, headers=own) as response:
+                assert response.status_code == 200
+                origin = response.headers[REPLICA]
+                # The call is in the sandbox's think time: cancel it through HAProxy.
+                await anyio.sleep(0.5)
+                started = time.monotonic()
+                accepted = await http.post(f"{cluster.url}/mcp", json=cancel, headers=own)
+                assert accepted.status_code == 202
+                assert accepted.headers[REPLICA] != origin, "HAProxy sent the cancel to the call's replica"
+                async for event in events(response):
+                    if event.message is not None:
+                        seen.append(event.message)
+        # The stream ends with the cancellation, well before the answer would have come.
+        assert seen[-1] == {
+            "jsonrpc": "2.0",
+            "id": 41,
+            "error": {"code": REQUEST_CANCELLED, "message": "Request cancelled by the client"},
+        }
+        assert not any("result" in m for m in seen)
+        assert time.monotonic() - started < STALL_S
+    receiver = cluster.logs[accepted.headers[REPLICA]].read_text()
+    assert "passing it to the other replicas" in receiver
+    assert "reached another replica" in cluster.logs[origin].read_text()
+
+
+async def test_killing_the_replica_that_runs_an_answer_is_reported_as_lost(cluster: Cluster) -> None:
+    served: list[tuple[str, str]] = []
+    ks = cluster.library["knowledge_store_id"]
+    async with _client(cluster.url, served) as c:
+        args = {"knowledge_store_id": ks, "input": "Will this survive?", "wait_s": 0.5}
+        started = (await call_ok(c, "create_response", args)).structured_content
+        assert started and started["status"] == "in_progress", started
+        origin = served[-1][1]
+        cluster.procs[origin].send_signal(signal.SIGKILL)
+        cluster.procs[origin].wait(10)
+        killed = time.monotonic()
+        with anyio.fail_after(30):
+            lost = await c.call_tool("wait_for_task", {"id": started["job_id"], "wait_s": 60})
+        assert time.monotonic() - killed < REPLICA_TIMEOUT_S + 5
+        assert served[-1][1] != origin
+    text = text_of(lost)
+    assert lost.is_error, text
+    assert "was running on another replica of this server, which stopped" in text
+    assert "continue_session" in text or "create_response" in text
