@@ -68,13 +68,17 @@ def redis_server(folder: Path) -> Iterator[str]:
         log.close()
 
 
+def haproxy_binary() -> str:
+    return _binary("haproxy", "haproxy")
+
+
 @contextmanager
 def haproxy(folder: Path, servers: Mapping[str, int]) -> Iterator[str]:
     """`deploy/haproxy.cfg` in front of the replicas on `servers` (name → loopback port); yields its URL.
 
     The config reads its listen address and servers from the environment, as compose sets them.
     """
-    exe = _binary("haproxy", "haproxy")
+    exe = haproxy_binary()
     port = free_port()
     env = {"TL_MCP_LISTEN": f"127.0.0.1:{port}"}
     for name, server_port in servers.items():
