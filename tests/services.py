@@ -80,9 +80,9 @@ def haproxy(folder: Path, servers: Mapping[str, int]) -> Iterator[str]:
     """
     exe = haproxy_binary()
     port = free_port()
-    env = {"TL_MCP_LISTEN": f"127.0.0.1:{port}"}
+    env = {"LB_LISTEN": f"127.0.0.1:{port}"}
     for name, server_port in servers.items():
-        env[f"TL_MCP_{name.upper()}"] = f"127.0.0.1:{server_port}"
+        env[f"LB_{name.upper()}"] = f"127.0.0.1:{server_port}"
     log_path = folder / "haproxy.log"
     log = log_path.open("wb")
     proc = subprocess.Popen(

@@ -144,3 +144,12 @@ def test_unusable_allowed_folders_are_refused(folder: str, fragment: str) -> Non
     if folder.strip():
         with pytest.raises(ConfigError, match=fragment):
             Settings.from_sources({"TL_MCP_ALLOWED_DIRS": folder})
+
+
+def test_a_redis_url_that_is_not_one_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_sources(env={"TL_MCP_REDIS_URL": "http://:s3cret-pw@cache:6379"})
+    message = str(refused.value)
+    assert "TL_MCP_REDIS_URL" in message and "redis://" in message and "s3cret" not in message
+    ok = Settings.from_sources(env={"TL_MCP_REDIS_URL": "rediss://:s3cret-pw@cache:6380/2"})
+    assert ok.redis_url is not None and "s3cret" not in repr(ok)

@@ -110,6 +110,11 @@ def _serve_flags(p: argparse.ArgumentParser) -> None:
         "--poll-initial-s", type=float, help="first gap between checks of upstream work (default 2)"
     )
     jobs.add_argument("--poll-max-s", type=float, help="longest gap backoff reaches (default 30)")
+    jobs.add_argument(
+        "--replica-timeout-s",
+        type=float,
+        help="with Redis: seconds without a heartbeat before a replica's jobs are lost (default 15)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,6 +168,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         job_lifetime_s=args.job_lifetime_s,
         poll_initial_s=args.poll_initial_s,
         poll_max_s=args.poll_max_s,
+        replica_timeout_s=args.replica_timeout_s,
     )
 
 

@@ -242,6 +242,7 @@ class Settings(BaseModel):
         job_lifetime_s: float | None = None,
         poll_initial_s: float | None = None,
         poll_max_s: float | None = None,
+        replica_timeout_s: float | None = None,
     ) -> Settings:
         """Environment first, then flags (a flag given as anything but None wins)."""
         env = os.environ if env is None else env
@@ -315,7 +316,7 @@ class Settings(BaseModel):
             ("job_lifetime_s", job_lifetime_s, "TL_MCP_JOB_LIFETIME_S"),
             ("poll_initial_s", poll_initial_s, "TL_MCP_POLL_INITIAL_S"),
             ("poll_max_s", poll_max_s, "TL_MCP_POLL_MAX_S"),
-            ("replica_timeout_s", None, "TL_MCP_REPLICA_TIMEOUT_S"),
+            ("replica_timeout_s", replica_timeout_s, "TL_MCP_REPLICA_TIMEOUT_S"),
         ):
             value = pick(flag, variable)
             if value is not None:
@@ -371,7 +372,7 @@ _FIELD_SOURCES = {
     "poll_initial_s": "TL_MCP_POLL_INITIAL_S / --poll-initial-s",
     "poll_max_s": "TL_MCP_POLL_MAX_S / --poll-max-s",
     "redis_url": "TL_MCP_REDIS_URL",
-    "replica_timeout_s": "TL_MCP_REPLICA_TIMEOUT_S (seconds, 1 to 600)",
+    "replica_timeout_s": "TL_MCP_REPLICA_TIMEOUT_S / --replica-timeout-s (seconds, 1 to 600)",
 }
 
 

@@ -33,9 +33,9 @@ def test_haproxy_balances_over_every_replica_service_of_the_compose_file() -> No
     assert (COMPOSE.parent / "haproxy.cfg").resolve() == HAPROXY_CFG.resolve()
     port = re.search(r"TL_MCP_PORT=(\d+)", (ROOT / "Dockerfile").read_text())
     assert port, "the Dockerfile no longer sets TL_MCP_PORT"
-    targets = {k: v for k, v in lb["environment"].items() if k.startswith("TL_MCP_REPLICA")}
+    targets = {k: v for k, v in lb["environment"].items() if k.startswith("LB_REPLICA")}
     assert sorted(targets.values()) == [f"{name}:{port.group(1)}" for name in replicas]
-    servers = re.findall(r'^\s*server \S+ "\$\{(TL_MCP_REPLICA\d+)\}"', HAPROXY_CFG.read_text(), re.M)
+    servers = re.findall(r'^\s*server \S+ "\$\{(LB_REPLICA\d+)\}"', HAPROXY_CFG.read_text(), re.M)
     assert sorted(servers) == sorted(targets)
 
 

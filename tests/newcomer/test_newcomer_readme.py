@@ -178,9 +178,11 @@ SAMPLE = {
     "job_lifetime_s": "600",
     "poll_initial_s": "1",
     "poll_max_s": "10",
+    "redis_url": "redis://:pw-sample@127.0.0.1:6390/1",
+    "replica_timeout_s": "5",
 }
-#: Secrets with no flag: they would show in process lists.
-NO_FLAG = {"api_key", "state_keys"}
+#: Secrets with no flag: they would show in process lists (a Redis URL may hold its password).
+NO_FLAG = {"api_key", "state_keys", "redis_url"}
 
 
 def test_config_table_matches_the_settings_model() -> None:
