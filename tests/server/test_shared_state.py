@@ -14,8 +14,10 @@ from pathlib import Path
 import anyio
 import pytest
 import redis.asyncio
+from mcp.server.mcpserver.exceptions import ToolError
 
 from tests.services import redis_server
+from tl_mcp.config import ConfigError
 from tl_mcp.server.sessions import SessionStore
 from tl_mcp.server.shared.base import CancelKey, JobRecord, SharedState
 from tl_mcp.server.shared.memory import MemoryState
@@ -172,9 +174,25 @@ async def test_an_unreachable_redis_fails_the_start_with_what_to_do(tmp_path: Pa
     from tests.e2e.processes import free_port
 
     url = f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0"
-    with pytest.raises(RuntimeError) as raised:
+    with pytest.raises(ConfigError) as raised:
         async with RedisState.connect(url, scope="x", replica_timeout_s=5):
             pass
     message = str(raised.value)
     assert "cannot reach Redis at 127.0.0.1:" in message and "TL_MCP_REDIS_URL" in message
     assert "hunter2" not in message
+
+
+async def test_a_redis_that_stops_answering_gives_an_error_that_says_so(tmp_path: Path) -> None:
+    with redis_server(tmp_path / "short-lived") as url:
+        connected = RedisState.connect(url, scope="down", replica_timeout_s=5)
+        shared = await connected.__aenter__()
+    try:
+        with pytest.raises(ToolError) as failed:
+            await shared.sessions.get("sess_1", "p")
+        message = str(failed.value)
+        assert "The shared state (Redis at 127.0.0.1:" in message and "TL_MCP_REDIS_URL" in message
+        assert "Nothing was changed" in message and "call again" in message
+        # Remembering a session is best effort, as with the session file: the answer still arrives.
+        await shared.sessions.remember("sess_1", "ks_1", "p")
+    finally:
+        await connected.__aexit__(None, None, None)

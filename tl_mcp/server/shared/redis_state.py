@@ -27,6 +27,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from tl_mcp.config import ConfigError
 from tl_mcp.server.shared.base import (
     LEDGER_TTL_S,
     MAX_EVENTS,
@@ -118,16 +119,22 @@ class RedisSessions:
 
     async def remember(self, session_id: str, knowledge_store_id: str, owner: str) -> None:
         key = self._key(session_id)
-        with _answering(self._where):
-            await self._r.hsetnx(key, "owner", owner)
-            first = await self._r.hget(key, "owner")
-            if first is None or _text(first) != owner:
-                # The first owner keeps it: continue_session refuses others, so this is someone else's id.
-                return
-            async with self._r.pipeline(transaction=True) as pipe:
-                pipe.hset(key, "knowledge_store_id", knowledge_store_id)
-                pipe.pexpire(key, int(SESSION_TTL_S * 1000))
-                await pipe.execute()
+        try:
+            await self._remember(key, knowledge_store_id, owner)
+        except RedisError as exc:
+            # As with the session file: losing the mapping only means passing knowledge_store_id later.
+            log.warning("could not remember a Jockey session in Redis at %s: %s", self._where, exc)
+
+    async def _remember(self, key: str, knowledge_store_id: str, owner: str) -> None:
+        await self._r.hsetnx(key, "owner", owner)
+        first = await self._r.hget(key, "owner")
+        if first is None or _text(first) != owner:
+            # The first owner keeps it: continue_session refuses others, so this is someone else's id.
+            return
+        async with self._r.pipeline(transaction=True) as pipe:
+            pipe.hset(key, "knowledge_store_id", knowledge_store_id)
+            pipe.pexpire(key, int(SESSION_TTL_S * 1000))
+            await pipe.execute()
 
 
 @contextmanager
@@ -156,7 +163,7 @@ class RedisState(SharedState):
     @classmethod
     @asynccontextmanager
     async def connect(cls, url: str, *, scope: str, replica_timeout_s: float) -> AsyncIterator[RedisState]:
-        """Connected (or a RuntimeError that says where it could not connect and what to do)."""
+        """Connected (or a ConfigError that says where it could not connect and what to do)."""
         client = Redis.from_url(
             url,
             decode_responses=True,
@@ -170,7 +177,7 @@ class RedisState(SharedState):
                 await client.ping()
                 await state._beat()
             except RedisError as exc:
-                raise RuntimeError(
+                raise ConfigError(
                     f"cannot reach Redis at {state._where} (TL_MCP_REDIS_URL): {type(exc).__name__}. Start "
                     "Redis there or fix the URL (redis://[:password@]host:port/db, rediss:// for TLS); unset "
                     "TL_MCP_REDIS_URL to keep the state in this one process."
