@@ -156,3 +156,21 @@ async def test_a_replica_that_stops_beating_loses_its_running_jobs_in_bounded_ti
         # Asked again later, the answer is the same at once.
         with anyio.fail_after(3), pytest.raises(ToolError, match="which stopped"):
             await b.find(job.id)
+
+
+def test_redis_without_shared_state_keys_warns_that_replicas_cannot_share_calls(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tl_mcp.config import Settings
+    from tl_mcp.server import build_server
+
+    env = {
+        "TL_MCP_BACKEND": "sandbox",
+        "TL_MCP_SANDBOX_DIR": str(tmp_path),
+        "TL_MCP_REDIS_URL": "redis://x:1",
+    }
+    build_server(Settings.from_sources(env=env))
+    assert "TL_MCP_REDIS_URL is set without TL_MCP_STATE_KEYS" in caplog.text
+    caplog.clear()
+    build_server(Settings.from_sources(env={**env, "TL_MCP_STATE_KEYS": "s" * 40}))
+    assert "TL_MCP_STATE_KEYS" not in caplog.text

@@ -84,6 +84,12 @@ def build_server(
     # Without shared keys, ids and request state are only good in this process (one replica).
     job_keys = shared or [secrets.token_bytes(32)]
     auth = build_auth(settings)
+    if settings.redis_url is not None and not shared:
+        log.warning(
+            "TL_MCP_REDIS_URL is set without TL_MCP_STATE_KEYS: HTTP sessions stay pinned to the "
+            "process that opened them, so replicas behind a load balancer cannot serve each other's "
+            "calls. Give every replica the same TL_MCP_STATE_KEYS."
+        )
     # Stateless HTTP (replicas) gives each POST its own dispatcher, which cannot see the call a cancel
     # names: this registry can (it acts on HTTP requests only).
     inflight = InflightRequests() if shared else None

@@ -354,17 +354,22 @@ class JobManager:
 
     async def _keep_published(self, job: Job, shared: SharedState, published: int) -> None:
         """Publish the job as it goes: batched like the relay, at least every few seconds, and its end."""
+        told: tuple[object, ...] = ()
         while True:
             finished = job.done.is_set()
             with anyio.move_on_after(FOLLOW_CHECK_S * 2):
                 await job.wait_changed()
             await anyio.sleep(COALESCE_S)
+            now = (len(job.events), job.status, job.heartbeat, job.watching)
+            if now == told and not finished:
+                continue  # nothing a follower would see changed: no write
             try:
                 published = await self._publish(job, shared, published)
             except ToolError:
                 # Logged where Redis failed; the next round sends everything since `published` again.
                 await anyio.sleep(1.0)
                 continue
+            told = now
             if finished:
                 return
 
