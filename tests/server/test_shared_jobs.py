@@ -11,7 +11,9 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import anyio
 import pytest
@@ -21,7 +23,9 @@ from mcp.types import CallToolResult, TextContent
 
 from tests.server.conftest import ProgressRecorder
 from tests.services import redis_server
-from tl_mcp.server.jobs.manager import Job, JobManager
+from tl_mcp.server.jobs.events import JobProgress
+from tl_mcp.server.jobs.manager import Job, JobManager, Resumed
+from tl_mcp.server.jobs.portable import JobIds, JobKinds
 from tl_mcp.server.sessions import SessionStore
 from tl_mcp.server.shared.base import SharedState
 from tl_mcp.server.shared.memory import MemoryState
@@ -174,3 +178,58 @@ def test_redis_without_shared_state_keys_warns_that_replicas_cannot_share_calls(
     caplog.clear()
     build_server(Settings.from_sources(env={**env, "TL_MCP_STATE_KEYS": "s" * 40}))
     assert "TL_MCP_STATE_KEYS" not in caplog.text
+
+
+@dataclass
+class _Watch(JobProgress):
+    """A job whose remaining work is watching one upstream handle, as an upload's is."""
+
+    code: ClassVar[str] = "w"
+    movable: ClassVar[bool] = True
+
+    def handles(self) -> list[str]:
+        return ["asset1"]
+
+
+async def test_a_lost_replicas_job_with_upstream_handles_is_taken_over(redis_url: str) -> None:
+    resumed_with: list[list[str]] = []
+
+    async def watching(job: Job) -> CallToolResult:
+        return _done("watched upstream to the end")
+
+    def resume(_: Any, job_id: str, fields: list[str]) -> Resumed:
+        resumed_with.append(fields)
+        return Resumed("watch", "Upload of clip.mp4", watching, _partial, _Watch())
+
+    async def stuck(job: Job) -> CallToolResult:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async with AsyncExitStack() as stack:
+        tg = await stack.enter_async_context(anyio.create_task_group())
+        a_state, b_state = [
+            await stack.enter_async_context(
+                RedisState.connect(redis_url, scope="takeover", replica_timeout_s=1)
+            )
+            for _ in range(2)
+        ]
+        tg.start_soon(b_state.serve)  # A never beats again after connecting: it is as good as killed
+        a, b = (
+            JobManager(
+                tg,
+                shared=s,
+                replica_timeout_s=1,
+                ids=JobIds([b"k" * 32], scope="sandbox"),
+                porter=JobKinds({"w": resume}),
+            )
+            for s in (a_state, b_state)
+        )
+        job = a.start("watch", "Upload of clip.mp4", stuck, _partial, _Watch())
+        await a.run(job, ProgressRecorder(), wait_s=0.2)
+        assert job.id.startswith("job_w:asset1.")
+        await anyio.sleep(1.5)
+        taken = await b.find(job.id)
+        assert taken is not None and taken.remote is None and resumed_with == [["asset1"]]
+        with anyio.fail_after(5):
+            assert _text(await b.run(taken, ProgressRecorder(), wait_s=5)) == "watched upstream to the end"
+        tg.cancel_scope.cancel()
