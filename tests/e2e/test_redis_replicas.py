@@ -6,7 +6,8 @@ seconds (keepalives meanwhile), so an answer outlives the call that started it:
 - an answer started on one replica with a short wait_s is finished by wait_for_task calls that the
   other replicas serve, and the progress they relayed, joined, is exactly the final text;
 - continue_session works on every replica without knowledge_store_id;
-- a cancel (2025-era notifications/cancelled) that HAProxy sends to another replica stops the call;
+- a cancel (2025-era notifications/cancelled) that HAProxy sends to another replica stops the call,
+  and one that names calls on two replicas (one token, one request id) stops neither;
 - killing the replica that runs an answer makes wait_for_task report it lost, not hang.
 """
 
@@ -18,7 +19,7 @@ import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -193,16 +194,49 @@ async def test_a_cancel_that_reaches_another_replica_stops_the_call(cluster: Clu
                     if event.message is not None:
                         seen.append(event.message)
         # The stream ends with the cancellation, well before the answer would have come.
+        logs = "".join(p.read_text() for p in cluster.logs.values())
         assert seen[-1] == {
             "jsonrpc": "2.0",
             "id": 41,
             "error": {"code": REQUEST_CANCELLED, "message": "Request cancelled by the client"},
-        }
+        }, logs
         assert not any("result" in m for m in seen)
         assert time.monotonic() - started < STALL_S
     receiver = cluster.logs[accepted.headers[REPLICA]].read_text()
-    assert "passing it to the other replicas" in receiver
+    assert "passing it to the other replicas" in receiver, receiver
     assert "reached another replica" in cluster.logs[origin].read_text()
+
+
+async def test_a_cancel_naming_calls_on_two_replicas_cancels_neither(cluster: Cluster) -> None:
+    ks = cluster.library["knowledge_store_id"]
+    own = {**HEADERS, "authorization": f"Bearer {TOKEN}", "mcp-protocol-version": "2025-11-25"}
+    # Two clients sharing one token both use request id 77: a cancel cannot tell which one it means.
+    body = tool_call(77, "create_response", {"knowledge_store_id": ks, "input": "Which one?", "wait_s": 60})
+    cancel = rpc("notifications/cancelled", {"requestId": 77, "reason": "test"})
+    endings: list[dict[str, Any]] = []
+    async with httpx2.AsyncClient(timeout=60) as http, AsyncExitStack() as stack:
+        responses = [
+            await stack.enter_async_context(http.stream("POST", f"{cluster.url}/mcp", json=body, headers=own))
+            for _ in range(2)
+        ]
+        assert responses[0].headers[REPLICA] != responses[1].headers[REPLICA]
+        await anyio.sleep(0.5)
+        accepted = await http.post(f"{cluster.url}/mcp", json=cancel, headers=own)
+        assert accepted.status_code == 202
+
+        async def read(response: httpx2.Response) -> None:
+            async for event in events(response):
+                if event.message is not None and "id" in event.message:
+                    endings.append(event.message)
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for response in responses:
+                    tg.start_soon(read, response)
+    assert len(endings) == 2 and all(
+        e["result"]["structuredContent"]["status"] == "completed" for e in endings
+    )
+    assert "cancelling none of them" in cluster.logs[accepted.headers[REPLICA]].read_text()
 
 
 async def test_killing_the_replica_that_runs_an_answer_is_reported_as_lost(cluster: Cluster) -> None:

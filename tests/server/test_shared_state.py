@@ -196,3 +196,16 @@ async def test_a_redis_that_stops_answering_gives_an_error_that_says_so(tmp_path
         await shared.sessions.remember("sess_1", "ks_1", "p")
     finally:
         await connected.__aexit__(None, None, None)
+
+
+async def test_calls_in_flight_are_counted_until_they_leave(state: SharedState) -> None:
+    key: CancelKey = (("client", None, None), None, 5)
+    other: CancelKey = (("client", None, None), None, "5")
+    assert await state.calls(key) == 0
+    await state.enter_call(key)
+    await state.enter_call(key)
+    await state.enter_call(other)
+    assert await state.calls(key) == 2 and await state.calls(other) == 1
+    await state.leave_call(key)
+    await state.leave_call(key)
+    assert await state.calls(key) == 0 and await state.calls(other) == 1

@@ -14,8 +14,9 @@ request id) and delivers the cancel there.
   log: cancelling a call its sender did not make is worse than not cancelling.
 - The registry is per process. On several replicas the load balancer may send the cancel to another
   replica than the call's: with shared state (`TL_MCP_REDIS_URL`) a cancel that finds nothing here is
-  published to every replica, and the one running the call applies it (the same one-call rule holds
-  on each). Without it, that is logged, and the README says what to do (close the request's stream,
+  published to every replica, and the one running the call applies it. Tool calls are counted in
+  Redis too, so a cancel whose (caller, request id) names calls on two replicas cancels neither, as
+  in one process. Without it, that is logged, and the README says what to do (close the request's stream,
   which cancels it wherever it runs).
 - The 2026-07-28 era cancels by closing the stream, and stateful sessions have their own dispatcher
   that already applies cancels: neither goes through this registry.
@@ -46,6 +47,8 @@ from tl_mcp.server.shared.base import CancelKey, SharedState
 log = logging.getLogger(__name__)
 
 Principal = tuple[str, str | None, str | None] | None
+#: The longest passing a cancel on to the other replicas may take.
+_BUS_S = 5.0
 Key = CancelKey
 
 
@@ -73,16 +76,27 @@ class InflightRequests:
             return await call_next(ctx)
         if ctx.request_id is None:
             if ctx.method == "notifications/cancelled":
-                await self._cancel(request, ctx.params)
+                # A stateless POST's transport closes once the 202 is out, cancelling what still runs:
+                # the cancel must reach the other replicas all the same (bounded, Redis may be slow).
+                with anyio.CancelScope(shield=True), anyio.move_on_after(_BUS_S):
+                    await self._cancel(request, ctx.params)
             return await call_next(ctx)
         key = _key(request, ctx.request_id)
         scope = anyio.CancelScope()
         self._calls.setdefault(key, []).append(scope)
+        # Tool calls are what a cancel stops; counting them over the replicas keeps the one-call rule.
+        counted = self._bus is not None and self._bus.replicated and ctx.method == "tools/call"
+        if counted and self._bus is not None:
+            with contextlib.suppress(ToolError):  # logged where it failed; the call itself goes on
+                await self._bus.enter_call(key)
         try:
             with scope:
                 return await call_next(ctx)
         finally:
             self._forget(key, scope)
+            if counted and self._bus is not None:
+                with anyio.CancelScope(shield=True), contextlib.suppress(ToolError):
+                    await self._bus.leave_call(key)
         # Only a delivered cancel gets here. The 2025-era wire ends a request's stream only with a
         # response; the client stopped waiting for this one, so it is never shown as a result.
         raise MCPError(code=REQUEST_CANCELLED, message="Request cancelled by the client")
@@ -99,15 +113,23 @@ class InflightRequests:
         if request_id is None:
             return
         key = _key(request, request_id)
-        if self._bus is not None and self._bus.replicated and not self._calls.get(key):
-            log.info(
-                "notifications/cancelled for request %s: not running in this process, passing it to the "
-                "other replicas",
-                str(request_id)[:64],
-            )
-            with contextlib.suppress(ToolError):  # Redis did not answer: logged where it failed
-                await self._bus.publish_cancel(key)
-            return
+        if self._bus is not None and self._bus.replicated:
+            try:
+                everywhere = await self._bus.calls(key)
+            except ToolError:
+                everywhere = 0  # Redis did not answer (logged where it failed): go by this process
+            if everywhere > 1:
+                _ambiguous(key, everywhere)
+                return
+            if not self._calls.get(key):
+                log.info(
+                    "notifications/cancelled for request %s: not running in this process, passing it to "
+                    "the other replicas",
+                    str(request_id)[:64],
+                )
+                with contextlib.suppress(ToolError):  # Redis did not answer: logged where it failed
+                    await self._bus.publish_cancel(key)
+                return
         self._apply(key, "the client's notifications/cancelled")
 
     def _delivered(self, key: Key) -> None:
@@ -121,13 +143,7 @@ class InflightRequests:
             scopes[0].cancel()
             log.info("cancelled request %s at %s", shown, why)
         elif scopes:
-            log.warning(
-                "notifications/cancelled for request %s names %d calls in flight from the same caller "
-                "(clients sharing one token reuse request ids): cancelling none of them. Give each "
-                "client its own token, or close the request's stream to cancel it.",
-                shown,
-                len(scopes),
-            )
+            _ambiguous(key, len(scopes))
         else:
             log.info(
                 "notifications/cancelled for request %s: no such call is in flight in this process. "
@@ -135,6 +151,16 @@ class InflightRequests:
                 "without a shared bus; closing the request's stream cancels it wherever it runs.",
                 shown,
             )
+
+
+def _ambiguous(key: Key, count: int) -> None:
+    log.warning(
+        "notifications/cancelled for request %s names %d calls in flight from the same caller "
+        "(clients sharing one token reuse request ids): cancelling none of them. Give each "
+        "client its own token, or close the request's stream to cancel it.",
+        str(key[2])[:64],
+        count,
+    )
 
 
 def _key(request: Request, request_id: RequestId) -> Key:

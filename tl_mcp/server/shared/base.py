@@ -110,6 +110,17 @@ class SharedState(ABC):
         """Call `handler` for every cancel any replica publishes."""
 
     @abstractmethod
+    async def enter_call(self, key: CancelKey) -> None:
+        """A call that a cancel could name started here (counted over every replica)."""
+
+    @abstractmethod
+    async def leave_call(self, key: CancelKey) -> None: ...
+
+    @abstractmethod
+    async def calls(self, key: CancelKey) -> int:
+        """How many calls `key` names on all the replicas together."""
+
+    @abstractmethod
     async def ledger_put(self, ledger: str, key: str, entry: dict[str, Any]) -> None:
         """Record `entry` under `key` in the named ledger (bulk ingest: one entry per file)."""
 

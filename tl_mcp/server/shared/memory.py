@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections import Counter
 from collections.abc import Sequence
 from copy import deepcopy
 from typing import Any
@@ -44,6 +45,7 @@ class MemoryState(SharedState):
         self._clock = clock
         self._jobs: dict[str, _Job] = {}
         self._handlers: list[CancelHandler] = []
+        self._calls: Counter[CancelKey] = Counter()
         self._ledgers: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
 
     def _live(self, job_id: str) -> _Job | None:
@@ -99,6 +101,17 @@ class MemoryState(SharedState):
 
     def on_cancel(self, handler: CancelHandler) -> None:
         self._handlers.append(handler)
+
+    async def enter_call(self, key: CancelKey) -> None:
+        self._calls[key] += 1
+
+    async def leave_call(self, key: CancelKey) -> None:
+        self._calls[key] -= 1
+        if self._calls[key] <= 0:
+            del self._calls[key]
+
+    async def calls(self, key: CancelKey) -> int:
+        return self._calls.get(key, 0)
 
     async def ledger_put(self, ledger: str, key: str, entry: dict[str, Any]) -> None:
         now = self._clock()

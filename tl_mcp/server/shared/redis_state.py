@@ -59,6 +59,17 @@ if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[2
 return 1
 """
 
+#: Leaving a call: the count goes down, and the key goes when it reaches zero.
+_LEAVE = """
+local n = redis.call('DECR', KEYS[1])
+if n <= 0 then redis.call('DEL', KEYS[1]) end
+return n
+"""
+
+#: The longest one call is counted as in flight: a replica that died mid-call leaves no count behind
+#: for longer (a call's wait_s is at most 300 s).
+_CALL_TTL_MS = 600_000
+
 _ADVANCE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local c = tonumber(redis.call('HGET', KEYS[1], 'cursor') or '0')
@@ -90,6 +101,11 @@ def _where(client: Redis) -> str:
     if "path" in kwargs:
         return str(kwargs["path"])
     return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+
+
+def _wire(key: CancelKey) -> list[Any]:
+    principal, hint, request_id = key
+    return [list(principal) if principal else None, hint, request_id]
 
 
 class RedisSessions:
@@ -159,6 +175,7 @@ class RedisState(SharedState):
         self._handlers: list[CancelHandler] = []
         self._save = client.register_script(_SAVE)
         self._advance = client.register_script(_ADVANCE)
+        self._leave = client.register_script(_LEAVE)
 
     @classmethod
     @asynccontextmanager
@@ -233,13 +250,34 @@ class RedisState(SharedState):
             return bool(await self._r.exists(f"{self._prefix}replica:{replica}"))
 
     async def publish_cancel(self, key: CancelKey) -> None:
-        principal, hint, request_id = key
-        payload = json.dumps([list(principal) if principal else None, hint, request_id])
+        payload = json.dumps(_wire(key))
         with _answering(self._where):
             await self._r.publish(f"{self._prefix}cancel", payload)
 
     def on_cancel(self, handler: CancelHandler) -> None:
         self._handlers.append(handler)
+
+    def _call(self, key: CancelKey) -> str:
+        # Hashed: the key holds who the caller is, which Redis need not learn.
+        digest = hashlib.sha256(json.dumps(_wire(key)).encode()).hexdigest()[:32]
+        return f"{self._prefix}call:{digest}"
+
+    async def enter_call(self, key: CancelKey) -> None:
+        name = self._call(key)
+        with _answering(self._where):
+            async with self._r.pipeline(transaction=True) as pipe:
+                pipe.incr(name)
+                pipe.pexpire(name, _CALL_TTL_MS)
+                await pipe.execute()
+
+    async def leave_call(self, key: CancelKey) -> None:
+        with _answering(self._where):
+            await self._leave(keys=[self._call(key)])
+
+    async def calls(self, key: CancelKey) -> int:
+        with _answering(self._where):
+            raw = await self._r.get(self._call(key))
+        return int(_text(raw)) if raw else 0
 
     async def ledger_put(self, ledger: str, key: str, entry: dict[str, Any]) -> None:
         name = f"{self._prefix}ledger:{ledger}"
