@@ -43,7 +43,7 @@ TOKEN = "lb-token-" + "q" * 24
 SANDBOX_KEY = "k-lb-replicas-" + "w" * 12
 STATE_KEYS = "c" * 40
 #: Each Jockey answer thinks this long before it streams.
-STALL_S = 3.0
+STALL_S = 2.0
 #: A replica silent for this long is gone.
 REPLICA_TIMEOUT_S = 3.0
 REPLICA = "x-tl-mcp-replica"
