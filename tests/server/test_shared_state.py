@@ -3,7 +3,7 @@ default) and Redis (a real `redis-server` on a loopback port).
 
 Records and event logs round-trip, a cursor never goes back, a retried write never doubles an event,
 a blocked read wakes on the next event, a session stays its first owner's, a cancel reaches every
-listener, ledgers keep their entries; in Redis everything carries a TTL and a closed replica is gone.
+listener; in Redis everything carries a TTL and a closed replica is gone.
 """
 
 from __future__ import annotations
@@ -134,18 +134,6 @@ async def test_a_published_cancel_reaches_every_listener(state: SharedState) -> 
     assert heard[0] == key
 
 
-async def test_a_ledger_keeps_one_entry_per_key(state: SharedState) -> None:
-    assert await state.ledger("batch_1") == {}
-    await state.ledger_put("batch_1", "a.mp4", {"status": "uploading"})
-    await state.ledger_put("batch_1", "a.mp4", {"status": "ready", "asset_id": "as_1"})
-    await state.ledger_put("batch_1", "b.mp4", {"status": "failed"})
-    assert await state.ledger("batch_1") == {
-        "a.mp4": {"status": "ready", "asset_id": "as_1"},
-        "b.mp4": {"status": "failed"},
-    }
-    assert await state.ledger("batch_2") == {}
-
-
 async def test_this_replica_is_alive_and_an_unknown_one_is_not(state: SharedState) -> None:
     assert await state.alive(state.replica)
     assert not await state.alive("someone-else")
@@ -157,14 +145,13 @@ async def test_every_redis_key_expires_and_a_closed_replica_is_gone(redis_url: s
         await first.save_job(_record(first, 1), ["e"], ttl_s=60)
         await first.advance("job_abc", 1)
         await first.sessions.remember("sess_1", "ks_1", "p")
-        await first.ledger_put("batch", "a.mp4", {"status": "ready"})
         async with RedisState.connect(redis_url, scope=scope, replica_timeout_s=5) as second:
             assert await second.alive(first.replica)
             client = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
             async with client:
                 keys = [k async for k in client.scan_iter(match="tl-mcp:*")]
                 mine = {k.split(":", 2)[2].split(":")[0] for k in keys}
-                assert {"job", "replica", "session", "ledger"} <= mine, keys
+                assert {"job", "replica", "session"} <= mine, keys
                 for key in keys:
                     assert await client.pttl(key) > 0, f"{key} never expires"
         assert not await first.alive(second.replica)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
-from contextlib import aclosing, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 import anyio
@@ -22,7 +22,7 @@ from tl_mcp.server.backend import Backend, open_backend
 from tl_mcp.server.client_log import install_client_log
 from tl_mcp.server.files import FilePolicy
 from tl_mcp.server.inflight import InflightRequests
-from tl_mcp.server.ingest_ledger import SqliteIngestLedger
+from tl_mcp.server.ingest_ledger import IngestLedger, SqliteIngestLedger
 from tl_mcp.server.jobs.manager import JobManager
 from tl_mcp.server.jobs.portable import JobIds, JobKinds
 from tl_mcp.server.principals import current_principal
@@ -108,7 +108,7 @@ def build_server(
         async with (
             open_backend(settings, transport=transport) as backend,
             # Closed after the task group has ended, so no job still writes to it.
-            aclosing(SqliteIngestLedger(backend.state_dir, backend.identity)) as ingest,
+            _ingest_ledger(settings, backend) as ingest,
             _shared_state(settings, backend) as shared_state,
             anyio.create_task_group() as tg,
         ):
@@ -170,6 +170,23 @@ def build_server(
     register_prompts(server)
     install_client_log(lowlevel(server))
     return server
+
+
+@asynccontextmanager
+async def _ingest_ledger(settings: Settings, backend: Backend) -> AsyncIterator[IngestLedger]:
+    """The bulk-ingest ledger every replica shares in Redis when TL_MCP_REDIS_URL is set, else the file."""
+    ledger: IngestLedger
+    if settings.redis_url is None:
+        ledger = SqliteIngestLedger(backend.state_dir, backend.identity)
+    else:
+        from tl_mcp.server.shared.redis_ledger import RedisIngestLedger
+        from tl_mcp.server.shared.redis_state import prefix_of
+
+        ledger = RedisIngestLedger(settings.redis_url.get_secret_value(), prefix_of(backend.identity))
+    try:
+        yield ledger
+    finally:
+        ledger.close()
 
 
 @asynccontextmanager

@@ -21,8 +21,6 @@ CancelKey = tuple[tuple[str, str | None, str | None] | None, str | None, str | i
 CancelHandler = Callable[[CancelKey], None]
 #: How long a Jockey session's store is remembered after its last turn.
 SESSION_TTL_S = 30 * 24 * 3600.0
-#: How long a bulk-ingest ledger is kept after its last entry.
-LEDGER_TTL_S = 7 * 24 * 3600.0
 #: A job's shared event log keeps its newest events up to this many.
 MAX_EVENTS = 20_000
 
@@ -119,14 +117,6 @@ class SharedState(ABC):
     @abstractmethod
     async def calls(self, key: CancelKey) -> int:
         """How many calls `key` names on all the replicas together."""
-
-    @abstractmethod
-    async def ledger_put(self, ledger: str, key: str, entry: dict[str, Any]) -> None:
-        """Record `entry` under `key` in the named ledger (bulk ingest: one entry per file)."""
-
-    @abstractmethod
-    async def ledger(self, ledger: str) -> dict[str, dict[str, Any]]:
-        """Every entry of the named ledger."""
 
     @abstractmethod
     async def serve(self) -> None:

@@ -16,7 +16,6 @@ from typing import Any
 import anyio
 
 from tl_mcp.server.shared.base import (
-    LEDGER_TTL_S,
     MAX_EVENTS,
     CancelHandler,
     CancelKey,
@@ -46,7 +45,6 @@ class MemoryState(SharedState):
         self._jobs: dict[str, _Job] = {}
         self._handlers: list[CancelHandler] = []
         self._calls: Counter[CancelKey] = Counter()
-        self._ledgers: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
 
     def _live(self, job_id: str) -> _Job | None:
         now = self._clock()
@@ -112,19 +110,6 @@ class MemoryState(SharedState):
 
     async def calls(self, key: CancelKey) -> int:
         return self._calls.get(key, 0)
-
-    async def ledger_put(self, ledger: str, key: str, entry: dict[str, Any]) -> None:
-        now = self._clock()
-        _, entries = self._ledgers.get(ledger, (0.0, {}))
-        entries[key] = deepcopy(entry)
-        self._ledgers[ledger] = (now + LEDGER_TTL_S, entries)
-
-    async def ledger(self, ledger: str) -> dict[str, dict[str, Any]]:
-        expires, entries = self._ledgers.get(ledger, (0.0, {}))
-        if expires <= self._clock():
-            self._ledgers.pop(ledger, None)
-            return {}
-        return deepcopy(entries)
 
     async def serve(self) -> None:
         await anyio.sleep_forever()

@@ -7,7 +7,7 @@ all with a TTL, so nothing outlives its use:
   and kept for as long as the job may run plus `keep_s`;
 - `replica:<id>`: a heartbeat that expires after `replica_timeout_s` (`TL_MCP_REPLICA_TIMEOUT_S`);
 - `session:<id>` (hash: store, owner) for `SESSION_TTL_S` after the last turn;
-- `ledger:<name>` (hash: entry per key) for `LEDGER_TTL_S`;
+- `ingest:…`: the bulk-ingest ledger (`redis_ledger`);
 - the `cancel` pub/sub channel, which every replica listens on.
 A record and its events are written by one Lua script, so a retried write never doubles an event.
 """
@@ -24,12 +24,12 @@ from typing import Any
 
 import anyio
 from mcp.server.mcpserver.exceptions import ToolError
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from tl_mcp.config import ConfigError
 from tl_mcp.server.shared.base import (
-    LEDGER_TTL_S,
     MAX_EVENTS,
     SESSION_TTL_S,
     CancelHandler,
@@ -95,7 +95,12 @@ def _texts(mapping: Mapping[Any, Any]) -> dict[str, str]:
     return {_text(k): _text(v) for k, v in mapping.items()}
 
 
-def _where(client: Redis) -> str:
+def prefix_of(scope: str) -> str:
+    """Where one backend's keys live: two backends (or deployments) on one Redis never mix."""
+    return f"tl-mcp:{hashlib.sha256(scope.encode()).hexdigest()[:16]}:"
+
+
+def where_of(client: Redis | SyncRedis) -> str:
     """host:port (or the socket path) of the Redis server, never its password."""
     kwargs = client.connection_pool.connection_kwargs
     if "path" in kwargs:
@@ -167,8 +172,8 @@ class RedisState(SharedState):
 
     def __init__(self, client: Redis, *, scope: str, replica_timeout_s: float) -> None:
         self._r = client
-        self._where = _where(client)
-        self._prefix = f"tl-mcp:{hashlib.sha256(scope.encode()).hexdigest()[:16]}:"
+        self._where = where_of(client)
+        self._prefix = prefix_of(scope)
         self._timeout_s = replica_timeout_s
         self.replica = secrets.token_hex(6)
         self.sessions = RedisSessions(client, self._prefix, self._where)
@@ -278,19 +283,6 @@ class RedisState(SharedState):
         with _answering(self._where):
             raw = await self._r.get(self._call(key))
         return int(_text(raw)) if raw else 0
-
-    async def ledger_put(self, ledger: str, key: str, entry: dict[str, Any]) -> None:
-        name = f"{self._prefix}ledger:{ledger}"
-        with _answering(self._where):
-            async with self._r.pipeline(transaction=True) as pipe:
-                pipe.hset(name, key, json.dumps(entry))
-                pipe.pexpire(name, int(LEDGER_TTL_S * 1000))
-                await pipe.execute()
-
-    async def ledger(self, ledger: str) -> dict[str, dict[str, Any]]:
-        with _answering(self._where):
-            raw = _texts(await self._r.hgetall(f"{self._prefix}ledger:{ledger}"))
-        return {k: json.loads(v) for k, v in raw.items()}
 
     async def _beat(self) -> None:
         await self._r.set(f"{self._prefix}replica:{self.replica}", "1", px=int(self._timeout_s * 1000))

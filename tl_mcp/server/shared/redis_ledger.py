@@ -1,0 +1,213 @@
+"""The bulk-ingest ledger (`ingest_ledger.IngestLedger`) in Redis, so every replica sees the same
+uploads by content, registrations and bulk plans (with `TL_MCP_REDIS_URL`; else the SQLite file).
+
+Keys, under the same `tl-mcp:<backend hash>:` prefix as the rest of the shared state, each kept
+`KEEP_FINISHED_S` (30 days) after its last write:
+- `ingest:upload:<content key>` (hash: state, asset_id, filename);
+- `ingest:reg:<asset id>` (hash: destination → the id it made, "" while only intended);
+- `ingest:plan:<plan id>` (hash: owner, spec, finished, runner, job_id, lease_until) and
+  `ingest:plan:<plan id>:files` (hash: position → the file as JSON).
+A claim is taken with WATCH/MULTI (its holder's liveness is the caller's to judge); renewing and
+releasing check the runner in one script. The interface is synchronous, like the SQLite ledger's:
+each call is one short round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError, WatchError
+
+from tl_mcp.server.ingest_ledger import KEEP_FINISHED_S, Plan, PlanFile, Upload, UploadState
+from tl_mcp.server.shared.redis_state import unreachable, where_of
+
+_TTL_MS = int(KEEP_FINISHED_S * 1000)
+
+_RENEW = """
+if redis.call('HGET', KEYS[1], 'runner') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'lease_until', ARGV[2])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'job_id', ARGV[3]) end
+return 1
+"""
+
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'runner') ~= ARGV[1] then return 0 end
+redis.call('HDEL', KEYS[1], 'runner', 'job_id', 'lease_until')
+return 1
+"""
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisIngestLedger:
+    def __init__(self, url: str, prefix: str) -> None:
+        self._r: Redis = Redis.from_url(
+            url, decode_responses=True, socket_timeout=10.0, socket_connect_timeout=5.0
+        )
+        self._where = where_of(self._r)
+        self._prefix = f"{prefix}ingest:"
+        self._renew = self._r.register_script(_RENEW)
+        self._release = self._r.register_script(_RELEASE)
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except RedisError as exc:
+            raise unreachable(self._where, exc) from None
+
+    def _upload_key(self, key: str) -> str:
+        return f"{self._prefix}upload:{key}"
+
+    def _reg_key(self, asset_id: str) -> str:
+        return f"{self._prefix}reg:{asset_id}"
+
+    def _plan_key(self, plan_id: str) -> str:
+        return f"{self._prefix}plan:{plan_id}"
+
+    def _write(self, key: str, mapping: dict[Any, Any]) -> None:
+        def run() -> None:
+            with self._r.pipeline(transaction=True) as pipe:
+                pipe.hset(key, mapping=mapping)
+                pipe.pexpire(key, _TTL_MS)
+                pipe.execute()
+
+        self._call(run)
+
+    def upload(self, key: str) -> Upload | None:
+        raw = {_s(k): _s(v) for k, v in self._call(lambda: self._r.hgetall(self._upload_key(key))).items()}
+        if not raw:
+            return None
+        state: UploadState = "done" if raw.get("state") == "done" else "sending"
+        return Upload(key, state, raw.get("asset_id") or None, raw.get("filename") or None)
+
+    def intend_upload(self, key: str, filename: str | None) -> None:
+        name = self._upload_key(key)
+        if self._call(lambda: self._r.hsetnx(name, "state", "sending")):
+            self._write(name, {"filename": filename or ""})
+
+    def record_upload(self, key: str, asset_id: str, filename: str | None) -> None:
+        self._write(
+            self._upload_key(key), {"state": "done", "asset_id": asset_id, "filename": filename or ""}
+        )
+
+    def forget_upload(self, key: str) -> None:
+        self._call(lambda: self._r.delete(self._upload_key(key)))
+
+    def registration(self, asset_id: str, destination: str) -> tuple[bool, str | None]:
+        raw = self._call(lambda: self._r.hget(self._reg_key(asset_id), destination))
+        return (raw is not None, _s(raw) or None if raw is not None else None)
+
+    def intend_registration(self, asset_id: str, destination: str) -> None:
+        self._write(self._reg_key(asset_id), {destination: ""})
+
+    def record_registration(self, asset_id: str, destination: str, ref_id: str) -> None:
+        self._write(self._reg_key(asset_id), {destination: ref_id})
+
+    def plan(self, plan_id: str) -> Plan | None:
+        key = self._plan_key(plan_id)
+
+        def read() -> tuple[dict[Any, Any], dict[Any, Any]]:
+            with self._r.pipeline(transaction=True) as pipe:
+                pipe.hgetall(key)
+                pipe.hgetall(f"{key}:files")
+                head, files = pipe.execute()
+            return head, files
+
+        head, rows = self._call(read)
+        if not head:
+            return None
+        head = {_s(k): _s(v) for k, v in head.items()}
+        files = sorted((PlanFile(**json.loads(_s(v))) for v in rows.values()), key=lambda f: f.position)
+        return Plan(
+            plan_id, head["owner"], json.loads(head["spec"]), files, finished=head.get("finished") == "1"
+        )
+
+    def save_plan(self, plan: Plan) -> None:
+        key = self._plan_key(plan.plan_id)
+
+        def run() -> None:
+            with self._r.pipeline(transaction=True) as pipe:
+                pipe.delete(f"{key}:files")
+                # A saved plan starts unclaimed, as the SQLite ledger's replaced row does.
+                pipe.hdel(key, "runner", "job_id", "lease_until")
+                pipe.hset(
+                    key,
+                    mapping={
+                        "owner": plan.owner,
+                        "spec": json.dumps(plan.spec),
+                        "finished": str(int(plan.finished)),
+                    },
+                )
+                if plan.files:
+                    pipe.hset(
+                        f"{key}:files", mapping={str(f.position): json.dumps(asdict(f)) for f in plan.files}
+                    )
+                pipe.pexpire(key, _TTL_MS)
+                pipe.pexpire(f"{key}:files", _TTL_MS)
+                pipe.execute()
+
+        self._call(run)
+
+    def update_file(self, plan_id: str, file: PlanFile) -> None:
+        key = f"{self._plan_key(plan_id)}:files"
+
+        def run() -> None:
+            # Only a file the plan has, as the SQLite ledger's UPDATE touches no other row.
+            if self._r.hexists(key, str(file.position)):
+                self._r.hset(key, str(file.position), json.dumps(asdict(file)))
+
+        self._call(run)
+
+    def finish_plan(self, plan_id: str) -> None:
+        key = self._plan_key(plan_id)
+        if self._call(lambda: self._r.exists(key)):
+            self._write(key, {"finished": "1"})
+
+    def claim_plan(
+        self, plan_id: str, runner: str, lease_s: float, alive: Callable[[str], bool]
+    ) -> tuple[str, str | None] | None:
+        key = self._plan_key(plan_id)
+
+        def run() -> tuple[str, str | None] | None:
+            with self._r.pipeline(transaction=True) as pipe:
+                while True:
+                    try:
+                        pipe.watch(key)  # type: ignore[no-untyped-call]
+                        head = {_s(k): _s(v) for k, v in pipe.hgetall(key).items()}
+                        if not head:
+                            raise KeyError(plan_id)
+                        holder, until = head.get("runner"), float(head.get("lease_until") or 0)
+                        if holder and until > time.time() and (holder == runner or alive(holder)):
+                            pipe.unwatch()
+                            return holder, head.get("job_id") or None
+                        pipe.multi()
+                        pipe.hset(key, mapping={"runner": runner, "lease_until": str(time.time() + lease_s)})
+                        pipe.hdel(key, "job_id")
+                        pipe.execute()
+                        return None
+                    except WatchError:
+                        continue
+
+        result: tuple[str, str | None] | None = self._call(run)
+        return result
+
+    def renew_plan(self, plan_id: str, runner: str, lease_s: float, *, job_id: str | None = None) -> None:
+        args = [runner, str(time.time() + lease_s), job_id or ""]
+        self._call(lambda: self._renew(keys=[self._plan_key(plan_id)], args=args))
+
+    def release_plan(self, plan_id: str, runner: str) -> None:
+        self._call(lambda: self._release(keys=[self._plan_key(plan_id)], args=[runner]))
+
+    async def aclose(self) -> None:
+        """For `contextlib.aclosing` beside the server's other async resources."""
+        self.close()
+
+    def close(self) -> None:
+        self._r.close()
