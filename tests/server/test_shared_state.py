@@ -8,6 +8,7 @@ listener; in Redis everything carries a TTL and a closed replica is gone.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -196,3 +197,9 @@ async def test_calls_in_flight_are_counted_until_they_leave(state: SharedState) 
     await state.leave_call(key)
     await state.leave_call(key)
     assert await state.calls(key) == 0 and await state.calls(other) == 1
+
+
+def test_a_record_written_by_a_newer_replica_still_loads() -> None:
+    raw = json.loads(_record(MemoryState(SessionStore(Path("/nonexistent"))), 1).dumps())
+    raw["written_by_a_later_version"] = True
+    assert JobRecord.loads(json.dumps(raw)).events == 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
 
 #: (principal components or None, the client's session-id hint or None, the request id).
@@ -52,7 +52,9 @@ class JobRecord:
 
     @classmethod
     def loads(cls, raw: str) -> JobRecord:
-        return cls(**json.loads(raw))
+        # A field only a newer replica writes is left out: replicas are upgraded one at a time.
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in json.loads(raw).items() if k in known})
 
 
 class Sessions(Protocol):
