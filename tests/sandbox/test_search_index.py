@@ -88,7 +88,9 @@ def _oracle(
             continue
         if best_i < 0:
             best_i = max(ids, key=lambda i: sum(1 for w in tokens(ai.texts[i].text) if w in idf))
-        out.append(_moment(ai, seg, ai.texts[best_i].text, score, ai.texts[best_i].source))
+        best = ai.texts[best_i]
+        span = (best.start, best.end) if best.source == "speech" else None  # speech: the sentence's own times
+        out.append(_moment(ai, seg, best.text, score, best.source, span))
     out.sort(key=lambda m: (-m.score, m.asset_id, m.start))
     return out
 

@@ -316,7 +316,9 @@ def rank_text(
             ids = part.pair_text[part.bounds[seg] : part.bounds[seg + 1]].tolist()
             best_i = max(ids, key=lambda i: sum(1 for w in part.text_tokens[i] if w in q_set))
         best = ai.texts[best_i]
-        moments.append(_moment(ai, seg, best.text, float(score[g]), best.source))
+        # A spoken sentence is timed by its own words: the moment is that sentence, not its whole scene.
+        span = (best.start, best.end) if best.source == "speech" else None
+        moments.append(_moment(ai, seg, best.text, float(score[g]), best.source, span))
     moments.sort(key=lambda m: (-m.score, m.asset_id, m.start))
     return moments if limit is None else moments[:limit]
 
@@ -336,12 +338,19 @@ def rank_image(indexes: Sequence[AssetIndex], vectors: Sequence[FloatArray]) -> 
     return moments
 
 
-def _moment(ai: AssetIndex, seg: int, text: str, score: float, modality: str) -> Moment:
+def _moment(
+    ai: AssetIndex, seg: int, text: str, score: float, modality: str, span: tuple[float, float] | None = None
+) -> Moment:
+    """The moment of segment ``seg``, narrowed to ``span`` (clipped to the segment) when one is given."""
     thumb = ai.thumbnails[seg]
+    start, end = float(ai.starts[seg]), float(ai.ends[seg])
+    if span is not None:
+        start = min(max(start, span[0]), end)
+        end = max(start, min(end, span[1]))
     return Moment(
         asset_id=ai.asset_id,
-        start=float(ai.starts[seg]),
-        end=float(ai.ends[seg]),
+        start=start,
+        end=end,
         text=text,
         score=round(score, 4),
         modality=modality,

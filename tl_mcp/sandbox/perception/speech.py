@@ -23,6 +23,10 @@ WINDOW_SECONDS = 30.0
 #: How far back from a window's end to look for a quiet place to cut, so words are not split.
 CUT_SEARCH_SECONDS = 8.0
 _QUIET_STEP = SAMPLE_RATE // 20  # 50 ms energy frames
+#: A silence between two words at least this long ends a moment. Whisper leaves no gap between the words
+#: of one phrase; espeak-ng's and people's pauses between sentences are 0.3 s and up.
+PAUSE_SECONDS = 0.3
+_SENTENCE_END = (".", "?", "!", "…")
 
 
 def _quiet_cut(samples: AudioArray, search: int) -> int:
@@ -38,7 +42,8 @@ def _quiet_cut(samples: AudioArray, search: int) -> int:
 
 class WhisperSpeechAnalyzer:
     """Transcribes in windows of about 30 s cut at quiet points, with Silero VAD (inside
-    faster-whisper) to skip silence and word timestamps to tighten each segment's start and end."""
+    faster-whisper) to skip silence, and word timestamps to cut each segment into sentences timed by their
+    own words."""
 
     def __init__(self, model: str | None = None, *, threads: int = 2, beam_size: int = 1) -> None:
         self._model_ref = model
@@ -140,27 +145,52 @@ class WhisperSpeechAnalyzer:
         log.debug("transcribing %.1f s of audio at offset %.1f s", duration, offset)
         result: list[TimedText] = []
         for seg in segments:
-            text = seg.text.strip()
-            if not text:
-                continue
-            start, end = float(seg.start), float(seg.end)
             words = [w for w in (seg.words or []) if w.word.strip()]
-            if words:
-                start, end = float(words[0].start), float(words[-1].end)
-                # avg_logprob is shared by every segment of one decoding window; the words'
-                # own probabilities tell segments apart.
-                confidence = sum(float(w.probability) for w in words) / len(words)
-            else:
-                confidence = math.exp(min(0.0, float(seg.avg_logprob)))
-            start = min(max(0.0, start), duration)
-            end = min(max(start, end), duration)
-            result.append(
-                TimedText(
-                    start=round(offset + start, 3),
-                    end=round(offset + end, 3),
-                    text=text,
-                    source="speech",
-                    confidence=round(confidence, 4),
+            if not words:
+                text = seg.text.strip()
+                if text:
+                    confidence = math.exp(min(0.0, float(seg.avg_logprob)))
+                    result.append(
+                        _timed(text, float(seg.start), float(seg.end), confidence, offset, duration)
+                    )
+                continue
+            # Whisper joins sentences that follow each other closely into one segment (with a comma where
+            # the pause was): one moment per sentence, timed by its own words, so a moment never spans a
+            # pause or the cut that usually sits in it.
+            for run in _sentences(words):
+                text = "".join(w.word for w in run).strip().rstrip(",;")
+                # avg_logprob is shared by every segment of one decoding window; the words' own
+                # probabilities tell sentences apart.
+                confidence = sum(float(w.probability) for w in run) / len(run)
+                result.append(
+                    _timed(text, float(run[0].start), float(run[-1].end), confidence, offset, duration)
                 )
-            )
         return result
+
+
+def _sentences(words: list[Any]) -> list[list[Any]]:
+    """Runs of words split after sentence punctuation and at pauses of ``PAUSE_SECONDS`` or more."""
+    runs: list[list[Any]] = [[]]
+    for word in words:
+        run = runs[-1]
+        if run and (
+            run[-1].word.strip().endswith(_SENTENCE_END)
+            or float(word.start) - float(run[-1].end) >= PAUSE_SECONDS
+        ):
+            runs.append(run := [])
+        run.append(word)
+    return [run for run in runs if run]
+
+
+def _timed(
+    text: str, start: float, end: float, confidence: float, offset: float, duration: float
+) -> TimedText:
+    start = min(max(0.0, start), duration)
+    end = min(max(start, end), duration)
+    return TimedText(
+        start=round(offset + start, 3),
+        end=round(offset + end, 3),
+        text=text,
+        source="speech",
+        confidence=round(confidence, 4),
+    )
