@@ -11,10 +11,24 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tl_mcp.sandbox.engine import AssetIndex, Engine
+from tl_mcp.sandbox.fitting import (
+    UNFILLED,
+    bool_for,
+    date_in,
+    empty_value,
+    enum_for,
+    hint,
+    is_date_field,
+    name_words,
+    number_for,
+    text_for,
+    word_set,
+)
 from tl_mcp.sandbox.media import TimedText
 from tl_mcp.sandbox.retrieval import rank_text, tokens
 
@@ -226,6 +240,14 @@ def answer_text(
     return "\n".join(lines)
 
 
+@dataclass(frozen=True, slots=True)
+class Filled:
+    """A structured answer: the JSON text, and the paths of the fields no evidence fitted."""
+
+    text: str
+    unfilled: list[str]
+
+
 def answer_json(
     engine: Engine,
     index: AssetIndex,
@@ -233,83 +255,207 @@ def answer_json(
     schema: dict[str, Any],
     duration: float | None,
     window: Window = (0.0, None),
-) -> str:
-    """Fill ``schema`` from the evidence. Overview prompts (or prompts nothing matches) use the parts of the
-    whole video (or window); others the matching moments. Arrays of objects get one entry per part (title,
-    summary, start, end…), strings the salient text, numbers the times, count or duration asked for."""
+) -> Filled:
+    """Fill ``schema`` from the evidence inside ``window``, each field only with evidence that fits it
+    (see :mod:`tl_mcp.sandbox.fitting`). Overview prompts (or prompts nothing matches) use the parts of the
+    whole video (or window), others the matching moments; a summary-like field always covers every part.
+    Arrays of objects get one entry per part or moment (title, summary, start, end…), highlights one per
+    part at its salient sentence."""
     relevant = [] if is_overview(prompt) else evidence(engine, index, prompt, window)
-    if relevant:
-        units = [Part(t.start, t.end, (t,)) for t in relevant]
-        overview = False
-    else:
-        units = parts(index, window, duration)
-        overview = True
-    return json.dumps(_fill(schema, units, duration, name="", overview=overview))
+    whole = parts(index, window, duration)
+    units = [Part(t.start, t.end, (t,)) for t in relevant] if relevant else whole
+    texts = in_window(index.texts, window)
+    filler = _JsonFiller(prompt, units, whole, texts, duration, overview=not relevant)
+    value = filler.value(schema, "", None, required=True)
+    return Filled(json.dumps({} if value is UNFILLED else value), list(dict.fromkeys(filler.unfilled)))
 
 
-def _fill(
-    schema: dict[str, Any], units: list[Part], duration: float | None, name: str, overview: bool
-) -> Any:
-    kind = schema.get("type")
+_TITLE_WORDS = word_set("title name heading label headline caption")
+_SUMMARY_WORDS = word_set("summary overview synopsis gist recap abstract description about")
+_GENERIC_WORDS = word_set(
+    "answer text quote response result content explanation reason details detail excerpt transcript "
+    "value what said statement evidence"
+)
+_TAG_WORDS = word_set("topics topic keywords keyword tags tag themes theme subjects subject")
+_QUOTE_LIST_WORDS = word_set(
+    "quotes lines sentences statements points facts claims transcript moments highlights"
+)
+_COUNTED = word_set(
+    "scenes scene chapters chapter parts part segments segment moments moment sections section "
+    "highlights mentions times occurrences"
+)
+
+
+class _JsonFiller:
+    """Walks the caller's schema; ``unfilled`` collects the paths of fields no evidence fits."""
+
+    def __init__(
+        self,
+        prompt: str,
+        units: list[Part],
+        whole: list[Part],
+        texts: list[TimedText],
+        duration: float | None,
+        overview: bool,
+    ) -> None:
+        self.prompt = prompt
+        self.units = units
+        self.whole = whole
+        #: Every text in the window, for fields whose answer may lie outside the best matches.
+        self.texts = texts
+        self.duration = duration
+        self.overview = overview
+        self.unfilled: list[str] = []
+        self._quoted: set[str] = set()
+
+    def value(self, node: Any, path: str, unit: Part | None, *, required: bool) -> Any:
+        """The field's value, ``UNFILLED`` (recorded) when nothing fits and the field may be left out."""
+        if not isinstance(node, dict):
+            return None
+        kind = _kind(node)
+        found = self._found(node, kind, path, unit)
+        if found is not UNFILLED:
+            return found
+        self.unfilled.append(path or "(root)")
+        return empty_value(node, kind) if required else UNFILLED
+
+    def _found(self, node: dict[str, Any], kind: str, path: str, unit: Part | None) -> Any:
+        name = path.rsplit("/", 1)[-1].removesuffix("[]")
+        words = set(name_words(name))
+        texts = self._texts(unit)
+        if "const" in node:
+            return node["const"]
+        if isinstance(node.get("enum"), list) and node["enum"]:
+            return enum_for(node["enum"], texts)
+        if kind == "object":
+            out: dict[str, Any] = {}
+            required = set(node.get("required", []))
+            for key, sub in (node.get("properties") or {}).items():
+                got = self.value(sub, f"{path}/{key}" if path else key, unit, required=key in required)
+                if got is not UNFILLED:
+                    out[key] = got
+            return out
+        if kind == "array":
+            return self._array(node, path, words, unit)
+        if kind in ("number", "integer"):
+            return self._number(node, name, words, unit, kind == "integer")
+        if kind == "boolean":
+            found = bool_for(name, node, texts, found=any(u.texts for u in self.units))
+            return UNFILLED if found is None else found
+        if kind == "string":
+            return self._string(node, name, words, unit)
+        return UNFILLED
+
+    def _texts(self, unit: Part | None) -> list[str]:
+        """The texts a field of ``unit`` may draw on: the unit's own, else the best matches, then the rest."""
+        if unit is not None:
+            return [t.text for t in unit.texts]
+        best = [t.text for u in self.units for t in u.texts]
+        return list(dict.fromkeys([*best, *(t.text for t in self.texts)]))
+
+    def _array(self, node: dict[str, Any], path: str, words: set[str], unit: Part | None) -> Any:
+        items: dict[str, Any] = node["items"] if isinstance(node.get("items"), dict) else {"type": "string"}
+        item_kind = _kind(items)
+        units = [unit] if unit is not None else self.units
+        if "highlight" in path.lower() and unit is None:
+            units = [_salient(p) for p in self.whole if p.texts]
+        out: list[Any]
+        if item_kind == "object":
+            out = [self.value(items, f"{path}[]", u, required=True) for u in units]
+        elif item_kind == "string" and "hashtags" in words | set(name_words(path)):
+            out = list(dict.fromkeys("#" + re.sub(r"\W", "", u.title.title()) for u in self.whole if u.texts))
+        elif item_kind == "string" and words & _TAG_WORDS:
+            out = list(dict.fromkeys(u.title for u in self.whole if u.texts))
+        elif item_kind == "string" and words & _QUOTE_LIST_WORDS:
+            out = _distinct(t.text for u in units for t in u.texts)
+        else:
+            got = [self.value(items, f"{path}[]", u, required=False) for u in units]
+            out = [v for v in got if v is not UNFILLED]
+            out = list(dict.fromkeys(json.dumps(v) for v in out))
+            out = [json.loads(v) for v in out]
+        high = node.get("maxItems")
+        if isinstance(high, int):
+            out = out[:high]
+        if not out or len(out) < int(node.get("minItems", 0)):
+            return UNFILLED
+        return out
+
+    def _number(
+        self, node: dict[str, Any], name: str, words: set[str], unit: Part | None, integer: bool
+    ) -> Any:
+        target = unit or (self.units[0] if self.units else None)
+        value: float | None = None
+        if target is not None and words & {"start", "begin", "from"}:
+            value = target.start
+        elif target is not None and words & {"end", "until", "to", "stop"}:
+            value = target.end
+        elif words & {"duration", "length"} and (unit is not None or "video" in words or not self.units):
+            value = (unit.end - unit.start) if unit is not None else self.duration
+        elif words & {"count", "total", "number", "num"} and (
+            words & _COUNTED or words <= {"count", "total"}
+        ):
+            value = float(len(self.units))
+        else:
+            hinted = hint(name, node)
+            value = number_for(
+                hinted, self._texts(unit), integer=integer, generic=bool(words & _GENERIC_WORDS)
+            )
+        if value is None:
+            return UNFILLED
+        return int(value) if integer else value
+
+    def _string(self, node: dict[str, Any], name: str, words: set[str], unit: Part | None) -> Any:
+        if is_date_field(name, node):
+            for text in self._texts(unit):
+                found = date_in(text, node.get("format"))
+                if found is not None:
+                    return found
+            return UNFILLED
+        source = unit or (self.units[0] if self.units else None)
+        if source is not None and words & {"start", "end", "time", "timestamp"}:
+            return clock(source.end if "end" in words else source.start)
+        if words & {"source", "modality"} and source is not None:
+            return ", ".join(dict.fromkeys(LABEL[t.source] for t in source.texts)) or UNFILLED
+        if words & _TITLE_WORDS:
+            if unit is not None:
+                return unit.title if unit.texts else UNFILLED
+            return keyphrase([t for u in self.units for t in u.texts]) or UNFILLED
+        if words & _SUMMARY_WORDS:
+            # A summary covers the whole video (or window), whatever the prompt matched best.
+            scope = [unit] if unit is not None else self.whole
+            return self._quote(" ".join(p.summary for p in scope if p.texts))
+        if unit is not None:
+            return self._quote(unit.summary if unit.texts else "")
+        if words & _GENERIC_WORDS or not words:
+            pool = self.units if not self.overview else self.whole
+            return self._quote(" ".join(p.summary for p in pool if p.texts) if self.overview else "", pool)
+        # A specific field (speaker, location…) takes only a text that names what it asks about.
+        found = text_for(hint(name, node), self._texts(None))
+        return UNFILLED if found is None else self._quote(" ".join(found.split()))
+
+    def _quote(self, text: str, pool: Sequence[Part] = ()) -> Any:
+        """``text`` unless another field already has it (then the next unquoted part of ``pool``)."""
+        for candidate in [text, *(p.summary for p in pool if p.texts)]:
+            if candidate and candidate not in self._quoted:
+                self._quoted.add(candidate)
+                return candidate
+        return UNFILLED
+
+
+def _kind(node: dict[str, Any]) -> str:
+    kind = node.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
-    if schema.get("enum"):
-        return schema["enum"][0]
-    if kind == "object" or "properties" in schema:
-        props: dict[str, Any] = schema.get("properties", {})
-        return {k: _fill(v, units, duration, k, overview) for k, v in props.items()}
-    lowered = name.lower()
-    if kind == "array":
-        items = schema.get("items", {"type": "string"})
-        if items.get("type") == "object" or "properties" in items:
-            return [_unit_obj(items, u, duration) for u in units]
-        if items.get("type") in (None, "string") and "hashtag" in lowered:
-            return list(dict.fromkeys("#" + re.sub(r"\W", "", u.title.title()) for u in units))
-        if items.get("type") in (None, "string") and any(w in lowered for w in ("topic", "keyword", "tag")):
-            return list(dict.fromkeys(u.title for u in units))
-        return [_fill(items, [u], duration, name, overview) for u in units]
-    if kind == "string":
-        if not units or not any(u.texts for u in units):
-            return "not found in the video's text (offline sandbox)"
-        if any(w in lowered for w in ("title", "name", "heading", "label")):
-            return keyphrase([t for u in units for t in u.texts]) or units[0].title
-        # An overview covers every part; an answer to a question quotes the best match.
-        return " ".join(u.summary for u in units) if overview else units[0].summary
-    if kind in ("number", "integer"):
-        if units and "start" in lowered:
-            value: float = units[0].start
-        elif units and "end" in lowered:
-            value = units[0].end
-        elif "duration" in lowered and duration:
-            value = duration
-        elif "count" in lowered or "number" in lowered:
-            value = len(units)
-        else:
-            value = 0
-        return int(value) if kind == "integer" else value
-    if kind == "boolean":
-        return any(u.texts for u in units)
-    return None
+    if isinstance(kind, str):
+        return kind
+    return "object" if "properties" in node else "array" if "items" in node else "string"
 
 
-def _unit_obj(schema: dict[str, Any], unit: Part, duration: float | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, sub in schema.get("properties", {}).items():
-        lowered = key.lower()
-        sub_kind = sub.get("type")
-        if "start" in lowered and sub_kind in ("number", "integer"):
-            out[key] = int(unit.start) if sub_kind == "integer" else unit.start
-        elif "end" in lowered and sub_kind in ("number", "integer"):
-            out[key] = int(unit.end) if sub_kind == "integer" else unit.end
-        elif sub_kind == "string" and ("source" in lowered or "modality" in lowered):
-            out[key] = ", ".join(dict.fromkeys(LABEL[t.source] for t in unit.texts)) or "none"
-        elif sub_kind == "string" and any(w in lowered for w in ("title", "name", "heading", "label")):
-            out[key] = unit.title
-        elif sub_kind == "string":
-            out[key] = unit.summary
-        else:
-            out[key] = _fill(sub, [unit], duration, key, overview=False)
-    return out
+def _salient(part: Part) -> Part:
+    """A part narrowed to its first sentence said (else shown), at that sentence's own times."""
+    said = [t for t in part.texts if t.source in TRANSCRIPT] or list(part.texts)
+    first = said[0]
+    return Part(first.start, first.end, (first,))
 
 
 def truncate(text: str, max_tokens: int | None) -> tuple[str, str, int]:

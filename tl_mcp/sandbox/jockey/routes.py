@@ -291,6 +291,8 @@ class Turn:
         self.output: list[JsonObj] = []
         self.input_tokens = 0
         self.output_tokens = 0
+        #: Structured output only: the schema fields no evidence fitted.
+        self.unfilled: list[str] | None = None
 
     def response(self, status: str, *, final: bool) -> JsonObj:
         body: JsonObj = {
@@ -307,6 +309,9 @@ class Turn:
         }
         if final:
             body["usage"] = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+            if self.unfilled is not None:
+                # Sandbox-only: fields left null or empty because nothing retrieved fitted them.
+                body["unfilled"] = self.unfilled
         return body
 
     def _next_message_id(self) -> str:
@@ -448,7 +453,10 @@ class Turn:
     ) -> tuple[str, list[JsonObj]]:
         assert self.req.schema is not None
         summary = " ".join(answer.text.split())
-        value, problems = fill(self.req.schema, question=question, summary=summary, moments=moments[:5])
+        self.unfilled = []
+        value, problems = fill(
+            self.req.schema, question=question, summary=summary, moments=moments[:5], unfilled=self.unfilled
+        )
         if problems:
             raise ValueError(f"structured output does not validate: {problems[:3]}")
         # JSON text carries no citation markers, so there is nothing for annotations to locate.

@@ -1,9 +1,11 @@
 """Structured output (`text.format` json_schema) for the sandbox's Jockey, built only from evidence.
 
 TwelveLabs tightens the caller's schema (every property required, no additional properties) and returns
-the JSON as the message text. We do the same, then fill the schema from the retrieved moments: strings
-from their text and titles, numbers from their times, arrays of objects one moment each. The result is
-validated with jsonschema before it is sent, so a caller never receives JSON its schema rejects.
+the JSON as the message text. We do the same, then fill the schema from the retrieved moments, each field
+only with evidence that fits it (:mod:`tl_mcp.sandbox.fitting`): strings from their text and titles,
+times from their times, other numbers, dates, enums and booleans only where the texts state them, arrays
+of objects one moment each; a field nothing fits is null (when allowed) or empty, and is reported. The
+result is validated with jsonschema before it is sent, so a caller never receives JSON its schema rejects.
 """
 
 from __future__ import annotations
@@ -15,6 +17,19 @@ from typing import Any
 
 import jsonschema
 
+from tl_mcp.sandbox.fitting import (
+    UNFILLED,
+    bool_for,
+    date_in,
+    empty_value,
+    enum_for,
+    hint,
+    is_date_field,
+    name_words,
+    number_for,
+    text_for,
+    word_set,
+)
 from tl_mcp.sandbox.jockey.compose import marker, timestamp
 from tl_mcp.sandbox.knowledge.models import Evidence
 
@@ -62,11 +77,16 @@ def check_schema(schema: Any) -> JsonObj:
 
 
 class _Filler:
+    """Walks the tightened schema; a field no evidence fits gets the schema's empty value (null when
+    allowed) and its path goes to ``unfilled``."""
+
     def __init__(self, root: JsonObj, question: str, summary: str, moments: Sequence[Evidence]) -> None:
         self.root = root
         self.question = question
         self.summary = summary
         self.moments = list(moments)
+        self.unfilled: list[str] = []
+        self._quoted: set[str] = set()
 
     def resolve(self, node: JsonObj) -> JsonObj:
         ref = node.get("$ref")
@@ -78,106 +98,119 @@ class _Filler:
             return {**target, **merged} if isinstance(target, dict) else merged
         return node
 
-    def value(self, node: Any, name: str, moment: Evidence | None, depth: int) -> Any:
+    def texts(self, moment: Evidence | None) -> list[str]:
+        return [moment.text] if moment is not None else [m.text for m in self.moments]
+
+    def value(self, node: Any, path: str, moment: Evidence | None, depth: int) -> Any:
         if not isinstance(node, dict) or depth > _MAX_DEPTH:
             return None
         node = self.resolve(node)
+        found = self.found(node, path, moment, depth)
+        if found is not UNFILLED:
+            return found
+        self.unfilled.append(path or "(root)")
+        return empty_value(node, _kind(node))
+
+    def found(self, node: JsonObj, path: str, moment: Evidence | None, depth: int) -> Any:
+        name = path.rsplit("/", 1)[-1].removesuffix("[]")
         if "const" in node:
             return node["const"]
         if isinstance(node.get("enum"), list) and node["enum"]:
-            return self.pick_enum(node["enum"], moment)
+            return enum_for(node["enum"], self.texts(moment))
         for key in ("anyOf", "oneOf"):
             options = node.get(key)
             if isinstance(options, list):
                 for option in options:
-                    candidate = self.value(option, name, moment, depth + 1)
-                    if _valid(self.root, option, candidate):
+                    if not isinstance(option, dict) or _kind(self.resolve(option)) == "null":
+                        continue
+                    candidate = self.found(self.resolve(option), path, moment, depth + 1)
+                    if candidate is not UNFILLED and _valid(self.root, option, candidate):
                         return candidate
-        kind = node.get("type")
-        if isinstance(kind, list):
-            kind = next((k for k in kind if k != "null"), "null")
-        if kind is None:
-            kind = "object" if "properties" in node else "array" if "items" in node else "string"
+                return UNFILLED
+        kind = _kind(node)
         if kind == "object":
-            props = node.get("properties") if isinstance(node.get("properties"), dict) else {}
-            return {key: self.value(sub, key, moment, depth + 1) for key, sub in props.items()}
+            props: JsonObj = node["properties"] if isinstance(node.get("properties"), dict) else {}
+            return {
+                key: self.value(sub, f"{path}/{key}" if path else key, moment, depth + 1)
+                for key, sub in props.items()
+            }
         if kind == "array":
-            return self.array(node, name, moment, depth)
+            return self.array(node, path, moment, depth)
         if kind in ("number", "integer"):
             return self.number(node, name, moment, kind == "integer")
         if kind == "boolean":
-            return bool(self.moments)
+            said = bool_for(name, node, self.texts(moment), found=bool(self.moments))
+            return UNFILLED if said is None else said
         if kind == "null":
             return None
         return self.string(node, name, moment)
 
-    def pick_enum(self, options: list[Any], moment: Evidence | None) -> Any:
-        evidence = (moment.text if moment else " ".join(m.text for m in self.moments)).lower()
-        for option in options:
-            if isinstance(option, str) and option.lower() in evidence:
-                return option
-        return options[0]
-
-    def array(self, node: JsonObj, name: str, moment: Evidence | None, depth: int) -> list[Any]:
-        items = node.get("items") if isinstance(node.get("items"), dict) else {}
+    def array(self, node: JsonObj, path: str, moment: Evidence | None, depth: int) -> Any:
+        items: JsonObj = node["items"] if isinstance(node.get("items"), dict) else {}
         low = int(node.get("minItems", 0))
         high = node.get("maxItems")
         sources: list[Evidence | None] = [moment] if moment is not None else list(self.moments)
-        values = [self.value(items, name, m, depth + 1) for m in sources]
+        before = len(self.unfilled)
+        values = [self.found(self.resolve(items), f"{path}[]", m, depth + 1) for m in sources]
+        values = [v for v in values if v is not UNFILLED]
+        del self.unfilled[before:]  # entries with nothing to say are left out, not listed one by one
         if node.get("uniqueItems"):
             unique: list[Any] = []
             for v in values:
                 if v not in unique:
                     unique.append(v)
             values = unique
-        while len(values) < low:
-            # The schema insists on more entries than there is evidence for: repeat rather than invent.
-            values.append(
-                self.value(items, name, sources[len(values) % len(sources)] if sources else None, depth + 1)
-            )
         if isinstance(high, int):
             values = values[:high]
+        if len(values) < low or not values:
+            # The schema insists on more entries than there is evidence for: say so rather than invent.
+            return UNFILLED if len(values) < low or not sources else values
         return values
 
-    def number(self, node: JsonObj, name: str, moment: Evidence | None, integer: bool) -> float | int:
-        lowered = name.lower()
+    def number(self, node: JsonObj, name: str, moment: Evidence | None, integer: bool) -> Any:
+        words = set(name_words(name))
         target = moment or (self.moments[0] if self.moments else None)
-        value: float
-        if any(k in lowered for k in ("count", "total", "number", "num_", "how_many")):
+        value: float | None = None
+        if words & {"count", "total", "num", "how", "many"} or words == {"number"}:
             value = float(len(self.moments))
-        elif target is None:
-            value = 0.0
-        elif "end" in lowered:
+        elif target is not None and words & {"end", "until", "to"}:
             value = target.end
-        elif "duration" in lowered or "length" in lowered:
+        elif target is not None and words & {"duration", "length"}:
             value = target.end - target.start
-        elif any(k in lowered for k in ("score", "confidence", "relevance")):
+        elif target is not None and words & {"score", "confidence", "relevance"}:
             value = target.score
-        elif "rank" in lowered:
+        elif target is not None and "rank" in words:
             value = float(self.moments.index(target) + 1) if target in self.moments else 1.0
-        else:
+        elif target is not None and words & {"start", "begin", "from", "time", "timestamp", "sec", "seconds"}:
             value = target.start
+        else:
+            value = number_for(hint(name, node), self.texts(moment), integer=integer, generic=False)
+        if value is None:
+            return UNFILLED
         minimum = node.get("minimum", node.get("exclusiveMinimum"))
         maximum = node.get("maximum", node.get("exclusiveMaximum"))
-        if isinstance(minimum, (int, float)):
-            value = max(value, float(minimum) + (1 if "exclusiveMinimum" in node and integer else 0))
-        if isinstance(maximum, (int, float)):
-            value = min(value, float(maximum) - (1 if "exclusiveMaximum" in node and integer else 0))
+        if isinstance(minimum, (int, float)) and value < minimum:
+            return UNFILLED
+        if isinstance(maximum, (int, float)) and value > maximum:
+            return UNFILLED
         return round(value) if integer else round(value, 3)
 
-    def string(self, node: JsonObj, name: str, moment: Evidence | None) -> str:
+    def string(self, node: JsonObj, name: str, moment: Evidence | None) -> Any:
         lowered = name.lower()
         target = moment
-        if node.get("format") == "date-time":
-            return "1970-01-01T00:00:00Z"
+        if is_date_field(name, node):
+            found = next((d for t in self.texts(moment) if (d := date_in(t, node.get("format")))), None)
+            return UNFILLED if found is None else found
         if target is None:
             if any(k in lowered for k in ("question", "query")):
-                text = self.question
-            elif self.moments and any(k in lowered for k in ("title", "video", "name")):
-                text = self.moments[0].title
-            else:
-                text = self.summary
-        elif any(k in lowered for k in ("title", "video", "file", "name")):
+                return _fit_string(self.question, node)
+            if self.moments and any(k in lowered for k in ("title", "video", "name")):
+                return _fit_string(self.moments[0].title, node)
+            if set(name_words(name)) & _SPECIFIC_FREE or not name:
+                return self.quote(self.summary, node)
+            found = text_for(hint(name, node), self.texts(None))
+            return UNFILLED if found is None else self.quote(found, node)
+        if any(k in lowered for k in ("title", "video", "file", "name")):
             text = target.title
         elif "item" in lowered and "id" in lowered:
             text = target.item_id
@@ -191,9 +224,38 @@ class _Filler:
             text = marker(target.start, target.end).strip("[]")
         elif "source" in lowered or "modality" in lowered:
             text = target.source
-        else:
+        elif set(name_words(name)) & _SPECIFIC_FREE:
             text = target.text
+        else:
+            found = text_for(hint(name, node), [target.text])
+            if found is None:
+                return UNFILLED
+            text = found
         return _fit_string(text, node)
+
+    def quote(self, text: str, node: JsonObj) -> Any:
+        """``text``, unless another field already quoted it: then the next moment nobody quoted yet."""
+        for candidate in [text, *(m.text for m in self.moments)]:
+            if candidate and candidate not in self._quoted:
+                self._quoted.add(candidate)
+                return _fit_string(candidate, node)
+        return UNFILLED
+
+
+#: String fields that ask for what was found, whatever it is about: the answer or a moment's own text.
+_SPECIFIC_FREE = word_set(
+    "answer text quote response result content summary explanation excerpt details evidence transcript "
+    "description overview said statement reason"
+)
+
+
+def _kind(node: JsonObj) -> str:
+    kind = node.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if isinstance(kind, str):
+        return kind
+    return "object" if "properties" in node else "array" if "items" in node else "string"
 
 
 def _fit_string(text: str, node: JsonObj) -> str:
@@ -217,11 +279,20 @@ def _valid(root: JsonObj, node: Any, value: Any) -> bool:
 
 
 def fill(
-    schema: JsonObj, *, question: str, summary: str, moments: Sequence[Evidence]
+    schema: JsonObj,
+    *,
+    question: str,
+    summary: str,
+    moments: Sequence[Evidence],
+    unfilled: list[str] | None = None,
 ) -> tuple[Any, list[str]]:
-    """JSON for the tightened ``schema`` from evidence; returns (value, validation problems)."""
+    """JSON for the tightened ``schema`` from evidence; returns (value, validation problems). The paths of
+    fields no evidence fitted are appended to ``unfilled`` when given."""
     tightened = tighten(schema)
-    value = _Filler(tightened, question, summary, moments).value(tightened, "", None, 0)
+    filler = _Filler(tightened, question, summary, moments)
+    value = filler.value(tightened, "", None, 0)
+    if unfilled is not None:
+        unfilled.extend(dict.fromkeys(filler.unfilled))
     validator = jsonschema.Draft202012Validator(tightened)
     problems = [
         f"{'/'.join(str(p) for p in err.absolute_path) or '(root)'}: {err.message}"

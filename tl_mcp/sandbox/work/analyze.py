@@ -204,8 +204,10 @@ def run_analysis(engine: Engine, params: dict[str, Any], *, nested: bool, wait: 
             f"`start_time` ({window[0]:g}) is not before the end of the video ({info.duration:g} s).",
             nested=nested,
         )
+    unfilled: list[str] | None = None
     if params["schema"] is not None:
-        text = answer_json(engine, index, params["prompt"], params["schema"], info.duration, window)
+        filled = answer_json(engine, index, params["prompt"], params["schema"], info.duration, window)
+        text, unfilled = filled.text, filled.unfilled
         finish, out_tokens = "stop", len(text.split())
     else:
         text = answer_text(engine, index, row["filename"], info.duration, params["prompt"], window)
@@ -216,6 +218,9 @@ def run_analysis(engine: Engine, params: dict[str, Any], *, nested: bool, wait: 
         "finish_reason": finish,
         "usage": {"output_tokens": out_tokens, "input_tokens": len(params["prompt"].split())},
     }
+    if unfilled is not None:
+        # Sandbox-only: the schema fields no evidence in the video fitted (left out, null or empty).
+        result["unfilled"] = unfilled
     if finish == "length":
         result["error"] = {"message": "The answer was cut at max_tokens."}
     return result

@@ -1,0 +1,306 @@
+"""Which evidence fits one field of a caller's JSON Schema, for the extractive structured outputs.
+
+A field is filled only with evidence of its kind: a number written or spoken in the video for a number,
+a date-like phrase for a date field (by its name, description or format), a listed value for an enum,
+a boolean only when the texts say so. When nothing fits, the filler marks the field as unfilled: left
+out when the schema allows, null when it allows null, else a neutral value of the right type, and
+listed in the response metadata either way, so nothing is passed off as evidence.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+JsonObj = dict[str, Any]
+
+#: What an unfilled required, non-nullable string says instead of a quote.
+NOT_FOUND = "not found in the video's text (offline sandbox)"
+
+
+def word_set(text: str) -> frozenset[str]:
+    """The whitespace-separated words of ``text`` (word lists read better as one string)."""
+    return frozenset(text.split())
+
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_WORD = re.compile(r"[a-z0-9]+")
+_HINT_STOP = word_set(
+    "a an the of in on at to for by with from and or is are was were be this that it its any each "
+    "video clip value field string number integer list array object given text"
+)
+
+_UNITS = {
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+}
+_TENS = {
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+}
+_SCALES = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
+_DIGITS = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?")
+_SPELLED = re.compile(
+    r"\b(?:(?:" + "|".join([*_UNITS, *_TENS, *_SCALES]) + r")[\s-]*(?:and\s+)?)+", re.IGNORECASE
+)
+#: Words that say which numbers a field wants, beyond the field's own words.
+_MONEY = word_set("price cost costs amount fee fees dollar dollars usd eur euro euros paid pay salary")
+_MONEY_SIGN = re.compile(r"[$€£]|\b(?:dollars?|euros?|pounds? sterling|usd|eur|cents?)\b", re.IGNORECASE)
+_PERCENT = word_set("percent percentage pct rate growth share ratio")
+_PERCENT_SIGN = re.compile(r"%|\bper ?cent\b", re.IGNORECASE)
+
+_MONTH_NAMES = "january february march april may june july august september october november december"
+_MONTHS = _MONTH_NAMES.split()
+_MONTH = r"(?:" + "|".join(m[:3] + f"(?:{m[3:]})?" for m in _MONTHS) + r")\.?"
+_DATE_PATTERNS = (
+    re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b"),
+    re.compile(rf"\b({_MONTH})\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})\b", re.IGNORECASE),
+    re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH}),?\s+(\d{{4}})\b", re.IGNORECASE),
+    re.compile(rf"\b({_MONTH})\s+(\d{{4}})\b", re.IGNORECASE),
+    re.compile(r"\b((?:19|20)\d{2})\b"),
+)
+_DATE_WORDS = word_set("date day dated when deadline birthday anniversary")
+
+#: Leading words of a boolean field's name that carry no content ("is_outdoor" asks about "outdoor").
+_BOOL_VERBS = word_set("is are was were has have had does do did can could should will any there")
+#: Boolean fields that ask whether something is said or shown: the whole video's texts answer those,
+#: so absence from every text is evidence for false.
+_SAYS = word_set(
+    "mention mentions mentioned says said say talks talk discusses discussed contains contain includes "
+    "include shows show references refers cites"
+)
+
+
+_FOUND_WORDS = word_set("found match matched matches answered answerable relevant any exists")
+
+
+class Unfilled:
+    """No evidence fits a field (a singleton; the filler turns it into the schema's empty value)."""
+
+    _instance: Unfilled | None = None
+
+    def __new__(cls) -> Unfilled:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+
+UNFILLED = Unfilled()
+
+
+def name_words(name: str) -> list[str]:
+    """``launchDate`` / ``launch_date`` -> ["launch", "date"]."""
+    return _WORD.findall(_CAMEL.sub(" ", name).lower())
+
+
+def hint(name: str, node: JsonObj) -> list[str]:
+    """The words that say what a field wants: its name, then its title and description."""
+    text = " ".join([" ".join(name_words(name)), *(str(node.get(k, "")) for k in ("title", "description"))])
+    return list(dict.fromkeys(w for w in _WORD.findall(text.lower()) if w not in _HINT_STOP and len(w) > 1))
+
+
+def _stem(word: str) -> str:
+    return word[:5] if len(word) > 5 else word
+
+
+def overlap(words: Iterable[str], text: str) -> int:
+    """How many of ``words`` the text contains (by a five-letter stem: growth/grew do not meet, launch and
+    launched do)."""
+    stems = {_stem(w) for w in _WORD.findall(text.lower())}
+    return sum(1 for w in dict.fromkeys(words) if _stem(w) in stems)
+
+
+def _spelled_value(phrase: str) -> float | None:
+    total, current, seen = 0, 0, False
+    for word in re.findall(r"[a-z]+", phrase.lower()):
+        if word in _UNITS:
+            current += _UNITS[word]
+        elif word in _TENS:
+            current += _TENS[word]
+        elif word in _SCALES:
+            current = max(current, 1) * _SCALES[word]
+            if _SCALES[word] >= 1000:
+                total, current = total + current, 0
+        else:
+            continue
+        seen = True
+    return float(total + current) if seen else None
+
+
+def numbers_in(text: str) -> list[tuple[float, int, int]]:
+    """Numbers written in digits or words, as (value, start, end) in ``text``, in order."""
+    found: list[tuple[float, int, int]] = []
+    for m in _DIGITS.finditer(text):
+        raw = m.group().replace(",", "")
+        try:
+            found.append((float(raw), m.start(), m.end()))
+        except ValueError:
+            continue
+    for m in _SPELLED.finditer(text):
+        value = _spelled_value(m.group())
+        if value is not None:
+            found.append((value, m.start(), m.end()))
+    return sorted(found, key=lambda f: f[1])
+
+
+def number_for(words: Sequence[str], texts: Sequence[str], *, integer: bool, generic: bool) -> float | None:
+    """The number a field named by ``words`` asks for, from ``texts`` (best first). A money field takes a
+    number with a currency beside it, a percentage field one with a percent sign or word; any other field
+    a number from a text that shares a word with the field, or, for a ``generic`` field (``value``,
+    ``answer``), from the best text."""
+    money = bool(_MONEY & set(words))
+    percent = bool(_PERCENT & set(words))
+    best: tuple[int, int, float] | None = None
+    for rank, text in enumerate(texts):
+        for value, start, end in numbers_in(text):
+            if integer and not float(value).is_integer():
+                continue
+            near = text[max(0, start - 2) : end + 12]
+            if money and not _MONEY_SIGN.search(near):
+                continue
+            if percent and not _PERCENT_SIGN.search(near):
+                continue
+            fit = overlap(words, text) + (2 if money or percent else 0)
+            if fit == 0 and not (generic and rank == 0):
+                continue
+            if best is None or (fit, -rank) > (best[0], best[1]):
+                best = (fit, -rank, value)
+    return None if best is None else best[2]
+
+
+def text_for(words: Sequence[str], texts: Sequence[str]) -> str | None:
+    """The first of ``texts`` (best first) that names what a field named by ``words`` asks about: one
+    of its words, or, for a money or percentage field, an amount of that kind."""
+    money = bool(_MONEY & set(words))
+    percent = bool(_PERCENT & set(words))
+    for text in texts:
+        if overlap(words, text):
+            return text
+        kind_found = (money and _MONEY_SIGN.search(text)) or (percent and _PERCENT_SIGN.search(text))
+        if kind_found and numbers_in(text):
+            return text
+    return None
+
+
+def is_date_field(name: str, node: JsonObj) -> bool:
+    if node.get("format") in ("date", "date-time"):
+        return True
+    words = set(name_words(name))
+    described = set(_WORD.findall(str(node.get("description", "")).lower()))
+    return bool(_DATE_WORDS & words) or "date" in described
+
+
+def date_in(text: str, fmt: str | None) -> str | None:
+    """The first date-like phrase in ``text``: ISO 8601 when it names a whole day (a ``date`` or
+    ``date-time`` format requires one), else as written (``March 2026``, ``2026``)."""
+    for i, pattern in enumerate(_DATE_PATTERNS):
+        m = pattern.search(text)
+        if not m:
+            continue
+        if i in (0, 1, 2):
+            if i == 0:
+                year, month, day = int(m.group(1)), int(m.group(2)), int(m.group(3))
+            elif i == 1:
+                month, day, year = _month(m.group(1)), int(m.group(2)), int(m.group(3))
+            else:
+                day, month, year = int(m.group(1)), _month(m.group(2)), int(m.group(3))
+            if not (1 <= month <= 12 and 1 <= day <= 31):
+                continue
+            iso = f"{year:04d}-{month:02d}-{day:02d}"
+            return f"{iso}T00:00:00Z" if fmt == "date-time" else iso
+        if fmt in ("date", "date-time"):
+            continue
+        return m.group(0)
+    return None
+
+
+def _month(name: str) -> int:
+    return next(i for i, m in enumerate(_MONTHS, 1) if m.startswith(name.lower().rstrip(".")[:3]))
+
+
+def bool_for(name: str, node: JsonObj, texts: Sequence[str], *, found: bool) -> bool | None:
+    """True when the texts say what the field asks about; False only for a "does it mention X" field whose
+    X no text says (``texts`` must then be every text in scope); None when the texts cannot tell. A field
+    that asks whether anything was found (``found``, ``matched``) gets ``found``."""
+    words = name_words(name)
+    if set(words) <= _FOUND_WORDS:
+        return found
+    content = [w for w in words if w not in _BOOL_VERBS and w not in _SAYS and w not in _HINT_STOP]
+    if not content:
+        return None
+    if any(overlap(content, t) == len(set(content)) for t in texts):
+        return True
+    asks_said = bool(_SAYS & set(words)) or bool(_SAYS & set(hint("", node)))
+    return False if asks_said and texts else None
+
+
+def enum_for(options: Sequence[Any], texts: Sequence[str]) -> Any:
+    """The listed value the texts name (a word match; a number equal to one found), else ``UNFILLED``."""
+    for text in texts:
+        lowered = text.lower()
+        values = {v for v, _, _ in numbers_in(text)}
+        for option in options:
+            if isinstance(option, str) and option and re.search(rf"\b{re.escape(option.lower())}\b", lowered):
+                return option
+            if isinstance(option, (int, float)) and not isinstance(option, bool) and float(option) in values:
+                return option
+    return UNFILLED
+
+
+def allows_null(node: JsonObj) -> bool:
+    kind = node.get("type")
+    if kind == "null" or (isinstance(kind, list) and "null" in kind):
+        return True
+    if isinstance(node.get("enum"), list) and None in node["enum"]:
+        return True
+    return any(
+        isinstance(o, dict) and allows_null(o) for k in ("anyOf", "oneOf") for o in node.get(k, []) or []
+    )
+
+
+def empty_value(node: JsonObj, kind: str) -> Any:
+    """What an unfilled required field gets: null if allowed, else a neutral value of its type."""
+    if allows_null(node):
+        return None
+    if isinstance(node.get("enum"), list) and node["enum"]:
+        return node["enum"][0]
+    if kind in ("number", "integer"):
+        low = node.get("minimum", node.get("exclusiveMinimum"))
+        value = float(low) if isinstance(low, (int, float)) else 0.0
+        if "exclusiveMinimum" in node:
+            value += 1
+        return int(value) if kind == "integer" else value
+    if kind == "boolean":
+        return False
+    if kind == "array":
+        return []
+    if kind == "object":
+        return {}
+    text = NOT_FOUND
+    max_len = node.get("maxLength")
+    return text[:max_len] if isinstance(max_len, int) else text
