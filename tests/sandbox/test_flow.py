@@ -247,6 +247,19 @@ def test_analyze_sync_stream_and_task(library: Library, media: Media) -> None:
     assert (
         "two dollars" in answer["price"] and answer["moments"][0]["start"] == media.video.subtitles[1].start
     )
+    assert r.json()["unfilled"] == []
+    # A field no evidence fits is left out (it is not required) and reported, not filled with a quote.
+    dated = {**schema, "properties": {**schema["properties"], "harvest_date": {"type": "string"}}}
+    r = c.post(
+        "/analyze",
+        json={
+            "video": source,
+            "prompt": "apples price",
+            "stream": False,
+            "response_format": {"type": "json_schema", "json_schema": dated},
+        },
+    )
+    assert "harvest_date" not in json.loads(r.json()["data"]) and r.json()["unfilled"] == ["harvest_date"]
 
     r = c.post("/analyze/tasks", json={"video": source, "prompt": "sales"})
     assert r.status_code == 202, r.text

@@ -370,6 +370,30 @@ def test_json_schema_output_with_intermediate_steps(ks: Store) -> None:
     assert parsed["moments"] and parsed["moments"][0]["quote"]
 
 
+def test_json_schema_fields_without_evidence_are_null_and_reported(ks: Store) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "quote": {"type": "string"},
+            "release_date": {"type": ["string", "null"]},
+            "rating": {"type": ["integer", "null"], "minimum": 1, "maximum": 5},
+        },
+    }
+    r = ks.client.post(
+        "/responses",
+        json={
+            "knowledge_store_id": ks.store_id,
+            "input": ks.ask(),
+            "text": {"format": {"type": "json_schema", "name": "facts", "schema": schema}},
+        },
+    )
+    body = r.json()
+    check_response_object(body)
+    parsed = json.loads(body["output"][-1]["content"][0]["text"])
+    assert parsed["quote"] and parsed["release_date"] is None and parsed["rating"] is None
+    assert body["unfilled"] == ["release_date", "rating"]
+
+
 # ---------------------------------------------------------------- bad requests
 
 MSG = [{"type": "message", "role": "user", "content": "what is said?"}]

@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio
 import httpx2
+import jsonschema
 import pytest
 from mcp import Client, MCPError
 from mcp.types import BlobResourceContents
@@ -227,3 +228,84 @@ async def test_classify_ratios_count_only_moments_that_match(four: Four) -> None
             )
         ).structured_content
         assert strict and [m["name"] for v in strict["videos"] for m in v["classes"]] == ["Sports"]
+
+
+async def _analyze_json(c: Client, four: Four, prompt: str, schema: dict[str, Any], **window: float) -> Any:
+    result = await call_ok(
+        c,
+        "analyze_video",
+        {"asset_id": four.ids["asset_id"], "prompt": prompt, "output_schema": schema, **window},
+    )
+    assert result.structured_content
+    return result.structured_content["parsed"]
+
+
+async def test_a_summary_field_covers_every_scene_whatever_the_prompt_matched(four: Four) -> None:
+    # The issue's agent got {"summary": "QUESTIONS?"}: one matched moment standing in for the video.
+    scenes = four.sample.scenes
+    summary = {"type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"]}
+    async with Client(build_server(four.settings)) as c:
+        parsed = await _analyze_json(
+            c, four, "What does it cover, from the sales report to the football final?", summary
+        )
+        positions = [parsed["summary"].find(s.narration) for s in scenes]
+        assert -1 not in positions and positions == sorted(positions), parsed
+        # A window keeps the summary to the scenes inside it.
+        inside = await _analyze_json(c, four, "Summarize this part.", summary, start_time=6, end_time=18)
+        assert [s.index for s in scenes if s.narration in inside["summary"]] == [1, 2], inside
+
+
+async def test_each_field_gets_only_evidence_that_fits_it(four: Four) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "revenue_growth_percent": {"type": "number"},
+            "launch_date": {"type": "string", "description": "When the product launches"},
+            "headline": {"type": "string"},
+            "answer": {"type": "string"},
+            "speaker_name": {"type": "string"},
+            "mentions_pasta": {"type": "boolean"},
+            "mentions_pizza": {"type": "boolean"},
+            "is_outdoors": {"type": ["boolean", "null"]},
+            "category": {"type": "string", "enum": ["travel", "sports", "sales"]},
+            "mood": {"type": "string", "enum": ["happy", "sad"]},
+            "topics": {"type": "array", "items": {"type": "string"}},
+        },
+        "required": ["revenue_growth_percent", "launch_date", "headline", "is_outdoors"],
+    }
+    async with Client(build_server(four.settings)) as c:
+        parsed = await _analyze_json(c, four, "How much did quarterly sales revenue grow?", schema)
+    jsonschema.validate(parsed, schema)
+    assert parsed["revenue_growth_percent"] == 20  # "grew twenty percent"
+    # Nothing in the video is a date, names a speaker or says whether it is outdoors: not invented.
+    assert "not found" in parsed["launch_date"] and "speaker_name" not in parsed
+    assert parsed["is_outdoors"] is None
+    # Mentions are answered from every text of the video, either way.
+    assert parsed["mentions_pasta"] is True and parsed["mentions_pizza"] is False
+    # An enum takes a listed value the matching moment names ("sports" is said, but elsewhere), or none.
+    assert parsed["category"] == "sales" and "mood" not in parsed
+    assert "revenue grew twenty percent" in parsed["answer"]
+    strings = [v for v in parsed.values() if isinstance(v, str)]
+    assert len(strings) == len(set(strings)), parsed  # never one quote copied into several fields
+    assert parsed["topics"] == _titles_of(parsed["topics"], four)
+
+
+def _titles_of(topics: list[str], four: Four) -> list[str]:
+    """The topics, checked to be one short phrase per scene, in scene order, each taken from it."""
+    assert len(topics) == len(four.sample.scenes)
+    for topic, scene in zip(topics, four.sample.scenes, strict=True):
+        assert topic.lower() in scene.narration.lower() and len(topic.split()) <= 6
+    return topics
+
+
+async def test_highlights_are_real_moments_in_order(four: Four) -> None:
+    async with Client(build_server(four.settings)) as c:
+        data = (
+            await call_ok(c, "summarize_video", {"kind": "highlights", "asset_id": four.ids["asset_id"]})
+        ).structured_content
+    assert data
+    highlights = data["parsed"]["highlights"]
+    cues = four.sample.subtitles
+    # One per scene, at the sentence itself (not the whole scene), saying what happens there.
+    assert [(h["start_sec"], h["end_sec"]) for h in highlights] == [(q.start, q.end) for q in cues]
+    assert [h["highlight"] for h in highlights] == [q.text for q in cues]

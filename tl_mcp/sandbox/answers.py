@@ -271,6 +271,8 @@ def answer_json(
 
 
 _TITLE_WORDS = word_set("title name heading label headline caption")
+#: Words that may stand beside a title word and still ask for a title ("chapter_title", not "speaker_name").
+_OF_THE_VIDEO = word_set("video clip chapter scene part section segment short main overall topic")
 _SUMMARY_WORDS = word_set("summary overview synopsis gist recap abstract description about")
 _GENERIC_WORDS = word_set(
     "answer text quote response result content explanation reason details detail excerpt transcript "
@@ -326,14 +328,18 @@ class _JsonFiller:
         if "const" in node:
             return node["const"]
         if isinstance(node.get("enum"), list) and node["enum"]:
-            return enum_for(node["enum"], texts)
+            # The moments that answer the prompt choose; a value named elsewhere in the video does not.
+            return enum_for(node["enum"], [t.text for u in ([unit] if unit else self.units) for t in u.texts])
         if kind == "object":
             out: dict[str, Any] = {}
             required = set(node.get("required", []))
+            # Sibling fields never share a quote; another object (an array entry) may repeat one.
+            outer, self._quoted = self._quoted, set()
             for key, sub in (node.get("properties") or {}).items():
                 got = self.value(sub, f"{path}/{key}" if path else key, unit, required=key in required)
                 if got is not UNFILLED:
                     out[key] = got
+            self._quoted = outer
             return out
         if kind == "array":
             return self._array(node, path, words, unit)
@@ -416,7 +422,7 @@ class _JsonFiller:
             return clock(source.end if "end" in words else source.start)
         if words & {"source", "modality"} and source is not None:
             return ", ".join(dict.fromkeys(LABEL[t.source] for t in source.texts)) or UNFILLED
-        if words & _TITLE_WORDS:
+        if words & _TITLE_WORDS and words <= _TITLE_WORDS | _OF_THE_VIDEO:
             if unit is not None:
                 return unit.title if unit.texts else UNFILLED
             return keyphrase([t for u in self.units for t in u.texts]) or UNFILLED
@@ -430,7 +436,7 @@ class _JsonFiller:
             pool = self.units if not self.overview else self.whole
             return self._quote(" ".join(p.summary for p in pool if p.texts) if self.overview else "", pool)
         # A specific field (speaker, location…) takes only a text that names what it asks about.
-        found = text_for(hint(name, node), self._texts(None))
+        found = text_for([w for w in hint(name, node) if w not in _TITLE_WORDS], self._texts(None))
         return UNFILLED if found is None else self._quote(" ".join(found.split()))
 
     def _quote(self, text: str, pool: Sequence[Part] = ()) -> Any:

@@ -130,10 +130,14 @@ class _Filler:
         kind = _kind(node)
         if kind == "object":
             props: JsonObj = node["properties"] if isinstance(node.get("properties"), dict) else {}
-            return {
+            # Sibling fields never share a quote; another object (an array entry) may repeat one.
+            outer, self._quoted = self._quoted, set()
+            out = {
                 key: self.value(sub, f"{path}/{key}" if path else key, moment, depth + 1)
                 for key, sub in props.items()
             }
+            self._quoted = outer
+            return out
         if kind == "array":
             return self.array(node, path, moment, depth)
         if kind in ("number", "integer"):
@@ -150,10 +154,8 @@ class _Filler:
         low = int(node.get("minItems", 0))
         high = node.get("maxItems")
         sources: list[Evidence | None] = [moment] if moment is not None else list(self.moments)
-        before = len(self.unfilled)
         values = [self.found(self.resolve(items), f"{path}[]", m, depth + 1) for m in sources]
-        values = [v for v in values if v is not UNFILLED]
-        del self.unfilled[before:]  # entries with nothing to say are left out, not listed one by one
+        values = [v for v in values if v is not UNFILLED]  # an entry with nothing to say is left out
         if node.get("uniqueItems"):
             unique: list[Any] = []
             for v in values:
@@ -204,13 +206,13 @@ class _Filler:
         if target is None:
             if any(k in lowered for k in ("question", "query")):
                 return _fit_string(self.question, node)
-            if self.moments and any(k in lowered for k in ("title", "video", "name")):
+            if self.moments and _asks_title(name):
                 return _fit_string(self.moments[0].title, node)
             if set(name_words(name)) & _SPECIFIC_FREE or not name:
                 return self.quote(self.summary, node)
             found = text_for(hint(name, node), self.texts(None))
             return UNFILLED if found is None else self.quote(found, node)
-        if any(k in lowered for k in ("title", "video", "file", "name")):
+        if _asks_title(name):
             text = target.title
         elif "item" in lowered and "id" in lowered:
             text = target.item_id
@@ -247,6 +249,15 @@ _SPECIFIC_FREE = word_set(
     "answer text quote response result content summary explanation excerpt details evidence transcript "
     "description overview said statement reason"
 )
+
+
+_TITLE_WORDS = word_set("title video file filename name clip")
+
+
+def _asks_title(name: str) -> bool:
+    """``video_title``, ``file_name``, ``title``: the video's title; ``speaker_name`` is not one."""
+    words = set(name_words(name))
+    return bool(words) and words <= _TITLE_WORDS
 
 
 def _kind(node: JsonObj) -> str:

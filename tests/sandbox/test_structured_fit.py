@@ -1,0 +1,97 @@
+"""The extractive Jockey's structured output: each field gets only evidence that fits it, and what it
+cannot fill is null or empty and reported, never a quote or a time passed off as the answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+
+from tl_mcp.sandbox.fitting import NOT_FOUND, date_in, numbers_in
+from tl_mcp.sandbox.jockey.structured import fill, tighten
+from tl_mcp.sandbox.knowledge.models import Evidence
+
+
+def _moment(i: int, text: str, start: float, end: float) -> Evidence:
+    return Evidence(f"ksi_{i}", f"asset{i}", f"clip{i}.mp4", start, end, text, "speech", 0.9 - i / 10)
+
+
+MOMENTS = [
+    _moment(0, "The new phone launches on March 14, 2026 and costs 499 dollars.", 6.2, 11.7),
+    _moment(1, "Its battery lasts twenty hours.", 12.0, 14.5),
+    _moment(2, "The ocean, chapter three", 20.0, 26.0),
+]
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "launch_date": {"type": "string", "format": "date"},
+        "price_usd": {"type": "number"},
+        "battery_hours": {"type": "integer"},
+        "weight_grams": {"type": ["number", "null"]},
+        "speaker_name": {"type": "string"},
+        "answer": {"type": "string"},
+        "summary": {"type": "string"},
+        "colour": {"type": "string", "enum": ["black", "white"]},
+        "mentions_ocean": {"type": "boolean"},
+        "mentions_camera": {"type": "boolean"},
+        "is_waterproof": {"type": "boolean"},
+    },
+}
+
+
+def test_each_field_takes_only_evidence_of_its_kind() -> None:
+    unfilled: list[str] = []
+    value, problems = fill(
+        SCHEMA,
+        question="Tell me about the new phone",
+        summary="The phone.",
+        moments=MOMENTS,
+        unfilled=unfilled,
+    )
+    assert problems == []
+    jsonschema.validate(value, tighten(SCHEMA))
+    assert value["launch_date"] == "2026-03-14"
+    assert value["price_usd"] == 499 and value["battery_hours"] == 20
+    assert value["mentions_ocean"] is True and value["mentions_camera"] is False
+    # No evidence: null where the schema allows it, else a neutral value, and every one is reported.
+    assert value["weight_grams"] is None
+    assert (
+        value["speaker_name"] == NOT_FOUND and value["colour"] == "black" and value["is_waterproof"] is False
+    )
+    assert sorted(unfilled) == ["colour", "is_waterproof", "speaker_name", "weight_grams"]
+    # The answer field gets the answer; never one quote copied into several fields.
+    assert value["answer"] == "The phone." and value["summary"] == MOMENTS[0].text
+
+
+def test_a_date_field_without_a_date_is_not_given_a_quote_or_the_epoch() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "release_date": {"type": ["string", "null"]},
+            "when": {"type": "string", "format": "date-time"},
+            "moments": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"date": {"type": ["string", "null"]}}},
+            },
+        },
+    }
+    unfilled: list[str] = []
+    value, problems = fill(schema, question="q", summary="s", moments=MOMENTS[1:], unfilled=unfilled)
+    assert problems == []
+    assert value["release_date"] is None and value["when"] == NOT_FOUND
+    assert value["moments"] == [{"date": None}, {"date": None}]
+    assert "release_date" in unfilled and "when" in unfilled and "moments[]/date" in unfilled
+
+
+def test_numbers_and_dates_are_read_as_written() -> None:
+    assert [v for v, _, _ in numbers_in("revenue grew twenty percent to $3,500.50 in 2 weeks")] == [
+        20.0,
+        3500.5,
+        2.0,
+    ]
+    assert [v for v, _, _ in numbers_in("one hundred and five people, twenty-one days")] == [105.0, 21.0]
+    assert date_in("on the 3rd of May 2025", "date") == "2025-05-03"
+    assert date_in("launching 2026-07-30", "date-time") == "2026-07-30T00:00:00Z"
+    assert date_in("in June 2027", None) == "June 2027" and date_in("in June 2027", "date") is None
+    assert date_in("chapter three", None) is None
