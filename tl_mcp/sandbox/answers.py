@@ -265,7 +265,7 @@ def answer_json(
     whole = parts(index, window, duration)
     units = [Part(t.start, t.end, (t,)) for t in relevant] if relevant else whole
     texts = in_window(index.texts, window)
-    filler = _JsonFiller(prompt, units, whole, texts, duration, overview=not relevant)
+    filler = _JsonFiller(units, whole, texts, duration, overview=not relevant)
     value = filler.value(schema, "", None, required=True)
     return Filled(json.dumps({} if value is UNFILLED else value), list(dict.fromkeys(filler.unfilled)))
 
@@ -276,7 +276,7 @@ _OF_THE_VIDEO = word_set("video clip chapter scene part section segment short ma
 _SUMMARY_WORDS = word_set("summary overview synopsis gist recap abstract description about")
 _GENERIC_WORDS = word_set(
     "answer text quote response result content explanation reason details detail excerpt transcript "
-    "value what said statement evidence"
+    "value what said statement evidence highlight why note notes"
 )
 _TAG_WORDS = word_set("topics topic keywords keyword tags tag themes theme subjects subject")
 _QUOTE_LIST_WORDS = word_set(
@@ -293,14 +293,12 @@ class _JsonFiller:
 
     def __init__(
         self,
-        prompt: str,
         units: list[Part],
         whole: list[Part],
         texts: list[TimedText],
         duration: float | None,
         overview: bool,
     ) -> None:
-        self.prompt = prompt
         self.units = units
         self.whole = whole
         #: Every text in the window, for fields whose answer may lie outside the best matches.
@@ -395,6 +393,8 @@ class _JsonFiller:
             value = target.start
         elif target is not None and words & {"end", "until", "to", "stop"}:
             value = target.end
+        elif target is not None and words & {"time", "timestamp", "sec", "seconds", "offset", "at"}:
+            value = target.start
         elif words & {"duration", "length"} and (unit is not None or "video" in words or not self.units):
             value = (unit.end - unit.start) if unit is not None else self.duration
         elif words & {"count", "total", "number", "num"} and (
@@ -430,13 +430,14 @@ class _JsonFiller:
             # A summary covers the whole video (or window), whatever the prompt matched best.
             scope = [unit] if unit is not None else self.whole
             return self._quote(" ".join(p.summary for p in scope if p.texts))
-        if unit is not None:
-            return self._quote(unit.summary if unit.texts else "")
         if words & _GENERIC_WORDS or not words:
-            pool = self.units if not self.overview else self.whole
-            return self._quote(" ".join(p.summary for p in pool if p.texts) if self.overview else "", pool)
+            if unit is not None:
+                return self._quote(unit.summary) if unit.texts else UNFILLED
+            if self.overview:
+                return self._quote(" ".join(p.summary for p in self.whole if p.texts))
+            return self._quote("", self.units)
         # A specific field (speaker, location…) takes only a text that names what it asks about.
-        found = text_for([w for w in hint(name, node) if w not in _TITLE_WORDS], self._texts(None))
+        found = text_for([w for w in hint(name, node) if w not in _TITLE_WORDS], self._texts(unit))
         return UNFILLED if found is None else self._quote(" ".join(found.split()))
 
     def _quote(self, text: str, pool: Sequence[Part] = ()) -> Any:
