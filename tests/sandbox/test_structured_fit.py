@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import jsonschema
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tl_mcp.sandbox.fitting import NOT_FOUND, date_in, numbers_in
 from tl_mcp.sandbox.jockey.structured import fill, tighten
@@ -95,3 +97,46 @@ def test_numbers_and_dates_are_read_as_written() -> None:
     assert date_in("launching 2026-07-30", "date-time") == "2026-07-30T00:00:00Z"
     assert date_in("in June 2027", None) == "June 2027" and date_in("in June 2027", "date") is None
     assert date_in("chapter three", None) is None
+
+
+_NAMES = st.sampled_from(
+    ["launch_date", "price", "count", "summary", "speaker", "is_live", "mentions_ocean", "kind", "start_sec"]
+)
+_LEAF = st.one_of(
+    st.sampled_from(
+        [
+            {"type": "string"},
+            {"type": "string", "format": "date"},
+            {"type": ["string", "null"]},
+            {"type": "number"},
+            {"type": "integer", "minimum": 1, "maximum": 5},
+            {"type": ["number", "null"]},
+            {"type": "boolean"},
+            {"type": "string", "enum": ["ocean", "phone", "other"]},
+            {"enum": ["a", "b", None]},
+        ]
+    ),
+)
+_SCHEMAS = st.recursive(
+    _LEAF,
+    lambda inner: st.one_of(
+        st.builds(lambda items: {"type": "array", "items": items}, inner),
+        st.builds(
+            lambda props: {"type": "object", "properties": props},
+            st.dictionaries(_NAMES, inner, min_size=1, max_size=4),
+        ),
+    ),
+    max_leaves=8,
+).map(lambda s: s if s.get("type") == "object" else {"type": "object", "properties": {"value": s}})
+
+
+@settings(max_examples=60, deadline=None)
+@given(schema=_SCHEMAS, n=st.integers(min_value=0, max_value=3))
+def test_any_schema_gets_json_that_validates_and_every_gap_is_reported(
+    schema: dict[str, Any], n: int
+) -> None:
+    unfilled: list[str] = []
+    value, problems = fill(schema, question="q", summary="s", moments=MOMENTS[:n], unfilled=unfilled)
+    assert problems == [], (schema, value)
+    jsonschema.validate(value, tighten(schema))
+    assert len(unfilled) == len(set(unfilled))
