@@ -3,15 +3,23 @@ cannot fill is null or empty and reported, never a quote or a time passed off as
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
-from hypothesis import given, settings
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tl_mcp.sandbox.answers import answer_json
+from tl_mcp.sandbox.config import SandboxConfig
+from tl_mcp.sandbox.engine import AssetIndex, Engine
 from tl_mcp.sandbox.fitting import NOT_FOUND, date_in, numbers_in
 from tl_mcp.sandbox.jockey.structured import fill, tighten
 from tl_mcp.sandbox.knowledge.models import Evidence
+from tl_mcp.sandbox.perception import Analyzers, FrameFeatureEmbedder, HashingTextEmbedder, TimedText
 
 
 def _moment(i: int, text: str, start: float, end: float) -> Evidence:
@@ -140,3 +148,60 @@ def test_any_schema_gets_json_that_validates_and_every_gap_is_reported(
     assert problems == [], (schema, value)
     jsonschema.validate(value, tighten(schema))
     assert len(unfilled) == len(set(unfilled))
+
+
+_TEXTS = [
+    "The new phone launches on March 14, 2026 and costs 499 dollars.",
+    "Its battery lasts twenty hours.",
+    "The ocean, chapter three",
+]
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    engine = Engine(
+        SandboxConfig(data_dir=tmp_path_factory.mktemp("fit")),
+        Analyzers(text=HashingTextEmbedder(), image=FrameFeatureEmbedder()),
+    )
+    try:
+        yield engine
+    finally:
+        engine.db.close()
+
+
+def _index(engine: Engine) -> AssetIndex:
+    timed = [TimedText(6.0 * i + 0.5, 6.0 * i + 5.5, t, "speech", 0.9) for i, t in enumerate(_TEXTS)]
+    return AssetIndex(
+        asset_id="asset000001",
+        starts=np.arange(len(_TEXTS)) * 6.0,
+        ends=np.arange(len(_TEXTS)) * 6.0 + 6.0,
+        thumbnails=[None] * len(_TEXTS),
+        image_vecs=None,
+        texts=timed,
+        text_vecs=engine.analyzers.text.embed(_TEXTS),
+    )
+
+
+_REQUIRED = st.booleans()
+
+
+def _with_required(schema: dict[str, Any], everything: bool) -> dict[str, Any]:
+    """The schema with every object's properties required (or none), as a caller may send it."""
+    out = {k: _with_required(v, everything) if isinstance(v, dict) else v for k, v in schema.items()}
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {k: _with_required(v, everything) for k, v in out["properties"].items()}
+        if everything:
+            out["required"] = list(out["properties"])
+    return out
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(schema=_SCHEMAS, everything=_REQUIRED, prompt=st.sampled_from(["phone price", "summarize", "zebra"]))
+def test_analysis_json_validates_against_the_callers_schema(
+    engine: Engine, schema: dict[str, Any], everything: bool, prompt: str
+) -> None:
+    schema = _with_required(schema, everything)
+    filled = answer_json(engine, _index(engine), prompt, schema, 18.0)
+    value = json.loads(filled.text)
+    jsonschema.validate(value, schema)
+    assert len(filled.unfilled) == len(set(filled.unfilled))

@@ -27,6 +27,7 @@ from tl_mcp.sandbox.fitting import (
     name_words,
     number_for,
     text_for,
+    within,
     word_set,
 )
 from tl_mcp.sandbox.media import TimedText
@@ -408,7 +409,8 @@ class _JsonFiller:
             )
         if value is None:
             return UNFILLED
-        return int(value) if integer else value
+        value = int(value) if integer else value
+        return value if within(node, value) else UNFILLED
 
     def _string(self, node: dict[str, Any], name: str, words: set[str], unit: Part | None) -> Any:
         if is_date_field(name, node):

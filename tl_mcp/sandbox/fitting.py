@@ -272,6 +272,23 @@ def enum_for(options: Sequence[Any], texts: Sequence[str]) -> Any:
     return UNFILLED
 
 
+def within(node: JsonObj, value: float) -> bool:
+    """Whether ``value`` is inside the field's bounds: a number found outside them is not its answer."""
+
+    def bound(key: str) -> float | None:
+        b = node.get(key)
+        return float(b) if isinstance(b, (int, float)) and not isinstance(b, bool) else None
+
+    low, high = bound("minimum"), bound("maximum")
+    low_x, high_x = bound("exclusiveMinimum"), bound("exclusiveMaximum")
+    return (
+        (low is None or value >= low)
+        and (high is None or value <= high)
+        and (low_x is None or value > low_x)
+        and (high_x is None or value < high_x)
+    )
+
+
 def allows_null(node: JsonObj) -> bool:
     kind = node.get("type")
     if kind == "null" or (isinstance(kind, list) and "null" in kind):

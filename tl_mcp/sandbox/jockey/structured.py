@@ -28,6 +28,7 @@ from tl_mcp.sandbox.fitting import (
     name_words,
     number_for,
     text_for,
+    within,
     word_set,
 )
 from tl_mcp.sandbox.jockey.compose import marker, timestamp
@@ -189,13 +190,8 @@ class _Filler:
             value = number_for(hint(name, node), self.texts(moment), integer=integer, generic=False)
         if value is None:
             return UNFILLED
-        minimum = node.get("minimum", node.get("exclusiveMinimum"))
-        maximum = node.get("maximum", node.get("exclusiveMaximum"))
-        if isinstance(minimum, (int, float)) and value < minimum:
-            return UNFILLED
-        if isinstance(maximum, (int, float)) and value > maximum:
-            return UNFILLED
-        return round(value) if integer else round(value, 3)
+        value = round(value) if integer else round(value, 3)
+        return value if within(node, value) else UNFILLED
 
     def string(self, node: JsonObj, name: str, moment: Evidence | None) -> Any:
         lowered = name.lower()
