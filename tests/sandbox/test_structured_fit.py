@@ -205,3 +205,24 @@ def test_analysis_json_validates_against_the_callers_schema(
     value = json.loads(filled.text)
     jsonschema.validate(value, schema)
     assert len(filled.unfilled) == len(set(filled.unfilled))
+
+
+def test_a_timeline_is_in_time_order_not_relevance_order() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "timeline": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"start": {"type": "number"}}},
+            },
+            "moments": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"start": {"type": "number"}}},
+            },
+        },
+    }
+    by_relevance = [MOMENTS[2], MOMENTS[0], MOMENTS[1]]
+    value, problems = fill(schema, question="q", summary="s", moments=by_relevance)
+    assert problems == []
+    assert [m["start"] for m in value["timeline"]] == [6.2, 12.0, 20.0]
+    assert [m["start"] for m in value["moments"]] == [20.0, 6.2, 12.0]  # best first, as retrieved

@@ -309,3 +309,18 @@ async def test_highlights_are_real_moments_in_order(four: Four) -> None:
     # One per scene, at the sentence itself (not the whole scene), saying what happens there.
     assert [(h["start_sec"], h["end_sec"]) for h in highlights] == [(q.start, q.end) for q in cues]
     assert [h["highlight"] for h in highlights] == [q.text for q in cues]
+
+
+async def test_a_chapters_field_walks_the_video_in_time_order_whatever_matched(four: Four) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "chapters": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"start_sec": {"type": "number"}}},
+            }
+        },
+    }
+    async with Client(build_server(four.settings)) as c:
+        parsed = await _analyze_json(c, four, "The football final, then the quarterly sales?", schema)
+    assert [ch["start_sec"] for ch in parsed["chapters"]] == [s.start for s in four.sample.scenes]

@@ -283,6 +283,7 @@ _TAG_WORDS = word_set("topics topic keywords keyword tags tag themes theme subje
 _QUOTE_LIST_WORDS = word_set(
     "quotes lines sentences statements points facts claims transcript moments highlights"
 )
+_IN_TIME_ORDER = word_set("chapters timeline sections scenes parts segments steps outline")
 _COUNTED = word_set(
     "scenes scene chapters chapter parts part segments segment moments moment sections section "
     "highlights mentions times occurrences"
@@ -362,6 +363,9 @@ class _JsonFiller:
         items: dict[str, Any] = node["items"] if isinstance(node.get("items"), dict) else {"type": "string"}
         item_kind = _kind(items)
         units = [unit] if unit is not None else self.units
+        if unit is None and words & _IN_TIME_ORDER:
+            # Chapters and the like walk the whole video (or window) in time order, not the best matches.
+            units = [p for p in self.whole if p.texts] or self.whole
         if "highlight" in path.lower() and unit is None:
             units = [_salient(p) for p in self.whole if p.texts]
         out: list[Any]

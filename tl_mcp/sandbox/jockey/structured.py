@@ -155,6 +155,10 @@ class _Filler:
         low = int(node.get("minItems", 0))
         high = node.get("maxItems")
         sources: list[Evidence | None] = [moment] if moment is not None else list(self.moments)
+        if moment is None and set(name_words(path.rsplit("/", 1)[-1])) & _IN_TIME_ORDER:
+            # A timeline or chapters read in time order (per video), not by relevance.
+            ordered = sorted(self.moments, key=lambda m: (m.item_id, m.start))
+            sources = [*ordered]
         values = [self.found(self.resolve(items), f"{path}[]", m, depth + 1) for m in sources]
         values = [v for v in values if v is not UNFILLED]  # an entry with nothing to say is left out
         if node.get("uniqueItems"):
@@ -248,6 +252,7 @@ _SPECIFIC_FREE = word_set(
 
 
 _TITLE_WORDS = word_set("title video file filename name clip")
+_IN_TIME_ORDER = word_set("chapters timeline sections scenes parts segments steps outline chronology")
 
 
 def _asks_title(name: str) -> bool:
