@@ -84,7 +84,7 @@ _DATE_PATTERNS = (
     re.compile(rf"\b({_MONTH})\s+(\d{{4}})\b", re.IGNORECASE),
     re.compile(r"\b((?:19|20)\d{2})\b"),
 )
-_DATE_WORDS = word_set("date day dated when deadline birthday anniversary")
+_DATE_WORDS = word_set("date day dated deadline birthday anniversary")
 
 #: Leading words of a boolean field's name that carry no content ("is_outdoor" asks about "outdoor").
 _BOOL_VERBS = word_set("is are was were has have had does do did can could should will any there")
