@@ -260,6 +260,19 @@ def test_analyze_sync_stream_and_task(library: Library, media: Media) -> None:
         },
     )
     assert "harvest_date" not in json.loads(r.json()["data"]) and r.json()["unfilled"] == ["harvest_date"]
+    dated_format = {"type": "json_schema", "json_schema": dated}
+    with c.stream(
+        "POST", "/analyze", json={"video": source, "prompt": "apples price", "response_format": dated_format}
+    ) as resp:
+        streamed = [json.loads(line) for line in resp.iter_lines() if line.strip()]
+    assert streamed[-1]["metadata"]["unfilled"] == ["harvest_date"]
+    r = c.post("/analyze/tasks", json={"video": source, "prompt": "apples", "response_format": dated_format})
+    task_id = r.json()["task_id"]
+    task = wait_for(
+        lambda: c.get(f"/analyze/tasks/{task_id}").json(), lambda b: b["status"] in ("ready", "failed")
+    )
+    validate_response("get", "/analyze/tasks/{task_id}", 200, task)
+    assert task["result"]["unfilled"] == ["harvest_date"]
 
     r = c.post("/analyze/tasks", json={"video": source, "prompt": "sales"})
     assert r.status_code == 202, r.text

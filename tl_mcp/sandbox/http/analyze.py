@@ -71,6 +71,8 @@ async def _ndjson(result: dict[str, Any]) -> AsyncIterator[bytes]:
     }
     if "error" in result:
         end["error"] = result["error"]
+    if "unfilled" in result:
+        end["metadata"]["unfilled"] = result["unfilled"]  # sandbox-only, as in the non-streamed result
     yield line(end)
 
 
@@ -101,6 +103,8 @@ def _task_json(row: sqlite3.Row) -> dict[str, Any]:
             "finish_reason": r["finish_reason"],
             "usage": r["usage"],
         }
+        if "unfilled" in r:  # sandbox-only: the schema fields no evidence fitted
+            body["result"]["unfilled"] = r["unfilled"]
     if row["error"]:
         body["error"] = loads(row["error"])
     return body
