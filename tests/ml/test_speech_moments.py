@@ -94,7 +94,7 @@ def _wait(client: httpx.Client, url: str, timeout: float = 120.0) -> dict[str, A
 
 
 @pytest.fixture(scope="module")
-def indexed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, str, Talk]]:
+def indexed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, str, Talk, str]]:
     from tl_mcp.sandbox.embedded import EmbeddedSandbox
 
     if not espeak_available():
@@ -119,7 +119,14 @@ def indexed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Cl
         assert r.status_code in (200, 201, 202), r.text
         item = _wait(client, f"/indexes/{index_id}/indexed-assets/{r.json()['_id']}")
         assert item["status"] == "ready", item
-        yield client, index_id, talk
+        r = client.post("/knowledge-stores", json={"name": "talk"})
+        assert r.status_code == 201, r.text
+        store_id = r.json()["_id"]
+        r = client.post(f"/knowledge-stores/{store_id}/items", json={"asset_id": asset["_id"]})
+        assert r.status_code == 202, r.text
+        item = _wait(client, f"/knowledge-stores/{store_id}/items/{r.json()['_id']}")
+        assert item["status"] == "ready", item
+        yield client, index_id, talk, store_id
     finally:
         client.close()
         sandbox.stop()
@@ -127,9 +134,9 @@ def indexed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Cl
 
 @pytest.mark.parametrize("n", range(len(SENTENCES)))
 def test_a_spoken_sentence_is_one_moment_timed_by_its_words(
-    indexed: tuple[httpx.Client, str, Talk], n: int
+    indexed: tuple[httpx.Client, str, Talk, str], n: int
 ) -> None:
-    client, index_id, talk = indexed
+    client, index_id, talk, _ = indexed
     truth = talk.sentences[n]
     r = client.post(
         "/search", data={"index_id": index_id, "search_options": ["audio"], "query_text": SENTENCES[n][0]}
@@ -143,3 +150,25 @@ def test_a_spoken_sentence_is_one_moment_timed_by_its_words(
     neighbours = [s for i, s in enumerate(talk.sentences) if abs(i - n) == 1]
     assert all(not (top["start"] < s.start + 0.5 and s.end - 0.5 < top["end"]) for s in neighbours), top
     assert not top["start"] < talk.cut < top["end"], (top, talk.cut)
+
+
+def test_a_jockey_answer_cites_the_sentence_not_its_scene(
+    indexed: tuple[httpx.Client, str, Talk, str],
+) -> None:
+    client, _, talk, store_id = indexed
+    truth = talk.sentences[4]  # "Children paint murals on the school wall."
+    r = client.post(
+        "/responses",
+        json={
+            "knowledge_store_id": store_id,
+            "input": [{"type": "message", "role": "user", "content": "Where do the children paint murals?"}],
+        },
+    )
+    assert r.status_code == 200, r.text
+    (message,) = [o for o in r.json()["output"] if o["type"] == "message"]
+    cites = [a for part in message["content"] for a in part["annotations"]]
+    assert cites, message
+    first = cites[0]
+    assert (
+        abs(first["start_sec"] - truth.start) <= TOLERANCE and abs(first["end_sec"] - truth.end) <= TOLERANCE
+    )
