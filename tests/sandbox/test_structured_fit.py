@@ -128,7 +128,11 @@ _LEAF = st.one_of(
 _SCHEMAS = st.recursive(
     _LEAF,
     lambda inner: st.one_of(
-        st.builds(lambda items: {"type": "array", "items": items}, inner),
+        st.builds(
+            lambda items, low: {"type": "array", "items": items, "minItems": low},
+            inner,
+            st.integers(min_value=0, max_value=2),
+        ),
         st.builds(
             lambda props: {"type": "object", "properties": props},
             st.dictionaries(_NAMES, inner, min_size=1, max_size=4),

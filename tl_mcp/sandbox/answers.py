@@ -24,6 +24,7 @@ from tl_mcp.sandbox.fitting import (
     enum_for,
     hint,
     is_date_field,
+    kind_of,
     name_words,
     number_for,
     text_for,
@@ -314,7 +315,7 @@ class _JsonFiller:
         """The field's value, ``UNFILLED`` (recorded) when nothing fits and the field may be left out."""
         if not isinstance(node, dict):
             return None
-        kind = _kind(node)
+        kind = kind_of(node)
         found = self._found(node, kind, path, unit)
         if found is not UNFILLED:
             return found
@@ -361,7 +362,7 @@ class _JsonFiller:
 
     def _array(self, node: dict[str, Any], path: str, words: set[str], unit: Part | None) -> Any:
         items: dict[str, Any] = node["items"] if isinstance(node.get("items"), dict) else {"type": "string"}
-        item_kind = _kind(items)
+        item_kind = kind_of(items)
         units = [unit] if unit is not None else self.units
         if unit is None and words & _IN_TIME_ORDER:
             # Chapters and the like walk the whole video (or window) in time order, not the best matches.
@@ -382,11 +383,15 @@ class _JsonFiller:
             out = [v for v in got if v is not UNFILLED]
             out = list(dict.fromkeys(json.dumps(v) for v in out))
             out = [json.loads(v) for v in out]
-        high = node.get("maxItems")
+        high, low = node.get("maxItems"), int(node.get("minItems", 0))
         if isinstance(high, int):
             out = out[:high]
-        if not out or len(out) < int(node.get("minItems", 0)):
+        if not out:
             return UNFILLED
+        if len(out) < low:
+            # More entries asked for than the evidence holds: repeat rather than invent, and report it.
+            self.unfilled.append(path or "(root)")
+            out = [*out, *(out[i % len(out)] for i in range(low - len(out)))]
         return out
 
     def _number(
@@ -453,15 +458,6 @@ class _JsonFiller:
                 self._quoted.add(candidate)
                 return candidate
         return UNFILLED
-
-
-def _kind(node: dict[str, Any]) -> str:
-    kind = node.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
-    if isinstance(kind, str):
-        return kind
-    return "object" if "properties" in node else "array" if "items" in node else "string"
 
 
 def _salient(part: Part) -> Part:

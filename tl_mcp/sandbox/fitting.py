@@ -300,8 +300,19 @@ def allows_null(node: JsonObj) -> bool:
     )
 
 
+def kind_of(node: JsonObj) -> str:
+    """The JSON type a schema node asks for (the non-null one of a list; inferred when not stated)."""
+    kind = node.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if isinstance(kind, str):
+        return kind
+    return "object" if "properties" in node else "array" if "items" in node else "string"
+
+
 def empty_value(node: JsonObj, kind: str) -> Any:
-    """What an unfilled required field gets: null if allowed, else a neutral value of its type."""
+    """What an unfilled required field gets: null if allowed, else a neutral value of its type (an
+    array as many empty entries as its ``minItems``)."""
     if allows_null(node):
         return None
     if isinstance(node.get("enum"), list) and node["enum"]:
@@ -315,9 +326,12 @@ def empty_value(node: JsonObj, kind: str) -> Any:
     if kind == "boolean":
         return False
     if kind == "array":
-        return []
+        items: JsonObj = node["items"] if isinstance(node.get("items"), dict) else {"type": "string"}
+        return [empty_value(items, kind_of(items))] * int(node.get("minItems", 0))
     if kind == "object":
-        return {}
+        props: JsonObj = node["properties"] if isinstance(node.get("properties"), dict) else {}
+        required = [k for k in node.get("required", []) if isinstance(props.get(k), dict)]
+        return {k: empty_value(props[k], kind_of(props[k])) for k in required}
     text = NOT_FOUND
     max_len = node.get("maxLength")
     return text[:max_len] if isinstance(max_len, int) else text

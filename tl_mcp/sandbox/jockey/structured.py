@@ -25,6 +25,7 @@ from tl_mcp.sandbox.fitting import (
     enum_for,
     hint,
     is_date_field,
+    kind_of,
     name_words,
     number_for,
     text_for,
@@ -110,7 +111,7 @@ class _Filler:
         if found is not UNFILLED:
             return found
         self.unfilled.append(path or "(root)")
-        return empty_value(node, _kind(node))
+        return empty_value(node, kind_of(node))
 
     def found(self, node: JsonObj, path: str, moment: Evidence | None, depth: int) -> Any:
         name = path.rsplit("/", 1)[-1].removesuffix("[]")
@@ -122,13 +123,13 @@ class _Filler:
             options = node.get(key)
             if isinstance(options, list):
                 for option in options:
-                    if not isinstance(option, dict) or _kind(self.resolve(option)) == "null":
+                    if not isinstance(option, dict) or kind_of(self.resolve(option)) == "null":
                         continue
                     candidate = self.found(self.resolve(option), path, moment, depth + 1)
                     if candidate is not UNFILLED and _valid(self.root, option, candidate):
                         return candidate
                 return UNFILLED
-        kind = _kind(node)
+        kind = kind_of(node)
         if kind == "object":
             props: JsonObj = node["properties"] if isinstance(node.get("properties"), dict) else {}
             # Sibling fields never share a quote; another object (an array entry) may repeat one.
@@ -169,9 +170,11 @@ class _Filler:
             values = unique
         if isinstance(high, int):
             values = values[:high]
-        if len(values) < low or not values:
-            # The schema insists on more entries than there is evidence for: say so rather than invent.
-            return UNFILLED if len(values) < low or not sources else values
+        if len(values) < low:
+            # The schema insists on more entries than there is evidence for: repeat rather than invent,
+            # and report the field.
+            self.unfilled.append(path or "(root)")
+            return _padded(values, low, self.resolve(items))
         return values
 
     def number(self, node: JsonObj, name: str, moment: Evidence | None, integer: bool) -> Any:
@@ -261,13 +264,10 @@ def _asks_title(name: str) -> bool:
     return bool(words) and words <= _TITLE_WORDS
 
 
-def _kind(node: JsonObj) -> str:
-    kind = node.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
-    if isinstance(kind, str):
-        return kind
-    return "object" if "properties" in node else "array" if "items" in node else "string"
+def _padded(values: list[Any], low: int, items: JsonObj) -> list[Any]:
+    """``values`` repeated (or the items' empty value) up to ``low`` entries."""
+    filler = values or [empty_value(items, kind_of(items))]
+    return [*values, *(filler[i % len(filler)] for i in range(low - len(values)))]
 
 
 def _fit_string(text: str, node: JsonObj) -> str:
