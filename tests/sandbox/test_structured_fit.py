@@ -122,6 +122,8 @@ _LEAF = st.one_of(
             {"type": "boolean"},
             {"type": "string", "enum": ["ocean", "phone", "other"]},
             {"enum": ["a", "b", None]},
+            {"anyOf": [{"type": "number"}, {"type": "null"}]},
+            {"anyOf": [{"type": "string", "format": "date"}, {"type": "null"}]},
         ]
     ),
 )

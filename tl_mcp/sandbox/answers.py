@@ -328,6 +328,12 @@ class _JsonFiller:
         texts = self._texts(unit)
         if "const" in node:
             return node["const"]
+        for key in ("anyOf", "oneOf"):
+            options = [o for o in node.get(key) or [] if isinstance(o, dict) and kind_of(o) != "null"]
+            if options:
+                return self._found(options[0], kind_of(options[0]), path, unit)
+        if kind == "null":
+            return None
         if isinstance(node.get("enum"), list) and node["enum"]:
             # The moments that answer the prompt choose; a value named elsewhere in the video does not.
             return enum_for(node["enum"], [t.text for u in ([unit] if unit else self.units) for t in u.texts])
