@@ -9,7 +9,8 @@ from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.errors import ApiError, invalid
 from tl_mcp.sandbox.media import MediaError, Probe
 from tl_mcp.sandbox.store import assets
-from tl_mcp.sandbox.store.db import loads, now_iso
+from tl_mcp.sandbox.store.db import dumps, loads, now_iso
+from tl_mcp.sandbox.store.ids import new_id
 from tl_mcp.sandbox.work.asset import analyze_asset
 
 
@@ -61,3 +62,35 @@ def failed(engine: Engine, ref: str, message: str) -> None:
         "UPDATE indexed_assets SET status='failed', error=?, updated_at=? WHERE id=?",
         (message, now_iso(), ref),
     )
+
+
+def start_indexing(
+    engine: Engine,
+    index_id: str,
+    asset_id: str,
+    *,
+    user_metadata: dict[str, Any] | None,
+    enable_video_stream: bool | None,
+    task_id: str | None = None,
+) -> str:
+    ia_id, now = new_id(), now_iso()
+    with engine.db.tx() as conn:
+        conn.execute(
+            "INSERT INTO indexed_assets(id, index_id, asset_id, status, created_at, updated_at, "
+            "user_metadata, "
+            "task_id, enable_video_stream) VALUES(?,?,?,?,?,?,?,?,?)",
+            (
+                ia_id,
+                index_id,
+                asset_id,
+                "pending",
+                now,
+                now,
+                dumps(user_metadata) if user_metadata else None,
+                task_id,
+                None if enable_video_stream is None else int(enable_video_stream),
+            ),
+        )
+        engine.jobs.add(conn, "index", ia_id)
+    engine.jobs.wake()
+    return ia_id
