@@ -12,11 +12,11 @@ from typing import Any
 
 from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.knowledge.models import AssetInfo, Hit
-from tl_mcp.sandbox.knowledge.service import system_metadata
 from tl_mcp.sandbox.media import Probe
 from tl_mcp.sandbox.retrieval import TRANSCRIPT_SOURCES, retrieve, sources_for
 from tl_mcp.sandbox.store import assets, ks_items
 from tl_mcp.sandbox.store.db import loads
+from tl_mcp.sandbox.system_metadata import system_metadata
 from tl_mcp.sandbox.work.asset import analyze_asset
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ def run(engine: Engine, item_id: str, payload: dict[str, Any]) -> None:
         analyze_asset(engine, item.asset_id, Path(asset["path"]), info)
     described = asset_info(engine, item.asset_id)
     if described is not None:
-        ks_items.set_system_metadata(engine.db, item_id, system_metadata(described))
+        ks_items.set_system_metadata(engine.db, item_id, system_metadata(described, typed=True))
     if ks_items.get(engine.db, item_id) is not None:
         ks_items.set_status(engine.db, item_id, "ready")
 
