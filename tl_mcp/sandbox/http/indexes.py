@@ -11,7 +11,7 @@ from starlette.routing import BaseRoute, Route
 
 from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.errors import ApiError, invalid, missing
-from tl_mcp.sandbox.store import indexes
+from tl_mcp.sandbox.store import indexed_assets, indexes, tasks
 from tl_mcp.sandbox.store.db import loads
 from tl_mcp.sandbox.store.ids import new_id
 from tl_mcp.sandbox.store.indexes import get_index_row
@@ -31,19 +31,14 @@ GENERATIVE = {"pegasus1.2", "pegasus1.5", "pegasus1.6"}
 
 
 def index_json(engine: Engine, row: sqlite3.Row) -> dict[str, Any]:
-    stats = engine.db.one(
-        "SELECT COUNT(*) AS n, COALESCE(SUM(json_extract(a.probe, '$.duration')), 0) AS d "
-        "FROM indexed_assets ia JOIN assets a ON a.id = ia.asset_id WHERE ia.index_id=? AND "
-        "ia.status='ready'",
-        (row["id"],),
-    )
+    count, duration = indexed_assets.ready_totals(engine.db, row["id"])
     return {
         "_id": row["id"],
         "index_name": row["name"],
         "models": loads(row["models"]),
         "addons": loads(row["addons"]),
-        "video_count": int(stats["n"]) if stats else 0,
-        "total_duration": float(stats["d"]) if stats else 0.0,
+        "video_count": count,
+        "total_duration": duration,
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
@@ -134,8 +129,8 @@ async def delete_index(request: Request) -> Response:
     index_id = request.path_params["index_id"]
     get_index_row(engine.db, index_id)
     with engine.db.tx() as conn:
-        conn.execute("DELETE FROM indexed_assets WHERE index_id=?", (index_id,))
-        conn.execute("DELETE FROM tasks WHERE index_id=?", (index_id,))
+        indexed_assets.delete_in_index(conn, index_id)
+        tasks.delete_in_index(conn, index_id)
         indexes.delete(conn, index_id)
     return no_content()
 

@@ -12,13 +12,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from tl_mcp.sandbox.engine import Engine
-from tl_mcp.sandbox.errors import ApiError, found, invalid, missing
+from tl_mcp.sandbox.errors import ApiError, invalid, missing
 from tl_mcp.sandbox.http.files import probe_or_reject, safe_filename, save_upload
 from tl_mcp.sandbox.metadata import metadata_from_json
-from tl_mcp.sandbox.store import assets
-from tl_mcp.sandbox.store.db import now_iso
+from tl_mcp.sandbox.store import assets, indexed_assets, tasks
 from tl_mcp.sandbox.store.ids import new_id
 from tl_mcp.sandbox.store.indexes import get_index_row
+from tl_mcp.sandbox.store.tasks import Task
 from tl_mcp.sandbox.system_metadata import ProbedFile, system_metadata
 from tl_mcp.sandbox.web import (
     checked_url,
@@ -38,28 +38,28 @@ from tl_mcp.sandbox.work.asset import insert_asset
 from tl_mcp.sandbox.work.index import check_indexable, start_indexing
 
 
-def _task_status(engine: Engine, task: sqlite3.Row) -> tuple[str, sqlite3.Row | None]:
-    ia = engine.db.one("SELECT * FROM indexed_assets WHERE id=?", (task["video_id"],))
-    asset = assets.get(engine.db, task["asset_id"])
+def _task_status(engine: Engine, task: Task) -> tuple[str, sqlite3.Row | None]:
+    ia = indexed_assets.get(engine.db, task.video_id)
+    asset = assets.get(engine.db, task.asset_id)
     if ia is None:
         return "failed", asset
-    if ia["status"] in ("ready", "failed", "indexing"):
-        return ia["status"], asset
+    if ia.status in ("ready", "failed", "indexing"):
+        return ia.status, asset
     if asset is not None and asset["status"] == "processing":
         return ("uploading" if asset["method"] == "url" and not asset["path"] else "validating"), asset
-    return ia["status"], asset
+    return ia.status, asset
 
 
-def task_json(request: Request, task: sqlite3.Row) -> dict[str, Any]:
+def task_json(request: Request, task: Task) -> dict[str, Any]:
     engine = engine_of(request)
     status, asset = _task_status(engine, task)
     body: dict[str, Any] = {
-        "_id": task["id"],
-        "index_id": task["index_id"],
-        "video_id": task["video_id"],
+        "_id": task.id,
+        "index_id": task.index_id,
+        "video_id": task.video_id,
         "status": status,
-        "created_at": task["created_at"],
-        "updated_at": task["updated_at"],
+        "created_at": task.created_at,
+        "updated_at": task.updated_at,
         "system_metadata": system_metadata(ProbedFile.of_asset(asset)),
     }
     return body
@@ -109,11 +109,7 @@ async def create_task(request: Request) -> Response:
     video_id = start_indexing(
         engine, index_id, asset_id, user_metadata=meta, enable_video_stream=evs, task_id=task_id
     )
-    now = now_iso()
-    engine.db.run(
-        "INSERT INTO tasks(id, index_id, video_id, asset_id, created_at, updated_at) VALUES(?,?,?,?,?,?)",
-        (task_id, index_id, video_id, asset_id, now, now),
-    )
+    tasks.insert(engine.db, task_id, index_id=index_id, video_id=video_id, asset_id=asset_id)
     return ok({"_id": task_id, "video_id": video_id}, 200)
 
 
@@ -121,15 +117,13 @@ async def list_tasks(request: Request) -> Response:
     engine = engine_of(request)
     page, limit = page_params(request)
     sort_by, sort_option = sort_params(request)
-    clauses, params = [], []
-    if request.query_params.get("index_id"):
-        clauses.append("index_id=?")
-        params.append(request.query_params["index_id"])
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    rows = engine.db.all(
-        f"SELECT * FROM tasks {where} ORDER BY {sort_by} {sort_option}, rowid {sort_option}", params
+    found_tasks = tasks.search(
+        engine.db,
+        index_id=request.query_params.get("index_id"),
+        sort_by=sort_by,
+        sort_option=sort_option,
     )
-    items = [task_json(request, r) for r in rows]
+    items = [task_json(request, t) for t in found_tasks]
     statuses = query_list(request, "status")
     if statuses:
         items = [t for t in items if t["status"] in statuses]
@@ -138,28 +132,23 @@ async def list_tasks(request: Request) -> Response:
 
 async def get_task(request: Request) -> Response:
     engine = engine_of(request)
-    task_id = request.path_params["task_id"]
-    row = engine.db.one("SELECT * FROM tasks WHERE id=?", (task_id,))
-    row = found(row, task_id, "tasks")
-    return ok(task_json(request, row))
+    return ok(task_json(request, tasks.get_task(engine.db, request.path_params["task_id"])))
 
 
 async def delete_task(request: Request) -> Response:
     engine = engine_of(request)
     task_id = request.path_params["task_id"]
-    row = engine.db.one("SELECT * FROM tasks WHERE id=?", (task_id,))
-    row = found(row, task_id, "tasks")
-    status, _ = _task_status(engine, row)
-    ia = engine.db.one("SELECT 1 FROM indexed_assets WHERE id=?", (row["video_id"],))
-    if status not in ("ready", "failed") or (status == "ready" and ia is not None):
+    task = tasks.get_task(engine.db, task_id)
+    status, _ = _task_status(engine, task)
+    video = indexed_assets.get(engine.db, task.video_id)
+    if status not in ("ready", "failed") or (status == "ready" and video is not None):
         raise ApiError(
             400,
             "task_cannot_be_deleted",
             f"Task `{task_id}` is {status}; only failed tasks, or ready tasks whose video was deleted, can "
-            "be "
-            "deleted.",
+            "be deleted.",
         )
-    engine.db.run("DELETE FROM tasks WHERE id=?", (task_id,))
+    tasks.delete(engine.db, task_id)
     return no_content()
 
 
