@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import mimetypes
-import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from tl_mcp.sandbox.errors import ApiError, invalid, missing
-from tl_mcp.sandbox.http.files import probe_or_reject, safe_filename, save_upload
+from tl_mcp.sandbox.http.files import receive_media, safe_filename
 from tl_mcp.sandbox.media import Probe
 from tl_mcp.sandbox.metadata import apply_metadata_edit, metadata_from_json
 from tl_mcp.sandbox.store import assets, entities, indexed_assets, segments, tasks, texts
@@ -147,19 +146,15 @@ async def create_asset(request: Request) -> Response:
             if upload is None:
                 raise missing("file", "Send the media as the `file` form field when method=direct.")
             name = safe_filename(filename or upload.filename or "upload")
-            adir = engine.asset_dir(asset_id)
-            path = adir / f"source{Path(name).suffix[:10]}"
-            try:
-                await save_upload(engine, upload, path, cfg.max_upload_bytes)
-            except BaseException:
-                shutil.rmtree(adir, ignore_errors=True)
-                raise
-            info = await probe_or_reject(engine, path, cleanup=adir)
-            if info.kind == "image" and info.size > cfg.max_image_bytes:
-                shutil.rmtree(adir, ignore_errors=True)
-                raise ApiError(
-                    400, "parameter_invalid", f"Images may be at most {cfg.max_image_bytes} bytes."
-                )
+            path = engine.asset_dir(asset_id) / f"source{Path(name).suffix[:10]}"
+
+            def image_within_cap(info: Probe) -> None:
+                if info.kind == "image" and info.size > cfg.max_image_bytes:
+                    raise ApiError(
+                        400, "parameter_invalid", f"Images may be at most {cfg.max_image_bytes} bytes."
+                    )
+
+            info = await receive_media(engine, upload, path, check=image_within_cap)
             insert_asset(
                 engine,
                 asset_id,

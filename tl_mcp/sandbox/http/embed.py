@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.errors import found, invalid, missing
-from tl_mcp.sandbox.http.files import probe_or_reject, safe_filename, save_upload
+from tl_mcp.sandbox.http.files import receive_media, safe_filename
 from tl_mcp.sandbox.media import MediaError, load_image_rgb
 from tl_mcp.sandbox.perception.audio import audio_features
 from tl_mcp.sandbox.perception.base import FloatArray
@@ -188,8 +188,7 @@ async def create_embed_task(request: Request) -> Response:
         else:
             assert upload is not None
             path = engine.asset_dir(f"embed-{task_id}") / safe_filename(upload.filename or "video")
-            await save_upload(engine, upload, path, engine.config.max_upload_bytes)
-            await probe_or_reject(engine, path, cleanup=path.parent)
+            await receive_media(engine, upload, path)
             request_doc["path"] = str(path)
             request_doc["input_filename"] = upload.filename
     finally:

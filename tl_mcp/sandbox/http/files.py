@@ -4,6 +4,7 @@ name kept, the bytes saved within a cap, and the probe that turns bad media into
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -17,6 +18,28 @@ from tl_mcp.sandbox.media import MediaError, Probe
 def safe_filename(name: str) -> str:
     cleaned = Path(name.replace("\\", "/")).name.strip() or "upload"
     return cleaned[:255]
+
+
+async def receive_media(
+    engine: Engine, upload: UploadFile, dest: Path, *, check: Callable[[Probe], None] | None = None
+) -> Probe:
+    """Save an uploaded form file to ``dest`` within the direct-upload cap and probe it; when the file is
+    too large, is not media, or fails ``check`` (which raises :class:`ApiError`), the 4xx is raised and the
+    folder ``dest`` was saved in is removed: nothing of a refused upload is kept."""
+    folder = dest.parent
+    try:
+        await save_upload(engine, upload, dest, engine.config.max_upload_bytes)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    info = await probe_or_reject(engine, dest, cleanup=folder)
+    if check is not None:
+        try:
+            check(info)
+        except ApiError:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+    return info
 
 
 async def save_upload(engine: Engine, upload: UploadFile, dest: Path, cap: int) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.errors import ApiError, invalid, missing
-from tl_mcp.sandbox.http.files import probe_or_reject, safe_filename, save_upload
+from tl_mcp.sandbox.http.files import receive_media, safe_filename
 from tl_mcp.sandbox.metadata import metadata_from_json
 from tl_mcp.sandbox.store import assets, indexed_assets, tasks
 from tl_mcp.sandbox.store.ids import new_id
@@ -82,19 +81,10 @@ async def create_task(request: Request) -> Response:
         asset_id = new_id()
         if upload is not None and url is None:
             name = safe_filename(upload.filename or "video")
-            adir = engine.asset_dir(asset_id)
-            path = adir / f"source{Path(name).suffix[:10]}"
-            try:
-                await save_upload(engine, upload, path, cfg.max_upload_bytes)
-            except BaseException:
-                shutil.rmtree(adir, ignore_errors=True)
-                raise
-            info = await probe_or_reject(engine, path, cleanup=adir)
-            try:
-                check_indexable(engine, info, what="The video")
-            except ApiError:
-                shutil.rmtree(adir, ignore_errors=True)
-                raise
+            path = engine.asset_dir(asset_id) / f"source{Path(name).suffix[:10]}"
+            info = await receive_media(
+                engine, upload, path, check=lambda probed: check_indexable(engine, probed, what="The video")
+            )
             insert_asset(engine, asset_id, method="direct", filename=name, path=path, info=info)
         else:
             assert url is not None
