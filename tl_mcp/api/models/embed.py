@@ -55,12 +55,49 @@ class MediaSource(RequestModel):
         return self
 
 
+VideoEmbeddingOption = Literal["visual", "audio", "transcription"]
+VideoEmbeddingScope = Literal["clip", "asset"]
+
+
+class FixedClips(RequestModel):
+    duration_sec: float
+
+
+class DynamicClips(RequestModel):
+    min_duration_sec: float
+
+
+class VideoSegmentation(RequestModel):
+    """How the video is cut into clips: Marengo 3.0's flat shape (`{strategy, fixed | dynamic}`)."""
+
+    strategy: Literal["fixed", "dynamic"]
+    fixed: FixedClips | None = None
+    dynamic: DynamicClips | None = None
+
+
+class TemporalSegmentation(RequestModel):
+    """Marengo 3.5 nests the same choice under `temporal` (SDK 1.3.6 delta §7.4); the wrong shape → 400."""
+
+    temporal: VideoSegmentation
+
+
+class TimeBasedMetadataEntry(RequestModel):
+    """Text folded into the fused embedding of every segment it overlaps (Marengo 3.5, with fused)."""
+
+    start: float
+    end: float
+    text: str
+
+
 class VideoEmbeddingInput(RequestModel):
     media_source: MediaSource
     start_sec: float | None = None
     end_sec: float | None = None
-    embedding_option: list[Literal["visual", "audio", "transcription"]] | None = None
-    embedding_scope: list[Literal["clip", "asset"]] | None = None
+    segmentation: VideoSegmentation | TemporalSegmentation | None = None
+    embedding_option: list[VideoEmbeddingOption] | None = None
+    embedding_scope: list[VideoEmbeddingScope] | None = None
+    embedding_type: list[Literal["separate_embedding", "fused_embedding"]] | None = None
+    time_based_metadata: list[TimeBasedMetadataEntry] | None = None
 
 
 class CreateVideoEmbeddingTaskRequest(RequestModel):
@@ -75,6 +112,21 @@ class EmbeddingData(WireModel):
     embedding_scope: str | None = None
     start_sec: float | None = None
     end_sec: float | None = None
+
+
+class IndexedVideoEmbedding(WireModel):
+    segments: list[EmbeddingSegment] = Field(default_factory=list)
+
+
+class IndexedEmbedding(WireModel):
+    """The stored embeddings of an indexed video (`GET …/indexed-assets/{id}?embedding_option=…`)."""
+
+    model_name: str | None = None
+    video_embedding: IndexedVideoEmbedding | None = None
+
+    @property
+    def segments(self) -> list[EmbeddingSegment]:
+        return self.video_embedding.segments if self.video_embedding else []
 
 
 class EmbeddingTaskError(WireModel):

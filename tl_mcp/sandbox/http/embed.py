@@ -20,10 +20,10 @@ from starlette.routing import BaseRoute, Route
 from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.errors import found, invalid, missing
 from tl_mcp.sandbox.http.files import receive_media, safe_filename
-from tl_mcp.sandbox.media import MediaError, load_image_rgb
+from tl_mcp.sandbox.media import MediaError, Probe, load_image_rgb
 from tl_mcp.sandbox.perception.audio import audio_features
 from tl_mcp.sandbox.perception.base import FloatArray
-from tl_mcp.sandbox.store.assets import get_asset_row
+from tl_mcp.sandbox.store.assets import get_asset_row, probe_of
 from tl_mcp.sandbox.store.db import dumps, loads, now_iso
 from tl_mcp.sandbox.store.ids import new_id
 from tl_mcp.sandbox.web import (
@@ -39,7 +39,7 @@ from tl_mcp.sandbox.web import (
     paged,
     query_list,
 )
-from tl_mcp.sandbox.work.embed import floats
+from tl_mcp.sandbox.work.embed import OPTIONS, clip_spans, floats
 
 MODELS = ("marengo3.0", "Marengo-retrieval-2.7")
 
@@ -188,7 +188,15 @@ async def create_embed_task(request: Request) -> Response:
         else:
             assert upload is not None
             path = engine.asset_dir(f"embed-{task_id}") / safe_filename(upload.filename or "video")
-            await receive_media(engine, upload, path)
+
+            def within(info: Probe) -> None:
+                # Offsets past the end are refused now, before a task exists, as TwelveLabs does.
+                try:
+                    clip_spans(info.duration or 0.0, clip, start, end)
+                except MediaError as exc:
+                    raise invalid(exc.message) from exc
+
+            await receive_media(engine, upload, path, check=within)
             request_doc["path"] = str(path)
             request_doc["input_filename"] = upload.filename
     finally:
@@ -245,7 +253,11 @@ def _v1_json(row: sqlite3.Row, *, segments: bool) -> dict[str, Any]:
         "video_embedding": {"metadata": _v1_metadata(row)},
     }
     if segments and row["result"]:
-        body["video_embedding"]["segments"] = loads(row["result"])["segments"]
+        # v1 calls the visual vector `visual-text`.
+        body["video_embedding"]["segments"] = [
+            s | {"embedding_option": "visual-text"} if s["embedding_option"] == "visual" else s
+            for s in loads(row["result"])["segments"]
+        ]
     return body
 
 
@@ -376,6 +388,58 @@ async def embed_v2(request: Request) -> Response:
     return ok({"data": data, "metadata": metadata})
 
 
+def _v2_list(spec: dict[str, Any], name: str, allowed: tuple[str, ...], default: list[str]) -> list[str]:
+    value = spec.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, list) or not value or any(v not in allowed for v in value):
+        raise invalid(f"`video.{name}` must be a non-empty array of {', '.join(allowed)}.", nested=True)
+    return list(dict.fromkeys(value))
+
+
+def _v2_seconds(spec: dict[str, Any], name: str) -> float | None:
+    value = spec.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e7:
+        raise invalid(f"`video.{name}` must be a number of seconds, 0 or more.", nested=True)
+    return float(value)
+
+
+def _v2_clips(spec: dict[str, Any], notes: list[str]) -> float:
+    """The clip length a v2 ``segmentation`` asks for (Marengo 3.0's flat shape)."""
+    seg = spec.get("segmentation")
+    if seg is None:
+        # The contract's default for 3.0 is dynamic with a 4 s minimum (see below for what that means here).
+        seg = {"strategy": "dynamic", "dynamic": {"min_duration_sec": 4}}
+    if not isinstance(seg, dict) or seg.get("strategy") not in ("fixed", "dynamic"):
+        raise invalid(
+            '`video.segmentation` must be {"strategy": "fixed", "fixed": {"duration_sec": 2-10}} or '
+            '{"strategy": "dynamic", "dynamic": {"min_duration_sec": 2-5}} (the flat shape of marengo3.0).',
+            nested=True,
+        )
+    fixed = seg["strategy"] == "fixed"
+    field, low, high = ("duration_sec", 2, 10) if fixed else ("min_duration_sec", 2, 5)
+    inner = seg.get(seg["strategy"])
+    value = inner.get(field) if isinstance(inner, dict) else None
+    if value is None and fixed:
+        value = 6
+    elif value is None:
+        value = 4
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise invalid(
+            f"`video.segmentation.{seg['strategy']}.{field}` must be between {low} and {high} seconds "
+            f"(got {value!r}).",
+            nested=True,
+        )
+    if not fixed:
+        notes.append(
+            f"Dynamic segmentation is approximated offline with fixed clips of min_duration_sec "
+            f"({value:g} s): the sandbox does not cut at scene changes for embedding tasks."
+        )
+    return float(value)
+
+
 async def create_v2_task(request: Request) -> Response:
     engine = engine_of(request)
     body = await json_body(request, nested=True)
@@ -383,26 +447,56 @@ async def create_v2_task(request: Request) -> Response:
     if input_type != "video":
         raise invalid("The sandbox runs `input_type` video as an embed-v2 task.", nested=True)
     if body.get("model_name") != "marengo3.0":
-        raise invalid("`model_name` must be marengo3.0.", nested=True)
+        raise invalid("`model_name` must be marengo3.0 (the only model the sandbox runs).", nested=True)
     spec = body.get("video")
     if not isinstance(spec, dict):
         raise missing("video", nested=True)
     source = spec.get("media_source")
     if not isinstance(source, dict):
         raise missing("video.media_source", nested=True)
-    seg = spec.get("segmentation") or {"strategy": "fixed", "fixed": {"duration_sec": 6}}
-    clip = float((seg.get("fixed") or {}).get("duration_sec", 6)) if seg.get("strategy") == "fixed" else 6.0
-    if not 2 <= clip <= 10:
-        raise invalid("`segmentation.fixed.duration_sec` must be between 2 and 10.", nested=True)
+    notes: list[str] = []
+    clip = _v2_clips(spec, notes)
+    start, end = _v2_seconds(spec, "start_sec") or 0.0, _v2_seconds(spec, "end_sec")
+    if end is not None and end <= start:
+        raise invalid("`video.end_sec` must be greater than `video.start_sec`.", nested=True)
+    options = _v2_list(spec, "embedding_option", OPTIONS, list(OPTIONS))
+    scopes = _v2_list(spec, "embedding_scope", ("clip", "asset"), ["clip", "asset"])
+    kinds = _v2_list(
+        spec, "embedding_type", ("separate_embedding", "fused_embedding"), ["separate_embedding"]
+    )
+    fused = "fused_embedding" in kinds
+    if fused and len(options) < 2:
+        raise invalid(
+            "`video.embedding_type` fused_embedding combines modalities: give at least two "
+            "`embedding_option` values (e.g. visual and audio).",
+            nested=True,
+        )
+    if spec.get("time_based_metadata") is not None:
+        raise invalid(
+            "`video.time_based_metadata` needs marengo3.5 with fused_embedding; the sandbox runs marengo3.0 "
+            "only. Leave it out here, or use the cloud API.",
+            nested=True,
+        )
     doc: dict[str, Any] = {
         "clip_length": clip,
-        "start": float(spec.get("start_sec") or 0.0),
-        "end": spec.get("end_sec"),
-        "scopes": ["clip", "video"],
+        "start": start,
+        "end": end,
+        # v1's name for the whole-video scope, which the stored tasks of both versions share.
+        "scopes": ["video" if s == "asset" else s for s in scopes],
+        "options": options,
+        "fused": fused,
+        "separate": "separate_embedding" in kinds,
+        "notes": notes,
         "path": None,
     }
     if source.get("asset_id"):
         asset = get_asset_row(engine.db, str(source["asset_id"]), nested=True)
+        info = probe_of(asset)
+        if info is not None and info.duration is not None:
+            try:
+                clip_spans(info.duration, clip, start, end)
+            except MediaError as exc:
+                raise invalid(exc.message, nested=True) from exc
         doc["asset_id"] = asset["id"]
     elif source.get("url"):
         doc["video_url"] = await checked_url(
@@ -425,21 +519,24 @@ def _v2_json(row: sqlite3.Row) -> dict[str, Any]:
     }
     if row["result"]:
         result = loads(row["result"])
+        req = loads(row["request"])
         body["data"] = [
             {
                 "embedding": s["float"],
-                "embedding_option": "visual",
+                # Tasks stored before options existed say visual-text, v1's name for the visual vector.
+                "embedding_option": "visual"
+                if s["embedding_option"] == "visual-text"
+                else s["embedding_option"],
                 "embedding_scope": "asset" if s["embedding_scope"] == "video" else "clip",
                 "start_sec": s["start_offset_sec"],
                 "end_sec": s["end_offset_sec"],
             }
             for s in result["segments"]
+            if req.get("separate", True) or s["embedding_option"] == "fused"
         ]
-        req = loads(row["request"])
         metadata: dict[str, Any] = {
             "input_type": "video",
-            # Only visual vectors are computed; `video` is v1's name for the v2 `asset` scope.
-            "embedding_options": ["visual"],
+            "embedding_options": req.get("options", ["visual"]) + (["fused"] if req.get("fused") else []),
             "embedding_scopes": ["asset" if s == "video" else s for s in req["scopes"]],
             "duration": result["duration"],
             "start_offset_sec": req["start"],
@@ -450,6 +547,10 @@ def _v2_json(row: sqlite3.Row) -> dict[str, Any]:
             metadata["end_offset_sec"] = req["end"]
         if req.get("video_url"):
             metadata["input_url"] = req["video_url"]
+        notes = req.get("notes", []) + result.get("notes", [])
+        if notes:
+            # Not in the contract (its metadata is an open object): what the offline engine did differently.
+            metadata["sandbox_notes"] = notes
         body["metadata"] = metadata
     if row["error"]:
         body["error"] = {"message": row["error"]}

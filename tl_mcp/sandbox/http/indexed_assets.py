@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
+import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -32,13 +32,21 @@ from tl_mcp.sandbox.web import (
     sort_params,
     thumbnail_url,
 )
+from tl_mcp.sandbox.work.embed import indexed_embeddings
 from tl_mcp.sandbox.work.index import check_indexable, start_indexing
 
+#: What ``?embedding_option=`` takes on an indexed asset (``visual-text`` is the older name of ``visual``).
+EMBEDDING_OPTIONS = ("visual", "audio", "transcription", "visual-text")
 INDEXED_STATUSES = ("ready", "pending", "queued", "indexing", "validating", "failed")
 
 
 def indexed_asset_json(
-    request: Request, item: IndexedAsset, *, detailed: bool = False, video: bool = False
+    request: Request,
+    item: IndexedAsset,
+    *,
+    detailed: bool = False,
+    video: bool = False,
+    embedding: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     engine = engine_of(request)
     asset_id = item.asset_id
@@ -71,31 +79,11 @@ def indexed_asset_json(
                 {"start": c.start, "end": c.end, "value": c.text}
                 for c in texts.transcript(engine.db, asset_id)
             ]
-        options = query_list(request, "embedding_option")
-        if options and item.status == "ready":
-            body["embedding"] = _embedding(engine, asset_id, options)
+        if embedding is not None:
+            body["embedding"] = {"model_name": "marengo3.0", "video_embedding": {"segments": embedding}}
     if item.status == "failed" and not video:
         body["error"] = {"message": item.error or "indexing failed"}
     return body
-
-
-def _embedding(engine: Engine, asset_id: str, options: list[str]) -> dict[str, Any]:
-    out: list[dict[str, Any]] = []
-    for s in segments.of_asset(engine.db, asset_id):
-        for opt in options:
-            blob = s.image_vec if opt in ("visual", "visual-text") else s.text_vec
-            if blob is None:
-                continue
-            out.append(
-                {
-                    "float": [round(float(x), 6) for x in np.frombuffer(blob, dtype=np.float32)],
-                    "start_offset_sec": s.start,
-                    "end_offset_sec": s.end,
-                    "embedding_option": opt,
-                    "embedding_scope": "clip",
-                }
-            )
-    return {"model_name": "marengo3.0", "video_embedding": {"segments": out}}
 
 
 def _get_indexed(engine: Engine, index_id: str, ia_id: str, collection: str) -> IndexedAsset:
@@ -161,18 +149,32 @@ async def list_videos(request: Request) -> Response:
     return _list_indexed(request, video=True)
 
 
+async def _embedding(request: Request, item: IndexedAsset) -> list[dict[str, Any]] | None:
+    """The stored embeddings ``?embedding_option=`` asks for, once the indexing is ready."""
+    options = query_list(request, "embedding_option")
+    bad = [o for o in options if o not in EMBEDDING_OPTIONS]
+    if bad:
+        raise invalid(f"The `embedding_option` parameter takes {', '.join(EMBEDDING_OPTIONS)} (got {bad}).")
+    if not options or item.status != "ready":
+        return None
+    # Off the event loop: the audio option decodes the file.
+    return await anyio.to_thread.run_sync(indexed_embeddings, engine_of(request), item.asset_id, options)
+
+
 async def get_indexed_asset(request: Request) -> Response:
     engine = engine_of(request)
     row = _get_indexed(
         engine, request.path_params["index_id"], request.path_params["item_id"], "indexed assets"
     )
-    return ok(indexed_asset_json(request, row, detailed=True))
+    embedding = await _embedding(request, row)
+    return ok(indexed_asset_json(request, row, detailed=True, embedding=embedding))
 
 
 async def get_video(request: Request) -> Response:
     engine = engine_of(request)
     row = _get_indexed(engine, request.path_params["index_id"], request.path_params["item_id"], "videos")
-    return ok(indexed_asset_json(request, row, detailed=True, video=True))
+    embedding = await _embedding(request, row)
+    return ok(indexed_asset_json(request, row, detailed=True, video=True, embedding=embedding))
 
 
 async def patch_indexed_asset(request: Request) -> Response:
