@@ -320,7 +320,9 @@ def test_embed_v2_video_task(library: Library) -> None:
     assert task["status"] == "ready", task
     # No embedding_option: the contract's default for marengo3.0, every modality, each per clip.
     for option in ("visual", "audio", "transcription"):
-        clips = [s for s in task["data"] if s["embedding_scope"] == "clip" and s["embedding_option"] == option]
+        clips = [
+            s for s in task["data"] if s["embedding_scope"] == "clip" and s["embedding_option"] == option
+        ]
         assert [s["start_sec"] for s in clips] == [0.0, 6.0, 12.0], option
     # The snapshot's metadata oneOf is ambiguous (see conformance.EXCEPTIONS): check the video variant.
     video_variant = validator_at("components", "schemas", "EmbeddingTaskMediaMetadata", "oneOf", "1")

@@ -29,7 +29,7 @@ DEFAULT_EMBED_MODEL = "marengo3.0"
 CLIP_LENGTH_RANGE = (2.0, 10.0)
 
 
-def _video_options(
+def video_task_options(
     model_name: str,
     *,
     start_sec: float | None,
@@ -154,7 +154,7 @@ class Embed(Resource):
         Bad combinations raise `ValueError` before anything is sent. Read the task with `get_video_task`.
         """
         one_source(path=path, url=url, asset_id=asset_id)
-        chosen = _video_options(
+        chosen = video_task_options(
             model_name,
             start_sec=start_sec,
             end_sec=end_sec,
