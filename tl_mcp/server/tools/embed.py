@@ -38,7 +38,7 @@ class Vector(BaseModel):
     end_sec: float | None = None
     dims: int
     norm: float
-    head: list[float] = Field(description=f"The first {HEAD} values.")
+    head: list[float]  # the first HEAD values
     vector: list[float] | None = None
 
 
@@ -48,7 +48,8 @@ class EmbeddingResult(JobResult[JobStatus]):
     task_id: str | None = None
     input_type: Literal["text", "image", "audio", "video"]
     model_name: str
-    embedder: str | None = Field(default=None, description="The model that made the vectors, if known.")
+    # The model that really made the vectors, when the backend says (the sandbox does).
+    embedder: str | None = None
     embeddings: list[Vector]
     notes: list[str] | None = None
 
@@ -231,30 +232,31 @@ async def _indexed(
 async def create_embedding(
     ctx: Ctx,
     text: Annotated[str | None, Field(min_length=1, max_length=2000)] = None,
-    image_path: Annotated[str | None, Field(description="In an allowed folder.")] = None,
+    image_path: str | None = None,
     image_url: Annotated[str | None, Field(max_length=4000)] = None,
-    audio_path: Annotated[str | None, Field(description="In an allowed folder.")] = None,
+    audio_path: str | None = None,
     audio_url: Annotated[str | None, Field(max_length=4000)] = None,
-    video_path: Annotated[str | None, Field(description="In an allowed folder.")] = None,
+    video_path: str | None = None,
     video_url: Annotated[str | None, Field(max_length=4000)] = None,
     video_asset_id: Annotated[Id | None, Field(description="From upload_asset.")] = None,
     video_id: Id | None = None,
     index_id: Id | None = None,
     model_name: Annotated[str, Field(min_length=1, max_length=50)] = "marengo3.0",
     clip_length: Annotated[float | None, Field(ge=2, le=10)] = None,
-    start_sec: Annotated[float | None, Field(ge=0)] = None,
+    start_sec: float | None = None,
     end_sec: float | None = None,
     scopes: list[Literal["clip", "video"]] | None = None,
     options: list[VideoEmbeddingOption] | None = None,
     fused: bool = False,
-    include_vector: Annotated[bool, Field(description="Return the full vectors (large).")] = False,
+    include_vector: Annotated[bool, Field(description="Full vectors (large).")] = False,
     wait_s: WaitS = DEFAULT_WAIT_S,
 ) -> Annotated[CallToolResult, EmbeddingResult]:
     """Embed text, an image, audio or a video (exactly one) in Marengo's shared vector space.
 
-    Use it to compare media yourself or match text against images and clips. Text, image and audio
-    return at once; a video runs as a task (clip_length s clips, scopes, options, fused). video_id +
-    index_id: what indexing stored. Vectors come summarized unless include_vector=true.
+    Use it to compare media yourself or match text against images and clips (paths: in an allowed
+    folder). Text, image and audio return at once; a video runs as a task (clip_length s clips, scopes,
+    options, fused). video_id + index_id: what indexing stored. Vectors come summarized unless
+    include_vector=true.
     """
     state = app_state(ctx)
     inputs = {
