@@ -124,3 +124,17 @@ async def test_an_offset_past_the_end_fails_with_the_duration(world: World) -> N
         assert result.is_error, text_of(result)
         said = text_of(result)
         assert "500 s" in said and f"{world.sample.duration:g} s video" in said, said
+
+
+async def test_long_text_is_cut_to_the_window_by_a_model_that_can_and_refused_by_one_that_cannot(
+    world: World,
+) -> None:
+    long_text = " ".join(["apples"] * 2100)
+    async with Client(build_server(world.settings())) as c:
+        result = await call_ok(c, "create_embedding", {"text": long_text, "model_name": "marengo3.5"})
+        data = result.structured_content
+        assert data and data["embeddings"][0]["dims"] > 0
+        assert data["notes"] and "cut to its first 2000 tokens" in data["notes"][0]
+        assert "cut to its first 2000 tokens" in text_of(result)
+        refused = await c.call_tool("create_embedding", {"text": long_text})
+        assert refused.is_error and "500 tokens" in text_of(refused) and "marengo3.5" in text_of(refused)

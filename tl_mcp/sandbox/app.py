@@ -28,6 +28,7 @@ from tl_mcp.sandbox.faults import FaultInjector
 from tl_mcp.sandbox.http import analyze as http_analyze
 from tl_mcp.sandbox.http import assets as http_assets
 from tl_mcp.sandbox.http import embed as http_embed
+from tl_mcp.sandbox.http import embed_v2 as http_embed_v2
 from tl_mcp.sandbox.http import entities as http_entities
 from tl_mcp.sandbox.http import indexed_assets as http_indexed_assets
 from tl_mcp.sandbox.http import indexes as http_indexes
@@ -68,6 +69,7 @@ ROUTES: list[BaseRoute] = [
     *http_tasks.routes,
     *http_search.routes,
     *http_embed.routes,
+    *http_embed_v2.routes,
     *http_analyze.routes,
     *knowledge_routes.routes,
     *jockey_routes.routes,

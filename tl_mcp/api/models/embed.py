@@ -23,13 +23,23 @@ class EmbeddingPart(WireModel):
     error_message: str | None = None
 
 
+class EmbeddingUsage(WireModel):
+    """Marengo 3.5's token count of a request, and whether its text was cut to the context window."""
+
+    input_tokens: dict[str, int] | None = None
+    truncated: bool | None = None
+    truncation_reason: str | None = None
+
+
 class Embedding(WireModel):
-    """`POST /embed` result; exactly the modalities that were sent are filled."""
+    """`POST /embed` result; exactly the modalities that were sent are filled. A Marengo 3.5 text embedding
+    (`POST /embed-v2`, multi_input) is given the same shape, with its `usage`."""
 
     model_name: str | None = None
     text_embedding: EmbeddingPart | None = None
     image_embedding: EmbeddingPart | None = None
     audio_embedding: EmbeddingPart | None = None
+    usage: EmbeddingUsage | None = None
 
     @property
     def parts(self) -> list[EmbeddingPart]:
@@ -106,12 +116,33 @@ class CreateVideoEmbeddingTaskRequest(RequestModel):
     video: VideoEmbeddingInput
 
 
+class MultiInput(RequestModel):
+    input_text: str
+
+
+class MultiInputEmbeddingRequest(RequestModel):
+    """`POST /embed-v2` with text only, the way Marengo 3.5 takes text (SDK 1.3.6 delta §7.2)."""
+
+    input_type: Literal["multi_input"] = "multi_input"
+    model_name: str
+    multi_input: MultiInput
+    auto_truncate: bool | None = None
+
+
 class EmbeddingData(WireModel):
     embedding: list[float] = Field(default_factory=list)
     embedding_option: str | None = None
     embedding_scope: str | None = None
     start_sec: float | None = None
     end_sec: float | None = None
+
+
+class EmbeddingResponse(WireModel):
+    """`POST /embed-v2`: the vectors, what was embedded, and (Marengo 3.5) the usage."""
+
+    data: list[EmbeddingData] = Field(default_factory=list)
+    metadata: dict[str, Any] | None = None
+    usage: EmbeddingUsage | None = None
 
 
 class IndexedVideoEmbedding(WireModel):

@@ -10,9 +10,14 @@ from .._multipart import ByteProgress, FilePart, FileSource, MultipartForm, open
 from ..models.embed import (
     CreateVideoEmbeddingTaskRequest,
     Embedding,
+    EmbeddingPart,
+    EmbeddingResponse,
+    EmbeddingSegment,
     EmbeddingTask,
     FixedClips,
     MediaSource,
+    MultiInput,
+    MultiInputEmbeddingRequest,
     TemporalSegmentation,
     TimeBasedMetadataEntry,
     VideoEmbeddingInput,
@@ -93,13 +98,36 @@ class Embed(Resource):
             response = await self._call("POST", "/embed", form=form, idempotent=True)
         return self._parse(response, Embedding)
 
-    async def text(self, text: str, *, model_name: str = DEFAULT_EMBED_MODEL) -> Embedding:
+    async def text(
+        self, text: str, *, model_name: str = DEFAULT_EMBED_MODEL, auto_truncate: bool | None = None
+    ) -> Embedding:
+        """The vector of `text`. Marengo 3.0 (`POST /embed`) takes at most 500 tokens and cannot truncate;
+        later models take text through `POST /embed-v2` (multi_input, up to 2,000 tokens), where
+        `auto_truncate=True` cuts longer text to fit instead of refusing it (`usage.truncated` says so)."""
         if not text.strip():
             raise ValueError("text to embed must not be empty")
-        form = MultipartForm()
-        form.add("model_name", model_name)
-        form.add("text", text)
-        return await self._embed(form)
+        if model_name == DEFAULT_EMBED_MODEL:
+            if auto_truncate:
+                raise ValueError(
+                    "auto_truncate needs marengo3.5: marengo3.0 takes at most 500 tokens of text, untruncated"
+                )
+            form = MultipartForm()
+            form.add("model_name", model_name)
+            form.add("text", text)
+            return await self._embed(form)
+        request = MultiInputEmbeddingRequest(
+            model_name=model_name, multi_input=MultiInput(input_text=text), auto_truncate=auto_truncate
+        )
+        # Embedding the same input again returns the same vector: safe to repeat.
+        response = await self._call("POST", "/embed-v2", json_body=request.to_wire(), idempotent=True)
+        result = self._parse(response, EmbeddingResponse)
+        return Embedding(
+            model_name=model_name,
+            text_embedding=EmbeddingPart(
+                segments=[EmbeddingSegment(float=d.embedding) for d in result.data], metadata=result.metadata
+            ),
+            usage=result.usage,
+        )
 
     async def image(
         self,

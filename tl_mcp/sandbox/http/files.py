@@ -8,11 +8,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import anyio
+import httpx2
 from starlette.datastructures import UploadFile
+from starlette.requests import Request
 
+from tl_mcp.sandbox import urls
 from tl_mcp.sandbox.engine import Engine
-from tl_mcp.sandbox.errors import ApiError
+from tl_mcp.sandbox.errors import ApiError, invalid
 from tl_mcp.sandbox.media import MediaError, Probe
+from tl_mcp.sandbox.web import checked_url, engine_of
 
 
 def safe_filename(name: str) -> str:
@@ -79,3 +83,26 @@ async def probe_or_reject(engine: Engine, path: Path, *, cleanup: Path | None = 
             ) from exc
 
     return await anyio.to_thread.run_sync(probe)
+
+
+async def fetch_bytes(request: Request, url: str, cap: int, *, name: str, nested: bool = False) -> bytes:
+    """The body of ``url`` (an http(s) URL the sandbox may fetch), at most ``cap`` bytes; any failure is a
+    400 naming the field ``name``."""
+    if not url.startswith(("http://", "https://")):
+        raise invalid(f"`{name}` must be an http(s) URL (got {url[:100]!r}).", nested=nested)
+    await checked_url(request, url, name=name, nested=nested)
+    config = engine_of(request).config
+    async with urls.async_client(
+        allow_private=config.allow_private_urls, timeout=60.0, resolver=config.resolver
+    ) as client:
+        try:
+            resp = await client.get(url)
+        except urls.UrlRefused as exc:
+            raise invalid(f"`{name}`: {exc.message}", nested=nested) from exc
+        except httpx2.HTTPError as exc:
+            raise invalid(f"{url[:100]} could not be fetched ({type(exc).__name__}).", nested=nested) from exc
+    if resp.status_code >= 400:
+        raise invalid(f"{url[:100]} returned HTTP {resp.status_code}.", nested=nested)
+    if len(resp.content) > cap:
+        raise invalid(f"{url[:100]} is larger than {cap} bytes.", nested=nested)
+    return resp.content

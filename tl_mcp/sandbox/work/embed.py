@@ -19,8 +19,9 @@ from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.media import Frame, MediaError, TimedText, decode, open_media, read_subtitles
 from tl_mcp.sandbox.perception.audio import audio_features
 from tl_mcp.sandbox.perception.base import FloatArray
-from tl_mcp.sandbox.store import assets, segments, texts
-from tl_mcp.sandbox.store.db import dumps, loads, now_iso
+from tl_mcp.sandbox.store import assets, embed_tasks, segments, texts
+from tl_mcp.sandbox.store.db import loads
+from tl_mcp.sandbox.store.ids import new_id
 
 #: The options a video task computes, in the order results list them.
 OPTIONS = ("visual", "audio", "transcription")
@@ -199,7 +200,7 @@ def _segment(vec: FloatArray, start: float, end: float, option: str, scope: str)
 
 
 def run(engine: Engine, task_id: str, payload: dict[str, Any]) -> None:
-    row = engine.db.one("SELECT * FROM embed_tasks WHERE id=?", (task_id,))
+    row = embed_tasks.get(engine.db, task_id)
     if row is None or row["status"] != "processing":
         return
     req = loads(row["request"])
@@ -230,14 +231,21 @@ def run(engine: Engine, task_id: str, payload: dict[str, Any]) -> None:
         fused=bool(req.get("fused")),
         cues=cues,
     )
-    engine.db.run(
-        "UPDATE embed_tasks SET status='ready', result=?, updated_at=? WHERE id=?",
-        (dumps(result), now_iso(), task_id),
-    )
+    embed_tasks.set_ready(engine.db, task_id, result)
 
 
 def failed(engine: Engine, ref: str, message: str) -> None:
-    engine.db.run(
-        "UPDATE embed_tasks SET status='failed', error=?, updated_at=? WHERE id=?",
-        (message, now_iso(), ref),
-    )
+    embed_tasks.set_failed(engine.db, ref, message)
+
+
+def start_task(
+    engine: Engine, version: str, model: str, request: dict[str, Any], *, task_id: str | None = None
+) -> str:
+    """A new embedding task of API ``version`` and its queued ``embed`` job; the task's id (``task_id`` when
+    one was chosen earlier: a v1 upload is saved in its task's folder first)."""
+    task_id = task_id or new_id()
+    with engine.db.tx() as conn:
+        embed_tasks.insert(conn, task_id, version, model, request)
+        engine.jobs.add(conn, "embed", task_id)
+    engine.jobs.wake()
+    return task_id

@@ -27,6 +27,8 @@ from tl_mcp.server.toolspec import ToolSpec, tool
 
 HEAD = 8
 MAX_FULL_VECTORS = 64
+#: Characters of text taken: more than any model's window, so the model (not this tool) decides what fits.
+MAX_TEXT = 20_000
 
 
 class Vector(BaseModel):
@@ -79,6 +81,16 @@ def _from_embedding(e: Embedding, full: bool) -> list[Vector]:
                 )
             )
     return out
+
+
+def _truncation(e: Embedding) -> list[str] | None:
+    if not (e.usage and e.usage.truncated):
+        return None
+    kept = (e.usage.input_tokens or {}).get("text")
+    return [
+        f"The text was longer than {e.model_name}'s context window and was cut to its first "
+        f"{kept or 'allowed'} tokens before embedding (auto_truncate)."
+    ]
 
 
 def vectors_from_task(t: EmbeddingTask, full: bool) -> list[Vector]:
@@ -231,7 +243,7 @@ async def _indexed(
 @tool(toolset="embed", title="Create an embedding", read_only=True, destructive=False, idempotent=True)
 async def create_embedding(
     ctx: Ctx,
-    text: Annotated[str | None, Field(min_length=1, max_length=2000)] = None,
+    text: Annotated[str | None, Field(min_length=1, max_length=MAX_TEXT)] = None,
     image_path: str | None = None,
     image_url: Annotated[str | None, Field(max_length=4000)] = None,
     audio_path: str | None = None,
@@ -325,7 +337,9 @@ async def create_embedding(
     if input_type != "video":
         try:
             if input_type == "text":
-                emb = await state.client.embed.text(value, model_name=model_name)
+                # Models after 3.0 cut text over their window instead of refusing it; the result says so.
+                truncate = None if model_name == "marengo3.0" else True
+                emb = await state.client.embed.text(value, model_name=model_name, auto_truncate=truncate)
             elif input_type == "image":
                 emb = await state.client.embed.image(
                     path=source, url=None if local else value, model_name=model_name
@@ -353,6 +367,7 @@ async def create_embedding(
                 None,
             ),
             embeddings=_from_embedding(emb, include_vector),
+            notes=_truncation(emb),
             backend=state.backend,
         )
         return tool_result(result, embedding_markdown(result, {key: value, "start_sec": start_sec}))

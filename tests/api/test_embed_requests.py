@@ -134,3 +134,37 @@ async def test_an_indexed_videos_stored_embeddings_are_asked_for_and_parsed() ->
     assert video.embedding is not None and video.embedding.model_name == "marengo3.0"
     (segment,) = video.embedding.segments
     assert segment.float_ == [0.6, 0.8] and segment.embedding_option == "audio"
+
+
+async def test_marengo_35_text_goes_to_embed_v2_with_auto_truncate() -> None:
+    answer = {
+        "data": [{"embedding": [0.6, 0.8], "embedding_option": None, "embedding_scope": None}],
+        "metadata": {"input_type": "multi_input"},
+        "usage": {"input_tokens": {"text": 2000}, "truncated": True},
+    }
+
+    def handler(seen: Seen) -> Any:
+        return json_response(200, answer)
+
+    # The snapshot knows neither marengo3.5 nor auto_truncate (SDK 1.3.6 delta §7.2): the delta wins.
+    api = FakeAPI(handler, check_spec=False)
+    async with make_client(api) as tl:
+        emb = await tl.embed.text("a long text", model_name="marengo3.5", auto_truncate=True)
+        with pytest.raises(ValueError, match=r"auto_truncate needs marengo3\.5"):
+            await tl.embed.text("a long text", auto_truncate=True)
+    (seen,) = api.seen
+    assert (seen.method, seen.path) == ("POST", "/embed-v2")
+    assert seen.json() == {
+        "input_type": "multi_input",
+        "model_name": "marengo3.5",
+        "multi_input": {"input_text": "a long text"},
+        "auto_truncate": True,
+    }
+    as_snapshot = {**seen.json(), "model_name": "marengo3.0"}
+    as_snapshot.pop("auto_truncate")
+    errors = list(request_validator("POST", "/embed-v2").iter_errors(as_snapshot))
+    # The rest is the snapshot's multi_input shape, but for the one rule the delta lifted: media_sources
+    # is optional since 1.3.4 (text-only multi_input).
+    assert [e.message for e in errors] == ["'media_sources' is a required property"]
+    assert emb.vectors == [[0.6, 0.8]]
+    assert emb.usage is not None and emb.usage.truncated is True and emb.usage.input_tokens == {"text": 2000}

@@ -109,3 +109,23 @@ def test_indexed_asset_embedding_options_each_answer_with_their_own_vectors(libr
     assert by_option["audio"][0] != by_option["transcription"][0]
     bad = c.get(url, params={"embedding_option": ["smell"]})
     assert bad.status_code == 400 and "embedding_option" in bad.json()["message"]
+
+
+def test_marengo_35_text_is_truncated_only_when_asked(library: Library) -> None:
+    c = library.client
+    long_text = " ".join(["apples"] * 2100)
+    body = {"input_type": "multi_input", "model_name": "marengo3.5", "multi_input": {"input_text": long_text}}
+    refused = c.post("/embed-v2", json=body)
+    assert refused.status_code == 400 and "auto_truncate" in refused.json()["error"]["message"]
+    cut = c.post("/embed-v2", json={**body, "auto_truncate": True})
+    assert cut.status_code == 200, cut.text
+    usage = cut.json()["usage"]
+    assert usage["input_tokens"] == {"text": 2000} and usage["truncated"] is True
+    assert usage["truncation_reason"] == "model_context_window"
+    # The vector is the first 2,000 tokens' own: the same as embedding them alone.
+    first = {**body, "multi_input": {"input_text": " ".join(["apples"] * 2000)}}
+    alone = c.post("/embed-v2", json=first).json()
+    assert alone["usage"]["truncated"] is False
+    assert alone["data"][0]["embedding"] == cut.json()["data"][0]["embedding"]
+    media = c.post("/embed-v2", json={**body, "multi_input": {"input_text": "x", "media_sources": [{}]}})
+    assert media.status_code == 400 and "text only" in media.json()["error"]["message"]
