@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, ClassVar, Literal
 
@@ -13,7 +13,13 @@ from pydantic import BaseModel, Field
 
 from tl_mcp.api.client import TwelveLabsClient
 from tl_mcp.api.errors import TwelveLabsError
-from tl_mcp.api.models import Embedding, EmbeddingTask, VideoEmbeddingOption, VideoEmbeddingScope
+from tl_mcp.api.models import (
+    Embedding,
+    EmbeddingSegment,
+    EmbeddingTask,
+    VideoEmbeddingOption,
+    VideoEmbeddingScope,
+)
 from tl_mcp.api.resources.embed import video_task_options
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.jobs.events import JobProgress
@@ -66,21 +72,22 @@ def _vector(values: list[float], full: bool, **where: object) -> Vector:
     )
 
 
+def _from_segments(segments: Iterable[EmbeddingSegment], full: bool) -> list[Vector]:
+    return [
+        _vector(
+            seg.float_,
+            full,
+            scope=seg.embedding_scope,
+            option=seg.embedding_option,
+            start_sec=seg.start_offset_sec,
+            end_sec=seg.end_offset_sec,
+        )
+        for seg in segments
+    ]
+
+
 def _from_embedding(e: Embedding, full: bool) -> list[Vector]:
-    out = []
-    for part in e.parts:
-        for seg in part.segments:
-            out.append(
-                _vector(
-                    seg.float_,
-                    full,
-                    scope=seg.embedding_scope,
-                    option=seg.embedding_option,
-                    start_sec=seg.start_offset_sec,
-                    end_sec=seg.end_offset_sec,
-                )
-            )
-    return out
+    return _from_segments((seg for part in e.parts for seg in part.segments), full)
 
 
 def _truncation(e: Embedding) -> list[str] | None:
@@ -216,17 +223,7 @@ async def _indexed(
         )
     stored = video.embedding
     segments = stored.segments if stored else []
-    vectors = [
-        _vector(
-            seg.float_,
-            full,
-            scope=seg.embedding_scope,
-            option=seg.embedding_option,
-            start_sec=seg.start_offset_sec,
-            end_sec=seg.end_offset_sec,
-        )
-        for seg in segments
-    ]
+    vectors = _from_segments(segments, full)
     notes = None
     if not vectors:
         notes = [f"The index stored no {', '.join(chosen)} embeddings for this video (it needs Marengo)."]
