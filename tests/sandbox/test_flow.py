@@ -344,12 +344,17 @@ def test_embed_v2_video_task(library: Library) -> None:
     task_id = r.json()["_id"]
     task = wait_for(lambda: c.get(f"/embed-v2/tasks/{task_id}").json(), lambda b: b["status"] != "processing")
     assert task["status"] == "ready", task
-    clips = [s for s in task["data"] if s["embedding_scope"] == "clip"]
-    assert [s["start_sec"] for s in clips] == [0.0, 6.0, 12.0]
+    # No embedding_option: the contract's default for marengo3.0, every modality, each per clip.
+    for option in ("visual", "audio", "transcription"):
+        clips = [
+            s for s in task["data"] if s["embedding_scope"] == "clip" and s["embedding_option"] == option
+        ]
+        assert [s["start_sec"] for s in clips] == [0.0, 6.0, 12.0], option
     # The snapshot's metadata oneOf is ambiguous (see conformance.EXCEPTIONS): check the video variant.
     video_variant = validator_at("components", "schemas", "EmbeddingTaskMediaMetadata", "oneOf", "1")
     assert_valid(video_variant, task["metadata"], "embed-v2 task metadata (video)")
     assert task["metadata"]["embedding_scopes"] == ["clip", "asset"] and task["metadata"]["clip_length"] == 6
+    assert task["metadata"]["embedding_options"] == ["visual", "audio", "transcription"]
 
 
 def test_analyze_task_cancel(library: Library) -> None:

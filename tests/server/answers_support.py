@@ -6,28 +6,18 @@ import io
 
 from PIL import Image
 
-from tl_mcp.samples import SampleInfo, SceneSpec
+from tl_mcp.samples import DEFAULT_SCENES, SampleInfo, SceneSpec
 
 #: One cooking scene out of four equal ones: cooking covers exactly 25 % of the video.
 FOUR_SCENES: tuple[SceneSpec, ...] = (
-    SceneSpec(
-        "QUARTERLY SALES / Revenue +20%",
-        "Our quarterly sales report shows revenue grew twenty percent.",
-        (24, 64, 160),
-        330.0,
-    ),
+    DEFAULT_SCENES[0],
     SceneSpec(
         "COOKING PASTA / Boil the water",
         "Now we are cooking pasta: boil the water, then add salt and stir the sauce.",
         (200, 120, 20),
         440.0,
     ),
-    SceneSpec(
-        "THE OCEAN / Chapter 3",
-        "Chapter three takes us deep beneath the ocean waves.",
-        (150, 40, 110),
-        550.0,
-    ),
+    DEFAULT_SCENES[2],
     SceneSpec(
         "FOOTBALL FINAL / 2-1",
         "The striker scores the winning goal in the football final.",

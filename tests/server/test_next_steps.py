@@ -118,6 +118,11 @@ async def test_every_printed_next_step_works(world: World, mode: str) -> None:
         ("create_response", {"knowledge_store_id": w.knowledge_store_id, "input": "Ocean?", "wait_s": 0}),
         ("create_embedding", {"text": "fresh apples"}),
         ("create_embedding", {"video_asset_id": w.asset_id, "wait_s": 0}),
+        (
+            "create_embedding",
+            {"video_asset_id": w.asset_id, "clip_length": 4, "options": ["visual", "audio"], "fused": True},
+        ),
+        ("create_embedding", {"video_id": w.video_id, "index_id": w.index_id, "options": ["audio"]}),
         ("analyze_video", {"asset_id": w.asset_id, "prompt": "Apples?", "wait_s": 0}),
         ("wait_for_task", {"id": w.video_id, "index_id": w.index_id, "wait_s": 0}),
         ("search_videos", {"query": "fresh apples", "index_id": w.index_id, "limit": 1}),

@@ -28,10 +28,13 @@ from tl_mcp.sandbox.faults import FaultInjector
 from tl_mcp.sandbox.http import analyze as http_analyze
 from tl_mcp.sandbox.http import assets as http_assets
 from tl_mcp.sandbox.http import embed as http_embed
+from tl_mcp.sandbox.http import embed_v2 as http_embed_v2
 from tl_mcp.sandbox.http import entities as http_entities
+from tl_mcp.sandbox.http import indexed_assets as http_indexed_assets
 from tl_mcp.sandbox.http import indexes as http_indexes
 from tl_mcp.sandbox.http import media as http_media
 from tl_mcp.sandbox.http import search as http_search
+from tl_mcp.sandbox.http import tasks as http_tasks
 from tl_mcp.sandbox.http import uploads as http_uploads
 from tl_mcp.sandbox.jockey import routes as jockey_routes
 from tl_mcp.sandbox.knowledge import ingest
@@ -62,8 +65,11 @@ ROUTES: list[BaseRoute] = [
     *http_assets.routes,
     *http_media.routes,
     *http_indexes.routes,
+    *http_indexed_assets.routes,
+    *http_tasks.routes,
     *http_search.routes,
     *http_embed.routes,
+    *http_embed_v2.routes,
     *http_analyze.routes,
     *knowledge_routes.routes,
     *jockey_routes.routes,

@@ -24,7 +24,7 @@ from tl_mcp.sandbox.media import MediaLimits, Probe, TimedText
 from tl_mcp.sandbox.media import probe as probe_file
 from tl_mcp.sandbox.perception import Analyzers, load_analyzers
 from tl_mcp.sandbox.perception.base import FloatArray
-from tl_mcp.sandbox.store import assets
+from tl_mcp.sandbox.store import assets, segments, texts
 from tl_mcp.sandbox.store.db import Database
 from tl_mcp.sandbox.store.ids import new_id
 from tl_mcp.sandbox.store.jobs import JobQueue, Worker
@@ -119,21 +119,21 @@ class Engine:
                 return hit
         if not assets.is_analyzed(self.db, asset_id):
             return None
-        segs = self.db.all("SELECT * FROM segments WHERE asset_id=? ORDER BY idx", (asset_id,))
-        texts = self.db.all("SELECT * FROM texts WHERE asset_id=? ORDER BY idx", (asset_id,))
+        segs = segments.of_asset(self.db, asset_id)
+        stored = texts.of_asset(self.db, asset_id)
         image_vecs = None
-        if segs and all(s["image_vec"] is not None for s in segs):
-            image_vecs = np.stack([np.frombuffer(s["image_vec"], dtype=np.float32) for s in segs])
+        if segs and all(s.image_vec is not None for s in segs):
+            image_vecs = np.stack([np.frombuffer(s.image_vec or b"", dtype=np.float32) for s in segs])
         text_vecs = None
-        if texts and all(t["vec"] is not None for t in texts):
-            text_vecs = np.stack([np.frombuffer(t["vec"], dtype=np.float32) for t in texts])
+        if stored and all(t.vec is not None for t in stored):
+            text_vecs = np.stack([np.frombuffer(t.vec or b"", dtype=np.float32) for t in stored])
         index = AssetIndex(
             asset_id=asset_id,
-            starts=np.array([s["start"] for s in segs], dtype=np.float64),
-            ends=np.array([s["end"] for s in segs], dtype=np.float64),
-            thumbnails=[s["thumbnail"] for s in segs],
+            starts=np.array([s.start for s in segs], dtype=np.float64),
+            ends=np.array([s.end for s in segs], dtype=np.float64),
+            thumbnails=[s.thumbnail for s in segs],
             image_vecs=image_vecs,
-            texts=[TimedText(t["start"], t["end"], t["text"], t["source"], t["confidence"]) for t in texts],
+            texts=[t.timed for t in stored],
             text_vecs=text_vecs,
         )
         with self._cache_lock:

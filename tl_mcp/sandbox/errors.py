@@ -3,7 +3,7 @@ it as ``{error: {code, message}}``. Raise :class:`ApiError` anywhere in a handle
 
 from __future__ import annotations
 
-import sqlite3
+from typing import TypeVar
 
 from starlette.responses import JSONResponse, Response
 
@@ -51,8 +51,12 @@ def not_found(resource_id: str, collection: str, *, nested: bool = False) -> Api
     )
 
 
-def found(row: sqlite3.Row | None, resource_id: str, collection: str, *, nested: bool = False) -> sqlite3.Row:
-    """`row` when the lookup found it, else the API's 404 for `resource_id` in `collection`."""
+_Found = TypeVar("_Found")
+
+
+def found(row: _Found | None, resource_id: str, collection: str, *, nested: bool = False) -> _Found:
+    """`row` (a row or a record) when the lookup found it, else the API's 404 for `resource_id` in
+    `collection`."""
     if row is None:
         raise not_found(resource_id, collection, nested=nested)
     return row

@@ -27,12 +27,12 @@ import numpy.typing as npt
 
 from tl_mcp.sandbox.engine import AssetIndex, Engine
 from tl_mcp.sandbox.perception.base import FloatArray
+from tl_mcp.sandbox.store.texts import TRANSCRIPT_SOURCES
 
 _WORD = re.compile(r"[\w$%+]+", re.UNICODE)
 _K1, _B = 1.2, 0.75
 #: multilingual-e5 cosines sit in ~0.8-0.92 for any pair; map that band onto 0-1.
 _E5_FLOOR, _E5_SPAN = 0.80, 0.12
-TRANSCRIPT_SOURCES = ("subtitle", "speech")
 VISUAL_SOURCES = ("ocr",)
 
 

@@ -146,18 +146,19 @@ COVERAGE: tuple[Capability, ...] = (
     ),
     Capability(
         "Embeddings",
-        "Embed a video (an embedding task) and follow it",
+        "Embed a video (an embedding task: clip length, clip/video scopes, offsets, modalities, fused) "
+        "and follow it",
         ("create_embedding", "wait_for_task"),
         ("start-video-embeddings-task", "get-video-embeddings-tasks"),
+        sandbox="yes: every option computed locally; a fused vector is the separate ones side by side "
+        "(the result says so); time_based_metadata needs marengo3.5 (cloud, API client only)",
     ),
     Capability(
         "Embeddings",
         "The embeddings of an already indexed video",
-        (),
+        ("create_embedding",),
         ("retrieve-video-embeddings",),
-        how="not offered yet",
-        cloud="no",
-        sandbox="no",
+        sandbox="yes: key-frame vectors, sound fingerprints, and the words of each segment",
     ),
     # --------------------------------------------------------------------------------------- entities
     Capability(

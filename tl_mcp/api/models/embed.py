@@ -23,13 +23,23 @@ class EmbeddingPart(WireModel):
     error_message: str | None = None
 
 
+class EmbeddingUsage(WireModel):
+    """Marengo 3.5's token count of a request, and whether its text was cut to the context window."""
+
+    input_tokens: dict[str, int] | None = None
+    truncated: bool | None = None
+    truncation_reason: str | None = None
+
+
 class Embedding(WireModel):
-    """`POST /embed` result; exactly the modalities that were sent are filled."""
+    """`POST /embed` result; exactly the modalities that were sent are filled. A Marengo 3.5 text embedding
+    (`POST /embed-v2`, multi_input) is given the same shape, with its `usage`."""
 
     model_name: str | None = None
     text_embedding: EmbeddingPart | None = None
     image_embedding: EmbeddingPart | None = None
     audio_embedding: EmbeddingPart | None = None
+    usage: EmbeddingUsage | None = None
 
     @property
     def parts(self) -> list[EmbeddingPart]:
@@ -55,12 +65,49 @@ class MediaSource(RequestModel):
         return self
 
 
+VideoEmbeddingOption = Literal["visual", "audio", "transcription"]
+VideoEmbeddingScope = Literal["clip", "asset"]
+
+
+class FixedClips(RequestModel):
+    duration_sec: float
+
+
+class DynamicClips(RequestModel):
+    min_duration_sec: float
+
+
+class VideoSegmentation(RequestModel):
+    """How the video is cut into clips: Marengo 3.0's flat shape (`{strategy, fixed | dynamic}`)."""
+
+    strategy: Literal["fixed", "dynamic"]
+    fixed: FixedClips | None = None
+    dynamic: DynamicClips | None = None
+
+
+class TemporalSegmentation(RequestModel):
+    """Marengo 3.5 nests the same choice under `temporal` (SDK 1.3.6 delta §7.4); the wrong shape → 400."""
+
+    temporal: VideoSegmentation
+
+
+class TimeBasedMetadataEntry(RequestModel):
+    """Text folded into the fused embedding of every segment it overlaps (Marengo 3.5, with fused)."""
+
+    start: float
+    end: float
+    text: str
+
+
 class VideoEmbeddingInput(RequestModel):
     media_source: MediaSource
     start_sec: float | None = None
     end_sec: float | None = None
-    embedding_option: list[Literal["visual", "audio", "transcription"]] | None = None
-    embedding_scope: list[Literal["clip", "asset"]] | None = None
+    segmentation: VideoSegmentation | TemporalSegmentation | None = None
+    embedding_option: list[VideoEmbeddingOption] | None = None
+    embedding_scope: list[VideoEmbeddingScope] | None = None
+    embedding_type: list[Literal["separate_embedding", "fused_embedding"]] | None = None
+    time_based_metadata: list[TimeBasedMetadataEntry] | None = None
 
 
 class CreateVideoEmbeddingTaskRequest(RequestModel):
@@ -69,12 +116,48 @@ class CreateVideoEmbeddingTaskRequest(RequestModel):
     video: VideoEmbeddingInput
 
 
+class MultiInput(RequestModel):
+    input_text: str
+
+
+class MultiInputEmbeddingRequest(RequestModel):
+    """`POST /embed-v2` with text only, the way Marengo 3.5 takes text (SDK 1.3.6 delta §7.2)."""
+
+    input_type: Literal["multi_input"] = "multi_input"
+    model_name: str
+    multi_input: MultiInput
+    auto_truncate: bool | None = None
+
+
 class EmbeddingData(WireModel):
     embedding: list[float] = Field(default_factory=list)
     embedding_option: str | None = None
     embedding_scope: str | None = None
     start_sec: float | None = None
     end_sec: float | None = None
+
+
+class EmbeddingResponse(WireModel):
+    """`POST /embed-v2`: the vectors, what was embedded, and (Marengo 3.5) the usage."""
+
+    data: list[EmbeddingData] = Field(default_factory=list)
+    metadata: dict[str, Any] | None = None
+    usage: EmbeddingUsage | None = None
+
+
+class IndexedVideoEmbedding(WireModel):
+    segments: list[EmbeddingSegment] = Field(default_factory=list)
+
+
+class IndexedEmbedding(WireModel):
+    """The stored embeddings of an indexed video (`GET …/indexed-assets/{id}?embedding_option=…`)."""
+
+    model_name: str | None = None
+    video_embedding: IndexedVideoEmbedding | None = None
+
+    @property
+    def segments(self) -> list[EmbeddingSegment]:
+        return self.video_embedding.segments if self.video_embedding else []
 
 
 class EmbeddingTaskError(WireModel):

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ._base import MetadataValue, Number, RequestModel, WireModel
+from .embed import IndexedEmbedding
 
 
 class IndexModel(RequestModel):
@@ -82,7 +83,7 @@ class _IndexedVideoFields(WireModel):
     system_metadata: SystemMetadata | None = None
     user_metadata: dict[str, Any] | None = None
     hls: VideoHLS | None = None
-    embedding: dict[str, Any] | None = None
+    embedding: IndexedEmbedding | None = None
     transcription: list[TranscriptionEntry] | None = None
 
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..models._base import MetadataValue, Page
+from ..models.embed import VideoEmbeddingOption
 from ..models.indexes import CreatedId, IndexAssetRequest, IndexedAsset
 from ._base import Resource, seg
 
@@ -33,9 +34,22 @@ class IndexedAssets(Resource):
         response = await self._call("POST", _path(index_id), json_body=request.to_wire())
         return self._parse(response, CreatedId).id
 
-    async def get(self, index_id: str, indexed_asset_id: str, *, transcription: bool = False) -> IndexedAsset:
-        params = {"transcription": "true"} if transcription else None
-        return await self._get(_path(index_id, indexed_asset_id), IndexedAsset, params)
+    async def get(
+        self,
+        index_id: str,
+        indexed_asset_id: str,
+        *,
+        transcription: bool = False,
+        embedding_option: Sequence[VideoEmbeddingOption] | None = None,
+    ) -> IndexedAsset:
+        """One indexed asset; with `embedding_option`, also the embeddings its indexing stored, per segment
+        (in `.embedding`; an index needs a Marengo model for them)."""
+        params: dict[str, Any] = {}
+        if transcription:
+            params["transcription"] = "true"
+        if embedding_option:
+            params["embedding_option"] = list(dict.fromkeys(embedding_option))
+        return await self._get(_path(index_id, indexed_asset_id), IndexedAsset, params or None)
 
     async def list(
         self,

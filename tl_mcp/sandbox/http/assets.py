@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import mimetypes
-import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -16,10 +15,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from tl_mcp.sandbox.errors import ApiError, invalid, missing
-from tl_mcp.sandbox.http.files import probe_or_reject, safe_filename, save_upload
+from tl_mcp.sandbox.http.files import receive_media, safe_filename
 from tl_mcp.sandbox.media import Probe
 from tl_mcp.sandbox.metadata import apply_metadata_edit, metadata_from_json
-from tl_mcp.sandbox.store import assets, entities
+from tl_mcp.sandbox.store import assets, entities, indexed_assets, segments, tasks, texts
 from tl_mcp.sandbox.store.assets import get_asset_row
 from tl_mcp.sandbox.store.db import loads
 from tl_mcp.sandbox.store.ids import new_id
@@ -62,7 +61,7 @@ def asset_json(request: Request, row: sqlite3.Row) -> dict[str, Any]:
     meta = loads(row["user_metadata"])
     if meta:
         body["user_metadata"] = meta
-    info = Probe.from_dict(loads(row["probe"])) if row["probe"] else None
+    info = assets.probe_of(row)
     if info is not None:
         body["size"] = info.size
         if info.duration is not None and info.kind != "image":
@@ -70,13 +69,10 @@ def asset_json(request: Request, row: sqlite3.Row) -> dict[str, Any]:
         if row["status"] != "processing":
             body["technical_metadata"] = technical_metadata(info)
     if row["enable_thumbnail"]:
-        first = engine.db.one(
-            "SELECT thumbnail FROM segments WHERE asset_id=? AND thumbnail IS NOT NULL ORDER BY idx LIMIT 1",
-            (row["id"],),
-        )
+        first = segments.first_thumbnail(engine.db, row["id"])
         thumb: dict[str, Any] = {"status": _thumb_status(row, first is not None)}
         if first is not None:
-            thumb["representative_url"] = thumbnail_url(request, row["id"], first["thumbnail"])
+            thumb["representative_url"] = thumbnail_url(request, row["id"], first)
         body["thumbnail"] = thumb
     if row["enable_hls"] and info is not None and info.kind in ("video", "audio"):
         hls: dict[str, Any] = {"status": "ready" if row["status"] == "ready" else "processing"}
@@ -150,19 +146,15 @@ async def create_asset(request: Request) -> Response:
             if upload is None:
                 raise missing("file", "Send the media as the `file` form field when method=direct.")
             name = safe_filename(filename or upload.filename or "upload")
-            adir = engine.asset_dir(asset_id)
-            path = adir / f"source{Path(name).suffix[:10]}"
-            try:
-                await save_upload(engine, upload, path, cfg.max_upload_bytes)
-            except BaseException:
-                shutil.rmtree(adir, ignore_errors=True)
-                raise
-            info = await probe_or_reject(engine, path, cleanup=adir)
-            if info.kind == "image" and info.size > cfg.max_image_bytes:
-                shutil.rmtree(adir, ignore_errors=True)
-                raise ApiError(
-                    400, "parameter_invalid", f"Images may be at most {cfg.max_image_bytes} bytes."
-                )
+            path = engine.asset_dir(asset_id) / f"source{Path(name).suffix[:10]}"
+
+            def image_within_cap(info: Probe) -> None:
+                if info.kind == "image" and info.size > cfg.max_image_bytes:
+                    raise ApiError(
+                        400, "parameter_invalid", f"Images may be at most {cfg.max_image_bytes} bytes."
+                    )
+
+            info = await receive_media(engine, upload, path, check=image_within_cap)
             insert_asset(
                 engine,
                 asset_id,
@@ -229,7 +221,7 @@ async def delete_asset(request: Request) -> Response:
     asset_id = request.path_params["asset_id"]
     get_asset_row(engine.db, asset_id)
     force = query_bool(request, "force")
-    refs = engine.db.all("SELECT id, index_id FROM indexed_assets WHERE asset_id=?", (asset_id,))
+    refs = indexed_assets.of_asset(engine.db, asset_id)
     if refs and not force:
         raise ApiError(
             409,
@@ -238,10 +230,10 @@ async def delete_asset(request: Request) -> Response:
             "pass force=true to remove them too.",
         )
     with engine.db.tx() as conn:
-        conn.execute("DELETE FROM indexed_assets WHERE asset_id=?", (asset_id,))
-        conn.execute("DELETE FROM tasks WHERE asset_id=?", (asset_id,))
-        conn.execute("DELETE FROM segments WHERE asset_id=?", (asset_id,))
-        conn.execute("DELETE FROM texts WHERE asset_id=?", (asset_id,))
+        indexed_assets.delete_of_asset(conn, asset_id)
+        tasks.delete_of_asset(conn, asset_id)
+        segments.delete_of_asset(conn, asset_id)
+        texts.delete_of_asset(conn, asset_id)
         assets.delete(conn, asset_id)
         entities.unlink_asset(conn, asset_id)
         engine.jobs.drop_queued(conn, "asset", asset_id)
@@ -270,14 +262,9 @@ async def asset_indexed_assets(request: Request) -> Response:
     asset_id = request.path_params["asset_id"]
     get_asset_row(engine.db, asset_id)
     page, limit = page_params(request)
-    rows = engine.db.all(
-        "SELECT ia.id, i.id AS index_id, i.name FROM indexed_assets ia JOIN indexes i ON i.id = ia.index_id "
-        "WHERE ia.asset_id=? ORDER BY ia.created_at DESC",
-        (asset_id,),
-    )
-    body = paged(rows, page, limit)
+    body = paged(indexed_assets.of_asset(engine.db, asset_id), page, limit)
     body["data"] = [
-        {"_id": r["id"], "index": {"_id": r["index_id"], "name": r["name"]}} for r in body["data"]
+        {"_id": ia_id, "index": {"_id": index_id, "name": name}} for ia_id, index_id, name in body["data"]
     ]
     return ok(body)
 
@@ -296,11 +283,7 @@ async def asset_transcription(request: Request) -> Response:
         return ok({"status": "failed", "error": {"message": row["error"] or "processing failed"}})
     if row["status"] != "ready":
         return ok({"status": "processing"})
-    cues = engine.db.all(
-        "SELECT start, end, text, source FROM texts WHERE asset_id=? AND source IN ('subtitle','speech') "
-        "ORDER BY start",
-        (asset_id,),
-    )
+    cues = texts.transcript(engine.db, asset_id)
     if not cues:
         raise ApiError(
             404,
@@ -310,11 +293,11 @@ async def asset_transcription(request: Request) -> Response:
         )
     body: dict[str, Any] = {"status": "ready"}
     if "sentences" in include:
-        body["sentences"] = [{"start": c["start"], "end": c["end"], "value": c["text"]} for c in cues]
+        body["sentences"] = [{"start": c.start, "end": c.end, "value": c.text} for c in cues]
     if "utterances" in include:
-        body["utterances"] = [{"start": c["start"], "end": c["end"], "value": c["text"]} for c in cues]
+        body["utterances"] = [{"start": c.start, "end": c.end, "value": c.text} for c in cues]
     if "words" in include:
-        body["words"] = [w for c in cues for w in _words(c["start"], c["end"], c["text"])]
+        body["words"] = [w for c in cues for w in _words(c.start, c.end, c.text)]
     return ok(body)
 
 

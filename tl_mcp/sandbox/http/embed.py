@@ -1,30 +1,24 @@
-"""Embeddings: POST /embed (text/image/audio), video embedding tasks (v1 /embed/tasks and /embed-v2/tasks) and
-the synchronous POST /embed-v2. Text vectors come from the text embedder, images and video clips from frame
-features, audio from a spectral fingerprint; the three spaces are separate, so cross-modal similarity is not
-meaningful offline (the response metadata says which embedder produced each vector)."""
+"""Embeddings, v1: POST /embed (text/image/audio) and the v1 video embedding tasks (/embed/tasks). Text
+vectors come from the text embedder, images and video clips from frame features, audio from a spectral
+fingerprint; the three spaces are separate, so cross-modal similarity is not meaningful offline (the
+response metadata says which embedder produced each vector). Embed v2 is in :mod:`embed_v2`."""
 
 from __future__ import annotations
 
-import base64
 import sqlite3
-from pathlib import Path
 from typing import Any
 
-import anyio
-import av
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from tl_mcp.sandbox.engine import Engine
-from tl_mcp.sandbox.errors import found, invalid, missing
-from tl_mcp.sandbox.http.files import probe_or_reject, safe_filename, save_upload
-from tl_mcp.sandbox.media import MediaError, load_image_rgb
-from tl_mcp.sandbox.perception.audio import audio_features
-from tl_mcp.sandbox.perception.base import FloatArray
-from tl_mcp.sandbox.store.assets import get_asset_row
-from tl_mcp.sandbox.store.db import dumps, loads, now_iso
+from tl_mcp.sandbox.errors import invalid, missing
+from tl_mcp.sandbox.http.files import fetch_bytes, receive_media, safe_filename
+from tl_mcp.sandbox.http.vectors import audio_vector, image_vector
+from tl_mcp.sandbox.media import MediaError, Probe
+from tl_mcp.sandbox.store import embed_tasks
+from tl_mcp.sandbox.store.db import loads
 from tl_mcp.sandbox.store.ids import new_id
 from tl_mcp.sandbox.web import (
     checked_url,
@@ -33,68 +27,14 @@ from tl_mcp.sandbox.web import (
     form_file,
     form_list,
     form_str,
-    json_body,
     ok,
     page_params,
     paged,
     query_list,
 )
-from tl_mcp.sandbox.work.embed import floats
+from tl_mcp.sandbox.work.embed import clip_spans, floats, start_task
 
 MODELS = ("marengo3.0", "Marengo-retrieval-2.7")
-
-
-async def _fetch(request: Request, url: str, cap: int, *, name: str, nested: bool = False) -> bytes:
-    import httpx2
-
-    from tl_mcp.sandbox import urls
-
-    if not url.startswith(("http://", "https://")):
-        raise invalid(f"`{name}` must be an http(s) URL (got {url[:100]!r}).", nested=nested)
-    await checked_url(request, url, name=name, nested=nested)
-    config = engine_of(request).config
-    async with urls.async_client(
-        allow_private=config.allow_private_urls, timeout=60.0, resolver=config.resolver
-    ) as client:
-        try:
-            resp = await client.get(url)
-        except urls.UrlRefused as exc:
-            raise invalid(f"`{name}`: {exc.message}", nested=nested) from exc
-        except httpx2.HTTPError as exc:
-            raise invalid(f"{url[:100]} could not be fetched ({type(exc).__name__}).", nested=nested) from exc
-    if resp.status_code >= 400:
-        raise invalid(f"{url[:100]} returned HTTP {resp.status_code}.", nested=nested)
-    if len(resp.content) > cap:
-        raise invalid(f"{url[:100]} is larger than {cap} bytes.", nested=nested)
-    return resp.content
-
-
-async def _audio_vec(engine: Engine, data: bytes, start: float, end: float | None) -> FloatArray:
-    """The audio fingerprint of uploaded bytes, on a worker thread: it decodes and transforms all of it."""
-
-    def features() -> FloatArray:
-        path = engine.tmp_path(".audio")
-        path.write_bytes(data)
-        try:
-            return audio_features(path, engine.limits, start, end)
-        except (MediaError, av.FFmpegError) as exc:
-            raise invalid(f"The audio could not be decoded ({exc}).") from exc
-        finally:
-            path.unlink(missing_ok=True)
-
-    return await anyio.to_thread.run_sync(features)
-
-
-async def _image_vec(engine: Engine, source: bytes | Path, *, nested: bool = False) -> FloatArray:
-    """The embedding of an image, decoded and embedded on a worker thread (a large picture takes a second)."""
-
-    def vector() -> FloatArray:
-        try:
-            return engine.analyzers.image.embed_image(load_image_rgb(source, engine.limits))
-        except MediaError as exc:
-            raise invalid(exc.message, nested=nested) from exc
-
-    return await anyio.to_thread.run_sync(vector)
 
 
 def _model_name(form: FormData) -> str:
@@ -122,7 +62,10 @@ async def embed(request: Request) -> Response:
         body: dict[str, Any] = {"model_name": model}
         if text is not None:
             if len(text.split()) > 500:
-                raise invalid("`text` is longer than 500 tokens.")
+                raise invalid(
+                    "`text` is longer than marengo3.0's 500 tokens; shorten it, or embed it with marengo3.5 "
+                    "(POST /embed-v2, multi_input), which can truncate it (auto_truncate)."
+                )
             body["text_embedding"] = {
                 "segments": [{"float": floats(engine.analyzers.text.embed([text], "query")[0])}],
                 "metadata": {"embedder": engine.analyzers.text.name},
@@ -130,12 +73,12 @@ async def embed(request: Request) -> Response:
         if image_url or image_file:
             cap = engine.config.max_image_bytes
             if image_url:
-                data = await _fetch(request, image_url, cap, name="image_url")
+                data = await fetch_bytes(request, image_url, cap, name="image_url")
             else:
                 data = await image_file.read(cap + 1)  # type: ignore[union-attr]
             if len(data) > cap:
                 raise invalid(f"The image is larger than {cap} bytes.")
-            vec = await _image_vec(engine, data)
+            vec = await image_vector(engine, data)
             meta = {"input_url": image_url} if image_url else {"input_filename": image_file.filename}  # type: ignore[union-attr]
             body["image_embedding"] = {
                 "segments": [{"float": floats(vec)}],
@@ -144,10 +87,10 @@ async def embed(request: Request) -> Response:
         if audio_url or audio_file:
             cap = engine.config.max_upload_bytes
             if audio_url:
-                data = await _fetch(request, audio_url, cap, name="audio_url")
+                data = await fetch_bytes(request, audio_url, cap, name="audio_url")
             else:
                 data = await audio_file.read(cap + 1)  # type: ignore[union-attr]
-            vec = await _audio_vec(engine, data, offset, None)
+            vec = await audio_vector(engine, data, offset, None)
             meta = {"input_url": audio_url} if audio_url else {"input_filename": audio_file.filename}  # type: ignore[union-attr]
             body["audio_embedding"] = {
                 "segments": [{"float": floats(vec), "start_offset_sec": offset, "end_offset_sec": None}],
@@ -188,13 +131,20 @@ async def create_embed_task(request: Request) -> Response:
         else:
             assert upload is not None
             path = engine.asset_dir(f"embed-{task_id}") / safe_filename(upload.filename or "video")
-            await save_upload(engine, upload, path, engine.config.max_upload_bytes)
-            await probe_or_reject(engine, path, cleanup=path.parent)
+
+            def within(info: Probe) -> None:
+                # Offsets past the end are refused now, before a task exists, as TwelveLabs does.
+                try:
+                    clip_spans(info.duration or 0.0, clip, start, end)
+                except MediaError as exc:
+                    raise invalid(exc.message) from exc
+
+            await receive_media(engine, upload, path, check=within)
             request_doc["path"] = str(path)
             request_doc["input_filename"] = upload.filename
     finally:
         await form.close()
-    _insert_task(engine, task_id, "v1", model, request_doc)
+    start_task(engine, "v1", model, request_doc, task_id=task_id)
     return ok({"_id": task_id})
 
 
@@ -205,23 +155,6 @@ def _num(raw: str | None, name: str, default: float) -> float:
         return float(raw)
     except ValueError as exc:
         raise invalid(f"`{name}` must be a number (got {raw!r}).") from exc
-
-
-def _insert_task(engine: Engine, task_id: str, version: str, model: str, request_doc: dict[str, Any]) -> None:
-    now = now_iso()
-    with engine.db.tx() as conn:
-        conn.execute(
-            "INSERT INTO embed_tasks(id, version, status, model_name, created_at, updated_at, request) "
-            "VALUES(?,?,?,?,?,?,?)",
-            (task_id, version, "processing", model, now, now, dumps(request_doc)),
-        )
-        engine.jobs.add(conn, "embed", task_id)
-    engine.jobs.wake()
-
-
-def _get_task(engine: Engine, task_id: str, version: str) -> sqlite3.Row:
-    row = engine.db.one("SELECT * FROM embed_tasks WHERE id=? AND version=?", (task_id, version))
-    return found(row, task_id, "embed tasks", nested=version == "v2")
 
 
 def _v1_metadata(row: sqlite3.Row) -> dict[str, Any]:
@@ -246,17 +179,21 @@ def _v1_json(row: sqlite3.Row, *, segments: bool) -> dict[str, Any]:
         "video_embedding": {"metadata": _v1_metadata(row)},
     }
     if segments and row["result"]:
-        body["video_embedding"]["segments"] = loads(row["result"])["segments"]
+        # v1 calls the visual vector `visual-text`.
+        body["video_embedding"]["segments"] = [
+            s | {"embedding_option": "visual-text"} if s["embedding_option"] == "visual" else s
+            for s in loads(row["result"])["segments"]
+        ]
     return body
 
 
 async def get_embed_task(request: Request) -> Response:
-    row = _get_task(engine_of(request), request.path_params["task_id"], "v1")
+    row = embed_tasks.get_task(engine_of(request).db, request.path_params["task_id"], "v1")
     return ok(_v1_json(row, segments=True))
 
 
 async def get_embed_status(request: Request) -> Response:
-    row = _get_task(engine_of(request), request.path_params["task_id"], "v1")
+    row = embed_tasks.get_task(engine_of(request).db, request.path_params["task_id"], "v1")
     body = _v1_json(row, segments=False)
     body.pop("created_at")
     body.pop("updated_at")
@@ -266,206 +203,9 @@ async def get_embed_status(request: Request) -> Response:
 async def list_embed_tasks(request: Request) -> Response:
     engine = engine_of(request)
     page, limit = page_params(request)
-    rows = engine.db.all("SELECT * FROM embed_tasks WHERE version='v1' ORDER BY created_at DESC, rowid DESC")
+    rows = embed_tasks.of_version(engine.db, "v1")
     statuses = query_list(request, "status")
     items = [_v1_json(r, segments=False) for r in rows if not statuses or r["status"] in statuses]
-    return ok(paged(items, page, limit))
-
-
-# ----- embed v2 ---------------------------------------------------------------------------------------------
-async def _media_bytes(
-    request: Request, engine: Engine, source: Any, cap: int
-) -> tuple[bytes | None, Path | None, dict[str, Any]]:
-    if not isinstance(source, dict):
-        raise invalid(
-            "`media_source` must be an object with one of url, base64_string, asset_id.", nested=True
-        )
-    given = [k for k in ("url", "base64_string", "asset_id") if source.get(k)]
-    if len(given) != 1:
-        raise invalid("`media_source` needs exactly one of url, base64_string, asset_id.", nested=True)
-    if source.get("url"):
-        data = await _fetch(request, str(source["url"]), cap, name="media_source.url", nested=True)
-        return data, None, {"input_url": source["url"]}
-    if source.get("base64_string"):
-        try:
-            return base64.b64decode(str(source["base64_string"]), validate=True), None, {}
-        except ValueError as exc:
-            raise invalid("`media_source.base64_string` is not valid base64.", nested=True) from exc
-    asset = get_asset_row(engine.db, str(source["asset_id"]), nested=True)
-    if asset["status"] != "ready":
-        raise invalid(f"Asset `{asset['id']}` is {asset['status']}; wait until it is ready.", nested=True)
-    return None, Path(asset["path"]), {"input_filename": asset["filename"]}
-
-
-async def embed_v2(request: Request) -> Response:
-    engine = engine_of(request)
-    body = await json_body(request, nested=True)
-    input_type = body.get("input_type")
-    if input_type is None:
-        raise missing("input_type", nested=True)
-    model = body.get("model_name")
-    if model is None:
-        raise missing("model_name", nested=True)
-    if model != "marengo3.0":
-        raise invalid("The sandbox embeds with `model_name` marengo3.0 only.", nested=True)
-    spec = body.get(input_type) if isinstance(input_type, str) else None
-    if input_type not in ("text", "image", "text_image", "audio"):
-        raise invalid(
-            f"`input_type` {input_type!r} is not supported synchronously here; use text, image, text_image "
-            "or audio "
-            "(video: POST /embed-v2/tasks).",
-            nested=True,
-        )
-    if not isinstance(spec, dict):
-        raise missing(str(input_type), f"Send an object `{input_type}` describing the input.", nested=True)
-    data: list[dict[str, Any]] = []
-    metadata: dict[str, Any] = {"input_type": input_type}
-    if input_type in ("text", "text_image"):
-        text = spec.get("input_text")
-        if not isinstance(text, str) or not text:
-            raise missing(f"{input_type}.input_text", nested=True)
-        data.append(
-            {
-                "embedding": floats(engine.analyzers.text.embed([text], "query")[0]),
-                "embedding_option": None,
-                "embedding_scope": None,
-            }
-        )
-    if input_type in ("image", "text_image"):
-        raw, path, meta = await _media_bytes(
-            request, engine, spec.get("media_source"), engine.config.max_image_bytes
-        )
-        metadata |= meta
-        source = raw if raw is not None else path
-        assert source is not None  # _media_bytes gives bytes or an asset's path
-        vec = await _image_vec(engine, source, nested=True)
-        data.append(
-            {
-                "embedding": floats(vec),
-                "embedding_option": None,
-                "embedding_scope": None,
-            }
-        )
-    if input_type == "audio":
-        raw, path, meta = await _media_bytes(
-            request, engine, spec.get("media_source"), engine.config.max_upload_bytes
-        )
-        metadata |= meta
-        start, end = float(spec.get("start_sec") or 0.0), spec.get("end_sec")
-        if raw is not None:
-            vec = await _audio_vec(engine, raw, start, end)
-        else:
-            assert path is not None
-            asset_path = path
-
-            def features() -> FloatArray:
-                try:
-                    return audio_features(asset_path, engine.limits, start, end)
-                except MediaError as exc:
-                    raise invalid(exc.message, nested=True) from exc
-
-            vec = await anyio.to_thread.run_sync(features)
-        data.append(
-            {
-                "embedding": floats(vec),
-                "embedding_option": "audio",
-                "embedding_scope": "asset",
-                "start_sec": start,
-                "end_sec": end,
-            }
-        )
-    return ok({"data": data, "metadata": metadata})
-
-
-async def create_v2_task(request: Request) -> Response:
-    engine = engine_of(request)
-    body = await json_body(request, nested=True)
-    input_type = body.get("input_type")
-    if input_type != "video":
-        raise invalid("The sandbox runs `input_type` video as an embed-v2 task.", nested=True)
-    if body.get("model_name") != "marengo3.0":
-        raise invalid("`model_name` must be marengo3.0.", nested=True)
-    spec = body.get("video")
-    if not isinstance(spec, dict):
-        raise missing("video", nested=True)
-    source = spec.get("media_source")
-    if not isinstance(source, dict):
-        raise missing("video.media_source", nested=True)
-    seg = spec.get("segmentation") or {"strategy": "fixed", "fixed": {"duration_sec": 6}}
-    clip = float((seg.get("fixed") or {}).get("duration_sec", 6)) if seg.get("strategy") == "fixed" else 6.0
-    if not 2 <= clip <= 10:
-        raise invalid("`segmentation.fixed.duration_sec` must be between 2 and 10.", nested=True)
-    doc: dict[str, Any] = {
-        "clip_length": clip,
-        "start": float(spec.get("start_sec") or 0.0),
-        "end": spec.get("end_sec"),
-        "scopes": ["clip", "video"],
-        "path": None,
-    }
-    if source.get("asset_id"):
-        asset = get_asset_row(engine.db, str(source["asset_id"]), nested=True)
-        doc["asset_id"] = asset["id"]
-    elif source.get("url"):
-        doc["video_url"] = await checked_url(
-            request, str(source["url"]), name="video.media_source.url", nested=True
-        )
-    else:
-        raise invalid("`media_source` needs url or asset_id for video tasks.", nested=True)
-    task_id = new_id()
-    _insert_task(engine, task_id, "v2", "marengo3.0", doc)
-    return ok({"_id": task_id, "status": "processing", "data": None}, 202)
-
-
-def _v2_json(row: sqlite3.Row) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "_id": row["id"],
-        "status": row["status"],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-        "data": None,
-    }
-    if row["result"]:
-        result = loads(row["result"])
-        body["data"] = [
-            {
-                "embedding": s["float"],
-                "embedding_option": "visual",
-                "embedding_scope": "asset" if s["embedding_scope"] == "video" else "clip",
-                "start_sec": s["start_offset_sec"],
-                "end_sec": s["end_offset_sec"],
-            }
-            for s in result["segments"]
-        ]
-        req = loads(row["request"])
-        metadata: dict[str, Any] = {
-            "input_type": "video",
-            # Only visual vectors are computed; `video` is v1's name for the v2 `asset` scope.
-            "embedding_options": ["visual"],
-            "embedding_scopes": ["asset" if s == "video" else s for s in req["scopes"]],
-            "duration": result["duration"],
-            "start_offset_sec": req["start"],
-        }
-        if float(req["clip_length"]).is_integer():
-            metadata["clip_length"] = int(req["clip_length"])
-        if req.get("end") is not None:
-            metadata["end_offset_sec"] = req["end"]
-        if req.get("video_url"):
-            metadata["input_url"] = req["video_url"]
-        body["metadata"] = metadata
-    if row["error"]:
-        body["error"] = {"message": row["error"]}
-    return body
-
-
-async def get_v2_task(request: Request) -> Response:
-    return ok(_v2_json(_get_task(engine_of(request), request.path_params["task_id"], "v2")))
-
-
-async def list_v2_tasks(request: Request) -> Response:
-    engine = engine_of(request)
-    page, limit = page_params(request)
-    rows = engine.db.all("SELECT * FROM embed_tasks WHERE version='v2' ORDER BY created_at DESC, rowid DESC")
-    items = [{k: v for k, v in _v2_json(r).items() if k != "data"} for r in rows]
     return ok(paged(items, page, limit))
 
 
@@ -475,8 +215,4 @@ routes: list[BaseRoute] = [
     Route("/embed/tasks", list_embed_tasks, methods=["GET"]),
     Route("/embed/tasks/{task_id}", get_embed_task, methods=["GET"]),
     Route("/embed/tasks/{task_id}/status", get_embed_status, methods=["GET"]),
-    Route("/embed-v2", embed_v2, methods=["POST"]),
-    Route("/embed-v2/tasks", create_v2_task, methods=["POST"]),
-    Route("/embed-v2/tasks", list_v2_tasks, methods=["GET"]),
-    Route("/embed-v2/tasks/{task_id}", get_v2_task, methods=["GET"]),
 ]

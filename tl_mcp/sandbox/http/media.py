@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sqlite3
 from pathlib import Path
 
 import anyio
@@ -13,8 +12,9 @@ from starlette.routing import BaseRoute, Route
 
 from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.errors import ApiError, invalid, not_found
-from tl_mcp.sandbox.store import ks_items
+from tl_mcp.sandbox.store import assets, indexed_assets, ks_items, segments
 from tl_mcp.sandbox.store.assets import get_asset_row
+from tl_mcp.sandbox.store.segments import Segment
 from tl_mcp.sandbox.web import (
     check_signature,
     engine_of,
@@ -33,13 +33,11 @@ async def media_thumb(request: Request) -> Response:
 
 def media_asset_id(engine: Engine, media_id: str) -> str:
     """The asset behind ``media_id``: an asset id, a video (indexed asset) id or a knowledge-store item id."""
-    for sql in (
-        "SELECT id AS asset_id FROM assets WHERE id=?",
-        "SELECT asset_id FROM indexed_assets WHERE id=?",
-    ):
-        row = engine.db.one(sql, (media_id,))
-        if row is not None:
-            return str(row["asset_id"])
+    if assets.exists(engine.db, media_id):
+        return media_id
+    video_asset = indexed_assets.asset_id_of(engine.db, media_id)
+    if video_asset is not None:
+        return video_asset
     item_asset = ks_items.asset_id_of(engine.db, media_id)
     if item_asset is not None:
         return item_asset
@@ -62,10 +60,7 @@ async def thumbnail_at(request: Request) -> Response:
         raise invalid(f"The `time` parameter must be a number of seconds (got {raw!r}).") from None
     if not math.isfinite(at) or at < 0:
         raise invalid(f"The `time` parameter must be a finite number of seconds, at least 0 (got {raw!r}).")
-    segs = engine.db.all(
-        "SELECT start, end, thumbnail FROM segments WHERE asset_id=? AND thumbnail IS NOT NULL ORDER BY idx",
-        (asset_id,),
-    )
+    segs = segments.of_asset(engine.db, asset_id, with_thumbnail=True)
     if not segs:
         raise ApiError(
             404,
@@ -73,18 +68,17 @@ async def thumbnail_at(request: Request) -> Response:
             f"Asset `{asset_id}` has no thumbnails (it is not analysed yet, or it is audio). Wait until "
             "it is ready, then ask again.",
         )
-    if at > max(float(s["end"]) for s in segs) + 0.5:
+    if at > max(s.end for s in segs) + 0.5:
         raise invalid(f"The `time` parameter ({at:g} s) is past the end of asset `{asset_id}`.")
 
     # The scene that holds the moment; a time between scenes (or a still image) takes the nearest one.
-    def distance(seg: sqlite3.Row) -> tuple[bool, float]:
-        start, end = float(seg["start"]), float(seg["end"])
-        return not start <= at < end, min(abs(at - start), abs(at - end))
+    def distance(seg: Segment) -> tuple[bool, float]:
+        return not seg.start <= at < seg.end, min(abs(at - seg.start), abs(at - seg.end))
 
     seg = min(segs, key=distance)
-    path = engine.media_dir / asset_id / "thumbs" / Path(str(seg["thumbnail"])).name
+    path = engine.media_dir / asset_id / "thumbs" / Path(str(seg.thumbnail)).name
     if not path.is_file():
-        raise not_found(str(seg["thumbnail"]), "thumbnails")
+        raise not_found(str(seg.thumbnail), "thumbnails")
     return FileResponse(path, media_type="image/jpeg")
 
 

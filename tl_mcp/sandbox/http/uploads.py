@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import math
 import shutil
-import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,9 +21,11 @@ from tl_mcp.sandbox.errors import ApiError, found, invalid, missing
 from tl_mcp.sandbox.http.files import safe_filename
 from tl_mcp.sandbox.media import MediaError, Probe
 from tl_mcp.sandbox.metadata import check_metadata
+from tl_mcp.sandbox.store import uploads
 from tl_mcp.sandbox.store.assets import ASSET_TYPES
-from tl_mcp.sandbox.store.db import dumps, loads, now_iso
+from tl_mcp.sandbox.store.db import now_iso
 from tl_mcp.sandbox.store.ids import new_id
+from tl_mcp.sandbox.store.uploads import Upload
 from tl_mcp.sandbox.web import (
     body_str,
     check_signature,
@@ -57,27 +58,18 @@ def _part_urls(
     ]
 
 
-def _expire_uploads(engine: Engine) -> None:
-    """Sessions past ``expires_at`` turn ``expired`` (lazily: whenever sessions are looked at)."""
-    now = now_iso()
-    engine.db.run(
-        "UPDATE uploads SET status='expired', updated_at=? WHERE status='active' AND expires_at <= ?",
-        (now, now),
-    )
+def _get_upload(engine: Engine, upload_id: str) -> Upload:
+    # Sessions expire lazily: whenever sessions are looked at.
+    uploads.expire(engine.db)
+    return found(uploads.get(engine.db, upload_id), upload_id, "multipart uploads")
 
 
-def _get_upload(engine: Engine, upload_id: str) -> sqlite3.Row:
-    _expire_uploads(engine)
-    row = engine.db.one("SELECT * FROM uploads WHERE id=?", (upload_id,))
-    return found(row, upload_id, "multipart uploads")
-
-
-def _refuse_if_expired(row: sqlite3.Row) -> None:
-    if row["status"] == "expired":
+def _refuse_if_expired(row: Upload) -> None:
+    if row.status == "expired":
         raise ApiError(
             403,
             "upload_expired",
-            f"Upload session `{row['id']}` expired at {row['expires_at']} and accepts no more chunks, "
+            f"Upload session `{row.id}` expired at {row.expires_at} and accepts no more chunks, "
             "reports or part URLs. Start a new session with POST /assets/multipart-uploads and upload the "
             "file again.",
         )
@@ -105,31 +97,24 @@ async def create_upload(request: Request) -> Response:
     meta = check_metadata(body["user_metadata"]) if body.get("user_metadata") is not None else None
     chunk = engine.config.multipart_chunk_size
     chunks = math.ceil(total / chunk)
-    upload_id, asset_id, now = new_id(), new_id(), now_iso()
+    upload_id, asset_id = new_id(), new_id()
     options = {
         "enable_hls": bool(body.get("enable_hls", False)),
         "enable_thumbnail": bool(body.get("enable_thumbnail", False)),
         "user_metadata": meta,
     }
     expires = _iso_in(engine.config.multipart_session_ttl_s)
-    engine.db.run(
-        "INSERT INTO uploads(id, asset_id, filename, type, total_size, chunk_size, total_chunks, status, "
-        "options, "
-        "created_at, updated_at, expires_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
-        (
-            upload_id,
-            asset_id,
-            safe_filename(filename),
-            kind,
-            total,
-            chunk,
-            chunks,
-            "active",
-            dumps(options),
-            now,
-            now,
-            expires,
-        ),
+    uploads.insert(
+        engine.db,
+        upload_id,
+        asset_id=asset_id,
+        filename=safe_filename(filename),
+        type=kind,
+        total_size=total,
+        chunk_size=chunk,
+        total_chunks=chunks,
+        options=options,
+        expires_at=expires,
     )
     return ok(
         {
@@ -152,16 +137,12 @@ async def put_part(request: Request) -> Response:
     check_signature(request, f"/uploads/{upload_id}/{index}")
     row = _get_upload(engine, upload_id)
     _refuse_if_expired(row)
-    if row["status"] != "active":
-        raise ApiError(400, "parameter_invalid", f"Upload `{upload_id}` is {row['status']}; start a new one.")
-    if not 1 <= index <= row["total_chunks"]:
-        raise invalid(f"Chunk index {index} is outside 1..{row['total_chunks']}.")
-    expected = (
-        row["chunk_size"]
-        if index < row["total_chunks"]
-        else row["total_size"] - row["chunk_size"] * (index - 1)
-    )
-    parts = engine.asset_dir(row["asset_id"]) / "parts"
+    if row.status != "active":
+        raise ApiError(400, "parameter_invalid", f"Upload `{upload_id}` is {row.status}; start a new one.")
+    if not 1 <= index <= row.total_chunks:
+        raise invalid(f"Chunk index {index} is outside 1..{row.total_chunks}.")
+    expected = row.chunk_size if index < row.total_chunks else row.total_size - row.chunk_size * (index - 1)
+    parts = engine.asset_dir(row.asset_id) / "parts"
     parts.mkdir(exist_ok=True)
     dest = parts / f"{index:06d}"
     tmp = parts / f"{index:06d}.tmp"
@@ -182,13 +163,7 @@ async def put_part(request: Request) -> Response:
         )
     tmp.replace(dest)
     etag = digest.hexdigest()
-    now = now_iso()
-    engine.db.run(
-        "INSERT INTO upload_chunks(upload_id, idx, size, etag, uploaded_at, updated_at) VALUES(?,?,?,?,?,?) "
-        "ON CONFLICT(upload_id, idx) DO UPDATE SET size=excluded.size, etag=excluded.etag, "
-        "updated_at=excluded.updated_at",
-        (upload_id, index, size, etag, now, now),
-    )
+    uploads.put_chunk(engine.db, upload_id, index, size=size, etag=etag)
     return Response(status_code=200, headers={"ETag": f'"{etag}"'})
 
 
@@ -211,32 +186,29 @@ async def report_chunks(request: Request) -> Response:
             if field not in item:
                 raise missing(f"completed_chunks[].{field}")
         idx = item["chunk_index"]
-        chunk = engine.db.one("SELECT * FROM upload_chunks WHERE upload_id=? AND idx=?", (upload_id, idx))
+        chunk = uploads.chunk(engine.db, upload_id, idx)
         if chunk is None:
             raise invalid(f"Chunk {idx} was reported but never uploaded; PUT it to its upload URL first.")
-        if str(item["proof"]).strip('"') != chunk["etag"]:
+        if str(item["proof"]).strip('"') != chunk.etag:
             raise invalid(
                 f"The proof (ETag) for chunk {idx} does not match the uploaded bytes; upload it again."
             )
-        if chunk["reported"]:
+        if chunk.reported:
             duplicates += 1
         else:
-            engine.db.run("UPDATE upload_chunks SET reported=1 WHERE upload_id=? AND idx=?", (upload_id, idx))
+            uploads.mark_reported(engine.db, upload_id, idx)
             processed += 1
-    done = engine.db.one(
-        "SELECT COUNT(*) AS n FROM upload_chunks WHERE upload_id=? AND reported=1", (upload_id,)
-    )
-    total_completed = int(done["n"]) if done else 0
+    total_completed = uploads.reported_count(engine.db, upload_id)
     result: dict[str, Any] = {
-        "asset_id": row["asset_id"],
+        "asset_id": row.asset_id,
         "processed_chunks": processed,
         "duplicate_chunks": duplicates,
         "total_completed": total_completed,
     }
     # Copying and probing a multi-GB file takes seconds: on a worker thread, so other requests go on.
-    complete = total_completed == row["total_chunks"] and row["status"] == "active"
+    complete = total_completed == row.total_chunks and row.status == "active"
     if complete and await anyio.to_thread.run_sync(_assemble, engine, upload_id):
-        result["url"] = signed_url(request, f"/media/{row['asset_id']}/file")
+        result["url"] = signed_url(request, f"/media/{row.asset_id}/file")
     return ok(result)
 
 
@@ -254,18 +226,18 @@ def _assemble(engine: Engine, upload_id: str) -> bool:
             return False
         _ASSEMBLING.add(upload_id)
     try:
-        row = engine.db.one("SELECT * FROM uploads WHERE id=?", (upload_id,))
-        if row is None or row["status"] != "active":
+        row = uploads.get(engine.db, upload_id)
+        if row is None or row.status != "active":
             return False
-        asset_id = row["asset_id"]
+        asset_id = row.asset_id
         adir = engine.asset_dir(asset_id)
-        dest = adir / f"source{Path(row['filename']).suffix[:10]}"
+        dest = adir / f"source{Path(row.filename).suffix[:10]}"
         with dest.open("wb") as out:
-            for i in range(1, row["total_chunks"] + 1):
+            for i in range(1, row.total_chunks + 1):
                 with (adir / "parts" / f"{i:06d}").open("rb") as part:
                     shutil.copyfileobj(part, out, 1024 * 1024)
         shutil.rmtree(adir / "parts", ignore_errors=True)
-        options = loads(row["options"])
+        options = row.options
         try:
             info: Probe | None = engine.probe(dest)
         except MediaError:
@@ -274,16 +246,14 @@ def _assemble(engine: Engine, upload_id: str) -> bool:
             engine,
             asset_id,
             method="multipart",
-            filename=row["filename"],
+            filename=row.filename,
             path=dest,
             info=info,
             user_metadata=options.get("user_metadata"),
             enable_hls=options.get("enable_hls", False),
             enable_thumbnail=options.get("enable_thumbnail", False),
         )
-        engine.db.run(
-            "UPDATE uploads SET status='completed', updated_at=? WHERE id=?", (now_iso(), upload_id)
-        )
+        uploads.set_completed(engine.db, upload_id)
         return True
     finally:
         with _ASSEMBLING_LOCK:
@@ -293,18 +263,17 @@ def _assemble(engine: Engine, upload_id: str) -> bool:
 async def list_uploads(request: Request) -> Response:
     engine = engine_of(request)
     page, limit = page_params(request)
-    _expire_uploads(engine)
-    rows = engine.db.all("SELECT * FROM uploads WHERE status='active' ORDER BY created_at DESC")
-    body = paged(rows, page, limit)
+    uploads.expire(engine.db)
+    body = paged(uploads.active(engine.db), page, limit)
     body["data"] = [
         {
-            "upload_id": r["id"],
-            "status": r["status"],
-            "total_size": r["total_size"],
-            "chunk_size": r["chunk_size"],
-            "total_chunks": r["total_chunks"],
-            "created_at": r["created_at"],
-            "expires_at": r["expires_at"],
+            "upload_id": r.id,
+            "status": r.status,
+            "total_size": r.total_size,
+            "chunk_size": r.chunk_size,
+            "total_chunks": r.total_chunks,
+            "created_at": r.created_at,
+            "expires_at": r.expires_at,
         }
         for r in body["data"]
     ]
@@ -316,30 +285,30 @@ async def get_upload(request: Request) -> Response:
     upload_id = request.path_params["upload_id"]
     row = _get_upload(engine, upload_id)
     page, limit = page_params(request)
-    chunks = engine.db.all("SELECT * FROM upload_chunks WHERE upload_id=? ORDER BY idx", (upload_id,))
-    completed = [c for c in chunks if c["reported"]]
+    chunks = uploads.chunks(engine.db, upload_id)
+    completed = [c for c in chunks if c.reported]
     body = paged(chunks, page, limit)
     return ok(
         {
             "upload_id": upload_id,
-            "status": row["status"],
+            "status": row.status,
             "uploaded_chunks": [
                 {
-                    "index": c["idx"],
-                    "status": "completed" if c["reported"] else "pending",
-                    "uploaded_at": c["uploaded_at"],
-                    "updated_at": c["updated_at"],
+                    "index": c.idx,
+                    "status": "completed" if c.reported else "pending",
+                    "uploaded_at": c.uploaded_at,
+                    "updated_at": c.updated_at,
                 }
                 for c in body["data"]
             ],
             "chunks_completed": len(completed),
             "chunks_failed": 0,
-            "chunks_pending": row["total_chunks"] - len(completed),
+            "chunks_pending": row.total_chunks - len(completed),
             "page_info": body["page_info"],
-            "total_size": row["total_size"],
-            "uploaded_size": sum(c["size"] for c in chunks),
-            "created_at": row["created_at"],
-            "updated_at": row["updated_at"],
+            "total_size": row.total_size,
+            "uploaded_size": sum(c.size for c in chunks),
+            "created_at": row.created_at,
+            "updated_at": row.updated_at,
         }
     )
 
@@ -355,11 +324,11 @@ async def more_part_urls(request: Request) -> Response:
         raise missing("start")
     if count is None:
         raise missing("count")
-    if not isinstance(start, int) or not 1 <= start <= row["total_chunks"]:
-        raise invalid(f"The `start` parameter must be an integer in 1..{row['total_chunks']}.")
+    if not isinstance(start, int) or not 1 <= start <= row.total_chunks:
+        raise invalid(f"The `start` parameter must be an integer in 1..{row.total_chunks}.")
     if not isinstance(count, int) or not 1 <= count <= 50:
         raise invalid("The `count` parameter must be an integer in 1..50.")
-    urls = _part_urls(request, upload_id, start, count, row["total_chunks"], row["expires_at"])
+    urls = _part_urls(request, upload_id, start, count, row.total_chunks, row.expires_at)
     return ok(
         {
             "upload_id": upload_id,
@@ -367,7 +336,7 @@ async def more_part_urls(request: Request) -> Response:
             "count": len(urls),
             "upload_urls": urls,
             "generated_at": now_iso(),
-            "expires_at": _url_expiry(row["expires_at"]),
+            "expires_at": _url_expiry(row.expires_at),
         }
     )
 

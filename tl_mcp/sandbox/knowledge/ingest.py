@@ -12,11 +12,12 @@ from typing import Any
 
 from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.knowledge.models import AssetInfo, Hit
-from tl_mcp.sandbox.knowledge.service import system_metadata
 from tl_mcp.sandbox.media import Probe
-from tl_mcp.sandbox.retrieval import TRANSCRIPT_SOURCES, retrieve, sources_for
-from tl_mcp.sandbox.store import assets, ks_items
+from tl_mcp.sandbox.retrieval import retrieve, sources_for
+from tl_mcp.sandbox.store import assets, ks_items, segments, texts
 from tl_mcp.sandbox.store.db import loads
+from tl_mcp.sandbox.store.texts import TRANSCRIPT_SOURCES
+from tl_mcp.sandbox.system_metadata import system_metadata
 from tl_mcp.sandbox.work.asset import analyze_asset
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,10 @@ def asset_info(engine: Engine, asset_id: str, link: Callable[[str], str] | None 
         return None
     probe: dict[str, Any] = loads(row["probe"]) or {}
     kind = probe.get("kind") or row["kind"]
-    thumb = engine.db.one(
-        "SELECT thumbnail FROM segments WHERE asset_id = ? AND thumbnail IS NOT NULL ORDER BY idx LIMIT 1",
-        (asset_id,),
-    )
+    thumb = segments.first_thumbnail(engine.db, asset_id)
     thumbnail_url = None
     if thumb is not None and link is not None:
-        thumbnail_url = link(f"/media/{asset_id}/thumbs/{thumb['thumbnail']}")
+        thumbnail_url = link(f"/media/{asset_id}/thumbs/{thumb}")
     return AssetInfo(
         asset_id=asset_id,
         asset_type="image" if kind == "image" else "video",
@@ -99,14 +97,10 @@ def moment_context(
     A piece whose words all appear in the matched text (or in a piece already picked) adds nothing,
     e.g. a subtitle that repeats the speech, and is left out.
     """
-    rows = engine.db.all(
-        "SELECT source, text FROM texts WHERE asset_id = ? AND start < ? AND end > ? ORDER BY start, idx",
-        (asset_id, end, start),
-    )
     known = set(_words(exclude))
     picked: dict[str, str] = {}
-    for row in rows:
-        source, text = str(row["source"]), " ".join(str(row["text"]).split())
+    for piece in texts.overlapping(engine.db, asset_id, start, end):
+        source, text = piece.source, " ".join(piece.text.split())
         words = set(_words(text))
         if source in picked or not words or words <= known:
             continue
@@ -146,7 +140,7 @@ def run(engine: Engine, item_id: str, payload: dict[str, Any]) -> None:
         analyze_asset(engine, item.asset_id, Path(asset["path"]), info)
     described = asset_info(engine, item.asset_id)
     if described is not None:
-        ks_items.set_system_metadata(engine.db, item_id, system_metadata(described))
+        ks_items.set_system_metadata(engine.db, item_id, system_metadata(described, typed=True))
     if ks_items.get(engine.db, item_id) is not None:
         ks_items.set_status(engine.db, item_id, "ready")
 

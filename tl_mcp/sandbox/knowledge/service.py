@@ -23,6 +23,7 @@ from tl_mcp.sandbox.store.ids import new_id
 from tl_mcp.sandbox.store.ks_collections import CollectionRecord
 from tl_mcp.sandbox.store.ks_items import ItemRecord
 from tl_mcp.sandbox.store.ks_stores import StoreRecord
+from tl_mcp.sandbox.system_metadata import system_metadata
 from tl_mcp.sandbox.web import body_str
 
 log = logging.getLogger(__name__)
@@ -30,23 +31,6 @@ log = logging.getLogger(__name__)
 ITEM_STATUSES = ("queued", "pending", "processing", "ready", "failed")
 MODALITIES = ("visual", "audio")
 SEARCH_POOL = 200  # moments ranked per search; pages are cut from this list
-
-
-def system_metadata(asset: AssetInfo) -> JsonObj:
-    fields: dict[str, Any] = {
-        "asset_type": asset.asset_type,
-        "filename": asset.filename,
-        "duration": asset.duration,
-        "fps": asset.fps,
-        "width": asset.width,
-        "height": asset.height,
-        "codec_name": asset.codec_name,
-        "size": asset.size,
-    }
-    if asset.asset_type == "image":
-        fields.pop("duration")
-        fields.pop("fps")
-    return {k: v for k, v in fields.items() if v is not None}
 
 
 class KnowledgeService:
@@ -141,7 +125,7 @@ class KnowledgeService:
                 store_id=store_id,
                 asset_id=asset_id,
                 asset_type=asset.asset_type,
-                system_metadata=system_metadata(asset),
+                system_metadata=system_metadata(asset, typed=True),
                 metadata=metadata,
             )
             ks_stores.touch(conn, store_id)

@@ -14,7 +14,7 @@ from typing import Any
 
 from tl_mcp.sandbox.errors import found
 from tl_mcp.sandbox.media import Probe
-from tl_mcp.sandbox.store.db import Database, dumps, now_iso
+from tl_mcp.sandbox.store.db import Database, dumps, loads, now_iso
 
 #: What an asset can be.
 ASSET_TYPES = ("video", "audio", "image")
@@ -22,6 +22,11 @@ ASSET_TYPES = ("video", "audio", "image")
 
 def get(db: Database, asset_id: str) -> sqlite3.Row | None:
     return db.one("SELECT * FROM assets WHERE id=?", (asset_id,))
+
+
+def probe_of(row: sqlite3.Row) -> Probe | None:
+    """What probing the asset's file found, or ``None`` while nothing has probed it."""
+    return Probe.from_dict(loads(row["probe"])) if row["probe"] else None
 
 
 def get_asset_row(db: Database, asset_id: str, *, nested: bool = False) -> sqlite3.Row:

@@ -13,7 +13,7 @@ from tl_mcp.sandbox.answers import answer_json, answer_text, truncate
 from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.errors import ApiError, found, invalid, missing, not_found
 from tl_mcp.sandbox.media import Probe
-from tl_mcp.sandbox.store import assets
+from tl_mcp.sandbox.store import assets, indexed_assets
 from tl_mcp.sandbox.store.assets import get_asset_row
 from tl_mcp.sandbox.store.db import dumps, loads, now_iso
 from tl_mcp.sandbox.store.ids import new_id
@@ -124,9 +124,8 @@ def _resolve_asset(engine: Engine, params: dict[str, Any], *, nested: bool) -> s
     """The asset id holding the video, creating one for a URL or base64 source (reused on repeat)."""
     video = params["video"]
     if video is None:
-        ia = engine.db.one("SELECT asset_id FROM indexed_assets WHERE id=?", (params["video_id"],))
-        ia = found(ia, str(params["video_id"]), "videos", nested=nested)
-        return str(ia["asset_id"])
+        video_id = str(params["video_id"])
+        return found(indexed_assets.asset_id_of(engine.db, video_id), video_id, "videos", nested=nested)
     if video.get("asset_id"):
         asset_id = str(video["asset_id"])
         if not assets.exists(engine.db, asset_id):

@@ -27,8 +27,11 @@ from tl_mcp.sandbox.media import (
     scan_video,
 )
 from tl_mcp.sandbox.perception import Analyzers
-from tl_mcp.sandbox.store import assets
-from tl_mcp.sandbox.store.db import loads, now_iso
+from tl_mcp.sandbox.store import assets, indexed_assets, segments
+from tl_mcp.sandbox.store import texts as store_texts
+from tl_mcp.sandbox.store.db import loads
+from tl_mcp.sandbox.store.segments import Segment
+from tl_mcp.sandbox.store.texts import StoredText
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +106,7 @@ def fetch_url(engine: Engine, asset_id: str, url: str, filename: str) -> Path:
 def failed(engine: Engine, ref: str, message: str) -> None:
     assets.set_failed(engine.db, ref, message)
     # Indexing waiting on this asset cannot succeed either.
-    for ia in engine.db.all(
-        "SELECT id FROM indexed_assets WHERE asset_id=? AND status NOT IN ('ready','failed')", (ref,)
-    ):
-        engine.db.run(
-            "UPDATE indexed_assets SET status='failed', error=?, updated_at=? WHERE id=?",
-            (message, now_iso(), ia["id"]),
-        )
+    indexed_assets.fail_unfinished_of_asset(engine.db, ref, message)
 
 
 def analyze_asset(engine: Engine, asset_id: str, path: Path, info: Probe) -> None:
@@ -174,22 +171,13 @@ def analyze_asset(engine: Engine, asset_id: str, path: Path, info: Probe) -> Non
     seg_texts = [_join(t.text for t in texts if _overlaps(t, s, e)) for s, e, _, _ in rows]
     passages.add([t.text for t in texts] + [s for s in seg_texts if s])
     text_vecs = [passages.vec(t.text) for t in texts]
+    scenes = [
+        Segment(start, end, thumb, vec, seg_texts[i], passages.vec(seg_texts[i]) if seg_texts[i] else None)
+        for i, (start, end, thumb, vec) in enumerate(rows)
+    ]
     with engine.db.tx() as conn:
-        conn.execute("DELETE FROM segments WHERE asset_id=?", (asset_id,))
-        conn.execute("DELETE FROM texts WHERE asset_id=?", (asset_id,))
-        for i, (start, end, thumb, vec) in enumerate(rows):
-            tv = passages.vec(seg_texts[i]) if seg_texts[i] else None
-            conn.execute(
-                "INSERT INTO segments(asset_id, idx, start, end, thumbnail, image_vec, text, text_vec) "
-                "VALUES(?,?,?,?,?,?,?,?)",
-                (asset_id, i, start, end, thumb, vec, seg_texts[i], tv),
-            )
-        for i, t in enumerate(texts):
-            conn.execute(
-                "INSERT INTO texts(asset_id, idx, start, end, text, source, confidence, vec) "
-                "VALUES(?,?,?,?,?,?,?,?)",
-                (asset_id, i, t.start, t.end, t.text, t.source, t.confidence, text_vecs[i]),
-            )
+        segments.replace(conn, asset_id, scenes)
+        store_texts.replace(conn, asset_id, [StoredText(t, v) for t, v in zip(texts, text_vecs, strict=True)])
         assets.set_analyzed(conn, asset_id, analyzers.describe())
     engine.forget(asset_id)
 

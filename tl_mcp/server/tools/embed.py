@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, ClassVar, Literal
 
@@ -13,7 +13,14 @@ from pydantic import BaseModel, Field
 
 from tl_mcp.api.client import TwelveLabsClient
 from tl_mcp.api.errors import TwelveLabsError
-from tl_mcp.api.models import Embedding, EmbeddingTask
+from tl_mcp.api.models import (
+    Embedding,
+    EmbeddingSegment,
+    EmbeddingTask,
+    VideoEmbeddingOption,
+    VideoEmbeddingScope,
+)
+from tl_mcp.api.resources.embed import video_task_options
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.jobs.events import JobProgress
 from tl_mcp.server.jobs.manager import Job, Resumed
@@ -26,17 +33,20 @@ from tl_mcp.server.toolspec import ToolSpec, tool
 
 HEAD = 8
 MAX_FULL_VECTORS = 64
+#: Characters of text taken: more than any model's window, so the model (not this tool) decides what fits.
+MAX_TEXT = 20_000
 
 
 class Vector(BaseModel):
     # One embedding, summarized; `vector` holds every value only when include_vector was set.
-    scope: str | None = Field(default=None, description="clip / asset / video, for video embeddings.")
-    option: str | None = Field(default=None, description="visual / audio / transcription, for video.")
+    # Video only: scope clip / asset / video, option visual / audio / transcription / fused.
+    scope: str | None = None
+    option: str | None = None
     start_sec: float | None = None
     end_sec: float | None = None
     dims: int
     norm: float
-    head: list[float] = Field(description=f"The first {HEAD} values.")
+    head: list[float]  # the first HEAD values
     vector: list[float] | None = None
 
 
@@ -46,8 +56,10 @@ class EmbeddingResult(JobResult[JobStatus]):
     task_id: str | None = None
     input_type: Literal["text", "image", "audio", "video"]
     model_name: str
-    embedder: str | None = Field(default=None, description="The model that made the vectors, if known.")
+    # The model that really made the vectors, when the backend says (the sandbox does).
+    embedder: str | None = None
     embeddings: list[Vector]
+    notes: list[str] | None = None
 
 
 def _vector(values: list[float], full: bool, **where: object) -> Vector:
@@ -60,21 +72,32 @@ def _vector(values: list[float], full: bool, **where: object) -> Vector:
     )
 
 
+def _from_segments(segments: Iterable[EmbeddingSegment], full: bool) -> list[Vector]:
+    return [
+        _vector(
+            seg.float_,
+            full,
+            scope=seg.embedding_scope,
+            option=seg.embedding_option,
+            start_sec=seg.start_offset_sec,
+            end_sec=seg.end_offset_sec,
+        )
+        for seg in segments
+    ]
+
+
 def _from_embedding(e: Embedding, full: bool) -> list[Vector]:
-    out = []
-    for part in e.parts:
-        for seg in part.segments:
-            out.append(
-                _vector(
-                    seg.float_,
-                    full,
-                    scope=seg.embedding_scope,
-                    option=seg.embedding_option,
-                    start_sec=seg.start_offset_sec,
-                    end_sec=seg.end_offset_sec,
-                )
-            )
-    return out
+    return _from_segments((seg for part in e.parts for seg in part.segments), full)
+
+
+def _truncation(e: Embedding) -> list[str] | None:
+    if not (e.usage and e.usage.truncated):
+        return None
+    kept = (e.usage.input_tokens or {}).get("text")
+    return [
+        f"The text was longer than {e.model_name}'s context window and was cut to its first "
+        f"{kept or 'allowed'} tokens before embedding (auto_truncate)."
+    ]
 
 
 def vectors_from_task(t: EmbeddingTask, full: bool) -> list[Vector]:
@@ -89,6 +112,12 @@ def vectors_from_task(t: EmbeddingTask, full: bool) -> list[Vector]:
         )
         for d in t.data or []
     ]
+
+
+def task_notes(task: EmbeddingTask) -> list[str] | None:
+    """What the backend says it did differently from the request (the sandbox's `sandbox_notes`)."""
+    notes = (task.metadata or {}).get("sandbox_notes")
+    return [str(n) for n in notes] if isinstance(notes, list) and notes else None
 
 
 @dataclass
@@ -125,8 +154,8 @@ async def follow_embedding_task(client: TwelveLabsClient, job: Job, task_id: str
     return task
 
 
-def embedding_markdown(r: EmbeddingResult, source: tuple[str, str] | None = None) -> Markdown:
-    """The text of an embedding result; `source` (argument, value) is the input, for the full-vector hint."""
+def embedding_markdown(r: EmbeddingResult, source: Mapping[str, object] | None = None) -> Markdown:
+    """The text of an embedding result; `source` (the call's input arguments) for the full-vector hint."""
     md = Markdown(r.titled(f"{r.input_type.capitalize()} embedding"))
     md.field("Model", r.model_name).field("Embedder", r.embedder)
     md.field("Vectors", len(r.embeddings)).field("Task", r.task_id)
@@ -139,35 +168,104 @@ def embedding_markdown(r: EmbeddingResult, source: tuple[str, str] | None = None
         md.section("Vectors", rows)
     if len(r.embeddings) > 20:
         md.para(f"… and {len(r.embeddings) - 20} more in the structured result.")
+    if r.notes:
+        md.section("Notes", [f"- {n}" for n in r.notes])
     if r.in_progress:
         md.next_step(r.wait_step())
-    elif source is not None and not any(v.vector for v in r.embeddings):
-        key, value = source
-        given = FILL if len(value) > 200 else value
-        md.next_step(f"Full vectors: {call('create_embedding', **{key: given}, include_vector=True)}.")
+    elif source is not None and r.embeddings and not any(v.vector for v in r.embeddings):
+        args = {k: FILL if isinstance(v, str) and len(v) > 200 else v for k, v in source.items()}
+        md.next_step(f"Full vectors: {call('create_embedding', **args, include_vector=True)}.")
     return md
+
+
+VIDEO_INPUTS = ("video_path", "video_url", "video_asset_id")
+
+
+def _check_options(key: str, **given: object) -> None:
+    """Refuse options that do not apply to the chosen input, naming the inputs they apply to."""
+    applies = {
+        "clip_length": VIDEO_INPUTS,
+        "scopes": VIDEO_INPUTS,
+        "fused": VIDEO_INPUTS,
+        "end_sec": VIDEO_INPUTS,
+        "start_sec": (*VIDEO_INPUTS, "audio_path", "audio_url"),
+        "options": (*VIDEO_INPUTS, "video_id"),
+    }
+    wrong = [name for name, value in given.items() if value not in (None, False) and key not in applies[name]]
+    if wrong:
+        raise ToolError(
+            "; ".join(f"{name} applies to {', '.join(applies[name])}" for name in wrong)
+            + f" — not to {key}. Leave it out, or embed one of those inputs."
+        )
+
+
+async def _indexed(
+    state: AppState,
+    index_id: str | None,
+    video_id: str,
+    options: list[VideoEmbeddingOption] | None,
+    full: bool,
+) -> EmbeddingResult:
+    """The embeddings an index stored for one of its videos, per segment."""
+    if index_id is None:
+        raise ToolError(
+            "video_id needs its index_id (from list_indexes or the search result that found the video)."
+        )
+    chosen = options or ["visual", "audio", "transcription"]
+    try:
+        video = await state.client.indexed_assets.get(index_id, video_id, embedding_option=chosen)
+    except TwelveLabsError as exc:
+        raise ToolError(explain(f"Reading the embeddings of video {video_id}", exc)) from None
+    if video.status not in (None, "ready"):
+        raise ToolError(
+            f"Video {video_id} is {video.status}: its embeddings exist once indexing is ready. "
+            f"Wait with {call('wait_for_task', id=video_id, kind='indexed_asset', index_id=index_id)}."
+        )
+    stored = video.embedding
+    segments = stored.segments if stored else []
+    vectors = _from_segments(segments, full)
+    notes = None
+    if not vectors:
+        notes = [f"The index stored no {', '.join(chosen)} embeddings for this video (it needs Marengo)."]
+    return EmbeddingResult(
+        status="completed",
+        input_type="video",
+        model_name=(stored.model_name if stored else None) or "marengo3.0",
+        embeddings=vectors,
+        notes=notes,
+        backend=state.backend,
+    )
 
 
 @tool(toolset="embed", title="Create an embedding", read_only=True, destructive=False, idempotent=True)
 async def create_embedding(
     ctx: Ctx,
-    text: Annotated[str | None, Field(min_length=1, max_length=2000)] = None,
-    image_path: Annotated[str | None, Field(description="In an allowed folder.")] = None,
+    text: Annotated[str | None, Field(min_length=1, max_length=MAX_TEXT)] = None,
+    image_path: str | None = None,
     image_url: Annotated[str | None, Field(max_length=4000)] = None,
-    audio_path: Annotated[str | None, Field(description="In an allowed folder.")] = None,
+    audio_path: str | None = None,
     audio_url: Annotated[str | None, Field(max_length=4000)] = None,
-    video_path: Annotated[str | None, Field(description="In an allowed folder.")] = None,
+    video_path: str | None = None,
     video_url: Annotated[str | None, Field(max_length=4000)] = None,
     video_asset_id: Annotated[Id | None, Field(description="From upload_asset.")] = None,
+    video_id: Id | None = None,
+    index_id: Id | None = None,
     model_name: Annotated[str, Field(min_length=1, max_length=50)] = "marengo3.0",
-    include_vector: Annotated[bool, Field(description="Return the full vectors (large).")] = False,
+    clip_length: Annotated[float | None, Field(ge=2, le=10)] = None,
+    start_sec: float | None = None,
+    end_sec: float | None = None,
+    scopes: list[Literal["clip", "video"]] | None = None,
+    options: list[VideoEmbeddingOption] | None = None,
+    fused: bool = False,
+    include_vector: Annotated[bool, Field(description="Full vectors (large).")] = False,
     wait_s: WaitS = DEFAULT_WAIT_S,
 ) -> Annotated[CallToolResult, EmbeddingResult]:
     """Embed text, an image, audio or a video (exactly one) in Marengo's shared vector space.
 
-    Use it to compare media yourself or match text against images and clips. Text, image and audio
-    return at once; a video runs as a task (clip and whole-video vectors). Vectors come summarized
-    unless include_vector=true. To search indexed videos use search_videos: it embeds the query itself.
+    Use it to compare media yourself or match text against images and clips (paths: in an allowed
+    folder). Text, image and audio return at once; a video runs as a task (clip_length s clips, scopes,
+    options, fused). video_id + index_id: what indexing stored. Vectors come summarized unless
+    include_vector=true.
     """
     state = app_state(ctx)
     inputs = {
@@ -179,6 +277,7 @@ async def create_embedding(
         "video_path": video_path,
         "video_url": video_url,
         "video_asset_id": video_asset_id,
+        "video_id": video_id,
     }
     given = [k for k, v in inputs.items() if v]
     if len(given) != 1:
@@ -187,6 +286,39 @@ async def create_embedding(
         )
     key = given[0]
     value = str(inputs[key])
+    _check_options(
+        key,
+        clip_length=clip_length,
+        scopes=scopes,
+        fused=fused,
+        end_sec=end_sec,
+        start_sec=start_sec,
+        options=options,
+    )
+    if index_id is not None and key != "video_id":
+        raise ToolError("index_id goes with video_id (an indexed video); leave it out for other inputs.")
+    if key == "video_id":
+        indexed = await _indexed(state, index_id, value, options, include_vector)
+        asked: dict[str, object] = {"video_id": value, "index_id": index_id, "options": options}
+        return tool_result(indexed, embedding_markdown(indexed, asked))
+    task_scopes: list[VideoEmbeddingScope] | None = (
+        ["asset" if s == "video" else "clip" for s in scopes] if scopes else None
+    )
+    if key in VIDEO_INPUTS:
+        try:
+            # The same checks the client runs, now: a bad combination starts no job and uploads nothing.
+            video_task_options(
+                model_name,
+                start_sec=start_sec,
+                end_sec=end_sec,
+                clip_length=clip_length,
+                scopes=task_scopes,
+                options=options,
+                fused=fused,
+                time_based_metadata=None,
+            )
+        except ValueError as exc:
+            raise ToolError(f"Video embedding options: {exc}.") from None
     if key.endswith("_url"):
         http_url(value, key)
     local = state.files.open(value) if key.endswith("_path") else None
@@ -202,14 +334,19 @@ async def create_embedding(
     if input_type != "video":
         try:
             if input_type == "text":
-                emb = await state.client.embed.text(value, model_name=model_name)
+                # Models after 3.0 cut text over their window instead of refusing it; the result says so.
+                truncate = None if model_name == "marengo3.0" else True
+                emb = await state.client.embed.text(value, model_name=model_name, auto_truncate=truncate)
             elif input_type == "image":
                 emb = await state.client.embed.image(
                     path=source, url=None if local else value, model_name=model_name
                 )
             else:
                 emb = await state.client.embed.audio(
-                    path=source, url=None if local else value, model_name=model_name
+                    path=source,
+                    url=None if local else value,
+                    model_name=model_name,
+                    start_offset_sec=start_sec,
                 )
         except TwelveLabsError as exc:
             raise ToolError(explain(f"Embedding the {input_type}", exc)) from None
@@ -227,14 +364,18 @@ async def create_embedding(
                 None,
             ),
             embeddings=_from_embedding(emb, include_vector),
+            notes=_truncation(emb),
             backend=state.backend,
         )
-        return tool_result(result, embedding_markdown(result, (key, value)))
+        return tool_result(result, embedding_markdown(result, {key: value, "start_sec": start_sec}))
 
     progress = EmbedProgress(model_name=model_name)
 
     def snapshot(
-        job: Job, status: Literal["completed", "in_progress"], vectors: list[Vector]
+        job: Job,
+        status: Literal["completed", "in_progress"],
+        vectors: list[Vector],
+        notes: list[str] | None = None,
     ) -> EmbeddingResult:
         return EmbeddingResult(
             status=status,
@@ -243,6 +384,7 @@ async def create_embedding(
             input_type="video",
             model_name=model_name,
             embeddings=vectors,
+            notes=notes,
             backend=state.backend,
         )
 
@@ -263,6 +405,12 @@ async def create_embedding(
                 url=value if key == "video_url" else None,
                 asset_id=value if key == "video_asset_id" else None,
                 model_name=model_name,
+                start_sec=start_sec,
+                end_sec=end_sec,
+                clip_length=clip_length,
+                scopes=task_scopes,
+                options=options,
+                fused=fused,
                 progress=on_bytes if local else None,
             )
         except TwelveLabsError as exc:
@@ -279,8 +427,10 @@ async def create_embedding(
         if include_vector and len(vectors) > MAX_FULL_VECTORS:
             for v in vectors[MAX_FULL_VECTORS:]:
                 v.vector = None
-        r = snapshot(job, "completed", vectors)
-        return tool_result(r, embedding_markdown(r, (key, value)))
+        r = snapshot(job, "completed", vectors, task_notes(task))
+        video_args = {"clip_length": clip_length, "start_sec": start_sec, "end_sec": end_sec}
+        chosen = {"scopes": scopes, "options": options, "fused": fused or None}
+        return tool_result(r, embedding_markdown(r, {key: value, **video_args, **chosen}))
 
     try:
         job = state.jobs.start("embed", "video embedding", work, partial, progress)
@@ -318,6 +468,7 @@ def resume_embedding(state: Callable[[], AppState], job_id: str, fields: list[st
         task = await follow_embedding_task(app.client, job, task_id)
         # The original call's include_vector is not carried across replicas: vectors come summarized.
         r = result("completed", vectors_from_task(task, False))
+        r.notes = task_notes(task)
         return tool_result(r, embedding_markdown(r))
 
     return Resumed("embed", "video embedding", work, partial, progress)
