@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tl_mcp.sandbox.answerers import answerer_for
 from tl_mcp.sandbox.errors import ApiError
 from tl_mcp.sandbox.jockey.request import parse_request
 from tl_mcp.sandbox.jockey.session import open_session, validate_selections
@@ -21,7 +22,7 @@ from tl_mcp.sandbox.jockey.sse import DONE_FRAME, frame, sequence
 from tl_mcp.sandbox.jockey.turn import Turn
 from tl_mcp.sandbox.knowledge.models import JockeyOptions, JsonObj
 from tl_mcp.sandbox.knowledge.routes import get_service
-from tl_mcp.sandbox.web import json_body
+from tl_mcp.sandbox.web import engine_of, json_body
 
 
 async def _frames(turn: Turn, options: JockeyOptions) -> AsyncIterator[bytes]:
@@ -43,7 +44,7 @@ async def create_response(request: Request) -> Response:
     except ApiError as exc:
         return exc.response()
     options = svc.options
-    turn = Turn(svc, turn_request, session, options)
+    turn = Turn(svc, turn_request, session, options, answerer_for(engine_of(request).config))
     if turn_request.stream:
         return StreamingResponse(
             _frames(turn, options),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tl_mcp.sandbox.errors import found, invalid
 from tl_mcp.sandbox.jockey.request import TurnRequest
@@ -19,8 +19,11 @@ class Session:
     store_id: str
     selections: list[JsonObj]
     messages: int
+    #: The retrieval queries of earlier turns, oldest first (they widen short follow-ups).
     questions: list[str]
     new: bool
+    #: Earlier turns as (question, answer), oldest first: what a model answerer is shown.
+    history: list[tuple[str, str]] = field(default_factory=list)
 
 
 def open_session(svc: KnowledgeService, turn: TurnRequest) -> Session:
@@ -34,17 +37,23 @@ def open_session(svc: KnowledgeService, turn: TurnRequest) -> Session:
             f"`{turn.knowledge_store_id}`. Use the same store on every turn, or omit `session_id` to start "
             "a new session."
         )
-    previous = [
-        r["query"]
-        for r in svc.db.all(
-            "SELECT query FROM jockey_turns WHERE session_id = ? ORDER BY turn", (turn.session_id,)
-        )
-    ]
+    rows = svc.db.all(
+        "SELECT query, question, answer FROM jockey_turns WHERE session_id = ? ORDER BY turn",
+        (turn.session_id,),
+    )
     selections = loads(row["selections"]) or []
     for sel in turn.selections:
         if sel not in selections:
             selections.append(sel)
-    return Session(row["id"], row["store_id"], selections, int(row["messages"]), previous, False)
+    return Session(
+        row["id"],
+        row["store_id"],
+        selections,
+        int(row["messages"]),
+        [r["query"] for r in rows],
+        False,
+        [(r["question"], r["answer"]) for r in rows],
+    )
 
 
 def validate_selections(

@@ -8,29 +8,34 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import anyio
 from anyio.abc import ObjectSendStream
 
+from tl_mcp.sandbox.answerers import Answerer, Cue, Made, Question, Reply
 from tl_mcp.sandbox.jockey.compose import (
     MODEL_NAME,
     Answer,
     chunk_text,
+    citation,
     compose_answer,
     count_tokens,
+    marker,
     retrieval_query,
     strip_selection_tokens,
 )
 from tl_mcp.sandbox.jockey.request import TurnRequest
 from tl_mcp.sandbox.jockey.session import Session, validate_selections
-from tl_mcp.sandbox.jockey.structured import fill
+from tl_mcp.sandbox.jockey.structured import fill, tighten
 from tl_mcp.sandbox.knowledge.models import Evidence, JockeyOptions, JsonObj
 from tl_mcp.sandbox.knowledge.service import KnowledgeService
 from tl_mcp.sandbox.store.db import dumps, now_iso
 from tl_mcp.sandbox.store.ids import new_id
 
 log = logging.getLogger(__name__)
+
+_LABEL = {"subtitle": "subtitles", "speech": "speech", "ocr": "on screen"}
 
 
 def _message(item_id: str, text: str, annotations: list[JsonObj], phase: str, status: str) -> JsonObj:
@@ -48,9 +53,16 @@ class Turn:
     """Runs one turn and produces its events (without sequence numbers) into a stream."""
 
     def __init__(
-        self, svc: KnowledgeService, request: TurnRequest, session: Session, options: JockeyOptions
+        self,
+        svc: KnowledgeService,
+        request: TurnRequest,
+        session: Session,
+        options: JockeyOptions,
+        answerer: Answerer,
     ) -> None:
         self.svc = svc
+        self.answerer = answerer
+        self.made: Made = answerer.made
         self.req = request
         self.session = session
         self.options = options
@@ -75,6 +87,8 @@ class Turn:
         }
         if final:
             body["usage"] = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+            # Sandbox-only: which answerer (and model) wrote this answer, and why if it fell back.
+            body["generated_by"] = self.made.as_json()
         return body
 
     def _next_message_id(self) -> str:
@@ -122,8 +136,13 @@ class Turn:
         await send.send({"type": "response.output_item.done", "output_index": index, "item": item})
 
     async def _emit_message(
-        self, send: ObjectSendStream[JsonObj], text: str, annotations: list[JsonObj], phase: str
-    ) -> None:
+        self,
+        send: ObjectSendStream[JsonObj],
+        deltas: AsyncIterator[str],
+        annotate: Callable[[str], list[JsonObj]],
+        phase: str,
+    ) -> str:
+        """Stream ``deltas`` as one message while they are produced; returns the joined text."""
         index = len(self.output)
         message_id = self._next_message_id()
         empty_part = {"type": "output_text", "text": "", "annotations": []}
@@ -136,16 +155,40 @@ class Turn:
         )
         where = {"item_id": message_id, "output_index": index, "content_index": 0}
         await send.send({"type": "response.content_part.added", **where, "part": empty_part})
-        for chunk in chunk_text(text):
-            if self.options.delta_delay_s:
-                await anyio.sleep(self.options.delta_delay_s)
+        pieces: list[str] = []
+        async for chunk in deltas:
+            pieces.append(chunk)
             await send.send({"type": "response.output_text.delta", **where, "delta": chunk})
+        text = "".join(pieces)
+        annotations = annotate(text)
         await send.send({"type": "response.output_text.done", **where, "text": text})
         part = {"type": "output_text", "text": text, "annotations": annotations}
         await send.send({"type": "response.content_part.done", **where, "part": part})
         item = _message(message_id, text, annotations, phase, "completed")
         self.output.append(item)
         await send.send({"type": "response.output_item.done", "output_index": index, "item": item})
+        return text
+
+    async def _paced(self, pieces: Sequence[str]) -> AsyncIterator[str]:
+        for piece in pieces:
+            if self.options.delta_delay_s:
+                await anyio.sleep(self.options.delta_delay_s)
+            yield piece
+
+    async def _produced(self, reply: Reply) -> AsyncIterator[str]:
+        """The reply's deltas as its answerer produces them (it blocks, so it runs in a worker thread)."""
+        deltas = iter(reply)
+        pace = self.answerer.made.answerer == "extractive"
+        try:
+            while (delta := await anyio.to_thread.run_sync(next, deltas, None)) is not None:
+                if pace and self.options.delta_delay_s:
+                    await anyio.sleep(self.options.delta_delay_s)
+                yield delta
+        finally:
+            close = getattr(deltas, "close", None)
+            if close is not None:
+                await anyio.to_thread.run_sync(close)
+        self.made = reply.made
 
     async def _answer(self, send: ObjectSendStream[JsonObj]) -> None:
         req, session = self.req, self.session
@@ -159,8 +202,10 @@ class Turn:
         if req.intermediate:
             await self._emit_message(
                 send,
-                f'Searching the knowledge store for moments that match "{_short(query)}".',
-                [],
+                self._paced(
+                    chunk_text(f'Searching the knowledge store for moments that match "{_short(query)}".')
+                ),
+                lambda _: [],
                 "commentary",
             )
         if self.options.think_delay_s:
@@ -199,15 +244,32 @@ class Turn:
             )
 
         answer = compose_answer(question, moments, ready_items=ready, pending_items=pending)
-        text, annotations = answer.text, answer.annotations
+        schema = tighten(req.schema) if req.schema is not None else None
+        extractive = answer.text
         if req.schema is not None:
-            text, annotations = self._structured(question, answer, moments)
+            extractive, _ = self._structured(question, answer, moments)
+        reply = self.answerer.answer(
+            Question(
+                question=question,
+                cues=[_cue(m) for m in moments[:10]] if ready else [],
+                extractive=lambda: extractive,
+                history=session.history,
+                instructions=req.instructions,
+                schema=schema,
+            )
+        )
+
+        def annotate(text: str) -> list[JsonObj]:
+            # JSON text carries no citation markers, so there is nothing for annotations to locate.
+            if req.schema is not None:
+                return []
+            return _annotations(text, answer.text, answer.annotations, moments[:10])
 
         evidence = " ".join(m.text for m in moments[:10])
         self.input_tokens = sum(
             count_tokens(t) for t in (req.instructions or "", req.question, evidence, *session.questions)
         )
-        await self._emit_message(send, text, annotations, "final_answer")
+        text = await self._emit_message(send, self._produced(reply), annotate, "final_answer")
         self.output_tokens = sum(count_tokens(_item_text(i)) for i in self.output)
         self._save(query, text)
 
@@ -219,7 +281,6 @@ class Turn:
         value, problems = fill(self.req.schema, question=question, summary=summary, moments=moments[:5])
         if problems:
             raise ValueError(f"structured output does not validate: {problems[:3]}")
-        # JSON text carries no citation markers, so there is nothing for annotations to locate.
         return json.dumps(value, ensure_ascii=False), []
 
     def _save(self, query: str, answer: str) -> None:
@@ -260,3 +321,34 @@ def _item_text(item: JsonObj) -> str:
     if item["type"] == "message":
         return "".join(part["text"] for part in item["content"])
     return str(item.get("arguments") or item.get("output") or "")
+
+
+def _cue(moment: Evidence) -> Cue:
+    said = [moment.text, *(text for _, text in moment.context)]
+    return Cue(marker(moment.start, moment.end), _LABEL.get(moment.source, moment.source), " / ".join(said))
+
+
+def _annotations(
+    text: str, extractive: str, exact: list[JsonObj], moments: Sequence[Evidence]
+) -> list[JsonObj]:
+    """Citations of ``text``: the extractive answer's own where it is that text (or its tail, after a
+    fallback), and one per marker of a retrieved moment in whatever a model wrote before it."""
+    model_part = text
+    shifted: list[JsonObj] = []
+    if extractive and text.endswith(extractive):
+        offset = len(text) - len(extractive)
+        model_part = text[:offset]
+        shifted = [
+            {**a, "start_index": a["start_index"] + offset, "end_index": a["end_index"] + offset}
+            for a in exact
+        ]
+    by_marker: dict[str, Evidence] = {}
+    for moment in moments:
+        by_marker.setdefault(marker(moment.start, moment.end), moment)
+    found: list[JsonObj] = []
+    for mark, moment in by_marker.items():
+        start = model_part.find(mark)
+        while start != -1:
+            found.append(citation(moment, start, len(mark)))
+            start = model_part.find(mark, start + 1)
+    return sorted(found, key=lambda a: a["start_index"]) + shifted

@@ -1,0 +1,280 @@
+"""Grounding rules for model answers, whatever the model: the model sees only the top retrieved evidence,
+and its text reaches the caller only sentence by sentence after checks.
+
+- A sentence may cite only markers of retrieved moments.
+- The numbers and most key words of a sentence must be in the moments it cites (or, uncited, in the
+  moments the sentence before cited; the first uncited sentence is checked against all the evidence).
+- "NOT IN THE VIDEOS" (the model's way to say the evidence does not answer) becomes a plain refusal.
+- A structured answer is decoded under the caller's schema, validated, and its numbers must be in the
+  evidence.
+
+Whenever a check fails, the model is stopped and the extractive answer follows, with the reason, so what
+was sent stays true and the joined deltas equal the final text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+
+import jsonschema
+
+from tl_mcp.sandbox.answerers.base import ChatModel, Cue, Made, ModelDown, Question, Reply
+from tl_mcp.sandbox.answerers.text import chunk_text, content_terms, count_tokens
+
+#: Evidence the model is given, in tokens: measured, longer contexts made small models slow and wrong.
+EVIDENCE_TOKENS = 500
+HISTORY_TURNS = 3
+REFUSAL = "NOT IN THE VIDEOS"
+
+_SYSTEM = (
+    "You answer questions about videos using ONLY the evidence lines below. Each line starts with the "
+    "time marker of a moment, such as [00:06-00:12], then what was said or shown there. Answer in one to "
+    "three short sentences and put the marker of the evidence line you used after each fact. Never add "
+    "anything the evidence does not say. If the evidence does not answer the question, reply exactly: "
+    f"{REFUSAL}"
+)
+_SYSTEM_JSON = (
+    "Fill the JSON object from the evidence lines below ONLY (each starts with the time marker of a "
+    "moment). Copy names, numbers and phrases as the evidence gives them; never invent a value."
+)
+_MARK = re.compile(r"\[\s*(\d{2}:\d{2})\s*-\s*(\d{2}:\d{2})\s*\]")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+# Released at a sentence end, unless a citation marker follows it (then the marker belongs to it).
+_BOUNDARY = re.compile(r"(?:[.!?]|\])\s+(?=[^\s\[])|\n+(?=[^\s\[])")
+_NUMBER_WORDS_TEXT = """
+zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen
+seventeen eighteen nineteen twenty
+"""
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(_NUMBER_WORDS_TEXT.split())} | {
+    "thirty": "30",
+    "forty": "40",
+    "fifty": "50",
+    "hundred": "100",
+    "thousand": "1000",
+}
+#: Words a grounded sentence may use without the evidence saying them.
+_FRAME_TEXT = """
+according evidence moment moments marker screen shows shown says said speaker someone video videos
+mentioned mentions states stated cost costs price per percent one first second third also
+"""
+_FRAME = frozenset(_FRAME_TEXT.split())
+
+
+def _norm_marker(match: re.Match[str]) -> str:
+    return f"[{match.group(1)}-{match.group(2)}]"
+
+
+def _numbers(text: str) -> set[str]:
+    words = [_NUMBER_WORDS.get(w, w) for w in re.findall(r"[\w.]+", text.lower())]
+    found = set(_NUMBER.findall(" ".join(words)))
+    return {n.rstrip("0").rstrip(".") if "." in n else n for n in found}
+
+
+def _stem(word: str) -> str:
+    return word[:5]
+
+
+def evidence_lines(cues: list[Cue], budget: int = EVIDENCE_TOKENS) -> list[Cue]:
+    """The best cues that fit ``budget`` tokens (always at least one)."""
+    used: list[Cue] = []
+    spent = 0
+    for cue in cues:
+        cost = count_tokens(cue.text) + 8
+        if used and spent + cost > budget:
+            break
+        used.append(cue)
+        spent += cost
+    return used
+
+
+def messages(question: Question, cues: list[Cue]) -> list[dict[str, str]]:
+    system = _SYSTEM_JSON if question.schema is not None else _SYSTEM
+    if question.instructions:
+        system += f"\n\nThe caller's instructions: {question.instructions}"
+    system += "\n\nEvidence:\n" + "\n".join(f"{c.marker} ({c.source}) {c.text}" for c in cues)
+    out = [{"role": "system", "content": system}]
+    for asked, answered in question.history[-HISTORY_TURNS:]:
+        out.append({"role": "user", "content": asked})
+        out.append({"role": "assistant", "content": answered[:600]})
+    out.append({"role": "user", "content": question.question})
+    return out
+
+
+class Ungrounded(ValueError):
+    """A model sentence the evidence does not support; the message says which check failed."""
+
+
+class _Checker:
+    def __init__(self, question: Question, cues: list[Cue]) -> None:
+        self.by_marker = {c.marker: c for c in cues}
+        self.cues = cues
+        self.asked = set(content_terms(question.question))
+        self.support: list[Cue] = cues
+        self.cited: list[str] = []
+
+    def check(self, sentence: str) -> None:
+        marks = [_norm_marker(m) for m in _MARK.finditer(sentence)]
+        for mark in marks:
+            if mark not in self.by_marker:
+                raise Ungrounded(f"it cites {mark}, which is not one of the retrieved moments")
+        if marks:
+            self.support = [self.by_marker[m] for m in dict.fromkeys(marks)]
+            self.cited.extend(m for m in marks if m not in self.cited)
+        body = _MARK.sub(" ", sentence)
+        evidence = " ".join(c.text for c in self.support)
+        missing = sorted(_numbers(body) - _numbers(evidence))
+        if missing:
+            raise Ungrounded(f"the number {missing[0]} is not in the moment it cites")
+        said = {_stem(w) for w in content_terms(evidence)}
+        keys = [w for w in content_terms(body) if w not in self.asked and w not in _FRAME and not w.isdigit()]
+        absent = [w for w in keys if _stem(w) not in said]
+        if keys and len(absent) * 2 > len(keys):
+            raise Ungrounded(f"its key words ({', '.join(absent[:3])}) are not in the moment it cites")
+
+    def best_markers(self, text: str, limit: int = 2) -> list[str]:
+        words = {_stem(w) for w in content_terms(text)}
+        scored = sorted(self.cues, key=lambda c: -len(words & {_stem(w) for w in content_terms(c.text)}))
+        return [c.marker for c in scored[:limit]]
+
+
+def _is_refusal(text: str) -> bool:
+    flat = " ".join(text.upper().split())
+    return REFUSAL in flat.replace(".", "")
+
+
+class GroundedAnswerer:
+    """A chat model answering under the grounding rules; the extractive text is its fallback."""
+
+    def __init__(self, model: ChatModel) -> None:
+        self.model = model
+        self.made = model.made
+
+    def answer(self, question: Question) -> Reply:
+        if not question.cues:
+            made = Made("extractive", None, "nothing was retrieved, so the model was not asked")
+            return Reply(iter(chunk_text(question.extractive())), made)
+        reply = Reply(iter(()), self.made)
+        run = self._structured if question.schema is not None else self._text
+        reply._deltas = run(question, reply)
+        return reply
+
+    def _fallback(self, question: Question, reply: Reply, reason: str, sent: str) -> Iterator[str]:
+        who = f"{self.made.answerer} model {self.made.model}"
+        if question.schema is not None or not sent:
+            reply.made = Made("extractive", None, f"fallback: the {who} answer was set aside ({reason})")
+            if question.schema is not None:
+                yield question.extractive()
+                return
+            lead = f"The {who} answer was set aside: {reason}. The retrieved moments themselves:\n\n"
+        else:
+            reply.made = Made(
+                self.made.answerer,
+                self.made.model,
+                f"partly extractive: the model stopped at an unsupported sentence ({reason})",
+            )
+            lead = f"\n\n(The model's next sentence was set aside: {reason}. The retrieved moments:)\n"
+        yield from chunk_text(lead + question.extractive())
+
+    def _refusal(self, question: Question, reply: Reply) -> Iterator[str]:
+        reply.made = Made(self.made.answerer, self.made.model, "the model found no answer in the evidence")
+        text = (
+            "The retrieved moments do not answer this question, so I will not guess: nothing said, "
+            "subtitled or written on screen in them says it."
+        )
+        yield from chunk_text(text)
+
+    def _text(self, question: Question, reply: Reply) -> Iterator[str]:
+        cues = evidence_lines(question.cues)
+        checker = _Checker(question, cues)
+        tokens = self.model.chat(messages(question, cues), None, question.max_tokens)
+        held: list[str] = []
+        sent = ""
+        try:
+            while True:
+                try:
+                    token = next(tokens)
+                except StopIteration:
+                    break
+                except ModelDown as exc:
+                    yield from self._fallback(question, reply, str(exc), sent)
+                    return
+                held.append(token)
+                pending = "".join(held)
+                if not sent and _is_refusal(pending):
+                    yield from self._refusal(question, reply)
+                    return
+                ends = [m.end() for m in _BOUNDARY.finditer(pending)]
+                if not ends:
+                    continue
+                ready, rest = pending[: ends[-1]], pending[ends[-1] :]
+                try:
+                    for sentence in _split(ready):
+                        checker.check(sentence)
+                except Ungrounded as exc:
+                    yield from self._fallback(question, reply, str(exc), sent)
+                    return
+                yield ready
+                sent += ready
+                held = [rest] if rest else []
+            tail = "".join(held)
+            if not sent and (not tail.strip() or _is_refusal(tail)):
+                if tail.strip():
+                    yield from self._refusal(question, reply)
+                else:
+                    yield from self._fallback(question, reply, "the model returned no text", sent)
+                return
+            try:
+                if tail.strip():
+                    checker.check(tail)
+            except Ungrounded as exc:
+                yield from self._fallback(question, reply, str(exc), sent)
+                return
+            if tail:
+                yield tail
+                sent += tail
+            if not checker.cited:
+                # Every sentence passed against the evidence but none said where: name the moments.
+                yield "\n\nFrom " + ", ".join(checker.best_markers(sent)) + "."
+        finally:
+            tokens.close()  # type: ignore[attr-defined]
+
+    def _structured(self, question: Question, reply: Reply) -> Iterator[str]:
+        assert question.schema is not None
+        cues = evidence_lines(question.cues)
+        try:
+            text = "".join(
+                self.model.chat(messages(question, cues), question.schema, question.max_tokens * 2)
+            )
+        except ModelDown as exc:
+            yield from self._fallback(question, reply, str(exc), "")
+            return
+        try:
+            value = json.loads(text)
+        except ValueError:
+            yield from self._fallback(question, reply, "its output is not JSON", "")
+            return
+        problems = sorted(
+            e.message for e in jsonschema.Draft202012Validator(question.schema).iter_errors(value)
+        )
+        if problems:
+            yield from self._fallback(question, reply, f"its JSON does not fit the schema: {problems[0]}", "")
+            return
+        known = _numbers(" ".join(f"{c.marker} {c.text}" for c in cues).replace(":", " "))
+        invented = sorted(_numbers(json.dumps(value).replace(":", " ")) - known)
+        if invented:
+            yield from self._fallback(question, reply, f"the number {invented[0]} is not in the evidence", "")
+            return
+        yield from chunk_text(json.dumps(value, ensure_ascii=False))
+
+
+def _split(text: str) -> list[str]:
+    out: list[str] = []
+    last = 0
+    for match in _BOUNDARY.finditer(text):
+        out.append(text[last : match.end()])
+        last = match.end()
+    if last < len(text):
+        out.append(text[last:])
+    return [s for s in out if s.strip()]
