@@ -215,7 +215,8 @@ class GroundedAnswerer:
                 except Ungrounded as exc:
                     yield from self._fallback(question, reply, str(exc), sent)
                     return
-                yield ready
+                # The model's own token pieces, so a checked sentence still streams as it was made.
+                yield from _pieces(held, len(ready))
                 sent += ready
                 held = [rest] if rest else []
             tail = "".join(held)
@@ -232,7 +233,7 @@ class GroundedAnswerer:
                 yield from self._fallback(question, reply, str(exc), sent)
                 return
             if tail:
-                yield tail
+                yield from _pieces(held, len(tail))
                 sent += tail
             if not checker.cited:
                 # Every sentence passed against the evidence but none said where: name the moments.
@@ -278,3 +279,12 @@ def _split(text: str) -> list[str]:
     if last < len(text):
         out.append(text[last:])
     return [s for s in out if s.strip()]
+
+
+def _pieces(held: list[str], length: int) -> Iterator[str]:
+    """The first ``length`` characters of the held tokens, token by token."""
+    for piece in held:
+        if length <= 0:
+            return
+        yield piece[:length]
+        length -= len(piece)

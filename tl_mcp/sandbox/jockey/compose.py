@@ -155,9 +155,12 @@ def compose_answer(
     ready_items: int,
     pending_items: int,
     max_citations: int = 5,
+    lead: str = "",
 ) -> Answer:
-    """Build the cited, extractive answer text for ``question`` from ranked ``moments``."""
+    """Build the cited, extractive answer text for ``question`` from ranked ``moments``, after ``lead``
+    (what a follow-up was resolved against)."""
     builder = _Builder()
+    builder.add(lead)
     visual = needs_visual_semantics(question)
     if ready_items == 0:
         if pending_items:

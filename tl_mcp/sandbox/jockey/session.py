@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from tl_mcp.sandbox.errors import found, invalid
 from tl_mcp.sandbox.jockey.request import TurnRequest
-from tl_mcp.sandbox.knowledge.models import JsonObj
+from tl_mcp.sandbox.knowledge.models import Evidence, JsonObj
 from tl_mcp.sandbox.knowledge.service import KnowledgeService
 from tl_mcp.sandbox.store.db import loads
 from tl_mcp.sandbox.store.ids import new_id
@@ -24,6 +24,8 @@ class Session:
     new: bool
     #: Earlier turns as (question, answer), oldest first: what a model answerer is shown.
     history: list[tuple[str, str]] = field(default_factory=list)
+    #: The moments the previous turn cited, best first: what "that part" points at.
+    last_moments: list[Evidence] = field(default_factory=list)
 
 
 def open_session(svc: KnowledgeService, turn: TurnRequest) -> Session:
@@ -53,7 +55,25 @@ def open_session(svc: KnowledgeService, turn: TurnRequest) -> Session:
         [r["query"] for r in rows],
         False,
         [(r["question"], r["answer"]) for r in rows],
+        _last_moments(svc, turn.session_id),
     )
+
+
+def _last_moments(svc: KnowledgeService, session_id: str) -> list[Evidence]:
+    rows = svc.db.all(
+        "SELECT moment FROM jockey_turn_moments WHERE session_id = ? AND turn = "
+        "(SELECT MAX(turn) FROM jockey_turns WHERE session_id = ?) ORDER BY rank",
+        (session_id, session_id),
+    )
+    return [moment_of(loads(r["moment"])) for r in rows]
+
+
+def moment_json(moment: Evidence) -> JsonObj:
+    return asdict(moment)
+
+
+def moment_of(data: JsonObj) -> Evidence:
+    return Evidence(**{**data, "context": tuple((str(s), str(t)) for s, t in data.get("context") or ())})
 
 
 def validate_selections(

@@ -25,8 +25,9 @@ from tl_mcp.sandbox.jockey.compose import (
     retrieval_query,
     strip_selection_tokens,
 )
+from tl_mcp.sandbox.jockey.recall import lead, recall_kind, same_moments
 from tl_mcp.sandbox.jockey.request import TurnRequest
-from tl_mcp.sandbox.jockey.session import Session, validate_selections
+from tl_mcp.sandbox.jockey.session import Session, moment_json, validate_selections
 from tl_mcp.sandbox.jockey.structured import fill, tighten
 from tl_mcp.sandbox.knowledge.models import Evidence, JockeyOptions, JsonObj
 from tl_mcp.sandbox.knowledge.service import KnowledgeService
@@ -210,11 +211,18 @@ class Turn:
             )
         if self.options.think_delay_s:
             await anyio.sleep(self.options.think_delay_s)
-        found = await self.svc.moments(session.store_id, query, item_ids=scope)
-        if scope is not None and not found:
-            # Selections are a preference, not a boundary: fall back to the whole store.
-            found = await self.svc.moments(session.store_id, query)
-        moments = [m for m, _ in found]
+        kind = recall_kind(question) if session.last_moments else None
+        lead_text = ""
+        if kind is not None:
+            # The question points back at the previous answer: its moments (or their neighbour) it is.
+            moments = await self._recalled(kind, question)
+            lead_text = lead(kind, session.last_moments[0], bool(moments))
+        else:
+            found = await self.svc.moments(session.store_id, query, item_ids=scope)
+            if scope is not None and not found:
+                # Selections are a preference, not a boundary: fall back to the whole store.
+                found = await self.svc.moments(session.store_id, query)
+            moments = [m for m, _ in found]
 
         if req.intermediate:
             call_id = new_id("call")
@@ -243,7 +251,7 @@ class Turn:
                 },
             )
 
-        answer = compose_answer(question, moments, ready_items=ready, pending_items=pending)
+        answer = compose_answer(question, moments, ready_items=ready, pending_items=pending, lead=lead_text)
         schema = tighten(req.schema) if req.schema is not None else None
         extractive = answer.text
         if req.schema is not None:
@@ -271,7 +279,15 @@ class Turn:
         )
         text = await self._emit_message(send, self._produced(reply), annotate, "final_answer")
         self.output_tokens = sum(count_tokens(_item_text(i)) for i in self.output)
-        self._save(query, text)
+        cited = {marker(m.start, m.end): m for m in reversed(moments[:10])}
+        self._save(query, text, [m for mark, m in reversed(cited.items()) if mark in text])
+
+    async def _recalled(self, kind: str, question: str) -> list[Evidence]:
+        previous = self.session.last_moments
+        if kind == "same":
+            return same_moments(question, previous)
+        near = await self.svc.neighbour(previous[0], before=kind == "before")
+        return [near] if near is not None else []
 
     def _structured(
         self, question: str, answer: Answer, moments: Sequence[Evidence]
@@ -283,7 +299,7 @@ class Turn:
             raise ValueError(f"structured output does not validate: {problems[:3]}")
         return json.dumps(value, ensure_ascii=False), []
 
-    def _save(self, query: str, answer: str) -> None:
+    def _save(self, query: str, answer: str, cited: Sequence[Evidence]) -> None:
         session, stamp = self.session, now_iso()
         with self.svc.db.tx() as conn:
             if session.new:
@@ -309,6 +325,10 @@ class Turn:
                 " "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (session.id, turn, self.response_id, self.req.question, query, answer, stamp),
+            )
+            conn.executemany(
+                "INSERT INTO jockey_turn_moments (session_id, turn, rank, moment) VALUES (?, ?, ?, ?)",
+                [(session.id, turn, rank, dumps(moment_json(m))) for rank, m in enumerate(cited)],
             )
 
 
