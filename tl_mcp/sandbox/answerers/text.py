@@ -38,3 +38,14 @@ def chunk_text(text: str, words_per_chunk: int = 3) -> list[str]:
     for i in range(0, len(pieces), words_per_chunk):
         chunks.append("".join(pieces[i : i + words_per_chunk]))
     return chunks
+
+
+def timestamp(seconds: float) -> str:
+    whole = max(0, int(seconds))
+    return f"{whole // 60:02d}:{whole % 60:02d}"
+
+
+def marker(start: float, end: float) -> str:
+    # Round the end up so a 2.4 s - 5.6 s moment reads [00:02-00:06] and still covers the cue.
+    end_whole = int(end) if float(end).is_integer() else int(end) + 1
+    return f"[{timestamp(start)}-{timestamp(max(end_whole, int(start)))}]"

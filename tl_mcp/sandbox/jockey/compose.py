@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tl_mcp.sandbox.answerers.text import WORD as _WORD
-from tl_mcp.sandbox.answerers.text import chunk_text, content_terms, count_tokens
+from tl_mcp.sandbox.answerers.text import chunk_text, content_terms, count_tokens, marker, timestamp
 from tl_mcp.sandbox.knowledge.models import Evidence
 
 # Re-exported: the Jockey's callers and tests take every answer-text helper from here.
-__all__ = ["chunk_text", "content_terms", "count_tokens"]
+__all__ = ["chunk_text", "content_terms", "count_tokens", "marker", "timestamp"]
 
 #: The sandbox's only model name; echoed on every response (request shape A sends it).
 MODEL_NAME = "jockey1.0"
@@ -82,17 +82,6 @@ def retrieval_query(question: str, previous_questions: Sequence[str]) -> str:
 
 def needs_visual_semantics(question: str) -> bool:
     return any(w in _VISUAL_WORDS for w in _WORD.findall(question.lower()))
-
-
-def timestamp(seconds: float) -> str:
-    whole = max(0, int(seconds))
-    return f"{whole // 60:02d}:{whole % 60:02d}"
-
-
-def marker(start: float, end: float) -> str:
-    # Round the end up so a 2.4 s - 5.6 s moment reads [00:02-00:06] and still covers the cue.
-    end_whole = int(end) if float(end).is_integer() else int(end) + 1
-    return f"[{timestamp(start)}-{timestamp(max(end_whole, int(start)))}]"
 
 
 @dataclass(slots=True)
