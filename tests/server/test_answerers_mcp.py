@@ -33,6 +33,7 @@ from tl_mcp.server import build_http_app, build_server
 pytestmark = pytest.mark.anyio
 
 TOKEN = "tok-" + "answerers" * 3
+APPLES = "How much do the fresh apples cost?"
 
 
 def _model(body: dict[str, Any]) -> list[str]:
@@ -137,7 +138,7 @@ async def test_a_model_answer_streams_live_and_says_which_model_made_it(worlds: 
         parsed = await call_ok(
             c,
             "create_response",
-            {"knowledge_store_id": store, "input": "How much do the fresh apples cost?", "output_schema": schema},
+            {"knowledge_store_id": store, "input": APPLES, "output_schema": schema},
         )
         assert parsed.structured_content
         assert parsed.structured_content["parsed"] == {"fruit": "apples", "price_dollars": 2}
