@@ -39,6 +39,9 @@ class Scripted:
             return tokens("Fresh apples cost two dollars per pound [09:00-09:10].")
         if self.mode == "invented words":
             return tokens(f"The presenter wears a blue striped shirt {apples[0]}.")
+        if self.mode == "pieced together":
+            # Each fact is in some retrieved moment, but not together: the price is the sales report's.
+            return tokens("Fresh apples cost twenty percent.")
         if self.mode == "refuse":
             return tokens("NOT IN THE VIDEOS")
         if self.mode == "echo history":
@@ -145,23 +148,29 @@ def test_a_grounded_model_answer_streams_token_by_token_and_says_which_model(wor
 
 
 @pytest.mark.parametrize(
-    ("mode", "reason"),
+    ("mode", "reason", "question"),
     [
-        ("invented number", "the number 7 is not in the moment it cites"),
-        ("unknown marker", "it cites [09:00-09:10], which is not one of the retrieved moments"),
-        ("invented words", "its key words (presenter, wears, blue) are not in the moment it cites"),
+        ("invented number", "the number 7 is not in the moment it cites", APPLES),
+        ("unknown marker", "it cites [09:00-09:10], which is not one of the retrieved moments", APPLES),
+        ("invented words", "its key words (presenter, wears, blue) are not in the moment it cites", APPLES),
+        (
+            "pieced together",
+            "the number 20 is not in any single retrieved moment (and it cites none)",
+            # Both moments are retrieved: the price "twenty" is in one, the apples in the other.
+            "Tell me about the fresh apples and the quarterly sales",
+        ),
     ],
 )
 def test_an_ungrounded_model_answer_falls_back_to_extractive_and_says_why(
-    world: World, mode: str, reason: str
+    world: World, mode: str, reason: str, question: str
 ) -> None:
-    final, deltas = ask(world, APPLES, mode)
+    final, deltas = ask(world, question, mode)
     text = text_of(final)
     assert reason in text and "set aside" in text
     # None of the model's claim reaches the caller except as the quoted reason for setting it aside.
     lead, moments = text.split("The retrieved moments themselves:")
     assert lead.startswith("The endpoint model qwen2.5:1.5b at http://127.0.0.1:")
-    assert not any(claim in moments for claim in ("seven", "[09:00-09:10]", "blue"))
+    assert not any(claim in moments for claim in ("seven", "[09:00-09:10]", "blue", "apples cost twenty"))
     assert "two dollars per pound" in moments
     assert final["generated_by"]["answerer"] == "extractive"
     assert reason in final["generated_by"]["note"]

@@ -49,7 +49,7 @@ class Question:
     instructions: str | None = None
     #: The caller's JSON Schema for a structured answer (the extractive text is then JSON too).
     schema: JsonObj | None = None
-    max_tokens: int = 320
+    max_tokens: int = 200
 
 
 class Reply:

@@ -26,6 +26,8 @@ from tl_mcp.sandbox.answerers.text import chunk_text, content_terms, count_token
 #: Evidence the model is given, in tokens: measured, longer contexts made small models slow and wrong.
 EVIDENCE_TOKENS = 500
 HISTORY_TURNS = 3
+#: The prompt asks for one to three sentences; a model that keeps going is stopped after them.
+MAX_SENTENCES = 3
 REFUSAL = "NOT IN THE VIDEOS"
 
 _SYSTEM = (
@@ -107,36 +109,57 @@ class Ungrounded(ValueError):
 
 
 class _Checker:
-    def __init__(self, question: Question, cues: list[Cue]) -> None:
+    def __init__(self, cues: list[Cue]) -> None:
         self.by_marker = {c.marker: c for c in cues}
         self.cues = cues
-        self.asked = set(content_terms(question.question))
-        self.support: list[Cue] = cues
+        #: What the sentence before leaned on: an uncited sentence usually goes on about the same moment.
+        self.support: list[Cue] = []
         self.cited: list[str] = []
+        #: Moments that hold an uncited sentence, named at the end when the model cited nothing.
+        self.implied: list[str] = []
 
     def check(self, sentence: str) -> None:
         marks = [_norm_marker(m) for m in _MARK.finditer(sentence)]
         for mark in marks:
             if mark not in self.by_marker:
                 raise Ungrounded(f"it cites {mark}, which is not one of the retrieved moments")
-        if marks:
-            self.support = [self.by_marker[m] for m in dict.fromkeys(marks)]
-            self.cited.extend(m for m in marks if m not in self.cited)
         body = _MARK.sub(" ", sentence)
-        evidence = " ".join(c.text for c in self.support)
-        missing = sorted(_numbers(body) - _numbers(evidence))
-        if missing:
-            raise Ungrounded(f"the number {missing[0]} is not in the moment it cites")
-        said = {_stem(w) for w in content_terms(evidence)}
-        keys = [w for w in content_terms(body) if w not in self.asked and w not in _FRAME and not w.isdigit()]
-        absent = [w for w in keys if _stem(w) not in said]
-        if keys and len(absent) * 2 > len(keys):
-            raise Ungrounded(f"its key words ({', '.join(absent[:3])}) are not in the moment it cites")
+        numbers = _numbers(body)
+        keys = [
+            w for w in content_terms(body) if w not in _FRAME and not w.isdigit() and w not in _NUMBER_WORDS
+        ]
+        if marks:
+            cited = [self.by_marker[m] for m in dict.fromkeys(marks)]
+            problem = _unsupported(numbers, keys, cited)
+            if problem:
+                raise Ungrounded(f"{problem} the moment it cites")
+            self.support = cited
+            self.cited.extend(m for m in marks if m not in self.cited)
+            return
+        # Uncited: one moment (the one the sentence before cited, or any single retrieved one) must hold
+        # it all; facts pieced together from unrelated moments are how small models mislead.
+        candidates = [self.support] if self.support else []
+        candidates += [[c] for c in self.cues]
+        problems = [_unsupported(numbers, keys, support) for support in candidates]
+        for support, problem in zip(candidates, problems, strict=True):
+            if not problem:
+                self.support = support
+                self.implied.extend(c.marker for c in support if c.marker not in self.implied)
+                return
+        raise Ungrounded(f"{min(problems, key=len)} any single retrieved moment (and it cites none)")
 
-    def best_markers(self, text: str, limit: int = 2) -> list[str]:
-        words = {_stem(w) for w in content_terms(text)}
-        scored = sorted(self.cues, key=lambda c: -len(words & {_stem(w) for w in content_terms(c.text)}))
-        return [c.marker for c in scored[:limit]]
+
+def _unsupported(numbers: set[str], keys: list[str], support: list[Cue]) -> str:
+    """Why ``support`` does not hold a sentence with these numbers and key words ("" when it does)."""
+    evidence = " ".join(c.text for c in support)
+    missing = sorted(numbers - _numbers(evidence))
+    if missing:
+        return f"the number {missing[0]} is not in"
+    said = {_stem(w) for w in content_terms(evidence)}
+    absent = [w for w in keys if _stem(w) not in said]
+    if keys and len(absent) * 2 > len(keys):
+        return f"its key words ({', '.join(absent[:3])}) are not in"
+    return ""
 
 
 def _is_refusal(text: str) -> bool:
@@ -187,10 +210,11 @@ class GroundedAnswerer:
 
     def _text(self, question: Question, reply: Reply) -> Iterator[str]:
         cues = evidence_lines(question.cues)
-        checker = _Checker(question, cues)
+        checker = _Checker(cues)
         tokens = self.model.chat(messages(question, cues), None, question.max_tokens)
         held: list[str] = []
         sent = ""
+        released = 0
         try:
             while True:
                 try:
@@ -209,8 +233,9 @@ class GroundedAnswerer:
                 if not ends:
                     continue
                 ready, rest = pending[: ends[-1]], pending[ends[-1] :]
+                sentences = _split(ready)
                 try:
-                    for sentence in _split(ready):
+                    for sentence in sentences:
                         checker.check(sentence)
                 except Ungrounded as exc:
                     yield from self._fallback(question, reply, str(exc), sent)
@@ -219,6 +244,10 @@ class GroundedAnswerer:
                 yield from _pieces(held, len(ready))
                 sent += ready
                 held = [rest] if rest else []
+                released += len(sentences)
+                if released >= MAX_SENTENCES:
+                    held = []
+                    break
             tail = "".join(held)
             if not sent and (not tail.strip() or _is_refusal(tail)):
                 if tail.strip():
@@ -236,8 +265,8 @@ class GroundedAnswerer:
                 yield from _pieces(held, len(tail))
                 sent += tail
             if not checker.cited:
-                # Every sentence passed against the evidence but none said where: name the moments.
-                yield "\n\nFrom " + ", ".join(checker.best_markers(sent)) + "."
+                # Every sentence was held by a retrieved moment but none said which: name them.
+                yield "\n\nFrom " + ", ".join(checker.implied) + "."
         finally:
             tokens.close()  # type: ignore[attr-defined]
 
