@@ -2,8 +2,8 @@
 two generated videos (not the test videos), asked through `/responses` of a standalone sandbox.
 
 Scored per answerer (extractive, and every model it can find: SmolLM2 from `make test-llm`, GGUF files in
-``TL_MCP_BENCH_GGUF`` (os.pathsep-separated), an endpoint in ``TL_MCP_BENCH_LLM_URL`` +
-``TL_MCP_BENCH_LLM_NAME``):
+``BENCH_GGUF`` (os.pathsep-separated), an endpoint in ``BENCH_LLM_URL`` +
+``BENCH_LLM_NAME``):
 
 - correct: the answer holds the known fact (a number or phrase) and cites the moment that says it;
 - refused: a question the videos cannot answer gets no answer (a refusal, or a fallback that says why);
@@ -86,11 +86,11 @@ def answerers() -> list[tuple[str, dict[str, Any]]]:
             models.append(
                 Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
             )
-        models += [Path(p) for p in os.environ.get("TL_MCP_BENCH_GGUF", "").split(os.pathsep) if p]
+        models += [Path(p) for p in os.environ.get("BENCH_GGUF", "").split(os.pathsep) if p]
         found += [(f"local {m.name}", {"answerer": "local", "llm_model": m}) for m in models if m.is_file()]
-    url = os.environ.get("TL_MCP_BENCH_LLM_URL")
+    url = os.environ.get("BENCH_LLM_URL")
     if url:
-        name = os.environ.get("TL_MCP_BENCH_LLM_NAME", "default")
+        name = os.environ.get("BENCH_LLM_NAME", "default")
         found.append((f"endpoint {name}", {"answerer": "endpoint", "llm_url": url, "llm_name": name}))
     return found
 
@@ -140,7 +140,8 @@ def _score(case: Case, got: dict[str, Any], truth: dict[str, list[tuple[float, f
     return {"correct": answered and cites, "answer_found": answered, "citation_ok": cites}
 
 
-def run(*, quick: bool = False) -> dict[str, Any]:
+def run(*, quick: bool = False, models: bool = True) -> dict[str, Any]:
+    """Score every answerer found (only the extractive one with ``models=False``)."""
     root = Path(tempfile.mkdtemp(prefix="bench-answers-"))
     videos = {
         "travel": make_sample_video(root / "travel.mp4", scenes=TRAVEL, speech=False),
@@ -149,7 +150,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     truth = {name: [(s.start, s.end) for s in v.scenes] for name, v in videos.items()}
     cases = CASES[:3] + CASES[-1:] if quick else CASES
     out: dict[str, Any] = {"questions": len(cases), "targets": TARGETS, "answerers": {}}
-    for label, config in answerers():
+    for label, config in answerers() if models else answerers()[:1]:
         sb = EmbeddedSandbox.start_in_thread(root / re.sub(r"\W+", "-", label), analyzers="none", **config)
         try:
             with httpx2.Client(base_url=sb.base_url, headers={"x-api-key": sb.api_key}, timeout=60) as client:
