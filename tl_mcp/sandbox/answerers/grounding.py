@@ -34,8 +34,8 @@ _SYSTEM = (
     "You answer questions about videos using ONLY the evidence lines below. Each line starts with the "
     "time marker of a moment, such as [00:06-00:12], then what was said or shown there. Answer in one to "
     "three short sentences and put the marker of the evidence line you used after each fact. Never add "
-    "anything the evidence does not say. If the evidence does not answer the question, reply exactly: "
-    f"{REFUSAL}"
+    "anything the evidence does not say. Only if no evidence line is about what the question asks, reply "
+    f"exactly: {REFUSAL}"
 )
 _SYSTEM_JSON = (
     "Fill the JSON object from the evidence lines below ONLY (each starts with the time marker of a "
@@ -45,17 +45,15 @@ _MARK = re.compile(r"\[\s*(\d{2}:\d{2})\s*-\s*(\d{2}:\d{2})\s*\]")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 # Released at a sentence end, unless a citation marker follows it (then the marker belongs to it).
 _BOUNDARY = re.compile(r"(?:[.!?]|\])\s+(?=[^\s\[])|\n+(?=[^\s\[])")
-_NUMBER_WORDS_TEXT = """
+_UNITS_TEXT = """
 zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen
-seventeen eighteen nineteen twenty
+seventeen eighteen nineteen
 """
-_NUMBER_WORDS = {w: str(i) for i, w in enumerate(_NUMBER_WORDS_TEXT.split())} | {
-    "thirty": "30",
-    "forty": "40",
-    "fifty": "50",
-    "hundred": "100",
-    "thousand": "1000",
-}
+_UNITS = {w: i for i, w in enumerate(_UNITS_TEXT.split())}
+_TENS_TEXT = "twenty thirty forty fifty sixty seventy eighty ninety"
+_TENS = {w: 10 * (i + 2) for i, w in enumerate(_TENS_TEXT.split())}
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
+_NUMBER_WORDS = frozenset(_UNITS) | frozenset(_TENS) | frozenset(_SCALES)
 #: Words a grounded sentence may use without the evidence saying them.
 _FRAME_TEXT = """
 according evidence moment moments marker screen shows shown says said speaker someone video videos
@@ -69,9 +67,24 @@ def _norm_marker(match: re.Match[str]) -> str:
 
 
 def _numbers(text: str) -> set[str]:
-    words = [_NUMBER_WORDS.get(w, w) for w in re.findall(r"[\w.]+", text.lower())]
-    found = set(_NUMBER.findall(" ".join(words)))
-    return {n.rstrip("0").rstrip(".") if "." in n else n for n in found}
+    """The numbers in ``text``, written in digits or in words ("thirty five", "two hundred twenty")."""
+    found = {n.rstrip("0").rstrip(".") if "." in n else n for n in _NUMBER.findall(text)}
+    total = current = 0
+    spoken = False
+    for word in [*re.findall(r"[a-z]+", text.lower().replace("-", " ")), ""]:
+        if word in _UNITS or word in _TENS:
+            current += _UNITS.get(word, 0) + _TENS.get(word, 0)
+            spoken = True
+        elif word in _SCALES and spoken:
+            scale = _SCALES[word]
+            total, current = (total + current * scale, 0) if scale > 100 else (total, current * scale)
+        elif word == "and" and spoken:
+            continue
+        elif spoken:
+            found.add(str(total + current))
+            total = current = 0
+            spoken = False
+    return found
 
 
 def _stem(word: str) -> str:

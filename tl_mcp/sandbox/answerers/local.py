@@ -55,6 +55,8 @@ class LocalModel:
             # Greedy decoding: the same evidence gives the same answer, which grounding checks rely on.
             params.sampling.temp = 0
             params.sampling.top_k = 1
+            # llama.cpp logs every slot and token batch at its default level; only errors belong in ours.
+            params.verbosity = 0
             try:
                 server = xlc.Server(params)
             except Exception as exc:
