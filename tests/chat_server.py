@@ -28,9 +28,8 @@ class ChatServer:
 
     @staticmethod
     def evidence(body: dict[str, Any]) -> list[tuple[str, str, str]]:
-        """(marker, source, text) of each evidence line in the system prompt the sandbox sent."""
-        system = next(m["content"] for m in body["messages"] if m["role"] == "system")
-        return EVIDENCE_LINE.findall(system)
+        """(marker, source, text) of each evidence line the sandbox sent with the question."""
+        return EVIDENCE_LINE.findall(body["messages"][-1]["content"])
 
 
 def tokens(text: str) -> list[str]:

@@ -31,11 +31,19 @@ MAX_SENTENCES = 3
 REFUSAL = "NOT IN THE VIDEOS"
 
 _SYSTEM = (
-    "You answer questions about videos using ONLY the evidence lines below. Each line starts with the "
-    "time marker of a moment, such as [00:06-00:12], then what was said or shown there. Answer in one to "
-    "three short sentences and put the marker of the evidence line you used after each fact. Never add "
-    "anything the evidence does not say. Only if no evidence line is about what the question asks, reply "
-    f"exactly: {REFUSAL}"
+    "You answer questions about videos from evidence lines. Each line starts with the time marker of a "
+    "moment, such as [00:06-00:12], then what was said or shown there. Answer in one or two short "
+    "sentences, using only what the evidence says, and put the marker of the line you used after the fact."
+)
+# Told to reply with a fixed phrase when the evidence does not answer, small models say it for every
+# question (measured: Qwen2.5-1.5B refused 4/4 answerable ones); left alone they say "not mentioned",
+# which is recognised here, and what they invent instead the checks catch.
+_REFUSING = re.compile(
+    r"\bnot (?:mentioned|stated|specified|provided|given|said|shown|included|found"
+    r"|in the (?:evidence|videos?))|\bno (?:information|mention|evidence)\b"
+    r"|\b(?:does not|doesn't|do not|don't) (?:say|mention|specify|state)"
+    r"|\bcannot be (?:determined|answered)\b|" + REFUSAL,
+    re.IGNORECASE,
 )
 _SYSTEM_JSON = (
     "Fill the JSON object from the evidence lines below ONLY (each starts with the time marker of a "
@@ -108,12 +116,14 @@ def messages(question: Question, cues: list[Cue]) -> list[dict[str, str]]:
     system = _SYSTEM_JSON if question.schema is not None else _SYSTEM
     if question.instructions:
         system += f"\n\nThe caller's instructions: {question.instructions}"
-    system += "\n\nEvidence:\n" + "\n".join(f"{c.marker} ({c.source}) {c.text}" for c in cues)
     out = [{"role": "system", "content": system}]
     for asked, answered in question.history[-HISTORY_TURNS:]:
         out.append({"role": "user", "content": asked})
         out.append({"role": "assistant", "content": answered[:600]})
-    out.append({"role": "user", "content": question.question})
+    # The evidence sits next to the question it is for: small models follow that better than a system
+    # prompt several turns up.
+    evidence = "\n".join(f"{c.marker} ({c.source}) {c.text}" for c in cues)
+    out.append({"role": "user", "content": f"Evidence:\n{evidence}\n\nQuestion: {question.question}"})
     return out
 
 
@@ -176,8 +186,7 @@ def _unsupported(numbers: set[str], keys: list[str], support: list[Cue]) -> str:
 
 
 def _is_refusal(text: str) -> bool:
-    flat = " ".join(text.upper().split())
-    return REFUSAL in flat.replace(".", "")
+    return _REFUSING.search(" ".join(text.split())) is not None
 
 
 class GroundedAnswerer:
@@ -239,14 +248,14 @@ class GroundedAnswerer:
                     return
                 held.append(token)
                 pending = "".join(held)
-                if not sent and _is_refusal(pending):
-                    yield from self._refusal(question, reply)
-                    return
                 ends = [m.end() for m in _BOUNDARY.finditer(pending)]
                 if not ends:
                     continue
                 ready, rest = pending[: ends[-1]], pending[ends[-1] :]
                 sentences = _split(ready)
+                if not sent and _is_refusal(sentences[0]):
+                    yield from self._refusal(question, reply)
+                    return
                 try:
                     for sentence in sentences:
                         checker.check(sentence)
