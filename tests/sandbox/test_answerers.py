@@ -42,6 +42,11 @@ class Scripted:
         if self.mode == "pieced together":
             # Each fact is in some retrieved moment, but not together: the price is the sales report's.
             return tokens("Fresh apples cost twenty percent.")
+        if self.mode == "only a marker":
+            return tokens(apples[0])
+        if self.mode == "embellished":
+            # The price is right, but half the sentence is the model's own story.
+            return tokens(f"Fresh apples cost two dollars because farmers harvest them early {apples[0]}.")
         if self.mode == "refuse":
             return tokens("The picking date is not mentioned in the evidence. [00:06-00:12]")
         if self.mode == "echo history":
@@ -154,6 +159,8 @@ def test_a_grounded_model_answer_streams_token_by_token_and_says_which_model(wor
         ("invented number", "the number 7 is not in the moment it cites", APPLES),
         ("unknown marker", "it cites [09:00-09:10], which is not one of the retrieved moments", APPLES),
         ("invented words", "its key words (presenter, wears, blue) are not in the moment it cites", APPLES),
+        ("only a marker", "it gave a citation but no answer", APPLES),
+        ("embellished", "its key words (because, farmers, harvest) are not in the moment it cites", APPLES),
         (
             "pieced together",
             "the number 20 is not in any single retrieved moment (and it cites none)",

@@ -2,8 +2,8 @@
 and its text reaches the caller only sentence by sentence after checks.
 
 - A sentence may cite only markers of retrieved moments.
-- The numbers and most key words of a sentence must be in the moments it cites (or, uncited, in the
-  moments the sentence before cited; the first uncited sentence is checked against all the evidence).
+- The numbers and two thirds of the key words of a sentence must be in the moments it cites (uncited:
+  in the moment the sentence before cited, or in one single retrieved moment).
 - "NOT IN THE VIDEOS" (the model's way to say the evidence does not answer) becomes a plain refusal.
 - A structured answer is decoded under the caller's schema, validated, and its numbers must be in the
   evidence.
@@ -151,6 +151,8 @@ class _Checker:
         keys = [
             w for w in content_terms(body) if w not in _FRAME and not w.isdigit() and w not in _NUMBER_WORDS
         ]
+        if not keys and not numbers and not (self.cited or self.implied):
+            raise Ungrounded("it gave a citation but no answer")
         if marks:
             cited = [self.by_marker[m] for m in dict.fromkeys(marks)]
             problem = _unsupported(numbers, keys, cited)
@@ -180,7 +182,8 @@ def _unsupported(numbers: set[str], keys: list[str], support: list[Cue]) -> str:
         return f"the number {missing[0]} is not in"
     said = {_stem(w) for w in content_terms(evidence)}
     absent = [w for w in keys if _stem(w) not in said]
-    if keys and len(absent) * 2 > len(keys):
+    # Two thirds of the key words must be the evidence's own: a model may rephrase, not add.
+    if keys and len(absent) * 3 > len(keys):
         return f"its key words ({', '.join(absent[:3])}) are not in"
     return ""
 
