@@ -45,8 +45,9 @@ class Scripted:
         if self.mode == "only a marker":
             return tokens(apples[0])
         if self.mode == "embellished":
-            # The price is right, but half the sentence is the model's own story.
-            return tokens(f"Fresh apples cost two dollars because farmers harvest them early {apples[0]}.")
+            # The price is right, but a third of the sentence is the model's own story.
+            said = "Fresh apples from the orchard cost two dollars per pound"
+            return tokens(f"{said} because farmers pick them {apples[0]}.")
         if self.mode == "refuse":
             return tokens("The picking date is not mentioned in the evidence. [00:06-00:12]")
         if self.mode == "echo history":
@@ -160,7 +161,7 @@ def test_a_grounded_model_answer_streams_token_by_token_and_says_which_model(wor
         ("unknown marker", "it cites [09:00-09:10], which is not one of the retrieved moments", APPLES),
         ("invented words", "its key words (presenter, wears, blue) are not in the moment it cites", APPLES),
         ("only a marker", "it gave a citation but no answer", APPLES),
-        ("embellished", "its key words (because, farmers, harvest) are not in the moment it cites", APPLES),
+        ("embellished", "its key words (because, farmers, pick) are not in the moment it cites", APPLES),
         (
             "pieced together",
             "the number 20 is not in any single retrieved moment (and it cites none)",
@@ -178,7 +179,9 @@ def test_an_ungrounded_model_answer_falls_back_to_extractive_and_says_why(
     # None of the model's claim reaches the caller except as the quoted reason for setting it aside.
     lead, moments = text.split("The retrieved moments themselves:")
     assert lead.startswith("The endpoint model qwen2.5:1.5b at http://127.0.0.1:")
-    assert not any(claim in moments for claim in ("seven", "[09:00-09:10]", "blue", "apples cost twenty"))
+    assert not any(
+        claim in moments for claim in ("seven", "[09:00-09:10]", "blue", "apples cost twenty", "farmers")
+    )
     assert "two dollars per pound" in moments
     assert final["generated_by"]["answerer"] == "extractive"
     assert reason in final["generated_by"]["note"]
