@@ -31,6 +31,8 @@ class Scripted:
     def __call__(self, body: dict[str, Any]) -> list[str]:
         evidence = ChatServer.evidence(body)
         apples = next((e for e in evidence if "apples" in e[2].lower()), evidence[0])
+        if self.mode == "marker first":
+            return tokens(f"{apples[0]} Fresh apples cost two dollars per pound.")
         if self.mode == "grounded":
             return tokens(f"Fresh apples cost two dollars per pound {apples[0]}. That is the orchard price.")
         if self.mode == "invented number":
@@ -188,6 +190,13 @@ def test_an_ungrounded_model_answer_falls_back_to_extractive_and_says_why(
     assert "".join(d["delta"] for d in deltas) == text
     # The extractive tail keeps its exact citations.
     assert all(text[a["start_index"] : a["end_index"] + 1].startswith("[") for a in annotations_of(final))
+
+
+def test_a_citation_before_the_fact_is_the_models_answer_too(world: World) -> None:
+    final, _ = ask(world, APPLES, "marker first")
+    assert final["generated_by"]["answerer"] == "endpoint" and final["generated_by"]["note"] is None
+    assert text_of(final).endswith("] Fresh apples cost two dollars per pound.")
+    assert annotations_of(final)[0]["start_index"] == 0
 
 
 def test_an_unanswerable_question_is_refused_not_guessed(world: World) -> None:

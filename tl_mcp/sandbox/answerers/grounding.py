@@ -51,8 +51,9 @@ _SYSTEM_JSON = (
 )
 _MARK = re.compile(r"\[\s*(\d{2}:\d{2})\s*-\s*(\d{2}:\d{2})\s*\]")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
-# Released at a sentence end, unless a citation marker follows it (then the marker belongs to it).
-_BOUNDARY = re.compile(r"(?:[.!?]|\])\s+(?=[^\s\[])|\n+(?=[^\s\[])")
+# Released at a sentence end, unless a citation marker follows it (then the marker belongs to it). A
+# marker alone never ends a sentence: models put it before the fact as often as after.
+_BOUNDARY = re.compile(r"[.!?]\s+(?=[^\s\[])|\n+(?=[^\s\[])")
 _UNITS_TEXT = """
 zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen
 seventeen eighteen nineteen
