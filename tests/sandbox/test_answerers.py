@@ -166,7 +166,7 @@ def test_a_grounded_model_answer_streams_token_by_token_and_says_which_model(wor
         ("embellished", "its key words (because, farmers, pick) are not in the moment it cites", APPLES),
         (
             "pieced together",
-            "the number 20 is not in any single retrieved moment (and it cites none)",
+            "its key words (fresh, apples) are not in any single retrieved moment (and it cites none)",
             # Both moments are retrieved: the price "twenty" is in one, the apples in the other.
             "Tell me about the fresh apples and the quarterly sales",
         ),

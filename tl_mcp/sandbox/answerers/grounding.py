@@ -172,7 +172,9 @@ class _Checker:
                 self.support = support
                 self.implied.extend(c.marker for c in support if c.marker not in self.implied)
                 return
-        raise Ungrounded(f"{min(problems, key=len)} any single retrieved moment (and it cites none)")
+        # The most telling reason comes from a moment that holds the numbers (it is about the same thing).
+        reason = min(problems, key=lambda p: (p.startswith("the number"), len(p)))
+        raise Ungrounded(f"{reason} any single retrieved moment (and it cites none)")
 
 
 def _unsupported(numbers: set[str], keys: list[str], support: list[Cue]) -> str:
