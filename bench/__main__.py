@@ -219,6 +219,38 @@ def _mcp_rows(results: dict[str, Any]) -> list[str]:
                     f"joined==final {_ok(s['joined_equals_final'])}",
                 )
             )
+    lines.extend(_answer_rows(results))
+    return lines
+
+
+def _answer_rows(results: dict[str, Any]) -> list[str]:
+    """Rows for the answer-quality bench: one block per answerer."""
+    ans = results.get("answers")
+    if not ans:
+        return []
+    t = ans["targets"]
+    lines: list[str] = []
+    for label, a in ans["answerers"].items():
+        refused = "n/a" if a["refused"] is None else f"{a['refused']:.0%}"
+        lines.append(
+            _row(
+                f"answers {label[:24]}: correct",
+                f"{a['correct']:.0%}",
+                f"citations {a['citation_ok']:.0%}",
+                f"refused {refused}",
+                f">= {t['correct']:.0%} ({_ok(a['correct'] >= t['correct'])})",
+            )
+        )
+        lines.append(
+            _row(
+                f"answers {label[:24]}: p50 / first",
+                f"{a['p50_s']:.2f} / {a['first_token_p50_s']:.2f} s",
+                f"JSON {'valid' if a['valid_json'] else 'INVALID'}",
+                f"{a['fallbacks']} fallbacks",
+                f"<= {t['p50_s']:.0f} / {t['first_token_p50_s']} s "
+                f"({_ok(a['p50_s'] <= t['p50_s'] and a['first_token_p50_s'] <= t['first_token_p50_s'])})",
+            )
+        )
     return lines
 
 
@@ -232,7 +264,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads per analyzer (default 2)")
     parser.add_argument(
         "--only",
-        choices=("indexing", "search", "mcp-overhead", "upload-memory", "jockey-stream", "tools-list"),
+        choices=(
+            "indexing",
+            "search",
+            "mcp-overhead",
+            "upload-memory",
+            "jockey-stream",
+            "tools-list",
+            "answers",
+        ),
         default=None,
     )
     parser.add_argument(
@@ -282,6 +322,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import tools_list
 
         results["tools_list"] = tools_list.run()
+    if args.only in (None, "answers"):
+        from bench import answers
+
+        results["answers"] = answers.run(quick=args.quick)
     results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     out = args.out or RESULTS / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

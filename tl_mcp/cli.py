@@ -65,6 +65,22 @@ def _serve_flags(p: argparse.ArgumentParser) -> None:
         "--sandbox-analyzers", help="embedded sandbox: auto (all installed), none, or a list like speech,ocr"
     )
     p.add_argument(
+        "--sandbox-answerer",
+        choices=["auto", "extractive", "local", "endpoint"],
+        help="who writes the embedded sandbox's answers (auto: a configured model, else extractive)",
+    )
+    p.add_argument("--sandbox-llm-model", help="GGUF chat model file for the local answerer (llm extra)")
+    p.add_argument(
+        "--sandbox-llm-url", help="OpenAI-compatible chat API for answers, e.g. http://127.0.0.1:11434/v1"
+    )
+    p.add_argument("--sandbox-llm-name", help="the model name sent to --sandbox-llm-url")
+    p.add_argument(
+        "--sandbox-llm-timeout", type=float, help="seconds a model may take per answer (default 30)"
+    )
+    p.add_argument(
+        "--sandbox-stream-delay", type=float, help="seconds between an extractive answer's streamed deltas"
+    )
+    p.add_argument(
         "--auth-token", action="append", dest="auth_tokens", help="accepted bearer token (repeatable)"
     )
     p.add_argument(
@@ -144,6 +160,12 @@ def _settings(args: argparse.Namespace) -> Settings:
         backend=args.backend,
         sandbox_dir=args.sandbox_dir,
         sandbox_analyzers=args.sandbox_analyzers,
+        sandbox_answerer=args.sandbox_answerer,
+        sandbox_llm_model=args.sandbox_llm_model,
+        sandbox_llm_url=args.sandbox_llm_url,
+        sandbox_llm_name=args.sandbox_llm_name,
+        sandbox_llm_timeout_s=args.sandbox_llm_timeout,
+        sandbox_stream_delay_s=args.sandbox_stream_delay,
         transport=args.transport,
         host=args.host,
         port=args.port,

@@ -62,6 +62,19 @@ class Settings(BaseModel):
     #: What the embedded sandbox understands: "auto" (every analyzer installed), "none", or a comma list
     #: such as "speech,ocr"; the sandbox checks the names when it starts.
     sandbox_analyzers: str = "auto"
+    #: Who writes the embedded sandbox's answers: "auto" (an endpoint when a URL is set, else a local model
+    #: when one is set and xllamacpp is installed, else extractive), "extractive", "local" or "endpoint".
+    sandbox_answerer: Literal["auto", "extractive", "local", "endpoint"] = "auto"
+    #: A GGUF chat model file for the local answerer (the `llm` extra); never downloaded.
+    sandbox_llm_model: Path | None = None
+    #: An OpenAI-compatible chat API (`…/v1`: Ollama, llama.cpp's server, LM Studio, vLLM).
+    sandbox_llm_url: str | None = None
+    #: The model name sent to that endpoint.
+    sandbox_llm_name: str = "default"
+    #: Longest a model may take for one answer before the extractive one is given instead.
+    sandbox_llm_timeout_s: float = Field(default=30.0, gt=0)
+    #: Pause between streamed deltas of an extractive answer (0: as fast as they go).
+    sandbox_stream_delay_s: float = Field(default=0.0, ge=0, le=2)
     transport: Transport = "stdio"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -136,6 +149,13 @@ class Settings(BaseModel):
                 'with python -c "import secrets; print(secrets.token_hex(32))" and use the same list '
                 "on every replica"
             )
+        return value
+
+    @field_validator("sandbox_llm_url")
+    @classmethod
+    def _llm_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s) URL such as http://127.0.0.1:11434/v1, got {value[:60]!r}")
         return value
 
     @field_validator("auth_tokens")
@@ -218,6 +238,12 @@ class Settings(BaseModel):
         backend: str | None = None,
         sandbox_dir: str | Path | None = None,
         sandbox_analyzers: str | None = None,
+        sandbox_answerer: str | None = None,
+        sandbox_llm_model: str | Path | None = None,
+        sandbox_llm_url: str | None = None,
+        sandbox_llm_name: str | None = None,
+        sandbox_llm_timeout_s: float | None = None,
+        sandbox_stream_delay_s: float | None = None,
         transport: str | None = None,
         host: str | None = None,
         port: int | None = None,
@@ -292,6 +318,9 @@ class Settings(BaseModel):
             "base_url": pick(base_url, "TWELVELABS_BASE_URL") or DEFAULT_BASE_URL,
             "backend": pick(backend, "TL_MCP_BACKEND") or "auto",
             "sandbox_analyzers": pick(sandbox_analyzers, "TL_MCP_SANDBOX_ANALYZERS") or "auto",
+            "sandbox_answerer": pick(sandbox_answerer, "TL_MCP_SANDBOX_ANSWERER") or "auto",
+            "sandbox_llm_url": pick(sandbox_llm_url, "TL_MCP_SANDBOX_LLM_URL") or None,
+            "sandbox_llm_name": pick(sandbox_llm_name, "TL_MCP_SANDBOX_LLM_NAME") or "default",
             "transport": pick(transport, "TL_MCP_TRANSPORT") or "stdio",
             "host": pick(host, "TL_MCP_HOST") or "127.0.0.1",
             "port": pick(port, "TL_MCP_PORT") or 8000,
@@ -311,6 +340,8 @@ class Settings(BaseModel):
             "oauth_jwks": pick(oauth_jwks, "TL_MCP_OAUTH_JWKS"),
         }
         for name, flag, variable in (
+            ("sandbox_llm_timeout_s", sandbox_llm_timeout_s, "TL_MCP_SANDBOX_LLM_TIMEOUT_S"),
+            ("sandbox_stream_delay_s", sandbox_stream_delay_s, "TL_MCP_SANDBOX_STREAM_DELAY_S"),
             ("max_jobs", max_jobs, "TL_MCP_MAX_JOBS"),
             ("max_jobs_per_client", max_jobs_per_client, "TL_MCP_MAX_JOBS_PER_CLIENT"),
             ("job_lifetime_s", job_lifetime_s, "TL_MCP_JOB_LIFETIME_S"),
@@ -331,6 +362,9 @@ class Settings(BaseModel):
         if isinstance(raw_scopes, str):
             raw_scopes = _split_list(raw_scopes.replace(" ", ","))
         values["oauth_scopes"] = tuple(raw_scopes or ())
+        model = pick(sandbox_llm_model, "TL_MCP_SANDBOX_LLM_MODEL")
+        if model:
+            values["sandbox_llm_model"] = Path(str(model)).expanduser()
         sdir = pick(sandbox_dir, "TL_MCP_SANDBOX_DIR")
         if sdir:
             values["sandbox_dir"] = Path(str(sdir)).expanduser()
@@ -350,6 +384,10 @@ _FIELD_SOURCES = {
     "base_url": "TWELVELABS_BASE_URL / --base-url",
     "backend": "TL_MCP_BACKEND / --backend (auto, cloud or sandbox)",
     "sandbox_analyzers": "TL_MCP_SANDBOX_ANALYZERS / --sandbox-analyzers",
+    "sandbox_answerer": "TL_MCP_SANDBOX_ANSWERER / --sandbox-answerer (auto, extractive, local or endpoint)",
+    "sandbox_llm_url": "TL_MCP_SANDBOX_LLM_URL / --sandbox-llm-url",
+    "sandbox_llm_timeout_s": "TL_MCP_SANDBOX_LLM_TIMEOUT_S / --sandbox-llm-timeout (seconds, more than 0)",
+    "sandbox_stream_delay_s": "TL_MCP_SANDBOX_STREAM_DELAY_S / --sandbox-stream-delay (seconds, 0 to 2)",
     "transport": "TL_MCP_TRANSPORT / --transport (stdio or http)",
     "port": "TL_MCP_PORT / --port (0-65535)",
     "max_connections": "TL_MCP_MAX_CONNECTIONS / --max-connections (1 or more)",

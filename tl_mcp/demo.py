@@ -78,6 +78,9 @@ def server_command(media_dir: Path, sandbox_dir: Path) -> list[str]:
         str(media_dir),
         "--sandbox-dir",
         str(sandbox_dir),
+        # Paced like a model's tokens, so the demo's "streams live" is what the viewer sees.
+        "--sandbox-stream-delay",
+        "0.04",
     ]
 
 

@@ -20,7 +20,7 @@ from tl_mcp.sandbox.jockey.compose import (
     is_followup,
     retrieval_query,
 )
-from tl_mcp.sandbox.jockey.routes import parse_request
+from tl_mcp.sandbox.jockey.request import parse_request
 from tl_mcp.sandbox.jockey.sse import DONE_FRAME, frame, sequence
 from tl_mcp.sandbox.jockey.structured import fill
 from tl_mcp.sandbox.knowledge.models import Evidence

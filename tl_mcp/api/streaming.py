@@ -20,6 +20,7 @@ import anyio
 from pydantic import ValidationError
 
 from .errors import APITimeoutError, StreamError, TwelveLabsError
+from .models._base import GeneratedBy
 from .models.analyze import AnalyzeEnd, AnalyzeEvent, AnalyzeStart, AnalyzeText, AnalyzeUsage
 from .models.responses import (
     Keepalive,
@@ -213,6 +214,7 @@ class AnalyzeAssembler:
                     finish_reason=obj.get("finish_reason"),
                     usage=AnalyzeUsage.model_validate(usage) if isinstance(usage, dict) else None,
                     warning=warning,
+                    generated_by=_generated_by(metadata.get("generated_by")),
                 )
             ]
         if kind is None and isinstance(obj.get("data"), str):
@@ -231,6 +233,7 @@ class AnalyzeAssembler:
                     finish_reason=obj.get("finish_reason"),
                     usage=AnalyzeUsage.model_validate(usage) if isinstance(usage, dict) else None,
                     warning=error.get("message") if isinstance(error, dict) else None,
+                    generated_by=_generated_by(obj.get("generated_by")),
                 )
             )
             return events
@@ -521,3 +524,13 @@ __all__ = [
     "TwelveLabsError",
     "iter_with_idle_timeout",
 ]
+
+
+def _generated_by(value: object) -> GeneratedBy | None:
+    # Sandbox only; anything else in that place is ignored rather than failing the whole answer.
+    if not isinstance(value, dict):
+        return None
+    try:
+        return GeneratedBy.model_validate(value)
+    except ValidationError:
+        return None

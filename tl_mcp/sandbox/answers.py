@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tl_mcp.sandbox.answerers.base import Cue
+from tl_mcp.sandbox.answerers.text import marker
 from tl_mcp.sandbox.engine import AssetIndex, Engine
 from tl_mcp.sandbox.fitting import (
     UNFILLED,
@@ -192,6 +194,20 @@ def evidence(
         if len(picked) == limit:
             break
     return picked
+
+
+def cues(engine: Engine, index: AssetIndex, prompt: str, duration: float | None, window: Window) -> list[Cue]:
+    """What a model answerer may answer ``prompt`` from: one cue per scene for an overview (a summary
+    must cover the whole video or window), else the best matching texts."""
+    if is_overview(prompt):
+        return [
+            Cue(marker(p.start, p.end), "scene", f"{p.title}: {p.summary}")
+            for p in parts(index, window, duration)
+            if p.texts
+        ]
+    return [
+        Cue(marker(t.start, t.end), LABEL[t.source], t.text) for t in evidence(engine, index, prompt, window)
+    ]
 
 
 def is_overview(prompt: str) -> bool:

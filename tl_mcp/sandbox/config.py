@@ -16,6 +16,12 @@ MAX_DURATION_ENV = "TL_MCP_SANDBOX_MAX_DURATION_S"
 MAX_PIXELS_ENV = "TL_MCP_SANDBOX_MAX_PIXELS"
 MAX_FRAMES_ENV = "TL_MCP_SANDBOX_MAX_FRAMES"
 MAX_DECODE_MEMORY_ENV = "TL_MCP_SANDBOX_MAX_DECODE_MEMORY_BYTES"
+ANSWERER_ENV = "TL_MCP_SANDBOX_ANSWERER"
+LLM_MODEL_ENV = "TL_MCP_SANDBOX_LLM_MODEL"
+LLM_URL_ENV = "TL_MCP_SANDBOX_LLM_URL"
+LLM_NAME_ENV = "TL_MCP_SANDBOX_LLM_NAME"
+LLM_TIMEOUT_ENV = "TL_MCP_SANDBOX_LLM_TIMEOUT_S"
+STREAM_DELAY_ENV = "TL_MCP_SANDBOX_STREAM_DELAY_S"
 
 #: ``(host, port) -> addresses`` for outbound URL fetches; raises ``OSError`` when the host does not resolve.
 Resolver = Callable[[str, int], Sequence[str]]
@@ -142,6 +148,41 @@ class SandboxConfig(BaseModel):
         validate_default=True,
     )
 
+    # Who writes answers (see ``sandbox.answerers``). Unset, the environment decides, so the embedded
+    # sandbox honours these too.
+    #: "auto" (an endpoint when a URL is set, else a local model when one is set and xllamacpp is
+    #: installed, else extractive), "extractive", "local" or "endpoint".
+    answerer: Literal["auto", "extractive", "local", "endpoint"] = Field(
+        default_factory=lambda: os.environ.get(ANSWERER_ENV, "").strip() or "auto", validate_default=True
+    )
+    #: A GGUF chat model file for the local answerer; never downloaded.
+    llm_model: Path | None = Field(
+        default_factory=lambda: (
+            Path(v).expanduser() if (v := os.environ.get(LLM_MODEL_ENV, "").strip()) else None
+        )
+    )
+    #: Base URL of an OpenAI-compatible API (``…/v1``: Ollama, llama.cpp's server, LM Studio, vLLM).
+    llm_url: str | None = Field(default_factory=lambda: os.environ.get(LLM_URL_ENV, "").strip() or None)
+    #: The model name sent to that endpoint.
+    llm_name: str = Field(default_factory=lambda: os.environ.get(LLM_NAME_ENV, "").strip() or "default")
+    #: Longest a model may take for one answer before the extractive answer is given instead.
+    llm_timeout_s: float = Field(
+        default_factory=lambda: _env_number(LLM_TIMEOUT_ENV, 30.0), gt=0, validate_default=True
+    )
+    #: Pause between streamed deltas of an extractive answer, so it arrives as a model's would.
+    stream_delay_s: float = Field(
+        default_factory=lambda: _env_number(STREAM_DELAY_ENV, 0.0), ge=0, le=2, validate_default=True
+    )
+
+    @field_validator("llm_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"https?://[^/\s]+", value):
+            raise ValueError(
+                f"{LLM_URL_ENV} must be an http(s) URL such as http://127.0.0.1:11434/v1 (got {value[:60]!r})"
+            )
+        return value
+
     @classmethod
     def from_env(cls, data_dir: Path | None = None, **overrides: object) -> SandboxConfig:
         env = os.environ
@@ -190,6 +231,11 @@ def _env_number(name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ValueError(f"{name} must be a number (got {raw[:40]!r}); unset it for the default") from None
+
+
+def _env_path(name: str) -> Path | None:
+    raw = os.environ.get(name, "").strip()
+    return Path(raw).expanduser() if raw else None
 
 
 def _const_eq(a: str, b: str) -> bool:

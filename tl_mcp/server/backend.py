@@ -94,7 +94,16 @@ async def open_backend(
     # The embedded sandbox listens on a new port each start: its data dir is what stays the same.
     data_dir = settings.sandbox_dir.resolve()
     async with (
-        start_embedded(settings.sandbox_dir, analyzers=settings.sandbox_analyzers) as sandbox,
+        start_embedded(
+            settings.sandbox_dir,
+            analyzers=settings.sandbox_analyzers,
+            answerer=settings.sandbox_answerer,
+            llm_model=settings.sandbox_llm_model,
+            llm_url=settings.sandbox_llm_url,
+            llm_name=settings.sandbox_llm_name,
+            llm_timeout_s=settings.sandbox_llm_timeout_s,
+            stream_delay_s=settings.sandbox_stream_delay_s,
+        ) as sandbox,
         _user_client(sandbox.api_key, sandbox.base_url, transport, settings) as c,
     ):
         log.info("backend: embedded sandbox at %s (data in %s)", sandbox.base_url, settings.sandbox_dir)

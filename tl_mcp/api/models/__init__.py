@@ -1,6 +1,6 @@
 """Typed wire models of the TwelveLabs v1.3 API."""
 
-from ._base import MetadataValue, Page, PageInfo, RequestModel, WireModel
+from ._base import GeneratedBy, MetadataValue, Page, PageInfo, RequestModel, WireModel
 from .analyze import (
     AnalyzeEnd,
     AnalyzeEvent,
@@ -121,6 +121,7 @@ __all__ = [
     "Entity",
     "EntityCollection",
     "EntityMetadataValue",
+    "GeneratedBy",
     "Index",
     "IndexModel",
     "IndexedAsset",

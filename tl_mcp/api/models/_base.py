@@ -57,3 +57,22 @@ class Page(WireModel, Generic[T]):
         if info.page is not None and info.total_page is not None:
             return info.page < info.total_page
         return True
+
+
+class GeneratedBy(WireModel):
+    """Sandbox only: how an answer, analysis, summary or structured output was made (which answerer and
+    model, and why if it fell back). The cloud does not send it."""
+
+    answerer: str
+    model: str | None = None
+    note: str | None = None
+
+    def line(self) -> str:
+        """One short line that tells an agent what the text is worth."""
+        if self.answerer == "extractive":
+            made = "the sandbox extractively: quotes of what the video says or shows, no language model"
+        elif self.answerer == "local":
+            made = f"the sandbox's local model {self.model}, checked against the retrieved moments"
+        else:
+            made = f"{self.model} through the sandbox's model endpoint, checked against the retrieved moments"
+        return f"Made by {made}" + (f" ({self.note})." if self.note else ".")

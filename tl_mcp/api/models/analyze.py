@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import field_validator, model_validator
 
-from ._base import RequestModel, WireModel
+from ._base import GeneratedBy, RequestModel, WireModel
 
 
 class VideoSource(RequestModel):
@@ -84,6 +84,7 @@ class AnalyzeResult(WireModel):
     finish_reason: str | None = None
     usage: AnalyzeUsage | None = None
     error: AnalyzeWarning | None = None
+    generated_by: GeneratedBy | None = None
 
 
 class AnalyzeStart(WireModel):
@@ -109,6 +110,7 @@ class AnalyzeEnd(WireModel):
     finish_reason: str | None = None
     usage: AnalyzeUsage | None = None
     warning: str | None = None
+    generated_by: GeneratedBy | None = None
 
 
 AnalyzeEvent = AnalyzeStart | AnalyzeText | AnalyzeEnd
@@ -124,6 +126,7 @@ class AnalyzeTaskResult(WireModel):
     data: Any = None
     finish_reason: str | None = None
     usage: AnalyzeUsage | None = None
+    generated_by: GeneratedBy | None = None
 
 
 class AnalyzeTaskError(WireModel):

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ._base import RequestModel, WireModel
+from ._base import GeneratedBy, RequestModel, WireModel
 
 logger = logging.getLogger("tl_mcp.api")
 
@@ -281,6 +281,7 @@ class ResponseObject(WireModel):
     usage: ResponseUsage | None = None
     created_at: str | int | None = None
     incomplete_details: IncompleteDetails | None = None
+    generated_by: GeneratedBy | None = None
 
     @property
     def answer_items(self) -> list[OutputItem]:

@@ -49,10 +49,10 @@ async def analyze(request: Request) -> Response:
     result = await anyio.to_thread.run_sync(lambda: run_analysis(engine, params, nested=False, wait=WAIT_S))
     if not stream:
         return ok(result)
-    return StreamingResponse(_ndjson(result), media_type="application/x-ndjson")
+    return StreamingResponse(_ndjson(result, engine.config.stream_delay_s), media_type="application/x-ndjson")
 
 
-async def _ndjson(result: dict[str, Any]) -> AsyncIterator[bytes]:
+async def _ndjson(result: dict[str, Any], delay_s: float) -> AsyncIterator[bytes]:
     def line(obj: dict[str, Any]) -> bytes:
         return (json.dumps(obj) + "\n").encode()
 
@@ -63,11 +63,16 @@ async def _ndjson(result: dict[str, Any]) -> AsyncIterator[bytes]:
     for i in range(0, len(pieces), 4):
         chunk = " ".join(pieces[i : i + 4]) + (" " if i + 4 < len(pieces) else "")
         yield line({"event_type": "text_generation", "text": chunk})
-        await anyio.lowlevel.checkpoint()
+        # Paced like a model would produce it (TL_MCP_SANDBOX_STREAM_DELAY_S), so progress arrives live.
+        await (anyio.sleep(delay_s) if delay_s else anyio.lowlevel.checkpoint())
     end: dict[str, Any] = {
         "event_type": "stream_end",
         "finish_reason": result["finish_reason"],
-        "metadata": {"generation_id": result["id"], "usage": result["usage"]},
+        "metadata": {
+            "generation_id": result["id"],
+            "usage": result["usage"],
+            "generated_by": result["generated_by"],
+        },
     }
     if "error" in result:
         end["error"] = result["error"]
@@ -105,6 +110,8 @@ def _task_json(row: sqlite3.Row) -> dict[str, Any]:
         }
         if "unfilled" in r:  # sandbox-only: the schema fields no evidence fitted
             body["result"]["unfilled"] = r["unfilled"]
+        if "generated_by" in r:  # results stored before answerers existed have none
+            body["result"]["generated_by"] = r["generated_by"]
     if row["error"]:
         body["error"] = loads(row["error"])
     return body

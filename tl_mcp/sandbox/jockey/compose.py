@@ -12,23 +12,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tl_mcp.sandbox.answerers.text import WORD as _WORD
+from tl_mcp.sandbox.answerers.text import chunk_text, content_terms, count_tokens, marker, timestamp
 from tl_mcp.sandbox.knowledge.models import Evidence
+
+# Re-exported: the Jockey's callers and tests take every answer-text helper from here.
+__all__ = ["chunk_text", "content_terms", "count_tokens", "marker", "timestamp"]
 
 #: The sandbox's only model name; echoed on every response (request shape A sends it).
 MODEL_NAME = "jockey1.0"
 
-_WORD = re.compile(r"[\w']+", re.UNICODE)
-_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 _SELECTION_TOKEN = re.compile(r"\{\{\s*sel\s*:\s*(\d+)\s*\}\}")
-
-_STOPWORDS_TEXT = """
-a an and are as at be been but by can could did do does for from had has have how i in into is it
-its me my of on or our please show so than that the their them then there these they this those to
-tell us was we were what when where which who whom why will with would you your about any all also
-video videos clip clips moment moments find list give describe say said says mention mentioned
-happen happens happened does did get got knowledge store
-"""
-_STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
 # Follow-ups lean on the previous turn when they are short and refer back ("what about it?").
 _REFERRING_TEXT = """
@@ -50,21 +44,6 @@ OFFLINE_VISUAL_NOTE = (
     "Note: this offline sandbox matches only what is said, subtitled or written on screen; it cannot judge "
     "what the picture shows (colours, objects, people, actions), so visual details are not covered."
 )
-
-
-def count_tokens(text: str) -> int:
-    """A token-ish count (words and punctuation), honest enough for usage numbers."""
-    return len(_TOKEN.findall(text))
-
-
-def content_terms(text: str) -> list[str]:
-    """Lower-cased words that carry meaning, in order of first appearance, without stopwords."""
-    seen: dict[str, None] = {}
-    for word in _WORD.findall(text.lower()):
-        word = word.strip("'")
-        if len(word) > 1 and word not in _STOPWORDS:
-            seen.setdefault(word, None)
-    return list(seen)
 
 
 def strip_selection_tokens(text: str) -> str:
@@ -105,22 +84,26 @@ def needs_visual_semantics(question: str) -> bool:
     return any(w in _VISUAL_WORDS for w in _WORD.findall(question.lower()))
 
 
-def timestamp(seconds: float) -> str:
-    whole = max(0, int(seconds))
-    return f"{whole // 60:02d}:{whole % 60:02d}"
-
-
-def marker(start: float, end: float) -> str:
-    # Round the end up so a 2.4 s - 5.6 s moment reads [00:02-00:06] and still covers the cue.
-    end_whole = int(end) if float(end).is_integer() else int(end) + 1
-    return f"[{timestamp(start)}-{timestamp(max(end_whole, int(start)))}]"
-
-
 @dataclass(slots=True)
 class Answer:
     text: str
     annotations: list[dict[str, Any]] = field(default_factory=list)
     cited: list[Evidence] = field(default_factory=list)
+
+
+def citation(moment: Evidence, start_index: int, length: int) -> dict[str, Any]:
+    """The annotation for a marker of ``length`` code points at ``start_index`` that cites ``moment``."""
+    return {
+        "type": "video_citation",
+        "start_index": start_index,
+        "end_index": start_index + length - 1,  # inclusive, per SDK 1.3.6
+        "item_id": moment.item_id,
+        "start_sec": round(moment.start, 3),
+        "end_sec": round(moment.end, 3),
+        "title": moment.title,
+        "thumbnail_url": moment.thumbnail_url,
+        "hls_url": moment.hls_url,
+    }
 
 
 class _Builder:
@@ -137,21 +120,8 @@ class _Builder:
 
     def cite(self, moment: Evidence) -> None:
         mark = marker(moment.start, moment.end)
-        start_index = self._length
+        self.annotations.append(citation(moment, self._length, len(mark)))
         self.add(mark)
-        self.annotations.append(
-            {
-                "type": "video_citation",
-                "start_index": start_index,
-                "end_index": start_index + len(mark) - 1,  # inclusive, per SDK 1.3.6
-                "item_id": moment.item_id,
-                "start_sec": round(moment.start, 3),
-                "end_sec": round(moment.end, 3),
-                "title": moment.title,
-                "thumbnail_url": moment.thumbnail_url,
-                "hls_url": moment.hls_url,
-            }
-        )
 
     def text(self) -> str:
         return "".join(self._parts)
@@ -174,9 +144,12 @@ def compose_answer(
     ready_items: int,
     pending_items: int,
     max_citations: int = 5,
+    lead: str = "",
 ) -> Answer:
-    """Build the cited, extractive answer text for ``question`` from ranked ``moments``."""
+    """Build the cited, extractive answer text for ``question`` from ranked ``moments``, after ``lead``
+    (what a follow-up was resolved against)."""
     builder = _Builder()
+    builder.add(lead)
     visual = needs_visual_semantics(question)
     if ready_items == 0:
         if pending_items:
@@ -226,12 +199,3 @@ def compose_answer(
     if visual:
         builder.add(OFFLINE_VISUAL_NOTE)
     return Answer(text=builder.text().rstrip("\n"), annotations=builder.annotations, cited=chosen)
-
-
-def chunk_text(text: str, words_per_chunk: int = 3) -> list[str]:
-    """Split text into phrase-sized deltas that concatenate back to exactly ``text``."""
-    pieces = re.findall(r"\S+\s*|\s+", text)
-    chunks: list[str] = []
-    for i in range(0, len(pieces), words_per_chunk):
-        chunks.append("".join(pieces[i : i + words_per_chunk]))
-    return chunks

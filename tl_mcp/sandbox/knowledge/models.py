@@ -94,6 +94,10 @@ class SandboxHooks(Protocol):
         self, query: str, asset_ids: Sequence[str], modalities: Sequence[str], limit: int
     ) -> list[Hit]: ...
 
+    async def neighbour(self, asset_id: str, start: float, end: float, *, before: bool) -> Hit | None:
+        """The piece of text said or shown just before ``start`` (or just after ``end``), if any."""
+        ...
+
 
 @dataclass(slots=True)
 class JockeyOptions:

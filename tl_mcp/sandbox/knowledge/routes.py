@@ -28,6 +28,7 @@ def get_service(request: Request) -> KnowledgeService:
         keepalive_interval_s=engine.config.keepalive_interval_s,
         page_token_ttl_s=engine.config.search_page_ttl_s,
         think_delay_s=sum(rule.latency_s for rule in fired if rule.kind == "stall"),
+        delta_delay_s=engine.config.stream_delay_s,
     )
     return KnowledgeService(engine.db, EngineHooks(engine, lambda path: signed_url(request, path)), options)
 

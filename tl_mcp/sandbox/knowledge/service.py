@@ -33,6 +33,24 @@ MODALITIES = ("visual", "audio")
 SEARCH_POOL = 200  # moments ranked per search; pages are cut from this list
 
 
+def _evidence(item: ItemRecord, hit: Hit, asset: AssetInfo | None) -> Evidence:
+    system = item.system_metadata or {}
+    title = (asset.filename if asset else None) or system.get("filename") or item.asset_id
+    return Evidence(
+        item_id=item.id,
+        asset_id=item.asset_id,
+        title=title,
+        start=hit.start,
+        end=hit.end,
+        text=hit.text,
+        source=hit.source,
+        score=hit.score,
+        thumbnail_url=hit.thumbnail_url or (asset.thumbnail_url if asset else None),
+        hls_url=asset.hls_url if asset else None,
+        context=hit.context,
+    )
+
+
 class KnowledgeService:
     """Knowledge stores over SQLite plus background item processing; shared with Jockey."""
 
@@ -285,20 +303,15 @@ class KnowledgeService:
             if hit.asset_id not in assets:
                 assets[hit.asset_id] = await self.hooks.get_asset(hit.asset_id)
             asset = assets[hit.asset_id]
-            system = hit_item.system_metadata or {}
-            title = (asset.filename if asset else None) or system.get("filename") or hit_item.asset_id
-            moment = Evidence(
-                item_id=hit_item.id,
-                asset_id=hit_item.asset_id,
-                title=title,
-                start=hit.start,
-                end=hit.end,
-                text=hit.text,
-                source=hit.source,
-                score=hit.score,
-                thumbnail_url=hit.thumbnail_url or (asset.thumbnail_url if asset else None),
-                hls_url=asset.hls_url if asset else None,
-                context=hit.context,
-            )
-            out.append((moment, hit))
+            out.append((_evidence(hit_item, hit, asset), hit))
         return out
+
+    async def neighbour(self, moment: Evidence, *, before: bool) -> Evidence | None:
+        """The moment of the same item just before (or after) ``moment``: "what came just before that"."""
+        item = ks_items.get(self.db, moment.item_id)
+        if item is None:
+            return None
+        hit = await self.hooks.neighbour(moment.asset_id, moment.start, moment.end, before=before)
+        if hit is None:
+            return None
+        return _evidence(item, hit, await self.hooks.get_asset(moment.asset_id))

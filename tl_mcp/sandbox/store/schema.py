@@ -82,6 +82,9 @@ MIGRATIONS: dict[str, list[str]] = {
         """CREATE TABLE IF NOT EXISTS jockey_turns ( session_id TEXT NOT NULL, turn INTEGER NOT NULL,
             response_id TEXT NOT NULL, question TEXT NOT NULL, query TEXT NOT NULL, answer TEXT NOT NULL,
             created_at TEXT NOT NULL, PRIMARY KEY (session_id, turn) )""",
+        # The moments each turn cited, best first (JSON of the Evidence), so a follow-up can point back.
+        """CREATE TABLE IF NOT EXISTS jockey_turn_moments ( session_id TEXT NOT NULL, turn INTEGER NOT
+            NULL, rank INTEGER NOT NULL, moment TEXT NOT NULL, PRIMARY KEY (session_id, turn, rank) )""",
     ],
     # Entity collections, their entities, and each entity's reference assets (in the order linked).
     "entities": [

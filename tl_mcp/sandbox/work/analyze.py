@@ -9,7 +9,8 @@ import sqlite3
 import time
 from typing import Any
 
-from tl_mcp.sandbox.answers import answer_json, answer_text, truncate
+from tl_mcp.sandbox.answerers import Question, answerer_for
+from tl_mcp.sandbox.answers import Filled, answer_json, answer_text, cues, truncate
 from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.errors import ApiError, found, invalid, missing, not_found
 from tl_mcp.sandbox.media import Probe
@@ -203,19 +204,36 @@ def run_analysis(engine: Engine, params: dict[str, Any], *, nested: bool, wait: 
             f"`start_time` ({window[0]:g}) is not before the end of the video ({info.duration:g} s).",
             nested=nested,
         )
-    unfilled: list[str] | None = None
-    if params["schema"] is not None:
-        filled = answer_json(engine, index, params["prompt"], params["schema"], info.duration, window)
-        text, unfilled = filled.text, filled.unfilled
+    prompt, schema = params["prompt"], params["schema"]
+    filled: Filled | None = None
+    if schema is not None:
+        filled = answer_json(engine, index, prompt, schema, info.duration, window)
+        extractive = filled.text
+    else:
+        extractive = answer_text(engine, index, row["filename"], info.duration, prompt, window)
+    reply = answerer_for(engine.config).answer(
+        Question(
+            question=prompt,
+            cues=cues(engine, index, prompt, info.duration, window),
+            extractive=lambda: extractive,
+            schema=schema,
+            max_tokens=min(params["max_tokens"] or 512, 1024),
+        )
+    )
+    text = "".join(reply)
+    # A model's constrained output has no list of what it could not fill; the extractive one has.
+    unfilled = filled.unfilled if filled is not None and reply.made.answerer == "extractive" else None
+    if schema is not None:
         finish, out_tokens = "stop", len(text.split())
     else:
-        text = answer_text(engine, index, row["filename"], info.duration, params["prompt"], window)
         text, finish, out_tokens = truncate(text, params["max_tokens"])
     result: dict[str, Any] = {
         "id": new_id(),
         "data": text,
         "finish_reason": finish,
-        "usage": {"output_tokens": out_tokens, "input_tokens": len(params["prompt"].split())},
+        "usage": {"output_tokens": out_tokens, "input_tokens": len(prompt.split())},
+        # Sandbox-only: which answerer (and model) wrote this, and why if it fell back.
+        "generated_by": reply.made.as_json(),
     }
     if unfilled is not None:
         # Sandbox-only: the schema fields no evidence in the video fitted (left out, null or empty).

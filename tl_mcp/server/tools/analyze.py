@@ -14,7 +14,14 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from tl_mcp.api.errors import NotFoundError, StreamError, TwelveLabsError
-from tl_mcp.api.models import AnalyzeEnd, AnalyzeRequest, AnalyzeText, ResponseFormat, VideoSource
+from tl_mcp.api.models import (
+    AnalyzeEnd,
+    AnalyzeRequest,
+    AnalyzeText,
+    GeneratedBy,
+    ResponseFormat,
+    VideoSource,
+)
 from tl_mcp.server.errors import explain
 from tl_mcp.server.jobs.events import JobProgress
 from tl_mcp.server.jobs.manager import Job, Resumed
@@ -145,7 +152,7 @@ async def _source(
     return VideoSource(asset_id=video.asset_id), {"asset_id": video.asset_id, "video_id": video_id}
 
 
-def _markdown(r: AnalyzeVideoResult) -> Markdown:
+def _markdown(r: AnalyzeVideoResult, made: GeneratedBy | None = None) -> Markdown:
     title = f"Video {r.kind}" if r.kind else "Video analysis"
     md = Markdown(r.titled(title))
     if r.kind == "chapters" and isinstance(r.parsed, dict) and isinstance(r.parsed.get("chapters"), list):
@@ -161,7 +168,9 @@ def _markdown(r: AnalyzeVideoResult) -> Markdown:
     else:
         md.para(r.text or "_(no text yet)_")
     md.field("Source", ", ".join(f"{k} {v}" for k, v in r.video.items()))
-    if r.backend == "sandbox":
+    if made is not None:
+        md.para(made.line())
+    elif r.backend == "sandbox":
         md.para(SANDBOX_NOTE)
     if r.in_progress:
         md.next_step(r.wait_step())
@@ -246,7 +255,7 @@ async def _analyze(
             else None,
             backend=state.backend,
         )
-        return tool_result(r, _markdown(r))
+        return tool_result(r, _markdown(r, end.generated_by if end is not None else None))
 
     label = f"analysis of {next(iter(described.values()))}"
     job = state.jobs.start("analyze", label, work, partial, AnalyzeProgress())

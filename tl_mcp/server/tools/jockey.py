@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from tl_mcp.api.errors import NotFoundError, StreamError, TwelveLabsError
 from tl_mcp.api.models import (
     MAX_INSTRUCTIONS_CHARS,
+    GeneratedBy,
     JsonSchemaFormat,
     Keepalive,
     ResponseDone,
@@ -105,8 +106,12 @@ def _text_format(schema: dict[str, Any] | None) -> JsonSchemaFormat | None:
     return JsonSchemaFormat.model_validate({"name": "answer", "schema": schema})
 
 
-def _markdown(result: JockeyResult, *, parse_error: str | None = None) -> Markdown:
+def _markdown(
+    result: JockeyResult, *, parse_error: str | None = None, made: GeneratedBy | None = None
+) -> Markdown:
     md = Markdown(result.titled("Jockey answer")).para(result.text or "_(no text yet)_")
+    if made is not None:
+        md.para(made.line())
     if result.citations:
         md.section(
             "Cited moments",
@@ -301,7 +306,7 @@ async def _stream(
             result.parsed = json.loads(text)
         except ValueError as exc:
             parse_error = str(exc)
-    return tool_result(result, _markdown(result, parse_error=parse_error))
+    return tool_result(result, _markdown(result, parse_error=parse_error, made=final.generated_by))
 
 
 def _no_such_session(session_id: str, knowledge_store_id: str) -> str:

@@ -1,0 +1,347 @@
+"""Grounding rules for model answers, whatever the model: the model sees only the top retrieved evidence,
+and its text reaches the caller only sentence by sentence after checks.
+
+- A sentence may cite only markers of retrieved moments.
+- The numbers and two thirds of the key words of a sentence must be in the moments it cites (uncited:
+  in the moment the sentence before cited, or in one single retrieved moment).
+- "NOT IN THE VIDEOS" (the model's way to say the evidence does not answer) becomes a plain refusal.
+- A structured answer is decoded under the caller's schema, validated, and its numbers must be in the
+  evidence.
+
+Whenever a check fails, the model is stopped and the extractive answer follows, with the reason, so what
+was sent stays true and the joined deltas equal the final text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+
+import jsonschema
+
+from tl_mcp.sandbox.answerers.base import ChatModel, Cue, Made, ModelDown, Question, Reply
+from tl_mcp.sandbox.answerers.text import chunk_text, content_terms, count_tokens
+
+#: Evidence the model is given, in tokens: measured, longer contexts made small models slow and wrong.
+EVIDENCE_TOKENS = 500
+HISTORY_TURNS = 3
+#: The prompt asks for one to three sentences; a model that keeps going is stopped after them.
+MAX_SENTENCES = 3
+REFUSAL = "NOT IN THE VIDEOS"
+
+_SYSTEM = (
+    "You answer questions about videos from evidence lines. Each line starts with the time marker of a "
+    "moment, such as [00:06-00:12], then what was said or shown there. Answer in one or two short "
+    "sentences, using only what the evidence says, and put the marker of the line you used after the fact."
+)
+# Told to reply with a fixed phrase when the evidence does not answer, small models say it for every
+# question (measured: Qwen2.5-1.5B refused 4/4 answerable ones); left alone they say "not mentioned",
+# which is recognised here, and what they invent instead the checks catch.
+_REFUSING = re.compile(
+    r"\bnot (?:mentioned|stated|specified|provided|given|said|shown|included|found"
+    r"|in the (?:evidence|videos?))|\bno (?:information|mention|evidence)\b"
+    r"|\b(?:does not|doesn't|do not|don't) (?:say|mention|specify|state)"
+    r"|\bcannot be (?:determined|answered)\b|" + REFUSAL,
+    re.IGNORECASE,
+)
+_SYSTEM_JSON = (
+    "Fill the JSON object from the evidence lines below ONLY (each starts with the time marker of a "
+    "moment). Copy names, numbers and phrases as the evidence gives them; never invent a value."
+)
+_MARK = re.compile(r"\[\s*(\d{2}:\d{2})\s*-\s*(\d{2}:\d{2})\s*\]")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+# Released at a sentence end, unless a citation marker follows it (then the marker belongs to it). A
+# marker alone never ends a sentence: models put it before the fact as often as after.
+_BOUNDARY = re.compile(r"[.!?]\s+(?=[^\s\[])|\n+(?=[^\s\[])")
+_UNITS_TEXT = """
+zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen
+seventeen eighteen nineteen
+"""
+_UNITS = {w: i for i, w in enumerate(_UNITS_TEXT.split())}
+_TENS_TEXT = "twenty thirty forty fifty sixty seventy eighty ninety"
+_TENS = {w: 10 * (i + 2) for i, w in enumerate(_TENS_TEXT.split())}
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
+_NUMBER_WORDS = frozenset(_UNITS) | frozenset(_TENS) | frozenset(_SCALES)
+#: Words a grounded sentence may use without the evidence saying them.
+_FRAME_TEXT = """
+according evidence moment moments marker screen shows shown says said speaker someone video videos
+mentioned mentions states stated cost costs price per percent one first second third also
+"""
+_FRAME = frozenset(_FRAME_TEXT.split())
+
+
+def _norm_marker(match: re.Match[str]) -> str:
+    return f"[{match.group(1)}-{match.group(2)}]"
+
+
+def _numbers(text: str) -> set[str]:
+    """The numbers in ``text``, written in digits or in words ("thirty five", "two hundred twenty")."""
+    found = {n.rstrip("0").rstrip(".") if "." in n else n for n in _NUMBER.findall(text)}
+    total = current = 0
+    spoken = False
+    for word in [*re.findall(r"[a-z]+", text.lower().replace("-", " ")), ""]:
+        if word in _UNITS or word in _TENS:
+            current += _UNITS.get(word, 0) + _TENS.get(word, 0)
+            spoken = True
+        elif word in _SCALES and spoken:
+            scale = _SCALES[word]
+            total, current = (total + current * scale, 0) if scale > 100 else (total, current * scale)
+        elif word == "and" and spoken:
+            continue
+        elif spoken:
+            found.add(str(total + current))
+            total = current = 0
+            spoken = False
+    return found
+
+
+def _stem(word: str) -> str:
+    return word[:5]
+
+
+def evidence_lines(cues: list[Cue], budget: int = EVIDENCE_TOKENS) -> list[Cue]:
+    """The best cues that fit ``budget`` tokens (always at least one)."""
+    used: list[Cue] = []
+    spent = 0
+    for cue in cues:
+        cost = count_tokens(cue.text) + 8
+        if used and spent + cost > budget:
+            break
+        used.append(cue)
+        spent += cost
+    return used
+
+
+def messages(question: Question, cues: list[Cue]) -> list[dict[str, str]]:
+    system = _SYSTEM_JSON if question.schema is not None else _SYSTEM
+    if question.instructions:
+        system += f"\n\nThe caller's instructions: {question.instructions}"
+    out = [{"role": "system", "content": system}]
+    for asked, answered in question.history[-HISTORY_TURNS:]:
+        out.append({"role": "user", "content": asked})
+        out.append({"role": "assistant", "content": answered[:600]})
+    # The evidence sits next to the question it is for: small models follow that better than a system
+    # prompt several turns up.
+    evidence = "\n".join(f"{c.marker} ({c.source}) {c.text}" for c in cues)
+    out.append({"role": "user", "content": f"Evidence:\n{evidence}\n\nQuestion: {question.question}"})
+    return out
+
+
+class Ungrounded(ValueError):
+    """A model sentence the evidence does not support; the message says which check failed."""
+
+
+class _Checker:
+    def __init__(self, cues: list[Cue]) -> None:
+        self.by_marker = {c.marker: c for c in cues}
+        self.cues = cues
+        #: What the sentence before leaned on: an uncited sentence usually goes on about the same moment.
+        self.support: list[Cue] = []
+        self.cited: list[str] = []
+        #: Moments that hold an uncited sentence, named at the end when the model cited nothing.
+        self.implied: list[str] = []
+
+    def check(self, sentence: str) -> None:
+        marks = [_norm_marker(m) for m in _MARK.finditer(sentence)]
+        for mark in marks:
+            if mark not in self.by_marker:
+                raise Ungrounded(f"it cites {mark}, which is not one of the retrieved moments")
+        body = _MARK.sub(" ", sentence)
+        numbers = _numbers(body)
+        keys = [
+            w for w in content_terms(body) if w not in _FRAME and not w.isdigit() and w not in _NUMBER_WORDS
+        ]
+        if not keys and not numbers and not (self.cited or self.implied):
+            raise Ungrounded("it gave a citation but no answer")
+        if marks:
+            cited = [self.by_marker[m] for m in dict.fromkeys(marks)]
+            problem = _unsupported(numbers, keys, cited)
+            if problem:
+                raise Ungrounded(f"{problem} the moment it cites")
+            self.support = cited
+            self.cited.extend(m for m in marks if m not in self.cited)
+            return
+        # Uncited: one moment (the one the sentence before cited, or any single retrieved one) must hold
+        # it all; facts pieced together from unrelated moments are how small models mislead.
+        candidates = [self.support] if self.support else []
+        candidates += [[c] for c in self.cues]
+        problems = [_unsupported(numbers, keys, support) for support in candidates]
+        for support, problem in zip(candidates, problems, strict=True):
+            if not problem:
+                self.support = support
+                self.implied.extend(c.marker for c in support if c.marker not in self.implied)
+                return
+        # The most telling reason comes from a moment that holds the numbers (it is about the same thing).
+        reason = min(problems, key=lambda p: (p.startswith("the number"), len(p)))
+        raise Ungrounded(f"{reason} any single retrieved moment (and it cites none)")
+
+
+def _unsupported(numbers: set[str], keys: list[str], support: list[Cue]) -> str:
+    """Why ``support`` does not hold a sentence with these numbers and key words ("" when it does)."""
+    evidence = " ".join(c.text for c in support)
+    missing = sorted(numbers - _numbers(evidence))
+    if missing:
+        return f"the number {missing[0]} is not in"
+    said = {_stem(w) for w in content_terms(evidence)}
+    absent = [w for w in keys if _stem(w) not in said]
+    # Two thirds of the key words must be the evidence's own: a model may rephrase, not add.
+    if keys and len(absent) * 3 > len(keys):
+        return f"its key words ({', '.join(absent[:3])}) are not in"
+    return ""
+
+
+def _is_refusal(text: str) -> bool:
+    return _REFUSING.search(" ".join(text.split())) is not None
+
+
+class GroundedAnswerer:
+    """A chat model answering under the grounding rules; the extractive text is its fallback."""
+
+    def __init__(self, model: ChatModel) -> None:
+        self.model = model
+        self.made = model.made
+
+    def answer(self, question: Question) -> Reply:
+        if not question.cues:
+            made = Made("extractive", None, "nothing was retrieved, so the model was not asked")
+            return Reply(iter(chunk_text(question.extractive())), made)
+        reply = Reply(iter(()), self.made)
+        run = self._structured if question.schema is not None else self._text
+        reply._deltas = run(question, reply)
+        return reply
+
+    def _fallback(self, question: Question, reply: Reply, reason: str, sent: str) -> Iterator[str]:
+        who = f"{self.made.answerer} model {self.made.model}"
+        if question.schema is not None or not sent:
+            reply.made = Made("extractive", None, f"fallback: the {who} answer was set aside ({reason})")
+            if question.schema is not None:
+                yield question.extractive()
+                return
+            lead = f"The {who} answer was set aside: {reason}. The retrieved moments themselves:\n\n"
+        else:
+            reply.made = Made(
+                self.made.answerer,
+                self.made.model,
+                f"partly extractive: the model stopped at an unsupported sentence ({reason})",
+            )
+            lead = f"\n\n(The model's next sentence was set aside: {reason}. The retrieved moments:)\n"
+        yield from chunk_text(lead + question.extractive())
+
+    def _refusal(self, question: Question, reply: Reply) -> Iterator[str]:
+        reply.made = Made(self.made.answerer, self.made.model, "the model found no answer in the evidence")
+        text = (
+            "The retrieved moments do not answer this question, so I will not guess: nothing said, "
+            "subtitled or written on screen in them says it."
+        )
+        yield from chunk_text(text)
+
+    def _text(self, question: Question, reply: Reply) -> Iterator[str]:
+        cues = evidence_lines(question.cues)
+        checker = _Checker(cues)
+        tokens = self.model.chat(messages(question, cues), None, question.max_tokens)
+        held: list[str] = []
+        sent = ""
+        released = 0
+        try:
+            while True:
+                try:
+                    token = next(tokens)
+                except StopIteration:
+                    break
+                except ModelDown as exc:
+                    yield from self._fallback(question, reply, str(exc), sent)
+                    return
+                held.append(token)
+                pending = "".join(held)
+                ends = [m.end() for m in _BOUNDARY.finditer(pending)]
+                if not ends:
+                    continue
+                ready, rest = pending[: ends[-1]], pending[ends[-1] :]
+                sentences = _split(ready)
+                if not sent and _is_refusal(sentences[0]):
+                    yield from self._refusal(question, reply)
+                    return
+                try:
+                    for sentence in sentences:
+                        checker.check(sentence)
+                except Ungrounded as exc:
+                    yield from self._fallback(question, reply, str(exc), sent)
+                    return
+                # The model's own token pieces, so a checked sentence still streams as it was made.
+                yield from _pieces(held, len(ready))
+                sent += ready
+                held = [rest] if rest else []
+                released += len(sentences)
+                if released >= MAX_SENTENCES:
+                    held = []
+                    break
+            tail = "".join(held)
+            if not sent and (not tail.strip() or _is_refusal(tail)):
+                if tail.strip():
+                    yield from self._refusal(question, reply)
+                else:
+                    yield from self._fallback(question, reply, "the model returned no text", sent)
+                return
+            try:
+                if tail.strip():
+                    checker.check(tail)
+            except Ungrounded as exc:
+                yield from self._fallback(question, reply, str(exc), sent)
+                return
+            if tail:
+                yield from _pieces(held, len(tail))
+                sent += tail
+            if not checker.cited:
+                # Every sentence was held by a retrieved moment but none said which: name them.
+                yield "\n\nFrom " + ", ".join(checker.implied) + "."
+        finally:
+            tokens.close()  # type: ignore[attr-defined]
+
+    def _structured(self, question: Question, reply: Reply) -> Iterator[str]:
+        assert question.schema is not None
+        cues = evidence_lines(question.cues)
+        try:
+            text = "".join(
+                self.model.chat(messages(question, cues), question.schema, question.max_tokens * 2)
+            )
+        except ModelDown as exc:
+            yield from self._fallback(question, reply, str(exc), "")
+            return
+        try:
+            value = json.loads(text)
+        except ValueError:
+            yield from self._fallback(question, reply, "its output is not JSON", "")
+            return
+        problems = sorted(
+            e.message for e in jsonschema.Draft202012Validator(question.schema).iter_errors(value)
+        )
+        if problems:
+            yield from self._fallback(question, reply, f"its JSON does not fit the schema: {problems[0]}", "")
+            return
+        known = _numbers(" ".join(f"{c.marker} {c.text}" for c in cues).replace(":", " "))
+        invented = sorted(_numbers(json.dumps(value).replace(":", " ")) - known)
+        if invented:
+            yield from self._fallback(question, reply, f"the number {invented[0]} is not in the evidence", "")
+            return
+        yield from chunk_text(json.dumps(value, ensure_ascii=False))
+
+
+def _split(text: str) -> list[str]:
+    out: list[str] = []
+    last = 0
+    for match in _BOUNDARY.finditer(text):
+        out.append(text[last : match.end()])
+        last = match.end()
+    if last < len(text):
+        out.append(text[last:])
+    return [s for s in out if s.strip()]
+
+
+def _pieces(held: list[str], length: int) -> Iterator[str]:
+    """The first ``length`` characters of the held tokens, token by token."""
+    for piece in held:
+        if length <= 0:
+            return
+        yield piece[:length]
+        length -= len(piece)

@@ -1,0 +1,382 @@
+"""One Jockey turn: retrieve moments, compose a cited answer, emit its events and save the turn.
+
+The same event list drives both modes: the JSON body is the final ``response.completed`` payload, the
+stream is every event in order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+
+import anyio
+from anyio.abc import ObjectSendStream
+
+from tl_mcp.sandbox.answerers import Answerer, Cue, Made, Question, Reply
+from tl_mcp.sandbox.jockey.compose import (
+    MODEL_NAME,
+    Answer,
+    chunk_text,
+    citation,
+    compose_answer,
+    count_tokens,
+    marker,
+    retrieval_query,
+    strip_selection_tokens,
+)
+from tl_mcp.sandbox.jockey.recall import lead, recall_kind, same_moments
+from tl_mcp.sandbox.jockey.request import TurnRequest
+from tl_mcp.sandbox.jockey.session import Session, moment_json, validate_selections
+from tl_mcp.sandbox.jockey.structured import fill, tighten
+from tl_mcp.sandbox.knowledge.models import Evidence, JockeyOptions, JsonObj
+from tl_mcp.sandbox.knowledge.service import KnowledgeService
+from tl_mcp.sandbox.store.db import dumps, now_iso
+from tl_mcp.sandbox.store.ids import new_id
+
+log = logging.getLogger(__name__)
+
+_LABEL = {"subtitle": "subtitles", "speech": "speech", "ocr": "on screen"}
+
+
+def _message(item_id: str, text: str, annotations: list[JsonObj], phase: str, status: str) -> JsonObj:
+    return {
+        "type": "message",
+        "id": item_id,
+        "status": status,
+        "role": "assistant",
+        "phase": phase,
+        "content": [{"type": "output_text", "text": text, "annotations": annotations}],
+    }
+
+
+class Turn:
+    """Runs one turn and produces its events (without sequence numbers) into a stream."""
+
+    def __init__(
+        self,
+        svc: KnowledgeService,
+        request: TurnRequest,
+        session: Session,
+        options: JockeyOptions,
+        answerer: Answerer,
+    ) -> None:
+        self.svc = svc
+        self.answerer = answerer
+        self.made: Made = answerer.made
+        self.req = request
+        self.session = session
+        self.options = options
+        self.response_id = new_id("resp")
+        self.created_at = now_iso()
+        self.output: list[JsonObj] = []
+        self.input_tokens = 0
+        self.output_tokens = 0
+        #: Structured output by the extractive answerer only: the schema fields no evidence fitted.
+        self.unfilled: list[str] | None = None
+
+    def response(self, status: str, *, final: bool) -> JsonObj:
+        body: JsonObj = {
+            "id": self.response_id,
+            "type": "response",
+            "object": "response",
+            "status": status,
+            "incomplete_details": None,
+            "model": MODEL_NAME,
+            "session_id": self.session.id,
+            "knowledge_store_id": self.session.store_id,
+            "output": list(self.output) if final else [],
+            "created_at": self.created_at,
+        }
+        if final:
+            body["usage"] = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+            # Sandbox-only: which answerer (and model) wrote this answer, and why if it fell back.
+            body["generated_by"] = self.made.as_json()
+            if self.unfilled is not None and self.made.answerer == "extractive":
+                # Sandbox-only: fields left null or empty because nothing retrieved fitted them.
+                body["unfilled"] = self.unfilled
+        return body
+
+    def _next_message_id(self) -> str:
+        message_id = f"msg_{self.session.id}_{self.session.messages}"
+        self.session.messages += 1
+        return message_id
+
+    async def run(self, send: ObjectSendStream[JsonObj]) -> None:
+        async with send:
+            await send.send(
+                {"type": "response.created", "response": self.response("in_progress", final=False)}
+            )
+            await send.send(
+                {"type": "response.in_progress", "response": self.response("in_progress", final=False)}
+            )
+            try:
+                await self._answer(send)
+            except Exception:
+                log.exception("jockey turn %s failed", self.response_id)
+                await send.send({"type": "response.failed", "response": self.response("failed", final=True)})
+                return
+            await send.send(
+                {"type": "response.completed", "response": self.response("completed", final=True)}
+            )
+
+    async def _emit_item(self, send: ObjectSendStream[JsonObj], item: JsonObj) -> None:
+        index = len(self.output)
+        await send.send(
+            {
+                "type": "response.output_item.added",
+                "output_index": index,
+                "item": {**item, "status": "in_progress"},
+            }
+        )
+        if item["type"] == "function_call":
+            await send.send(
+                {
+                    "type": "response.function_call_arguments.done",
+                    "item_id": item["id"],
+                    "output_index": index,
+                    "arguments": item["arguments"],
+                }
+            )
+        self.output.append(item)
+        await send.send({"type": "response.output_item.done", "output_index": index, "item": item})
+
+    async def _emit_message(
+        self,
+        send: ObjectSendStream[JsonObj],
+        deltas: AsyncIterator[str],
+        annotate: Callable[[str], list[JsonObj]],
+        phase: str,
+    ) -> str:
+        """Stream ``deltas`` as one message while they are produced; returns the joined text."""
+        index = len(self.output)
+        message_id = self._next_message_id()
+        empty_part = {"type": "output_text", "text": "", "annotations": []}
+        await send.send(
+            {
+                "type": "response.output_item.added",
+                "output_index": index,
+                "item": _message(message_id, "", [], phase, "in_progress"),
+            }
+        )
+        where = {"item_id": message_id, "output_index": index, "content_index": 0}
+        await send.send({"type": "response.content_part.added", **where, "part": empty_part})
+        pieces: list[str] = []
+        async for chunk in deltas:
+            pieces.append(chunk)
+            await send.send({"type": "response.output_text.delta", **where, "delta": chunk})
+        text = "".join(pieces)
+        annotations = annotate(text)
+        await send.send({"type": "response.output_text.done", **where, "text": text})
+        part = {"type": "output_text", "text": text, "annotations": annotations}
+        await send.send({"type": "response.content_part.done", **where, "part": part})
+        item = _message(message_id, text, annotations, phase, "completed")
+        self.output.append(item)
+        await send.send({"type": "response.output_item.done", "output_index": index, "item": item})
+        return text
+
+    async def _paced(self, pieces: Sequence[str]) -> AsyncIterator[str]:
+        for piece in pieces:
+            if self.options.delta_delay_s:
+                await anyio.sleep(self.options.delta_delay_s)
+            yield piece
+
+    async def _produced(self, reply: Reply) -> AsyncIterator[str]:
+        """The reply's deltas as its answerer produces them (it blocks, so it runs in a worker thread)."""
+        deltas = iter(reply)
+        pace = self.answerer.made.answerer == "extractive"
+        try:
+            while (delta := await anyio.to_thread.run_sync(next, deltas, None)) is not None:
+                if pace and self.options.delta_delay_s:
+                    await anyio.sleep(self.options.delta_delay_s)
+                yield delta
+        finally:
+            close = getattr(deltas, "close", None)
+            if close is not None:
+                await anyio.to_thread.run_sync(close)
+        self.made = reply.made
+
+    async def _answer(self, send: ObjectSendStream[JsonObj]) -> None:
+        req, session = self.req, self.session
+        question = strip_selection_tokens(req.question) or req.question
+        query = retrieval_query(req.question, session.questions)
+        scope = validate_selections(self.svc, session.store_id, session.selections)
+        counts = self.svc.status_counts(session.store_id)
+        ready = counts.get("ready", 0)
+        pending = sum(counts.get(s, 0) for s in ("queued", "pending", "processing"))
+
+        if req.intermediate:
+            await self._emit_message(
+                send,
+                self._paced(
+                    chunk_text(f'Searching the knowledge store for moments that match "{_short(query)}".')
+                ),
+                lambda _: [],
+                "commentary",
+            )
+        if self.options.think_delay_s:
+            await anyio.sleep(self.options.think_delay_s)
+        kind = recall_kind(question) if session.last_moments else None
+        lead_text = ""
+        if kind is not None:
+            # The question points back at the previous answer: its moments (or their neighbour) it is.
+            moments = await self._recalled(kind, question)
+            lead_text = lead(kind, session.last_moments[0], bool(moments))
+        else:
+            found = await self.svc.moments(session.store_id, query, item_ids=scope)
+            if scope is not None and not found:
+                # Selections are a preference, not a boundary: fall back to the whole store.
+                found = await self.svc.moments(session.store_id, query)
+            moments = [m for m, _ in found]
+
+        if req.intermediate:
+            call_id = new_id("call")
+            arguments = {"knowledge_store_id": session.store_id, "query": query, "page_size": 10}
+            if scope is not None:
+                arguments["item_ids"] = scope
+            await self._emit_item(
+                send,
+                {
+                    "type": "function_call",
+                    "id": new_id("fc"),
+                    "status": "completed",
+                    "name": "search_knowledge_store",
+                    "call_id": call_id,
+                    "arguments": json.dumps(arguments),
+                },
+            )
+            await self._emit_item(
+                send,
+                {
+                    "type": "function_call_output",
+                    "id": new_id("fco"),
+                    "status": "completed",
+                    "call_id": call_id,
+                    "output": json.dumps({"results": [m.as_evidence() for m in moments[:10]]}),
+                },
+            )
+
+        answer = compose_answer(question, moments, ready_items=ready, pending_items=pending, lead=lead_text)
+        schema = tighten(req.schema) if req.schema is not None else None
+        extractive = answer.text
+        if req.schema is not None:
+            extractive, _ = self._structured(question, answer, moments)
+        reply = self.answerer.answer(
+            Question(
+                question=question,
+                cues=[_cue(m) for m in moments[:10]] if ready else [],
+                extractive=lambda: extractive,
+                history=session.history,
+                instructions=req.instructions,
+                schema=schema,
+            )
+        )
+
+        def annotate(text: str) -> list[JsonObj]:
+            # JSON text carries no citation markers, so there is nothing for annotations to locate.
+            if req.schema is not None:
+                return []
+            return _annotations(text, answer.text, answer.annotations, moments[:10])
+
+        evidence = " ".join(m.text for m in moments[:10])
+        self.input_tokens = sum(
+            count_tokens(t) for t in (req.instructions or "", req.question, evidence, *session.questions)
+        )
+        text = await self._emit_message(send, self._produced(reply), annotate, "final_answer")
+        self.output_tokens = sum(count_tokens(_item_text(i)) for i in self.output)
+        cited = {marker(m.start, m.end): m for m in reversed(moments[:10])}
+        self._save(query, text, [m for mark, m in reversed(cited.items()) if mark in text])
+
+    async def _recalled(self, kind: str, question: str) -> list[Evidence]:
+        previous = self.session.last_moments
+        if kind == "same":
+            return same_moments(question, previous)
+        near = await self.svc.neighbour(previous[0], before=kind == "before")
+        return [near] if near is not None else []
+
+    def _structured(
+        self, question: str, answer: Answer, moments: Sequence[Evidence]
+    ) -> tuple[str, list[JsonObj]]:
+        assert self.req.schema is not None
+        summary = " ".join(answer.text.split())
+        self.unfilled = []
+        value, problems = fill(
+            self.req.schema, question=question, summary=summary, moments=moments[:5], unfilled=self.unfilled
+        )
+        if problems:
+            raise ValueError(f"structured output does not validate: {problems[:3]}")
+        return json.dumps(value, ensure_ascii=False), []
+
+    def _save(self, query: str, answer: str, cited: Sequence[Evidence]) -> None:
+        session, stamp = self.session, now_iso()
+        with self.svc.db.tx() as conn:
+            if session.new:
+                conn.execute(
+                    "INSERT INTO jockey_sessions (id, store_id, selections, messages, created_at, updated_at)"
+                    " "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (session.id, session.store_id, dumps(session.selections), session.messages, stamp, stamp),
+                )
+                session.new = False
+            else:
+                conn.execute(
+                    "UPDATE jockey_sessions SET selections = ?, messages = ?, updated_at = ? WHERE id = ?",
+                    (dumps(session.selections), session.messages, stamp, session.id),
+                )
+            turn = conn.execute(
+                "SELECT COALESCE(MAX(turn), -1) + 1 AS n FROM jockey_turns WHERE session_id = ?",
+                (session.id,),
+            ).fetchone()["n"]
+            conn.execute(
+                "INSERT INTO jockey_turns (session_id, turn, response_id, question, query, answer,"
+                " created_at)"
+                " "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (session.id, turn, self.response_id, self.req.question, query, answer, stamp),
+            )
+            conn.executemany(
+                "INSERT INTO jockey_turn_moments (session_id, turn, rank, moment) VALUES (?, ?, ?, ?)",
+                [(session.id, turn, rank, dumps(moment_json(m))) for rank, m in enumerate(cited)],
+            )
+
+
+def _short(text: str, limit: int = 120) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _item_text(item: JsonObj) -> str:
+    if item["type"] == "message":
+        return "".join(part["text"] for part in item["content"])
+    return str(item.get("arguments") or item.get("output") or "")
+
+
+def _cue(moment: Evidence) -> Cue:
+    said = [moment.text, *(text for _, text in moment.context)]
+    return Cue(marker(moment.start, moment.end), _LABEL.get(moment.source, moment.source), " / ".join(said))
+
+
+def _annotations(
+    text: str, extractive: str, exact: list[JsonObj], moments: Sequence[Evidence]
+) -> list[JsonObj]:
+    """Citations of ``text``: the extractive answer's own where it is that text (or its tail, after a
+    fallback), and one per marker of a retrieved moment in whatever a model wrote before it."""
+    model_part = text
+    shifted: list[JsonObj] = []
+    if extractive and text.endswith(extractive):
+        offset = len(text) - len(extractive)
+        model_part = text[:offset]
+        shifted = [
+            {**a, "start_index": a["start_index"] + offset, "end_index": a["end_index"] + offset}
+            for a in exact
+        ]
+    by_marker: dict[str, Evidence] = {}
+    for moment in moments:
+        by_marker.setdefault(marker(moment.start, moment.end), moment)
+    found: list[JsonObj] = []
+    for mark, moment in by_marker.items():
+        start = model_part.find(mark)
+        while start != -1:
+            found.append(citation(moment, start, len(mark)))
+            start = model_part.find(mark, start + 1)
+    return sorted(found, key=lambda a: a["start_index"]) + shifted
