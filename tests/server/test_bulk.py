@@ -11,6 +11,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import anyio
 import av
 import httpx2
 import pytest
@@ -461,3 +462,35 @@ async def test_a_big_file_reports_its_bytes_on_the_way(
     assert on_the_way and all(f"of {size:,} bytes" in m for m in on_the_way), progress.calls
     assert not any(m and m.startswith("small.png: ") for _, _, m in progress.calls)
     progress.assert_increasing()
+
+
+async def test_two_bulk_calls_at_once_over_the_same_files_send_and_index_each_once(
+    sandbox: EmbeddedSandbox, settings: Settings, media: Path
+) -> None:
+    """Two plans (different globs, one folder) running together: the second reuses what the first sent."""
+    for i in range(6):
+        tiny_video(media / f"v{i}.mp4", 20 * i)
+    before = assets(sandbox)
+    results: list[dict[str, Any]] = []
+    async with Client(build_server(settings)) as c:
+        index = (await call_ok(c, "create_index", {"name": "together"})).structured_content
+        assert index
+
+        async def ingest(extra: dict[str, Any]) -> None:
+            args = {"folder": str(media), "index_id": index["id"], "wait_s": 60, **extra}
+            data = (await call_ok(c, "bulk_ingest", args)).structured_content
+            assert data and data["status"] == "completed" and not data["failed"], data
+            results.append(data)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ingest, {"include": ["*.mp4"]})
+            tg.start_soon(ingest, {})
+    new = [name for key, name in assets(sandbox).items() if key not in before]
+    assert sorted(new) == [f"v{i}.mp4" for i in range(6)]
+    assert sum(len(r["uploaded"]) for r in results) == 6 and sum(len(r["reused"]) for r in results) == 6
+    listed = httpx2.get(
+        f"{sandbox.base_url}/indexes/{index['id']}/indexed-assets",
+        params={"page_limit": 50},
+        headers={"x-api-key": sandbox.api_key},
+    ).json()["data"]
+    assert len(listed) == 6, listed

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from mcp.server.mcpserver import Context
 
 from tl_mcp.api import TwelveLabsClient
@@ -30,6 +32,11 @@ class AppState:
     ingest: IngestLedger
     #: What the replicas share (this process alone without TL_MCP_REDIS_URL); `sessions` is its map.
     shared: SharedState
+    #: One lock per content key or registration a bulk ingest of this process is working on, shared by
+    #: all its plans: two bulk calls at once over the same files send each one (and index it) once.
+    ingest_locks: weakref.WeakValueDictionary[str, anyio.Lock] = field(
+        default_factory=weakref.WeakValueDictionary
+    )
 
 
 def app_state(ctx: Context[Any, Any]) -> AppState:

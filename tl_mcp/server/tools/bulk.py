@@ -418,8 +418,6 @@ async def _run_plan(state: AppState, job: Job, progress: BulkProgress, concurren
     job.emit_note(
         f"{total - finished} of {total} files to ingest", progress=float(finished), total=float(total)
     )
-    # Two files with the same content must not both be sent: the second waits and reuses the first.
-    locks: dict[str, anyio.Lock] = {}
 
     def note(message: str) -> None:
         job.emit_note(message, progress=float(finished), total=float(total))
@@ -427,7 +425,7 @@ async def _run_plan(state: AppState, job: Job, progress: BulkProgress, concurren
     async def worker() -> None:
         nonlocal finished
         for f in todo:
-            await _ingest_one(state, progress, f, locks, note)
+            await _ingest_one(state, progress, f, note)
             state.ingest.update_file(plan.plan_id, f)
             finished += 1
             said = f"{finished}/{total} {f.source}: {f.status}"
@@ -452,16 +450,15 @@ async def _ingest_one(
     state: AppState,
     progress: BulkProgress,
     f: PlanFile,
-    locks: dict[str, anyio.Lock],
     note: Callable[[str], None],
 ) -> None:
     """Upload one file (or reuse the asset of its content) and register it; its outcome goes into `f`."""
     f.detail = None
     try:
         if progress.folder is not None:
-            asset_id, fresh = await _send_file(state, progress.folder, f.source, locks, note)
+            asset_id, fresh = await _send_file(state, progress.folder, f.source, note)
         else:
-            asset_id, fresh = await _send_url(state, f.source, locks)
+            asset_id, fresh = await _send_url(state, f.source)
     except _Skip as exc:
         f.status, f.detail = "skipped", str(exc)
         return
@@ -482,7 +479,7 @@ async def _ingest_one(
 
 
 async def _send_file(
-    state: AppState, folder: str, source: str, locks: dict[str, anyio.Lock], note: Callable[[str], None]
+    state: AppState, folder: str, source: str, note: Callable[[str], None]
 ) -> tuple[str, bool]:
     try:
         local = state.files.open(f"{folder}/{source}")
@@ -511,10 +508,10 @@ async def _send_file(
             )
             return asset.id
 
-        return await _upload_once(state, key, local.name, send, locks)
+        return await _upload_once(state, key, local.name, send)
 
 
-async def _send_url(state: AppState, url: str, locks: dict[str, anyio.Lock]) -> tuple[str, bool]:
+async def _send_url(state: AppState, url: str) -> tuple[str, bool]:
     key = "url:" + hashlib.sha256(url.encode()).hexdigest()
     # Named here rather than by the backend, so a lost upload can be looked up by the same name.
     name = unquote(PurePosixPath(urlsplit(url).path).name) or "download"
@@ -525,7 +522,7 @@ async def _send_url(state: AppState, url: str, locks: dict[str, anyio.Lock]) -> 
         )
         return asset.id
 
-    return await _upload_once(state, key, name, send, locks)
+    return await _upload_once(state, key, name, send)
 
 
 def _digest(local: LocalFile) -> str:
@@ -543,11 +540,12 @@ async def _upload_once(
     key: str,
     name: str,
     send: Callable[[], Awaitable[str]],
-    locks: dict[str, anyio.Lock],
 ) -> tuple[str, bool]:
     """(asset id, whether it was sent by this plan) for content `key`; sent only if the backend lacks it."""
     ledger = state.ingest
-    async with locks.setdefault(key, anyio.Lock()):
+    # Two files with the same content (in this plan or another running now) must not both be sent: the
+    # second waits and reuses the first.
+    async with _lock(state, key):
         entry = ledger.upload(key)
         if entry is not None and entry.state == "done" and entry.asset_id:
             if await _exists(state, entry.asset_id):
@@ -656,16 +654,26 @@ async def _register_once(
     """The id of the asset's registration in `destination`: the recorded one while it still exists
     upstream, one a lost answer made (`find`), or a new one (`create`)."""
     ledger = state.ingest
-    attempted, ref = ledger.registration(asset_id, destination)
-    if ref and await exists(ref):
+    # One asset reached by two files (or two plans) at once is registered by the first, found by the second.
+    async with _lock(state, f"{destination}|{asset_id}"):
+        attempted, ref = ledger.registration(asset_id, destination)
+        if ref and await exists(ref):
+            return ref
+        if attempted and not ref and (found := await find()) is not None:
+            ledger.record_registration(asset_id, destination, found)
+            return found
+        ledger.intend_registration(asset_id, destination)
+        ref = await create()
+        ledger.record_registration(asset_id, destination, ref)
         return ref
-    if attempted and not ref and (found := await find()) is not None:
-        ledger.record_registration(asset_id, destination, found)
-        return found
-    ledger.intend_registration(asset_id, destination)
-    ref = await create()
-    ledger.record_registration(asset_id, destination, ref)
-    return ref
+
+
+def _lock(state: AppState, key: str) -> anyio.Lock:
+    """This process's lock for `key`, kept while some file holds or awaits it."""
+    lock = state.ingest_locks.get(key)
+    if lock is None:
+        lock = state.ingest_locks[key] = anyio.Lock()
+    return lock
 
 
 TOOLS: list[ToolSpec] = [bulk_ingest]
