@@ -494,3 +494,25 @@ async def test_two_bulk_calls_at_once_over_the_same_files_send_and_index_each_on
         headers={"x-api-key": sandbox.api_key},
     ).json()["data"]
     assert len(listed) == 6, listed
+
+
+async def test_include_patterns_are_a_way_past_the_folder_listing_limit(
+    sandbox: EmbeddedSandbox, settings: Settings, media: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folder error says to narrow with include/exclude: files the globs leave out do not count."""
+    from tl_mcp.server.tools import bulk
+
+    monkeypatch.setattr(bulk, "MAX_FILES", 5)  # the listing then stops past 100 files
+    for i in range(120):
+        (media / f"note{i:03d}.txt").write_text("x")
+    image(media / "keep.png", 7)
+    before = assets(sandbox)
+    async with Client(build_server(settings)) as c:
+        everything = await c.call_tool("bulk_ingest", {"folder": str(media)})
+        assert everything.is_error and "more than 100 files" in text_of(everything)
+        assert "include/exclude" in text_of(everything)
+        assert assets(sandbox).keys() == before.keys()
+        data = (
+            await call_ok(c, "bulk_ingest", {"folder": str(media), "include": ["*.png"]})
+        ).structured_content
+    assert data and sources(data, "uploaded") == ["keep.png"], data

@@ -13,7 +13,7 @@ import errno
 import io
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -216,9 +216,10 @@ class LocalFolder:
     path: Path
     fd: int
 
-    def files(self, limit: int) -> list[str]:
-        """Relative POSIX paths of the regular files beneath, sorted; hidden entries (a leading dot) and
-        links are left out, and nothing is followed. Stops with ToolError past `limit` files."""
+    def files(self, limit: int, keep: Callable[[str], bool] = lambda _rel: True) -> list[str]:
+        """Relative POSIX paths of the regular files beneath that `keep` takes, sorted; hidden entries (a
+        leading dot) and links are left out, and nothing is followed. Stops with ToolError past `limit`
+        files taken (those `keep` leaves out do not count, so narrowing it is a way past the limit)."""
         found: list[str] = []
         for top, dirs, names, dir_fd in os.fwalk(".", dir_fd=self.fd, follow_symlinks=False):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -231,7 +232,10 @@ class LocalFolder:
                     continue  # gone meanwhile: it is simply not part of the listing
                 if not stat.S_ISREG(info.st_mode):
                     continue
-                found.append(str(Path(top, name)).removeprefix("./"))
+                rel = str(Path(top, name)).removeprefix("./")
+                if not keep(rel):
+                    continue
+                found.append(rel)
                 if len(found) > limit:
                     raise ToolError(
                         f"Folder refused: {self.path} holds more than {limit:,} files. Narrow it with "

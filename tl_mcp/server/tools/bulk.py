@@ -214,10 +214,9 @@ async def bulk_ingest(
             }
             plan = _resumable(state, owner, spec, index_id, knowledge_store_id)
             if plan is None:
-                listed = opened.files(limit=20 * MAX_FILES)
-                plan = _new_plan(
-                    state, owner, spec, index_id, knowledge_store_id, _select(listed, include, exclude, root)
-                )
+                globs = _Globs(include or [], exclude or [])
+                chosen = globs.check(opened.files(limit=20 * MAX_FILES, keep=globs), root)
+                plan = _new_plan(state, owner, spec, index_id, knowledge_store_id, chosen)
     else:
         assert urls is not None
         root = None
@@ -343,26 +342,38 @@ def _matches(rel: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(target, pattern)
 
 
-def _select(listed: list[str], include: list[str] | None, exclude: list[str] | None, root: str) -> list[str]:
-    """The folder's files the globs take; ToolError (nothing changed) when they take none."""
-    chosen = [
-        rel
-        for rel in listed
-        if (not include or any(_matches(rel, g) for g in include))
-        and not any(_matches(rel, g) for g in (exclude or []))
-    ]
-    if chosen:
-        return chosen
-    if not listed:
-        raise ToolError(
-            f"bulk_ingest: {root} has no files (hidden files and links are not taken); nothing was uploaded."
+class _Globs:
+    """The include/exclude patterns as the filter of a folder's listing (so only the files they take count
+    against its limit), remembering a few of the files seen for an error that shows what is there."""
+
+    def __init__(self, include: list[str], exclude: list[str]) -> None:
+        self.include, self.exclude = include, exclude
+        self.seen = 0
+        self.examples: list[str] = []
+
+    def __call__(self, rel: str) -> bool:
+        self.seen += 1
+        if len(self.examples) < 5:
+            self.examples.append(rel)
+        return (not self.include or any(_matches(rel, g) for g in self.include)) and not any(
+            _matches(rel, g) for g in self.exclude
         )
-    examples = ", ".join(listed[:5])
-    raise ToolError(
-        f"bulk_ingest: include={include or []} exclude={exclude or []} match none of the {len(listed)} "
-        f"files in {root} (e.g. {examples}); nothing was uploaded. A pattern without '/' matches the file "
-        "name (e.g. *.mp4, case-sensitive); with '/' it matches the path inside the folder."
-    )
+
+    def check(self, chosen: list[str], root: str) -> list[str]:
+        """`chosen`, the files taken; ToolError (nothing changed) when they are none."""
+        if chosen:
+            return chosen
+        if not self.seen:
+            raise ToolError(
+                f"bulk_ingest: {root} has no files (hidden files and links are not taken); nothing was "
+                "uploaded."
+            )
+        raise ToolError(
+            f"bulk_ingest: include={self.include} exclude={self.exclude} match none of the {self.seen} "
+            f"files in {root} (e.g. {', '.join(self.examples)}); nothing was uploaded. A pattern without "
+            "'/' matches the file name (e.g. *.mp4, case-sensitive); with '/' it matches the path inside "
+            "the folder."
+        )
 
 
 async def _refuse_private(urls: Sequence[str]) -> None:
