@@ -141,3 +141,52 @@ def test_bulk_ingest_killed_midway_finishes_with_each_file_uploaded_once(tmp_pat
         assert reported == {a["filename"]: a["_id"] for a in assets}
     finally:
         sandbox.stop()
+
+
+def test_two_server_processes_ingesting_the_same_files_at_once_upload_each_once(tmp_path: Path) -> None:
+    """Two tl-mcp processes sharing a state folder (two MCP clients on one machine), each running its own
+    plan over the same files: an upload the other process is sending is waited for, not sent again."""
+    if not TL_MCP.exists():
+        pytest.fail(f"{TL_MCP} is missing: install the package first (make install, or pip install -e .)")
+    media = tmp_path / "media"
+    media.mkdir()
+    names = _images(media, 40)
+    sandbox = EmbeddedSandbox.start_in_thread(tmp_path / "sandbox-data", analyzers="none")
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TWELVELABS_", "TL_MCP_"))}
+        env |= {
+            "TL_MCP_BACKEND": "sandbox",
+            "TWELVELABS_BASE_URL": sandbox.base_url,
+            "TWELVELABS_API_KEY": sandbox.api_key,
+            "TL_MCP_SANDBOX_DIR": str(tmp_path / "state"),
+            "TL_MCP_ALLOWED_DIRS": str(media),
+        }
+        ports = [free_port(), free_port()]
+        servers = [
+            running(
+                [str(TL_MCP), "serve", "--transport", "http", "--port", str(port), "--auth-token", TOKEN],
+                env,
+                tmp_path / f"server{i}.log",
+                f"http://127.0.0.1:{port}/healthz",
+            )
+            for i, port in enumerate(ports)
+        ]
+        results: list[dict[str, Any]] = []
+
+        async def both() -> None:
+            async def one(port: int, include: list[str]) -> None:
+                args = {"folder": str(media), "include": include, "concurrency": 4, "wait_s": 60}
+                results.append(await _call(f"http://127.0.0.1:{port}", args))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(one, ports[0], ["*.png"])
+                tg.start_soon(one, ports[1], ["shot*"])
+
+        with servers[0], servers[1]:
+            anyio.run(both)
+        assert all(r["status"] == "completed" and not r["failed"] for r in results), results
+        per_name = Counter(a["filename"] for a in _sandbox_assets(sandbox))
+        assert sorted(per_name) == names
+        assert set(per_name.values()) == {1}, sorted(n for n, c in per_name.items() if c > 1)
+    finally:
+        sandbox.stop()

@@ -429,7 +429,7 @@ def test_the_ledger_keeps_each_backend_apart_and_survives_reopening(tmp_path: Pa
 
     cloud = SqliteIngestLedger(tmp_path, "cloud:https://api.twelvelabs.io/v1.3 key:abc")
     box = SqliteIngestLedger(tmp_path, "sandbox:/data")
-    cloud.intend_upload("sha256:00", "a.mp4")
+    assert cloud.claim_upload("sha256:00", "a.mp4", "me:1:x", 60, lambda _runner: True) is None
     cloud.record_upload("sha256:00", "asset-1", "a.mp4")
     assert box.upload("sha256:00") is None
     cloud.close()
@@ -516,3 +516,32 @@ async def test_include_patterns_are_a_way_past_the_folder_listing_limit(
             await call_ok(c, "bulk_ingest", {"folder": str(media), "include": ["*.png"]})
         ).structured_content
     assert data and sources(data, "uploaded") == ["keep.png"], data
+
+
+def test_an_upload_being_sent_is_claimed_by_one_live_process(tmp_path: Path) -> None:
+    """The upload intent is a claim: another live process waits for it; a done entry is never re-sent; a
+    released or dead sender's intent is free (and a ledger from before claims keeps opening)."""
+    from tl_mcp.server.ingest_ledger import SqliteIngestLedger
+
+    old = sqlite3.connect(tmp_path / "ingest.sqlite3", isolation_level=None)
+    old.execute(
+        "CREATE TABLE uploads (backend TEXT NOT NULL, content_key TEXT NOT NULL, state TEXT NOT NULL, "
+        "asset_id TEXT, filename TEXT, updated REAL NOT NULL, PRIMARY KEY (backend, content_key))"
+    )
+    old.execute("INSERT INTO uploads VALUES ('box', 'sha256:old', 'sending', NULL, 'o.mp4', 0)")
+    old.close()
+    store = SqliteIngestLedger(tmp_path, "box")
+    alive = {"them:1:a": True}
+    assert store.claim_upload("sha256:old", "o.mp4", "me:1:x", 60, alive.get) is None
+    assert store.claim_upload("sha256:01", "a.mp4", "them:1:a", 60, alive.get) is None
+    held = store.claim_upload("sha256:01", "a.mp4", "me:1:x", 60, alive.get)
+    assert held and held.state == "sending"
+    store.release_upload("sha256:01", "them:1:a")
+    assert store.claim_upload("sha256:01", "a.mp4", "me:1:x", 60, alive.get) is None
+    store.record_upload("sha256:01", "asset-1", "a.mp4")
+    done = store.claim_upload("sha256:01", "a.mp4", "them:1:a", 60, alive.get)
+    assert done and done.state == "done" and done.asset_id == "asset-1"
+    assert store.claim_upload("sha256:02", "b.mp4", "them:1:a", 60, alive.get) is None
+    alive["them:1:a"] = False
+    assert store.claim_upload("sha256:02", "b.mp4", "me:1:x", 60, alive.get) is None
+    store.close()

@@ -6,7 +6,9 @@ can replace the SQLite one:
 - the upload ledger: content key (a SHA-256 of the file, or of the URL) → the asset made from it, and
   per asset the index / knowledge store it was registered with. An entry is written as an intent
   ("sending") before the request goes out and completed after, so a process killed in between leaves a
-  trace its successor reconciles with the backend instead of paying for the upload again;
+  trace its successor reconciles with the backend instead of paying for the upload again; the intent
+  names its process and holds a lease while it sends, so another process that wants the same content
+  waits for that answer instead of sending it too;
 - bulk plans: the files of one bulk ingest and the state of each, so a restarted server resumes the plan.
 
 Every row is keyed by the backend's identity (`Backend.identity`): the cloud under one key and each
@@ -69,8 +71,18 @@ class IngestLedger(Protocol):
 
     def upload(self, key: str) -> Upload | None: ...
 
-    def intend_upload(self, key: str, filename: str | None) -> None:
-        """Record that an upload of `key` is about to be sent (kept if one is already recorded)."""
+    def claim_upload(
+        self, key: str, filename: str | None, runner: str, lease_s: float, alive: Callable[[str], bool]
+    ) -> Upload | None:
+        """Record that `runner` is about to send `key` (an intent, kept until recorded or forgotten): None
+        when it may, else the entry that stops it: done already, or being sent by another process (whose
+        lease lasts and which `alive` says may still run)."""
+
+    def renew_uploads(self, runner: str, lease_s: float) -> None:
+        """Extend the leases of the uploads `runner` is sending."""
+
+    def release_upload(self, key: str, runner: str) -> None:
+        """`runner` no longer sends `key` (its answer was lost); the intent stays for the next sender."""
 
     def record_upload(self, key: str, asset_id: str, filename: str | None) -> None: ...
 
@@ -111,7 +123,7 @@ class IngestLedger(Protocol):
 _DDL = """
 CREATE TABLE IF NOT EXISTS uploads (
     backend TEXT NOT NULL, content_key TEXT NOT NULL, state TEXT NOT NULL,
-    asset_id TEXT, filename TEXT, updated REAL NOT NULL,
+    asset_id TEXT, filename TEXT, updated REAL NOT NULL, runner TEXT, lease_until REAL,
     PRIMARY KEY (backend, content_key)
 );
 CREATE TABLE IF NOT EXISTS registrations (
@@ -156,6 +168,11 @@ class SqliteIngestLedger:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=5000")
             db.executescript(_DDL)
+            # Ledgers written before uploads had a sender keep opening: the columns are added.
+            have = {str(row[1]) for row in db.execute("PRAGMA table_info(uploads)")}
+            for column, kind in (("runner", "TEXT"), ("lease_until", "REAL")):
+                if column not in have:
+                    db.execute(f"ALTER TABLE uploads ADD COLUMN {column} {kind}")
             cutoff = time.time() - KEEP_FINISHED_S
             db.execute(
                 "DELETE FROM plan_files WHERE backend = ? AND plan_id IN (SELECT plan_id FROM plans "
@@ -195,12 +212,43 @@ class SqliteIngestLedger:
         state: UploadState = "done" if row[0] == "done" else "sending"
         return Upload(key, state, _str(row[1]), _str(row[2]))
 
-    def intend_upload(self, key: str, filename: str | None) -> None:
+    def claim_upload(
+        self, key: str, filename: str | None, runner: str, lease_s: float, alive: Callable[[str], bool]
+    ) -> Upload | None:
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT state, asset_id, filename, runner, lease_until FROM uploads "
+                "WHERE backend = ? AND content_key = ?",
+                (self._backend, key),
+            ).fetchone()
+            if row is not None:
+                found = Upload(key, "done" if row[0] == "done" else "sending", _str(row[1]), _str(row[2]))
+                holder, until = _str(row[3]), row[4]
+                if found.state == "done" or (
+                    holder and holder != runner and (until or 0.0) > now and alive(holder)
+                ):
+                    return found
+            db.execute(
+                "INSERT OR REPLACE INTO uploads (backend, content_key, state, filename, updated, runner, "
+                "lease_until) VALUES (?, ?, 'sending', ?, ?, ?, ?)",
+                (self._backend, key, filename, now, runner, now + lease_s),
+            )
+        return None
+
+    def renew_uploads(self, runner: str, lease_s: float) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT OR IGNORE INTO uploads (backend, content_key, state, filename, updated) "
-                "VALUES (?, ?, 'sending', ?, ?)",
-                (self._backend, key, filename, time.time()),
+                "UPDATE uploads SET lease_until = ? WHERE backend = ? AND runner = ? AND state = 'sending'",
+                (time.time() + lease_s, self._backend, runner),
+            )
+
+    def release_upload(self, key: str, runner: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE uploads SET runner = NULL, lease_until = NULL "
+                "WHERE backend = ? AND content_key = ? AND runner = ?",
+                (self._backend, key, runner),
             )
 
     def record_upload(self, key: str, asset_id: str, filename: str | None) -> None:

@@ -49,6 +49,8 @@ MAX_CONCURRENCY = 8
 #: How long a process's claim on a plan lasts without renewal; a dead process's claim ends sooner
 #: when it ran on this host (its pid is gone).
 LEASE_S = 60.0
+#: How often a file another process is uploading right now is looked at again.
+_HELD_POLL_S = 0.5
 #: Reconciling a lost upload or store item looks through at most this many pages of 50.
 _SCAN_PAGES = 20
 _SHOWN = 30
@@ -448,6 +450,7 @@ async def _run_plan(state: AppState, job: Job, progress: BulkProgress, concurren
         while True:
             await anyio.sleep(LEASE_S / 3)
             state.ingest.renew_plan(plan.plan_id, _RUNNER, LEASE_S)
+            state.ingest.renew_uploads(_RUNNER, LEASE_S)
 
     async with anyio.create_task_group() as outer:
         outer.start_soon(keep_claim)
@@ -557,24 +560,33 @@ async def _upload_once(
     # Two files with the same content (in this plan or another running now) must not both be sent: the
     # second waits and reuses the first.
     async with _lock(state, key):
-        entry = ledger.upload(key)
-        if entry is not None and entry.state == "done" and entry.asset_id:
-            if await _exists(state, entry.asset_id):
-                return entry.asset_id, False
-            ledger.forget_upload(key)
-        elif entry is not None:
+        while True:
+            entry = ledger.upload(key)
+            if entry is not None and entry.state == "done":
+                if entry.asset_id and await _exists(state, entry.asset_id):
+                    return entry.asset_id, False
+                ledger.forget_upload(key)
+                continue
+            if ledger.claim_upload(key, name, _RUNNER, LEASE_S, _alive) is None:
+                break
+            # Another process is sending this content now (or just finished): wait for its answer.
+            await anyio.sleep(_HELD_POLL_S)
+        if entry is not None:
             # A process died while sending it: the backend may have it, under the tag it was sent with.
             found = await _find_tagged(state, key, name)
             if found is not None:
                 ledger.record_upload(key, found, name)
                 return found, True
-        ledger.intend_upload(key, name)
         try:
             asset_id = await send()
-        except APIStatusError as exc:
-            if exc.status is not None and exc.status < 500:
+        except BaseException as exc:
+            if isinstance(exc, APIStatusError) and exc.status is not None and exc.status < 500:
                 # Refused, so nothing was created: no later call needs to look for it upstream.
                 ledger.forget_upload(key)
+            else:
+                # Whether it arrived is unknown: the intent stays for the next sender to reconcile, which
+                # need not wait for this process.
+                ledger.release_upload(key, _RUNNER)
             raise
         ledger.record_upload(key, asset_id, name)
         return asset_id, True
