@@ -19,6 +19,7 @@ from PIL import Image
 
 from tests.e2e.processes import TL_MCP, free_port, running
 from tests.server.conftest import text_of
+from tests.server.test_bulk import tiny_video
 from tl_mcp.sandbox.embedded import EmbeddedSandbox
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
@@ -143,16 +144,27 @@ def test_bulk_ingest_killed_midway_finishes_with_each_file_uploaded_once(tmp_pat
         sandbox.stop()
 
 
-def test_two_server_processes_ingesting_the_same_files_at_once_upload_each_once(tmp_path: Path) -> None:
+def test_two_server_processes_ingesting_the_same_files_at_once_upload_and_index_each_once(
+    tmp_path: Path,
+) -> None:
     """Two tl-mcp processes sharing a state folder (two MCP clients on one machine), each running its own
-    plan over the same files: an upload the other process is sending is waited for, not sent again."""
+    plan over the same files into one index: an upload or indexing the other process is sending is
+    waited for, not sent again."""
     if not TL_MCP.exists():
         pytest.fail(f"{TL_MCP} is missing: install the package first (make install, or pip install -e .)")
     media = tmp_path / "media"
     media.mkdir()
-    names = _images(media, 40)
+    names = [tiny_video(media / f"clip{i:02d}.mp4", 12 * i).name for i in range(12)]
     sandbox = EmbeddedSandbox.start_in_thread(tmp_path / "sandbox-data", analyzers="none")
     try:
+        index_id = httpx2.post(
+            f"{sandbox.base_url}/indexes",
+            json={
+                "index_name": "together",
+                "models": [{"model_name": "marengo3.0", "model_options": ["visual"]}],
+            },
+            headers={"x-api-key": sandbox.api_key},
+        ).json()["_id"]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TWELVELABS_", "TL_MCP_"))}
         env |= {
             "TL_MCP_BACKEND": "sandbox",
@@ -175,12 +187,18 @@ def test_two_server_processes_ingesting_the_same_files_at_once_upload_each_once(
 
         async def both() -> None:
             async def one(port: int, include: list[str]) -> None:
-                args = {"folder": str(media), "include": include, "concurrency": 4, "wait_s": 60}
+                args = {
+                    "folder": str(media),
+                    "include": include,
+                    "index_id": index_id,
+                    "concurrency": 4,
+                    "wait_s": 60,
+                }
                 results.append(await _call(f"http://127.0.0.1:{port}", args))
 
             async with anyio.create_task_group() as tg:
-                tg.start_soon(one, ports[0], ["*.png"])
-                tg.start_soon(one, ports[1], ["shot*"])
+                tg.start_soon(one, ports[0], ["*.mp4"])
+                tg.start_soon(one, ports[1], ["clip*"])
 
         with servers[0], servers[1]:
             anyio.run(both)
@@ -188,5 +206,11 @@ def test_two_server_processes_ingesting_the_same_files_at_once_upload_each_once(
         per_name = Counter(a["filename"] for a in _sandbox_assets(sandbox))
         assert sorted(per_name) == names
         assert set(per_name.values()) == {1}, sorted(n for n, c in per_name.items() if c > 1)
+        indexed = httpx2.get(
+            f"{sandbox.base_url}/indexes/{index_id}/indexed-assets",
+            params={"page_limit": 50},
+            headers={"x-api-key": sandbox.api_key},
+        ).json()["data"]
+        assert sorted(Counter(row["asset_id"] for row in indexed).values()) == [1] * len(names), indexed
     finally:
         sandbox.stop()
