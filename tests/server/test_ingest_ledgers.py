@@ -1,9 +1,10 @@
 """The bulk-ingest ledger, one contract for both implementations: the backend's SQLite file (one
 host) and Redis (every replica, `TL_MCP_REDIS_URL`; a real `redis-server`).
 
-Uploads go from intended to done and can be forgotten; registrations record the attempt, then the id;
-a plan round-trips with its files; one runner at a time holds a plan's claim, which only it renews
-or releases; backends never share an entry; and in Redis every key expires.
+Uploads go from intended to done and can be forgotten, and one live runner at a time sends each;
+registrations record the attempt, then the id; a plan round-trips with its files; one runner at a time
+holds a plan's claim, which only it renews or releases; backends never share an entry; and in Redis
+every key expires.
 """
 
 from __future__ import annotations
@@ -44,17 +45,43 @@ def test_an_upload_goes_from_intended_to_done_and_can_be_forgotten(
 ) -> None:
     ledger = _open(kind, request, tmp_path, "sandbox:a")
     assert ledger.upload("sha256:00") is None
-    ledger.intend_upload("sha256:00", "a.mp4")
+    assert ledger.claim_upload("sha256:00", "a.mp4", "me", 60, lambda _: True) is None
     sending = ledger.upload("sha256:00")
     assert sending and sending.state == "sending" and sending.asset_id is None and sending.filename == "a.mp4"
-    # An intent never replaces one already recorded.
-    ledger.intend_upload("sha256:00", "other.mp4")
+    # An intent taken again keeps the file name first recorded.
+    assert ledger.claim_upload("sha256:00", "other.mp4", "me", 60, lambda _: True) is None
     assert (ledger.upload("sha256:00") or sending).filename == "a.mp4"
     ledger.record_upload("sha256:00", "asset-1", "a.mp4")
     done = ledger.upload("sha256:00")
     assert done and done.state == "done" and done.asset_id == "asset-1"
     ledger.forget_upload("sha256:00")
     assert ledger.upload("sha256:00") is None
+    ledger.close()
+
+
+def test_an_upload_being_sent_is_held_by_one_live_runner(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Another live runner waits while a lease lasts; a done upload is never claimed again; a released
+    or dead sender's intent is free."""
+    ledger = _open(kind, request, tmp_path, "sandbox:c")
+    alive = {"them": True}
+    assert ledger.claim_upload("sha256:01", "a.mp4", "them", 60, alive.get) is None
+    held = ledger.claim_upload("sha256:01", "a.mp4", "me", 60, alive.get)
+    assert held and held.state == "sending" and held.filename == "a.mp4"
+    ledger.renew_uploads("them", 60)
+    assert ledger.claim_upload("sha256:01", "a.mp4", "me", 60, alive.get) is not None
+    ledger.release_upload("sha256:01", "them")
+    assert ledger.claim_upload("sha256:01", "a.mp4", "me", 60, alive.get) is None
+    ledger.record_upload("sha256:01", "asset-1", "a.mp4")
+    done = ledger.claim_upload("sha256:01", "a.mp4", "them", 60, alive.get)
+    assert done and done.state == "done" and done.asset_id == "asset-1"
+    assert ledger.claim_upload("sha256:02", "b.mp4", "them", 0.2, alive.get) is None
+    time.sleep(0.3)
+    assert ledger.claim_upload("sha256:02", "b.mp4", "me", 60, alive.get) is None  # its lease ran out
+    assert ledger.claim_upload("sha256:03", "c.mp4", "them", 60, alive.get) is None
+    alive["them"] = False
+    assert ledger.claim_upload("sha256:03", "c.mp4", "me", 60, alive.get) is None
     ledger.close()
 
 
@@ -129,14 +156,14 @@ def test_backends_never_share_an_entry(kind: str, request: pytest.FixtureRequest
 def test_every_redis_ledger_key_expires(redis_url: str, tmp_path: Path) -> None:
     prefix = prefix_of(f"ttl:{tmp_path}")
     ledger = RedisIngestLedger(redis_url, prefix)
-    ledger.intend_upload("sha256:00", "a.mp4")
+    ledger.claim_upload("sha256:00", "a.mp4", "me", 60, lambda _: True)
     ledger.record_registration("asset-1", "index:i1", "video-1")
     ledger.save_plan(Plan("bulk_1", "p", {}, [PlanFile(0, "a.mp4")]))
     ledger.claim_plan("bulk_1", "me", 60, lambda _: True)
     ledger.finish_plan("bulk_1")
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     keys = list(client.scan_iter(match=f"{prefix}*"))
-    assert len(keys) == 4, keys
+    assert len(keys) == 5, keys
     assert all(client.pttl(k) > 0 for k in keys), {k: client.pttl(k) for k in keys}
     client.close()
     ledger.close()

@@ -74,7 +74,8 @@ class IngestLedger(Protocol):
     def claim_upload(
         self, key: str, filename: str | None, runner: str, lease_s: float, alive: Callable[[str], bool]
     ) -> Upload | None:
-        """Record that `runner` is about to send `key` (an intent, kept until recorded or forgotten): None
+        """Record that `runner` is about to send `key` (an intent, kept until recorded or forgotten, with the
+        file name first given): None
         when it may, else the entry that stops it: done already, or being sent by another process (whose
         lease lasts and which `alive` says may still run)."""
 
@@ -229,9 +230,11 @@ class SqliteIngestLedger:
                     holder and holder != runner and (until or 0.0) > now and alive(holder)
                 ):
                     return found
+            # A file name already recorded stays: it is the name a lost upload is looked up by.
             db.execute(
-                "INSERT OR REPLACE INTO uploads (backend, content_key, state, filename, updated, runner, "
-                "lease_until) VALUES (?, ?, 'sending', ?, ?, ?, ?)",
+                "INSERT INTO uploads (backend, content_key, state, filename, updated, runner, lease_until) "
+                "VALUES (?, ?, 'sending', ?, ?, ?, ?) ON CONFLICT (backend, content_key) DO UPDATE SET "
+                "updated = excluded.updated, runner = excluded.runner, lease_until = excluded.lease_until",
                 (self._backend, key, filename, now, runner, now + lease_s),
             )
         return None

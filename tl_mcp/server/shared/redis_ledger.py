@@ -3,7 +3,8 @@ uploads by content, registrations and bulk plans (with `TL_MCP_REDIS_URL`; else 
 
 Keys, under the same `tl-mcp:<backend hash>:` prefix as the rest of the shared state, each kept
 `KEEP_FINISHED_S` (30 days) after its last write:
-- `ingest:upload:<content key>` (hash: state, asset_id, filename);
+- `ingest:upload:<content key>` (hash: state, asset_id, filename, and runner, lease_until while one
+  process sends it) and `ingest:sending:<runner>` (set: the upload keys that runner renews);
 - `ingest:reg:<asset id>` (hash: destination → the id it made, "" while only intended);
 - `ingest:plan:<plan id>` (hash: owner, spec, finished, runner, job_id, lease_until) and
   `ingest:plan:<plan id>:files` (hash: position → the file as JSON).
@@ -87,15 +88,79 @@ class RedisIngestLedger:
         state: UploadState = "done" if raw.get("state") == "done" else "sending"
         return Upload(key, state, raw.get("asset_id") or None, raw.get("filename") or None)
 
-    def intend_upload(self, key: str, filename: str | None) -> None:
+    def _sending_key(self, runner: str) -> str:
+        return f"{self._prefix}sending:{runner}"
+
+    def claim_upload(
+        self, key: str, filename: str | None, runner: str, lease_s: float, alive: Callable[[str], bool]
+    ) -> Upload | None:
         name = self._upload_key(key)
-        if self._call(lambda: self._r.hsetnx(name, "state", "sending")):
-            self._write(name, {"filename": filename or ""})
+
+        def run() -> Upload | None:
+            with self._r.pipeline(transaction=True) as pipe:
+                while True:
+                    try:
+                        pipe.watch(name)  # type: ignore[no-untyped-call]
+                        raw = {_s(k): _s(v) for k, v in pipe.hgetall(name).items()}
+                        if raw:
+                            state: UploadState = "done" if raw.get("state") == "done" else "sending"
+                            found = Upload(
+                                key, state, raw.get("asset_id") or None, raw.get("filename") or None
+                            )
+                            holder, until = raw.get("runner"), float(raw.get("lease_until") or 0)
+                            if state == "done" or (
+                                holder and holder != runner and until > time.time() and alive(holder)
+                            ):
+                                pipe.unwatch()
+                                return found
+                        pipe.multi()
+                        # A file name already recorded stays: it is the name a lost upload is looked up by.
+                        fields: dict[Any, Any] = {
+                            "state": "sending",
+                            "runner": runner,
+                            "lease_until": str(time.time() + lease_s),
+                        }
+                        if not raw:
+                            fields["filename"] = filename or ""
+                        pipe.hset(name, mapping=fields)
+                        pipe.pexpire(name, _TTL_MS)
+                        pipe.sadd(self._sending_key(runner), name)
+                        pipe.pexpire(self._sending_key(runner), _TTL_MS)
+                        pipe.execute()
+                        return None
+                    except WatchError:
+                        continue
+
+        result: Upload | None = self._call(run)
+        return result
+
+    def renew_uploads(self, runner: str, lease_s: float) -> None:
+        sending = self._sending_key(runner)
+
+        def run() -> None:
+            until = str(time.time() + lease_s)
+            for name in self._r.smembers(sending):
+                if not self._renew(keys=[name], args=[runner, until, ""]):
+                    self._r.srem(sending, name)  # recorded, forgotten or released since
+
+        self._call(run)
+
+    def release_upload(self, key: str, runner: str) -> None:
+        name = self._upload_key(key)
+        self._call(lambda: self._release(keys=[name], args=[runner]))
+        self._call(lambda: self._r.srem(self._sending_key(runner), name))
 
     def record_upload(self, key: str, asset_id: str, filename: str | None) -> None:
-        self._write(
-            self._upload_key(key), {"state": "done", "asset_id": asset_id, "filename": filename or ""}
-        )
+        name = self._upload_key(key)
+
+        def run() -> None:
+            with self._r.pipeline(transaction=True) as pipe:
+                pipe.hset(name, mapping={"state": "done", "asset_id": asset_id, "filename": filename or ""})
+                pipe.hdel(name, "runner", "lease_until")
+                pipe.pexpire(name, _TTL_MS)
+                pipe.execute()
+
+        self._call(run)
 
     def forget_upload(self, key: str) -> None:
         self._call(lambda: self._r.delete(self._upload_key(key)))

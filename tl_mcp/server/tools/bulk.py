@@ -573,7 +573,7 @@ async def _upload_once(
             await anyio.sleep(_HELD_POLL_S)
         if entry is not None:
             # A process died while sending it: the backend may have it, under the tag it was sent with.
-            found = await _find_tagged(state, key, name)
+            found = await _find_tagged(state, key, entry.filename or name)
             if found is not None:
                 ledger.record_upload(key, found, name)
                 return found, True
