@@ -216,3 +216,15 @@ async def test_add_to_knowledge_store_with_metadata(
     assert "50" in text
     items = await _data(client, "list_knowledge_store_items", {"knowledge_store_id": store["id"]})
     assert [i["item_id"] for i in items["items"]] == [added["id"]]
+
+
+async def test_list_filters_find_metadata_keys_with_brackets(world: World, client: Client) -> None:
+    """A key may hold `[` or `]` (the metadata check allows any key); its list filter is sent as
+    `user_metadata[<key>]` and must still name that key, not match nothing."""
+    video = {"index_id": world.index_id, "video_id": world.video_id}
+    tags = {"scores[home]": "3", "a]b": "c"}
+    await _data(client, "update_metadata", {**video, "user_metadata": tags})
+    for key, value in tags.items():
+        listed = await _data(client, "list_videos", {"index_id": world.index_id, "filter": {key: value}})
+        assert [v["video_id"] for v in listed["videos"]] == [world.video_id], key
+    await _data(client, "update_metadata", {**video, "user_metadata": dict.fromkeys(tags)})

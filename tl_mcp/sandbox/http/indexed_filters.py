@@ -19,7 +19,8 @@ from tl_mcp.sandbox.errors import invalid
 RANGE_FIELDS = ("duration", "fps", "width", "height", "size")
 #: The lists' own parameters; any other plain query key is a user-metadata key.
 LIST_PARAMS = ("page", "page_limit", "sort_by", "sort_option", "status", "filename")
-_BRACKETED = re.compile(r"^(?P<name>[A-Za-z_]+)\[(?P<key>[^\[\]]*)\]$")
+#: `name[key]`; greedy, so a metadata key holding brackets (`user_metadata[scores[home]]`) stays whole.
+_BRACKETED = re.compile(r"^(?P<name>[A-Za-z_]+)\[(?P<key>.*)\]$", re.DOTALL)
 
 
 @dataclass(slots=True)
