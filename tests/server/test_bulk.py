@@ -529,9 +529,15 @@ def test_an_upload_being_sent_is_claimed_by_one_live_process(tmp_path: Path) -> 
         "asset_id TEXT, filename TEXT, updated REAL NOT NULL, PRIMARY KEY (backend, content_key))"
     )
     old.execute("INSERT INTO uploads VALUES ('box', 'sha256:old', 'sending', NULL, 'o.mp4', 0)")
+    old.execute(
+        "CREATE TABLE registrations (backend TEXT NOT NULL, asset_id TEXT NOT NULL, destination TEXT NOT "
+        "NULL, ref_id TEXT, updated REAL NOT NULL, PRIMARY KEY (backend, asset_id, destination))"
+    )
+    old.execute("INSERT INTO registrations VALUES ('box', 'asset-0', 'index:i', 'video-0', 0)")
     old.close()
     store = SqliteIngestLedger(tmp_path, "box")
     alive = {"them:1:a": True}
+    assert store.claim_registration("asset-0", "index:i", "me:1:x", 60, alive.get) == (True, "video-0")
     assert store.claim_upload("sha256:old", "o.mp4", "me:1:x", 60, alive.get) is None
     assert store.claim_upload("sha256:01", "a.mp4", "them:1:a", 60, alive.get) is None
     held = store.claim_upload("sha256:01", "a.mp4", "me:1:x", 60, alive.get)
@@ -545,3 +551,48 @@ def test_an_upload_being_sent_is_claimed_by_one_live_process(tmp_path: Path) -> 
     alive["them:1:a"] = False
     assert store.claim_upload("sha256:02", "b.mp4", "me:1:x", 60, alive.get) is None
     store.close()
+
+
+async def test_a_registration_another_live_process_is_making_is_waited_for_not_repeated(
+    sandbox: EmbeddedSandbox, settings: Settings, media: Path, tmp_path: Path
+) -> None:
+    import socket
+
+    from tl_mcp.server.ingest_ledger import SqliteIngestLedger
+
+    tiny_video(media / "a.mp4", 40)
+    async with Client(build_server(settings)) as c:
+        index = (await call_ok(c, "create_index", {"name": "held"})).structured_content
+        assert index
+        first = (await call_ok(c, "bulk_ingest", {"folder": str(media)})).structured_content
+        assert first
+        asset_id = first["uploaded"][0]["asset_id"]
+        db = ledger(tmp_path)
+        (identity,) = db.execute("SELECT DISTINCT backend FROM uploads").fetchone()
+        (path,) = (tmp_path / "state").rglob("ingest.sqlite3")
+        # Another tl-mcp process, alive, which has just claimed the registration and is sending it.
+        other = await anyio.open_process(["sleep", "60"])
+        try:
+            them = SqliteIngestLedger(path.parent, identity)
+            runner = f"{socket.gethostname()}:{other.pid}:abcd"
+            assert them.claim_registration(asset_id, f"index:{index['id']}", runner, 60, lambda _r: True)
+            them.close()
+            args = {"folder": str(media), "index_id": index["id"], "wait_s": 2}
+            waiting = (await call_ok(c, "bulk_ingest", args)).structured_content
+            assert waiting and waiting["status"] == "in_progress", waiting
+            assert not indexed_assets(sandbox, index["id"])
+        finally:
+            other.kill()
+            await other.wait()
+        done = (await call_ok(c, "wait_for_task", {"id": waiting["job_id"], "wait_s": 60})).structured_content
+    assert done and done["result"]["status"] == "completed", done
+    assert [row["asset_id"] for row in indexed_assets(sandbox, index["id"])] == [asset_id]
+
+
+def indexed_assets(sandbox: EmbeddedSandbox, index_id: str) -> list[dict[str, Any]]:
+    body = httpx2.get(
+        f"{sandbox.base_url}/indexes/{index_id}/indexed-assets",
+        params={"page_limit": 50},
+        headers={"x-api-key": sandbox.api_key},
+    ).json()
+    return list(body["data"])

@@ -85,6 +85,29 @@ def test_an_upload_being_sent_is_held_by_one_live_runner(
     ledger.close()
 
 
+def test_a_registration_is_made_by_one_live_runner_at_a_time(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A claim says what was recorded before it and counts as an attempt; another live runner waits
+    until it is released; a recorded id survives claims and releases."""
+    ledger = _open(kind, request, tmp_path, "sandbox:d")
+    alive = {"them": True}
+    assert ledger.claim_registration("asset-1", "index:i1", "them", 60, alive.get) == (False, None)
+    assert ledger.claim_registration("asset-1", "index:i1", "me", 60, alive.get) is None
+    assert ledger.registration("asset-1", "index:i1") == (True, None)
+    ledger.intend_registration("asset-1", "index:i1")
+    assert ledger.claim_registration("asset-1", "index:i1", "me", 60, alive.get) is None
+    ledger.record_registration("asset-1", "index:i1", "video-1")
+    ledger.release_registration("asset-1", "index:i1", "them")
+    assert ledger.claim_registration("asset-1", "index:i1", "me", 60, alive.get) == (True, "video-1")
+    ledger.release_registration("asset-1", "index:i1", "me")
+    assert ledger.registration("asset-1", "index:i1") == (True, "video-1")
+    assert ledger.claim_registration("asset-1", "store:s1", "them", 60, alive.get) == (False, None)
+    alive["them"] = False
+    assert ledger.claim_registration("asset-1", "store:s1", "me", 60, alive.get) == (True, None)
+    ledger.close()
+
+
 def test_a_registration_records_the_attempt_then_its_id(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:

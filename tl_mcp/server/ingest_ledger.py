@@ -93,6 +93,15 @@ class IngestLedger(Protocol):
     def registration(self, asset_id: str, destination: str) -> tuple[bool, str | None]:
         """(an attempt was recorded, the id it made) for `asset_id` in `destination` (`index:…`/`store:…`)."""
 
+    def claim_registration(
+        self, asset_id: str, destination: str, runner: str, lease_s: float, alive: Callable[[str], bool]
+    ) -> tuple[bool, str | None] | None:
+        """Make `runner` the one process registering `asset_id` in `destination` (released after): None
+        while another holds it (its lease lasts and `alive` says it may run), else what `registration`
+        said just before; the claim counts as an attempt from then on."""
+
+    def release_registration(self, asset_id: str, destination: str, runner: str) -> None: ...
+
     def intend_registration(self, asset_id: str, destination: str) -> None:
         """Record that a registration is about to be sent (replacing one whose id no longer exists)."""
 
@@ -129,7 +138,7 @@ CREATE TABLE IF NOT EXISTS uploads (
 );
 CREATE TABLE IF NOT EXISTS registrations (
     backend TEXT NOT NULL, asset_id TEXT NOT NULL, destination TEXT NOT NULL, ref_id TEXT,
-    updated REAL NOT NULL,
+    updated REAL NOT NULL, runner TEXT, lease_until REAL,
     PRIMARY KEY (backend, asset_id, destination)
 );
 CREATE TABLE IF NOT EXISTS plans (
@@ -170,10 +179,11 @@ class SqliteIngestLedger:
             db.execute("PRAGMA busy_timeout=5000")
             db.executescript(_DDL)
             # Ledgers written before uploads had a sender keep opening: the columns are added.
-            have = {str(row[1]) for row in db.execute("PRAGMA table_info(uploads)")}
-            for column, kind in (("runner", "TEXT"), ("lease_until", "REAL")):
-                if column not in have:
-                    db.execute(f"ALTER TABLE uploads ADD COLUMN {column} {kind}")
+            for table in ("uploads", "registrations"):
+                have = {str(row[1]) for row in db.execute(f"PRAGMA table_info({table})")}
+                for column, kind in (("runner", "TEXT"), ("lease_until", "REAL")):
+                    if column not in have:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             cutoff = time.time() - KEEP_FINISHED_S
             db.execute(
                 "DELETE FROM plan_files WHERE backend = ? AND plan_id IN (SELECT plan_id FROM plans "
@@ -273,11 +283,44 @@ class SqliteIngestLedger:
         )
         return (row is not None, _str(row[0]) if row else None)
 
-    def intend_registration(self, asset_id: str, destination: str) -> None:
+    def claim_registration(
+        self, asset_id: str, destination: str, runner: str, lease_s: float, alive: Callable[[str], bool]
+    ) -> tuple[bool, str | None] | None:
+        now = time.time()
+        where = (self._backend, asset_id, destination)
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT ref_id, runner, lease_until FROM registrations "
+                "WHERE backend = ? AND asset_id = ? AND destination = ?",
+                where,
+            ).fetchone()
+            if row is not None:
+                holder, until = _str(row[1]), row[2]
+                if holder and holder != runner and (until or 0.0) > now and alive(holder):
+                    return None
+            db.execute(
+                "INSERT INTO registrations (backend, asset_id, destination, ref_id, updated, runner, "
+                "lease_until) VALUES (?, ?, ?, NULL, ?, ?, ?) ON CONFLICT (backend, asset_id, destination) "
+                "DO UPDATE SET runner = excluded.runner, lease_until = excluded.lease_until",
+                (*where, now, runner, now + lease_s),
+            )
+        return (row is not None, _str(row[0]) if row else None)
+
+    def release_registration(self, asset_id: str, destination: str, runner: str) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT OR REPLACE INTO registrations (backend, asset_id, destination, ref_id, updated) "
-                "VALUES (?, ?, ?, NULL, ?)",
+                "UPDATE registrations SET runner = NULL, lease_until = NULL "
+                "WHERE backend = ? AND asset_id = ? AND destination = ? AND runner = ?",
+                (self._backend, asset_id, destination, runner),
+            )
+
+    def intend_registration(self, asset_id: str, destination: str) -> None:
+        with self._tx() as db:
+            # Its claim (runner, lease) stays: the registration is still being sent by that process.
+            db.execute(
+                "INSERT INTO registrations (backend, asset_id, destination, ref_id, updated) "
+                "VALUES (?, ?, ?, NULL, ?) ON CONFLICT (backend, asset_id, destination) "
+                "DO UPDATE SET ref_id = NULL, updated = excluded.updated",
                 (self._backend, asset_id, destination, time.time()),
             )
 

@@ -5,7 +5,8 @@ Keys, under the same `tl-mcp:<backend hash>:` prefix as the rest of the shared s
 `KEEP_FINISHED_S` (30 days) after its last write:
 - `ingest:upload:<content key>` (hash: state, asset_id, filename, and runner, lease_until while one
   process sends it) and `ingest:sending:<runner>` (set: the upload keys that runner renews);
-- `ingest:reg:<asset id>` (hash: destination → the id it made, "" while only intended);
+- `ingest:reg:<asset id>` (hash: destination → the id it made, "" while only intended; and
+  `<destination>|runner`, `<destination>|lease_until` while one process registers it);
 - `ingest:plan:<plan id>` (hash: owner, spec, finished, runner, job_id, lease_until) and
   `ingest:plan:<plan id>:files` (hash: position → the file as JSON).
 A claim is taken with WATCH/MULTI (its holder's liveness is the caller's to judge); renewing and
@@ -168,6 +169,62 @@ class RedisIngestLedger:
     def registration(self, asset_id: str, destination: str) -> tuple[bool, str | None]:
         raw = self._call(lambda: self._r.hget(self._reg_key(asset_id), destination))
         return (raw is not None, _s(raw) or None if raw is not None else None)
+
+    def claim_registration(
+        self, asset_id: str, destination: str, runner: str, lease_s: float, alive: Callable[[str], bool]
+    ) -> tuple[bool, str | None] | None:
+        name = self._reg_key(asset_id)
+        holder_field, lease_field = f"{destination}|runner", f"{destination}|lease_until"
+
+        def run() -> tuple[bool, str | None] | None:
+            with self._r.pipeline(transaction=True) as pipe:
+                while True:
+                    try:
+                        pipe.watch(name)  # type: ignore[no-untyped-call]
+                        ref, holder, until = pipe.hmget(name, [destination, holder_field, lease_field])
+                        if (
+                            holder
+                            and _s(holder) != runner
+                            and float(until or 0) > time.time()
+                            and alive(_s(holder))
+                        ):
+                            pipe.unwatch()
+                            return None
+                        pipe.multi()
+                        fields: dict[Any, Any] = {
+                            holder_field: runner,
+                            lease_field: str(time.time() + lease_s),
+                        }
+                        if ref is None:
+                            fields[destination] = ""  # the claim counts as an attempt from now on
+                        pipe.hset(name, mapping=fields)
+                        pipe.pexpire(name, _TTL_MS)
+                        pipe.execute()
+                        return (ref is not None, _s(ref) or None if ref is not None else None)
+                    except WatchError:
+                        continue
+
+        result: tuple[bool, str | None] | None = self._call(run)
+        return result
+
+    def release_registration(self, asset_id: str, destination: str, runner: str) -> None:
+        name = self._reg_key(asset_id)
+        holder_field = f"{destination}|runner"
+
+        def run() -> None:
+            with self._r.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(name)  # type: ignore[no-untyped-call]
+                    if pipe.hget(name, holder_field) != runner:
+                        pipe.unwatch()
+                        return
+                    pipe.multi()
+                    pipe.hdel(name, holder_field, f"{destination}|lease_until")
+                    pipe.execute()
+                except WatchError:
+                    return  # changed meanwhile: it is no longer this runner's to release
+
+        self._call(run)
 
     def intend_registration(self, asset_id: str, destination: str) -> None:
         self._write(self._reg_key(asset_id), {destination: ""})

@@ -679,16 +679,25 @@ async def _register_once(
     ledger = state.ingest
     # One asset reached by two files (or two plans) at once is registered by the first, found by the second.
     async with _lock(state, f"{destination}|{asset_id}"):
-        attempted, ref = ledger.registration(asset_id, destination)
-        if ref and await exists(ref):
+        # Another process registering it right now is waited for; its result is then found, not repeated.
+        while True:
+            claimed = ledger.claim_registration(asset_id, destination, _RUNNER, LEASE_S, _alive)
+            if claimed is not None:
+                break
+            await anyio.sleep(_HELD_POLL_S)
+        attempted, ref = claimed
+        try:
+            if ref and await exists(ref):
+                return ref
+            if attempted and not ref and (found := await find()) is not None:
+                ledger.record_registration(asset_id, destination, found)
+                return found
+            ledger.intend_registration(asset_id, destination)
+            ref = await create()
+            ledger.record_registration(asset_id, destination, ref)
             return ref
-        if attempted and not ref and (found := await find()) is not None:
-            ledger.record_registration(asset_id, destination, found)
-            return found
-        ledger.intend_registration(asset_id, destination)
-        ref = await create()
-        ledger.record_registration(asset_id, destination, ref)
-        return ref
+        finally:
+            ledger.release_registration(asset_id, destination, _RUNNER)
 
 
 def _lock(state: AppState, key: str) -> anyio.Lock:
