@@ -185,6 +185,7 @@ def _mcp_rows(results: dict[str, Any]) -> list[str]:
                 "",
             )
         )
+    lines.extend(_hosting_rows(results))
     js = results.get("jockey_stream")
     if js:
         base = js["baseline"]
@@ -254,6 +255,82 @@ def _answer_rows(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _replica_rows(results: dict[str, Any]) -> list[str]:
+    rep = results.get("replicas")
+    if not rep:
+        return []
+    one, three, relay = rep["direct_one_replica"], rep["haproxy_three_replicas"], rep["relay"]
+    return [
+        _row(
+            f"HAProxy + {rep['replicas']} replicas: calls/s",
+            f"{three['calls_per_s']:.0f}",
+            f"1 replica {one['calls_per_s']:.0f}",
+            f"{rep['throughput_ratio']:.2f}x",
+            "",
+        ),
+        _row(
+            "HAProxy: p50 / p99",
+            f"{three['p50_ms']:.0f} / {three['p99_ms']:.0f} ms",
+            f"{one['p50_ms']:.0f} / {one['p99_ms']:.0f} ms",
+            "",
+            "",
+        ),
+        _row(
+            "wait_for_task relayed p50",
+            f"{relay['relayed_p50_ms']:.1f} ms",
+            f"local {relay['local_p50_ms']:.1f} ms",
+            f"+{relay['added_p50_ms']:.1f} ms",
+            f"<= +{relay['target_ms']:.0f} ms ({_ok(rep['met'])})",
+        ),
+    ]
+
+
+def _hosting_rows(results: dict[str, Any]) -> list[str]:
+    host = results.get("hosting")
+    if not host:
+        return _replica_rows(results)
+    up, tp = host["startup"], host["throughput"]
+    ours, bare = tp["tl_mcp"], tp["bare"]
+    return [
+        _row(
+            "start-up to first tools/list",
+            f"{up['tl_mcp_s']:.2f} s",
+            f"bare {up['bare_s']:.2f} s",
+            f"{up['ratio']:.2f}x",
+            f"<= {up['target']:.1f}x ({_ok(up['met'])})",
+        ),
+        _row(
+            f"HTTP {tp['clients']} clients: calls/s",
+            f"{ours['calls_per_s']:.0f}",
+            f"bare {bare['calls_per_s']:.0f}",
+            f"{tp['ratio']:.2f}x",
+            f">= {tp['target']:.1f}x ({_ok(tp['met'])})",
+        ),
+        _row(
+            "HTTP 32 clients: p50 / p99",
+            f"{ours['p50_ms']:.0f} / {ours['p99_ms']:.0f} ms",
+            f"{bare['p50_ms']:.0f} / {bare['p99_ms']:.0f} ms",
+            "",
+            "",
+        ),
+        _row(
+            "HTTP: server CPU per call",
+            f"{ours['server_cpu_ms_per_call']:.2f} ms",
+            f"bare {bare['server_cpu_ms_per_call']:.2f} ms",
+            "",
+            "",
+        ),
+        _row(
+            "RSS per idle session",
+            f"{ours['rss_per_idle_session_kib']:.0f} KiB",
+            f"bare {bare['rss_per_idle_session_kib']:.0f} KiB",
+            "",
+            "",
+        ),
+        *_replica_rows(results),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny inputs (smoke run, a few seconds)")
@@ -272,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
             "jockey-stream",
             "tools-list",
             "answers",
+            "hosting",
+            "replicas",
         ),
         default=None,
     )
@@ -318,6 +397,14 @@ def main(argv: list[str] | None = None) -> int:
         from bench import jockey_stream
 
         results["jockey_stream"] = jockey_stream.run(rounds=2 if args.quick else 10)
+    if args.only in (None, "hosting"):
+        from bench import hosting
+
+        results["hosting"] = hosting.run(quick=args.quick)
+    if args.only in (None, "replicas"):
+        from bench import replicas
+
+        results["replicas"] = replicas.run(quick=args.quick)
     if args.only in (None, "tools-list"):
         from bench import tools_list
 

@@ -32,13 +32,18 @@ TOOLS_END = "<!-- tools:end -->"
 COMMANDS = ("serve", "sandbox", "tools", "demo")
 
 
-def _setup_logging(level: str) -> None:
+def _setup_logging(level: str, style: str = "text") -> None:
     logging.basicConfig(
         stream=sys.stderr,
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
+    if style == "json":
+        from tl_mcp.logfmt import JsonFormatter
+
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     # Every record, whichever library logs it (httpcore traces response headers at DEBUG), is masked.
     install_log_redaction()
     # One line per upstream request is noise at INFO; keep it for DEBUG.
@@ -131,6 +136,24 @@ def _serve_flags(p: argparse.ArgumentParser) -> None:
         type=float,
         help="with Redis: seconds without a heartbeat before a replica's jobs are lost (default 15)",
     )
+    limits = p.add_argument_group("HTTP limits, per token unless said (see README 'Limits and metrics')")
+    limits.add_argument("--log-format", choices=["text", "json"], help="stderr log lines: text or json")
+    limits.add_argument("--max-body-bytes", type=int, help="largest request body read (default 1 MiB)")
+    limits.add_argument("--max-argument-chars", type=int, help="longest string argument (default 65536)")
+    limits.add_argument("--tool-concurrency", type=int, help="tool calls running at once (default 16)")
+    limits.add_argument("--tool-calls-per-minute", type=int, help="tool calls started a minute (default 600)")
+    limits.add_argument(
+        "--upstream-concurrency", type=int, help="requests to TwelveLabs in flight at once (default 8)"
+    )
+    limits.add_argument(
+        "--upstream-requests-per-minute", type=int, help="requests to TwelveLabs a minute (default 1200)"
+    )
+    limits.add_argument(
+        "--tenant-keys",
+        action="store_true",
+        default=None,
+        help="each request sends its own TwelveLabs key in X-TwelveLabs-Api-Key",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,12 +214,20 @@ def _settings(args: argparse.Namespace) -> Settings:
         poll_initial_s=args.poll_initial_s,
         poll_max_s=args.poll_max_s,
         replica_timeout_s=args.replica_timeout_s,
+        log_format=args.log_format,
+        max_body_bytes=args.max_body_bytes,
+        max_argument_chars=args.max_argument_chars,
+        tool_concurrency=args.tool_concurrency,
+        tool_calls_per_minute=args.tool_calls_per_minute,
+        upstream_concurrency=args.upstream_concurrency,
+        upstream_requests_per_minute=args.upstream_requests_per_minute,
+        tenant_keys=args.tenant_keys,
     )
 
 
 def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, settings.log_format)
     from tl_mcp.server import build_server, serve_http
     from tl_mcp.server.stdio import run_stdio
 

@@ -91,6 +91,19 @@ class Settings(BaseModel):
     toolsets: tuple[str, ...] = DEFAULT_TOOLSETS
     read_only: bool = False
     log_level: str = "INFO"
+    #: "json": one JSON object per log line on stderr (for log collectors); "text" for people.
+    log_format: Literal["text", "json"] = "text"
+    #: HTTP: the largest request body read, and the longest string any tool argument may be.
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_argument_chars: int = Field(default=65_536, ge=256)
+    #: HTTP, per token: tool calls running at once and started per minute, and the same for the
+    #: requests they send to TwelveLabs (0 turns that limit off).
+    tool_concurrency: int = Field(default=16, ge=0)
+    tool_calls_per_minute: int = Field(default=600, ge=0)
+    upstream_concurrency: int = Field(default=8, ge=0)
+    upstream_requests_per_minute: int = Field(default=1200, ge=0)
+    #: HTTP: each request brings its own TwelveLabs key in X-TwelveLabs-Api-Key (see server/tenants.py).
+    tenant_keys: bool = False
     #: Shared secrets for MRTR request state and portable job ids; the same on every replica.
     state_keys: tuple[SecretStr, ...] = ()
     oauth_issuer: str | None = None
@@ -263,6 +276,14 @@ class Settings(BaseModel):
         oauth_jwks: str | None = None,
         oauth_public_key_file: str | Path | None = None,
         oauth_scopes: Sequence[str] | str | None = None,
+        log_format: str | None = None,
+        max_body_bytes: int | None = None,
+        max_argument_chars: int | None = None,
+        tool_concurrency: int | None = None,
+        tool_calls_per_minute: int | None = None,
+        upstream_concurrency: int | None = None,
+        upstream_requests_per_minute: int | None = None,
+        tenant_keys: bool | None = None,
         max_jobs: int | None = None,
         max_jobs_per_client: int | None = None,
         job_lifetime_s: float | None = None,
@@ -330,6 +351,7 @@ class Settings(BaseModel):
             "allowed_dirs": tuple(Path(d).expanduser() for d in dirs),
             "allowed_write_dirs": tuple(Path(d).expanduser() for d in write_dirs),
             "read_only": read_only if read_only is not None else _truthy(env.get("TL_MCP_READ_ONLY")),
+            "tenant_keys": tenant_keys if tenant_keys is not None else _truthy(env.get("TL_MCP_TENANT_KEYS")),
             "log_level": (pick(log_level, "TL_MCP_LOG_LEVEL") or "INFO"),
             "state_keys": tuple(SecretStr(k) for k in _split_list(env.get("TL_MCP_STATE_KEYS"))),
             "oauth_issuer": pick(oauth_issuer, "TL_MCP_OAUTH_ISSUER"),
@@ -339,6 +361,22 @@ class Settings(BaseModel):
             ),
             "oauth_jwks": pick(oauth_jwks, "TL_MCP_OAUTH_JWKS"),
         }
+        for field, given, variable in (
+            ("log_format", log_format, "TL_MCP_LOG_FORMAT"),
+            ("max_body_bytes", max_body_bytes, "TL_MCP_MAX_BODY_BYTES"),
+            ("max_argument_chars", max_argument_chars, "TL_MCP_MAX_ARGUMENT_CHARS"),
+            ("tool_concurrency", tool_concurrency, "TL_MCP_TOOL_CONCURRENCY"),
+            ("tool_calls_per_minute", tool_calls_per_minute, "TL_MCP_TOOL_CALLS_PER_MINUTE"),
+            ("upstream_concurrency", upstream_concurrency, "TL_MCP_UPSTREAM_CONCURRENCY"),
+            (
+                "upstream_requests_per_minute",
+                upstream_requests_per_minute,
+                "TL_MCP_UPSTREAM_REQUESTS_PER_MINUTE",
+            ),
+        ):
+            chosen = pick(given, variable)
+            if chosen is not None:
+                values[field] = chosen
         for name, flag, variable in (
             ("sandbox_llm_timeout_s", sandbox_llm_timeout_s, "TL_MCP_SANDBOX_LLM_TIMEOUT_S"),
             ("sandbox_stream_delay_s", sandbox_stream_delay_s, "TL_MCP_SANDBOX_STREAM_DELAY_S"),
@@ -404,6 +442,16 @@ _FIELD_SOURCES = {
     "oauth_jwks": "TL_MCP_OAUTH_JWKS / --oauth-jwks",
     "oauth_public_key_file": "TL_MCP_OAUTH_PUBLIC_KEY_FILE / --oauth-public-key-file",
     "oauth_scopes": "TL_MCP_OAUTH_SCOPES / --oauth-scopes",
+    "log_format": "TL_MCP_LOG_FORMAT / --log-format (text or json)",
+    "tenant_keys": "TL_MCP_TENANT_KEYS / --tenant-keys",
+    "max_body_bytes": "TL_MCP_MAX_BODY_BYTES / --max-body-bytes (1024 or more)",
+    "max_argument_chars": "TL_MCP_MAX_ARGUMENT_CHARS / --max-argument-chars (256 or more)",
+    "tool_concurrency": "TL_MCP_TOOL_CONCURRENCY / --tool-concurrency (0 or more; 0 is no limit)",
+    "tool_calls_per_minute": "TL_MCP_TOOL_CALLS_PER_MINUTE / --tool-calls-per-minute (0 is no limit)",
+    "upstream_concurrency": "TL_MCP_UPSTREAM_CONCURRENCY / --upstream-concurrency (0 is no limit)",
+    "upstream_requests_per_minute": (
+        "TL_MCP_UPSTREAM_REQUESTS_PER_MINUTE / --upstream-requests-per-minute (0 is no limit)"
+    ),
     "max_jobs": "TL_MCP_MAX_JOBS / --max-jobs",
     "max_jobs_per_client": "TL_MCP_MAX_JOBS_PER_CLIENT / --max-jobs-per-client",
     "job_lifetime_s": "TL_MCP_JOB_LIFETIME_S / --job-lifetime-s",

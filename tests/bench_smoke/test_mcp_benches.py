@@ -14,6 +14,7 @@ KEYS = {
     "mcp-overhead": ("mcp_overhead", "search_videos inproc p50"),
     "upload-memory": ("upload_memory", "server peak RSS"),
     "jockey-stream": ("jockey_stream", "jockey stdio: notifications"),
+    "hosting": ("hosting", "HTTP 32 clients: calls/s"),
 }
 
 
@@ -34,6 +35,10 @@ def test_mcp_bench_quick_run(bench: str, tmp_path: Path, capfd: pytest.CaptureFi
     elif key == "upload_memory":
         assert result["file_mib"] > 100 and result["rss_samples"] > 0
         assert result["mcp_mib_s"] > 0 and result["raw_mib_s"] > 0
+    elif key == "hosting":
+        assert result["startup"]["bare_s"] > 0 and result["startup"]["tl_mcp_s"] > 0
+        for side in ("bare", "tl_mcp"):
+            assert result["throughput"][side]["calls"] == 32 * 2 and result["throughput"][side]["p99_ms"] > 0
     else:
         for path in ("baseline", "inproc", "stdio"):
             assert result[path]["joined_equals_final"] is True

@@ -186,6 +186,14 @@ SAMPLE = {
     "poll_max_s": "10",
     "redis_url": "redis://:pw-sample@127.0.0.1:6390/1",
     "replica_timeout_s": "5",
+    "log_format": "json",
+    "max_body_bytes": "4096",
+    "max_argument_chars": "1000",
+    "tool_concurrency": "2",
+    "tool_calls_per_minute": "30",
+    "upstream_concurrency": "2",
+    "upstream_requests_per_minute": "60",
+    "tenant_keys": "1",
 }
 #: Secrets with no flag: they would show in process lists (a Redis URL may hold its password).
 NO_FLAG = {"api_key", "state_keys", "redis_url"}
@@ -209,7 +217,9 @@ def test_config_table_matches_the_settings_model() -> None:
             assert flag_cell == "—", f"{env} has no flag: it would show in process lists"
             continue
         assert len(flags) == 1, f"{env}: flag cell {flag_cell!r}"
-        ns = parse_tl_mcp(["serve", flags[0]] if name == "read_only" else ["serve", flags[0], SAMPLE[name]])
+        ns = parse_tl_mcp(
+            ["serve", flags[0]] if name in ("read_only", "tenant_keys") else ["serve", flags[0], SAMPLE[name]]
+        )
         assert getattr(_settings(ns), name) != getattr(defaults, name), f"{flags[0]} does not change {name}"
         # Literal defaults are the model's.
         literal = re.fullmatch(r"`([^`]+)`", default_cell)

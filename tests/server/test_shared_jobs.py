@@ -134,6 +134,33 @@ async def test_a_job_handed_out_on_one_replica_is_relayed_on_another_from_its_cu
         assert ended.structured_content == {"text": "".join(pieces)}
 
 
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_a_finished_job_asked_on_another_replica_without_waiting_is_finished(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    async def work(job: Job) -> CallToolResult:
+        job.emit_text("All of it.")
+        return _done(job.text)
+
+    async with _replicas(kind, tmp_path, request) as (a, b, _, _tg):
+        job = a.start("jockey", "Jockey answer", work, _partial)
+        with anyio.fail_after(5):
+            # Handed out (shared from then on), and then over.
+            await a.run(job, ProgressRecorder(), wait_s=0)
+            await job.done.wait()
+            # ...and so recorded in the shared state (A publishes its end right after).
+            while True:
+                on_b = await b.find(job.id)
+                if on_b is not None and on_b.remote is not None and on_b.remote.status != "in_progress":
+                    break
+                await anyio.sleep(0.02)
+        told = ProgressRecorder()
+        with anyio.fail_after(5):
+            ended = await b.run(on_b, told, wait_s=0)
+        # wait_s=0 is a poll: the job is over, so the poll says so rather than "still in progress".
+        assert ended.structured_content == {"text": "All of it."}
+
+
 async def test_a_replica_that_stops_beating_loses_its_running_jobs_in_bounded_time(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

@@ -14,17 +14,21 @@ from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import MCPServer, RequestStateSecurity
 
 from tl_mcp import __version__
+from tl_mcp.api._http import RetryPolicy
 from tl_mcp.config import Settings
 from tl_mcp.redaction import SECRETS
+from tl_mcp.server import metrics
 from tl_mcp.server.apps import moments_app
 from tl_mcp.server.auth import build_auth
 from tl_mcp.server.backend import Backend, open_backend
 from tl_mcp.server.client_log import install_client_log
 from tl_mcp.server.files import FilePolicy
+from tl_mcp.server.guard import CallGuard, UpstreamTransport
 from tl_mcp.server.inflight import InflightRequests
 from tl_mcp.server.ingest_ledger import IngestLedger, SqliteIngestLedger
 from tl_mcp.server.jobs.manager import JobManager
 from tl_mcp.server.jobs.portable import JobIds, JobKinds
+from tl_mcp.server.limits import limits_of
 from tl_mcp.server.principals import current_principal
 from tl_mcp.server.prompts import register_prompts
 from tl_mcp.server.registry import build_tools, unknown_tools_are_protocol_errors
@@ -93,6 +97,18 @@ def build_server(
     # Stateless HTTP (replicas) gives each POST its own dispatcher, which cannot see the call a cancel
     # names: this registry can (it acts on HTTP requests only).
     inflight = InflightRequests() if shared else None
+    # HTTP serves many callers: each token gets its own budget (stdio has one caller).
+    guarded = settings.transport == "http"
+    retry: RetryPolicy | None = None
+    if guarded:
+        limits = limits_of(settings)
+        given = transport
+        transport = UpstreamTransport(
+            (lambda: given) if given is not None else httpx2.AsyncHTTPTransport,
+            limits,
+            tenant_keys=settings.tenant_keys,
+        )
+        retry = RetryPolicy(sleep=metrics.counting_sleep)
 
     @asynccontextmanager
     async def lifespan(server: MCPServer[AppState]) -> AsyncIterator[AppState]:
@@ -106,7 +122,7 @@ def build_server(
     @asynccontextmanager
     async def _serving(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
         async with (
-            open_backend(settings, transport=transport) as backend,
+            open_backend(settings, transport=transport, retry=retry) as backend,
             # Closed after the task group has ended, so no job still writes to it.
             _ingest_ledger(settings, backend) as ingest,
             _shared_state(settings, backend) as shared_state,
@@ -115,6 +131,9 @@ def build_server(
             tg.start_soon(shared_state.serve, name="tl-mcp shared state")
             if inflight is not None:
                 inflight.attach(shared_state)
+            if guarded:
+                # With Redis, every replica counts a token's calls against one budget.
+                limits.store = shared_state.limit_store() or limits.store
             porter = job_kinds()
             state = AppState(
                 settings=settings,
@@ -141,6 +160,8 @@ def build_server(
             )
             porter.bind(state)
             holder.set(state)
+            if guarded:
+                metrics.watch_running_jobs(state.jobs.running)
             try:
                 yield state
             finally:
@@ -166,6 +187,12 @@ def build_server(
     if inflight is not None:
         server.middleware.append(inflight)
     unknown_tools_are_protocol_errors(server, settings)
+    if guarded:
+        server.middleware.append(
+            CallGuard(
+                limits, max_argument_chars=settings.max_argument_chars, tenant_keys=settings.tenant_keys
+            )
+        )
     register_resources(server, holder)
     register_prompts(server)
     install_client_log(lowlevel(server))

@@ -13,6 +13,7 @@ import httpx2
 import platformdirs
 
 from tl_mcp.api import PollPolicy, TwelveLabsClient
+from tl_mcp.api._http import RetryPolicy
 from tl_mcp.config import DEFAULT_BASE_URL, BackendKind, ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,11 @@ def _keyed(kind: str, base_url: str, key: str) -> tuple[str, str]:
 
 
 def _user_client(
-    api_key: str, base_url: str, transport: httpx2.AsyncBaseTransport | None, settings: Settings
+    api_key: str,
+    base_url: str,
+    transport: httpx2.AsyncBaseTransport | None,
+    settings: Settings,
+    retry: RetryPolicy | None,
 ) -> TwelveLabsClient:
     from tl_mcp import __version__
 
@@ -49,6 +54,7 @@ def _user_client(
         api_key,
         base_url,
         transport=transport,
+        retry=retry,
         poll=PollPolicy(initial=settings.poll_initial_s, max_interval=settings.poll_max_s),
         user_agent=f"tl-mcp/{__version__}",
     )
@@ -56,9 +62,13 @@ def _user_client(
 
 @asynccontextmanager
 async def open_backend(
-    settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None
+    settings: Settings,
+    *,
+    transport: httpx2.AsyncBaseTransport | None = None,
+    retry: RetryPolicy | None = None,
 ) -> AsyncIterator[Backend]:
-    """`transport` replaces the HTTP transport of the API client (tests observe the network boundary)."""
+    """`transport` replaces the HTTP transport of the API client (tests observe the network boundary);
+    `retry` its retry policy."""
     kind = settings.effective_backend
     key = settings.api_key.get_secret_value() if settings.api_key else None
     if kind == "cloud":
@@ -69,7 +79,7 @@ async def open_backend(
             )
         identity, folder = _keyed("cloud", settings.base_url, key)
         state_dir = Path(platformdirs.user_state_dir("tl-mcp", appauthor=False)) / folder
-        async with _user_client(key, settings.base_url, transport, settings) as client:
+        async with _user_client(key, settings.base_url, transport, settings, retry) as client:
             log.info("backend: TwelveLabs cloud at %s", settings.base_url)
             yield Backend(client, "cloud", settings.base_url, identity, state_dir)
         return
@@ -79,7 +89,7 @@ async def open_backend(
         sandbox_key = key or LOCAL_SANDBOX_KEY
         identity, folder = _keyed("sandbox", settings.base_url, sandbox_key)
         state_dir = settings.sandbox_dir / SERVER_STATE / folder
-        async with _user_client(sandbox_key, settings.base_url, transport, settings) as client:
+        async with _user_client(sandbox_key, settings.base_url, transport, settings, retry) as client:
             log.info("backend: sandbox at %s", settings.base_url)
             yield Backend(client, "sandbox", settings.base_url, identity, state_dir)
         return
@@ -104,7 +114,7 @@ async def open_backend(
             llm_timeout_s=settings.sandbox_llm_timeout_s,
             stream_delay_s=settings.sandbox_stream_delay_s,
         ) as sandbox,
-        _user_client(sandbox.api_key, sandbox.base_url, transport, settings) as c,
+        _user_client(sandbox.api_key, sandbox.base_url, transport, settings, retry) as c,
     ):
         log.info("backend: embedded sandbox at %s (data in %s)", sandbox.base_url, settings.sandbox_dir)
         yield Backend(c, "sandbox", sandbox.base_url, f"sandbox:{data_dir}", data_dir / SERVER_STATE)

@@ -26,6 +26,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tl_mcp import __version__
 from tl_mcp.config import Settings
 from tl_mcp.server.events import RETRY_MS, BoundedEventStore, StreamOwners
+from tl_mcp.server.guard import BodyLimit
+from tl_mcp.server.metrics import METRICS_PATH, StreamGauge, metrics_endpoint
 from tl_mcp.server.principals import StaticTokens, principal_key
 
 log = logging.getLogger(__name__)
@@ -169,6 +171,8 @@ def build_http_app(server: MCPServer[Any], settings: Settings) -> ASGIApp:
         return JSONResponse({"status": "ok", "version": __version__, "backend": settings.effective_backend})
 
     server.custom_route(HEALTH_PATH, methods=["GET"], include_in_schema=False)(healthz)
+    # Behind the same authentication as /mcp: a scraper sends a bearer token like any client.
+    server.custom_route(METRICS_PATH, methods=["GET"], include_in_schema=False)(metrics_endpoint)
     # Replicas: a legacy (2025-11-25) client's Mcp-Session-Id would pin it to one process.
     # Stateless HTTP's cancel registry is built with the server (`app.build_server`).
     stateless = bool(settings.state_keys)
@@ -186,6 +190,7 @@ def build_http_app(server: MCPServer[Any], settings: Settings) -> ASGIApp:
     )
     if not stateless:
         app = StreamOwners(app)
+    app = StreamGauge(BodyLimit(app, settings.max_body_bytes))
     app = ProtocolVersionCheck(app)
     if settings.oauth_enabled:
         log.info(

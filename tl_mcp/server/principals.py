@@ -22,6 +22,7 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken, principal_components
 
 from tl_mcp.config import Settings
+from tl_mcp.server.tenants import TENANT_KEY, tenant_id
 
 #: Stdio and HTTP without authentication: a single user owns everything.
 LOCAL = ""
@@ -77,5 +78,8 @@ def principal_of(token: AccessToken | None) -> str:
 
 
 def current_principal() -> str:
-    """The principal of the request being handled (set by the HTTP auth middleware; LOCAL otherwise)."""
-    return principal_of(get_access_token())
+    """The principal of the request being handled (set by the HTTP auth middleware; LOCAL otherwise),
+    and with a tenant key (`tenants.py`) the key's hash too: the pair owns what the request makes."""
+    base = principal_of(get_access_token())
+    key = TENANT_KEY.get()
+    return base if key is None else f"{base}/{tenant_id(key)}"

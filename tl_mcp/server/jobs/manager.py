@@ -202,6 +202,10 @@ class JobManager:
             return text + f" The work may still go on upstream; check it with {record.watching}."
         return text + f" Start it again: {record.again or 'call the tool that started it again'}."
 
+    def running(self) -> int:
+        """Jobs of this process still in progress."""
+        return sum(1 for job in self._jobs.values() if job.status == "in_progress")
+
     def get(self, job_id: str) -> Job | None:
         """The caller's job of this process, or one rebuilt from a portable id issued by any replica."""
         owner = self._principal()
@@ -379,6 +383,10 @@ class JobManager:
         assert shared is not None and record is not None
         job.delivered = await shared.cursor(job.id)
         job.events = EventLog(start=job.delivered)
+        if record.status != "in_progress":
+            # Over already: read it to the end first, so that a poll (wait_s=0) gets the final result
+            # rather than an empty "in progress".
+            await self._follow(job, shared)
         finished = False
         async with anyio.create_task_group() as tg:
 

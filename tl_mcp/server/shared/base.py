@@ -14,7 +14,10 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from tl_mcp.server.limits import LimitStore
 
 #: (principal components or None, the client's session-id hint or None, the request id).
 CancelKey = tuple[tuple[str, str | None, str | None] | None, str | None, str | int]
@@ -123,3 +126,7 @@ class SharedState(ABC):
     @abstractmethod
     async def serve(self) -> None:
         """Keep this replica's heartbeat and cancel subscription going until cancelled."""
+
+    def limit_store(self) -> LimitStore | None:
+        """Where the per-token limits are counted when replicas share them; None: in each process."""
+        return None

@@ -29,6 +29,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from tl_mcp.config import ConfigError
+from tl_mcp.server.limits import LimitStore, RedisLimits
 from tl_mcp.server.shared.base import (
     MAX_EVENTS,
     SESSION_TTL_S,
@@ -286,6 +287,9 @@ class RedisState(SharedState):
 
     async def _beat(self) -> None:
         await self._r.set(f"{self._prefix}replica:{self.replica}", "1", px=int(self._timeout_s * 1000))
+
+    def limit_store(self) -> LimitStore:
+        return RedisLimits(self._r, prefix=f"{self._prefix}limits:")
 
     async def serve(self) -> None:
         async with anyio.create_task_group() as tg:
