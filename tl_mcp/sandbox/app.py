@@ -26,6 +26,7 @@ from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.errors import ApiError
 from tl_mcp.sandbox.faults import FaultInjector
 from tl_mcp.sandbox.http import analyze as http_analyze
+from tl_mcp.sandbox.http import analyze_batches as http_analyze_batches
 from tl_mcp.sandbox.http import assets as http_assets
 from tl_mcp.sandbox.http import embed as http_embed
 from tl_mcp.sandbox.http import embed_v2 as http_embed_v2
@@ -74,6 +75,7 @@ ROUTES: list[BaseRoute] = [
     *knowledge_routes.routes,
     *jockey_routes.routes,
     *http_entities.routes,
+    *http_analyze_batches.routes,
 ]
 
 #: Paths served without an API key because they carry a signature instead.

@@ -2,6 +2,9 @@
 
 from ._base import GeneratedBy, MetadataValue, Page, PageInfo, RequestModel, WireModel
 from .analyze import (
+    AnalyzeBatch,
+    AnalyzeBatchCreated,
+    AnalyzeBatchRequest,
     AnalyzeEnd,
     AnalyzeEvent,
     AnalyzeRequest,
@@ -11,7 +14,13 @@ from .analyze import (
     AnalyzeTaskCreated,
     AnalyzeText,
     AnalyzeUsage,
+    BatchItem,
+    BatchResult,
+    ImageInput,
     ResponseFormat,
+    SegmentDefinition,
+    SegmentField,
+    SegmentFormat,
     VideoSource,
 )
 from .assets import (
@@ -92,6 +101,9 @@ from .search import SearchClip, SearchPage, SearchPageInfo, SearchResult
 
 __all__ = [
     "MAX_INSTRUCTIONS_CHARS",
+    "AnalyzeBatch",
+    "AnalyzeBatchCreated",
+    "AnalyzeBatchRequest",
     "AnalyzeEnd",
     "AnalyzeEvent",
     "AnalyzeRequest",
@@ -104,6 +116,8 @@ __all__ = [
     "Asset",
     "AssetIndexing",
     "AssetTranscription",
+    "BatchItem",
+    "BatchResult",
     "Bounds",
     "BulkCreateEntitiesResult",
     "Citation",
@@ -122,6 +136,7 @@ __all__ = [
     "EntityCollection",
     "EntityMetadataValue",
     "GeneratedBy",
+    "ImageInput",
     "Index",
     "IndexModel",
     "IndexedAsset",
@@ -158,6 +173,9 @@ __all__ = [
     "SearchPage",
     "SearchPageInfo",
     "SearchResult",
+    "SegmentDefinition",
+    "SegmentField",
+    "SegmentFormat",
     "Selection",
     "StepUpdate",
     "SystemMetadata",

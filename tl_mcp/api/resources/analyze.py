@@ -1,16 +1,42 @@
-"""Pegasus analysis: `/analyze` (one JSON answer or an NDJSON stream) and `/analyze/tasks` (async)."""
+"""Pegasus analysis: `/analyze` (one JSON answer or an NDJSON stream), `/analyze/tasks` (async) and
+`/analyze/batches` (one request over many assets).
+
+Creating a task or a batch is made safe to repeat: the request gets a `custom_id` derived from its
+content (unless the caller set one) and the same value as its `Idempotency-Key` header. The cloud's
+`custom_id` does not deduplicate (SDK 1.3.6: "use an Idempotency-Key header instead") and the header's
+semantics are undocumented, so `create_task` also looks for a live task with that `custom_id` first.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import hashlib
+import json
+from collections.abc import AsyncIterator, Sequence
 
 import httpx2
+from pydantic import ValidationError
 
 from .._http import Body, HTTPCore, Timeouts
 from ..errors import StreamError, TwelveLabsError
-from ..models.analyze import AnalyzeEvent, AnalyzeRequest, AnalyzeResult, AnalyzeTask, AnalyzeTaskCreated
+from ..models._base import Page
+from ..models.analyze import (
+    AnalyzeBatch,
+    AnalyzeBatchCreated,
+    AnalyzeBatchRequest,
+    AnalyzeEvent,
+    AnalyzeRequest,
+    AnalyzeResult,
+    AnalyzeTask,
+    AnalyzeTaskCanceled,
+    AnalyzeTaskCreated,
+    BatchResult,
+)
 from ..streaming import AnalyzeAssembler, NDJSONDecoder, iter_with_idle_timeout
 from ._base import Resource, seg
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: A task that ended this way did not produce what was paid for: a repeat may run again.
+_SPENT = frozenset({"failed", "canceled"})
 
 
 class Analyze(Resource):
@@ -48,10 +74,115 @@ class Analyze(Resource):
                     yield event
             assembler.finish()
 
-    async def create_task(self, request: AnalyzeRequest) -> str:
-        """Start an async analysis; its task id (read it with `get_task`)."""
-        response = await self._call("POST", "/analyze/tasks", json_body=request.to_wire(), idempotent=False)
-        return self._parse(response, AnalyzeTaskCreated).task_id
+    async def create_task(self, request: AnalyzeRequest) -> AnalyzeTaskCreated:
+        """Start an async analysis, or find the live task this same request already started.
+
+        `ValueError` when `max_tokens` is outside the documented range of the task's mode.
+        """
+        request.check_task_tokens()
+        if request.custom_id is None:
+            request = request.model_copy(update={"custom_id": request.derived_custom_id()})
+        assert request.custom_id is not None
+        video = request.video
+        existing = await self.find_task(request.custom_id, asset_id=video.asset_id if video else None)
+        if existing is not None:
+            return AnalyzeTaskCreated(task_id=existing.task_id, status=existing.status, reused=True)
+        response = await self._http.request(
+            "POST",
+            "/analyze/tasks",
+            body=Body(json=request.to_wire()),
+            headers={IDEMPOTENCY_HEADER: request.custom_id},
+            # The key makes a repeat return the same task, so a lost answer may be asked again.
+            idempotent=True,
+        )
+        return self._parse(response, AnalyzeTaskCreated)
+
+    async def find_task(self, custom_id: str, *, asset_id: str | None = None) -> AnalyzeTask | None:
+        """The newest task with `custom_id` that has not failed or been canceled, among the latest 50."""
+        page = await self.list_tasks(page_limit=50, asset_id=asset_id)
+        for task in page.data:
+            if task.custom_id == custom_id and task.status not in _SPENT:
+                return task
+        return None
 
     async def get_task(self, task_id: str) -> AnalyzeTask:
         return await self._get(f"/analyze/tasks/{seg(task_id)}", AnalyzeTask)
+
+    async def list_tasks(
+        self,
+        page: int = 1,
+        page_limit: int = 10,
+        *,
+        status: Sequence[str] | None = None,
+        asset_id: str | None = None,
+        analysis_mode: str | None = None,
+    ) -> Page[AnalyzeTask]:
+        """Newest first."""
+        params = {
+            "page": page,
+            "page_limit": page_limit,
+            "status": list(status) if status else None,
+            "asset_id": asset_id,
+            "analysis_mode": analysis_mode,
+        }
+        return await self._page("/analyze/tasks", AnalyzeTask, params)
+
+    async def cancel_task(self, task_id: str) -> AnalyzeTaskCanceled:
+        """Cancel a queued or running task; repeating it is safe (the API answers `canceled` again)."""
+        response = await self._call("POST", f"/analyze/tasks/{seg(task_id)}/cancel", idempotent=True)
+        return self._parse(response, AnalyzeTaskCanceled)
+
+    async def delete_task(self, task_id: str) -> None:
+        await self._call("DELETE", f"/analyze/tasks/{seg(task_id)}")
+
+    async def create_batch(self, request: AnalyzeBatchRequest) -> AnalyzeBatchCreated:
+        """Start one batch; the same request repeated carries the same `Idempotency-Key`."""
+        body = request.to_wire()
+        key = (
+            "tlmcp-"
+            + hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[
+                :40
+            ]
+        )
+        response = await self._http.request(
+            "POST",
+            "/analyze/batches",
+            body=Body(json=body),
+            headers={IDEMPOTENCY_HEADER: key},
+            idempotent=True,
+        )
+        return self._parse(response, AnalyzeBatchCreated)
+
+    async def get_batch(self, batch_id: str) -> AnalyzeBatch:
+        return await self._get(f"/analyze/batches/{seg(batch_id)}", AnalyzeBatch)
+
+    async def list_batches(
+        self, page: int = 1, page_limit: int = 10, *, status: Sequence[str] | None = None
+    ) -> Page[AnalyzeBatch]:
+        params = {"page": page, "page_limit": page_limit, "status": list(status) if status else None}
+        return await self._page("/analyze/batches", AnalyzeBatch, params)
+
+    async def batch_results(self, batch_id: str) -> list[BatchResult]:
+        """Every item's status, result or error (a JSON Lines body: one item a line)."""
+        response = await self._call("GET", f"/analyze/batches/{seg(batch_id)}/results")
+        results: list[BatchResult] = []
+        for n, line in enumerate(response.text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                results.append(BatchResult.model_validate_json(line))
+            except ValidationError as exc:
+                raise TwelveLabsError(
+                    f"GET /analyze/batches/{batch_id}/results: line {n} is not a batch result "
+                    f"({exc.errors()[0]['msg']})",
+                    status=response.status_code,
+                ) from exc
+        return results
+
+    async def cancel_batch(self, batch_id: str) -> AnalyzeBatch:
+        """Cancel the queued items; running ones finish. Safe to repeat."""
+        response = await self._call("POST", f"/analyze/batches/{seg(batch_id)}/cancel", idempotent=True)
+        return self._parse(response, AnalyzeBatch)
+
+    async def delete_batch(self, batch_id: str) -> None:
+        await self._call("DELETE", f"/analyze/batches/{seg(batch_id)}")

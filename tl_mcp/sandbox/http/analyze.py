@@ -1,9 +1,13 @@
-"""POST /analyze (JSON or NDJSON stream) and /analyze/tasks (async, nested error bodies)."""
+"""POST /analyze (JSON or NDJSON stream) and /analyze/tasks (async, nested error bodies).
+
+Creating a task honours an `Idempotency-Key` header: the same key with the same body returns the task it
+created while that task has not failed or been canceled (then the key starts a new one); the same key
+with another body is a 409. `custom_id` is only stored and echoed: like the cloud's, it is not unique.
+"""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from tl_mcp.sandbox.engine import Engine
-from tl_mcp.sandbox.errors import ApiError, found, invalid, missing
+from tl_mcp.sandbox.errors import ApiError, invalid, missing
+from tl_mcp.sandbox.store import analyze_tasks as tasks
 from tl_mcp.sandbox.store.db import dumps, loads, now_iso
 from tl_mcp.sandbox.store.ids import new_id
 from tl_mcp.sandbox.web import (
@@ -28,6 +32,7 @@ from tl_mcp.sandbox.web import (
     query_list,
 )
 from tl_mcp.sandbox.work.analyze import parse_params, run_analysis
+from tl_mcp.sandbox.work.segments import check_task
 
 WAIT_S = 300.0
 
@@ -82,66 +87,50 @@ async def _ndjson(result: dict[str, Any], delay_s: float) -> AsyncIterator[bytes
 
 
 # ----- async tasks ------------------------------------------------------------------------------------------
-def _task_json(row: sqlite3.Row) -> dict[str, Any]:
-    request = loads(row["request"])
-    body: dict[str, Any] = {
-        "task_id": row["id"],
-        "custom_id": request.get("custom_id"),
-        "status": row["status"],
-        "created_at": row["created_at"],
-        "request_params": {
-            k: v for k, v in request.items() if k not in ("custom_id", "video") and v is not None
-        },
-    }
-    video = request.get("video")
-    if video:
-        body["video_source"] = {k: v for k, v in video.items() if k != "base64_string"} | {
-            "type": video.get("type") or next(k for k in ("url", "asset_id", "base64_string") if video.get(k))
-        }
-    if row["completed_at"]:
-        body["completed_at"] = row["completed_at"]
-    if row["result"]:
-        r = loads(row["result"])
-        body["result"] = {
-            "generation_id": r["id"],
-            "data": r["data"],
-            "finish_reason": r["finish_reason"],
-            "usage": r["usage"],
-        }
-        if "unfilled" in r:  # sandbox-only: the schema fields no evidence fitted
-            body["result"]["unfilled"] = r["unfilled"]
-        if "generated_by" in r:  # results stored before answerers existed have none
-            body["result"]["generated_by"] = r["generated_by"]
-    if row["error"]:
-        body["error"] = loads(row["error"])
-    return body
-
-
-def _get_task(engine: Engine, task_id: str) -> sqlite3.Row:
-    row = engine.db.one("SELECT * FROM analyze_tasks WHERE id=?", (task_id,))
-    return found(row, task_id, "analyze tasks", nested=True)
+#: The request keys a task keeps: its parameters as sent (the worker checks them again when it runs).
+TASK_KEYS = (
+    "model_name",
+    "prompt",
+    "prompt_v2",
+    "temperature",
+    "max_tokens",
+    "response_format",
+    "custom_id",
+    "video",
+    "image",
+    "analysis_mode",
+    "min_segment_duration",
+    "max_segment_duration",
+    "start_time",
+    "end_time",
+)
+#: An id the idempotency ledger points at still stands for its request while this finds it.
+LIVE_TASK = "SELECT 1 FROM analyze_tasks WHERE id=? AND status NOT IN ('failed','canceled')"
 
 
 async def create_task(request: Request) -> Response:
     engine = engine_of(request)
     body = await json_body(request, nested=True)
     params = parse_params(body, nested=True)
-    if body.get("video") is None:
+    task = check_task(body, params["model_name"])
+    if body.get("video") is None and not params["image"]:
         raise missing("video", nested=True)
     await _check_video_url(request, params, nested=True)
-    mode = body.get("analysis_mode", "general")
-    if mode not in ("general", "time_based_metadata"):
-        raise invalid("`analysis_mode` must be general or time_based_metadata.", nested=True)
-    task_id, now = new_id(), now_iso()
-    keys = ("model_name", "prompt", "temperature", "max_tokens", "response_format", "custom_id", "video")
-    stored = {k: body[k] for k in keys if body.get(k) is not None}
+    stored = {k: body[k] for k in TASK_KEYS if body.get(k) is not None}
     stored["model_name"] = params["model_name"]
-    stored["analysis_mode"] = mode
+    stored["analysis_mode"] = task["analysis_mode"]
+    key, digest = request.headers.get("idempotency-key"), tasks.body_hash(stored)
+    task_id, now = new_id(), now_iso()
     with engine.db.tx() as conn:
+        earlier = tasks.replayed(conn, "task", key, digest, LIVE_TASK)
+        if earlier is not None:
+            row = conn.execute("SELECT status FROM analyze_tasks WHERE id=?", (earlier,)).fetchone()
+            return ok({"task_id": earlier, "status": row["status"]}, 202)
         conn.execute(
             "INSERT INTO analyze_tasks(id, status, created_at, updated_at, request) VALUES(?,?,?,?,?)",
             (task_id, "queued", now, now, dumps(stored)),
         )
+        tasks.remember(conn, "task", key, task_id, digest, now)
         engine.jobs.add(conn, "analyze", task_id)
     engine.jobs.wake()
     return ok({"task_id": task_id, "status": "queued"}, 202)
@@ -151,25 +140,28 @@ async def list_tasks(request: Request) -> Response:
     engine = engine_of(request)
     page, limit = page_params(request)
     rows = engine.db.all("SELECT * FROM analyze_tasks ORDER BY created_at DESC, rowid DESC")
-    items = [_task_json(r) for r in rows]
+    items = [tasks.task_json(r) for r in rows]
     statuses = query_list(request, "status")
     if statuses:
         items = [t for t in items if t["status"] in statuses]
-    if request.query_params.get("asset_id"):
-        items = [
-            t for t in items if t.get("video_source", {}).get("asset_id") == request.query_params["asset_id"]
-        ]
+    q = request.query_params
+    if q.get("asset_id"):
+        items = [t for t in items if t.get("video_source", {}).get("asset_id") == q["asset_id"]]
+    if q.get("video_url"):
+        items = [t for t in items if t.get("video_source", {}).get("url") == q["video_url"]]
+    if q.get("analysis_mode"):
+        items = [t for t in items if t["request_params"].get("analysis_mode") == q["analysis_mode"]]
     return ok(paged(items, page, limit))
 
 
 async def get_task(request: Request) -> Response:
-    return ok(_task_json(_get_task(engine_of(request), request.path_params["task_id"])))
+    return ok(tasks.task_json(tasks.get_task_row(engine_of(request).db, request.path_params["task_id"])))
 
 
 async def delete_task(request: Request) -> Response:
     engine = engine_of(request)
-    row = _get_task(engine, request.path_params["task_id"])
-    if row["status"] in ("queued", "pending", "processing"):
+    row = tasks.get_task_row(engine.db, request.path_params["task_id"])
+    if row["status"] in tasks.RUNNING:
         raise ApiError(
             409, "task_not_terminal", "The task is still running; cancel it first or wait.", nested=True
         )
@@ -178,17 +170,29 @@ async def delete_task(request: Request) -> Response:
 
 
 async def cancel_task(request: Request) -> Response:
+    """Cancel a queued or running task. Repeating it answers the same and keeps the first reason."""
     engine = engine_of(request)
-    row = _get_task(engine, request.path_params["task_id"])
+    row = tasks.get_task_row(engine.db, request.path_params["task_id"])
+    batch_id = loads(row["request"]).get("batch_id")
+    if row["status"] == "canceled":
+        return ok({"task_id": row["id"], "status": "canceled"})
+    if batch_id:
+        raise ApiError(
+            409,
+            "task_in_batch",
+            f"The task belongs to batch `{batch_id}`; cancel it through "
+            f"POST /analyze/batches/{batch_id}/cancel.",
+            nested=True,
+        )
     if row["status"] in ("ready", "failed"):
         raise ApiError(409, "task_not_cancelable", f"The task is already {row['status']}.", nested=True)
     now = now_iso()
-    engine.db.run(
-        "UPDATE analyze_tasks SET status='canceled', error=?, completed_at=COALESCE(completed_at, ?), "
-        "updated_at=? "
-        "WHERE id=?",
-        (dumps({"message": "canceled by the user", "code": "user_canceled"}), now, now, row["id"]),
-    )
+    with engine.db.tx() as conn:
+        conn.execute(
+            "UPDATE analyze_tasks SET status='canceled', error=?, completed_at=?, updated_at=? WHERE id=?",
+            (dumps({"message": "canceled by the user", "code": "user_canceled"}), now, now, row["id"]),
+        )
+        engine.jobs.drop_queued(conn, "analyze", row["id"])
     return ok({"task_id": row["id"], "status": "canceled"})
 
 

@@ -59,6 +59,14 @@ MIGRATIONS: dict[str, list[str]] = {
         """CREATE TABLE IF NOT EXISTS analyze_tasks (
             id TEXT PRIMARY KEY, status TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
             completed_at TEXT, request TEXT NOT NULL, result TEXT, error TEXT)""",
+        # Analysis batches; their tasks are analyze_tasks rows whose request names the batch.
+        """CREATE TABLE IF NOT EXISTS analyze_batches (
+            id TEXT PRIMARY KEY, model_name TEXT NOT NULL, analysis_mode TEXT NOT NULL,
+            created_at TEXT NOT NULL, expires_at TEXT NOT NULL, canceled_at TEXT)""",
+        # `Idempotency-Key` of task and batch creation: (kind, key) -> what it created, from which body.
+        """CREATE TABLE IF NOT EXISTS analyze_idempotency (
+            kind TEXT NOT NULL, key TEXT NOT NULL, ref TEXT NOT NULL, body_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL, PRIMARY KEY (kind, key))""",
     ],
     "knowledge": [
         """CREATE TABLE IF NOT EXISTS ks_stores ( id TEXT PRIMARY KEY, name TEXT NOT NULL, description

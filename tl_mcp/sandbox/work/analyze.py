@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import sqlite3
 import time
 from typing import Any
 
 from tl_mcp.sandbox.answerers import Question, answerer_for
-from tl_mcp.sandbox.answers import Filled, answer_json, answer_text, cues, truncate
+from tl_mcp.sandbox.answerers.base import Made
+from tl_mcp.sandbox.answerers.extractive import EXTRACTIVE
+from tl_mcp.sandbox.answers import LIMITS, Filled, answer_json, answer_text, cues, truncate
 from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.errors import ApiError, found, invalid, missing, not_found
 from tl_mcp.sandbox.media import Probe
@@ -18,6 +21,7 @@ from tl_mcp.sandbox.store import assets, indexed_assets
 from tl_mcp.sandbox.store.assets import get_asset_row
 from tl_mcp.sandbox.store.db import dumps, loads, now_iso
 from tl_mcp.sandbox.store.ids import new_id
+from tl_mcp.sandbox.work import segments
 from tl_mcp.sandbox.work.asset import insert_asset
 
 
@@ -28,15 +32,19 @@ def parse_params(body: dict[str, Any], *, nested: bool) -> dict[str, Any]:
         raise invalid(
             f"The `model_name` parameter must be one of {', '.join(MODELS)} (got {model!r}).", nested=nested
         )
+    segmenting = body.get("analysis_mode") == "time_based_metadata"
     prompt = body.get("prompt")
     if prompt is None and isinstance(body.get("prompt_v2"), dict):
         prompt = body["prompt_v2"].get("input_text")
-    if prompt is None or prompt == "":
+    if not segmenting and (prompt is None or prompt == ""):
         raise missing("prompt", nested=nested)
-    if not isinstance(prompt, str):
+    if prompt is not None and not isinstance(prompt, str):
         raise invalid("The `prompt` parameter must be a string.", nested=nested)
+    images = _images(body.get("image"), model, prompt, nested=nested)
     video = body.get("video")
-    if video is None and body.get("video_id") is None:
+    if images and video is not None:
+        raise invalid("`video` and `image` exclude each other: analyze a video or images.", nested=nested)
+    if video is None and body.get("video_id") is None and not images:
         raise missing("video", 'Example: {"video": {"type": "asset_id", "asset_id": "..."}}.', nested=nested)
     if video is not None:
         if not isinstance(video, dict):
@@ -80,7 +88,8 @@ def parse_params(body: dict[str, Any], *, nested: bool) -> dict[str, Any]:
             )
     return {
         "model_name": model,
-        "prompt": prompt,
+        "prompt": prompt or "",
+        "image": images,
         "video": video,
         "video_id": body.get("video_id"),
         "temperature": temperature,
@@ -88,6 +97,40 @@ def parse_params(body: dict[str, Any], *, nested: bool) -> dict[str, Any]:
         "schema": schema,
         "window": window,
     }
+
+
+def _images(value: Any, model: str, prompt: str | None, *, nested: bool) -> list[dict[str, Any]]:
+    """The `image` prompt (SDK 1.3.6): 1-20 named images, pegasus1.6 only, cited all or not at all."""
+    if value is None:
+        return []
+    if model != IMAGE_MODEL:
+        raise invalid(f"`image` requires `model_name: {IMAGE_MODEL}` (got {model!r}).", nested=nested)
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_IMAGES:
+        raise invalid(f"`image` must be a list of 1 to {MAX_IMAGES} images.", nested=nested)
+    names: list[str] = []
+    for n, image in enumerate(value):
+        if not isinstance(image, dict) or not isinstance(image.get("name"), str):
+            raise invalid(f"`image[{n}].name` is required.", nested=nested)
+        if not re.fullmatch(r"[A-Za-z0-9_]+", image["name"]) or image["name"] in names:
+            raise invalid(
+                f"`image[{n}].name` {image['name']!r} must be unique and use only letters, digits, "
+                "underscores.",
+                nested=nested,
+            )
+        names.append(image["name"])
+        given = [k for k in ("url", "asset_id", "base64_string") if image.get(k)]
+        if len(given) != 1:
+            raise invalid(f"`image[{n}]` needs exactly one of url, asset_id or base64_string.", nested=nested)
+        if image.get("url") and not str(image["url"]).startswith("https://"):
+            raise invalid(f"`image[{n}].url` must be an https URL.", nested=nested)
+    cited = set(re.findall(r"<@([A-Za-z0-9_]+)>", prompt or ""))
+    if cited and cited != set(names):
+        raise invalid(
+            "The prompt must reference every image as <@name> or none of them; "
+            f"it cites {sorted(cited)} of {names}.",
+            nested=nested,
+        )
+    return list(value)
 
 
 #: Shortest analysis window (SDK 1.3.6; it was 4 s before).
@@ -188,8 +231,32 @@ def _ready_asset(engine: Engine, asset_id: str, *, nested: bool, wait: float) ->
         time.sleep(0.1)
 
 
-def run_analysis(engine: Engine, params: dict[str, Any], *, nested: bool, wait: float) -> dict[str, Any]:
-    """Blocking: resolve the video, wait for its analysis and build the answer."""
+class ItemFailed(Exception):
+    """A task that cannot run for a reason of its own, with the task-condition code it fails with."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def run_analysis(
+    engine: Engine,
+    params: dict[str, Any],
+    *,
+    nested: bool,
+    wait: float,
+    task: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Blocking: resolve the video (or images), wait for its analysis and build the answer.
+
+    `task` holds an async task's own parameters (`segments.check_task`): time-based metadata, and the
+    per-task limit on the window (a task over it raises `ItemFailed`).
+    """
+    if params["image"]:
+        text = _image_answer(engine, params, nested=nested, wait=wait)
+        text, finish, out_tokens = truncate(text, params["max_tokens"] if task is None else None)
+        return _result(text, finish, out_tokens, params)
     asset_id = _resolve_asset(engine, params, nested=nested)
     row = _ready_asset(engine, asset_id, nested=nested, wait=wait)
     info = Probe.from_dict(loads(row["probe"]))
@@ -204,6 +271,16 @@ def run_analysis(engine: Engine, params: dict[str, Any], *, nested: bool, wait: 
             f"`start_time` ({window[0]:g}) is not before the end of the video ({info.duration:g} s).",
             nested=nested,
         )
+    if task is not None:
+        too_long = segments.check_window(window, info.duration)
+        if too_long:
+            raise ItemFailed("video_duration_too_long", too_long)
+        if task["analysis_mode"] == "time_based_metadata":
+            data = segments.segment(engine, index, task, window, info.duration)
+            result = _result(data, "stop", len(data.split()), params)
+            # What only a model would see is missing: the cloud's "results may be incomplete" warning.
+            result["error"] = {"message": segments.WARNING}
+            return result
     prompt, schema = params["prompt"], params["schema"]
     filled: Filled | None = None
     if schema is not None:
@@ -227,13 +304,24 @@ def run_analysis(engine: Engine, params: dict[str, Any], *, nested: bool, wait: 
         finish, out_tokens = "stop", len(text.split())
     else:
         text, finish, out_tokens = truncate(text, params["max_tokens"])
+    return _result(text, finish, out_tokens, params, reply.made, unfilled)
+
+
+def _result(
+    text: str,
+    finish: str,
+    out_tokens: int,
+    params: dict[str, Any],
+    made: Made = EXTRACTIVE,
+    unfilled: list[str] | None = None,
+) -> dict[str, Any]:
     result: dict[str, Any] = {
         "id": new_id(),
         "data": text,
         "finish_reason": finish,
-        "usage": {"output_tokens": out_tokens, "input_tokens": len(prompt.split())},
+        "usage": {"output_tokens": out_tokens, "input_tokens": len(params["prompt"].split())},
         # Sandbox-only: which answerer (and model) wrote this, and why if it fell back.
-        "generated_by": reply.made.as_json(),
+        "generated_by": made.as_json(),
     }
     if unfilled is not None:
         # Sandbox-only: the schema fields no evidence in the video fitted (left out, null or empty).
@@ -243,6 +331,34 @@ def run_analysis(engine: Engine, params: dict[str, Any], *, nested: bool, wait: 
     return result
 
 
+def _image_answer(engine: Engine, params: dict[str, Any], *, nested: bool, wait: float) -> str:
+    """What the sandbox knows of each image: the on-screen text of an uploaded image asset, else nothing."""
+    images = params["image"]
+    lines = [
+        f"Extractive answer from the offline sandbox for {len(images)} image(s), built only from text "
+        "found in them. The sandbox cannot see pictures: it reads the on-screen text of uploaded image "
+        "assets and nothing of images given by URL or base64.",
+        "",
+    ]
+    for image in images:
+        name = image["name"]
+        if not image.get("asset_id"):
+            lines.append(f"- <@{name}>: not read offline (given by URL or base64).")
+            continue
+        asset_id = str(image["asset_id"])
+        if not assets.exists(engine.db, asset_id):
+            raise not_found(asset_id, "assets", nested=nested)
+        row = _ready_asset(engine, asset_id, nested=nested, wait=wait)
+        if Probe.from_dict(loads(row["probe"])).kind != "image":
+            raise invalid(f"`image` asset `{asset_id}` ({name}) is not an image.", nested=nested)
+        index = engine.asset_index(asset_id)
+        texts = [t.text for t in index.texts] if index is not None else []
+        shown = "; ".join(f'"{t}"' for t in texts) if texts else "no text found"
+        lines.append(f"- <@{name}> (asset {asset_id}): on-screen text: {shown}.")
+    lines += ["", LIMITS]
+    return "\n".join(lines)
+
+
 def run(engine: Engine, task_id: str, payload: dict[str, Any]) -> None:
     row = engine.db.one("SELECT * FROM analyze_tasks WHERE id=?", (task_id,))
     if row is None or row["status"] not in ("queued", "pending", "processing"):
@@ -250,10 +366,19 @@ def run(engine: Engine, task_id: str, payload: dict[str, Any]) -> None:
     engine.db.run(
         "UPDATE analyze_tasks SET status='processing', updated_at=? WHERE id=?", (now_iso(), task_id)
     )
+    request = loads(row["request"])
     try:
-        params = parse_params(loads(row["request"]), nested=True)
-        result = run_analysis(engine, params, nested=True, wait=3600.0)
+        params = parse_params(request, nested=True)
+        task = segments.check_task(request, params["model_name"], batch="batch_id" in request)
+        result = run_analysis(engine, params, nested=True, wait=3600.0, task=task)
+    except ItemFailed as exc:
+        _fail(engine, task_id, {"message": exc.message, "code": exc.code})
+        return
     except ApiError as exc:
+        if "batch_id" in request:
+            # One item that cannot be read fails alone; the rest of its batch goes on.
+            _fail(engine, task_id, {"message": exc.message, "code": "asset_unavailable"})
+            return
         raise RuntimeError(exc.message) from exc
     now = now_iso()
     engine.db.run(
@@ -263,13 +388,20 @@ def run(engine: Engine, task_id: str, payload: dict[str, Any]) -> None:
     )
 
 
-def failed(engine: Engine, ref: str, message: str) -> None:
+def _fail(engine: Engine, task_id: str, error: dict[str, str]) -> None:
     now = now_iso()
     engine.db.run(
         "UPDATE analyze_tasks SET status='failed', error=?, completed_at=?, updated_at=? WHERE id=? "
         "AND status NOT IN ('ready','canceled')",
-        (dumps({"message": message}), now, now, ref),
+        (dumps(error), now, now, task_id),
     )
 
 
-MODELS = ("pegasus1.5", "pegasus1.6", "pegasus1.2")
+def failed(engine: Engine, ref: str, message: str) -> None:
+    _fail(engine, ref, {"message": message})
+
+
+#: SDK 1.3.6: pegasus1.2 is gone from analysis; pegasus1.6 alone reads images and `time_array` fields.
+MODELS = ("pegasus1.5", "pegasus1.6")
+IMAGE_MODEL = "pegasus1.6"
+MAX_IMAGES = 20
