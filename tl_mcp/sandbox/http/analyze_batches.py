@@ -98,7 +98,7 @@ async def create_batch(request: Request) -> Response:
     digest = tasks.body_hash(
         {k: body.get(k) for k in ("model_name", "analysis_mode", "defaults", "requests")}
     )
-    expires = (datetime.now(UTC) + timedelta(hours=24)).isoformat().replace("+00:00", "Z")
+    expires = (datetime.now(UTC) + timedelta(hours=24)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     with engine.db.tx() as conn:
         earlier = tasks.replayed(conn, "batch", key, digest, LIVE_BATCH)
         if earlier is None:
@@ -110,7 +110,8 @@ async def create_batch(request: Request) -> Response:
             for p in planned:
                 task_id = new_id()
                 conn.execute(
-                    "INSERT INTO analyze_tasks(id, status, created_at, updated_at, request) VALUES(?,?,?,?,?)",
+                    "INSERT INTO analyze_tasks(id, status, created_at, updated_at, request) "
+                    "VALUES(?,?,?,?,?)",
                     (task_id, "queued", now, now, dumps(p)),
                 )
                 engine.jobs.add(conn, "analyze", task_id)

@@ -66,7 +66,8 @@ def parse_params(body: dict[str, Any], *, nested: bool) -> dict[str, Any]:
     window = _window(body, nested=nested)
     fmt = body.get("response_format")
     schema = None
-    if fmt is not None:
+    # Segment definitions are an async task's format, checked by `segments.check_task`.
+    if fmt is not None and not (segmenting and isinstance(fmt, dict)):
         if (
             not isinstance(fmt, dict)
             or fmt.get("type") != "json_schema"
