@@ -44,6 +44,12 @@ TOOLSETS: tuple[Toolset, ...] = (
         "Register people or objects by reference images, find where they appear; add it to --toolsets.",
         default_on=False,
     ),
+    Toolset(
+        "analysis_tasks",
+        "Async Pegasus tasks: timed segments with custom fields, batches. Off by default: add it to "
+        "--toolsets.",
+        default_on=False,
+    ),
 )
 
 ALL_TOOLSETS: tuple[str, ...] = tuple(t.id for t in TOOLSETS)

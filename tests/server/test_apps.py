@@ -26,6 +26,7 @@ from tl_mcp.server.apps import (
     MOMENTS_URI,
     media_origin,
 )
+from tl_mcp.server.registry import all_tools
 
 pytestmark = pytest.mark.anyio
 
@@ -50,7 +51,12 @@ async def test_bound_tools_carry_only_the_resource_uri_and_the_view_is_served(wo
         tools = await c.list_tools()
         bound = {t.name: t.meta for t in tools.tools if t.meta}
         # The spec asks for resourceUri only, and every byte of _meta is paid in each tools/list.
-        assert bound == {name: {"ui": {"resourceUri": MOMENTS_URI}} for name in APP_TOOLS}
+        listed = {t.name for t in tools.tools}
+        assert bound == {name: {"ui": {"resourceUri": MOMENTS_URI}} for name in APP_TOOLS & listed}
+        # start_analysis_task is off by default; every bound name is a real tool all the same.
+        assert {spec.name for spec in all_tools()} >= APP_TOOLS and APP_TOOLS - listed == {
+            "start_analysis_task"
+        }
         listed = [r for r in (await c.list_resources()).resources if r.uri == MOMENTS_URI]
         assert listed and listed[0].mime_type == APP_MIME_TYPE
         read = await c.read_resource(MOMENTS_URI)

@@ -37,6 +37,7 @@ from tl_mcp.server.sessions import SessionStore
 from tl_mcp.server.shared.base import SharedState
 from tl_mcp.server.shared.memory import MemoryState
 from tl_mcp.server.state import AppState, StateHolder
+from tl_mcp.server.tools.analysis_tasks import AnalysisTaskProgress, resume_analysis_task
 from tl_mcp.server.tools.analyze import AnalyzeProgress, resume_analysis
 from tl_mcp.server.tools.embed import EmbedProgress, resume_embedding
 from tl_mcp.server.tools.ingest import UploadProgress, resume_upload
@@ -66,6 +67,7 @@ def job_kinds() -> JobKinds[AppState]:
             EmbedProgress.code: resume_embedding,
             JockeyProgress.code: resume_jockey,
             AnalyzeProgress.code: resume_analysis,
+            AnalysisTaskProgress.code: resume_analysis_task,
         }
     )
 

@@ -25,6 +25,7 @@ from tl_mcp.server.errors import invalid_arguments
 from tl_mcp.server.schema import compact, compact_annotations, drop_unset
 from tl_mcp.server.tools import (
     admin,
+    analysis_tasks,
     analyze,
     bulk,
     clips,
@@ -56,6 +57,7 @@ _MODULES = (
     metadata,
     stores,
     entities,
+    analysis_tasks,
 )
 
 

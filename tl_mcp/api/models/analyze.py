@@ -354,6 +354,45 @@ class AnalyzeTaskResult(WireModel):
     generated_by: GeneratedBy | None = None
 
 
+class TimedSegment(WireModel):
+    """One segment of a time-based-metadata result, times in seconds whatever the requested format."""
+
+    definition: str
+    start: float
+    end: float
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+
+def segment_seconds(value: object) -> float:
+    """A segment time in seconds, from a number or an `hh:mm:ss(.fff)` string."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and value.count(":") == 2:
+        h, m, s = value.split(":")
+        return int(h) * 3600 + int(m) * 60 + float(s)
+    raise ValueError(f"not a segment time: {value!r}")
+
+
+def parse_segments(data: str) -> list[TimedSegment]:
+    """`result.data` of a time-based-metadata task (`{definition id: [{start_time, end_time, metadata}]}`)
+    as segments in time order; `ValueError` when it is not that shape."""
+    try:
+        parsed = json.loads(data)
+        found = [
+            TimedSegment(
+                definition=definition,
+                start=segment_seconds(s["start_time"]),
+                end=segment_seconds(s["end_time"]),
+                fields=s.get("metadata") or {},
+            )
+            for definition, entries in parsed.items()
+            for s in entries
+        ]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"not a time-based metadata result ({exc})") from exc
+    return sorted(found, key=lambda s: (s.start, s.end, s.definition))
+
+
 class AnalyzeTaskError(WireModel):
     """On a failed or canceled task the reason; on a ready one a warning (truncated, incomplete)."""
 
@@ -376,6 +415,10 @@ class AnalyzeTask(WireModel):
     @property
     def done(self) -> bool:
         return self.status in ("ready", "failed", "canceled")
+
+    @property
+    def analysis_mode(self) -> str:
+        return str((self.request_params or {}).get("analysis_mode") or "general")
 
 
 class AnalyzeTaskCanceled(WireModel):
@@ -533,5 +576,7 @@ __all__ = [
     "SegmentFormat",
     "TimeArrayItemField",
     "TimeRange",
+    "TimedSegment",
     "VideoSource",
+    "parse_segments",
 ]

@@ -19,9 +19,18 @@ from pydantic import ConfigDict
 from tl_mcp.server.state import StateHolder
 
 MOMENTS_URI = "ui://tl-mcp/moments"
-#: Tools whose results the view renders: moments, citations, a video's transcript, chapters/highlights.
+#: Tools whose results the view renders: moments, citations, a video's transcript, chapters/highlights,
+#: and an analysis task's time-based segments (from start_analysis_task, or the job wait_for_task ends).
 APP_TOOLS = frozenset(
-    {"search_videos", "create_response", "continue_session", "get_video", "summarize_video"}
+    {
+        "search_videos",
+        "create_response",
+        "continue_session",
+        "get_video",
+        "summarize_video",
+        "start_analysis_task",
+        "wait_for_task",
+    }
 )
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import jsonschema
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tl_mcp.api.errors import NotFoundError, StreamError, TwelveLabsError
 from tl_mcp.api.models import (
@@ -19,9 +19,11 @@ from tl_mcp.api.models import (
     AnalyzeRequest,
     AnalyzeText,
     GeneratedBy,
+    ImageInput,
     ResponseFormat,
     VideoSource,
 )
+from tl_mcp.api.models.analyze import IMAGE_MODEL, MAX_IMAGES, TOKEN_RANGES, PegasusModel
 from tl_mcp.server.errors import explain
 from tl_mcp.server.jobs.events import JobProgress
 from tl_mcp.server.jobs.manager import Job, Resumed
@@ -31,6 +33,8 @@ from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS, http_url
 from tl_mcp.server.toolspec import ToolSpec, tool
 
 SummaryKind = Literal["summary", "chapters", "highlights", "gist"]
+#: The documented top of Pegasus's response length (`max_tokens`).
+MAX_TOKENS = TOKEN_RANGES["general"][1]
 #: The sandbox has no generative model; its answers must not pass for one's.
 SANDBOX_NOTE = (
     "Note: the offline sandbox answered this extractively: every title, summary and quote is taken from "
@@ -50,6 +54,14 @@ class AnalyzeVideoResult(JobResult[JobStatus]):
     parsed: Json = None
     finish_reason: str | None = None
     usage: AnalyzeUsageInfo | None = None
+
+
+class ImageArg(BaseModel):
+    # No docstring: it would be sent as the schema's description in every tools/list.
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    url: str | None = None
+    asset_id: str | None = None
 
 
 AssetId = Annotated[Id | None, Field(description="From upload_asset.")]
@@ -122,9 +134,10 @@ _SCHEMAS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-async def _source(
+async def resolve_source(
     state: AppState, asset_id: str | None, url: str | None, video_id: str | None, index_id: str | None
 ) -> tuple[VideoSource, dict[str, str]]:
+    """The video to analyze and how to describe it: a url or asset as given, a video_id by its asset."""
     given = [n for n, v in (("asset_id", asset_id), ("url", url), ("video_id", video_id)) if v]
     if len(given) != 1:
         raise ToolError(f"Give exactly one of asset_id, url or video_id (got {', '.join(given) or 'none'}).")
@@ -149,7 +162,8 @@ async def _source(
         raise ToolError(
             f"Video {video_id} has no asset id (indexed before assets existed); analyze it by url instead."
         )
-    return VideoSource(asset_id=video.asset_id), {"asset_id": video.asset_id, "video_id": video_id}
+    described = {"asset_id": video.asset_id, "video_id": video_id, "index_id": index_id}
+    return VideoSource(asset_id=video.asset_id), described
 
 
 def _markdown(r: AnalyzeVideoResult, made: GeneratedBy | None = None) -> Markdown:
@@ -184,7 +198,7 @@ def _num(value: object) -> float | None:
 async def _analyze(
     ctx: Ctx,
     *,
-    source: tuple[VideoSource, dict[str, str]],
+    source: tuple[VideoSource | None, dict[str, str]],
     prompt: str,
     schema: dict[str, Any] | None,
     kind: str | None,
@@ -193,9 +207,28 @@ async def _analyze(
     temperature: float | None,
     max_tokens: int | None,
     wait_s: float,
+    model_name: str | None = None,
+    images: list[ImageInput] | None = None,
 ) -> CallToolResult:
     state = app_state(ctx)
     video, described = source
+    try:
+        request = AnalyzeRequest(
+            video=video,
+            image=images,
+            prompt=prompt,
+            model_name=model_name,
+            response_format=ResponseFormat(json_schema=schema) if schema is not None else None,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            start_time=start_time,
+            end_time=end_time,
+        )
+    except ValidationError as exc:
+        reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise ToolError(
+            f"This analysis cannot run: {reasons}. Change that argument and call again."
+        ) from None
 
     def partial(job: Job) -> CallToolResult:
         r = AnalyzeVideoResult(
@@ -212,17 +245,7 @@ async def _analyze(
         end: AnalyzeEnd | None = None
         try:
             # A cancellation lands inside the generator's await, so its HTTP stream closes at once.
-            async for event in state.client.analyze.stream(
-                AnalyzeRequest(
-                    video=video,
-                    prompt=prompt,
-                    response_format=ResponseFormat(json_schema=schema) if schema is not None else None,
-                    temperature=temperature,
-                    max_tokens=max_tokens,
-                    start_time=start_time,
-                    end_time=end_time,
-                )
-            ):
+            async for event in state.client.analyze.stream(request):
                 if isinstance(event, AnalyzeText):
                     job.emit_text(event.text)
                 elif isinstance(event, AnalyzeEnd):
@@ -284,16 +307,29 @@ async def analyze_video(
     start_time: Annotated[float | None, Field(ge=0, description="Only analyze from this second.")] = None,
     end_time: Annotated[float | None, Field(gt=0, description="Only analyze up to this second.")] = None,
     temperature: Annotated[float | None, Field(ge=0, le=1)] = None,
-    max_tokens: Annotated[int | None, Field(ge=1, le=4096)] = None,
+    max_tokens: Annotated[int | None, Field(ge=1, le=MAX_TOKENS)] = None,
+    model_name: PegasusModel | None = None,
+    image: Annotated[
+        list[ImageArg] | None,
+        Field(min_length=1, max_length=MAX_IMAGES, description="pegasus1.6 only."),
+    ] = None,
     wait_s: WaitS = DEFAULT_WAIT_S,
 ) -> Annotated[CallToolResult, AnalyzeVideoResult]:
     """Ask an open-ended question about ONE video (Pegasus): describe, extract, check, write copy.
 
     Use it for one video ("List the products shown", "Write a caption"); the text streams as progress.
     Across many videos: create_response; where something happens: search_videos; ready-made formats:
-    summarize_video. Give asset_id, url, or video_id + index_id.
+    summarize_video. Give asset_id, url, or video_id + index_id (or image).
     """
     state = app_state(ctx)
+    if image is not None:
+        if model_name != IMAGE_MODEL:
+            raise ToolError(
+                f"image prompts need model_name={IMAGE_MODEL!r} (got {model_name!r}): only Pegasus 1.6 reads "
+                'images. Call again with model_name="pegasus1.6".'
+            )
+        if any(v is not None for v in (asset_id, url, video_id)):
+            raise ToolError("Give image or a video (asset_id, url, video_id), not both.")
     if start_time is not None and end_time is not None and end_time <= start_time:
         raise ToolError("end_time must be after start_time.")
     if output_schema is not None:
@@ -301,7 +337,18 @@ async def analyze_video(
             jsonschema.Draft202012Validator.check_schema(output_schema)
         except jsonschema.SchemaError as exc:
             raise ToolError(f"output_schema is not a valid JSON Schema: {exc.message}.") from None
-    source = await _source(state, asset_id, url, video_id, index_id)
+    images = None
+    if image is not None:
+        try:
+            images = [ImageInput(**i.model_dump(exclude_none=True)) for i in image]
+        except ValidationError as exc:
+            reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+            raise ToolError(f"image: {reasons}. Fix that image and call again.") from None
+    source: tuple[VideoSource | None, dict[str, str]] = (
+        (None, {"images": ", ".join(i.name for i in image)})
+        if image is not None
+        else await resolve_source(state, asset_id, url, video_id, index_id)
+    )
     return await _analyze(
         ctx,
         source=source,
@@ -313,6 +360,8 @@ async def analyze_video(
         temperature=temperature,
         max_tokens=max_tokens,
         wait_s=wait_s,
+        model_name=model_name,
+        images=images,
     )
 
 
@@ -327,16 +376,19 @@ async def summarize_video(
     url: Url = None,
     video_id: VideoId = None,
     index_id: IndexId = None,
+    prompt: Annotated[str | None, Field(min_length=1, max_length=4000)] = None,
     wait_s: WaitS = DEFAULT_WAIT_S,
 ) -> Annotated[CallToolResult, AnalyzeVideoResult]:
     """Summarize ONE video as a summary, chapters, highlights or a gist, as JSON in `parsed`.
 
-    Use it for an overview or chapter markers (chapters and highlights carry start_sec/end_sec). Give
-    asset_id, url, or video_id + index_id; a custom question: analyze_video.
+    Use it for an overview or chapter markers (chapters and highlights carry start_sec/end_sec); a
+    prompt steers it ("chapters for a cooking class"). Give asset_id, url, or video_id + index_id.
     """
     state = app_state(ctx)
-    prompt, schema = _SCHEMAS[kind]
-    source = await _source(state, asset_id, url, video_id, index_id)
+    default_prompt, schema = _SCHEMAS[kind]
+    # The kind's schema stays, so a custom prompt still gets timed chapters or highlights back.
+    prompt = prompt or default_prompt
+    source = await resolve_source(state, asset_id, url, video_id, index_id)
     return await _analyze(
         ctx,
         source=source,

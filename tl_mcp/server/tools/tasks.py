@@ -18,6 +18,7 @@ from pydantic import Field
 
 from tl_mcp.api import PollPolicy, poll
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
+from tl_mcp.api.models.analyze import AnalyzeTask, parse_segments
 from tl_mcp.server.errors import upstream
 from tl_mcp.server.jobs.manager import Job
 from tl_mcp.server.jobs.relay import HEARTBEAT_S
@@ -83,6 +84,7 @@ TaskKind = Literal[
     "knowledge_store_item",
     "embedding_task",
     "analyze_task",
+    "analyze_batch",
     "asset",
 ]
 
@@ -99,6 +101,21 @@ class WaitResult(ToolResult):
 
 
 Fetcher = Callable[[], Awaitable[tuple[str | None, dict[str, Any]]]]
+
+
+def analyze_task_detail(task: AnalyzeTask) -> dict[str, Any]:
+    """An analysis task's key fields; a time-based one's result as `segments` (start, end, fields)."""
+    detail = task.model_dump(mode="json", exclude_none=True, exclude={"result"})
+    if task.result is not None:
+        detail["result"] = task.result.model_dump(mode="json", exclude_none=True, exclude={"data"})
+        if task.analysis_mode == "time_based_metadata" and task.result.data:
+            try:
+                detail["segments"] = [s.model_dump(mode="json") for s in parse_segments(task.result.data)]
+            except ValueError:
+                detail["result"]["data"] = task.result.data
+        else:
+            detail["result"]["data"] = task.result.data
+    return detail
 
 
 async def _resolve(
@@ -119,7 +136,10 @@ async def _resolve(
             elif k == "embedding_task":
                 obj = await c.embed.get_video_task(id)
             elif k == "analyze_task":
-                obj = await c.analyze.get_task(id)
+                task = await c.analyze.get_task(id)
+                return task.status, analyze_task_detail(task)
+            elif k == "analyze_batch":
+                obj = await c.analyze.get_batch(id)
             else:
                 obj = await c.assets.get(id)
             data = obj.model_dump(
@@ -140,7 +160,7 @@ async def _resolve(
         candidates.append("knowledge_store_item")
     if index_id:
         candidates.append("indexed_asset")
-    candidates += ["indexing_task", "embedding_task", "analyze_task", "asset"]
+    candidates += ["indexing_task", "embedding_task", "analyze_task", "analyze_batch", "asset"]
     for k in candidates:
         fetch = fetcher(k)
         try:
@@ -149,8 +169,9 @@ async def _resolve(
             continue
         return k, fetch
     raise ToolError(
-        f"No task, indexed asset, item, embedding task, analysis task or asset has the id {id!r}. For an "
-        "indexed asset pass index_id, for a store item pass knowledge_store_id; job ids start with job_."
+        f"No task, indexed asset, item, embedding task, analysis task or batch, or asset has the id "
+        f"{id!r}. For an indexed asset pass index_id, for a store item pass knowledge_store_id; job ids "
+        "start with job_."
     )
 
 

@@ -1,0 +1,474 @@
+"""Toolset `analysis_tasks`: Pegasus analysis as async tasks (`/analyze/tasks`) and batches
+(`/analyze/batches`), run as jobs: time-based segments with custom fields, long videos, one request over
+many videos. `wait_for_task` follows the job and ends with the segments as structured data.
+
+A retried call does not pay twice: the client derives the task's `custom_id` (and `Idempotency-Key`)
+from the request, so the same arguments find the task the first call started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar, Literal
+
+import anyio
+import jsonschema
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field, ValidationError
+
+from tl_mcp.api import TwelveLabsClient, TwelveLabsError
+from tl_mcp.api.models import (
+    AnalyzeBatchRequest,
+    AnalyzeRequest,
+    BatchItem,
+    ResponseFormat,
+    SegmentDefinition,
+    SegmentFormat,
+)
+from tl_mcp.api.models.analyze import AnalyzeTask, BatchResult, PegasusModel, parse_segments
+from tl_mcp.server.errors import upstream
+from tl_mcp.server.jobs.events import JobProgress
+from tl_mcp.server.jobs.manager import Job, Resumed
+from tl_mcp.server.jobs.portable import unknown_kind
+from tl_mcp.server.results import JobResult, JobStatus, Json, Markdown, call, fmt_seconds, tool_result
+from tl_mcp.server.state import AppState, app_state
+from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS
+from tl_mcp.server.tools.analyze import SANDBOX_NOTE, AssetId, IndexId, Url, VideoId, resolve_source
+from tl_mcp.server.tools.tasks import TERMINAL_BAD, follow
+from tl_mcp.server.toolspec import ToolSpec, tool
+
+#: Videos one call may batch; the API takes up to 1,000, but one result listing them all stays readable.
+MAX_BATCH = 50
+
+
+class Segment(BaseModel):
+    definition: str = Field(description="The segment definition id it matches.")
+    start: float
+    end: float
+    fields: dict[str, Json] = Field(default_factory=dict)
+
+
+class BatchItemResult(BaseModel):
+    asset_id: str | None = None
+    task_id: str
+    custom_id: str | None = None
+    status: str
+    error: str | None = None
+    error_code: str | None = None
+    text: str | None = None
+    segments: list[Segment] | None = None
+
+
+class AnalysisTaskResult(JobResult[JobStatus]):
+    task_id: str | None = None
+    batch_id: str | None = None
+    video: dict[str, str] | None = None
+    task_status: str | None = Field(default=None, description="TwelveLabs' status of the task or batch.")
+    segments: list[Segment] | None = Field(default=None, description="Time-based metadata, in time order.")
+    text: str | None = None
+    parsed: Json = None
+    warning: str | None = None
+    items: list[BatchItemResult] | None = Field(default=None, description="A batch: one per video.")
+    reused: bool = Field(default=False, description="An earlier identical call had started this work.")
+
+
+def _outcome(mode: str, data: str | None) -> tuple[list[Segment] | None, str | None, Json]:
+    """(segments, text, parsed JSON) of a finished task's `data`."""
+    if data is None:
+        return None, None, None
+    if mode == "time_based_metadata":
+        try:
+            return [Segment(**s.model_dump()) for s in parse_segments(data)], None, None
+        except ValueError:
+            return None, data, None
+    try:
+        parsed: Json = json.loads(data)
+    except ValueError:
+        parsed = None
+    return None, data, parsed if isinstance(parsed, dict | list) else None
+
+
+def _markdown(r: AnalysisTaskResult) -> Markdown:
+    md = Markdown(r.titled("Video analysis task" if r.batch_id is None else "Video analysis batch"))
+    md.field("Task", r.task_id).field("Batch", r.batch_id).field("Status", r.task_status)
+    if r.video:
+        md.field("Source", ", ".join(f"{k} {v}" for k, v in r.video.items()))
+    if r.reused:
+        md.para("An identical earlier call had started this work; it is reused, not paid for again.")
+    if r.segments is not None:
+        md.section("Segments", [_segment_line(s) for s in r.segments] or ["_(no segment matched)_"])
+    elif r.text is not None:
+        md.para(r.text)
+    for item in r.items or []:
+        head = f"{item.asset_id or item.task_id}: {item.status}"
+        if item.error:
+            head += f" ({item.error_code + ': ' if item.error_code else ''}{item.error})"
+        lines = [_segment_line(s) for s in item.segments or []]
+        md.section(head, lines or ([item.text] if item.text else []))
+    if r.warning:
+        md.para(f"Warning: {r.warning}")
+    if r.backend == "sandbox":
+        md.para(SANDBOX_NOTE)
+    if r.in_progress:
+        md.next_step(r.wait_step())
+    return md
+
+
+def _segment_line(s: Segment) -> str:
+    fields = "; ".join(f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in s.fields.items())
+    return f"- {fmt_seconds(s.start)}–{fmt_seconds(s.end)} **{s.definition}** {fields}".rstrip()
+
+
+@dataclass
+class AnalysisTaskProgress(JobProgress):
+    """An analysis task or batch: once it exists upstream, any replica can follow it."""
+
+    code: ClassVar[str] = "t"
+    movable: ClassVar[bool] = True
+
+    kind: Literal["task", "batch"] = "task"
+    upstream_id: str | None = None
+    assets: list[str] = field(default_factory=list)
+
+    def handles(self) -> list[str] | None:
+        return [self.kind, self.upstream_id] if self.upstream_id else None
+
+
+async def follow_task(client: TwelveLabsClient, job: Job, task_id: str) -> AnalyzeTask:
+    with upstream("Video analysis task"):
+        task = await follow(
+            job,
+            f"Analysis task {task_id}",
+            lambda: client.analyze.get_task(task_id),
+            lambda t: t.status,
+            policy=client.poll,
+            watching=call("wait_for_task", id=task_id, kind="analyze_task"),
+        )
+    if task.status.lower() in TERMINAL_BAD:
+        reason = task.error.message if task.error and task.error.message else "no reason given"
+        raise ToolError(f"Video analysis task {task_id} ended with status {task.status}: {reason}.")
+    return task
+
+
+def _task_result(
+    task: AnalyzeTask, app: AppState, *, video: dict[str, str] | None, reused: bool
+) -> AnalysisTaskResult:
+    segments, text, parsed = _outcome(task.analysis_mode, task.result.data if task.result else None)
+    return AnalysisTaskResult(
+        status="completed",
+        task_id=task.task_id,
+        video=video,
+        task_status=task.status,
+        segments=segments,
+        text=text,
+        parsed=parsed,
+        warning=task.error.message if task.error else None,
+        reused=reused,
+        backend=app.backend,
+    )
+
+
+async def follow_batch(client: TwelveLabsClient, job: Job, batch_id: str) -> list[BatchResult]:
+    """Watch a batch until it ends (each change in its counts is a note), then read every item's result."""
+
+    def status(b: Any) -> str:
+        done = b.ready_items + b.failed_items + b.canceled_items
+        return f"{b.status} ({done}/{b.total_items} done, {b.failed_items} failed)"
+
+    with upstream("Video analysis batch"):
+        await follow(
+            job,
+            f"Analysis batch {batch_id}",
+            lambda: client.analyze.get_batch(batch_id),
+            status,
+            policy=client.poll,
+            watching=call("wait_for_task", id=batch_id, kind="analyze_batch"),
+        )
+        return await client.analyze.batch_results(batch_id)
+
+
+def _batch_result(
+    batch_id: str, mode: str, results: list[BatchResult], assets: dict[str, str], app: AppState
+) -> AnalysisTaskResult:
+    items = []
+    for r in results:
+        segments, text, _ = _outcome(mode, r.data.data if r.data and r.status == "ready" else None)
+        items.append(
+            BatchItemResult(
+                asset_id=assets.get(r.task_id),
+                task_id=r.task_id,
+                custom_id=r.custom_id,
+                status=r.status,
+                error=r.error.message if r.error else None,
+                error_code=r.error.code if r.error else None,
+                text=text,
+                segments=segments,
+            )
+        )
+    failed = sum(1 for i in items if i.status != "ready")
+    return AnalysisTaskResult(
+        status="completed",
+        batch_id=batch_id,
+        task_status=f"{len(items) - failed} of {len(items)} ready",
+        items=items,
+        backend=app.backend,
+    )
+
+
+def _request(
+    *,
+    video: Any,
+    prompt: str | None,
+    segment_definitions: list[SegmentDefinition] | None,
+    output_schema: dict[str, Any] | None,
+    model_name: str | None,
+    max_tokens: int | Literal["unlimited"] | None,
+    start_time: float | None,
+    end_time: float | None,
+    min_segment_duration: float | None,
+    max_segment_duration: float | None,
+) -> AnalyzeRequest:
+    segmenting = segment_definitions is not None
+    if segmenting and (prompt is not None or output_schema is not None):
+        raise ToolError(
+            "Give either segment_definitions (time-based segments) or prompt (+ output_schema), not both."
+        )
+    if not segmenting and prompt is None:
+        raise ToolError("Give prompt (what to find out) or segment_definitions (which segments to find).")
+    if output_schema is not None:
+        try:
+            jsonschema.Draft202012Validator.check_schema(output_schema)
+        except jsonschema.SchemaError as exc:
+            raise ToolError(f"output_schema is not a valid JSON Schema: {exc.message}.") from None
+    try:
+        request = AnalyzeRequest(
+            video=video,
+            prompt=prompt,
+            model_name=model_name,
+            max_tokens=max_tokens,
+            start_time=start_time,
+            end_time=end_time,
+            min_segment_duration=min_segment_duration,
+            max_segment_duration=max_segment_duration,
+            analysis_mode="time_based_metadata" if segmenting else "general",
+            response_format=SegmentFormat(segment_definitions=segment_definitions)
+            if segment_definitions is not None
+            else ResponseFormat(json_schema=output_schema)
+            if output_schema is not None
+            else None,
+        )
+        request.check_task_tokens()
+    except (ValidationError, ValueError) as exc:
+        raise ToolError(
+            f"This analysis cannot run: {_reason(exc)}. Change that argument and call again."
+        ) from None
+    return request
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+    return str(exc)
+
+
+@tool(
+    toolset="analysis_tasks",
+    title="Analyze videos as a task (segments, batches)",
+    read_only=True,
+    destructive=False,
+    idempotent=True,
+)
+async def start_analysis_task(
+    ctx: Ctx,
+    segment_definitions: Annotated[
+        list[SegmentDefinition] | None,
+        Field(
+            min_length=1,
+            description="Time-based segments to find: {id, description, fields?: [{name, type, "
+            "description}]}. Types: string number integer boolean array timestamp (+format) time_array "
+            "(pegasus1.6).",
+        ),
+    ] = None,
+    prompt: Annotated[
+        str | None, Field(min_length=1, max_length=4000, description="General analysis.")
+    ] = None,
+    asset_id: AssetId = None,
+    url: Url = None,
+    video_id: VideoId = None,
+    index_id: IndexId = None,
+    asset_ids: Annotated[
+        list[Id] | None, Field(min_length=2, max_length=MAX_BATCH, description="Several videos: a batch.")
+    ] = None,
+    model_name: PegasusModel | None = None,
+    output_schema: Annotated[dict[str, Any] | None, Field(description="JSON Schema for `parsed`.")] = None,
+    max_tokens: Annotated[int | Literal["unlimited"] | None, Field(description="Task range applies.")] = None,
+    start_time: Annotated[float | None, Field(ge=0)] = None,
+    end_time: Annotated[float | None, Field(gt=0)] = None,
+    min_segment_duration: Annotated[float | None, Field(ge=2)] = None,
+    max_segment_duration: Annotated[float | None, Field(ge=2)] = None,
+    wait_s: WaitS = DEFAULT_WAIT_S,
+) -> Annotated[CallToolResult, AnalysisTaskResult]:
+    """Run Pegasus as an async task: timed segments with custom fields, long videos, or many videos.
+
+    Use it for "find each X with its start/end and fields" (segment_definitions), videos over an hour,
+    or one prompt over several asset_ids (a batch, pegasus1.5). Returns a job_id: wait_for_task gives
+    the segments. Repeating a call reuses its task. Quick question on one video: analyze_video.
+    """
+    state = app_state(ctx)
+    if start_time is not None and end_time is not None and end_time <= start_time:
+        raise ToolError("end_time must be after start_time.")
+    progress = AnalysisTaskProgress()
+    if asset_ids is not None:
+        if any(v is not None for v in (asset_id, url, video_id)):
+            raise ToolError("Give asset_ids (a batch) or one of asset_id, url, video_id, not both.")
+        if len(set(asset_ids)) != len(asset_ids):
+            raise ToolError("asset_ids lists a video twice; list each once.")
+        if model_name not in (None, "pegasus1.5"):
+            raise ToolError(
+                "Batches (asset_ids) run on pegasus1.5 only; leave model_name out or analyze one by one."
+            )
+        # Checked as one task first, so each video's request is valid before the batch is sent.
+        single = _request(
+            video={"asset_id": asset_ids[0]},
+            prompt=prompt,
+            segment_definitions=segment_definitions,
+            output_schema=output_schema,
+            model_name="pegasus1.5",
+            max_tokens=max_tokens,
+            start_time=start_time,
+            end_time=end_time,
+            min_segment_duration=min_segment_duration,
+            max_segment_duration=max_segment_duration,
+        )
+        if max_tokens == "unlimited":
+            raise ToolError('max_tokens "unlimited" is not available for batches; give a number.')
+        batch = AnalyzeBatchRequest(
+            items=[BatchItem(asset_id=a, custom_id=f"item-{n}") for n, a in enumerate(asset_ids)],
+            prompt=single.prompt,
+            analysis_mode=single.analysis_mode or "general",
+            response_format=single.response_format,
+            max_tokens=max_tokens if isinstance(max_tokens, int) else None,
+            start_time=start_time,
+            end_time=end_time,
+            min_segment_duration=min_segment_duration,
+            max_segment_duration=max_segment_duration,
+        )
+        progress.kind, progress.assets = "batch", list(asset_ids)
+        mode = batch.analysis_mode
+        described = None
+    else:
+        source, described = await resolve_source(state, asset_id, url, video_id, index_id)
+        request = _request(
+            video=source,
+            prompt=prompt,
+            segment_definitions=segment_definitions,
+            output_schema=output_schema,
+            model_name=model_name,
+            max_tokens=max_tokens,
+            start_time=start_time,
+            end_time=end_time,
+            min_segment_duration=min_segment_duration,
+            max_segment_duration=max_segment_duration,
+        )
+        mode = request.analysis_mode or "general"
+
+    def partial(job: Job) -> CallToolResult:
+        r = AnalysisTaskResult(
+            status="in_progress",
+            job_id=job.id,
+            task_id=progress.upstream_id if progress.kind == "task" else None,
+            batch_id=progress.upstream_id if progress.kind == "batch" else None,
+            video=described,
+            backend=state.backend,
+        )
+        return tool_result(r, _markdown(r))
+
+    async def work(job: Job) -> CallToolResult:
+        client = state.client
+        if progress.kind == "batch":
+            with upstream("Starting the analysis batch"):
+                created = await client.analyze.create_batch(batch)
+            progress.upstream_id = created.batch_id
+            job.emit_note(f"Analysis batch {created.batch_id} started ({created.total_items} videos)")
+            by_task = {
+                i.task_id: progress.assets[int(i.custom_id.split("-")[1])]
+                for i in created.items
+                if i.custom_id
+            }
+            results = await _cancel_upstream_on_exit(
+                follow_batch(client, job, created.batch_id),
+                lambda: client.analyze.cancel_batch(created.batch_id),
+            )
+            r = _batch_result(created.batch_id, mode, results, by_task, state)
+            return tool_result(r, _markdown(r))
+        try:
+            with upstream("Starting the analysis task"):
+                started = await client.analyze.create_task(request)
+        except ValueError as exc:
+            raise ToolError(f"This analysis cannot run: {exc}.") from None
+        progress.upstream_id = started.task_id
+        job.emit_note(
+            f"Analysis task {started.task_id} {'found (started earlier)' if started.reused else 'started'}"
+        )
+        task = await _cancel_upstream_on_exit(
+            follow_task(client, job, started.task_id), lambda: client.analyze.cancel_task(started.task_id)
+        )
+        r = _task_result(task, state, video=described, reused=started.reused)
+        return tool_result(r, _markdown(r))
+
+    label = (
+        "analysis batch"
+        if progress.kind == "batch"
+        else f"analysis task of {next(iter(described or {'?': '?'}.values()))}"
+    )
+    job = state.jobs.start("analysis_task", label, work, partial, progress)
+    return await state.jobs.run(job, ctx.report_progress, wait_s=wait_s)
+
+
+async def _cancel_upstream_on_exit(watch: Any, cancel: Callable[[], Any]) -> Any:
+    """Await `watch`; if the job is cancelled meanwhile, cancel the upstream work too, so it stops billing."""
+    try:
+        return await watch
+    except anyio.get_cancelled_exc_class():
+        # Best effort: the job's own cancellation is what the caller asked for.
+        with anyio.CancelScope(shield=True), anyio.move_on_after(10), contextlib.suppress(TwelveLabsError):
+            await cancel()
+        raise
+
+
+def resume_analysis_task(state: Callable[[], AppState], job_id: str, fields: list[str]) -> Resumed:
+    """An analysis task or batch started on another replica, from its portable id: follow it upstream."""
+    if len(fields) != 2 or fields[0] not in ("task", "batch"):
+        raise unknown_kind(job_id)
+    kind, upstream_id = fields
+    app = state()
+    progress = AnalysisTaskProgress(kind="task" if kind == "task" else "batch", upstream_id=upstream_id)
+
+    def partial(job: Job) -> CallToolResult:
+        r = AnalysisTaskResult(
+            status="in_progress",
+            job_id=job_id,
+            task_id=upstream_id if kind == "task" else None,
+            batch_id=upstream_id if kind == "batch" else None,
+            backend=app.backend,
+        )
+        return tool_result(r, _markdown(r))
+
+    async def work(job: Job) -> CallToolResult:
+        if kind == "batch":
+            results = await follow_batch(app.client, job, upstream_id)
+            with upstream("Reading the analysis batch"):
+                batch = await app.client.analyze.get_batch(upstream_id)
+            r = _batch_result(upstream_id, batch.analysis_mode or "general", results, {}, app)
+        else:
+            r = _task_result(await follow_task(app.client, job, upstream_id), app, video=None, reused=False)
+        return tool_result(r, _markdown(r))
+
+    return Resumed("analysis_task", f"analysis {kind}", work, partial, progress)
+
+
+TOOLS: list[ToolSpec] = [start_analysis_task]
