@@ -240,7 +240,11 @@ async def test_analyze_and_summarize_resolve_video_ids(world: World, mode: str) 
             progress_callback=progress,
         )
         data = result.structured_content
-        assert data and data["video"] == {"asset_id": world.asset_id, "video_id": world.video_id}
+        assert data and data["video"] == {
+            "asset_id": world.asset_id,
+            "video_id": world.video_id,
+            "index_id": world.index_id,
+        }
         assert data["text"] and progress.text == data["text"]
         chapters = (
             await call_ok(c, "summarize_video", {"asset_id": world.asset_id, "kind": "chapters"})

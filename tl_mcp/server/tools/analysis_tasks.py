@@ -29,7 +29,7 @@ from tl_mcp.api.models import (
     SegmentDefinition,
     SegmentFormat,
 )
-from tl_mcp.api.models.analyze import AnalyzeTask, BatchResult, PegasusModel, parse_segments
+from tl_mcp.api.models.analyze import AnalyzeBatch, AnalyzeTask, BatchResult, PegasusModel, parse_segments
 from tl_mcp.server.errors import upstream
 from tl_mcp.server.jobs.events import JobProgress
 from tl_mcp.server.jobs.manager import Job, Resumed
@@ -175,9 +175,10 @@ def _task_result(
 async def follow_batch(client: TwelveLabsClient, job: Job, batch_id: str) -> list[BatchResult]:
     """Watch a batch until it ends (each change in its counts is a note), then read every item's result."""
 
-    def status(b: Any) -> str:
+    def status(b: AnalyzeBatch) -> str:
+        # The counts ride along while it runs, so each item that ends is a note; the end is the bare status.
         done = b.ready_items + b.failed_items + b.canceled_items
-        return f"{b.status} ({done}/{b.total_items} done, {b.failed_items} failed)"
+        return b.status if b.done else f"{b.status} ({done}/{b.total_items} done, {b.failed_items} failed)"
 
     with upstream("Video analysis batch"):
         await follow(

@@ -1,0 +1,201 @@
+"""start_analysis_task through a real MCP client on the embedded sandbox: time-based segments from the
+video's own evidence, the job handle wait_for_task follows, the reuse of a repeated call, batches with
+an item failing alone, and bad input refused before anything is created."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx2
+import pytest
+from mcp import Client
+
+from tests.server.conftest import MODES, ProgressRecorder, World, call_ok, text_of
+from tl_mcp.server import build_server
+
+pytestmark = pytest.mark.anyio
+
+PRICES = {
+    "id": "prices",
+    "description": "apples price per pound",
+    "fields": [
+        {"name": "item", "type": "string", "description": "what is for sale"},
+        {"name": "said_at", "type": "timestamp", "format": "seconds", "description": "two dollars"},
+        {"name": "mentions_price", "type": "boolean", "description": "is a price given"},
+    ],
+}
+QUOTES = {
+    "id": "quotes",
+    "description": "chapters of the video",
+    "fields": [
+        {
+            "name": "lines",
+            "type": "time_array",
+            "description": "each line said",
+            "items": {
+                "type": "object",
+                "fields": [{"name": "quote", "type": "string", "description": "the words said"}],
+            },
+        }
+    ],
+}
+
+
+def _tasks(world: World) -> list[dict[str, Any]]:
+    with httpx2.Client(base_url=world.sandbox.base_url, headers={"x-api-key": world.sandbox.api_key}) as c:
+        data: list[dict[str, Any]] = c.get("/analyze/tasks", params={"page_limit": 50}).json()["data"]
+        return data
+
+
+async def test_segments_come_from_the_videos_evidence_and_wait_for_task_returns_them(world: World) -> None:
+    apples = world.sample.subtitles[1]
+    async with Client(build_server(world.settings(toolsets="all"))) as c:
+        started = await call_ok(
+            c,
+            "start_analysis_task",
+            {"asset_id": world.asset_id, "segment_definitions": [PRICES], "wait_s": 0},
+        )
+        first = started.structured_content
+        assert first and first["status"] == "in_progress" and first["job_id"]
+        assert f'wait_for_task(id="{first["job_id"]}")' in text_of(started)
+        progress = ProgressRecorder()
+        waited = await call_ok(
+            c, "wait_for_task", {"id": first["job_id"], "wait_s": 60}, progress_callback=progress
+        )
+        done = waited.structured_content
+        assert done and done["done"] is True and done["kind"] == "job:analysis_task"
+        result = done["result"]
+        assert result["status"] == "completed" and result["task_status"] == "ready"
+        # The apples scene (6-12 s) is the one whose subtitle matches, with its fields quoted from it.
+        assert [(s["definition"], s["start"], s["end"]) for s in result["segments"]] == [
+            ("prices", 6.0, 12.0)
+        ]
+        fields = result["segments"][0]["fields"]
+        assert fields["item"] == apples.text and fields["mentions_price"] is True
+        assert apples.start <= fields["said_at"] <= apples.end
+        assert "Offline sandbox" in result["warning"] and "Analysis task" in progress.text
+        assert "0:06–0:12 **prices**" in text_of(waited)
+
+
+async def test_a_repeated_call_reuses_its_task_and_time_arrays_list_events(world: World) -> None:
+    args = {
+        "asset_id": world.asset_id,
+        "model_name": "pegasus1.6",
+        "segment_definitions": [QUOTES],
+        "wait_s": 60,
+    }
+    async with Client(build_server(world.settings(toolsets="all"))) as c:
+        before = len(_tasks(world))
+        one = (await call_ok(c, "start_analysis_task", args)).structured_content
+        again = await call_ok(c, "start_analysis_task", args)
+        two = again.structured_content
+        assert one and two and one["task_id"] == two["task_id"]
+        assert one["reused"] is False and two["reused"] is True and "not paid for again" in text_of(again)
+        assert len(_tasks(world)) == before + 1
+        # One chapter per scene; each lists the lines said inside it as timed events.
+        segments = one["segments"]
+        assert [(s["start"], s["end"]) for s in segments] == [(0.0, 6.0), (6.0, 12.0), (12.0, 18.0)]
+        for segment, cue in zip(segments, world.sample.subtitles, strict=True):
+            (event,) = segment["fields"]["lines"]
+            assert event == {"start_time": cue.start, "end_time": cue.end, "quote": cue.text}
+        # wait_for_task on the TwelveLabs task id gives the same segments as structured data.
+        direct = (
+            await call_ok(c, "wait_for_task", {"id": one["task_id"], "kind": "analyze_task"})
+        ).structured_content
+        assert direct and direct["detail"]["segments"] == segments
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_batch_reports_each_video_and_one_failing_item_does_not_fail_it(
+    world: World, mode: str
+) -> None:
+    missing = "0" * 24
+    async with Client(build_server(world.settings(toolsets="all")), mode=mode) as c:
+        result = await call_ok(
+            c,
+            "start_analysis_task",
+            {"asset_ids": [world.asset_id, missing], "prompt": "apples price", "wait_s": 60},
+        )
+    data = result.structured_content
+    assert data and data["status"] == "completed" and data["batch_id"]
+    ok, bad = data["items"]
+    assert ok["asset_id"] == world.asset_id and ok["status"] == "ready" and "two dollars" in ok["text"]
+    assert (
+        bad["asset_id"] == missing and bad["status"] == "failed" and bad["error_code"] == "asset_unavailable"
+    )
+    assert data["task_status"] == "1 of 2 ready" and "asset_unavailable" in text_of(result)
+
+
+async def test_bad_input_is_refused_with_what_to_do_and_creates_nothing(world: World) -> None:
+    time_array_on_15 = {
+        "asset_id": world.asset_id,
+        "model_name": "pegasus1.5",
+        "segment_definitions": [QUOTES],
+    }
+    reserved = {**PRICES, "fields": [{"name": "start_time", "type": "number", "description": "x"}]}
+    cases: list[tuple[dict[str, Any], str]] = [
+        (time_array_on_15, "time_array fields need model_name pegasus1.6"),
+        ({"asset_id": world.asset_id, "segment_definitions": [reserved]}, "reserved"),
+        ({"asset_id": world.asset_id, "prompt": "x", "max_tokens": 100}, "512-98,304"),
+        ({"asset_id": world.asset_id, "prompt": "x", "max_tokens": "unlimited"}, "unlimited"),
+        ({"asset_id": world.asset_id, "prompt": "x", "segment_definitions": [PRICES]}, "not both"),
+        ({"asset_ids": [world.asset_id, world.asset_id], "prompt": "x"}, "twice"),
+        ({"asset_ids": [world.asset_id, "a2"], "prompt": "x", "model_name": "pegasus1.6"}, "pegasus1.5 only"),
+        ({"asset_ids": [world.asset_id, "a2"], "segment_definitions": [QUOTES]}, "pegasus1.6"),
+        ({"prompt": "x"}, "exactly one of asset_id, url or video_id"),
+    ]
+    before = _tasks(world)
+    async with Client(build_server(world.settings(toolsets="all"))) as c:
+        for args, expected in cases:
+            result = await c.call_tool("start_analysis_task", args)
+            assert result.is_error, args
+            assert expected in text_of(result), (args, text_of(result))
+        image_on_15 = await c.call_tool(
+            "analyze_video", {"prompt": "x", "image": [{"name": "a", "url": "https://example.com/a.png"}]}
+        )
+        assert image_on_15.is_error and 'model_name="pegasus1.6"' in text_of(image_on_15)
+    assert _tasks(world) == before
+
+
+async def test_analyze_video_reads_an_image_asset_with_pegasus_16(world: World) -> None:
+    async with Client(build_server(world.settings())) as c:
+        result = await call_ok(
+            c,
+            "analyze_video",
+            {
+                "prompt": "Compare <@left> with <@right>",
+                "model_name": "pegasus1.6",
+                "image": [
+                    {"name": "left", "url": "https://example.com/a.png"},
+                    {"name": "right", "url": "https://example.com/b.png"},
+                ],
+            },
+        )
+        data = result.structured_content
+        assert data and data["video"] == {"images": "left, right"}
+        assert "<@left>: not read offline" in data["text"] and "cannot see pictures" in data["text"]
+        partial = await c.call_tool(
+            "analyze_video",
+            {
+                "prompt": "Describe <@left>",
+                "model_name": "pegasus1.6",
+                "image": [
+                    {"name": "left", "url": "https://example.com/a.png"},
+                    {"name": "right", "url": "https://example.com/b.png"},
+                ],
+            },
+        )
+        assert partial.is_error and "every image" in text_of(partial)
+
+
+async def test_summarize_video_takes_a_custom_prompt_and_keeps_the_timed_format(world: World) -> None:
+    async with Client(build_server(world.settings())) as c:
+        result = await call_ok(
+            c,
+            "summarize_video",
+            {"asset_id": world.asset_id, "kind": "highlights", "prompt": "apples price per pound"},
+        )
+    data = result.structured_content
+    assert data and data["kind"] == "highlights"
+    (highlight,) = [h for h in data["parsed"]["highlights"] if "apples" in h["highlight"].lower()]
+    assert highlight["start_sec"] >= 6.0 and highlight["end_sec"] <= 12.0
