@@ -82,3 +82,30 @@ def test_operations_outside_the_snapshot_are_counted_not_judged() -> None:
     recorder.check(_exchange("GET", "/media/a1/file", 200, b"bytes", "video/mp4"), ())
     assert recorder.drain() == []
     assert recorder.outside_spec[("GET", "/assets/{asset_id}/transcription")] == 1
+
+
+def test_batch_results_are_json_lines_checked_line_by_line() -> None:
+    ready = {"task_id": "t1", "custom_id": "a", "status": "ready"}
+    good = (json.dumps(ready) + "\n" + json.dumps({**ready, "status": "failed"}) + "\n").encode()
+    path = "/analyze/batches/b1/results"
+    assert _verdict(_exchange("GET", path, 200, good, "application/jsonl")) == []
+    bad = good + json.dumps({**ready, "status": "sleeping"}).encode() + b"\n"
+    assert (
+        "line 2 status: 'sleeping' is not one of"
+        in _verdict(_exchange("GET", path, 200, bad, "application/jsonl"))[0]
+    )
+    assert "not application/jsonl" in _verdict(_exchange("GET", path, 200, good, "application/json"))[0]
+
+
+def test_the_canceled_task_exception_excuses_only_that_status() -> None:
+    task = {"task_id": "t1", "custom_id": None, "status": "canceled", "created_at": "2026-01-01T00:00:00Z"}
+    assert _verdict(_exchange("GET", "/analyze/tasks/t1", 200, task)) == []
+    assert (
+        "'stopped' is not one of"
+        in _verdict(_exchange("GET", "/analyze/tasks/t1", 200, {**task, "status": "stopped"}))[0]
+    )
+    unlimited = {**task, "request_params": {"max_tokens": "unlimited"}}
+    assert _verdict(_exchange("GET", "/analyze/tasks/t1", 200, unlimited)) == []
+    assert _verdict(
+        _exchange("GET", "/analyze/tasks/t1", 200, {**task, "request_params": {"max_tokens": "many"}})
+    )

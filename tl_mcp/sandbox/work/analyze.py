@@ -59,8 +59,11 @@ def parse_params(body: dict[str, Any], *, nested: bool) -> dict[str, Any]:
     if not isinstance(temperature, int | float) or isinstance(temperature, bool) or not 0 <= temperature <= 1:
         raise invalid("The `temperature` parameter must be a number between 0 and 1.", nested=nested)
     max_tokens = body.get("max_tokens")
-    if max_tokens is not None and (
-        not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
+    # An async task's `"unlimited"` (and its ranges) is `segments.check_task`'s to judge.
+    if (
+        max_tokens is not None
+        and not (nested and max_tokens == "unlimited")
+        and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1)
     ):
         raise invalid("The `max_tokens` parameter must be a positive integer.", nested=nested)
     window = _window(body, nested=nested)

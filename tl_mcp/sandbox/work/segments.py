@@ -233,7 +233,8 @@ def fmt_time(seconds: float, time_format: str) -> float | str:
         return round(seconds, 3)
     whole = max(0.0, seconds)
     if time_format == "hh:mm:ss":
-        s = round(whole)
+        # Half a second rounds up, as "nearest second" reads (round() would go to the even one).
+        s = int(whole + 0.5)
         return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
     ms = round(whole * 1000)
     return f"{ms // 3_600_000:02d}:{ms % 3_600_000 // 60_000:02d}:{ms % 60_000 // 1000:02d}.{ms % 1000:03d}"
