@@ -1,11 +1,12 @@
 """The official ``twelvelabs`` 1.3.6 SDK, pointed at the embedded sandbox, runs the whole flow: index, upload,
-index the asset, search, knowledge store + item, a streamed Jockey response, and entities (collections,
-entities, their assets, entity search). Where the SDK's models and
-the sandbox disagree the SDK silently drops events or raises ``ValidationError``, so every step checks that
+index the asset, search, knowledge store + item, a streamed Jockey response, entities (collections,
+entities, their assets, entity search), analysis tasks and batches. Where the SDK's models and the
+sandbox disagree the SDK silently drops events or raises ``ValidationError``, so every step checks that
 nothing was lost, not just that a call returned."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,9 +16,14 @@ import pytest
 from twelvelabs import TwelveLabs
 from twelvelabs.core.api_error import ApiError
 from twelvelabs.entity_collections.entities import EntitiesCreateBulkRequestEntitiesItem
-from twelvelabs.errors import BadRequestError, NotFoundError
+from twelvelabs.errors import BadRequestError, ConflictError, NotFoundError
 from twelvelabs.indexes import IndexesCreateRequestModelsItem
 from twelvelabs.types import (
+    AsyncResponseFormat,
+    BatchDefaults,
+    BatchItemRequest,
+    BatchPrompt,
+    BatchVideoContext,
     EnrichmentConfig_Description,
     EnrichmentConfig_JsonSchema,
     IngestionConfig,
@@ -28,6 +34,11 @@ from twelvelabs.types import (
     SearchKnowledgeStoreFilter,
     SearchKnowledgeStoreHit_Video,
     SearchKnowledgeStoreOptions,
+    SegmentDefinition,
+    SegmentField,
+    SegmentFieldItems,
+    TimeArrayItemField,
+    VideoContext_AssetId,
     VideoSearchOptions,
 )
 
@@ -317,3 +328,82 @@ def test_entities_collections_assets_and_entity_search(flow: Flow) -> None:
     with pytest.raises(ApiError) as gone:
         client.entity_collections.retrieve(collection.id)
     assert gone.value.status_code == 404
+
+
+def test_analysis_task_with_time_array_segments_parses(flow: Flow) -> None:
+    client = flow.client
+    lines = SegmentField(
+        name="lines",
+        type="time_array",
+        description="each line said",
+        items=SegmentFieldItems(
+            type="object", fields=[TimeArrayItemField(name="quote", type="string", description="the words")]
+        ),
+    )
+    created = client.analyze_async.tasks.create(
+        video=VideoContext_AssetId(asset_id=flow.asset_id),
+        model_name="pegasus1.6",
+        analysis_mode="time_based_metadata",
+        max_tokens="unlimited",
+        custom_id="sdk-segments",
+        response_format=AsyncResponseFormat(
+            type="segment_definitions",
+            segment_time_format="hh:mm:ss.fff",
+            segment_definitions=[SegmentDefinition(id="apples", description="apples price", fields=[lines])],
+        ),
+    )
+    assert created.task_id and created.status == "queued"
+    task = _poll(
+        lambda: client.analyze_async.tasks.retrieve(created.task_id),
+        lambda t: t.status in ("ready", "failed", "canceled"),
+    )
+    assert task.status == "ready" and task.result is not None and task.custom_id == "sdk-segments"
+    assert task.request_params is not None and task.request_params.max_tokens == "unlimited"
+    (segment,) = json.loads(task.result.data)["apples"]
+    cue = flow.media.video.subtitles[1]
+    assert (segment["start_time"], segment["end_time"]) == ("00:00:06.000", "00:00:12.000")
+    assert segment["metadata"]["lines"] == [
+        {"start_time": f"00:00:0{cue.start:.3f}", "end_time": f"00:00:{cue.end:06.3f}", "quote": cue.text}
+    ]
+    listed = client.analyze_async.tasks.list(page_limit=50).data or []
+    assert created.task_id in [t.task_id for t in listed]
+    with pytest.raises(ConflictError):
+        client.analyze_async.tasks.cancel(created.task_id)
+    with pytest.raises(BadRequestError):
+        client.analyze_async.tasks.create(
+            video=VideoContext_AssetId(asset_id=flow.asset_id),
+            model_name="pegasus1.5",
+            analysis_mode="time_based_metadata",
+            response_format=AsyncResponseFormat(
+                type="segment_definitions",
+                segment_definitions=[SegmentDefinition(id="apples", description="apples", fields=[lines])],
+            ),
+        )
+
+
+def test_batch_with_a_failing_item_parses_item_by_item(flow: Flow) -> None:
+    client = flow.client
+    created = client.analyze_async.batches.create(
+        model_name="pegasus1.5",
+        analysis_mode="general",
+        defaults=BatchDefaults(prompt=BatchPrompt(input_text="apples price")),
+        requests=[
+            BatchItemRequest(
+                video=BatchVideoContext(type="asset_id", asset_id=flow.asset_id), custom_id="clip"
+            ),
+            BatchItemRequest(video=BatchVideoContext(type="asset_id", asset_id="0" * 24), custom_id="gone"),
+        ],
+    )
+    assert created.total_items == 2 and [i.custom_id for i in created.items] == ["clip", "gone"]
+    batch = _poll(
+        lambda: client.analyze_async.batches.retrieve(created.batch_id), lambda b: b.status == "completed"
+    )
+    assert (batch.ready_items, batch.failed_items) == (1, 1)
+    results = {r.custom_id: r for r in client.analyze_async.batches.results(created.batch_id)}
+    # The SDK drops every line its model rejects, so both lines arriving means both parsed.
+    assert set(results) == {"clip", "gone"}
+    assert results["clip"].data is not None and "two dollars" in results["clip"].data.data
+    assert results["gone"].error is not None and results["gone"].error.code == "asset_unavailable"
+    assert created.batch_id in [b.batch_id for b in client.analyze_async.batches.list()]
+    with pytest.raises(ConflictError):
+        client.analyze_async.batches.cancel(created.batch_id)
