@@ -241,10 +241,10 @@ async def test_analyze_sync_and_tasks(api: FakeAPI) -> None:
                 temperature=0.1,
             )
         )
-        task_id = await tl.analyze.create_task(
+        created = await tl.analyze.create_task(
             AnalyzeRequest(video=VideoSource(url="https://example.com/v.mp4"), prompt="Chapters")
         )
-        task = await tl.analyze.get_task(task_id)
+        task = await tl.analyze.get_task(created.task_id)
     assert isinstance(result, AnalyzeResult) and isinstance(task, AnalyzeTask)
     assert api.seen[0].json() == {
         "video": {"type": "asset_id", "asset_id": "a1"},
@@ -253,7 +253,9 @@ async def test_analyze_sync_and_tasks(api: FakeAPI) -> None:
         "response_format": {"type": "json_schema", "json_schema": schema},
         "stream": False,
     }
-    assert api.seen[1].json()["video"] == {"type": "url", "url": "https://example.com/v.mp4"}
+    # Before starting a task the client looks for the live one an identical earlier call started.
+    assert (api.seen[1].method, api.seen[1].path) == ("GET", "/analyze/tasks")
+    assert api.seen[2].json()["video"] == {"type": "url", "url": "https://example.com/v.mp4"}
     with pytest.raises(ValueError, match="exactly one"):
         VideoSource(url="https://example.com/v.mp4", asset_id="a1")
 
@@ -261,13 +263,14 @@ async def test_analyze_sync_and_tasks(api: FakeAPI) -> None:
 async def test_one_analyze_request_serves_the_sync_stream_and_task_routes(api: FakeAPI) -> None:
     """The request model carries every option; only the method decides `stream` (tasks send none)."""
     request = AnalyzeRequest(
-        video=VideoSource(asset_id="a1"), prompt="Chapters", start_time=2.0, end_time=8.0, max_tokens=64
+        video=VideoSource(asset_id="a1"), prompt="Chapters", start_time=2.0, end_time=8.0, max_tokens=640
     )
     async with make_client(api) as tl:
         await tl.analyze.generate(request)
         await tl.analyze.create_task(request)
-    sync_body, task_body = (seen.json() for seen in api.seen)
+    sync_body, task_body = (seen.json() for seen in api.seen if seen.method == "POST")
     assert sync_body.pop("stream") is False and "stream" not in task_body
+    assert task_body.pop("custom_id") == request.derived_custom_id()
     assert (
         sync_body
         == task_body
@@ -276,7 +279,7 @@ async def test_one_analyze_request_serves_the_sync_stream_and_task_routes(api: F
             "prompt": "Chapters",
             "start_time": 2.0,
             "end_time": 8.0,
-            "max_tokens": 64,
+            "max_tokens": 640,
         }
     )
     with pytest.raises(ValueError, match="prompt must not be empty"):
