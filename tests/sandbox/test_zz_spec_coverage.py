@@ -56,7 +56,12 @@ TOOL_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
         # analyze: sync and NDJSON stream share POST /analyze
         ("POST", "/analyze"),
         ("POST", "/analyze/tasks"),
+        ("GET", "/analyze/tasks"),
         ("GET", "/analyze/tasks/{task_id}"),
+        ("POST", "/analyze/batches"),
+        ("GET", "/analyze/batches/{batch_id}"),
+        ("GET", "/analyze/batches/{batch_id}/results"),
+        ("POST", "/analyze/batches/{batch_id}/cancel"),
         # knowledge stores, items, item collections, search; Jockey
         ("POST", "/knowledge-stores"),
         ("GET", "/knowledge-stores"),
