@@ -409,6 +409,15 @@ async def test_every_tool_answers_within_its_advertised_output_schema(world: Wor
         await call("list_knowledge_store_items", {"knowledge_store_id": world.knowledge_store_id})
         await call("analyze_video", {**at, "prompt": "What fruit is shown?"})
         await call("summarize_video", {**at, "kind": "chapters"})
+        chapters = {
+            "id": "chapters",
+            "description": "chapters",
+            "fields": [{"name": "title", "type": "string", "description": "t"}],
+        }
+        await call("start_analysis_task", {**at, "segment_definitions": [chapters], "wait_s": 60})
+        await call(
+            "start_analysis_task", {"asset_ids": [world.asset_id, "0" * 24], "prompt": "apples", "wait_s": 60}
+        )
         await call("export_clips", {"moments": [{**at, "start": 0, "end": 1}], "folder": str(out)})
         shots = world.media / "every-tool"
         shots.mkdir(exist_ok=True)

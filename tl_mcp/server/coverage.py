@@ -120,6 +120,7 @@ COVERAGE: tuple[Capability, ...] = (
         "Ask an open-ended question about one video, optionally as JSON (Pegasus)",
         ("analyze_video",),
         ("sync-analyse-video",),
+        how="`image` prompts (1-20, pegasus1.6) too",
         sandbox="extractive: built from the video's transcript and on-screen text, and says so",
     ),
     Capability(
@@ -130,12 +131,28 @@ COVERAGE: tuple[Capability, ...] = (
     ),
     Capability(
         "Analyze",
-        "Async analysis tasks with time-based metadata (segments); list, get, cancel",
+        "Async analysis tasks: time-based segments with custom fields (time_array on pegasus1.6), long "
+        "videos; follow one to its segments (start, end, fields)",
+        ("start_analysis_task", "wait_for_task"),
+        ("async-analyse-video", "get-analyse-task"),
+        how="toolset `analysis_tasks` (off by default); a repeated call reuses its task, not paid twice",
+        sandbox="yes: a segment is a scene whose speech, subtitles or on-screen text match; says so",
+    ),
+    Capability(
+        "Analyze",
+        "Batches: one prompt or set of segment definitions over many videos, per-video status and errors",
+        ("start_analysis_task",),
+        how="`asset_ids`; a video that fails alone does not fail the batch",
+    ),
+    Capability(
+        "Analyze",
+        "List or delete analysis tasks",
         (),
-        ("async-analyse-video", "get-analyse-task", "list-analyse-tasks", "delete-analyse-task"),
-        how="not offered yet",
-        cloud="no",
-        sandbox="no",
+        ("list-analyse-tasks", "delete-analyse-task"),
+        how="not tools: the API client has them (`client.analyze.list_tasks`, `delete_task`); a job's task "
+        "is cancelled with its job",
+        cloud="API client only",
+        sandbox="API client only",
     ),
     # ------------------------------------------------------------------------------------- embeddings
     Capability(
