@@ -124,6 +124,12 @@ async def test_a_batch_reports_each_video_and_one_failing_item_does_not_fail_it(
         bad["asset_id"] == missing and bad["status"] == "failed" and bad["error_code"] == "asset_unavailable"
     )
     assert data["task_status"] == "1 of 2 ready" and "asset_unavailable" in text_of(result)
+    # The batch id alone is enough for wait_for_task (kind auto), as the job's watch hint spells it.
+    async with Client(build_server(world.settings())) as c:
+        batch = (await call_ok(c, "wait_for_task", {"id": data["batch_id"]})).structured_content
+    assert (
+        batch and batch["kind"] == "analyze_batch" and batch["done"] and batch["detail"]["failed_items"] == 1
+    )
 
 
 async def test_bad_input_is_refused_with_what_to_do_and_creates_nothing(world: World) -> None:

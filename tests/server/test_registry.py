@@ -83,7 +83,7 @@ def _as_the_spec_reads(ann: ToolAnnotations) -> tuple[bool, bool | None, bool | 
 def test_every_tool_has_title_annotations_description_and_output_schema() -> None:
     server = build_server(Settings.from_sources(env={}, toolsets="all"))
     tools = anyio.run(server.list_tools)
-    assert len(tools) == len(all_tools()) == 42
+    assert len(tools) == len(all_tools()) == 43
     specs = {s.name: s for s in all_tools()}
     for t in tools:
         assert t.title, t.name

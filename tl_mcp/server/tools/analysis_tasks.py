@@ -187,7 +187,8 @@ async def follow_batch(client: TwelveLabsClient, job: Job, batch_id: str) -> lis
             lambda: client.analyze.get_batch(batch_id),
             status,
             policy=client.poll,
-            watching=call("wait_for_task", id=batch_id, kind="analyze_batch"),
+            # kind auto finds a batch id (a batch is not one of the kinds, to keep tools/list small).
+            watching=call("wait_for_task", id=batch_id),
         )
         return await client.analyze.batch_results(batch_id)
 

@@ -302,10 +302,10 @@ async def analyze_video(
     video_id: VideoId = None,
     index_id: IndexId = None,
     output_schema: Annotated[
-        dict[str, Any] | None, Field(description="JSON Schema (object) for a structured answer in `parsed`.")
+        dict[str, Any] | None, Field(description="JSON Schema of the answer in `parsed`.")
     ] = None,
-    start_time: Annotated[float | None, Field(ge=0, description="Only analyze from this second.")] = None,
-    end_time: Annotated[float | None, Field(gt=0, description="Only analyze up to this second.")] = None,
+    start_time: Annotated[float | None, Field(ge=0)] = None,
+    end_time: Annotated[float | None, Field(gt=0)] = None,
     temperature: Annotated[float | None, Field(ge=0, le=1)] = None,
     max_tokens: Annotated[int | None, Field(ge=1, le=MAX_TOKENS)] = None,
     model_name: PegasusModel | None = None,
@@ -317,9 +317,8 @@ async def analyze_video(
 ) -> Annotated[CallToolResult, AnalyzeVideoResult]:
     """Ask an open-ended question about ONE video (Pegasus): describe, extract, check, write copy.
 
-    Use it for one video ("List the products shown", "Write a caption"); the text streams as progress.
-    Across many videos: create_response; where something happens: search_videos; ready-made formats:
-    summarize_video. Give asset_id, url, or video_id + index_id (or image).
+    Use it for one video ("List the products shown", "Write a caption"); text streams as progress.
+    Many videos: create_response; where: search_videos; formats: summarize_video.
     """
     state = app_state(ctx)
     if image is not None:
@@ -381,8 +380,7 @@ async def summarize_video(
 ) -> Annotated[CallToolResult, AnalyzeVideoResult]:
     """Summarize ONE video as a summary, chapters, highlights or a gist, as JSON in `parsed`.
 
-    Use it for an overview or chapter markers (chapters and highlights carry start_sec/end_sec); a
-    prompt steers it ("chapters for a cooking class"). Give asset_id, url, or video_id + index_id.
+    For an overview or chapter markers (chapters, highlights: start_sec/end_sec); prompt steers it.
     """
     state = app_state(ctx)
     default_prompt, schema = _SCHEMAS[kind]

@@ -84,7 +84,6 @@ TaskKind = Literal[
     "knowledge_store_item",
     "embedding_task",
     "analyze_task",
-    "analyze_batch",
     "asset",
 ]
 
