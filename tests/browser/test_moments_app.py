@@ -474,3 +474,47 @@ async def test_a_jockey_answer_shows_its_text_with_each_marker_playing_its_momen
                 await host.eval_app("document.getElementById('answer').textContent")
                 == cloudy["structuredContent"]["text"]
             )
+
+
+async def test_an_analysis_jobs_segments_are_moments_that_play(world: World, tmp_path: Path) -> None:
+    """The result wait_for_task ends an analysis job with carries the task's segments inside its own;
+    the view lists each segment (definition as tag, scalar fields as quote) and plays it."""
+    assert CHROMIUM
+    apps = advertise(EXTENSION_ID, {"mimeTypes": [APP_MIME_TYPE]})
+    chapters = {
+        "id": "chapter",
+        "description": "chapters",
+        "fields": [{"name": "title", "type": "string", "description": "chapter title"}],
+    }
+    async with (
+        Client(build_server(world.settings(toolsets="all")), extensions=[apps]) as mcp,
+        launch(CHROMIUM, tmp_path / "profile") as browser,
+    ):
+        view = await _view(mcp)
+        at = {"index_id": world.index_id, "video_id": world.video_id}
+        started = await _call(
+            mcp, "start_analysis_task", {**at, "segment_definitions": [chapters], "wait_s": 0}
+        )
+        job_id = started["structuredContent"]["job_id"]
+        args = {"id": job_id, "wait_s": 60}
+        done = await _call(mcp, "wait_for_task", args)
+        segments = done["structuredContent"]["result"]["segments"]
+        assert len(segments) == len(world.sample.scenes), segments
+        async with open_view(browser, mcp, view, view.meta["ui"]["csp"], args, done) as host:
+            cards = await host.until_app(
+                f"(() => {{ const c = {CARDS}; return c.length === {len(segments)}"
+                " && c.every(x => x.name === 'clip.mp4') ? c : null; })()",
+                "one moment per segment, named by get_video",
+            )
+            assert [(c["start"], c["end"]) for c in cards] == [(s["start"], s["end"]) for s in segments]
+            quotes = await host.eval_app(
+                "[...document.querySelectorAll('.moment .quote')].map(q => q.textContent)"
+            )
+            assert quotes == [f"“title: {s['fields']['title']}”" for s in segments]
+            await _plays_from_start_to_end(
+                host,
+                segments[1]["start"],
+                segments[1]["end"],
+                lambda: host.eval_app("document.querySelectorAll('.moment')[1].click()"),
+            )
+            await _screenshot(host, tmp_path, "analysis-segments.png")
