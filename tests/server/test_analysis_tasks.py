@@ -9,6 +9,7 @@ from typing import Any
 import httpx2
 import pytest
 from mcp import Client
+from pydantic import SecretStr
 
 from tests.server.conftest import MODES, ProgressRecorder, World, call_ok, text_of
 from tl_mcp.server import build_server
@@ -205,3 +206,25 @@ async def test_summarize_video_takes_a_custom_prompt_and_keeps_the_timed_format(
     assert data and data["kind"] == "highlights"
     (highlight,) = [h for h in data["parsed"]["highlights"] if "apples" in h["highlight"].lower()]
     assert highlight["start_sec"] >= 6.0 and highlight["end_sec"] <= 12.0
+
+
+@pytest.mark.parametrize("kind", ["task", "batch"])
+async def test_another_replica_follows_the_job_to_its_segments(world: World, kind: str) -> None:
+    """With shared state keys the job id carries the task (or batch) id, so a server that never saw the
+    job follows it upstream and ends with the same result."""
+    settings = world.settings(toolsets="all").model_copy(update={"state_keys": (SecretStr("k" * 40),)})
+    video = {"asset_id": world.asset_id} if kind == "task" else {"asset_ids": [world.asset_id, "0" * 24]}
+    args = {**video, "segment_definitions": [PRICES], "wait_s": 0, "model_name": "pegasus1.5"}
+    async with Client(build_server(settings)) as first:
+        started = (await call_ok(first, "start_analysis_task", args)).structured_content
+    assert started and started["job_id"].startswith(f"job_t:{kind}:")
+    async with Client(build_server(settings)) as second:
+        done = (
+            await call_ok(second, "wait_for_task", {"id": started["job_id"], "wait_s": 60})
+        ).structured_content
+    assert done and done["done"] and done["kind"] == "job:analysis_task"
+    result = done["result"]
+    segments = result["segments"] if kind == "task" else result["items"][0]["segments"]
+    assert [(s["definition"], s["start"], s["end"]) for s in segments] == [("prices", 6.0, 12.0)]
+    if kind == "batch":
+        assert [i["status"] for i in result["items"]] == ["ready", "failed"]
