@@ -4,7 +4,10 @@ Every response also passes the global OpenAPI guard (with the SDK 1.3.6 exceptio
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
+import threading
 from typing import Any
 
 import httpx2
@@ -358,3 +361,23 @@ def test_bad_batches_are_refused_whole_and_create_nothing(
     r = c.post("/analyze/batches", json=body)
     assert r.status_code == 400 and expected in r.json()["error"]["message"], r.text
     assert (_count(c), c.get("/analyze/batches").json()["page_info"]["total_results"]) == before
+
+
+def test_a_task_on_a_new_url_video_waits_for_its_asset_instead_of_blocking_the_worker(
+    library: Library, media: Media
+) -> None:
+    """The worker that runs a task would also run the asset job of the task's new URL video, queued
+    behind it: the task once waited for that asset on the worker itself, for an hour."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(media.video.path.parent))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/{media.video.path.name}"
+    try:
+        c = library.client
+        body = {"video": {"type": "url", "url": url}, "prompt": "apples price"}
+        task = _task(c, c.post("/analyze/tasks", json=body).json()["task_id"])
+        assert task["status"] == "ready", task
+        assert "two dollars" in task["result"]["data"] and task["video_source"] == {"type": "url", "url": url}
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -374,6 +374,13 @@ def run(engine: Engine, task_id: str, payload: dict[str, Any]) -> None:
     try:
         params = parse_params(request, nested=True)
         task = segments.check_task(request, params["model_name"], batch="batch_id" in request)
+        if not params["image"]:
+            asset_id = _resolve_asset(engine, params, nested=True)
+            if get_asset_row(engine.db, asset_id, nested=True)["status"] not in ("ready", "failed"):
+                # Its asset job is queued behind this one on the same worker (a URL or base64 video seen
+                # for the first time): waiting here would wait for ever, so this task goes after it.
+                engine.jobs.enqueue("analyze", task_id)
+                return
         result = run_analysis(engine, params, nested=True, wait=3600.0, task=task)
     except ItemFailed as exc:
         _fail(engine, task_id, {"message": exc.message, "code": exc.code})
