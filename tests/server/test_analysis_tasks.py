@@ -4,8 +4,13 @@ an item failing alone, and bad input refused before anything is created."""
 
 from __future__ import annotations
 
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import httpx2
 import pytest
 from mcp import Client
@@ -228,3 +233,76 @@ async def test_another_replica_follows_the_job_to_its_segments(world: World, kin
     assert [(s["definition"], s["start"], s["end"]) for s in segments] == [("prices", 6.0, 12.0)]
     if kind == "batch":
         assert [i["status"] for i in result["items"]] == ["ready", "failed"]
+
+
+async def _until(check: Any, what: str, within_s: float) -> Any:
+    """Poll the sandbox off the event loop (the server under test runs on it) until `check()` is truthy."""
+    for _ in range(int(within_s / 0.05)):
+        if value := await anyio.to_thread.run_sync(check):
+            return value
+        await anyio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def stalled_url(world: World) -> Iterator[tuple[str, threading.Event]]:
+    """A loopback URL of the sample video that answers only once the event is set (at most 30 s), so a
+    task on it waits upstream while its video is fetched."""
+    release = threading.Event()
+    video = world.sample.path
+
+    class Stalling(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            release.wait(30)
+            super().do_GET()
+
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Stalling, directory=str(video.parent))
+    )
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/{video.name}", release
+    finally:
+        release.set()
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def _task_on(world: World, url: str) -> dict[str, Any] | None:
+    return next((t for t in _tasks(world) if t.get("video_source", {}).get("url") == url), None)
+
+
+async def test_a_cancelled_call_cancels_its_task_upstream(
+    world: World, stalled_url: tuple[str, threading.Event]
+) -> None:
+    """The caller went away before it learned the job id, so nobody can collect the work: the job ends,
+    and the task it started is cancelled on TwelveLabs too, so it is not billed."""
+    url, _ = stalled_url
+    async with Client(build_server(world.settings(toolsets="all"))) as c:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(c.call_tool, "start_analysis_task", {"url": url, "prompt": "apples", "wait_s": 60})
+            await _until(lambda: _task_on(world, url), "the task upstream", 20)
+            tg.cancel_scope.cancel()
+        task = await _until(
+            lambda: (t := _task_on(world, url)) and t["status"] == "canceled" and t, "the cancellation", 15
+        )
+    assert task["error"]["code"] == "user_canceled"
+
+
+async def test_a_job_handed_out_keeps_its_task_when_the_server_stops(
+    world: World, stalled_url: tuple[str, threading.Event]
+) -> None:
+    """Once its id was handed out, another replica may follow the job: stopping this server must not
+    cancel the task upstream."""
+    url, release = stalled_url
+    async with Client(build_server(world.settings(toolsets="all"))) as c:
+        args = {"url": url, "prompt": "apples", "wait_s": 1}
+        started = (await call_ok(c, "start_analysis_task", args)).structured_content
+    assert started and started["status"] == "in_progress" and started["task_id"]
+    release.set()
+    task = await _until(
+        lambda: (t := _task_on(world, url)) and t["status"] in ("ready", "failed", "canceled") and t,
+        "the task to end",
+        30,
+    )
+    assert task["task_id"] == started["task_id"] and task["status"] == "ready"

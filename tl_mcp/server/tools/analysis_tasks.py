@@ -402,6 +402,7 @@ async def start_analysis_task(
                 if i.custom_id
             }
             results = await _cancel_upstream_on_exit(
+                job,
                 follow_batch(client, job, created.batch_id),
                 lambda: client.analyze.cancel_batch(created.batch_id),
             )
@@ -417,7 +418,9 @@ async def start_analysis_task(
             f"Analysis task {started.task_id} {'found (started earlier)' if started.reused else 'started'}"
         )
         task = await _cancel_upstream_on_exit(
-            follow_task(client, job, started.task_id), lambda: client.analyze.cancel_task(started.task_id)
+            job,
+            follow_task(client, job, started.task_id),
+            lambda: client.analyze.cancel_task(started.task_id),
         )
         r = _task_result(task, state, video=described, reused=started.reused)
         return tool_result(r, _markdown(r))
@@ -431,14 +434,21 @@ async def start_analysis_task(
     return await state.jobs.run(job, ctx.report_progress, wait_s=wait_s)
 
 
-async def _cancel_upstream_on_exit(watch: Any, cancel: Callable[[], Any]) -> Any:
-    """Await `watch`; if the job is cancelled meanwhile, cancel the upstream work too, so it stops billing."""
+async def _cancel_upstream_on_exit(job: Job, watch: Any, cancel: Callable[[], Any]) -> Any:
+    """Await `watch`; if the job is cancelled before its id was handed out (nobody can collect it), cancel
+    the upstream work too, so it stops billing. A handed-out job's work is left running: the server may
+    only be stopping, and another replica can follow the job from its id."""
     try:
         return await watch
     except anyio.get_cancelled_exc_class():
-        # Best effort: the job's own cancellation is what the caller asked for.
-        with anyio.CancelScope(shield=True), anyio.move_on_after(10), contextlib.suppress(TwelveLabsError):
-            await cancel()
+        if not job.handed_out:
+            # Best effort: the job's own cancellation is what the caller asked for.
+            with (
+                anyio.CancelScope(shield=True),
+                anyio.move_on_after(10),
+                contextlib.suppress(TwelveLabsError),
+            ):
+                await cancel()
         raise
 
 
