@@ -322,6 +322,7 @@ TOOL_NAMES = [
     "get_entity",
     "update_entity",
     "find_entity_moments",
+    "start_analysis_task",
 ]
 
 

@@ -8,12 +8,13 @@ import functools
 import http.server
 import json
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import httpx2
 import pytest
 
-from tests.sandbox.conftest import Library, Media, upload, wait_for
+from tests.sandbox.conftest import Library, Media, wait_for
 
 DONE = ("ready", "failed", "canceled")
 
@@ -127,10 +128,39 @@ def test_the_idempotency_key_returns_the_same_task_and_custom_id_does_not(librar
     assert sum(t["custom_id"] == "run-1" for t in listed) == 2
 
 
-def test_cancel_is_repeat_safe_and_keeps_its_first_reason(library: Library, media: Media) -> None:
+@pytest.fixture
+def busy_asset(library: Library, media: Media) -> Iterator[tuple[str, threading.Event]]:
+    """A URL asset whose video answers only once the event is set (or the test ends): while the worker
+    fetches it, every task queued after it waits, so a test can cancel them before they run."""
+    release = threading.Event()
+
+    class Stalling(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            release.wait(30)
+            super().do_GET()
+
+    handler = functools.partial(Stalling, directory=str(media.video.path.parent))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/{media.video.path.name}"
+    try:
+        r = library.client.post("/assets", data={"method": "url", "url": url, "filename": "busy.mp4"})
+        assert r.status_code == 201, r.text
+        yield r.json()["_id"], release
+    finally:
+        release.set()
+        asset = f"/assets/{r.json()['_id']}"
+        wait_for(lambda: library.client.get(asset).json(), lambda a: a["status"] != "processing")
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_cancel_is_repeat_safe_and_keeps_its_first_reason(
+    library: Library, busy_asset: tuple[str, threading.Event]
+) -> None:
     c = library.client
-    asset_id = upload(c, media.video.path).json()["_id"]
-    # The worker is busy with the new asset, so the task is still queued when it is cancelled.
+    asset_id, release = busy_asset
+    # The worker is busy fetching the asset, so the task is still queued when it is cancelled.
     task_id = c.post(
         "/analyze/tasks", json={"video": {"type": "asset_id", "asset_id": asset_id}, "prompt": "x"}
     ).json()["task_id"]
@@ -141,7 +171,8 @@ def test_cancel_is_repeat_safe_and_keeps_its_first_reason(library: Library, medi
     assert (
         canceled["error"]["code"] == "user_canceled" and canceled["completed_at"] and "result" not in canceled
     )
-    wait_for(lambda: c.get(f"/assets/{asset_id}").json(), lambda a: a["status"] != "processing")
+    release.set()
+    wait_for(lambda: c.get(f"/assets/{asset_id}").json(), lambda a: a["status"] == "ready")
     assert library.sb.engine.jobs.wait_idle(30)
     assert c.get(f"/analyze/tasks/{task_id}").json()["status"] == "canceled"
     done = _task(
@@ -311,10 +342,13 @@ def test_a_batch_runs_every_item_and_an_item_failing_alone_does_not_fail_it(
     assert c.get(f"/analyze/tasks/{task['task_id']}").status_code == 404
 
 
-def test_cancelling_a_batch_cancels_its_queued_items(library: Library, media: Media) -> None:
+def test_cancelling_a_batch_cancels_its_queued_items(
+    library: Library, busy_asset: tuple[str, threading.Event]
+) -> None:
     c = library.client
-    asset_id = upload(c, media.video.path).json()["_id"]
-    items = [{"video": {"type": "asset_id", "asset_id": asset_id}, "custom_id": f"i{n}"} for n in range(3)]
+    items = [
+        {"video": {"type": "asset_id", "asset_id": busy_asset[0]}, "custom_id": f"i{n}"} for n in range(3)
+    ]
     body = {
         "model_name": "pegasus1.5",
         "analysis_mode": "general",

@@ -294,9 +294,7 @@ async def _analyze(
 )
 async def analyze_video(
     ctx: Ctx,
-    prompt: Annotated[
-        str, Field(min_length=1, max_length=4000, description="What to find out about the video.")
-    ],
+    prompt: Annotated[str, Field(min_length=1, max_length=4000, description="What to find out.")],
     asset_id: AssetId = None,
     url: Url = None,
     video_id: VideoId = None,
@@ -311,13 +309,13 @@ async def analyze_video(
     model_name: PegasusModel | None = None,
     image: Annotated[
         list[ImageArg] | None,
-        Field(min_length=1, max_length=MAX_IMAGES, description="pegasus1.6 only."),
+        Field(min_length=1, max_length=MAX_IMAGES),
     ] = None,
     wait_s: WaitS = DEFAULT_WAIT_S,
 ) -> Annotated[CallToolResult, AnalyzeVideoResult]:
     """Ask an open-ended question about ONE video (Pegasus): describe, extract, check, write copy.
 
-    Use it for one video ("List the products shown", "Write a caption"); text streams as progress.
+    Use it for one video; the text streams as progress.
     Many videos: create_response; where: search_videos; formats: summarize_video.
     """
     state = app_state(ctx)
