@@ -155,6 +155,10 @@ async def test_bad_input_is_refused_with_what_to_do_and_creates_nothing(world: W
         ({"asset_ids": [world.asset_id, "a2"], "prompt": "x", "model_name": "pegasus1.6"}, "pegasus1.5 only"),
         ({"asset_ids": [world.asset_id, "a2"], "segment_definitions": [QUOTES]}, "pegasus1.6"),
         ({"prompt": "x"}, "exactly one of asset_id, url or video_id"),
+        (
+            {"asset_ids": [world.asset_id, "a2"], "prompt": "x", "max_tokens": "unlimited"},
+            "not available for batches",
+        ),
     ]
     before = _tasks(world)
     async with Client(build_server(world.settings(toolsets="all"))) as c:

@@ -324,6 +324,8 @@ async def start_analysis_task(
     if start_time is not None and end_time is not None and end_time <= start_time:
         raise ToolError("end_time must be after start_time.")
     progress = AnalysisTaskProgress()
+    plan: AnalyzeBatchRequest | AnalyzeRequest
+    described: dict[str, str] | None = None
     if asset_ids is not None:
         if any(v is not None for v in (asset_id, url, video_id)):
             raise ToolError("Give asset_ids (a batch) or one of asset_id, url, video_id, not both.")
@@ -333,6 +335,8 @@ async def start_analysis_task(
             raise ToolError(
                 "Batches (asset_ids) run on pegasus1.5 only; leave model_name out or analyze one by one."
             )
+        if max_tokens == "unlimited":
+            raise ToolError('max_tokens "unlimited" is not available for batches; give a number.')
         # Checked as one task first, so each video's request is valid before the batch is sent.
         single = _request(
             video={"asset_id": asset_ids[0]},
@@ -346,25 +350,28 @@ async def start_analysis_task(
             min_segment_duration=min_segment_duration,
             max_segment_duration=max_segment_duration,
         )
-        if max_tokens == "unlimited":
-            raise ToolError('max_tokens "unlimited" is not available for batches; give a number.')
-        batch = AnalyzeBatchRequest(
-            items=[BatchItem(asset_id=a, custom_id=f"item-{n}") for n, a in enumerate(asset_ids)],
-            prompt=single.prompt,
-            analysis_mode=single.analysis_mode or "general",
-            response_format=single.response_format,
-            max_tokens=max_tokens if isinstance(max_tokens, int) else None,
-            start_time=start_time,
-            end_time=end_time,
-            min_segment_duration=min_segment_duration,
-            max_segment_duration=max_segment_duration,
-        )
+        try:
+            plan = AnalyzeBatchRequest(
+                # The item's custom_id is its place in asset_ids: results come back keyed by it.
+                items=[BatchItem(asset_id=a, custom_id=f"item-{n}") for n, a in enumerate(asset_ids)],
+                prompt=single.prompt,
+                analysis_mode=single.analysis_mode or "general",
+                response_format=single.response_format,
+                max_tokens=max_tokens if isinstance(max_tokens, int) else None,
+                start_time=start_time,
+                end_time=end_time,
+                min_segment_duration=min_segment_duration,
+                max_segment_duration=max_segment_duration,
+            )
+        except ValidationError as exc:
+            raise ToolError(
+                f"This batch cannot run: {_reason(exc)}. Change that argument and call again."
+            ) from None
         progress.kind, progress.assets = "batch", list(asset_ids)
-        mode = batch.analysis_mode
-        described = None
+        mode = plan.analysis_mode
     else:
         source, described = await resolve_source(state, asset_id, url, video_id, index_id)
-        request = _request(
+        plan = _request(
             video=source,
             prompt=prompt,
             segment_definitions=segment_definitions,
@@ -376,7 +383,7 @@ async def start_analysis_task(
             min_segment_duration=min_segment_duration,
             max_segment_duration=max_segment_duration,
         )
-        mode = request.analysis_mode or "general"
+        mode = plan.analysis_mode or "general"
 
     def partial(job: Job) -> CallToolResult:
         r = AnalysisTaskResult(
@@ -391,9 +398,9 @@ async def start_analysis_task(
 
     async def work(job: Job) -> CallToolResult:
         client = state.client
-        if progress.kind == "batch":
+        if isinstance(plan, AnalyzeBatchRequest):
             with upstream("Starting the analysis batch"):
-                created = await client.analyze.create_batch(batch)
+                created = await client.analyze.create_batch(plan)
             progress.upstream_id = created.batch_id
             job.emit_note(f"Analysis batch {created.batch_id} started ({created.total_items} videos)")
             by_task = {
@@ -410,7 +417,7 @@ async def start_analysis_task(
             return tool_result(r, _markdown(r))
         try:
             with upstream("Starting the analysis task"):
-                started = await client.analyze.create_task(request)
+                started = await client.analyze.create_task(plan)
         except ValueError as exc:
             raise ToolError(f"This analysis cannot run: {exc}.") from None
         progress.upstream_id = started.task_id
@@ -425,11 +432,7 @@ async def start_analysis_task(
         r = _task_result(task, state, video=described, reused=started.reused)
         return tool_result(r, _markdown(r))
 
-    label = (
-        "analysis batch"
-        if progress.kind == "batch"
-        else f"analysis task of {next(iter(described or {'?': '?'}.values()))}"
-    )
+    label = f"analysis task of {next(iter(described.values()))}" if described else "analysis batch"
     job = state.jobs.start("analysis_task", label, work, partial, progress)
     return await state.jobs.run(job, ctx.report_progress, wait_s=wait_s)
 
