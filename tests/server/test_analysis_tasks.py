@@ -303,6 +303,14 @@ async def test_a_job_handed_out_keeps_its_task_when_the_server_stops(
         args = {"url": url, "prompt": "apples", "wait_s": 1}
         started = (await call_ok(c, "start_analysis_task", args)).structured_content
     assert started and started["status"] == "in_progress" and started["task_id"]
+    # An identical call reuses that task; cancelling it must not cancel the task the first call started.
+    async with Client(build_server(world.settings(toolsets="all"))) as c, anyio.create_task_group() as tg:
+        tg.start_soon(c.call_tool, "start_analysis_task", {**args, "wait_s": 60})
+        await anyio.sleep(1.5)
+        tg.cancel_scope.cancel()
+    await anyio.sleep(0.5)
+    still = await anyio.to_thread.run_sync(lambda: _task_on(world, url))
+    assert still and still["status"] != "canceled", still
     release.set()
     task = await _until(
         lambda: (t := _task_on(world, url)) and t["status"] in ("ready", "failed", "canceled") and t,

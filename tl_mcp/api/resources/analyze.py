@@ -74,8 +74,8 @@ class Analyze(Resource):
                     yield event
             assembler.finish()
 
-    async def create_task(self, request: AnalyzeRequest) -> AnalyzeTaskCreated:
-        """Start an async analysis, or find the live task this same request already started.
+    async def create_task(self, request: AnalyzeRequest, *, reuse: bool = True) -> AnalyzeTaskCreated:
+        """Start an async analysis, or (with `reuse`) find the live task this same request already started.
 
         `ValueError` when `max_tokens` is outside the documented range of the task's mode.
         """
@@ -83,8 +83,7 @@ class Analyze(Resource):
         if request.custom_id is None:
             request = request.model_copy(update={"custom_id": request.derived_custom_id()})
         assert request.custom_id is not None
-        video = request.video
-        existing = await self.find_task(request.custom_id, asset_id=video.asset_id if video else None)
+        existing = await self.find_live(request) if reuse else None
         if existing is not None:
             return AnalyzeTaskCreated(task_id=existing.task_id, status=existing.status, reused=True)
         response = await self._http.request(
@@ -96,6 +95,12 @@ class Analyze(Resource):
             idempotent=True,
         )
         return self._parse(response, AnalyzeTaskCreated)
+
+    async def find_live(self, request: AnalyzeRequest) -> AnalyzeTask | None:
+        """The live task an identical request started (by its custom_id, derived when unset)."""
+        video = request.video
+        custom_id = request.custom_id or request.derived_custom_id()
+        return await self.find_task(custom_id, asset_id=video.asset_id if video else None)
 
     async def find_task(self, custom_id: str, *, asset_id: str | None = None) -> AnalyzeTask | None:
         """The newest task with `custom_id` that has not failed or been canceled, among the latest 50."""

@@ -415,21 +415,40 @@ async def start_analysis_task(
             )
             r = _batch_result(created.batch_id, mode, results, by_task, state)
             return tool_result(r, _markdown(r))
-        try:
-            with upstream("Starting the analysis task"):
-                started = await client.analyze.create_task(plan)
-        except ValueError as exc:
-            raise ToolError(f"This analysis cannot run: {exc}.") from None
-        progress.upstream_id = started.task_id
-        job.emit_note(
-            f"Analysis task {started.task_id} {'found (started earlier)' if started.reused else 'started'}"
-        )
-        task = await _cancel_upstream_on_exit(
-            job,
-            follow_task(client, job, started.task_id),
-            lambda: client.analyze.cancel_task(started.task_id),
-        )
-        r = _task_result(task, state, video=described, reused=started.reused)
+        # Set here, not by the client, so a task whose creation was cut short can still be found.
+        request = plan.model_copy(update={"custom_id": plan.custom_id or plan.derived_custom_id()})
+        reused, posting = False, False
+
+        async def start_and_follow() -> AnalyzeTask:
+            nonlocal reused, posting
+            try:
+                with upstream("Starting the analysis task"):
+                    earlier = await client.analyze.find_live(request)
+                    if earlier is None:
+                        posting = True
+                        task_id = (await client.analyze.create_task(request, reuse=False)).task_id
+                    else:
+                        reused, task_id = True, earlier.task_id
+            except ValueError as exc:
+                raise ToolError(f"This analysis cannot run: {exc}.") from None
+            progress.upstream_id = task_id
+            job.emit_note(f"Analysis task {task_id} {'found (started earlier)' if reused else 'started'}")
+            return await follow_task(client, job, task_id)
+
+        async def cancel() -> None:
+            # Never a task an earlier call started (its caller may be following it); one whose creation
+            # was cut short is found by its custom_id.
+            if reused or not posting:
+                return
+            task_id = progress.upstream_id
+            if task_id is None:
+                found = await client.analyze.find_live(request)
+                task_id = found.task_id if found else None
+            if task_id is not None:
+                await client.analyze.cancel_task(task_id)
+
+        task = await _cancel_upstream_on_exit(job, start_and_follow(), cancel)
+        r = _task_result(task, state, video=described, reused=reused)
         return tool_result(r, _markdown(r))
 
     label = f"analysis task of {next(iter(described.values()))}" if described else "analysis batch"
