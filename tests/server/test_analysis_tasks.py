@@ -25,9 +25,9 @@ PRICES = {
     "id": "prices",
     "description": "apples price per pound",
     "fields": [
-        {"name": "item", "type": "string", "description": "what is for sale"},
+        {"name": "item", "type": "string", "description": "fresh apples from the orchard"},
         {"name": "said_at", "type": "timestamp", "format": "seconds", "description": "two dollars"},
-        {"name": "mentions_price", "type": "boolean", "description": "is a price given"},
+        {"name": "mentions_dollars", "type": "boolean", "description": "two dollars per pound"},
     ],
 }
 QUOTES = {
@@ -77,7 +77,7 @@ async def test_segments_come_from_the_videos_evidence_and_wait_for_task_returns_
             ("prices", 6.0, 12.0)
         ]
         fields = result["segments"][0]["fields"]
-        assert fields["item"] == apples.text and fields["mentions_price"] is True
+        assert fields["item"] == apples.text and fields["mentions_dollars"] is True, fields
         assert apples.start <= fields["said_at"] <= apples.end
         assert "Offline sandbox" in result["warning"] and "Analysis task" in progress.text
         assert "0:06–0:12 **prices**" in text_of(waited)

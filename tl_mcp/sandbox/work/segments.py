@@ -304,7 +304,8 @@ def _sized(
 
 
 def _schema(f: dict[str, Any]) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": f["type"]}
+    # The description is what the answerer matches a specific field's text against.
+    schema: dict[str, Any] = {"type": f["type"], "description": f["description"]}
     if f.get("enum"):
         schema["enum"] = f["enum"]
     if f["type"] == "array":
@@ -342,7 +343,8 @@ def _value(
 def _filled(
     engine: Engine, index: AssetIndex, f: dict[str, Any], span: tuple[float, float], duration: float | None
 ) -> Any:
-    wrapped = {"type": "object", "properties": {f["name"]: _schema(f)}}
+    # Required: a field nothing fits gets a neutral value of its type, as every segment has every field.
+    wrapped = {"type": "object", "properties": {f["name"]: _schema(f)}, "required": [f["name"]]}
     return json.loads(answer_json(engine, index, f["description"], wrapped, duration, span).text)[f["name"]]
 
 
