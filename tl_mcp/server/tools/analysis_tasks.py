@@ -25,6 +25,7 @@ from tl_mcp.api.models import (
     AnalyzeBatchRequest,
     AnalyzeRequest,
     BatchItem,
+    GeneratedBy,
     ResponseFormat,
     SegmentDefinition,
     SegmentFormat,
@@ -92,7 +93,7 @@ def _outcome(mode: str, data: str | None) -> tuple[list[Segment] | None, str | N
     return None, data, parsed if isinstance(parsed, dict | list) else None
 
 
-def _markdown(r: AnalysisTaskResult) -> Markdown:
+def _markdown(r: AnalysisTaskResult, made: GeneratedBy | None = None) -> Markdown:
     md = Markdown(r.titled("Video analysis task" if r.batch_id is None else "Video analysis batch"))
     md.field("Task", r.task_id).field("Batch", r.batch_id).field("Status", r.task_status)
     if r.video:
@@ -111,7 +112,9 @@ def _markdown(r: AnalysisTaskResult) -> Markdown:
         md.section(head, lines or ([item.text] if item.text else []))
     if r.warning:
         md.para(f"Warning: {r.warning}")
-    if r.backend == "sandbox":
+    if made is not None:
+        md.para(made.line())
+    elif r.backend == "sandbox":
         md.para(SANDBOX_NOTE)
     if r.in_progress:
         md.next_step(r.wait_step())
@@ -449,7 +452,7 @@ async def start_analysis_task(
 
         task = await _cancel_upstream_on_exit(job, start_and_follow(), cancel)
         r = _task_result(task, state, video=described, reused=reused)
-        return tool_result(r, _markdown(r))
+        return tool_result(r, _markdown(r, task.result.generated_by if task.result else None))
 
     label = f"analysis task of {next(iter(described.values()))}" if described else "analysis batch"
     job = state.jobs.start("analysis_task", label, work, partial, progress)
@@ -499,7 +502,9 @@ def resume_analysis_task(state: Callable[[], AppState], job_id: str, fields: lis
                 batch = await app.client.analyze.get_batch(upstream_id)
             r = _batch_result(upstream_id, batch.analysis_mode or "general", results, {}, app)
         else:
-            r = _task_result(await follow_task(app.client, job, upstream_id), app, video=None, reused=False)
+            task = await follow_task(app.client, job, upstream_id)
+            r = _task_result(task, app, video=None, reused=False)
+            return tool_result(r, _markdown(r, task.result.generated_by if task.result else None))
         return tool_result(r, _markdown(r))
 
     return Resumed("analysis_task", f"analysis {kind}", work, partial, progress)
