@@ -28,7 +28,7 @@ from tl_mcp.server.bulk_plan import LEASE_S, RUNNER, alive
 from tl_mcp.server.errors import explain
 from tl_mcp.server.files import LocalFile
 from tl_mcp.server.ingest_ledger import Plan, PlanFile
-from tl_mcp.server.jobs.manager import Job
+from tl_mcp.server.jobs.job import Job
 from tl_mcp.server.state import AppState
 
 #: The `user_metadata` key every bulk-ingested asset carries: its content key, found again after a crash.

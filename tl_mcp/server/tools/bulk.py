@@ -20,7 +20,7 @@ from tl_mcp.server.bulk_plan import LEASE_S, MAX_FILES, RUNNER
 from tl_mcp.server.bulk_send import Target, run_plan
 from tl_mcp.server.ingest_ledger import Plan
 from tl_mcp.server.jobs.events import JobProgress
-from tl_mcp.server.jobs.manager import Job
+from tl_mcp.server.jobs.job import Job
 from tl_mcp.server.principals import current_principal
 from tl_mcp.server.results import FILL, JobResult, JobStatus, Markdown, call, tool_result
 from tl_mcp.server.state import AppState, app_state
