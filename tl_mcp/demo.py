@@ -6,6 +6,10 @@ create a knowledge store and an index, upload the video with byte progress, wait
 (saving a thumbnail), ask Jockey with the answer streaming live, ask a follow-up in the same session and
 embed a text. Every step prints what it did, the ids it got and how long it took; any failure stops the
 demo with a message that says what went wrong and exits non-zero.
+
+One module on purpose (a little over 500 lines): it is one script, the ten steps in the order a newcomer
+reads them, with the client session and the failure report they share; split, the story would be spread
+over files nobody else imports.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from tests.server.conftest import ProgressRecorder, call_ok, sandbox_settings, t
 from tl_mcp.config import Settings
 from tl_mcp.sandbox.embedded import EmbeddedSandbox
 from tl_mcp.server import build_server
-from tl_mcp.server.tools.bulk import CONTENT_TAG
+from tl_mcp.server.bulk_send import CONTENT_TAG
 
 pytestmark = pytest.mark.anyio
 
@@ -375,27 +375,27 @@ def test_a_plan_is_claimed_by_one_live_process_at_a_time(tmp_path: Path) -> None
     import socket
     import subprocess
 
+    from tl_mcp.server.bulk_plan import alive
     from tl_mcp.server.ingest_ledger import Plan, PlanFile, SqliteIngestLedger
-    from tl_mcp.server.tools.bulk import _alive
 
     store = SqliteIngestLedger(tmp_path, "sandbox:test")
     store.save_plan(Plan("bulk_x", "", {"urls": []}, [PlanFile(0, "https://example.com/a.mp4")]))
     other = subprocess.Popen(["sleep", "60"])
     try:
         them = f"{socket.gethostname()}:{other.pid}:abcd"
-        assert store.claim_plan("bulk_x", them, 60, _alive) is None
+        assert store.claim_plan("bulk_x", them, 60, alive) is None
         store.renew_plan("bulk_x", them, 60, job_id="job_1")
-        assert store.claim_plan("bulk_x", "me:1:x", 60, _alive) == (them, "job_1")
+        assert store.claim_plan("bulk_x", "me:1:x", 60, alive) == (them, "job_1")
     finally:
         other.kill()
         other.wait()
-    assert store.claim_plan("bulk_x", "me:1:x", 60, _alive) is None
+    assert store.claim_plan("bulk_x", "me:1:x", 60, alive) is None
     # A claim from a host we cannot check holds until its lease ends.
     store.release_plan("bulk_x", "me:1:x")
-    assert store.claim_plan("bulk_x", "far:1:y", 0.2, _alive) is None
-    assert store.claim_plan("bulk_x", "me:1:x", 60, _alive) == ("far:1:y", None)
+    assert store.claim_plan("bulk_x", "far:1:y", 0.2, alive) is None
+    assert store.claim_plan("bulk_x", "me:1:x", 60, alive) == ("far:1:y", None)
     time.sleep(0.3)
-    assert store.claim_plan("bulk_x", "me:1:x", 60, _alive) is None
+    assert store.claim_plan("bulk_x", "me:1:x", 60, alive) is None
     store.close()
 
 

@@ -8,7 +8,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 
 from tests.server.conftest import ProgressRecorder
-from tl_mcp.server.jobs.manager import Job, JobManager
+from tl_mcp.server.jobs.job import Job
+from tl_mcp.server.jobs.manager import JobManager
 from tl_mcp.server.jobs.relay import relay
 
 pytestmark = pytest.mark.anyio

@@ -24,7 +24,8 @@ from mcp.types import CallToolResult, TextContent
 from tests.server.conftest import ProgressRecorder
 from tests.services import redis_server
 from tl_mcp.server.jobs.events import JobProgress
-from tl_mcp.server.jobs.manager import Job, JobManager, Resumed
+from tl_mcp.server.jobs.job import Job, Resumed
+from tl_mcp.server.jobs.manager import JobManager
 from tl_mcp.server.jobs.portable import JobIds, JobKinds
 from tl_mcp.server.sessions import SessionStore
 from tl_mcp.server.shared.base import SharedState

@@ -13,7 +13,7 @@ from tests.server.conftest import MODES, ProgressRecorder, World, call_ok, seed_
 from tl_mcp.api import TwelveLabsClient
 from tl_mcp.samples import SceneSpec, make_sample_video
 from tl_mcp.server import build_server
-from tl_mcp.server.jobs.manager import Job
+from tl_mcp.server.jobs.job import Job
 from tl_mcp.server.jobs.relay import relay
 from tl_mcp.server.prompts import PERSONAS
 

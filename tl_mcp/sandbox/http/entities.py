@@ -143,7 +143,15 @@ async def update_collection(request: Request) -> Response:
     collection_id = request.path_params["cid"]
     store.collection_row(db, collection_id)
     body = await json_body(request)
-    changes: dict[str, str] = {}
+    changes: dict[str, Any] = _renamed(body)
+    if not changes:
+        raise invalid("Nothing to update: send `name` and/or `description`.")
+    return ok(store.collection_json(store.update_collection(db, collection_id, changes)))
+
+
+def _renamed(body: dict[str, Any]) -> dict[str, Any]:
+    """The `name` and `description` a PATCH body changes (the ones it sends)."""
+    changes: dict[str, Any] = {}
     name = body_str(body, "name", max_len=NAME_LEN)
     if name is not None:
         if not name.strip():
@@ -152,9 +160,7 @@ async def update_collection(request: Request) -> Response:
     description = body_str(body, "description", max_len=DESCRIPTION_LEN)
     if description is not None:
         changes["description"] = description
-    if not changes:
-        raise invalid("Nothing to update: send `name` and/or `description`.")
-    return ok(store.collection_json(store.update_collection(db, collection_id, changes)))
+    return changes
 
 
 async def delete_collection(request: Request) -> Response:
@@ -251,15 +257,7 @@ async def update_entity(request: Request) -> Response:
             "PATCH does not change an entity's assets; use POST or DELETE "
             f"/entity-collections/{collection_id}/entities/{entity_id}/assets."
         )
-    changes: dict[str, Any] = {}
-    name = body_str(body, "name", max_len=NAME_LEN)
-    if name is not None:
-        if not name.strip():
-            raise invalid("The `name` parameter must not be empty.")
-        changes["name"] = name
-    description = body_str(body, "description", max_len=DESCRIPTION_LEN)
-    if description is not None:
-        changes["description"] = description
+    changes = _renamed(body)
     metadata = _metadata(body)
     if metadata is not None:
         changes["metadata"] = metadata

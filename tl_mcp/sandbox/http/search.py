@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +17,7 @@ from tl_mcp.sandbox.filters import NUMERIC_FIELDS, parse_search_filter
 from tl_mcp.sandbox.media import MediaError, load_image_rgb
 from tl_mcp.sandbox.perception.base import FloatArray
 from tl_mcp.sandbox.retrieval import MatchMode, Moment, load_indexes, rank_image, rank_text, sources_for
-from tl_mcp.sandbox.store.db import dumps, loads
+from tl_mcp.sandbox.store import indexed_assets, search_pages
 from tl_mcp.sandbox.store.ids import new_id
 from tl_mcp.sandbox.store.indexes import get_index_row
 from tl_mcp.sandbox.web import (
@@ -146,17 +145,12 @@ async def search(request: Request) -> Response:
     vectors = await anyio.to_thread.run_sync(embed_images)
     await form.close()
 
-    rows = engine.db.all(
-        "SELECT ia.id, ia.asset_id, ia.user_metadata, a.filename, a.probe FROM indexed_assets ia "
-        "JOIN assets a ON a.id = ia.asset_id WHERE ia.index_id=? AND ia.status='ready' ORDER BY "
-        "ia.created_at",
-        (index_id,),
-    )
+    rows = indexed_assets.ready_in_index(engine.db, index_id)
     if filt is not None:
-        rows = [r for r in rows if filt.matches(_system_fields(r), loads(r["user_metadata"]) or {})]
-    video_of = {r["asset_id"]: r["id"] for r in rows}
-    meta_of = {r["asset_id"]: loads(r["user_metadata"]) for r in rows}
-    indexes = load_indexes(engine, [r["asset_id"] for r in rows])
+        rows = [r for r in rows if filt.matches(_system_fields(r), r.user_metadata)]
+    video_of = {r.asset_id: r.id for r in rows}
+    meta_of = {r.asset_id: r.user_metadata for r in rows}
+    indexes = load_indexes(engine, [r.asset_id for r in rows])
     notes: list[str] = []
     moments: list[Moment] = []
     if entity_query is not None:
@@ -205,7 +199,7 @@ async def search(request: Request) -> Response:
     clips = [_clip(request, m, video_of[m.asset_id], meta_of[m.asset_id]) for m in moments]
     for rank, clip in enumerate(clips, 1):
         clip["rank"] = rank
-    total_duration = sum((loads(r["probe"]) or {}).get("duration") or 0 for r in rows)
+    total_duration = sum(r.probe.get("duration") or 0 for r in rows)
     search_metadata: dict[str, Any] = {
         "engine": "tl-mcp sandbox (offline)",
         "analyzers": engine.analyzers.describe(),
@@ -294,7 +288,6 @@ def _store_and_page(
     search_id = new_id()
     now = time.time()
     expires = now + engine.config.search_page_ttl_s
-    engine.db.run("DELETE FROM search_pages WHERE expires_at < ?", (now,))
     state = {
         "results": results,
         "limit": limit,
@@ -303,10 +296,7 @@ def _store_and_page(
         "total_inner": total_inner,
         "include_meta": include_meta,
     }
-    engine.db.run(
-        "INSERT INTO search_pages(id, created_at, expires_at, body) VALUES(?,?,?,?)",
-        (search_id, now, expires, dumps(state)),
-    )
+    search_pages.insert(engine.db, search_id, created_at=now, expires_at=expires, state=state)
     return _page(search_id, state, 1, expires, include_meta)
 
 
@@ -337,17 +327,17 @@ async def search_page(request: Request) -> Response:
     search_id, _, page_raw = token.rpartition("-")
     if not search_id or not page_raw.isdigit() or int(page_raw) < 1:
         raise invalid(f"`{token}` is not a search page token; use page_info.next_page_token from a search.")
-    row = engine.db.one("SELECT * FROM search_pages WHERE id=?", (search_id,))
-    if row is None or row["expires_at"] < time.time():
+    saved = search_pages.get(engine.db, search_id)
+    if saved is None or saved.expires_at < time.time():
         raise ApiError(
             400,
             "search_page_token_expired",
             "This search page token has expired or is unknown; run the search again.",
         )
-    state = json.loads(row["body"])
+    state = saved.state
     # Each page decides for itself (the route takes the flag); without it, as the search asked.
     include_meta = query_bool(request, "include_user_metadata", state.get("include_meta", False))
-    return ok(_page(search_id, state, int(page_raw), row["expires_at"], include_meta))
+    return ok(_page(search_id, state, int(page_raw), saved.expires_at, include_meta))
 
 
 def _without_metadata(result: dict[str, Any]) -> dict[str, Any]:
@@ -357,12 +347,11 @@ def _without_metadata(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _system_fields(row: Any) -> dict[str, Any]:
-    probe = loads(row["probe"]) or {}
+def _system_fields(row: indexed_assets.Searchable) -> dict[str, Any]:
     return {
-        "id": row["id"],
-        "filename": row["filename"],
-        **{name: probe.get(name) for name in NUMERIC_FIELDS},
+        "id": row.id,
+        "filename": row.filename,
+        **{name: row.probe.get(name) for name in NUMERIC_FIELDS},
     }
 
 

@@ -9,7 +9,7 @@ from tl_mcp.sandbox.errors import found, invalid
 from tl_mcp.sandbox.jockey.request import TurnRequest
 from tl_mcp.sandbox.knowledge.models import Evidence, JsonObj
 from tl_mcp.sandbox.knowledge.service import KnowledgeService
-from tl_mcp.sandbox.store.db import loads
+from tl_mcp.sandbox.store import jockey_sessions, ks_collections, ks_items
 from tl_mcp.sandbox.store.ids import new_id
 
 
@@ -31,41 +31,28 @@ class Session:
 def open_session(svc: KnowledgeService, turn: TurnRequest) -> Session:
     if turn.session_id is None:
         return Session(new_id("sess"), turn.knowledge_store_id, list(turn.selections), 0, [], True)
-    row = svc.db.one("SELECT * FROM jockey_sessions WHERE id = ?", (turn.session_id,))
-    row = found(row, turn.session_id, "sessions")
-    if row["store_id"] != turn.knowledge_store_id:
+    saved = found(jockey_sessions.get(svc.db, turn.session_id), turn.session_id, "sessions")
+    if saved.store_id != turn.knowledge_store_id:
         raise invalid(
-            f"Session `{turn.session_id}` belongs to knowledge store `{row['store_id']}`, not "
+            f"Session `{turn.session_id}` belongs to knowledge store `{saved.store_id}`, not "
             f"`{turn.knowledge_store_id}`. Use the same store on every turn, or omit `session_id` to start "
             "a new session."
         )
-    rows = svc.db.all(
-        "SELECT query, question, answer FROM jockey_turns WHERE session_id = ? ORDER BY turn",
-        (turn.session_id,),
-    )
-    selections = loads(row["selections"]) or []
+    earlier = jockey_sessions.turns(svc.db, turn.session_id)
+    selections = list(saved.selections)
     for sel in turn.selections:
         if sel not in selections:
             selections.append(sel)
     return Session(
-        row["id"],
-        row["store_id"],
+        saved.id,
+        saved.store_id,
         selections,
-        int(row["messages"]),
-        [r["query"] for r in rows],
+        saved.messages,
+        [t.query for t in earlier],
         False,
-        [(r["question"], r["answer"]) for r in rows],
-        _last_moments(svc, turn.session_id),
+        [(t.question, t.answer) for t in earlier],
+        [moment_of(m) for m in jockey_sessions.last_moments(svc.db, turn.session_id)],
     )
-
-
-def _last_moments(svc: KnowledgeService, session_id: str) -> list[Evidence]:
-    rows = svc.db.all(
-        "SELECT moment FROM jockey_turn_moments WHERE session_id = ? AND turn = "
-        "(SELECT MAX(turn) FROM jockey_turns WHERE session_id = ?) ORDER BY rank",
-        (session_id, session_id),
-    )
-    return [moment_of(loads(r["moment"])) for r in rows]
 
 
 def moment_json(moment: Evidence) -> JsonObj:
@@ -85,19 +72,11 @@ def validate_selections(
     ids: list[str] = []
     for sel in selections:
         if sel["kind"] == "item":
-            if (
-                svc.db.one("SELECT id FROM ks_items WHERE id = ? AND store_id = ?", (sel["id"], store_id))
-                is None
-            ):
+            if ks_items.get(svc.db, sel["id"], store_id) is None:
                 raise invalid(f"Selection `{sel['id']}` is not an item of knowledge store `{store_id}`.")
             ids.append(sel["id"])
         else:
-            if (
-                svc.db.one(
-                    "SELECT id FROM ks_collections WHERE id = ? AND store_id = ?", (sel["id"], store_id)
-                )
-                is None
-            ):
+            if ks_collections.get(svc.db, store_id, sel["id"]) is None:
                 raise invalid(
                     f"Selection `{sel['id']}` is not an item collection of knowledge store `{store_id}`."
                 )

@@ -31,7 +31,8 @@ from tl_mcp.sandbox.jockey.session import Session, moment_json, validate_selecti
 from tl_mcp.sandbox.jockey.structured import fill, tighten
 from tl_mcp.sandbox.knowledge.models import Evidence, JockeyOptions, JsonObj
 from tl_mcp.sandbox.knowledge.service import KnowledgeService
-from tl_mcp.sandbox.store.db import dumps, now_iso
+from tl_mcp.sandbox.store import jockey_sessions
+from tl_mcp.sandbox.store.db import now_iso
 from tl_mcp.sandbox.store.ids import new_id
 
 log = logging.getLogger(__name__)
@@ -308,36 +309,18 @@ class Turn:
         return json.dumps(value, ensure_ascii=False), []
 
     def _save(self, query: str, answer: str, cited: Sequence[Evidence]) -> None:
-        session, stamp = self.session, now_iso()
-        with self.svc.db.tx() as conn:
-            if session.new:
-                conn.execute(
-                    "INSERT INTO jockey_sessions (id, store_id, selections, messages, created_at, updated_at)"
-                    " "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (session.id, session.store_id, dumps(session.selections), session.messages, stamp, stamp),
-                )
-                session.new = False
-            else:
-                conn.execute(
-                    "UPDATE jockey_sessions SET selections = ?, messages = ?, updated_at = ? WHERE id = ?",
-                    (dumps(session.selections), session.messages, stamp, session.id),
-                )
-            turn = conn.execute(
-                "SELECT COALESCE(MAX(turn), -1) + 1 AS n FROM jockey_turns WHERE session_id = ?",
-                (session.id,),
-            ).fetchone()["n"]
-            conn.execute(
-                "INSERT INTO jockey_turns (session_id, turn, response_id, question, query, answer,"
-                " created_at)"
-                " "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (session.id, turn, self.response_id, self.req.question, query, answer, stamp),
-            )
-            conn.executemany(
-                "INSERT INTO jockey_turn_moments (session_id, turn, rank, moment) VALUES (?, ?, ?, ?)",
-                [(session.id, turn, rank, dumps(moment_json(m))) for rank, m in enumerate(cited)],
-            )
+        session = self.session
+        jockey_sessions.save_turn(
+            self.svc.db,
+            jockey_sessions.SessionRecord(session.id, session.store_id, session.selections, session.messages),
+            new=session.new,
+            response_id=self.response_id,
+            question=self.req.question,
+            query=query,
+            answer=answer,
+            moments=[moment_json(m) for m in cited],
+        )
+        session.new = False
 
 
 def _short(text: str, limit: int = 120) -> str:

@@ -85,20 +85,13 @@ class EngineHooks:
         return hits
 
     async def neighbour(self, asset_id: str, start: float, end: float, *, before: bool) -> Hit | None:
-        # A little slack: cues that touch the moment count as next to it, not inside it.
-        if before:
-            sql = "SELECT * FROM texts WHERE asset_id = ? AND start < ? AND end <= ? ORDER BY end DESC, idx"
-            args: tuple[object, ...] = (asset_id, start, start + 0.25)
-        else:
-            sql = "SELECT * FROM texts WHERE asset_id = ? AND end > ? AND start >= ? ORDER BY start, idx"
-            args = (asset_id, end, end - 0.25)
-        row = self.engine.db.one(sql + " LIMIT 1", args)
-        if row is None:
+        near = texts.next_to(self.engine.db, asset_id, start, end, before=before)
+        if near is None:
             return None
-        s, e, text = float(row["start"]), float(row["end"]), str(row["text"])
-        modality = "audio" if row["source"] in TRANSCRIPT_SOURCES else "visual"
+        s, e, text = float(near.start), float(near.end), near.text
+        modality = "audio" if near.source in TRANSCRIPT_SOURCES else "visual"
         context = moment_context(self.engine, asset_id, s, e, exclude=text)
-        return Hit(asset_id, s, e, text, str(row["source"]), 1.0, (modality,), context)
+        return Hit(asset_id, s, e, text, near.source, 1.0, (modality,), context)
 
 
 #: At most this many other pieces of text are quoted beside a moment's own.

@@ -126,6 +126,33 @@ def in_index(
     return [Listed(IndexedAsset.from_row(r), loads(r["asset_probe"]) or {}) for r in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class Searchable:
+    """A ready indexed asset as a search sees it: what a filter may match on."""
+
+    id: str
+    asset_id: str
+    user_metadata: dict[str, Any]
+    filename: str
+    probe: dict[str, Any]
+
+
+def ready_in_index(db: Database, index_id: str) -> list[Searchable]:
+    """The ready indexed assets of ``index_id``, oldest first."""
+    rows = db.all(
+        "SELECT ia.id, ia.asset_id, ia.user_metadata, a.filename, a.probe FROM indexed_assets ia "
+        "JOIN assets a ON a.id = ia.asset_id WHERE ia.index_id=? AND ia.status='ready' ORDER BY "
+        "ia.created_at",
+        (index_id,),
+    )
+    return [
+        Searchable(
+            r["id"], r["asset_id"], loads(r["user_metadata"]) or {}, r["filename"], loads(r["probe"]) or {}
+        )
+        for r in rows
+    ]
+
+
 def ready_totals(db: Database, index_id: str) -> tuple[int, float]:
     """How many of ``index_id``'s indexed assets are ready, and their total duration in seconds."""
     row = db.one(

@@ -49,6 +49,23 @@ def overlapping(db: Database, asset_id: str, start: float, end: float) -> list[T
     return [_timed(r) for r in rows]
 
 
+def next_to(db: Database, asset_id: str, start: float, end: float, *, before: bool) -> TimedText | None:
+    """The asset's text just before ``start`` (or just after ``end``), or None."""
+    # A little slack: cues that touch the moment count as next to it, not inside it.
+    if before:
+        row = db.one(
+            "SELECT * FROM texts WHERE asset_id = ? AND start < ? AND end <= ? "
+            "ORDER BY end DESC, idx LIMIT 1",
+            (asset_id, start, start + 0.25),
+        )
+    else:
+        row = db.one(
+            "SELECT * FROM texts WHERE asset_id = ? AND end > ? AND start >= ? ORDER BY start, idx LIMIT 1",
+            (asset_id, end, end - 0.25),
+        )
+    return None if row is None else _timed(row)
+
+
 def replace(conn: sqlite3.Connection, asset_id: str, texts: Sequence[StoredText]) -> None:
     """Make ``texts`` the asset's, in the caller's transaction that stores the rest of its analysis."""
     delete_of_asset(conn, asset_id)

@@ -4,7 +4,8 @@ A tool starts a `Job`, relays its progress for up to `wait_s`, and either return
 partial one with `status: "in_progress"` and the `job_id`. `wait_for_task(job_id)` later resumes relaying
 from the event the previous caller last saw. A call cancelled before it handed out its job id cancels the
 job too, so an abandoned request never leaves upstream work running. When a job is handed out, its id
-becomes portable if its progress declares upstream handles (see `portable`).
+becomes portable if its progress declares upstream handles (see `portable`). With shared state, a
+handed-out job is also published for the other replicas (see `replicas`).
 """
 
 from __future__ import annotations
@@ -13,101 +14,23 @@ import logging
 import secrets
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Protocol
 
 import anyio
 from anyio.abc import TaskGroup
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 
-from tl_mcp.server.jobs.events import EventLog, JobEvent, JobProgress, dump_event, load_event
-from tl_mcp.server.jobs.relay import COALESCE_S, ProgressReporter, relay
+from tl_mcp.server.jobs import replicas
+from tl_mcp.server.jobs.events import JobProgress
+from tl_mcp.server.jobs.job import Job, Partial, Resumed, Worker, span
+from tl_mcp.server.jobs.relay import ProgressReporter, relay
 from tl_mcp.server.principals import LOCAL
-from tl_mcp.server.shared.base import JobRecord, SharedState
+from tl_mcp.server.shared.base import SharedState
 
 log = logging.getLogger(__name__)
-
-JobStatus = Literal["in_progress", "completed", "failed", "cancelled", "expired", "lost"]
-#: How often a follower checks that the replica running a job still beats (between its events).
-FOLLOW_CHECK_S = 1.0
-
-
-@dataclass(eq=False)
-class Job:
-    id: str
-    kind: str
-    label: str
-    partial: Callable[[Job], CallToolResult]
-    #: The principal that started the job; nobody else can see it (see principals.py).
-    owner: str = LOCAL
-    created: float = field(default_factory=time.monotonic)
-    status: JobStatus = "in_progress"
-    events: EventLog = field(default_factory=EventLog)
-    text: str = ""
-    result: CallToolResult | None = None
-    error: str | None = None
-    #: Index into `events` up to which some caller has already been told.
-    delivered: int = 0
-    #: Set once a caller got the job id: from then on a cancelled wait no longer cancels the work.
-    handed_out: bool = False
-    #: What a heartbeat says while nothing else happens (None: a silent heartbeat).
-    heartbeat: str | None = None
-    #: The call that checks the upstream work directly (`wait_for_task(id=…)`), named if the job expires.
-    watching: str | None = None
-    #: What the worker learned so far, typed per kind; it also declares the job's upstream handles.
-    progress: JobProgress = field(default_factory=JobProgress)
-    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
-    done: anyio.Event = field(default_factory=anyio.Event)
-    finished_at: float | None = None
-    #: Set once the job is published to the shared state (only the replica running it publishes).
-    shared: bool = False
-    #: The job runs on another replica; this one follows its shared record.
-    remote: JobRecord | None = None
-
-    def emit_text(self, delta: str) -> None:
-        if not delta:
-            return
-        self.text += delta
-        self._append(JobEvent("text", delta, float(len(self.text))))
-
-    def emit_note(self, message: str, progress: float | None = None, total: float | None = None) -> None:
-        self._append(
-            JobEvent("note", message, float(len(self.text)) if progress is None else progress, total)
-        )
-
-    def _append(self, event: JobEvent) -> None:
-        self.events.append(event)
-
-    async def wait_changed(self) -> None:
-        if not self.done.is_set():
-            await self.events.wait_changed()
-
-    def outcome(self) -> CallToolResult:
-        """The final result, or the error as a ToolError (the caller sees what failed and why)."""
-        if self.status == "completed" and self.result is not None:
-            return self.result
-        if self.status == "cancelled":
-            raise ToolError(f"Job {self.id} ({self.label}) was cancelled before it finished.")
-        if self.status == "completed" and self.remote is not None and self.remote.result is not None:
-            return CallToolResult.model_validate(self.remote.result)
-        raise ToolError(self.error or f"Job {self.id} ({self.label}) failed.")
-
-
-Worker = Callable[[Job], Awaitable[CallToolResult]]
-Partial = Callable[[Job], CallToolResult]
-
-
-@dataclass(frozen=True)
-class Resumed:
-    """A job rebuilt from a portable id: it watches the upstream handles the id carries."""
-
-    kind: str
-    label: str
-    worker: Worker
-    partial: Partial
-    progress: JobProgress
 
 
 class IdSigner(Protocol):
@@ -178,29 +101,9 @@ class JobManager:
             except ToolError:
                 taken = None
             if taken is None:
-                raise ToolError(self._lost(record))
+                raise ToolError(replicas.lost(record, self._replica_timeout_s))
             return taken
-        job = Job(
-            id=job_id,
-            kind=record.kind,
-            label=record.label,
-            partial=_remote_partial,
-            owner=owner,
-            handed_out=True,
-            remote=record,
-        )
-        job.heartbeat, job.watching = record.heartbeat, record.watching
-        return job
-
-    def _lost(self, record: JobRecord) -> str:
-        text = (
-            f"Job {record.id} ({record.label}) was running on another replica of this server, which "
-            f"stopped (no heartbeat for {_span(self._replica_timeout_s)}, TL_MCP_REPLICA_TIMEOUT_S): "
-            "its work is lost."
-        )
-        if record.watching:
-            return text + f" The work may still go on upstream; check it with {record.watching}."
-        return text + f" Start it again: {record.again or 'call the tool that started it again'}."
+        return replicas.remote_job(record, owner)
 
     def running(self) -> int:
         """Jobs of this process still in progress."""
@@ -278,7 +181,7 @@ class JobManager:
 
     def _expired(self, job: Job) -> str:
         text = (
-            f"Job {job.id} ({job.label}) expired: the server gave up after {_span(self._lifetime_s)} "
+            f"Job {job.id} ({job.label}) expired: the server gave up after {span(self._lifetime_s)} "
             "(TL_MCP_JOB_LIFETIME_S) without a final answer from TwelveLabs."
         )
         if job.watching:
@@ -288,7 +191,15 @@ class JobManager:
     async def run(self, job: Job, report: ProgressReporter, *, wait_s: float) -> CallToolResult:
         """Relay `job` to the caller for up to `wait_s`; finished → its result, else the partial + job id."""
         if job.remote is not None:
-            return await self._run_remote(job, report, wait_s=wait_s)
+            assert self._shared is not None
+            return await replicas.relay_remote(
+                job,
+                self._shared,
+                report,
+                wait_s=wait_s,
+                keep_s=self._keep_s,
+                replica_timeout_s=self._replica_timeout_s,
+            )
         movable = self._porter is not None and job.progress.movable
         grace = self._handoff_grace_s if movable else 0.0
         if job.shared and self._shared is not None:
@@ -321,118 +232,15 @@ class JobManager:
         """Publish a handed-out job (its first time: before its id is out) and where its caller is."""
         if not job.shared:
             try:
-                published = await self._publish(job, shared, 0)
+                published = await replicas.publish(
+                    job, shared, 0, keep_s=self._keep_s, lifetime_s=self._lifetime_s
+                )
             except ToolError:
                 published = 0  # logged where it failed; the publisher below tries again
             job.shared = True
-            self._tg.start_soon(
-                self._keep_published, job, shared, published, name=f"tl-mcp share {job.id[:40]}"
-            )
+            keep = partial(replicas.keep_published, keep_s=self._keep_s, lifetime_s=self._lifetime_s)
+            self._tg.start_soon(keep, job, shared, published, name=f"tl-mcp share {job.id[:40]}")
         await shared.advance(job.id, job.delivered)
-
-    def _record(self, job: Job, shared: SharedState) -> JobRecord:
-        finished = job.done.is_set()
-        completed = finished and job.status == "completed" and job.result is not None
-        return JobRecord(
-            id=job.id,
-            kind=job.kind,
-            label=job.label,
-            owner=job.owner,
-            replica=shared.replica,
-            status=job.status,
-            events=len(job.events),
-            partial=None if finished else _dump(job.partial(job)),
-            result=_dump(job.result) if completed and job.result is not None else None,
-            error=job.error,
-            heartbeat=job.heartbeat,
-            watching=job.watching,
-            again=job.progress.again(),
-        )
-
-    async def _publish(self, job: Job, shared: SharedState, published: int) -> int:
-        """Write the job's record and its events after `published`; how many events are published now."""
-        record = self._record(job, shared)
-        ttl = self._keep_s + (0.0 if job.done.is_set() else self._lifetime_s)
-        await shared.save_job(record, [dump_event(e) for e in job.events.since(published)], ttl_s=ttl)
-        return record.events
-
-    async def _keep_published(self, job: Job, shared: SharedState, published: int) -> None:
-        """Publish the job as it goes: batched like the relay, at least every few seconds, and its end."""
-        told: tuple[object, ...] = ()
-        while True:
-            finished = job.done.is_set()
-            with anyio.move_on_after(FOLLOW_CHECK_S * 2):
-                await job.wait_changed()
-            await anyio.sleep(COALESCE_S)
-            now = (len(job.events), job.status, job.heartbeat, job.watching)
-            if now == told and not finished:
-                continue  # nothing a follower would see changed: no write
-            try:
-                published = await self._publish(job, shared, published)
-            except ToolError:
-                # Logged where Redis failed; the next round sends everything since `published` again.
-                await anyio.sleep(1.0)
-                continue
-            told = now
-            if finished:
-                return
-
-    async def _run_remote(self, job: Job, report: ProgressReporter, *, wait_s: float) -> CallToolResult:
-        """Relay a job another replica runs, from the shared cursor on, following its shared record."""
-        shared, record = self._shared, job.remote
-        assert shared is not None and record is not None
-        job.delivered = await shared.cursor(job.id)
-        job.events = EventLog(start=job.delivered)
-        if record.status != "in_progress":
-            # Over already: read it to the end first, so that a poll (wait_s=0) gets the final result
-            # rather than an empty "in progress".
-            await self._follow(job, shared)
-        finished = False
-        async with anyio.create_task_group() as tg:
-
-            async def follow() -> None:
-                await self._follow(job, shared)
-
-            async def relayed() -> None:
-                nonlocal finished
-                finished = await relay(job, report, wait_s=wait_s)
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(follow)
-            tg.start_soon(relayed)
-        await shared.advance(job.id, job.delivered)
-        return job.outcome() if finished else job.partial(job)
-
-    async def _follow(self, job: Job, shared: SharedState) -> None:
-        """Feed the shared events into `job.events` and its record's state into `job`, until it ends."""
-        while True:
-            record = await shared.load_job(job.id)
-            if record is None:
-                job.status = "lost"
-                job.error = (
-                    f"Job {job.id} ({job.label}) is no longer kept in the shared state (records are kept "
-                    f"{_span(self._keep_s)} after they end). Start the work again."
-                )
-                break
-            job.remote, job.heartbeat, job.watching = record, record.heartbeat, record.watching
-            behind = len(job.events) < record.events
-            if record.status != "in_progress" and not behind:
-                job.status, job.error = record.status, record.error  # type: ignore[assignment]
-                break
-            if record.status == "in_progress" and not await shared.alive(record.replica):
-                job.status, job.error = "lost", self._lost(record)
-                break
-            found = await shared.job_events(job.id, len(job.events), wait_s=0 if behind else FOLLOW_CHECK_S)
-            if found and found[0][0] > len(job.events) + 1:
-                # The shared log keeps its newest MAX_EVENTS: relaying goes on from the oldest one kept.
-                log.warning("job %s: %d progress messages were dropped", job.id[:40], found[0][0] - 1)
-                job.events.skip_to(found[0][0] - 1)
-                job.delivered = max(job.delivered, found[0][0] - 1)
-            for _, event in found:
-                job.events.append(load_event(event))
-        job.finished_at = time.monotonic()
-        job.done.set()
-        job.events.notify()
 
     async def _relay_until_portable(
         self, job: Job, report: ProgressReporter, *, wait_s: float, grace_s: float
@@ -491,7 +299,7 @@ class JobManager:
                 f"You have {running} jobs in progress, the most one client may have "
                 f"(TL_MCP_MAX_JOBS_PER_CLIENT={self._max_per_owner}). Follow them with "
                 f"wait_for_task(id=<job_id>) until some finish; none runs longer than "
-                f"{_span(self._lifetime_s)}."
+                f"{span(self._lifetime_s)}."
             )
         while len(self._jobs) >= self._max_jobs:
             finished = [j for j in self._jobs.values() if j.finished_at is not None]
@@ -504,17 +312,3 @@ class JobManager:
             kept = Counter(j.owner for j in self._jobs.values())
             oldest = min(finished, key=lambda j: (-kept[j.owner], j.finished_at or 0.0))
             del self._jobs[oldest.id]
-
-
-def _dump(result: CallToolResult) -> dict[str, Any]:
-    return result.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-def _remote_partial(job: Job) -> CallToolResult:
-    """The partial result the replica running `job` published last."""
-    assert job.remote is not None and job.remote.partial is not None
-    return CallToolResult.model_validate(job.remote.partial)
-
-
-def _span(seconds: float) -> str:
-    return f"{seconds / 60:.0f} minutes" if seconds >= 120 else f"{seconds:g} s"

@@ -22,7 +22,7 @@ from typing import Generic, TypeVar
 
 from mcp.server.mcpserver.exceptions import ToolError
 
-from tl_mcp.server.jobs.manager import Resumed
+from tl_mcp.server.jobs.job import Resumed
 
 S = TypeVar("S")
 

@@ -33,7 +33,7 @@ from tl_mcp.api.models import (
 from tl_mcp.api.models.analyze import AnalyzeBatch, AnalyzeTask, BatchResult, PegasusModel, parse_segments
 from tl_mcp.server.errors import upstream
 from tl_mcp.server.jobs.events import JobProgress
-from tl_mcp.server.jobs.manager import Job, Resumed
+from tl_mcp.server.jobs.job import Job, Resumed
 from tl_mcp.server.jobs.portable import unknown_kind
 from tl_mcp.server.results import JobResult, JobStatus, Json, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state

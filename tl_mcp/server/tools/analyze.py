@@ -26,7 +26,7 @@ from tl_mcp.api.models import (
 from tl_mcp.api.models.analyze import IMAGE_MODEL, MAX_IMAGES, TOKEN_RANGES, PegasusModel
 from tl_mcp.server.errors import explain
 from tl_mcp.server.jobs.events import JobProgress
-from tl_mcp.server.jobs.manager import Job, Resumed
+from tl_mcp.server.jobs.job import Job, Resumed
 from tl_mcp.server.results import JobResult, JobStatus, Json, Markdown, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS, http_url, video_not_found

@@ -23,7 +23,7 @@ from tl_mcp.api.models import (
 from tl_mcp.api.resources.embed import video_task_options
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.jobs.events import JobProgress
-from tl_mcp.server.jobs.manager import Job, Resumed
+from tl_mcp.server.jobs.job import Job, Resumed
 from tl_mcp.server.jobs.portable import unknown_kind
 from tl_mcp.server.results import FILL, JobResult, JobStatus, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state

@@ -16,7 +16,7 @@ from tl_mcp.api.models import MetadataValue
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.files import LocalFile, refuse_referencing_name
 from tl_mcp.server.jobs.events import JobProgress
-from tl_mcp.server.jobs.manager import Job, Resumed
+from tl_mcp.server.jobs.job import Job, Resumed
 from tl_mcp.server.jobs.portable import unknown_kind
 from tl_mcp.server.results import FILL, JobResult, JobStatus, Markdown, call, tool_result
 from tl_mcp.server.state import AppState, app_state

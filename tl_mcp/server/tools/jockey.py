@@ -29,7 +29,7 @@ from tl_mcp.api.models import (
 )
 from tl_mcp.server.errors import explain
 from tl_mcp.server.jobs.events import JobProgress
-from tl_mcp.server.jobs.manager import Job, Resumed
+from tl_mcp.server.jobs.job import Job, Resumed
 from tl_mcp.server.principals import current_principal
 from tl_mcp.server.results import FILL, JobResult, Json, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state

@@ -20,7 +20,7 @@ from tl_mcp.api import PollPolicy, poll
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
 from tl_mcp.api.models.analyze import AnalyzeTask, parse_segments
 from tl_mcp.server.errors import upstream
-from tl_mcp.server.jobs.manager import Job
+from tl_mcp.server.jobs.job import Job
 from tl_mcp.server.jobs.relay import HEARTBEAT_S
 from tl_mcp.server.results import Markdown, ToolResult, call, relayed_result, tool_result
 from tl_mcp.server.state import AppState, app_state
