@@ -18,8 +18,9 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from tl_mcp.sandbox.errors import ApiError, invalid, missing
+from tl_mcp.sandbox.store import analyze_idempotency as ledger
 from tl_mcp.sandbox.store import analyze_tasks as tasks
-from tl_mcp.sandbox.store.db import dumps, loads, now_iso
+from tl_mcp.sandbox.store.db import now_iso
 from tl_mcp.sandbox.store.ids import new_id
 from tl_mcp.sandbox.web import (
     checked_url,
@@ -104,8 +105,6 @@ TASK_KEYS = (
     "start_time",
     "end_time",
 )
-#: An id the idempotency ledger points at still stands for its request while this finds it.
-LIVE_TASK = "SELECT 1 FROM analyze_tasks WHERE id=? AND status NOT IN ('failed','canceled')"
 
 
 async def create_task(request: Request) -> Response:
@@ -119,18 +118,16 @@ async def create_task(request: Request) -> Response:
     stored = {k: body[k] for k in TASK_KEYS if body.get(k) is not None}
     stored["model_name"] = params["model_name"]
     stored["analysis_mode"] = task["analysis_mode"]
-    key, digest = request.headers.get("idempotency-key"), tasks.body_hash(stored)
+    key, digest = request.headers.get("idempotency-key"), ledger.body_hash(stored)
     task_id, now = new_id(), now_iso()
     with engine.db.tx() as conn:
-        earlier = tasks.replayed(conn, "task", key, digest, LIVE_TASK)
-        if earlier is not None:
-            row = conn.execute("SELECT status FROM analyze_tasks WHERE id=?", (earlier,)).fetchone()
-            return ok({"task_id": earlier, "status": row["status"]}, 202)
-        conn.execute(
-            "INSERT INTO analyze_tasks(id, status, created_at, updated_at, request) VALUES(?,?,?,?,?)",
-            (task_id, "queued", now, now, dumps(stored)),
+        earlier = ledger.replayed(
+            conn, "task", key, digest, lambda ref: tasks.live_status(conn, ref) is not None
         )
-        tasks.remember(conn, "task", key, task_id, digest, now)
+        if earlier is not None:
+            return ok({"task_id": earlier, "status": tasks.get_task(engine.db, earlier).status}, 202)
+        tasks.insert(conn, task_id, stored, now)
+        ledger.remember(conn, "task", key, task_id, digest, now)
         engine.jobs.add(conn, "analyze", task_id)
     engine.jobs.wake()
     return ok({"task_id": task_id, "status": "queued"}, 202)
@@ -139,8 +136,7 @@ async def create_task(request: Request) -> Response:
 async def list_tasks(request: Request) -> Response:
     engine = engine_of(request)
     page, limit = page_params(request)
-    rows = engine.db.all("SELECT * FROM analyze_tasks ORDER BY created_at DESC, rowid DESC")
-    items = [tasks.task_json(r) for r in rows]
+    items = [tasks.task_json(t) for t in tasks.newest_first(engine.db)]
     statuses = query_list(request, "status")
     if statuses:
         items = [t for t in items if t["status"] in statuses]
@@ -155,27 +151,27 @@ async def list_tasks(request: Request) -> Response:
 
 
 async def get_task(request: Request) -> Response:
-    return ok(tasks.task_json(tasks.get_task_row(engine_of(request).db, request.path_params["task_id"])))
+    return ok(tasks.task_json(tasks.get_task(engine_of(request).db, request.path_params["task_id"])))
 
 
 async def delete_task(request: Request) -> Response:
     engine = engine_of(request)
-    row = tasks.get_task_row(engine.db, request.path_params["task_id"])
-    if row["status"] in tasks.RUNNING:
+    task = tasks.get_task(engine.db, request.path_params["task_id"])
+    if task.status in tasks.RUNNING:
         raise ApiError(
             409, "task_not_terminal", "The task is still running; cancel it first or wait.", nested=True
         )
-    engine.db.run("DELETE FROM analyze_tasks WHERE id=?", (row["id"],))
+    tasks.delete(engine.db, task.id)
     return no_content()
 
 
 async def cancel_task(request: Request) -> Response:
     """Cancel a queued or running task. Repeating it answers the same and keeps the first reason."""
     engine = engine_of(request)
-    row = tasks.get_task_row(engine.db, request.path_params["task_id"])
-    batch_id = loads(row["request"]).get("batch_id")
-    if row["status"] == "canceled":
-        return ok({"task_id": row["id"], "status": "canceled"})
+    task = tasks.get_task(engine.db, request.path_params["task_id"])
+    batch_id = task.batch_id
+    if task.status == "canceled":
+        return ok({"task_id": task.id, "status": "canceled"})
     if batch_id:
         raise ApiError(
             409,
@@ -184,16 +180,14 @@ async def cancel_task(request: Request) -> Response:
             f"POST /analyze/batches/{batch_id}/cancel.",
             nested=True,
         )
-    if row["status"] in ("ready", "failed"):
-        raise ApiError(409, "task_not_cancelable", f"The task is already {row['status']}.", nested=True)
-    now = now_iso()
+    if task.status in ("ready", "failed"):
+        raise ApiError(409, "task_not_cancelable", f"The task is already {task.status}.", nested=True)
     with engine.db.tx() as conn:
-        conn.execute(
-            "UPDATE analyze_tasks SET status='canceled', error=?, completed_at=?, updated_at=? WHERE id=?",
-            (dumps({"message": "canceled by the user", "code": "user_canceled"}), now, now, row["id"]),
+        tasks.set_canceled(
+            conn, task.id, {"message": "canceled by the user", "code": "user_canceled"}, now_iso()
         )
-        engine.jobs.drop_queued(conn, "analyze", row["id"])
-    return ok({"task_id": row["id"], "status": "canceled"})
+        engine.jobs.drop_queued(conn, "analyze", task.id)
+    return ok({"task_id": task.id, "status": "canceled"})
 
 
 routes: list[BaseRoute] = [

@@ -16,8 +16,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from tl_mcp.sandbox.errors import ApiError, invalid, missing
+from tl_mcp.sandbox.store import analyze_batches as batches
+from tl_mcp.sandbox.store import analyze_idempotency as ledger
 from tl_mcp.sandbox.store import analyze_tasks as tasks
-from tl_mcp.sandbox.store.db import dumps, now_iso
+from tl_mcp.sandbox.store.db import now_iso
 from tl_mcp.sandbox.store.ids import new_id
 from tl_mcp.sandbox.web import engine_of, json_body, no_content, ok, page_params, paged, query_list
 from tl_mcp.sandbox.work.analyze import parse_params
@@ -37,7 +39,6 @@ ITEM_KEYS = (
     "start_time",
     "end_time",
 )
-LIVE_BATCH = "SELECT 1 FROM analyze_batches WHERE id=? AND canceled_at IS NULL"
 
 
 def _item_request(n: int, item: Any, defaults: dict[str, Any], mode: str, batch_id: str) -> dict[str, Any]:
@@ -95,34 +96,28 @@ async def create_batch(request: Request) -> Response:
     if len(ids) != len(set(ids)):
         raise invalid("`custom_id` values must be unique within a batch.", nested=True)
     key = request.headers.get("idempotency-key")
-    digest = tasks.body_hash(
+    digest = ledger.body_hash(
         {k: body.get(k) for k in ("model_name", "analysis_mode", "defaults", "requests")}
     )
     expires = (datetime.now(UTC) + timedelta(hours=24)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     with engine.db.tx() as conn:
-        earlier = tasks.replayed(conn, "batch", key, digest, LIVE_BATCH)
+        earlier = ledger.replayed(conn, "batch", key, digest, lambda ref: batches.is_live(conn, ref))
         if earlier is None:
-            conn.execute(
-                "INSERT INTO analyze_batches(id, model_name, analysis_mode, created_at, expires_at) "
-                "VALUES(?,?,?,?,?)",
-                (batch_id, BATCH_MODEL, mode, now, expires),
+            batches.insert(
+                conn, batch_id, model_name=BATCH_MODEL, analysis_mode=mode, now=now, expires_at=expires
             )
             for p in planned:
                 task_id = new_id()
-                conn.execute(
-                    "INSERT INTO analyze_tasks(id, status, created_at, updated_at, request) "
-                    "VALUES(?,?,?,?,?)",
-                    (task_id, "queued", now, now, dumps(p)),
-                )
+                tasks.insert(conn, task_id, p, now)
                 engine.jobs.add(conn, "analyze", task_id)
-            tasks.remember(conn, "batch", key, batch_id, digest, now)
+            ledger.remember(conn, "batch", key, batch_id, digest, now)
     engine.jobs.wake()
-    row = tasks.get_batch_row(engine.db, earlier or batch_id)
-    summary = tasks.batch_json(engine.db, row)
-    created = [tasks.task_json(t) for t in tasks.batch_tasks(engine.db, row["id"])]
+    batch = batches.get_batch(engine.db, earlier or batch_id)
+    items = tasks.of_batch(engine.db, batch.id)
+    summary = batches.batch_json(batch, items)
     return ok(
         {k: summary[k] for k in ("batch_id", "status", "total_items", "created_at", "expires_at")}
-        | {"items": [{"task_id": t["task_id"], "custom_id": t["custom_id"]} for t in created]},
+        | {"items": [{"task_id": t.id, "custom_id": t.request.get("custom_id")} for t in items]},
         201,
     )
 
@@ -130,8 +125,7 @@ async def create_batch(request: Request) -> Response:
 async def list_batches(request: Request) -> Response:
     engine = engine_of(request)
     page, limit = page_params(request)
-    rows = engine.db.all("SELECT * FROM analyze_batches ORDER BY created_at DESC, rowid DESC")
-    items = [tasks.batch_json(engine.db, r) for r in rows]
+    items = [batches.batch_json(b, tasks.of_batch(engine.db, b.id)) for b in batches.newest_first(engine.db)]
     statuses, modes = query_list(request, "status"), query_list(request, "analysis_mode")
     items = [
         b
@@ -143,53 +137,49 @@ async def list_batches(request: Request) -> Response:
 
 async def get_batch(request: Request) -> Response:
     engine = engine_of(request)
-    return ok(tasks.batch_json(engine.db, tasks.get_batch_row(engine.db, request.path_params["batch_id"])))
+    batch = batches.get_batch(engine.db, request.path_params["batch_id"])
+    return ok(batches.batch_json(batch, tasks.of_batch(engine.db, batch.id)))
 
 
 async def batch_results(request: Request) -> Response:
     engine = engine_of(request)
-    row = tasks.get_batch_row(engine.db, request.path_params["batch_id"])
-    lines = [json.dumps(tasks.result_line(t)) for t in tasks.batch_tasks(engine.db, row["id"])]
+    batch = batches.get_batch(engine.db, request.path_params["batch_id"])
+    lines = [json.dumps(tasks.result_line(t)) for t in tasks.of_batch(engine.db, batch.id)]
     return Response("".join(line + "\n" for line in lines), media_type="application/jsonl")
 
 
 async def cancel_batch(request: Request) -> Response:
     """Cancel the queued items (running ones finish); repeating it answers with the batch as it is."""
     engine = engine_of(request)
-    row = tasks.get_batch_row(engine.db, request.path_params["batch_id"])
-    status = tasks.batch_json(engine.db, row)["status"]
-    if status == "completed":
+    batch = batches.get_batch(engine.db, request.path_params["batch_id"])
+    if batches.batch_json(batch, tasks.of_batch(engine.db, batch.id))["status"] == "completed":
         raise ApiError(
             409, "batch_completed", "The batch has already completed; nothing is left to cancel.", nested=True
         )
-    if row["canceled_at"] is None:
+    if batch.canceled_at is None:
         now = now_iso()
-        error = dumps({"message": "canceled with its batch", "code": "batch_canceled"})
+        error = {"message": "canceled with its batch", "code": "batch_canceled"}
         with engine.db.tx() as conn:
-            conn.execute("UPDATE analyze_batches SET canceled_at=? WHERE id=?", (now, row["id"]))
-            for t in tasks.batch_tasks(engine.db, row["id"]):
-                if t["status"] in ("queued", "pending"):
-                    conn.execute(
-                        "UPDATE analyze_tasks SET status='canceled', error=?, completed_at=?, updated_at=? "
-                        "WHERE id=?",
-                        (error, now, now, t["id"]),
-                    )
-                    engine.jobs.drop_queued(conn, "analyze", t["id"])
-        row = tasks.get_batch_row(engine.db, row["id"])
-    return ok(tasks.batch_json(engine.db, row), 202)
+            batches.set_canceled(conn, batch.id, now)
+            for t in tasks.of_batch(engine.db, batch.id):
+                if t.status in ("queued", "pending"):
+                    tasks.set_canceled(conn, t.id, error, now)
+                    engine.jobs.drop_queued(conn, "analyze", t.id)
+        batch = batches.get_batch(engine.db, batch.id)
+    return ok(batches.batch_json(batch, tasks.of_batch(engine.db, batch.id)), 202)
 
 
 async def delete_batch(request: Request) -> Response:
     engine = engine_of(request)
-    row = tasks.get_batch_row(engine.db, request.path_params["batch_id"])
-    status = tasks.batch_json(engine.db, row)["status"]
+    batch = batches.get_batch(engine.db, request.path_params["batch_id"])
+    status = batches.batch_json(batch, tasks.of_batch(engine.db, batch.id))["status"]
     if status not in ("completed", "canceled", "expired"):
         raise ApiError(
             409, "batch_not_terminal", f"The batch is {status}; cancel it or wait until it ends.", nested=True
         )
     with engine.db.tx() as conn:
-        conn.execute("DELETE FROM analyze_tasks WHERE json_extract(request, '$.batch_id')=?", (row["id"],))
-        conn.execute("DELETE FROM analyze_batches WHERE id=?", (row["id"],))
+        tasks.delete_of_batch(conn, batch.id)
+        batches.delete(conn, batch.id)
     return no_content()
 
 

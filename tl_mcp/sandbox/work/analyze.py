@@ -17,9 +17,9 @@ from tl_mcp.sandbox.answers import LIMITS, Filled, answer_json, answer_text, cue
 from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.errors import ApiError, found, invalid, missing, not_found
 from tl_mcp.sandbox.media import Probe
-from tl_mcp.sandbox.store import assets, indexed_assets
+from tl_mcp.sandbox.store import analyze_tasks, assets, indexed_assets
 from tl_mcp.sandbox.store.assets import get_asset_row
-from tl_mcp.sandbox.store.db import dumps, loads, now_iso
+from tl_mcp.sandbox.store.db import loads
 from tl_mcp.sandbox.store.ids import new_id
 from tl_mcp.sandbox.work import segments
 from tl_mcp.sandbox.work.asset import insert_asset
@@ -364,13 +364,11 @@ def _image_answer(engine: Engine, params: dict[str, Any], *, nested: bool, wait:
 
 
 def run(engine: Engine, task_id: str, payload: dict[str, Any]) -> None:
-    row = engine.db.one("SELECT * FROM analyze_tasks WHERE id=?", (task_id,))
-    if row is None or row["status"] not in ("queued", "pending", "processing"):
+    stored = analyze_tasks.get(engine.db, task_id)
+    if stored is None or stored.status not in analyze_tasks.RUNNING:
         return
-    engine.db.run(
-        "UPDATE analyze_tasks SET status='processing', updated_at=? WHERE id=?", (now_iso(), task_id)
-    )
-    request = loads(row["request"])
+    analyze_tasks.set_processing(engine.db, task_id)
+    request = stored.request
     try:
         params = parse_params(request, nested=True)
         task = segments.check_task(request, params["model_name"], batch="batch_id" in request)
@@ -383,33 +381,21 @@ def run(engine: Engine, task_id: str, payload: dict[str, Any]) -> None:
                 return
         result = run_analysis(engine, params, nested=True, wait=3600.0, task=task)
     except ItemFailed as exc:
-        _fail(engine, task_id, {"message": exc.message, "code": exc.code})
+        analyze_tasks.set_failed(engine.db, task_id, {"message": exc.message, "code": exc.code})
         return
     except ApiError as exc:
         if "batch_id" in request:
             # One item that cannot be read fails alone; the rest of its batch goes on.
-            _fail(engine, task_id, {"message": exc.message, "code": "asset_unavailable"})
+            analyze_tasks.set_failed(
+                engine.db, task_id, {"message": exc.message, "code": "asset_unavailable"}
+            )
             return
         raise RuntimeError(exc.message) from exc
-    now = now_iso()
-    engine.db.run(
-        "UPDATE analyze_tasks SET status='ready', result=?, completed_at=?, updated_at=? WHERE id=? AND "
-        "status='processing'",
-        (dumps(result), now, now, task_id),
-    )
-
-
-def _fail(engine: Engine, task_id: str, error: dict[str, str]) -> None:
-    now = now_iso()
-    engine.db.run(
-        "UPDATE analyze_tasks SET status='failed', error=?, completed_at=?, updated_at=? WHERE id=? "
-        "AND status NOT IN ('ready','canceled')",
-        (dumps(error), now, now, task_id),
-    )
+    analyze_tasks.set_ready(engine.db, task_id, result)
 
 
 def failed(engine: Engine, ref: str, message: str) -> None:
-    _fail(engine, ref, {"message": message})
+    analyze_tasks.set_failed(engine.db, ref, {"message": message})
 
 
 #: SDK 1.3.6: pegasus1.2 is gone from analysis; pegasus1.6 alone reads images and `time_array` fields.
