@@ -162,6 +162,68 @@ async def test_a_finished_job_asked_on_another_replica_without_waiting_is_finish
         assert ended.structured_content == {"text": "All of it."}
 
 
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_a_job_its_caller_was_told_finished_is_finished_on_the_other_replica_at_once(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    pieces = [f"piece {i} " for i in range(16)]
+
+    async def work(job: Job) -> CallToolResult:
+        for piece in pieces:
+            job.emit_text(piece)
+            await anyio.sleep(0.005)
+        return _done(job.text)
+
+    async with _replicas(kind, tmp_path, request) as (a, b, _, _tg):
+        job = a.start("jockey", "Jockey answer", work, _partial)
+        told = ProgressRecorder()
+        with anyio.fail_after(10):
+            assert _text(await a.run(job, told, wait_s=0)).startswith("partial:")
+            final = await a.run(job, told, wait_s=10)
+            assert final.structured_content == {"text": "".join(pieces)} and told.text == "".join(pieces)
+            # The caller's very next call, without waiting, reaches B: it must not go back to "in progress".
+            on_b = await b.find(job.id)
+            assert on_b is not None
+            polled = ProgressRecorder()
+            ended = await b.run(on_b, polled, wait_s=0)
+        assert ended.structured_content == final.structured_content
+        assert polled.text == ""  # all of it was told on A already
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_a_poll_on_another_replica_relays_the_progress_the_shared_state_holds(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    gate = anyio.Event()
+
+    async def work(job: Job) -> CallToolResult:
+        job.emit_text("Started, ")
+        job.emit_note("[step] searching")
+        await gate.wait()
+        job.emit_text("then done.")
+        return _done(job.text)
+
+    async with _replicas(kind, tmp_path, request) as (a, b, _, _tg):
+        job = a.start("jockey", "Jockey answer", work, _partial)
+        with anyio.fail_after(10):
+            await a.run(job, ProgressRecorder(), wait_s=0)
+            # A publishes its events in the background; once B can see them, a poll there tells them.
+            while True:
+                seen = await b.find(job.id)
+                if seen is not None and seen.remote is not None and seen.remote.events >= 2:
+                    break
+                await anyio.sleep(0.02)
+            polled = ProgressRecorder()
+            partial = await b.run(seen, polled, wait_s=0)
+            assert _text(partial) == "partial:Started, "
+            assert polled.text == "Started, [step] searching"
+            # Back on A, the relay goes on from where B's poll left off.
+            gate.set()
+            rest = ProgressRecorder()
+            final = await a.run(job, rest, wait_s=5)
+        assert rest.text == "then done." and final.structured_content == {"text": "Started, then done."}
+
+
 async def test_a_replica_that_stops_beating_loses_its_running_jobs_in_bounded_time(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

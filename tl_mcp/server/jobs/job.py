@@ -48,6 +48,10 @@ class Job:
     finished_at: float | None = None
     #: Set once the job is published to the shared state (only the replica running it publishes).
     shared: bool = False
+    #: How many of `events` the shared state holds.
+    published: int = 0
+    #: One write to the shared state at a time, so the newest state is always the one that lands last.
+    publishing: anyio.Lock = field(default_factory=anyio.Lock)
     #: The job runs on another replica; this one follows its shared record.
     remote: JobRecord | None = None
 
@@ -68,6 +72,12 @@ class Job:
     async def wait_changed(self) -> None:
         if not self.done.is_set():
             await self.events.wait_changed()
+
+    def ended(self) -> None:
+        """Mark the job over and wake everyone waiting on it."""
+        self.finished_at = time.monotonic()
+        self.done.set()
+        self.events.notify()
 
     def outcome(self) -> CallToolResult:
         """The final result, or the error as a ToolError (the caller sees what failed and why)."""

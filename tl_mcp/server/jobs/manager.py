@@ -175,9 +175,7 @@ class JobManager:
                 log.warning("job %s (%s) expired after %.0f s", job.id[:40], job.kind, self._lifetime_s)
             else:
                 job.status = "cancelled"
-        job.finished_at = time.monotonic()
-        job.done.set()
-        job.events.notify()
+        job.ended()
 
     def _expired(self, job: Job) -> str:
         text = (
@@ -215,31 +213,27 @@ class JobManager:
                 # The caller went away before learning the job id: nobody can ever collect this work.
                 job.scope.cancel()
             raise
-        if finished:
-            if not job.handed_out:
-                self._jobs.pop(job.id, None)
-            elif job.shared and self._shared is not None:
-                await self._shared.advance(job.id, job.delivered)
+        if finished and not job.handed_out:
+            self._jobs.pop(job.id, None)
             return job.outcome()
         if not job.handed_out:
             self._make_portable(job)
         job.handed_out = True
         if self._shared is not None:
             await self._share(job, self._shared)
-        return job.partial(job)
+        return job.outcome() if finished else job.partial(job)
 
     async def _share(self, job: Job, shared: SharedState) -> None:
-        """Publish a handed-out job (its first time: before its id is out) and where its caller is."""
+        """Publish a handed-out job and where its caller is, before the caller hears back.
+
+        The caller's next call may reach any replica: that one must know at least what this one told
+        (the end, the text so far), not what the background publisher last got round to writing.
+        """
         if not job.shared:
-            try:
-                published = await replicas.publish(
-                    job, shared, 0, keep_s=self._keep_s, lifetime_s=self._lifetime_s
-                )
-            except ToolError:
-                published = 0  # logged where it failed; the publisher below tries again
             job.shared = True
             keep = partial(replicas.keep_published, keep_s=self._keep_s, lifetime_s=self._lifetime_s)
-            self._tg.start_soon(keep, job, shared, published, name=f"tl-mcp share {job.id[:40]}")
+            self._tg.start_soon(keep, job, shared, name=f"tl-mcp share {job.id[:40]}")
+        await replicas.publish(job, shared, keep_s=self._keep_s, lifetime_s=self._lifetime_s)
         await shared.advance(job.id, job.delivered)
 
     async def _relay_until_portable(

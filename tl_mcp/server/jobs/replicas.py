@@ -5,7 +5,6 @@ publishes its record and events as it goes; a caller that lands on another repli
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import anyio
@@ -50,31 +49,32 @@ def lost(record: JobRecord, replica_timeout_s: float) -> str:
     return text + f" Start it again: {record.again or 'call the tool that started it again'}."
 
 
-async def publish(job: Job, shared: SharedState, published: int, *, keep_s: float, lifetime_s: float) -> int:
-    """Write the job's record and its events after `published`; how many events are published now."""
-    record = _record(job, shared)
-    ttl = keep_s + (0.0 if job.done.is_set() else lifetime_s)
-    await shared.save_job(record, [dump_event(e) for e in job.events.since(published)], ttl_s=ttl)
-    return record.events
+async def publish(job: Job, shared: SharedState, *, keep_s: float, lifetime_s: float) -> None:
+    """Write the job's record as it stands and the events the shared state does not hold yet."""
+    async with job.publishing:
+        record = _record(job, shared)
+        ttl = keep_s + (0.0 if job.done.is_set() else lifetime_s)
+        await shared.save_job(record, [dump_event(e) for e in job.events.since(job.published)], ttl_s=ttl)
+        job.published = record.events
 
 
-async def keep_published(
-    job: Job, shared: SharedState, published: int, *, keep_s: float, lifetime_s: float
-) -> None:
-    """Publish the job as it goes: batched like the relay, at least every few seconds, and its end."""
+async def keep_published(job: Job, shared: SharedState, *, keep_s: float, lifetime_s: float) -> None:
+    """Publish the job as it goes: batched like the relay, at least every few seconds, and its end
+    at once (a follower polling without waiting learns it then)."""
     told: tuple[object, ...] = ()
     while True:
         finished = job.done.is_set()
         with anyio.move_on_after(FOLLOW_CHECK_S * 2):
             await job.wait_changed()
-        await anyio.sleep(COALESCE_S)
+        if not job.done.is_set():
+            await anyio.sleep(COALESCE_S)
         now = (len(job.events), job.status, job.heartbeat, job.watching)
         if now == told and not finished:
             continue  # nothing a follower would see changed: no write
         try:
-            published = await publish(job, shared, published, keep_s=keep_s, lifetime_s=lifetime_s)
+            await publish(job, shared, keep_s=keep_s, lifetime_s=lifetime_s)
         except ToolError:
-            # Logged where Redis failed; the next round sends everything since `published` again.
+            # Logged where Redis failed; the next round sends everything unpublished again.
             await anyio.sleep(1.0)
             continue
         told = now
@@ -92,13 +92,15 @@ async def relay_remote(
     replica_timeout_s: float,
 ) -> CallToolResult:
     """Relay a job another replica runs, from the shared cursor on, following its shared record."""
-    record = job.remote
-    assert record is not None
     job.delivered = await shared.cursor(job.id)
     job.events = EventLog(start=job.delivered)
-    if record.status != "in_progress":
-        # Over already: read it to the end first, so that a poll (wait_s=0) gets the final result
-        # rather than an empty "in progress".
+    # What the shared log holds already is relayed first, so that a poll (wait_s=0) tells what it
+    # would on the replica running the job: the progress so far, or the final result.
+    latest = await _pull(job, shared, wait_s=0, keep_s=keep_s, replica_timeout_s=replica_timeout_s)
+    if latest is None:
+        job.ended()
+    elif latest.status != "in_progress":
+        # Over, with more events than one read brings.
         await _follow(job, shared, keep_s=keep_s, replica_timeout_s=replica_timeout_s)
     finished = False
     async with anyio.create_task_group() as tg:
@@ -111,7 +113,8 @@ async def relay_remote(
             finished = await relay(job, report, wait_s=wait_s)
             tg.cancel_scope.cancel()
 
-        tg.start_soon(follow)
+        if not job.done.is_set():
+            tg.start_soon(follow)
         tg.start_soon(relayed)
     await shared.advance(job.id, job.delivered)
     return job.outcome() if finished else job.partial(job)
@@ -119,34 +122,41 @@ async def relay_remote(
 
 async def _follow(job: Job, shared: SharedState, *, keep_s: float, replica_timeout_s: float) -> None:
     """Feed the shared events into `job.events` and its record's state into `job`, until it ends."""
-    while True:
-        record = await shared.load_job(job.id)
-        if record is None:
-            job.status = "lost"
-            job.error = (
-                f"Job {job.id} ({job.label}) is no longer kept in the shared state (records are kept "
-                f"{span(keep_s)} after they end). Start the work again."
-            )
-            break
-        job.remote, job.heartbeat, job.watching = record, record.heartbeat, record.watching
-        behind = len(job.events) < record.events
-        if record.status != "in_progress" and not behind:
-            job.status, job.error = record.status, record.error  # type: ignore[assignment]
-            break
-        if record.status == "in_progress" and not await shared.alive(record.replica):
-            job.status, job.error = "lost", lost(record, replica_timeout_s)
-            break
-        found = await shared.job_events(job.id, len(job.events), wait_s=0 if behind else FOLLOW_CHECK_S)
-        if found and found[0][0] > len(job.events) + 1:
-            # The shared log keeps its newest MAX_EVENTS: relaying goes on from the oldest one kept.
-            log.warning("job %s: %d progress messages were dropped", job.id[:40], found[0][0] - 1)
-            job.events.skip_to(found[0][0] - 1)
-            job.delivered = max(job.delivered, found[0][0] - 1)
-        for _, event in found:
-            job.events.append(load_event(event))
-    job.finished_at = time.monotonic()
-    job.done.set()
-    job.events.notify()
+    while await _pull(job, shared, wait_s=FOLLOW_CHECK_S, keep_s=keep_s, replica_timeout_s=replica_timeout_s):
+        pass
+    job.ended()
+
+
+async def _pull(
+    job: Job, shared: SharedState, *, wait_s: float, keep_s: float, replica_timeout_s: float
+) -> JobRecord | None:
+    """Read the shared record and the events after `job.events` (waiting up to `wait_s` when there
+    are none yet): the record read, or None once the job is over and every event is read."""
+    record = await shared.load_job(job.id)
+    if record is None:
+        job.status = "lost"
+        job.error = (
+            f"Job {job.id} ({job.label}) is no longer kept in the shared state (records are kept "
+            f"{span(keep_s)} after they end). Start the work again."
+        )
+        return None
+    job.remote, job.heartbeat, job.watching = record, record.heartbeat, record.watching
+    behind = len(job.events) < record.events
+    if record.status != "in_progress" and not behind:
+        job.status, job.error = record.status, record.error  # type: ignore[assignment]
+        return None
+    if record.status == "in_progress" and not await shared.alive(record.replica):
+        job.status, job.error = "lost", lost(record, replica_timeout_s)
+        return None
+    found = await shared.job_events(job.id, len(job.events), wait_s=0 if behind else wait_s)
+    if found and found[0][0] > len(job.events) + 1:
+        # The shared log keeps its newest MAX_EVENTS: relaying goes on from the oldest one kept.
+        log.warning("job %s: %d progress messages were dropped", job.id[:40], found[0][0] - 1)
+        job.events.skip_to(found[0][0] - 1)
+        job.delivered = max(job.delivered, found[0][0] - 1)
+    for _, event in found:
+        job.events.append(load_event(event))
+    return record
 
 
 def _record(job: Job, shared: SharedState) -> JobRecord:
