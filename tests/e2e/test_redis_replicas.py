@@ -55,6 +55,7 @@ class Cluster:
     procs: dict[str, subprocess.Popen[bytes]]
     logs: dict[str, Path]
     library: dict[str, str]
+    ports: dict[str, int]
 
 
 def _clean_env(tmp: Path) -> dict[str, str]:
@@ -128,7 +129,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 return await seed_library(c, video, "lb")
 
         library = anyio.run(seed)
-        yield Cluster(url, procs, logs, library)
+        yield Cluster(url, procs, logs, library, ports)
         for log in logs.values():
             text = log.read_text()
             assert TOKEN not in text and SANDBOX_KEY not in text and STATE_KEYS not in text
@@ -171,6 +172,66 @@ async def test_an_answer_started_on_one_replica_is_finished_by_the_others(cluste
                 assert turn["knowledge_store_id"] == ks
                 answered.add(served[-1][1])
         assert answered == set(cluster.procs), answered
+
+
+async def test_polls_without_waiting_on_every_replica_relay_an_answer_to_its_end(cluster: Cluster) -> None:
+    served: list[tuple[str, str]] = []
+    ks = cluster.library["knowledge_store_id"]
+    async with _client(cluster.url, served) as c:
+        relayed = ProgressRecorder()
+        with anyio.fail_after(60):
+            args = {"knowledge_store_id": ks, "input": "Who is in the video?", "wait_s": 0}
+            first = await call_ok(c, "create_response", args, progress_callback=relayed)
+            started = first.structured_content
+            assert started and started["status"] == "in_progress", started
+            job_id = started["job_id"]
+            while True:
+                poll = {"id": job_id, "wait_s": 0}
+                answer = await call_ok(c, "wait_for_task", poll, progress_callback=relayed)
+                waited = answer.structured_content
+                assert waited and waited["kind"] == "job:jockey", waited
+                if waited["done"]:
+                    break
+                await anyio.sleep(0.05)
+            told = served[-1][1]
+            # HAProxy sends the next polls to the other replicas: told finished once, finished everywhere.
+            for _ in range(2):
+                again = (await call_ok(c, "wait_for_task", {"id": job_id, "wait_s": 0})).structured_content
+                assert again and again["done"] and again["status"] == "completed", (served[-1], again)
+                assert again["result"]["text"] == waited["result"]["text"]
+        assert {replica for _, replica in served[-2:]} | {told} == set(cluster.procs)
+        final = waited["result"]
+        assert final["status"] == "completed" and final["text"], final
+        # Every poll relayed from where the one before stopped, whichever replica it reached.
+        assert relayed.text == final["text"]
+
+
+async def test_an_answer_told_finished_on_its_replica_is_finished_on_the_others_at_once(
+    cluster: Cluster,
+) -> None:
+    served: list[tuple[str, str]] = []
+    ks = cluster.library["knowledge_store_id"]
+    async with AsyncExitStack() as stack:
+        c = await stack.enter_async_context(_client(cluster.url, served))
+        # Connected beforehand, so the reads below follow the answer by milliseconds.
+        direct = {
+            name: await stack.enter_async_context(_client(f"http://127.0.0.1:{port}", []))
+            for name, port in cluster.ports.items()
+        }
+        with anyio.fail_after(60):
+            args = {"knowledge_store_id": ks, "input": "Describe the video.", "wait_s": 0}
+            started = (await call_ok(c, "create_response", args)).structured_content
+            assert started and started["status"] == "in_progress", started
+            job_id, origin = started["job_id"], served[-1][1]
+            told = (
+                await call_ok(direct[origin], "wait_for_task", {"id": job_id, "wait_s": 60})
+            ).structured_content
+            assert told and told["done"] and told["status"] == "completed", told
+            for name in set(direct) - {origin}:
+                again = await call_ok(direct[name], "wait_for_task", {"id": job_id, "wait_s": 0})
+                polled = again.structured_content
+                assert polled and polled["done"] and polled["status"] == "completed", (name, polled)
+                assert polled["result"]["text"] == told["result"]["text"]
 
 
 async def test_a_cancel_that_reaches_another_replica_stops_the_call(cluster: Cluster) -> None:
