@@ -40,6 +40,19 @@ pytestmark = [
 ]
 
 Plan = dict[str, Any]
+#: What landed with bulk ingest, metadata edits, store depth and entities: each must answer a TS client.
+NEW_TOOLS = {s.name for s in all_tools() if s.toolset in ("stores", "entities")} | {
+    "bulk_ingest",
+    "wait_for_task",
+    "list_assets",
+    "update_metadata",
+    "search_videos",
+    "create_embedding",
+    "create_response",
+    "continue_session",
+    "delete_entity",
+    "delete_entity_collection",
+}
 
 
 @pytest.fixture(scope="session")
@@ -160,6 +173,8 @@ class TsSession:
     def __init__(self, proc: subprocess.Popen[str]) -> None:
         self.proc = proc
         self.connect = self._read(60)["connect"]
+        #: The tools that answered a call without an error, their structuredContent checked by the SDK.
+        self.called: set[str] = set()
 
     def _read(self, timeout: float) -> dict[str, Any]:
         assert self.proc.stdout is not None
@@ -184,6 +199,9 @@ class TsSession:
         result = answer["result"]
         assert result["isError"] is False, f"{name} failed: {text(result)}"
         assert isinstance(result["structuredContent"], dict)
+        values = [p["progress"] for p in answer["progress"]]
+        assert values == sorted(set(values)), f"{name}: progress must increase with each notification"
+        self.called.add(name)
         return answer
 
     def follow(self, result: dict[str, Any], answers: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -317,6 +335,23 @@ def test_ts_client_drives_the_new_tools_and_every_structured_result_fits_its_sch
     asked = followed["create_response"]
     assert collection_id in json.dumps(asked["arguments"]["selections"]), asked["arguments"]
     assert "Made by" in text(asked["result"]), text(asked["result"])
+    assert "continue_session" in ts.follow(asked["result"], {"input": "And just after that?"})
+    ks = {"knowledge_store_id": store_id}
+    listed_collections = ts.call("list_item_collections", ks)["result"]
+    assert "list_collection_items" in ts.follow(listed_collections, fills)
+    hits = ts.call(
+        "search_knowledge_store",
+        {
+            **ks,
+            "query": "fresh apples",
+            "collection_id": collection_id,
+            "group_by": "item",
+            "modalities": ["visual", "audio"],
+        },
+    )["result"]["structuredContent"]["hits"]
+    assert [h["item_id"] for h in hits] == [market["item_id"]], hits
+    renamed = ts.call("update_knowledge_store", {**ks, "metadata": {"shoot": ["market"]}})["result"]
+    assert renamed["structuredContent"]["metadata"] == {"shoot": ["market"]}
 
     # An entity from a reference picture of the apples, found in the index; offline says how it matched.
     picture = ts.call("upload_asset", {"path": str(reference)})["result"]["structuredContent"]["asset_id"]
@@ -337,6 +372,14 @@ def test_ts_client_drives_the_new_tools_and_every_structured_result_fits_its_sch
         moments_of["result"]
     )
     assert list(ts.follow(moments_of["result"], fills)) == ["get_video"]
+    ids = {"entity_collection_id": collection, "entity_id": entity["entity_id"]}
+    ts.call("list_entity_collections", {"name": "produce"})
+    ts.call("update_entity_collection", {"entity_collection_id": collection, "name": "fruit"})
+    by_asset = ts.call("list_entities", {"asset_id": picture})["result"]["structuredContent"]
+    assert [e["entity_id"] for e in by_asset["entities"]] == [entity["entity_id"]]
+    ts.call("update_entity", {**ids, "metadata": {"aisle": 3}})
+    assert ts.call("delete_entity", ids)["result"]["structuredContent"]["deleted"] is True
+    ts.call("delete_entity_collection", {"entity_collection_id": collection})
 
     # create_embedding's new options: an indexed video's stored embeddings, and a task with scopes and
     # options over an uploaded asset.
@@ -347,3 +390,4 @@ def test_ts_client_drives_the_new_tools_and_every_structured_result_fits_its_sch
     vectors = options["structuredContent"]["embeddings"]
     assert {v["scope"] for v in vectors} == {"clip", "asset"} and {v["option"] for v in vectors} >= {"visual"}
     ts.follow(options, fills)
+    assert ts.called >= NEW_TOOLS, f"not called through the TS client: {sorted(NEW_TOOLS - ts.called)}"
