@@ -309,6 +309,9 @@ def test_ts_client_drives_the_new_tools_and_every_structured_result_fits_its_sch
 
     assets = ts.call("list_assets", {"filename": "market"})["result"]["structuredContent"]
     assert market["asset_id"] in [a["asset_id"] for a in assets["assets"]], assets
+    unknown = {"asset_id": "0" * 24, "user_metadata": {"team": "red"}}
+    refused = ts.step({"op": "callTool", "name": "update_metadata", "arguments": unknown})["result"]
+    assert refused["isError"] and "Check the id; list_assets shows the ids" in text(refused), refused
 
     # Metadata set on one indexed video selects it, and only it, in a search filter.
     video = {"video_id": market["indexed_asset_id"], "index_id": index_id}
