@@ -220,17 +220,20 @@ def text(result: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-def ts_session(tmp_path: Path) -> Iterator[Callable[[list[str]], TsSession]]:
-    """`tl-mcp serve` over stdio on a fresh embedded sandbox, driven step by step by the TS SDK."""
+def ts_session(tmp_path: Path) -> Iterator[Callable[[Plan], TsSession]]:
+    """The TS SDK driving a server step by step: the plan's "http" one, or for "serve" (its flags) a
+    `tl-mcp serve` over stdio on a fresh embedded sandbox."""
     npm_ci(TS)
     node = shutil.which("node")
     assert node is not None
     started: list[subprocess.Popen[str]] = []
 
-    def start(serve_flags: list[str]) -> TsSession:
-        server_env = clean_env({**FAST_SANDBOX, "TL_MCP_SANDBOX_DIR": str(tmp_path / "sandbox")})
-        command = [sys.executable, "-m", "tl_mcp.cli", "serve", *serve_flags]
-        plan = {"stdio": {"command": command[0], "args": command[1:], "env": server_env, "cwd": str(ROOT)}}
+    def start(plan: Plan) -> TsSession:
+        if "serve" in plan:
+            server_env = clean_env({**FAST_SANDBOX, "TL_MCP_SANDBOX_DIR": str(tmp_path / "sandbox")})
+            command = [sys.executable, "-m", "tl_mcp.cli", "serve", *plan.pop("serve")]
+            stdio = {"command": command[0], "args": command[1:], "env": server_env, "cwd": str(ROOT)}
+            plan = {**plan, "stdio": stdio}
         proc = subprocess.Popen(
             [node, "client.mjs", json.dumps({**plan, "interactive": True})],
             cwd=TS,
@@ -256,7 +259,7 @@ def ts_session(tmp_path: Path) -> Iterator[Callable[[list[str]], TsSession]]:
 
 
 def test_ts_client_drives_the_new_tools_and_every_structured_result_fits_its_schema(
-    ts_session: Callable[[list[str]], TsSession], tmp_path: Path, sample: SampleInfo
+    ts_session: Callable[[Plan], TsSession], tmp_path: Path, sample: SampleInfo
 ) -> None:
     """bulk_ingest to a job handle followed by wait_for_task, metadata edits found by a search filter, an
     item collection named in a Jockey selection, an entity found in the videos; every printed next step is
@@ -267,7 +270,7 @@ def test_ts_client_drives_the_new_tools_and_every_structured_result_fits_its_sch
     shutil.copy(sample.path, folder / "market.mp4")
     tiny_video(folder / "tiny.mp4", 200)
     reference = make_sample_image(media / "apples.png", scene_index=1)
-    ts = ts_session(["--toolsets", "all", "--allow-dir", str(media)])
+    ts = ts_session({"serve": ["--toolsets", "all", "--allow-dir", str(media)]})
     assert ts.connect["protocolVersion"] == "2025-11-25", ts.connect
 
     listed = ts.step({"op": "listTools"})["result"]
@@ -394,3 +397,42 @@ def test_ts_client_drives_the_new_tools_and_every_structured_result_fits_its_sch
     assert {v["scope"] for v in vectors} == {"clip", "asset"} and {v["option"] for v in vectors} >= {"visual"}
     ts.follow(options, fills)
     assert ts.called >= NEW_TOOLS, f"not called through the TS client: {sorted(NEW_TOOLS - ts.called)}"
+
+
+def test_ts_client_over_http_follows_job_handles_of_bulk_ingest_and_jockey(
+    ts_session: Callable[[Plan], TsSession], http_server: HttpServer, sample: SampleInfo
+) -> None:
+    """Over streamable HTTP (where job ids carry this replica's prefix) both job handles are followed as
+    printed: the bulk upload's, with its progress streamed, and an answer's, which keeps its "Made by"."""
+    ts = ts_session(
+        {"http": {"url": http_server.url, "headers": {"Authorization": f"Bearer {http_server.token}"}}}
+    )
+    ts.step({"op": "listTools"})
+    index_id = ts.call("create_index", {"name": "ts-http"})["result"]["structuredContent"]["id"]
+    store_id = ts.call("create_knowledge_store", {"name": "ts-http"})["result"]["structuredContent"]["id"]
+    where = {"index_id": index_id, "knowledge_store_id": store_id}
+    clip = sample.path.name
+    args = {"folder": str(sample.path.parent), "include": [clip], **where, "wait_s": 0}
+    started = ts.call("bulk_ingest", args)["result"]
+
+    def follow_job(result: dict[str, Any]) -> dict[str, Any]:
+        (hint,) = [h for h in next_steps(CallToolResult.model_validate(result)) if "wait_for_task(" in h]
+        ((tool, wait),) = [(t, a) for t, a in parse_calls(hint) if t == "wait_for_task"]
+        for _ in range(10):
+            waited = ts.call(tool, {**wait, "wait_s": 30})
+            if waited["result"]["structuredContent"]["done"]:
+                return waited
+        raise AssertionError(f"{wait['id']} did not finish")
+
+    bulk = follow_job(started)
+    assert bulk["progress"] and bulk["progress"][-1]["message"].endswith(f"{clip}: uploaded"), bulk[
+        "progress"
+    ]
+    ingested = bulk["result"]["structuredContent"]["result"]
+    assert [row["source"] for row in ingested["uploaded"] + ingested["reused"]] == [clip], ingested
+    question = {"knowledge_store_id": store_id, "input": "How much do the apples cost?", "wait_s": 0}
+    asked = ts.call("create_response", question)["result"]
+    answered = follow_job(asked)["result"]
+    answer = answered["structuredContent"]["result"]
+    assert answered["structuredContent"]["status"] == "completed" and "two dollars" in answer["text"], answer
+    assert "Made by the sandbox" in text(answered), text(answered)
