@@ -21,6 +21,7 @@ import pytest
 from mcp.types import CallToolResult
 from newcomer_support import CLIENTS, FAST_SANDBOX, ROOT, HttpServer, clean_env, npm_ci
 
+from tests.server.test_analysis_tasks import PRICES
 from tests.server.test_bulk import tiny_video
 from tests.server.test_next_steps import next_steps, parse_calls
 from tl_mcp.samples import SampleInfo, make_sample_image
@@ -40,7 +41,8 @@ pytestmark = [
 ]
 
 Plan = dict[str, Any]
-#: What landed with bulk ingest, metadata edits, store depth and entities: each must answer a TS client.
+#: What landed with bulk ingest, metadata edits, store depth, entities and analysis tasks: each must
+#: answer a TS client.
 NEW_TOOLS = {s.name for s in all_tools() if s.toolset in ("stores", "entities")} | {
     "bulk_ingest",
     "wait_for_task",
@@ -52,6 +54,7 @@ NEW_TOOLS = {s.name for s in all_tools() if s.toolset in ("stores", "entities")}
     "continue_session",
     "delete_entity",
     "delete_entity_collection",
+    "start_analysis_task",
 }
 
 
@@ -396,6 +399,11 @@ def test_ts_client_drives_the_new_tools_and_every_structured_result_fits_its_sch
     vectors = options["structuredContent"]["embeddings"]
     assert {v["scope"] for v in vectors} == {"clip", "asset"} and {v["option"] for v in vectors} >= {"visual"}
     ts.follow(options, fills)
+    # An async analysis task over the market video, followed by the job handle it prints.
+    task = {"asset_id": market["asset_id"], "segment_definitions": [PRICES], "wait_s": 0}
+    started_task = ts.call("start_analysis_task", task)["result"]
+    analysed = ts.follow(started_task, fills)["wait_for_task"]["result"]["structuredContent"]["result"]
+    assert [s["definition"] for s in analysed["segments"]] == ["prices"], analysed
     assert ts.called >= NEW_TOOLS, f"not called through the TS client: {sorted(NEW_TOOLS - ts.called)}"
 
 
