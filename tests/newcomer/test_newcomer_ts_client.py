@@ -234,9 +234,9 @@ def ts_session(tmp_path: Path) -> Iterator[Callable[[Plan], TsSession]]:
     def start(plan: Plan) -> TsSession:
         if "serve" in plan:
             server_env = clean_env({**FAST_SANDBOX, "TL_MCP_SANDBOX_DIR": str(tmp_path / "sandbox")})
-            command = [sys.executable, "-m", "tl_mcp.cli", "serve", *plan.pop("serve")]
+            command = [sys.executable, "-m", "tl_mcp.cli", "serve", *plan["serve"]]
             stdio = {"command": command[0], "args": command[1:], "env": server_env, "cwd": str(ROOT)}
-            plan = {**plan, "stdio": stdio}
+            plan = {"stdio": stdio}
         proc = subprocess.Popen(
             [node, "client.mjs", json.dumps({**plan, "interactive": True})],
             cwd=TS,
