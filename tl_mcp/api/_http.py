@@ -287,13 +287,15 @@ class HTTPCore:
         )
 
     def _status_error(self, response: httpx2.Response, body: bytes, what: str) -> APIStatusError:
-        return error_for_status(
+        error = error_for_status(
             response.status_code,
             body,
             request_id=request_id_of(response.headers),
             retry_after=parse_retry_after(response.headers),
             context=what,
         )
+        error.path = response.request.url.path
+        return error
 
     async def request(
         self,

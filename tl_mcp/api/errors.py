@@ -29,6 +29,8 @@ class TwelveLabsError(Exception):
         self.retry_after = retry_after
         #: False when the request was not retried because it may have taken effect (a create, an upload).
         self.repeat_safe: bool | None = None
+        #: The URL path of the request the API answered with this error (None before any answer).
+        self.path: str | None = None
         super().__init__(message)
 
     def __str__(self) -> str:

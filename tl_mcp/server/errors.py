@@ -6,6 +6,7 @@ on goes through here. Messages are built from status, code and the upstream mess
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -35,7 +36,8 @@ _HINTS: list[tuple[type[TwelveLabsError], str]] = [
     (PermissionDeniedError, "The API key lacks access to this resource or feature; check the plan or key."),
     (
         NotFoundError,
-        "Check the id; list_indexes, list_videos or list_knowledge_stores show the ids that exist.",
+        "Check the id; list_indexes, list_videos, list_assets or list_knowledge_stores show the ids that "
+        "exist.",
     ),
     (ConflictError, "Something with that name or state already exists; pick another name or reuse it."),
     (RateLimitError, "The API is rate limiting; wait a little and retry."),
@@ -51,6 +53,34 @@ _HINTS: list[tuple[type[TwelveLabsError], str]] = [
 ]
 
 
+#: The tools that list what a request path names, most specific first. A nested path names its parent's
+#: lister too: the API's 404 does not say whether the index or the video in it is the one missing.
+_LISTED_BY: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"/entity-collections/[^/]+/entities\b"), "list_entity_collections and list_entities show"),
+    (re.compile(r"/entity-collections\b"), "list_entity_collections shows"),
+    (
+        re.compile(r"/knowledge-stores/[^/]+/item-collections\b"),
+        "list_knowledge_stores and list_item_collections show",
+    ),
+    (
+        re.compile(r"/knowledge-stores/[^/]+/items\b"),
+        "list_knowledge_stores and list_knowledge_store_items show",
+    ),
+    (re.compile(r"/knowledge-stores\b"), "list_knowledge_stores shows"),
+    (re.compile(r"/indexes/[^/]+/(indexed-assets|videos)\b"), "list_indexes and list_videos show"),
+    (re.compile(r"/indexes\b"), "list_indexes shows"),
+    (re.compile(r"/assets\b"), "list_assets shows"),
+)
+
+
+def _not_found_hint(exc: TwelveLabsError) -> str | None:
+    """For a 404, the tools that list what the request named, so the next call finds the real id."""
+    if not isinstance(exc, NotFoundError) or not exc.path:
+        return None
+    listed = next((tools for pattern, tools in _LISTED_BY if pattern.search(exc.path)), None)
+    return f"Check the id; {listed} the ids that exist." if listed else None
+
+
 def explain(action: str, exc: TwelveLabsError) -> str:
     why = [f"HTTP {exc.status}" if exc.status else None, exc.code]
     reason = ", ".join(w for w in why if w)
@@ -58,7 +88,7 @@ def explain(action: str, exc: TwelveLabsError) -> str:
     text = f"{action} failed: {message}" + (f" ({reason})" if reason else "")
     if isinstance(exc, RateLimitError) and exc.retry_after:
         text += f". Retry after {exc.retry_after:.0f} s"
-    hint = next(
+    hint = _not_found_hint(exc) or next(
         (h for cls, h in _HINTS if isinstance(exc, cls)),
         "The API's answer could not be used; retry, and if it keeps happening the service may be degraded.",
     )

@@ -11,7 +11,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from tl_mcp.api.errors import NotFoundError, TwelveLabsError
+from tl_mcp.api.errors import TwelveLabsError
 from tl_mcp.api.models import Bounds, MetadataValue, list_filter_params
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.results import FILL, Listing, Markdown, Page, ToolResult, call, tool_result
@@ -207,11 +207,6 @@ async def update_metadata(
                 edit = {**{k: None for k in current if k not in edit}, **edit}
             await c.indexed_assets.update_metadata(index_id, video_id, edit)
             now = (await c.indexed_assets.get(index_id, video_id)).user_metadata
-    except NotFoundError as exc:
-        where = "list_assets" if asset_id else "list_videos"
-        raise ToolError(
-            f"{explain(f'Editing the metadata of {what}', exc)} ({where} shows the ids)."
-        ) from None
     except TwelveLabsError as exc:
         raise ToolError(explain(f"Editing the metadata of {what}", exc)) from None
     out = MetadataResult(
