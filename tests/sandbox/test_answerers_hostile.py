@@ -1,0 +1,178 @@
+"""A model endpoint that misbehaves (garbage chunks, a huge answer, JSON that is not JSON) against the
+sandbox's Jockey: every answer still completes, falls back to the evidence when the model cannot be
+trusted, says so, and stays bounded; a real loopback server sends the raw stream lines."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx2
+import pytest
+
+from tests.sandbox.conftest import Media, client_for
+from tests.sandbox.test_answerers import APPLES, _store, text_of
+from tests.sandbox.test_knowledge_http import check_response_object, conform, sse
+from tl_mcp.sandbox.embedded import EmbeddedSandbox
+
+#: What the raw endpoint sends for one request: the stream's lines (without the blank line after each).
+Lines = Callable[[dict[str, Any]], Iterator[str]]
+
+
+class RawEndpoint:
+    def __init__(self) -> None:
+        self.lines: Lines = lambda body: iter(())
+        self.url = ""
+
+
+def _chunk(content: Any) -> str:
+    return "data: " + json.dumps(
+        {"object": "chat.completion.chunk", "choices": [{"delta": {"content": content}}]}
+    )
+
+
+@contextmanager
+def raw_endpoint() -> Iterator[RawEndpoint]:
+    endpoint = RawEndpoint()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            try:
+                for line in endpoint.lines(body):
+                    self.wfile.write(f"{line}\n\n".encode())
+                    self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the sandbox stopped reading
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    endpoint.url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield endpoint
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def hostile(
+    tmp_path_factory: pytest.TempPathFactory, media: Media
+) -> Iterator[tuple[RawEndpoint, httpx2.Client, str]]:
+    with raw_endpoint() as endpoint:
+        sb = EmbeddedSandbox.start_in_thread(
+            tmp_path_factory.mktemp("hostile"), analyzers="none", llm_url=endpoint.url, llm_timeout_s=20.0
+        )
+        try:
+            with client_for(sb) as client:
+                yield endpoint, client, _store(client, media)
+        finally:
+            sb.stop()
+
+
+def _ask(client: httpx2.Client, store_id: str, question: str, **body: Any) -> tuple[dict[str, Any], str]:
+    payload = {
+        "knowledge_store_id": store_id,
+        "input": [{"type": "message", "role": "user", "content": question}],
+        "stream": True,
+        **body,
+    }
+    r = client.post("/responses", json=payload)
+    assert r.status_code == 200, r.text
+    events, done = sse(r.text)
+    assert done
+    conform(events)
+    kinds = [e["type"] for e in events]
+    assert "response.failed" not in kinds, "the turn failed instead of falling back"
+    final = next(e["response"] for e in events if e["type"] == "response.completed")
+    check_response_object(final)
+    joined = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    assert joined == text_of(final)
+    return final, joined
+
+
+@pytest.mark.parametrize("content", [5, ["Fresh", " apples"], {"text": "apples"}, True])
+def test_a_chunk_whose_content_is_not_text_falls_back_and_says_why(
+    hostile: tuple[RawEndpoint, httpx2.Client, str], content: Any
+) -> None:
+    endpoint, client, store_id = hostile
+    endpoint.lines = lambda body: iter([_chunk("Fresh apples "), _chunk(content), "data: [DONE]"])
+    final, text = _ask(client, store_id, APPLES)
+    assert final["generated_by"]["answerer"] == "extractive"
+    assert "not an OpenAI chat chunk" in final["generated_by"]["note"]
+    assert "two dollars per pound" in text
+
+
+def _marker_of_apples(body: dict[str, Any]) -> str:
+    content = body["messages"][-1]["content"]
+    line = next(line for line in content.splitlines() if "apples" in line.lower())
+    return line.split(" ", 1)[0]
+
+
+@pytest.mark.parametrize("shape", ["many tokens", "one huge token"])
+def test_a_huge_answer_that_ignores_max_tokens_is_cut_off_fast_and_said_so(
+    hostile: tuple[RawEndpoint, httpx2.Client, str], shape: str
+) -> None:
+    endpoint, client, store_id = hostile
+    # Grounded words, but no sentence end: ~2 MB of "one sentence" the server will not stop sending.
+    said = "fresh apples cost two dollars per pound and "
+
+    def lines(body: dict[str, Any]) -> Iterator[str]:
+        yield _chunk(f"{_marker_of_apples(body)} Fresh apples cost two dollars per pound and ")
+        if shape == "one huge token":
+            yield _chunk(said * 50_000)
+        else:
+            for _ in range(50_000):
+                yield _chunk(said)
+        yield "data: [DONE]"
+
+    endpoint.lines = lines
+    started = time.monotonic()
+    final, text = _ask(client, store_id, APPLES)
+    assert time.monotonic() - started < 10
+    assert len(text) < 5_000
+    assert final["generated_by"]["answerer"] == "extractive"
+    assert "longer than" in final["generated_by"]["note"] and "max_tokens" in final["generated_by"]["note"]
+    assert "two dollars per pound" in text
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"fruit": {"type": "string"}, "price_dollars": {"type": "integer"}},
+}
+FORMAT = {"text": {"format": {"type": "json_schema", "name": "price", "schema": SCHEMA}}}
+
+
+@pytest.mark.parametrize(
+    ("sent", "reason"),
+    [
+        (['{"fruit": "apples", "price_dollars": ', "2"], "its output is not JSON"),
+        (['{"fruit": "apples", "price_dollars": 2}', " trailing words"], "its output is not JSON"),
+        (['{"fruit": "apples", "note": "' + "apples " * 200_000 + '"}'], "max_tokens"),
+        (['["apples", 2]'], "its JSON does not fit the schema"),
+    ],
+)
+def test_constrained_output_that_is_not_the_schemas_json_falls_back_to_fitted_evidence(
+    hostile: tuple[RawEndpoint, httpx2.Client, str], sent: list[str], reason: str
+) -> None:
+    endpoint, client, store_id = hostile
+    endpoint.lines = lambda body: iter([*(_chunk(piece) for piece in sent), "data: [DONE]"])
+    started = time.monotonic()
+    final, text = _ask(client, store_id, APPLES, **FORMAT)
+    assert time.monotonic() - started < 10
+    value = json.loads(text)
+    assert set(value) == {"fruit", "price_dollars"}
+    assert final["generated_by"]["answerer"] == "extractive"
+    assert reason in final["generated_by"]["note"]
