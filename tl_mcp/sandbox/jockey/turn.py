@@ -92,10 +92,12 @@ class Turn:
         if final:
             body["usage"] = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
             # Sandbox-only: which answerer (and model) wrote this answer, and why if it fell back.
-            body["generated_by"] = self.made.as_json()
+            made = self.made
             if self.unfilled is not None and self.made.answerer == "extractive":
                 # Sandbox-only: fields left null or empty because nothing retrieved fitted them.
                 body["unfilled"] = self.unfilled
+                made = made.with_placeholders(self.unfilled)
+            body["generated_by"] = made.as_json()
         return body
 
     def _next_message_id(self) -> str:
