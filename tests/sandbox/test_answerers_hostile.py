@@ -176,3 +176,43 @@ def test_constrained_output_that_is_not_the_schemas_json_falls_back_to_fitted_ev
     assert set(value) == {"fruit", "price_dollars"}
     assert final["generated_by"]["answerer"] == "extractive"
     assert reason in final["generated_by"]["note"]
+
+
+@pytest.mark.parametrize(
+    ("field", "broken"),
+    [
+        ({"type": "string", "pattern": "^[A-Z]{3}$"}, "does not match '^[A-Z]{3}$'"),
+        ({"type": "string", "minLength": 500}, "is too short"),
+        ({"type": "integer", "exclusiveMinimum": 3, "multipleOf": 7}, "is not a multiple of 7"),
+        ({"type": "array", "uniqueItems": True, "minItems": 2, "items": {"type": "boolean"}}, "non-unique"),
+    ],
+)
+def test_a_schema_whose_fields_cannot_be_left_unfilled_is_refused_up_front_with_what_to_change(
+    hostile: tuple[RawEndpoint, httpx2.Client, str], field: dict[str, Any], broken: str
+) -> None:
+    endpoint, client, store_id = hostile
+    asked: list[dict[str, Any]] = []
+
+    def lines(body: dict[str, Any]) -> Iterator[str]:
+        asked.append(body)
+        yield "data: [DONE]"
+
+    endpoint.lines = lines
+    schema = {"type": "object", "properties": {"code": field}}
+    payload = {
+        "knowledge_store_id": store_id,
+        "input": [{"type": "message", "role": "user", "content": "What is the code?"}],
+        "text": {"format": {"type": "json_schema", "name": "code", "schema": schema}},
+    }
+    r = client.post("/responses", json=payload)
+    # Before: a 200 whose turn failed with no reason, which tl-mcp reported as "cut off, call again".
+    assert r.status_code == 400, r.text
+    message = r.json()["message"]
+    assert "code: " in message and broken in message and "allow null for that field" in message
+    assert asked == []  # no model asked, no session made
+    # What the message says to do works: the field may be null, and it is, reported as unfilled.
+    field["type"] = [field["type"], "null"]
+    r = client.post("/responses", json=payload)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "completed"
+    assert json.loads(text_of(r.json())) == {"code": None}
