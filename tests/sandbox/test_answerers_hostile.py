@@ -216,3 +216,35 @@ def test_a_schema_whose_fields_cannot_be_left_unfilled_is_refused_up_front_with_
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "completed"
     assert json.loads(text_of(r.json())) == {"code": None}
+
+
+def test_an_endpoint_that_hangs_mid_answer_keeps_the_checked_sentence_and_says_what_followed(
+    tmp_path_factory: pytest.TempPathFactory, media: Media
+) -> None:
+    with raw_endpoint() as endpoint:
+        release = threading.Event()
+
+        def lines(body: dict[str, Any]) -> Iterator[str]:
+            mark = _marker_of_apples(body)
+            yield _chunk(f"Fresh apples cost two dollars per pound {mark}. ")
+            yield _chunk("Then ")
+            release.wait(10)  # hangs, as a stuck model server does, until the test ends
+            yield "data: [DONE]"
+
+        endpoint.lines = lines
+        sb = EmbeddedSandbox.start_in_thread(
+            tmp_path_factory.mktemp("hang"), analyzers="none", llm_url=endpoint.url, llm_timeout_s=1.0
+        )
+        try:
+            with client_for(sb) as client:
+                store_id = _store(client, media)
+                started = time.monotonic()
+                final, text = _ask(client, store_id, APPLES)
+                assert time.monotonic() - started < 8
+        finally:
+            release.set()
+            sb.stop()
+    assert text.startswith("Fresh apples cost two dollars per pound [")
+    assert "(The model's next sentence was set aside:" in text and "TL_MCP_SANDBOX_LLM_TIMEOUT_S" in text
+    assert final["generated_by"]["answerer"] == "endpoint"
+    assert final["generated_by"]["note"].startswith("partly extractive")
