@@ -10,14 +10,18 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
 
-from tests.sandbox.conftest import Media, client_for
+from tests.chat_server import ChatServer
+from tests.sandbox.conftest import Media, client_for, ready_asset, wait_for
 from tests.sandbox.test_answerers import APPLES, _store, text_of
 from tests.sandbox.test_knowledge_http import check_response_object, conform, sse
+from tests.server.answers_support import FOUR_SCENES
+from tl_mcp.samples import make_sample_video
 from tl_mcp.sandbox.embedded import EmbeddedSandbox
 
 #: What the raw endpoint sends for one request: the stream's lines (without the blank line after each).
@@ -248,3 +252,41 @@ def test_an_endpoint_that_hangs_mid_answer_keeps_the_checked_sentence_and_says_w
     assert "(The model's next sentence was set aside:" in text and "TL_MCP_SANDBOX_LLM_TIMEOUT_S" in text
     assert final["generated_by"]["answerer"] == "endpoint"
     assert final["generated_by"]["note"].startswith("partly extractive")
+
+
+def test_two_videos_moments_at_the_same_times_never_share_a_marker_the_model_cites(
+    hostile: tuple[RawEndpoint, httpx2.Client, str], media: Media, tmp_path: Path
+) -> None:
+    endpoint, client, _ = hostile
+    # Two videos with 6 s scenes: the apples (clip) and the pasta (second video) are both [00:06-00:12].
+    store_id = _store(client, media)
+    pasta = make_sample_video(tmp_path / "pasta.mp4", scenes=FOUR_SCENES, speech=False)
+    asset_id = ready_asset(client, pasta.path)
+    r = client.post(f"/knowledge-stores/{store_id}/items", json={"asset_id": asset_id})
+    assert r.status_code == 202, r.text
+    pasta_item = r.json()["_id"]
+    wait_for(
+        lambda: client.get(f"/knowledge-stores/{store_id}/items/{pasta_item}").json(),
+        lambda b: b["status"] == "ready",
+        timeout=60,
+    )
+    seen: list[list[tuple[str, str, str]]] = []
+
+    def lines(body: dict[str, Any]) -> Iterator[str]:
+        evidence = ChatServer.evidence(body)
+        seen.append(evidence)
+        # The model quotes the last line of that marker, as a model reading top to bottom may.
+        mark, _, said = [e for e in evidence if e[0] == "[00:06-00:12]"][-1]
+        quote = said.split(" / ")[0].rstrip(".")
+        yield _chunk(f"{quote} {mark}.")
+        yield "data: [DONE]"
+
+    endpoint.lines = lines
+    final, text = _ask(client, store_id, "What do the fresh apples cost, and are we cooking pasta?")
+    markers = [mark for mark, _, _ in seen[-1]]
+    assert len(markers) == len(set(markers)), seen[-1]
+    assert final["generated_by"] == {**final["generated_by"], "answerer": "endpoint", "note": None}, text
+    (cite,) = [a for p in final["output"][-1]["content"] for a in p["annotations"]]
+    # The citation is the video whose words the answer quotes, never the other one with the same times.
+    quoted_pasta = "pasta" in text.lower()
+    assert (cite["item_id"] == pasta_item) == quoted_pasta, (cite, text)

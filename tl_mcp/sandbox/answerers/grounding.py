@@ -104,10 +104,13 @@ def _stem(word: str) -> str:
 
 
 def evidence_lines(cues: list[Cue], budget: int = EVIDENCE_TOKENS) -> list[Cue]:
-    """The best cues that fit ``budget`` tokens (always at least one)."""
+    """The best cues that fit ``budget`` tokens (always at least one), one per marker: two videos' moments
+    at the same times would share a marker, and a citation must name one moment."""
     used: list[Cue] = []
     spent = 0
     for cue in cues:
+        if any(c.marker == cue.marker for c in used):
+            continue
         cost = count_tokens(cue.text) + 8
         if used and spent + cost > budget:
             break
