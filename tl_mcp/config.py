@@ -168,7 +168,8 @@ class Settings(BaseModel):
     @classmethod
     def _llm_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError(f"must be an http(s) URL such as http://127.0.0.1:11434/v1, got {value[:60]!r}")
+            # Not repeated in the error: a model URL may carry credentials.
+            raise ValueError("must be an http(s) URL such as http://127.0.0.1:11434/v1")
         return value
 
     @field_validator("auth_tokens")

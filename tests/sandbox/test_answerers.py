@@ -381,3 +381,27 @@ def test_extractive_answers_stream_paced_so_deltas_arrive_one_by_one(
     assert len(arrivals) > 5
     # Paced at the configured 30 ms, not flushed at once: the deltas span most of their budget.
     assert arrivals[-1] - arrivals[0] >= 0.03 * (len(arrivals) - 1) * 0.8
+
+
+def test_a_follow_up_past_the_first_or_last_moment_says_so_and_keeps_the_moment(
+    extractive: tuple[httpx2.Client, str], media: Media
+) -> None:
+    client, store_id = extractive
+    first, last = media.video.subtitles[0], media.video.subtitles[-1]
+    for opener, side, moment in (
+        (first.text, "before", first),
+        (last.text, "after", last),
+    ):
+        start = turn(client, store_id, opener)
+        assert cited(start)[0][0] == pytest.approx(moment.start, abs=1.0)
+        session = start["session_id"]
+        question = f"What was said just {side} that part?"
+        edge = turn(client, store_id, question, session)
+        text = text_of(edge)
+        assert text.startswith(f"Nothing is said or shown in that video {side} the moment I cited")
+        # Not the "found nothing, try other words" of a search: the caller asked about a moment it has.
+        assert "I found nothing" not in text and moment.text in text
+        assert cited(edge) and cited(edge)[0][0] == pytest.approx(moment.start, abs=1.0)
+        # The moment is still what "that" points at on the next turn.
+        again = turn(client, store_id, "Repeat what you just told me.", session)
+        assert text_of(again).startswith("Going back to what I cited") and moment.text in text_of(again)

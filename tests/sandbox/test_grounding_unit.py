@@ -54,3 +54,15 @@ def test_a_model_url_that_is_not_http_is_refused_with_what_to_set(tmp_path: Path
         SandboxConfig(data_dir=tmp_path, llm_url="localhost:11434")
     with pytest.raises(ConfigError, match="TL_MCP_SANDBOX_LLM_URL / --sandbox-llm-url"):
         Settings.from_sources(env={"TL_MCP_SANDBOX_LLM_URL": "localhost:11434"})
+
+
+def test_a_refused_model_url_is_never_echoed_as_it_may_carry_credentials(tmp_path: Path) -> None:
+    # No scheme, so refused; the key in it must not reach the error (stderr at start-up, logs).
+    url = "ollama:sk-SECRET123@127.0.0.1:11434/v1"
+    with pytest.raises(ValueError) as sandbox_error:
+        SandboxConfig(data_dir=tmp_path, llm_url=url)
+    with pytest.raises(ConfigError) as settings_error:
+        Settings.from_sources(env={"TL_MCP_SANDBOX_LLM_URL": url})
+    for error in (sandbox_error.value, settings_error.value):
+        assert "SECRET123" not in str(error) and "SECRET123" not in repr(error)
+        assert "http://127.0.0.1:11434/v1" in str(error)  # still says what a good value looks like

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tl_mcp.sandbox.answers import answer_json
+from tl_mcp.sandbox.answers import Part, answer_json
 from tl_mcp.sandbox.config import SandboxConfig
 from tl_mcp.sandbox.engine import AssetIndex, Engine
 from tl_mcp.sandbox.fitting import NOT_FOUND, date_in, numbers_in
@@ -232,3 +232,18 @@ def test_a_timeline_is_in_time_order_not_relevance_order() -> None:
     assert problems == []
     assert [m["start"] for m in value["timeline"]] == [6.2, 12.0, 20.0]
     assert [m["start"] for m in value["moments"]] == [20.0, 6.2, 12.0]  # best first, as retrieved
+
+
+def test_a_part_says_speech_and_its_subtitle_once_however_speech_was_cut() -> None:
+    # Whisper cuts speech at the pause after "pasta"; the subtitle has the whole sentence. A one-scene
+    # video's summary and chapter were "Now we are cooking pasta Now we are cooking pasta: boil …".
+    sentence = "Now we are cooking pasta: boil the water, then add salt and stir the sauce."
+    texts = (
+        TimedText(0.1, 1.9, "Now we are cooking pasta", "speech"),
+        TimedText(0.5, 5.5, sentence, "subtitle"),
+        TimedText(2.2, 5.4, "boil the water, then add salt and stir the sauce.", "speech"),
+    )
+    assert Part(0.0, 6.0, texts).summary == sentence
+    # Order by time still holds for distinct sentences, and the fuller one keeps the first one's place.
+    later = TimedText(6.5, 8.0, "The sauce is ready.", "speech")
+    assert Part(0.0, 9.0, (*texts, later)).summary == f"{sentence} The sauce is ready."

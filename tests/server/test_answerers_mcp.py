@@ -186,3 +186,41 @@ async def test_extractive_answers_arrive_paced_and_say_they_are_extractive(world
         )
         assert len([m for _, _, m in progress.calls if m]) > 1
         assert "Made by the sandbox extractively" in text_of(summary)
+
+
+async def test_structured_fields_no_evidence_fitted_are_named_as_placeholders_in_the_result(
+    worlds: dict[str, Setup],
+) -> None:
+    # Nothing in the video rates a mood: the schema forces a value (required, no null), so the sandbox
+    # puts its placeholder there; the agent must be told those are not answers.
+    schema = {
+        "type": "object",
+        "properties": {
+            "rating": {"type": "integer", "minimum": 1, "maximum": 5},
+            "mood": {"type": "string", "enum": ["happy", "sad"]},
+        },
+    }
+    setup = worlds["extractive"]
+    async with mcp(setup) as c:
+        answer = await call_ok(
+            c,
+            "create_response",
+            {
+                "knowledge_store_id": setup.ids["knowledge_store_id"],
+                "input": "Rate the mood",
+                "output_schema": schema,
+            },
+        )
+        analysis = await call_ok(
+            c,
+            "analyze_video",
+            {"asset_id": setup.ids["asset_id"], "prompt": "Rate the mood", "output_schema": schema},
+        )
+    # Jockey tightens the schema (every field required), so the fields hold placeholders; analyze leaves
+    # them out.
+    assert answer.structured_content and analysis.structured_content
+    assert answer.structured_content["parsed"] == {"rating": 1, "mood": "happy"}
+    assert analysis.structured_content["parsed"] == {}
+    for result in (answer, analysis):
+        made = next(line for line in text_of(result).splitlines() if line.startswith("Made by"))
+        assert "no evidence fitted rating, mood: left out or placeholders, not answers" in made, made

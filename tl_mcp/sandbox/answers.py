@@ -112,15 +112,22 @@ def _cap(text: str) -> str:
 
 
 def _distinct(texts: Any) -> list[str]:
-    """Texts in order, leaving out any whose words all appear in one already kept (subtitle = speech)."""
-    kept: list[str] = []
-    seen: list[set[str]] = []
+    """Texts in order, leaving out any whose words all appear in another (subtitle = speech): the fuller
+    one is kept, where the first of them was. Speech cut at a pause often comes first, and is a part of
+    the subtitle that follows it."""
+    kept: list[tuple[str, set[str]]] = []
     for text in texts:
         words = set(tokens(text))
-        if words and not any(words <= s for s in seen):
-            kept.append(" ".join(text.split()))
-            seen.append(words)
-    return kept
+        if not words or any(words <= seen for _, seen in kept):
+            continue
+        entry = (" ".join(text.split()), words)
+        covered = [i for i, (_, seen) in enumerate(kept) if seen <= words]
+        if covered:
+            kept[covered[0]] = entry
+            kept = [k for i, k in enumerate(kept) if i not in covered[1:]]
+        else:
+            kept.append(entry)
+    return [text for text, _ in kept]
 
 
 def keyphrase(texts: tuple[TimedText, ...] | list[TimedText]) -> str:

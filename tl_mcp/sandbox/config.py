@@ -90,7 +90,8 @@ class FaultConfig(BaseModel):
 class SandboxConfig(BaseModel):
     """Never log ``api_keys``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A refused value is never echoed: a model URL may carry credentials, a key may sit in a wrong field.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     data_dir: Path
     #: Accepted x-api-key values; empty means any non-empty key (local development).
@@ -179,7 +180,8 @@ class SandboxConfig(BaseModel):
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"https?://[^/\s]+", value):
             raise ValueError(
-                f"{LLM_URL_ENV} must be an http(s) URL such as http://127.0.0.1:11434/v1 (got {value[:60]!r})"
+                f"{LLM_URL_ENV} must be an http(s) URL such as http://127.0.0.1:11434/v1 (the value set is "
+                "not repeated: it may carry credentials)"
             )
         return value
 

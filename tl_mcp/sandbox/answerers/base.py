@@ -7,7 +7,7 @@ answerer quotes the evidence; a model answerer asks a language model, under the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,6 +26,16 @@ class Made:
 
     def as_json(self) -> JsonObj:
         return {"answerer": self.answerer, "model": self.model, "note": self.note}
+
+    def with_placeholders(self, fields: Sequence[str]) -> Made:
+        """This, saying which fields of a structured output no evidence fitted: an agent reads this line,
+        and a field left out or given a placeholder (null, empty, the schema's first enum value or its
+        minimum, where the schema requires a value) is not an answer."""
+        if not fields:
+            return self
+        named = ", ".join(fields[:8]) + (f" and {len(fields) - 8} more" if len(fields) > 8 else "")
+        said = f"no evidence fitted {named}: left out or placeholders, not answers"
+        return Made(self.answerer, self.model, f"{self.note}; {said}" if self.note else said)
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,6 +68,9 @@ class EndpointModel:
                         content = (
                             chunk["choices"][0].get("delta", {}).get("content") if chunk["choices"] else None
                         )
+                        # A number or list where the text goes is not a token to check and stream.
+                        if content is not None and not isinstance(content, str):
+                            raise TypeError(content)
                     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
                         raise ModelDown(
                             f"The answer endpoint {where} sent a stream line that is not an OpenAI chat "

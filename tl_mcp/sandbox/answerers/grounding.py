@@ -29,6 +29,9 @@ HISTORY_TURNS = 3
 #: The prompt asks for one to three sentences; a model that keeps going is stopped after them.
 MAX_SENTENCES = 3
 REFUSAL = "NOT IN THE VIDEOS"
+#: A model's text is cut off past this many characters per token asked for: a server may ignore
+#: max_tokens, and an answer with no sentence end would otherwise be held (and re-scanned) unbounded.
+CHARS_PER_TOKEN = 8
 
 _SYSTEM = (
     "You answer questions about videos from evidence lines. Each line starts with the time marker of a "
@@ -101,10 +104,13 @@ def _stem(word: str) -> str:
 
 
 def evidence_lines(cues: list[Cue], budget: int = EVIDENCE_TOKENS) -> list[Cue]:
-    """The best cues that fit ``budget`` tokens (always at least one)."""
+    """The best cues that fit ``budget`` tokens (always at least one), one per marker: two videos' moments
+    at the same times would share a marker, and a citation must name one moment."""
     used: list[Cue] = []
     spent = 0
     for cue in cues:
+        if any(c.marker == cue.marker for c in used):
+            continue
         cost = count_tokens(cue.text) + 8
         if used and spent + cost > budget:
             break
@@ -254,6 +260,9 @@ class GroundedAnswerer:
                     return
                 held.append(token)
                 pending = "".join(held)
+                if len(sent) + len(pending) > _limit(question.max_tokens):
+                    yield from self._fallback(question, reply, _too_long(question.max_tokens), sent)
+                    return
                 ends = [m.end() for m in _BOUNDARY.finditer(pending)]
                 if not ends:
                     continue
@@ -301,13 +310,20 @@ class GroundedAnswerer:
     def _structured(self, question: Question, reply: Reply) -> Iterator[str]:
         assert question.schema is not None
         cues = evidence_lines(question.cues)
+        max_tokens = question.max_tokens * 2
+        tokens = self.model.chat(messages(question, cues), question.schema, max_tokens)
+        text = ""
         try:
-            text = "".join(
-                self.model.chat(messages(question, cues), question.schema, question.max_tokens * 2)
-            )
+            for token in tokens:
+                text += token
+                if len(text) > _limit(max_tokens):
+                    yield from self._fallback(question, reply, _too_long(max_tokens), "")
+                    return
         except ModelDown as exc:
             yield from self._fallback(question, reply, str(exc), "")
             return
+        finally:
+            tokens.close()  # type: ignore[attr-defined]
         try:
             value = json.loads(text)
         except ValueError:
@@ -325,6 +341,14 @@ class GroundedAnswerer:
             yield from self._fallback(question, reply, f"the number {invented[0]} is not in the evidence", "")
             return
         yield from chunk_text(json.dumps(value, ensure_ascii=False))
+
+
+def _limit(max_tokens: int) -> int:
+    return max_tokens * CHARS_PER_TOKEN
+
+
+def _too_long(max_tokens: int) -> str:
+    return f"it ran longer than the {max_tokens} tokens asked for (max_tokens) and was cut off"
 
 
 def _split(text: str) -> list[str]:

@@ -74,5 +74,8 @@ def lead(kind: str, previous: Evidence, found: bool) -> str:
         return f"Going back to what I cited in my previous answer ({where}):\n"
     side = "before" if kind == "before" else "after"
     if not found:
-        return f"Nothing is said or shown in that video {side} the moment I cited ({where}).\n"
+        return (
+            f"Nothing is said or shown in that video {side} the moment I cited ({where}); that moment "
+            "again:\n"
+        )
     return f"Just {side} the moment I cited in my previous answer ({where}):\n"

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from tl_mcp.sandbox.errors import invalid, missing
 from tl_mcp.sandbox.jockey.compose import MODEL_NAME, selection_indexes
-from tl_mcp.sandbox.jockey.structured import SchemaError, check_schema
+from tl_mcp.sandbox.jockey.structured import SchemaError, check_fillable, check_schema
 from tl_mcp.sandbox.knowledge.models import JsonObj
 
 MAX_INSTRUCTIONS = 2000
@@ -133,6 +133,7 @@ def parse_request(body: JsonObj) -> TurnRequest:
                 raise missing("text.format.schema")
             try:
                 schema = check_schema(fmt["schema"])
+                check_fillable(schema)
             except SchemaError as exc:
                 raise invalid(str(exc)) from exc
             schema_name = fmt["name"]

@@ -19,6 +19,7 @@ import jsonschema
 
 from tl_mcp.sandbox.fitting import (
     UNFILLED,
+    allows_null,
     bool_for,
     date_in,
     empty_value,
@@ -76,6 +77,19 @@ def check_schema(schema: Any) -> JsonObj:
             f"`text.format.schema` is not a valid JSON Schema at {where}: {exc.message}"
         ) from exc
     return schema
+
+
+def check_fillable(schema: JsonObj) -> None:
+    """Refuse, before any turn runs, a schema whose fields cannot be left unfilled: nothing may fit them,
+    and a placeholder that breaks a pattern, a length or a multiple would fail the turn after the fact."""
+    _, problems = fill(schema, question="", summary="", moments=[])
+    if problems:
+        raise SchemaError(
+            "`text.format.schema` asks for what the offline sandbox cannot promise: a field nothing in the "
+            f"videos fits gets a placeholder, and then {problems[0]}. The sandbox will not invent a value "
+            "to fit a pattern, a length or a multiple; allow null for that field (for example "
+            '`"type": ["string", "null"]`) or drop the constraint.'
+        )
 
 
 class _Filler:
@@ -171,6 +185,9 @@ class _Filler:
         if isinstance(high, int):
             values = values[:high]
         if len(values) < low:
+            if allows_null(node) and (not values or node.get("uniqueItems")):
+                # Null is the honest empty value where allowed; repeats would break uniqueItems anyway.
+                return UNFILLED
             # The schema insists on more entries than there is evidence for: repeat rather than invent,
             # and report the field.
             self.unfilled.append(path or "(root)")

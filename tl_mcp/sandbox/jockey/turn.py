@@ -92,10 +92,12 @@ class Turn:
         if final:
             body["usage"] = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
             # Sandbox-only: which answerer (and model) wrote this answer, and why if it fell back.
-            body["generated_by"] = self.made.as_json()
+            made = self.made
             if self.unfilled is not None and self.made.answerer == "extractive":
                 # Sandbox-only: fields left null or empty because nothing retrieved fitted them.
                 body["unfilled"] = self.unfilled
+                made = made.with_placeholders(self.unfilled)
+            body["generated_by"] = made.as_json()
         return body
 
     def _next_message_id(self) -> str:
@@ -219,10 +221,16 @@ class Turn:
             await anyio.sleep(self.options.think_delay_s)
         kind = recall_kind(question) if session.last_moments else None
         lead_text = ""
+        at_edge = False
         if kind is not None:
             # The question points back at the previous answer: its moments (or their neighbour) it is.
             moments = await self._recalled(kind, question)
             lead_text = lead(kind, session.last_moments[0], bool(moments))
+            if not moments:
+                # Nothing before (after) it: the cited moment is quoted again and stays what "that" points
+                # at, instead of a "found nothing, try other words" the caller cannot act on.
+                at_edge = True
+                moments = session.last_moments[:1]
         else:
             found = await self.svc.moments(session.store_id, query, item_ids=scope)
             if scope is not None and not found:
@@ -265,7 +273,9 @@ class Turn:
         reply = self.answerer.answer(
             Question(
                 question=question,
-                cues=[_cue(m) for m in moments[:10]] if ready else [],
+                # At the edge the only moment is the one asked about the other side of: nothing for a
+                # model to answer from.
+                cues=[_cue(m) for m in moments[:10]] if ready and not at_edge else [],
                 extractive=lambda: extractive,
                 history=session.history,
                 instructions=req.instructions,

@@ -325,7 +325,7 @@ def _result(
         "finish_reason": finish,
         "usage": {"output_tokens": out_tokens, "input_tokens": len(params["prompt"].split())},
         # Sandbox-only: which answerer (and model) wrote this, and why if it fell back.
-        "generated_by": made.as_json(),
+        "generated_by": made.with_placeholders(unfilled or []).as_json(),
     }
     if unfilled is not None:
         # Sandbox-only: the schema fields no evidence in the video fitted (left out, null or empty).
