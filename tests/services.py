@@ -40,11 +40,12 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def redis_server(folder: Path) -> Iterator[str]:
-    """A throwaway `redis-server` on a free loopback port (no persistence); yields its URL."""
+def redis_server(folder: Path, port: int | None = None) -> Iterator[str]:
+    """A throwaway `redis-server` on a free loopback port, or on `port` to restart one (no persistence);
+    yields its URL."""
     exe = _binary("redis-server", "redis-server")
     folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     log = (folder / "redis.log").open("wb")
     args = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     proc = subprocess.Popen([*args, "--dir", str(folder)], stdout=log, stderr=subprocess.STDOUT)

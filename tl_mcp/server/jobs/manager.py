@@ -10,6 +10,7 @@ handed-out job is also published for the other replicas (see `replicas`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import time
@@ -201,8 +202,10 @@ class JobManager:
         movable = self._porter is not None and job.progress.movable
         grace = self._handoff_grace_s if movable else 0.0
         if job.shared and self._shared is not None:
-            # A caller on another replica may have been told more of it meanwhile.
-            job.delivered = max(job.delivered, await self._shared.cursor(job.id))
+            # A caller on another replica may have been told more of it meanwhile. Redis not
+            # answering (logged where it failed) must not cost this job's own callers its result.
+            with contextlib.suppress(ToolError):
+                job.delivered = max(job.delivered, await self._shared.cursor(job.id))
         try:
             if grace > 0 and not job.handed_out:
                 finished = await self._relay_until_portable(job, report, wait_s=wait_s, grace_s=grace)
@@ -233,8 +236,13 @@ class JobManager:
             job.shared = True
             keep = partial(replicas.keep_published, keep_s=self._keep_s, lifetime_s=self._lifetime_s)
             self._tg.start_soon(keep, job, shared, name=f"tl-mcp share {job.id[:40]}")
-        await replicas.publish(job, shared, keep_s=self._keep_s, lifetime_s=self._lifetime_s)
-        await shared.advance(job.id, job.delivered)
+        try:
+            await replicas.publish(job, shared, keep_s=self._keep_s, lifetime_s=self._lifetime_s)
+        except ToolError:
+            # Redis is not answering (logged where it failed): the job runs here all the same, so its
+            # caller gets its id; the publisher writes it once Redis is back.
+            return
+        await replicas.tell(job, shared)
 
     async def _relay_until_portable(
         self, job: Job, report: ProgressReporter, *, wait_s: float, grace_s: float

@@ -4,6 +4,7 @@ publishes its record and events as it goes; a caller that lands on another repli
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -103,10 +104,17 @@ async def relay_remote(
         # Over, with more events than one read brings.
         await _follow(job, shared, keep_s=keep_s, replica_timeout_s=replica_timeout_s)
     finished = False
+    failed: ToolError | None = None
     async with anyio.create_task_group() as tg:
 
         async def follow() -> None:
-            await _follow(job, shared, keep_s=keep_s, replica_timeout_s=replica_timeout_s)
+            nonlocal failed
+            try:
+                await _follow(job, shared, keep_s=keep_s, replica_timeout_s=replica_timeout_s)
+            except ToolError as exc:
+                # Redis stopped answering: the caller gets its words, not a task group's.
+                failed = exc
+                tg.cancel_scope.cancel()
 
         async def relayed() -> None:
             nonlocal finished
@@ -116,8 +124,17 @@ async def relay_remote(
         if not job.done.is_set():
             tg.start_soon(follow)
         tg.start_soon(relayed)
-    await shared.advance(job.id, job.delivered)
+    if failed is not None:
+        raise failed
+    await tell(job, shared)
     return job.outcome() if finished else job.partial(job)
+
+
+async def tell(job: Job, shared: SharedState) -> None:
+    """Share how far `job`'s callers were told; without Redis (logged where it failed) a caller on
+    another replica may hear some of it again, which beats losing the result."""
+    with contextlib.suppress(ToolError):
+        await shared.advance(job.id, job.delivered)
 
 
 async def _follow(job: Job, shared: SharedState, *, keep_s: float, replica_timeout_s: float) -> None:
