@@ -55,11 +55,26 @@ def _text(result: CallToolResult) -> str:
     return first.text
 
 
+async def _process(tg: TaskGroup) -> TaskGroup:
+    """A task group of its own inside `tg`: cancelling it stops all one replica runs, as a kill would."""
+
+    async def hold(*, task_status: anyio.abc.TaskStatus[TaskGroup]) -> None:
+        async with anyio.create_task_group() as inner:
+            task_status.started(inner)
+            await anyio.sleep_forever()
+
+    inner: TaskGroup = await tg.start(hold)
+    return inner
+
+
 @asynccontextmanager
 async def _replicas(
-    kind: str, tmp_path: Path, request: pytest.FixtureRequest, *, timeout_s: float = 5, serve_a: bool = True
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, *, timeout_s: float = 5
 ) -> AsyncIterator[tuple[JobManager, JobManager, dict[str, str], TaskGroup]]:
-    """Managers A and B (their caller is `who["p"]`) over memory (one state) or Redis (one state each)."""
+    """Managers A and B (their caller is `who["p"]`) over memory (one state) or Redis (one state each).
+
+    The task group yielded is A's own: cancelling it is killing A (its jobs and what publishes them).
+    """
     who = {"p": "p1"}
     async with AsyncExitStack() as stack:
         tg = await stack.enter_async_context(anyio.create_task_group())
@@ -75,13 +90,14 @@ async def _replicas(
                 )
                 for _ in range(2)
             ]
-        if serve_a:
-            tg.start_soon(states[0].serve)
+        a_process = await _process(tg)
+        a_process.start_soon(states[0].serve)
         tg.start_soon(states[1].serve)
         a, b = (
-            JobManager(tg, principal=lambda: who["p"], shared=s, replica_timeout_s=timeout_s) for s in states
+            JobManager(group, principal=lambda: who["p"], shared=s, replica_timeout_s=timeout_s)
+            for group, s in zip((a_process, tg), states, strict=True)
         )
-        yield a, b, who, tg
+        yield a, b, who, a_process
         tg.cancel_scope.cancel()
 
 
@@ -232,12 +248,13 @@ async def test_a_replica_that_stops_beating_loses_its_running_jobs_in_bounded_ti
         await anyio.sleep_forever()
         raise AssertionError("unreachable")
 
-    # A beats once when it connects and never again: as if its process were killed.
-    async with _replicas("redis", tmp_path, request, timeout_s=1.5, serve_a=False) as (a, b, _, _):
+    async with _replicas("redis", tmp_path, request, timeout_s=1.5) as (a, b, _, a_process):
         job = a.start("jockey", "Jockey answer on ks_1", work, _partial)
         await a.run(job, ProgressRecorder(), wait_s=0.2)
         on_b = await b.find(job.id)
         assert on_b is not None
+        # A stops beating and publishing, as if its process were killed (its connection stays open).
+        a_process.cancel_scope.cancel()
         started = time.monotonic()
         relayed = ProgressRecorder()
         with anyio.fail_after(6), pytest.raises(ToolError) as lost:
@@ -303,20 +320,23 @@ async def test_a_lost_replicas_job_with_upstream_handles_is_taken_over(redis_url
             )
             for _ in range(2)
         ]
-        tg.start_soon(b_state.serve)  # A never beats again after connecting: it is as good as killed
+        tg.start_soon(b_state.serve)
+        a_process = await _process(tg)
         a, b = (
             JobManager(
-                tg,
+                group,
                 shared=s,
                 replica_timeout_s=1,
                 ids=JobIds([b"k" * 32], scope="sandbox"),
                 porter=JobKinds({"w": resume}),
             )
-            for s in (a_state, b_state)
+            for group, s in ((a_process, a_state), (tg, b_state))
         )
         job = a.start("watch", "Upload of clip.mp4", stuck, _partial, _Watch())
         await a.run(job, ProgressRecorder(), wait_s=0.2)
         assert job.id.startswith("job_w:asset1.")
+        # A never beats after connecting, and now stops publishing: it is as good as killed.
+        a_process.cancel_scope.cancel()
         await anyio.sleep(1.5)
         taken = await b.find(job.id)
         assert taken is not None and taken.remote is None and resumed_with == [["asset1"]]

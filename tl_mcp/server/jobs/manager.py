@@ -234,7 +234,12 @@ class JobManager:
         """
         if not job.shared:
             job.shared = True
-            keep = partial(replicas.keep_published, keep_s=self._keep_s, lifetime_s=self._lifetime_s)
+            keep = partial(
+                replicas.keep_published,
+                keep_s=self._keep_s,
+                lifetime_s=self._lifetime_s,
+                refresh_s=self._replica_timeout_s / 3,
+            )
             self._tg.start_soon(keep, job, shared, name=f"tl-mcp share {job.id[:40]}")
         try:
             await replicas.publish(job, shared, keep_s=self._keep_s, lifetime_s=self._lifetime_s)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from typing import Any
 
 import anyio
@@ -59,18 +60,25 @@ async def publish(job: Job, shared: SharedState, *, keep_s: float, lifetime_s: f
         job.published = record.events
 
 
-async def keep_published(job: Job, shared: SharedState, *, keep_s: float, lifetime_s: float) -> None:
+async def keep_published(
+    job: Job, shared: SharedState, *, keep_s: float, lifetime_s: float, refresh_s: float
+) -> None:
     """Publish the job as it goes: batched like the relay, at least every few seconds, and its end
-    at once (a follower polling without waiting learns it then)."""
+    at once (a follower polling without waiting learns it then).
+
+    Written again every `refresh_s` (a third of the replica timeout, like the heartbeat) even when
+    nothing changed: a Redis restarted empty, or short of memory, has the record back in that time.
+    """
     told: tuple[object, ...] = ()
+    written = time.monotonic()
     while True:
         finished = job.done.is_set()
-        with anyio.move_on_after(FOLLOW_CHECK_S * 2):
+        with anyio.move_on_after(min(FOLLOW_CHECK_S * 2, refresh_s)):
             await job.wait_changed()
         if not job.done.is_set():
             await anyio.sleep(COALESCE_S)
         now = (len(job.events), job.status, job.heartbeat, job.watching)
-        if now == told and not finished:
+        if now == told and not finished and time.monotonic() - written < refresh_s:
             continue  # nothing a follower would see changed: no write
         try:
             await publish(job, shared, keep_s=keep_s, lifetime_s=lifetime_s)
@@ -78,7 +86,7 @@ async def keep_published(job: Job, shared: SharedState, *, keep_s: float, lifeti
             # Logged where Redis failed; the next round sends everything unpublished again.
             await anyio.sleep(1.0)
             continue
-        told = now
+        told, written = now, time.monotonic()
         if finished:
             return
 
@@ -150,6 +158,14 @@ async def _pull(
     """Read the shared record and the events after `job.events` (waiting up to `wait_s` when there
     are none yet): the record read, or None once the job is over and every event is read."""
     record = await shared.load_job(job.id)
+    seen = job.remote
+    if record is None and seen is not None and seen.status == "in_progress":
+        # A running job's record goes only when Redis loses it (restarted empty, out of memory); a
+        # live replica writes it again within a third of the replica timeout.
+        record = await _written_again(job, shared, within_s=replica_timeout_s)
+        if record is None:
+            job.status, job.error = "lost", lost(seen, replica_timeout_s)
+            return None
     if record is None:
         job.status = "lost"
         job.error = (
@@ -166,14 +182,39 @@ async def _pull(
         job.status, job.error = "lost", lost(record, replica_timeout_s)
         return None
     found = await shared.job_events(job.id, len(job.events), wait_s=0 if behind else wait_s)
-    if found and found[0][0] > len(job.events) + 1:
-        # The shared log keeps its newest MAX_EVENTS: relaying goes on from the oldest one kept.
-        log.warning("job %s: %d progress messages were dropped", job.id[:40], found[0][0] - 1)
-        job.events.skip_to(found[0][0] - 1)
-        job.delivered = max(job.delivered, found[0][0] - 1)
+    # A record and its events are written together, so events it counts that the log does not hold
+    # are gone: the log keeps its newest MAX_EVENTS, and a restarted Redis has none.
+    gone = found[0][0] - 1 if found else record.events if behind else 0
+    if gone > len(job.events):
+        _skip(job, gone)
     for _, event in found:
         job.events.append(load_event(event))
     return record
+
+
+async def _written_again(job: Job, shared: SharedState, *, within_s: float) -> JobRecord | None:
+    """The job's record once its replica writes it again, or None if it does not within `within_s`."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        await anyio.sleep(FOLLOW_CHECK_S / 4)
+        record = await shared.load_job(job.id)
+        if record is not None:
+            return record
+    return None
+
+
+def _skip(job: Job, gone: int) -> None:
+    """Relay on from event `gone` + 1, the oldest the shared log still holds."""
+    if job.events.since(0):
+        # Events of this relay are held: numbering the next ones after them would be wrong.
+        raise ToolError(
+            f"Part of job {job.id}'s progress is gone from the shared state (Redis restarted, or ran "
+            f"out of memory). Call wait_for_task(id={job.id}) again: it goes on from what is still "
+            "kept, and the final result is whole."
+        )
+    log.warning("job %s: %d progress messages are gone from the shared state", job.id[:40], gone)
+    job.events.skip_to(gone)
+    job.delivered = max(job.delivered, gone)
 
 
 def _record(job: Job, shared: SharedState) -> JobRecord:

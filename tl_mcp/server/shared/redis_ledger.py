@@ -23,10 +23,13 @@ from dataclasses import asdict
 from typing import Any
 
 from redis import Redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, WatchError
+from redis.retry import Retry
 
 from tl_mcp.server.ingest_ledger import KEEP_FINISHED_S, Plan, PlanFile, Upload, UploadState
-from tl_mcp.server.shared.redis_state import unreachable, where_of
+from tl_mcp.server.shared.redis_state import RECONNECTS, unreachable, where_of
 
 _TTL_MS = int(KEEP_FINISHED_S * 1000)
 
@@ -51,7 +54,11 @@ def _s(value: Any) -> str:
 class RedisIngestLedger:
     def __init__(self, url: str, prefix: str) -> None:
         self._r: Redis = Redis.from_url(
-            url, decode_responses=True, socket_timeout=10.0, socket_connect_timeout=5.0
+            url,
+            decode_responses=True,
+            socket_timeout=10.0,
+            socket_connect_timeout=5.0,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), RECONNECTS, (RedisConnectionError,)),
         )
         self._where = where_of(self._r)
         self._prefix = f"{prefix}ingest:"

@@ -9,7 +9,8 @@ all with a TTL, so nothing outlives its use:
 - `session:<id>` (hash: store, owner) for `SESSION_TTL_S` after the last turn;
 - `ingest:…`: the bulk-ingest ledger (`redis_ledger`);
 - the `cancel` pub/sub channel, which every replica listens on.
-A record and its events are written by one Lua script, so a retried write never doubles an event.
+A record and its events are written by one Lua script, so a retried write never doubles an event; it
+renews the writer's heartbeat too.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ import anyio
 from mcp.server.mcpserver.exceptions import ToolError
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from tl_mcp.config import ConfigError
@@ -41,6 +45,9 @@ from tl_mcp.server.shared.base import (
 
 log = logging.getLogger(__name__)
 
+#: A pooled connection is dead once Redis restarts: each command may reconnect this often (a timeout is
+#: not retried, as a Redis that hangs would hold each call for this many socket timeouts).
+RECONNECTS = 2
 #: Longest one blocking read waits, well under the socket timeout.
 _BLOCK_MS_MAX = 1_000
 _SOCKET_TIMEOUT_S = 10.0
@@ -50,13 +57,14 @@ local last = 0
 local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
 if #top > 0 then last = tonumber(string.match(top[1][1], '-(%d+)$')) end
 local first = tonumber(ARGV[4])
-for i = 5, #ARGV do
-  local n = first + i - 5
+for i = 6, #ARGV do
+  local n = first + i - 6
   if n > last then redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '0-' .. n, 'e', ARGV[i]) end
 end
 redis.call('HSET', KEYS[1], 'r', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+redis.call('SET', KEYS[3], '1', 'PX', ARGV[5])
 return 1
 """
 
@@ -177,6 +185,8 @@ class RedisState(SharedState):
         self._prefix = prefix_of(scope)
         self._timeout_s = replica_timeout_s
         self.replica = secrets.token_hex(6)
+        self._heart = f"{self._prefix}replica:{self.replica}"
+        self._beat_ms = int(replica_timeout_s * 1000)
         self.sessions = RedisSessions(client, self._prefix, self._where)
         self._handlers: list[CancelHandler] = []
         self._save = client.register_script(_SAVE)
@@ -193,6 +203,7 @@ class RedisState(SharedState):
             socket_timeout=_SOCKET_TIMEOUT_S,
             socket_connect_timeout=5.0,
             health_check_interval=30,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), RECONNECTS, (RedisConnectionError,)),
         )
         state = cls(client, scope=scope, replica_timeout_s=replica_timeout_s)
         try:
@@ -218,10 +229,12 @@ class RedisState(SharedState):
 
     async def save_job(self, record: JobRecord, new_events: Sequence[str], *, ttl_s: float) -> None:
         first = record.events - len(new_events) + 1
-        args: list[str | int] = [record.dumps(), int(ttl_s * 1000), MAX_EVENTS, first]
+        # The writer's heartbeat goes with it: a record back after a restart never reads as lost.
+        args: list[str | int] = [record.dumps(), int(ttl_s * 1000), MAX_EVENTS, first, self._beat_ms]
         args += new_events
+        keys = [self._job(record.id), self._events(record.id), self._heart]
         with _answering(self._where):
-            await self._save(keys=[self._job(record.id), self._events(record.id)], args=args)
+            await self._save(keys=keys, args=args)
 
     async def load_job(self, job_id: str) -> JobRecord | None:
         with _answering(self._where):
@@ -286,7 +299,7 @@ class RedisState(SharedState):
         return int(_text(raw)) if raw else 0
 
     async def _beat(self) -> None:
-        await self._r.set(f"{self._prefix}replica:{self.replica}", "1", px=int(self._timeout_s * 1000))
+        await self._r.set(self._heart, "1", px=self._beat_ms)
 
     def limit_store(self) -> LimitStore:
         return RedisLimits(self._r, prefix=f"{self._prefix}limits:")
@@ -338,7 +351,7 @@ class RedisState(SharedState):
         """Release the connections and say this replica is gone (its running jobs are lost at once)."""
         try:
             with anyio.CancelScope(shield=True), anyio.move_on_after(2):
-                await self._r.delete(f"{self._prefix}replica:{self.replica}")
+                await self._r.delete(self._heart)
         except RedisError:
             pass
         await self._r.aclose()
