@@ -153,3 +153,20 @@ def test_a_redis_url_that_is_not_one_is_refused_without_echoing_it() -> None:
     assert "TL_MCP_REDIS_URL" in message and "redis://" in message and "s3cret" not in message
     ok = Settings.from_sources(env={"TL_MCP_REDIS_URL": "rediss://:s3cret-pw@cache:6380/2"})
     assert ok.redis_url is not None and "s3cret" not in repr(ok)
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("redis://:s3cret-pw@cache:notaport/0", "host or port"),
+        ("redis://:s3cret-pw@cache:99999/0", "host or port"),
+        ("redis://:s3cret-pw@[::1:6379/0", "host or port"),
+        ("rediss://:s3cret-pw@cache:6379/zero", "database"),
+    ],
+)
+def test_a_redis_url_that_does_not_parse_is_refused_without_echoing_it(url: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_sources(env={"TL_MCP_REDIS_URL": url})
+    message = str(refused.value)
+    assert "TL_MCP_REDIS_URL" in message and fragment in message and "percent-encoded" in message
+    assert "s3cret" not in message

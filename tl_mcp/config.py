@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -142,14 +143,24 @@ class Settings(BaseModel):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith(
-            ("redis://", "rediss://", "unix://")
-        ):
-            # The value itself is never echoed: it may hold the Redis password.
-            raise ValueError(
-                "it must be a Redis URL: redis://[:password@]host:port/db, rediss:// for TLS, or "
-                "unix:///path/to/redis.sock"
-            )
+        if value is None:
+            return value
+        url = value.get_secret_value()
+        # The value itself is never echoed: it may hold the Redis password.
+        shape = (
+            "redis://[:password@]host:port/db, rediss:// for TLS, or unix:///path/to/redis.sock"
+            " (a password with @ : / or % in it is percent-encoded)"
+        )
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"it must be a Redis URL: {shape}")
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises for a port that is not a number in 0-65535
+        except ValueError:
+            raise ValueError(f"its host or port does not parse; the shape is {shape}") from None
+        db = parts.path.strip("/") if parts.scheme != "unix" else ""
+        if db and not db.isdigit():
+            raise ValueError(f"its database (the path after the port) must be a number; the shape is {shape}")
         return value
 
     @field_validator("state_keys")
