@@ -9,15 +9,14 @@ Keys, under the same `tl-mcp:<backend hash>:` prefix as the rest of the shared s
   `<destination>|runner`, `<destination>|lease_until` while one process registers it);
 - `ingest:plan:<plan id>` (hash: owner, spec, finished, runner, job_id, lease_until) and
   `ingest:plan:<plan id>:files` (hash: position → the file as JSON).
-A claim is taken with WATCH/MULTI (its holder's liveness is the caller's to judge); renewing and
-releasing check the runner in one script. The interface is synchronous, like the SQLite ledger's:
-each call is one short round trip.
+A claim is taken with WATCH/MULTI (its holder's liveness is the caller's to judge), its lease in
+Redis's clock (the replicas' clocks may differ); renewing and releasing check the runner in one
+script. The interface is synchronous, like the SQLite ledger's: each call is one short round trip.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
@@ -71,6 +70,11 @@ class RedisIngestLedger:
         except RedisError as exc:
             raise unreachable(self._where, exc) from None
 
+    def _now(self) -> float:
+        """Redis's clock: leases one replica writes are judged by others, whose clocks may differ."""
+        seconds, micros = self._r.time()
+        return float(seconds) + micros / 1e6
+
     def _upload_key(self, key: str) -> str:
         return f"{self._prefix}upload:{key}"
 
@@ -110,6 +114,7 @@ class RedisIngestLedger:
                     try:
                         pipe.watch(name)  # type: ignore[no-untyped-call]
                         raw = {_s(k): _s(v) for k, v in pipe.hgetall(name).items()}
+                        now = self._now()
                         if raw:
                             state: UploadState = "done" if raw.get("state") == "done" else "sending"
                             found = Upload(
@@ -117,7 +122,7 @@ class RedisIngestLedger:
                             )
                             holder, until = raw.get("runner"), float(raw.get("lease_until") or 0)
                             if state == "done" or (
-                                holder and holder != runner and until > time.time() and alive(holder)
+                                holder and holder != runner and until > now and alive(holder)
                             ):
                                 pipe.unwatch()
                                 return found
@@ -126,7 +131,7 @@ class RedisIngestLedger:
                         fields: dict[Any, Any] = {
                             "state": "sending",
                             "runner": runner,
-                            "lease_until": str(time.time() + lease_s),
+                            "lease_until": str(now + lease_s),
                         }
                         if not raw:
                             fields["filename"] = filename or ""
@@ -146,7 +151,7 @@ class RedisIngestLedger:
         sending = self._sending_key(runner)
 
         def run() -> None:
-            until = str(time.time() + lease_s)
+            until = str(self._now() + lease_s)
             for name in self._r.smembers(sending):
                 if not self._renew(keys=[name], args=[runner, until, ""]):
                     self._r.srem(sending, name)  # recorded, forgotten or released since
@@ -189,18 +194,14 @@ class RedisIngestLedger:
                     try:
                         pipe.watch(name)  # type: ignore[no-untyped-call]
                         ref, holder, until = pipe.hmget(name, [destination, holder_field, lease_field])
-                        if (
-                            holder
-                            and _s(holder) != runner
-                            and float(until or 0) > time.time()
-                            and alive(_s(holder))
-                        ):
+                        now = self._now()
+                        if holder and _s(holder) != runner and float(until or 0) > now and alive(_s(holder)):
                             pipe.unwatch()
                             return None
                         pipe.multi()
                         fields: dict[Any, Any] = {
                             holder_field: runner,
-                            lease_field: str(time.time() + lease_s),
+                            lease_field: str(now + lease_s),
                         }
                         if ref is None:
                             fields[destination] = ""  # the claim counts as an attempt from now on
@@ -313,11 +314,12 @@ class RedisIngestLedger:
                         if not head:
                             raise KeyError(plan_id)
                         holder, until = head.get("runner"), float(head.get("lease_until") or 0)
-                        if holder and until > time.time() and (holder == runner or alive(holder)):
+                        now = self._now()
+                        if holder and until > now and (holder == runner or alive(holder)):
                             pipe.unwatch()
                             return holder, head.get("job_id") or None
                         pipe.multi()
-                        pipe.hset(key, mapping={"runner": runner, "lease_until": str(time.time() + lease_s)})
+                        pipe.hset(key, mapping={"runner": runner, "lease_until": str(now + lease_s)})
                         pipe.hdel(key, "job_id")
                         pipe.execute()
                         return None
@@ -328,8 +330,11 @@ class RedisIngestLedger:
         return result
 
     def renew_plan(self, plan_id: str, runner: str, lease_s: float, *, job_id: str | None = None) -> None:
-        args = [runner, str(time.time() + lease_s), job_id or ""]
-        self._call(lambda: self._renew(keys=[self._plan_key(plan_id)], args=args))
+        def run() -> None:
+            until = str(self._now() + lease_s)
+            self._renew(keys=[self._plan_key(plan_id)], args=[runner, until, job_id or ""])
+
+        self._call(run)
 
     def release_plan(self, plan_id: str, runner: str) -> None:
         self._call(lambda: self._release(keys=[self._plan_key(plan_id)], args=[runner]))
