@@ -48,7 +48,9 @@ def test_every_replica_shares_redis_and_the_state_keys() -> None:
         assert env["TL_MCP_REDIS_URL"] == "redis://redis:6379/0", name
         assert "TL_MCP_STATE_KEYS" in env and "TL_MCP_AUTH_TOKENS" in env, name
         assert "redis" in service["build"]["args"]["EXTRAS"].split(","), name
-    assert "volatile-ttl" in services["redis"]["command"]
+    # Never evict: the shortest TTLs are the heartbeats, and evicting them would report live replicas'
+    # jobs as lost; a full Redis refuses writes instead, which tl-mcp reports as "Redis did not answer".
+    assert "noeviction" in services["redis"]["command"]
 
 
 def test_haproxy_accepts_the_config_with_the_compose_environment() -> None:
