@@ -323,6 +323,9 @@ TOOL_NAMES = [
     "update_entity",
     "find_entity_moments",
     "start_analysis_task",
+    "list_analysis_tasks",
+    "cancel_analysis_task",
+    "delete_analysis_task",
 ]
 
 

@@ -83,7 +83,7 @@ def _as_the_spec_reads(ann: ToolAnnotations) -> tuple[bool, bool | None, bool | 
 def test_every_tool_has_title_annotations_description_and_output_schema() -> None:
     server = build_server(Settings.from_sources(env={}, toolsets="all"))
     tools = anyio.run(server.list_tools)
-    assert len(tools) == len(all_tools()) == 43
+    assert len(tools) == len(all_tools()) == 46
     specs = {s.name: s for s in all_tools()}
     for t in tools:
         assert t.title, t.name
@@ -106,8 +106,12 @@ def test_every_tool_has_title_annotations_description_and_output_schema() -> Non
         assert t.description and len(t.description.splitlines()) >= 3, t.name
         assert t.input_schema.get("type") == "object"
         if ann.destructive_hint:
-            # Deletions, and export_clips, which replaces files when called with overwrite=true.
-            assert t.name.startswith(("delete_", "remove_")) or t.name == "export_clips", t.name
+            # Deletions, export_clips, which replaces files when called with overwrite=true, and
+            # cancel_analysis_task, which stops paid work for good.
+            assert t.name.startswith(("delete_", "remove_")) or t.name in (
+                "export_clips",
+                "cancel_analysis_task",
+            ), t.name
 
 
 def test_every_tool_result_is_a_tool_result_and_every_job_handle_a_job_result() -> None:

@@ -367,7 +367,7 @@ async def test_url_upload_works_without_allowed_dirs(world: World) -> None:
 
 
 async def test_every_tool_answers_within_its_advertised_output_schema(world: World, tmp_path: Path) -> None:
-    """All 43 tools called through the SDK client, which checks each `structuredContent` against the
+    """All 46 tools called through the SDK client, which checks each `structuredContent` against the
     compact `outputSchema` it listed; checked again here with jsonschema so the test does not rest on the
     client's check alone. What defaults to null is left out, never sent as a null the schema refuses."""
     import jsonschema

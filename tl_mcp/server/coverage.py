@@ -146,13 +146,11 @@ COVERAGE: tuple[Capability, ...] = (
     ),
     Capability(
         "Analyze",
-        "List or delete analysis tasks",
-        (),
+        "List, cancel or delete analysis tasks and batches (by status, asset, URL or mode)",
+        ("list_analysis_tasks", "cancel_analysis_task", "delete_analysis_task"),
         ("list-analyse-tasks", "delete-analyse-task"),
-        how="not tools: the API client has them (`client.analyze.list_tasks`, `delete_task`); a job's task "
-        "is cancelled with its job",
-        cloud="API client only",
-        sandbox="API client only",
+        how="toolset `analysis_tasks`; delete is in `admin`. Cancelling one that has ended says so and "
+        "changes nothing; deleting one still running is refused: cancel it first",
     ),
     # ------------------------------------------------------------------------------------- embeddings
     Capability(

@@ -120,6 +120,7 @@ class Analyze(Resource):
         *,
         status: Sequence[str] | None = None,
         asset_id: str | None = None,
+        video_url: str | None = None,
         analysis_mode: str | None = None,
     ) -> Page[AnalyzeTask]:
         """Newest first."""
@@ -128,6 +129,7 @@ class Analyze(Resource):
             "page_limit": page_limit,
             "status": list(status) if status else None,
             "asset_id": asset_id,
+            "video_url": video_url,
             "analysis_mode": analysis_mode,
         }
         return await self._page("/analyze/tasks", AnalyzeTask, params)
@@ -162,9 +164,19 @@ class Analyze(Resource):
         return await self._get(f"/analyze/batches/{seg(batch_id)}", AnalyzeBatch)
 
     async def list_batches(
-        self, page: int = 1, page_limit: int = 10, *, status: Sequence[str] | None = None
+        self,
+        page: int = 1,
+        page_limit: int = 10,
+        *,
+        status: Sequence[str] | None = None,
+        analysis_mode: str | None = None,
     ) -> Page[AnalyzeBatch]:
-        params = {"page": page, "page_limit": page_limit, "status": list(status) if status else None}
+        params = {
+            "page": page,
+            "page_limit": page_limit,
+            "status": list(status) if status else None,
+            "analysis_mode": [analysis_mode] if analysis_mode else None,
+        }
         return await self._page("/analyze/batches", AnalyzeBatch, params)
 
     async def batch_results(self, batch_id: str) -> list[BatchResult]:

@@ -21,7 +21,15 @@ from tl_mcp.server.tools._common import Ctx, Id, asset_mixup
 from tl_mcp.server.toolspec import ToolSpec, tool
 
 Kind = Literal[
-    "index", "video", "asset", "knowledge_store", "knowledge_store_item", "entity", "entity_collection"
+    "index",
+    "video",
+    "asset",
+    "knowledge_store",
+    "knowledge_store_item",
+    "entity",
+    "entity_collection",
+    "analysis_task",
+    "analysis_batch",
 ]
 
 
@@ -41,6 +49,8 @@ _LISTED_BY = {
     "knowledge_store_item": "list_knowledge_store_items",
     "entity": "list_entities",
     "entity_collection": "list_entity_collections",
+    "analysis_task": "list_analysis_tasks",
+    "analysis_batch": 'list_analysis_tasks(kind="batch")',
 }
 
 
@@ -221,6 +231,51 @@ async def delete_entity_collection(
     )
 
 
+@tool(
+    toolset="admin",
+    title="Delete a video analysis task or batch",
+    read_only=False,
+    destructive=True,
+    idempotent=True,
+)
+async def delete_analysis_task(
+    ctx: Ctx,
+    task_id: Annotated[Id | None, Field(description="The task to delete, with its result.")] = None,
+    batch_id: Annotated[Id | None, Field(description="The batch to delete, with its tasks.")] = None,
+) -> Annotated[CallToolResult, Deleted]:
+    """Delete an ended analysis task or batch and its results. Irreversible.
+
+    Only use this when the user explicitly asked; confirm with list_analysis_tasks. One still running
+    is refused: cancel it first (cancel_analysis_task).
+    """
+    state = app_state(ctx)
+    if (task_id is None) == (batch_id is None):
+        raise ToolError("Give task_id or batch_id (one of them); list_analysis_tasks shows both.")
+    analyze = state.client.analyze
+    if task_id is not None:
+        stop = call("cancel_analysis_task", task_id=task_id)
+        return await _delete(
+            state,
+            "analysis_task",
+            task_id,
+            None,
+            lambda: analyze.delete_task(task_id),
+            on_conflict=f"It is still running: cancel it first with {stop} (or wait until it ends), "
+            "then delete it again. Nothing was changed.",
+        )
+    assert batch_id is not None
+    stop = call("cancel_analysis_task", batch_id=batch_id)
+    return await _delete(
+        state,
+        "analysis_batch",
+        batch_id,
+        None,
+        lambda: analyze.delete_batch(batch_id),
+        on_conflict=f"It is still running: cancel it first with {stop} (or wait until it ends), then "
+        "delete it again. Nothing was changed.",
+    )
+
+
 TOOLS: list[ToolSpec] = [
     delete_index,
     delete_video,
@@ -229,4 +284,5 @@ TOOLS: list[ToolSpec] = [
     remove_from_knowledge_store,
     delete_entity,
     delete_entity_collection,
+    delete_analysis_task,
 ]
