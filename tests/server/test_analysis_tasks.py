@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -318,3 +320,149 @@ async def test_a_job_handed_out_keeps_its_task_when_the_server_stops(
         30,
     )
     assert task["task_id"] == started["task_id"] and task["status"] == "ready"
+
+
+def _next_calls(text: str, tool: str) -> list[str]:
+    """The `tool(...)` calls a result suggests, as printed."""
+    return re.findall(rf"{tool}\([^)]*\)", text)
+
+
+def _args_of(printed: str) -> dict[str, Any]:
+    """The arguments of a printed call, `tool(a="x", n=2)`, as the caller sends them back."""
+    inner = printed[printed.index("(") + 1 : -1]
+    return {k: json.loads(v) for k, v in re.findall(r'(\w+)=("[^"]*"|[^,\s]+)', inner)}
+
+
+async def test_a_running_task_is_listed_cancelled_twice_and_deleted_following_each_next_step(
+    world: World, stalled_url: tuple[str, threading.Event]
+) -> None:
+    """The whole life of a task an agent no longer wants: it is listed while it runs, deleting it is refused
+    until it is cancelled, cancelling it again says it already is and changes nothing, and once deleted it
+    is gone. Each step is the one the result before it printed."""
+    url, release = stalled_url
+    async with Client(build_server(world.settings(toolsets="all"))) as c:
+        started = await call_ok(c, "start_analysis_task", {"url": url, "prompt": "apples", "wait_s": 0})
+        job_id = started.structured_content and started.structured_content["job_id"]
+        task = await _until(lambda: _task_on(world, url), "the task upstream", 20)
+        task_id = task["task_id"]
+
+        listed = await call_ok(c, "list_analysis_tasks", {"status": ["queued", "pending", "processing"]})
+        rows = listed.structured_content and listed.structured_content["tasks"]
+        assert rows and task_id in [r["task_id"] for r in rows], rows
+        row = next(r for r in rows if r["task_id"] == task_id)
+        assert row["source"] == url and row["analysis_mode"] == "general" and row["status"] in _LIVE
+        assert f"`{task_id}`" in text_of(listed)
+        # Filters that exclude it leave it out.
+        ready = await call_ok(c, "list_analysis_tasks", {"status": ["ready"], "video_url": url})
+        assert ready.structured_content and ready.structured_content["tasks"] == []
+        assert "No task matches." in text_of(ready)
+
+        refused = await c.call_tool("delete_analysis_task", {"task_id": task_id})
+        assert refused.is_error and "cancel it first" in text_of(refused), text_of(refused)
+        assert _task_on(world, url) is not None, "a refused delete removed the task"
+
+        (stop,) = [s for s in _next_calls(text_of(listed), "cancel_analysis_task") if task_id in s]
+        cancelled = await call_ok(c, "cancel_analysis_task", _args_of(stop))
+        assert cancelled.structured_content == {
+            "backend": "sandbox",
+            "task_id": task_id,
+            "task_status": "canceled",
+            "canceled": True,
+        }
+        again = await call_ok(c, "cancel_analysis_task", {"task_id": task_id})
+        assert again.structured_content and again.structured_content["canceled"] is False
+        assert f"Nothing to cancel: analysis task {task_id} is already canceled" in text_of(again)
+        upstream_task = _task_on(world, url)
+        assert upstream_task and upstream_task["error"]["code"] == "user_canceled"
+        release.set()
+
+        # The job that started it ends, saying it was canceled.
+        ended = await c.call_tool("wait_for_task", {"id": job_id, "wait_s": 20})
+        assert "canceled" in text_of(ended), text_of(ended)
+        (follow_it,) = _next_calls(text_of(again), "wait_for_task")
+        status = await call_ok(c, "wait_for_task", _args_of(follow_it))
+        assert status.structured_content and status.structured_content["done"] is True
+        assert status.structured_content["status"] == "canceled", status.structured_content
+
+        (delete,) = _next_calls(text_of(again), "delete_analysis_task")
+        deleted = await call_ok(c, "delete_analysis_task", _args_of(delete))
+        assert deleted.structured_content and deleted.structured_content["deleted"] is True
+        assert _task_on(world, url) is None
+        repeat = await call_ok(c, "delete_analysis_task", {"task_id": task_id})
+        assert repeat.structured_content and repeat.structured_content["deleted"] is False
+        assert "(list_analysis_tasks shows what exists)" in text_of(repeat), text_of(repeat)
+        assert task_id not in text_of(await call_ok(c, "list_analysis_tasks", {}))
+
+
+_LIVE = ("queued", "pending", "processing")
+
+
+async def test_a_finished_batch_is_listed_and_cancelling_it_changes_nothing(world: World) -> None:
+    async with Client(build_server(world.settings(toolsets="all"))) as c:
+        done = await call_ok(
+            c,
+            "start_analysis_task",
+            {"asset_ids": [world.asset_id, "1" * 24], "prompt": "apples price", "wait_s": 60},
+        )
+        batch_id = done.structured_content and done.structured_content["batch_id"]
+        listed = await call_ok(c, "list_analysis_tasks", {"kind": "batch", "status": ["completed"]})
+        rows = listed.structured_content and listed.structured_content["tasks"]
+        assert rows and batch_id in [r["batch_id"] for r in rows]
+        row = next(r for r in rows if r["batch_id"] == batch_id)
+        assert row["items"] == "2 of 2 done (1 ready, 1 failed, 0 canceled)" and "task_id" not in row
+        # Its tasks are listed too, each naming its batch.
+        tasks = await call_ok(c, "list_analysis_tasks", {"asset_id": world.asset_id, "page_limit": 50})
+        assert tasks.structured_content
+        assert batch_id in [t.get("batch_id") for t in tasks.structured_content["tasks"]]
+        (follow_it,) = _next_calls(text_of(listed), "wait_for_task")
+        followed = await call_ok(c, "wait_for_task", _args_of(follow_it))
+        assert followed.structured_content and followed.structured_content["done"] is True
+
+        before = _batches(world)
+        kept = await call_ok(c, "cancel_analysis_task", {"batch_id": batch_id})
+        assert kept.structured_content and kept.structured_content["canceled"] is False
+        assert kept.structured_content["task_status"] == "completed"
+        assert "Nothing was changed." in text_of(kept) and _batches(world) == before
+
+        (delete,) = _next_calls(text_of(kept), "delete_analysis_task")
+        gone = await call_ok(c, "delete_analysis_task", _args_of(delete))
+        assert gone.structured_content and gone.structured_content["deleted"] is True
+        assert batch_id not in [b["batch_id"] for b in _batches(world)]
+        assert batch_id not in [t.get("batch_id") for t in _tasks(world)]
+
+
+def _batches(world: World) -> list[dict[str, Any]]:
+    with httpx2.Client(base_url=world.sandbox.base_url, headers={"x-api-key": world.sandbox.api_key}) as c:
+        data: list[dict[str, Any]] = c.get("/analyze/batches", params={"page_limit": 50}).json()["data"]
+        return data
+
+
+async def test_bad_listing_cancel_and_delete_input_is_refused_and_changes_nothing(world: World) -> None:
+    unknown = "f" * 24
+    cases: list[tuple[str, dict[str, Any], str]] = [
+        ("list_analysis_tasks", {"status": ["completed"]}, "not a task status"),
+        ("list_analysis_tasks", {"kind": "batch", "status": ["ready"]}, "not a batch status"),
+        ("list_analysis_tasks", {"kind": "batch", "asset_id": world.asset_id}, "list their tasks"),
+        ("cancel_analysis_task", {}, "Give task_id or batch_id"),
+        ("cancel_analysis_task", {"task_id": unknown, "batch_id": unknown}, "Give task_id or batch_id"),
+        ("cancel_analysis_task", {"task_id": unknown}, f"There is no analysis task {unknown}"),
+        ("cancel_analysis_task", {"batch_id": unknown}, f"There is no analysis batch {unknown}"),
+        ("delete_analysis_task", {}, "Give task_id or batch_id"),
+    ]
+    before = (_tasks(world), _batches(world))
+    async with Client(build_server(world.settings(toolsets="all"))) as c:
+        for tool, args, expected in cases:
+            result = await c.call_tool(tool, args)
+            assert result.is_error and expected in text_of(result), (tool, args, text_of(result))
+        # The lister an unknown id points to is a call that works.
+        missing = text_of(await c.call_tool("cancel_analysis_task", {"batch_id": unknown}))
+        (lister,) = _next_calls(missing, "list_analysis_tasks")
+        assert (await call_ok(c, "list_analysis_tasks", _args_of(lister))).structured_content
+        # Deleting what does not exist is the idempotent success admin deletes give.
+        for key in ("task_id", "batch_id"):
+            gone = await call_ok(c, "delete_analysis_task", {key: unknown})
+            assert gone.structured_content and gone.structured_content["deleted"] is False
+        listed_by = text_of(gone)
+        (lister,) = _next_calls(listed_by, "list_analysis_tasks")
+        assert _args_of(lister) == {"kind": "batch"} and "Nothing was changed." in listed_by
+    assert (_tasks(world), _batches(world)) == before
