@@ -415,9 +415,13 @@ async def test_every_tool_answers_within_its_advertised_output_schema(world: Wor
             "fields": [{"name": "title", "type": "string", "description": "t"}],
         }
         await call("start_analysis_task", {**at, "segment_definitions": [chapters], "wait_s": 60})
-        await call(
+        batch = await call(
             "start_analysis_task", {"asset_ids": [world.asset_id, "0" * 24], "prompt": "apples", "wait_s": 60}
         )
+        await call("list_analysis_tasks", {"asset_id": world.asset_id})
+        await call("list_analysis_tasks", {"kind": "batch"})
+        await call("cancel_analysis_task", {"batch_id": batch["batch_id"]})
+        await call("delete_analysis_task", {"batch_id": batch["batch_id"]})
         await call("export_clips", {"moments": [{**at, "start": 0, "end": 1}], "folder": str(out)})
         shots = world.media / "every-tool"
         shots.mkdir(exist_ok=True)
