@@ -46,8 +46,8 @@ TOOLSETS: tuple[Toolset, ...] = (
     ),
     Toolset(
         "analysis_tasks",
-        "Async Pegasus tasks: timed segments with custom fields, batches. Off by default: add it to "
-        "--toolsets.",
+        "Async Pegasus tasks: timed segments with custom fields, batches; list and cancel them. Off by "
+        "default: add it to --toolsets.",
         default_on=False,
     ),
 )
