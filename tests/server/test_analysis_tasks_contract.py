@@ -244,6 +244,8 @@ async def test_cancel_and_delete_send_what_the_contract_takes_and_pass_on_its_re
         refused = await c.call_tool("delete_analysis_task", {"task_id": "t_run"})
         assert refused.is_error and 'cancel_analysis_task(task_id="t_run")' in text_of(refused)
         assert "HTTP 409" in text_of(refused) and "Nothing was changed." in text_of(refused)
+        # The refusal's own next step, not the generic one of a 409 (a name already taken).
+        assert "pick another name" not in text_of(refused), text_of(refused)
         one = await call_ok(c, "cancel_analysis_task", {"task_id": "t_run"})
         two = await call_ok(c, "cancel_analysis_task", {"task_id": "t_run"})
         assert one.structured_content and one.structured_content["canceled"] is True

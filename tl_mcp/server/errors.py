@@ -81,17 +81,20 @@ def _not_found_hint(exc: TwelveLabsError) -> str | None:
     return f"Check the id; {listed} the ids that exist." if listed else None
 
 
-def explain(action: str, exc: TwelveLabsError) -> str:
+def explain(action: str, exc: TwelveLabsError, *, hint: str | None = None) -> str:
+    """`hint`: what to do next, from a caller that knows better than the generic line for the error's kind
+    (a delete refused with 409 is not a name taken)."""
     why = [f"HTTP {exc.status}" if exc.status else None, exc.code]
     reason = ", ".join(w for w in why if w)
     message = exc.message.strip() if exc.message else type(exc).__name__
     text = f"{action} failed: {message}" + (f" ({reason})" if reason else "")
     if isinstance(exc, RateLimitError) and exc.retry_after:
         text += f". Retry after {exc.retry_after:.0f} s"
-    hint = _not_found_hint(exc) or next(
+    fallback = _not_found_hint(exc) or next(
         (h for cls, h in _HINTS if isinstance(exc, cls)),
         "The API's answer could not be used; retry, and if it keeps happening the service may be degraded.",
     )
+    hint = hint or fallback
     if isinstance(exc, StreamError):
         hint = (
             "The answer was cut off before it was complete (what arrived is kept below, if anything did); "

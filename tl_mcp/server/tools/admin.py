@@ -79,9 +79,7 @@ async def _delete(
         )
         return tool_result(out, md)
     except ConflictError as exc:
-        if on_conflict is None:
-            raise ToolError(explain(f"Deleting {label} {id}", exc)) from None
-        raise ToolError(f"{explain(f'Deleting {label} {id}', exc)} {on_conflict}") from None
+        raise ToolError(explain(f"Deleting {label} {id}", exc, hint=on_conflict)) from None
     except TwelveLabsError as exc:
         raise ToolError(explain(f"Deleting {label} {id}", exc)) from None
     out = Deleted(kind=kind, id=id, parent_id=parent, deleted=True, backend=state.backend)
