@@ -192,7 +192,8 @@ def _sound_islands(audio: AudioArray) -> list[tuple[float, float]]:
     for begin, end in zip(begins[long].tolist(), ends[long].tolist(), strict=True):
         if begin * _FRAME / SAMPLE_RATE > at:
             islands.append((at, begin * _FRAME / SAMPLE_RATE))
-        at = min(duration, end * _FRAME / SAMPLE_RATE)
+        # A pause up to the last whole frame runs to the end: the few samples after it are no island.
+        at = duration if end == frames else end * _FRAME / SAMPLE_RATE
     if at < duration:
         islands.append((at, duration))
     return islands or [(0.0, duration)]
