@@ -23,9 +23,13 @@ WINDOW_SECONDS = 30.0
 #: How far back from a window's end to look for a quiet place to cut, so words are not split.
 CUT_SEARCH_SECONDS = 8.0
 _QUIET_STEP = SAMPLE_RATE // 20  # 50 ms energy frames
-#: A silence between two words at least this long ends a moment. Whisper leaves no gap between the words
-#: of one phrase; espeak-ng's and people's pauses between sentences are 0.3 s and up.
+#: A silence in the audio at least this long ends a moment. espeak-ng's and people's pauses between
+#: sentences are 0.3 s and up; a comma's pause is shorter (espeak-ng: under 0.2 s).
 PAUSE_SECONDS = 0.3
+_FRAME = SAMPLE_RATE // 50  # 20 ms level frames for finding pauses
+#: A window whose loud frames are less than this far above its quiet ones (speech over music or a steady
+#: noise) shows no pause the level can find: its segments are cut at sentence ends only.
+_MIN_CONTRAST_DB = 15.0
 _SENTENCE_END = (".", "?", "!", "…")
 
 
@@ -143,42 +147,96 @@ class WhisperSpeechAnalyzer:
         )
         duration = audio.size / SAMPLE_RATE
         log.debug("transcribing %.1f s of audio at offset %.1f s", duration, offset)
+        islands = _sound_islands(audio)
         result: list[TimedText] = []
+        # Whisper joins sentences that follow each other closely into one segment (with a comma where the
+        # pause was) and may end a segment mid-sentence: the words of consecutive segments are re-cut into
+        # one moment per sentence, timed by its own words, so a moment never spans a pause or the cut
+        # that usually sits in it.
+        words: list[Any] = []
         for seg in segments:
-            words = [w for w in (seg.words or []) if w.word.strip()]
-            if not words:
-                text = seg.text.strip()
-                if text:
-                    confidence = math.exp(min(0.0, float(seg.avg_logprob)))
-                    result.append(
-                        _timed(text, float(seg.start), float(seg.end), confidence, offset, duration)
-                    )
+            timed = [w for w in (seg.words or []) if w.word.strip()]
+            if timed:
+                words.extend(timed)
                 continue
-            # Whisper joins sentences that follow each other closely into one segment (with a comma where
-            # the pause was): one moment per sentence, timed by its own words, so a moment never spans a
-            # pause or the cut that usually sits in it.
-            for run in _sentences(words):
-                text = "".join(w.word for w in run).strip().rstrip(",;")
-                # avg_logprob is shared by every segment of one decoding window; the words' own
-                # probabilities tell sentences apart.
-                confidence = sum(float(w.probability) for w in run) / len(run)
-                result.append(
-                    _timed(text, float(run[0].start), float(run[-1].end), confidence, offset, duration)
-                )
+            result.extend(_sentence_moments(words, islands, offset, duration))
+            words = []
+            text = seg.text.strip()
+            if text:
+                confidence = math.exp(min(0.0, float(seg.avg_logprob)))
+                result.append(_timed(text, float(seg.start), float(seg.end), confidence, offset, duration))
+        result.extend(_sentence_moments(words, islands, offset, duration))
         return result
 
 
-def _sentences(words: list[Any]) -> list[list[Any]]:
-    """Runs of words split after sentence punctuation and at pauses of ``PAUSE_SECONDS`` or more."""
+def _sound_islands(audio: AudioArray) -> list[tuple[float, float]]:
+    """Stretches of sound between silences of ``PAUSE_SECONDS`` or more, in seconds from the start of
+    ``audio``. A 20 ms frame is silent when its RMS level is near the window's noise floor (its 5th
+    percentile), or 40 dB under its loud level (95th percentile) on digitally silent audio; one island when
+    the window has too little contrast to tell."""
+    duration = audio.size / SAMPLE_RATE
+    frames = audio.size // _FRAME
+    if frames == 0:
+        return [(0.0, duration)]
+    power = np.square(audio[: frames * _FRAME].reshape(frames, _FRAME), dtype=np.float64).mean(axis=1)
+    level = 10.0 * np.log10(np.maximum(power, 1e-10))
+    floor, loud = (float(v) for v in np.percentile(level, [5, 95]))
+    if loud - floor < _MIN_CONTRAST_DB:
+        return [(0.0, duration)]
+    quiet = level < max(floor + min(12.0, (loud - floor) / 2), loud - 40.0)
+    edges = np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]]))
+    begins, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    long = (ends - begins) * _FRAME >= PAUSE_SECONDS * SAMPLE_RATE
+    islands: list[tuple[float, float]] = []
+    at = 0.0
+    for begin, end in zip(begins[long].tolist(), ends[long].tolist(), strict=True):
+        if begin * _FRAME / SAMPLE_RATE > at:
+            islands.append((at, begin * _FRAME / SAMPLE_RATE))
+        # A pause up to the last whole frame runs to the end: the few samples after it are no island.
+        at = duration if end == frames else end * _FRAME / SAMPLE_RATE
+    if at < duration:
+        islands.append((at, duration))
+    return islands or [(0.0, duration)]
+
+
+def _island_of(word: Any, islands: list[tuple[float, float]]) -> int:
+    """The island a word was spoken in: the one its timestamps overlap most, else the nearest. Whisper's
+    word times are off by up to half a second, so a word may reach into, or sit in, a pause."""
+    start, end = float(word.start), float(word.end)
+
+    def fit(i: int) -> tuple[float, float]:
+        a, b = islands[i]
+        return max(0.0, min(b, end) - max(a, start)), -max(0.0, a - end, start - b)
+
+    return max(range(len(islands)), key=fit)
+
+
+def _sentence_moments(
+    words: list[Any], islands: list[tuple[float, float]], offset: float, duration: float
+) -> list[TimedText]:
+    out = []
+    for run in _sentences(words, islands):
+        text = "".join(w.word for w in run).strip().rstrip(",;")
+        # avg_logprob is shared by every segment of one decoding window; the words' own probabilities
+        # tell sentences apart.
+        confidence = sum(float(w.probability) for w in run) / len(run)
+        out.append(_timed(text, float(run[0].start), float(run[-1].end), confidence, offset, duration))
+    return out
+
+
+def _sentences(words: list[Any], islands: list[tuple[float, float]]) -> list[list[Any]]:
+    """Runs of words split after sentence punctuation and where a pause in the audio lies between two
+    words. A gap between word timestamps is not a pause: Whisper leaves 0.2 s where the speaker paused
+    0.4 s, and 0.5 s at a comma spoken without one."""
     runs: list[list[Any]] = [[]]
+    last = -1
     for word in words:
         run = runs[-1]
-        if run and (
-            run[-1].word.strip().endswith(_SENTENCE_END)
-            or float(word.start) - float(run[-1].end) >= PAUSE_SECONDS
-        ):
+        island = _island_of(word, islands)
+        if run and (run[-1].word.strip().endswith(_SENTENCE_END) or island != last):
             runs.append(run := [])
         run.append(word)
+        last = island
     return [run for run in runs if run]
 
 
