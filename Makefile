@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest demo install bench tools-doc clean test-llm
+.PHONY: test lint typecheck pytest demo install bench tools-doc clean test-llm test-slow
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,11 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict tl_mcp
 
 pytest: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider -m "not llm" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider -m "not llm and not slow" $(PYTEST_ARGS)
+
+# The browser, replica-cluster (Redis, HAProxy) and many-process suites, and the bench smoke runs.
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider -m "slow and not llm" $(PYTEST_ARGS)
 
 # Real inference for the answerers (tests/llm): xllamacpp and SmolLM2-135M, pinned by sha256. Test fixtures
 # only: the product never depends on a model. Then the answer-quality bench with every answerer available.

@@ -23,3 +23,23 @@ def _sandbox_may_fetch_loopback(request: pytest.FixtureRequest) -> Iterator[None
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TL_MCP_SANDBOX_ALLOW_PRIVATE_URLS", "1")
         yield
+
+
+#: Suites that start browsers, replica clusters (Redis, HAProxy), many processes or a second Node: run by
+#: `make test-slow` (which `.ci/run` runs after `make test`), so `make test` stays within its time budget.
+SLOW_SUITES = (
+    "tests/browser/",
+    "tests/bench_smoke/",
+    "tests/e2e/test_redis_replicas.py",
+    "tests/e2e/test_replicas.py",
+    "tests/e2e/test_bulk_restart.py",
+    "tests/newcomer/test_newcomer_conformance.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = config.rootpath
+    for item in items:
+        where = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
+        if where.startswith(SLOW_SUITES):
+            item.add_marker(pytest.mark.slow)
