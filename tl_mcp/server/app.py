@@ -19,7 +19,6 @@ from tl_mcp.config import Settings
 from tl_mcp.redaction import SECRETS
 from tl_mcp.server import metrics
 from tl_mcp.server.apps import moments_app
-from tl_mcp.server.auth import build_auth
 from tl_mcp.server.backend import Backend, open_backend
 from tl_mcp.server.client_log import install_client_log
 from tl_mcp.server.files import FilePolicy
@@ -89,7 +88,12 @@ def build_server(
     shared = [k.get_secret_value().encode() for k in settings.state_keys]
     # Without shared keys, ids and request state are only good in this process (one replica).
     job_keys = shared or [secrets.token_bytes(32)]
-    auth = build_auth(settings)
+    auth = None
+    if settings.oauth_enabled:
+        # PyJWT and cryptography serve OAuth mode only: a plain server starts without them.
+        from tl_mcp.server.auth import build_auth
+
+        auth = build_auth(settings)
     if settings.redis_url is not None and not shared:
         log.warning(
             "TL_MCP_REDIS_URL is set without TL_MCP_STATE_KEYS: HTTP sessions stay pinned to the "

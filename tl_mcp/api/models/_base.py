@@ -23,13 +23,14 @@ Number = Annotated[int | float, BeforeValidator(_whole)]
 class WireModel(BaseModel):
     """Base for response objects: unknown fields are kept (the API grows fast); alias or name both work."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    # Deferred: a model's validator is built on its first use, not for every model at import (start-up).
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
 
 class RequestModel(BaseModel):
     """Base for request bodies we build: typos in our own code must fail loudly, not reach the wire."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
     def to_wire(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)

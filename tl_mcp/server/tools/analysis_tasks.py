@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import anyio
-import jsonschema
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field, ValidationError
@@ -257,6 +256,9 @@ def _request(
     if not segmenting and prompt is None:
         raise ToolError("Give prompt (what to find out) or segment_definitions (which segments to find).")
     if output_schema is not None:
+        # jsonschema (and its referencing/rpds stack) only matters once a schema is given: not at start-up.
+        import jsonschema
+
         try:
             jsonschema.Draft202012Validator.check_schema(output_schema)
         except jsonschema.SchemaError as exc:

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
-import jsonschema
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -330,6 +329,9 @@ async def analyze_video(
     if start_time is not None and end_time is not None and end_time <= start_time:
         raise ToolError("end_time must be after start_time.")
     if output_schema is not None:
+        # jsonschema (and its referencing/rpds stack) only matters once a schema is given: not at start-up.
+        import jsonschema
+
         try:
             jsonschema.Draft202012Validator.check_schema(output_schema)
         except jsonschema.SchemaError as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import anyio
 import anyio.from_thread
@@ -13,12 +13,15 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, ConfigDict, Field
 
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
-from tl_mcp.server.cutting import CARD_SECONDS, CutError, Segment, cut, encoder_name
 from tl_mcp.server.errors import explain
 from tl_mcp.server.results import Markdown, ToolResult, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.tools._common import Ctx, Id, video_not_found
 from tl_mcp.server.toolspec import ToolSpec, tool
+
+if TYPE_CHECKING:
+    # The cutter pulls in PyAV, numpy and Pillow (a third of start-up): imported by the calls that cut.
+    from tl_mcp.server.cutting import Segment
 
 #: Most moments per call, and most seconds of video cut per call: each output frame is re-encoded.
 MAX_MOMENTS = 20
@@ -53,6 +56,8 @@ class ClipsResult(ToolResult):
 
 async def _source(state: AppState, i: int, m: ClipMoment) -> Segment:
     """The moment as a segment of its media URL, once its window is known to lie inside the video."""
+    from tl_mcp.server.cutting import Segment
+
     label = f"moments[{i}]"
     if bool(m.asset_id) == bool(m.video_id) or bool(m.video_id) != bool(m.index_id):
         raise ToolError(
@@ -121,6 +126,8 @@ async def export_clips(
     reports segment and byte progress. Writes only into folders the server allows (--allow-write-dir)
     and never replaces a file unless overwrite=true.
     """
+    from tl_mcp.server.cutting import CARD_SECONDS, CutError, cut, encoder_name
+
     state = app_state(ctx)
     stem = name[:-4] if name.lower().endswith(".mp4") else name
     total = sum(m.end - m.start for m in moments)

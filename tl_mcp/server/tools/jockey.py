@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
-import jsonschema
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
@@ -95,6 +94,9 @@ Intermediate = Annotated[
 def _text_format(schema: dict[str, Any] | None) -> JsonSchemaFormat | None:
     if schema is None:
         return None
+    # jsonschema (and its referencing/rpds stack) only matters once a schema is given: not at start-up.
+    import jsonschema
+
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
