@@ -267,6 +267,8 @@ def test_readme_tool_table_is_up_to_date(tools_output: str, tmp_path: Path) -> N
 COVERED_BY: list[tuple[str, str]] = [
     (r"^make demo$", "tests/newcomer/test_newcomer_demo.py runs `tl-mcp demo`, which make demo runs"),
     (r"^make test$", ".ci/run runs it"),
+    (r"^make test-slow$", ".ci/run runs it after make test"),
+    (r"^make test-llm$", ".ci/run runs it last"),
     (r"^make bench$", "tests of bench/ (bench smoke test)"),
     (r"^make tools-doc$", "test_readme_tool_table_is_up_to_date (tl-mcp tools --update-readme)"),
     (r"^pip install( -e)? '?(\.|tl-mcp)(\[[a-z,]+\])?'?$", "test_newcomer_docker.py installs the package"),
