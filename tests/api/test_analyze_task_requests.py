@@ -161,7 +161,7 @@ async def test_a_segment_task_validates_against_the_136_contract_and_carries_its
     assert created.task_id == "t-new" and created.reused is False
     assert task.analysis_mode == "time_based_metadata"
     assert task.result is not None
-    from tl_mcp.api.models.analyze import parse_segments
+    from tl_mcp.api.models.analyze_tasks import parse_segments
 
     assert [(s.start, s.end, s.fields["title"]) for s in parse_segments(task.result.data)] == [
         (0.0, 6.0, "Sales"),

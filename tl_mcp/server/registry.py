@@ -26,6 +26,7 @@ from tl_mcp.server.schema import compact, compact_annotations, drop_unset
 from tl_mcp.server.tools import (
     admin,
     analysis_tasks,
+    analysis_tasks_manage,
     analyze,
     bulk,
     clips,
@@ -58,6 +59,7 @@ _MODULES = (
     stores,
     entities,
     analysis_tasks,
+    analysis_tasks_manage,
 )
 
 

@@ -2,26 +2,28 @@
 
 from ._base import GeneratedBy, MetadataValue, Page, PageInfo, RequestModel, WireModel
 from .analyze import (
-    AnalyzeBatch,
-    AnalyzeBatchCreated,
-    AnalyzeBatchRequest,
     AnalyzeEnd,
     AnalyzeEvent,
     AnalyzeRequest,
     AnalyzeResult,
     AnalyzeStart,
-    AnalyzeTask,
-    AnalyzeTaskCreated,
     AnalyzeText,
     AnalyzeUsage,
-    BatchItem,
-    BatchResult,
     ImageInput,
     ResponseFormat,
     SegmentDefinition,
     SegmentField,
     SegmentFormat,
     VideoSource,
+)
+from .analyze_tasks import (
+    AnalyzeBatch,
+    AnalyzeBatchCreated,
+    AnalyzeBatchRequest,
+    AnalyzeTask,
+    AnalyzeTaskCreated,
+    BatchItem,
+    BatchResult,
 )
 from .assets import (
     Asset,

@@ -19,13 +19,11 @@ from pydantic import ValidationError
 from .._http import Body, HTTPCore, Timeouts
 from ..errors import StreamError, TwelveLabsError
 from ..models._base import Page
-from ..models.analyze import (
+from ..models.analyze import AnalyzeEvent, AnalyzeRequest, AnalyzeResult
+from ..models.analyze_tasks import (
     AnalyzeBatch,
     AnalyzeBatchCreated,
     AnalyzeBatchRequest,
-    AnalyzeEvent,
-    AnalyzeRequest,
-    AnalyzeResult,
     AnalyzeTask,
     AnalyzeTaskCanceled,
     AnalyzeTaskCreated,

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from tl_mcp.api import PollPolicy, poll
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
-from tl_mcp.api.models.analyze import AnalyzeTask, parse_segments
+from tl_mcp.api.models.analyze_tasks import AnalyzeTask, parse_segments
 from tl_mcp.server.errors import upstream
 from tl_mcp.server.jobs.job import Job
 from tl_mcp.server.jobs.relay import HEARTBEAT_S
