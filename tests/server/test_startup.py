@@ -92,3 +92,20 @@ async def test_first_calls_of_a_fresh_stdio_server_import_what_they_need(tmp_pat
                 "start_analysis_task", {"prompt": "x", "asset_id": "a" * 24, "output_schema": bad_schema}
             )
             assert task.is_error and "not a valid JSON Schema" in text_of(task), text_of(task)
+
+
+def test_listed_argument_schemas_are_the_strict_models_that_the_first_call_builds() -> None:
+    # Start-up lists each tool's schema without building its strict model (a pydantic class per tool);
+    # what is listed must be exactly what that model, made by the tool's first call, accepts.
+    from tl_mcp.config import Settings
+    from tl_mcp.server.registry import _strict, build_tools
+    from tl_mcp.server.schema import compact
+
+    tools = build_tools(Settings.from_sources(env={}, toolsets="all"))
+    assert len(tools) >= 20
+    for tool in tools:
+        loose = tool.fn_metadata.arg_model
+        assert loose.model_config.get("extra") != "forbid", tool.name
+        strict = _strict(loose)
+        assert strict.model_config.get("strict") and strict.model_config.get("extra") == "forbid"
+        assert compact(strict.model_json_schema(by_alias=True), "input") == tool.parameters, tool.name

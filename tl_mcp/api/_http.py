@@ -199,16 +199,31 @@ class HTTPCore:
         SECRETS.add(api_key)
         self.timeouts = timeouts
         self.retry = retry
-        self._client = httpx2.AsyncClient(
-            base_url=self.base_url,
-            transport=transport,
-            timeout=timeouts.httpx(),
-            headers={"user-agent": user_agent},
-            follow_redirects=False,
-        )
+        self._transport = transport
+        self._user_agent = user_agent
+        # Made by the first request: its TLS context costs tens of milliseconds that a server's start-up
+        # (up to its first `tools/list`) does not need.
+        self._httpx: httpx2.AsyncClient | None = None
+        self._closed = False
+
+    @property
+    def _client(self) -> httpx2.AsyncClient:
+        if self._httpx is None:
+            if self._closed:
+                raise RuntimeError("the API client is closed: open a new one")
+            self._httpx = httpx2.AsyncClient(
+                base_url=self.base_url,
+                transport=self._transport,
+                timeout=self.timeouts.httpx(),
+                headers={"user-agent": self._user_agent},
+                follow_redirects=False,
+            )
+        return self._httpx
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        self._closed = True
+        if self._httpx is not None:
+            await self._httpx.aclose()
 
     def _build(
         self,

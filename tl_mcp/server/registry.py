@@ -16,8 +16,9 @@ from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from mcp.types import INVALID_PARAMS, CallToolResult
-from pydantic import ConfigDict, ValidationError
+from pydantic import ConfigDict, PrivateAttr, ValidationError
 
 from tl_mcp.config import Settings
 from tl_mcp.server.apps import tool_meta
@@ -81,7 +82,14 @@ def select_tools(specs: Sequence[ToolSpec], *, toolsets: Sequence[str], read_onl
 class _Tool(Tool):
     """The SDK's tool, with argument errors that say what to fix instead of pydantic's raw report."""
 
+    # Building the strict argument model is a pydantic class per tool: done by the tool's first call, not
+    # by start-up, since the listing needs only its schema.
+    _strict_pending: bool = PrivateAttr(default=False)
+
     async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
+        if self._strict_pending:
+            self.fn_metadata.arg_model = _strict(self.fn_metadata.arg_model)
+            self._strict_pending = False
         try:
             result = await super().run(arguments, context, convert_result)
         except ToolError as exc:
@@ -122,21 +130,26 @@ def sdk_tool(spec: ToolSpec, *, shaped: bool = True) -> Tool:
     )
     if not shaped:
         return made
+    assert isinstance(made, _Tool)
+    # The strict model's schema is the loose one's with unknown names refused: strictness is not in JSON
+    # Schema, and the class keeps the loose model's name (its schema title).
+    made.parameters = compact({**made.parameters, "additionalProperties": False}, "input")
+    made._strict_pending = True
+    made.annotations = compact_annotations(spec.annotations)
     meta = made.fn_metadata
-    loose = meta.arg_model
+    if meta.output_schema is not None:
+        meta.output_schema = compact(meta.output_schema, "output")
+    return made
 
+
+def _strict(loose: type[ArgModelBase]) -> type[ArgModelBase]:
     class Arguments(loose):  # type: ignore[misc, valid-type]
         # JSON has numbers, strings and booleans: a string where a number belongs is the caller's
         # mistake to hear about, not to have guessed; an unknown name is most often a misspelt one.
         model_config = ConfigDict(strict=True, extra="forbid")
 
     Arguments.__name__ = Arguments.__qualname__ = loose.__name__
-    meta.arg_model = Arguments
-    made.parameters = compact(Arguments.model_json_schema(by_alias=True), "input")
-    made.annotations = compact_annotations(spec.annotations)
-    if meta.output_schema is not None:
-        meta.output_schema = compact(meta.output_schema, "output")
-    return made
+    return Arguments
 
 
 def unknown_tools_are_protocol_errors(server: MCPServer[Any], settings: Settings) -> None:
