@@ -19,7 +19,8 @@ pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Needed only by the calls that use them: cutting clips (PyAV, numpy, Pillow), checking a caller's JSON
-#: Schema (jsonschema), OAuth mode (PyJWT), the embedded engine (the sandbox, started by the backend).
+#: Schema (jsonschema), OAuth mode (PyJWT), the embedded engine (the sandbox, started by the backend),
+#: HTTP mode's per-token limits and Prometheus metrics.
 LAZY = (
     "av",
     "numpy",
@@ -31,6 +32,9 @@ LAZY = (
     "tl_mcp.samples",
     "tl_mcp.server.cutting",
     "tl_mcp.server.auth",
+    "tl_mcp.server.guard",
+    "tl_mcp.server.metrics",
+    "prometheus_client",
 )
 PROBE = f"""
 import json, sys

@@ -17,12 +17,10 @@ from tl_mcp import __version__
 from tl_mcp.api._http import RetryPolicy
 from tl_mcp.config import Settings
 from tl_mcp.redaction import SECRETS
-from tl_mcp.server import metrics
 from tl_mcp.server.apps import moments_app
 from tl_mcp.server.backend import Backend, open_backend
 from tl_mcp.server.client_log import install_client_log
 from tl_mcp.server.files import FilePolicy
-from tl_mcp.server.guard import CallGuard, UpstreamTransport
 from tl_mcp.server.inflight import InflightRequests
 from tl_mcp.server.ingest_ledger import IngestLedger, SqliteIngestLedger
 from tl_mcp.server.jobs.manager import JobManager
@@ -107,6 +105,10 @@ def build_server(
     guarded = settings.transport == "http"
     retry: RetryPolicy | None = None
     if guarded:
+        # Per-token limits and the Prometheus metrics serve HTTP only: stdio starts without importing them.
+        from tl_mcp.server import metrics
+        from tl_mcp.server.guard import CallGuard, UpstreamTransport
+
         limits = limits_of(settings)
         given = transport
         transport = UpstreamTransport(
