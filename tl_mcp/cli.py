@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     tools.add_argument(
         "--update-readme", metavar="README", help="rewrite the tools block of this file instead"
     )
-    from tl_mcp.demo import add_arguments as add_demo_arguments
+    from tl_mcp.demo_args import add_arguments as add_demo_arguments
 
     add_demo_arguments(sub.add_parser("demo", help="run the end-to-end demo against the embedded sandbox"))
     return parser

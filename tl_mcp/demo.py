@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from tl_mcp.demo_args import add_arguments
 from tl_mcp.demo_console import Console, human_bytes
 
 if TYPE_CHECKING:
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 
     from tl_mcp.samples import SampleInfo
 
-DEFAULT_OUTPUT_DIR = Path("demo-output")
-DEFAULT_TIMEOUT_S = 300.0
 STEPS = 10
 SEARCH_QUERY = "fresh apples"
 QUESTION = "What does the video say about fresh apples, and what do they cost?"
@@ -47,26 +46,6 @@ _PASSED_ENV = ("PYTHONPATH", "TMPDIR", "LD_LIBRARY_PATH", "LANG", "LC_ALL")
 
 class DemoError(Exception):
     """A step failed; the message says which, why, and where to look."""
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--output-dir",
-        type=Path,
-        default=DEFAULT_OUTPUT_DIR,
-        help="where the sample video, thumbnail, answers and server log go (default: ./demo-output)",
-    )
-    parser.add_argument(
-        "--keep",
-        action="store_true",
-        help="keep the sandbox's data in OUTPUT_DIR/sandbox (default: a temporary folder, deleted)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT_S,
-        help=f"give up after this many seconds (default {DEFAULT_TIMEOUT_S:.0f})",
-    )
 
 
 def server_command(media_dir: Path, sandbox_dir: Path) -> list[str]:

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
 #: Needed only by the calls that use them: cutting clips (PyAV, numpy, Pillow), checking a caller's JSON
 #: Schema (jsonschema), OAuth mode (PyJWT), the embedded engine (the sandbox, started by the backend),
-#: HTTP mode's per-token limits and Prometheus metrics.
+#: HTTP mode's per-token limits and Prometheus metrics, the demo (only its flags are in every command line).
 LAZY = (
     "av",
     "numpy",
@@ -32,6 +32,7 @@ LAZY = (
     "tl_mcp.samples",
     "tl_mcp.server.cutting",
     "tl_mcp.server.auth",
+    "tl_mcp.demo",
     "tl_mcp.server.guard",
     "tl_mcp.server.metrics",
     "prometheus_client",
@@ -43,6 +44,7 @@ from tl_mcp.config import Settings
 from tl_mcp.server import build_server
 from tl_mcp.server.stdio import run_stdio
 
+tl_mcp.cli.build_parser()
 build_server(Settings.from_sources(env={{}}, toolsets="all"))
 print(json.dumps([m for m in {LAZY!r} if m in sys.modules]))
 """
