@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 
-from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
 from tl_mcp.api import TwelveLabsClient
@@ -18,7 +17,7 @@ from tl_mcp.server.jobs.job import Job
 from tl_mcp.server.results import JobResult, JobStatus, Json, Markdown, call, fmt_seconds
 from tl_mcp.server.state import AppState
 from tl_mcp.server.tools.analyze import SANDBOX_NOTE
-from tl_mcp.server.tools.tasks import TERMINAL_BAD, follow
+from tl_mcp.server.tools.tasks import follow, refuse_bad_end
 
 
 class Segment(BaseModel):
@@ -111,9 +110,7 @@ async def follow_task(client: TwelveLabsClient, job: Job, task_id: str) -> Analy
             policy=client.poll,
             watching=call("wait_for_task", id=task_id, kind="analyze_task"),
         )
-    if task.status.lower() in TERMINAL_BAD:
-        reason = task.error.message if task.error and task.error.message else "no reason given"
-        raise ToolError(f"Video analysis task {task_id} ended with status {task.status}: {reason}.")
+    refuse_bad_end("Video analysis task", task_id, task.status, task.error.message if task.error else None)
     return task
 
 

@@ -28,7 +28,7 @@ from tl_mcp.server.jobs.portable import unknown_kind
 from tl_mcp.server.results import FILL, JobResult, JobStatus, Markdown, call, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.tools._common import DEFAULT_WAIT_S, Ctx, Id, WaitS, http_url
-from tl_mcp.server.tools.tasks import TERMINAL_BAD, follow
+from tl_mcp.server.tools.tasks import follow, refuse_bad_end
 from tl_mcp.server.toolspec import ToolSpec, tool
 
 HEAD = 8
@@ -148,9 +148,7 @@ async def follow_embedding_task(client: TwelveLabsClient, job: Job, task_id: str
             policy=client.poll,
             watching=call("wait_for_task", id=task_id, kind="embedding_task"),
         )
-    if task.status.lower() in TERMINAL_BAD:
-        reason = task.error.message if task.error and task.error.message else "no reason given"
-        raise ToolError(f"Video embedding task {task_id} ended with status {task.status}: {reason}.")
+    refuse_bad_end("Video embedding task", task_id, task.status, task.error.message if task.error else None)
     return task
 
 

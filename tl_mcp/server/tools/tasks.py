@@ -33,6 +33,12 @@ TERMINAL_OK = frozenset({"ready", "completed", "complete", "done", "succeeded"})
 TERMINAL_BAD = frozenset({"failed", "error", "canceled", "cancelled", "expired"})
 
 
+def refuse_bad_end(what: str, task_id: str, status: str, reason: str | None) -> None:
+    """A task that `follow` saw end badly becomes the one error every task kind gives."""
+    if status.lower() in TERMINAL_BAD:
+        raise ToolError(f"{what} {task_id} ended with status {status}: {reason or 'no reason given'}.")
+
+
 def is_terminal(status: str | None) -> bool:
     return (status or "").lower() in TERMINAL_OK | TERMINAL_BAD
 
