@@ -1,7 +1,9 @@
 """A real loopback HTTP server speaking the OpenAI chat-completions streaming protocol, for tests and
 benches: the network boundary to a model endpoint (Ollama, llama.cpp's server, LM Studio, vLLM).
 
-What it answers is up to the test: ``reply(body) -> list of content tokens``; every request body is kept.
+What it answers is up to the test: ``reply(body) -> list of content tokens``; every request body is kept,
+with the time each of its tokens was written. ``hang_up_after`` makes it stop after that many tokens and
+close the connection without ``[DONE]``, as a server that dies mid-answer does.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ class ChatServer:
         self.reply = reply
         self.token_delay_s = token_delay_s
         self.requests: list[dict[str, Any]] = []
+        #: For each request, when (time.monotonic) each token was written and flushed.
+        self.sent_at: list[list[float]] = []
+        self.hang_up_after: int | None = None
         self.url = ""
 
     @staticmethod
@@ -49,7 +54,11 @@ def serve(server: ChatServer) -> Iterator[ChatServer]:
                 return
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             server.requests.append(body)
+            sent_at: list[float] = []
+            server.sent_at.append(sent_at)
             pieces = server.reply(body)
+            if server.hang_up_after is not None:
+                pieces = pieces[: server.hang_up_after]
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()
@@ -61,8 +70,10 @@ def serve(server: ChatServer) -> Iterator[ChatServer]:
                     }
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                     self.wfile.flush()
+                    sent_at.append(time.monotonic())
                     time.sleep(server.token_delay_s)
-                self.wfile.write(b"data: [DONE]\n\n")
+                if server.hang_up_after is None:
+                    self.wfile.write(b"data: [DONE]\n\n")
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the sandbox stopped reading: it set the model's answer aside, or timed out
 

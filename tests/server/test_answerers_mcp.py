@@ -159,6 +159,28 @@ async def test_analysis_says_which_model_made_it_and_falls_back_honestly(worlds:
         assert "extractively" not in text_of(result)
 
 
+async def test_an_analysis_by_a_model_arrives_as_progress_while_the_model_writes(
+    worlds: dict[str, Setup],
+) -> None:
+    setup = worlds["endpoint"]
+    async with mcp(setup) as c:
+        progress = ProgressRecorder()
+        result = await call_ok(
+            c,
+            "analyze_video",
+            {"asset_id": setup.ids["asset_id"], "prompt": APPLES},
+            progress_callback=progress,
+        )
+    assert result.structured_content
+    text = result.structured_content["text"]
+    assert text.startswith("Fresh apples from the orchard cost two dollars per pound [")
+    # Each checked sentence is relayed when the sandbox releases it, not the whole answer at the end.
+    assert len([m for _, _, m in progress.calls if m]) > 1
+    assert progress.text == text
+    progress.assert_increasing()
+    assert "Made by qwen2.5:1.5b" in text_of(result)
+
+
 async def test_extractive_answers_arrive_paced_and_say_they_are_extractive(worlds: dict[str, Setup]) -> None:
     setup = worlds["extractive"]
     async with mcp(setup) as c:

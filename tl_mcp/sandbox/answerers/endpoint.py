@@ -41,6 +41,7 @@ class EndpointModel:
         where = _where(self.url)
         deadline = time.monotonic() + self.timeout_s
         timeout = httpx.Timeout(self.timeout_s, connect=min(5.0, self.timeout_s))
+        finished = False
         try:
             with (
                 httpx.Client(timeout=timeout, trust_env=False) as client,
@@ -78,6 +79,15 @@ class EndpointModel:
                         ) from None
                     if content:
                         yield content
+                    if chunk["choices"] and chunk["choices"][0].get("finish_reason"):
+                        finished = True
+                if not finished:
+                    # A body that just ends is how a server that died mid-answer looks over HTTP/1.0 (or
+                    # through a proxy): what came so far is not the whole answer.
+                    raise ModelDown(
+                        f"The answer endpoint {where} closed the stream mid-answer (no finish_reason and no "
+                        "[DONE]): it stopped or crashed. Check that it is still running."
+                    )
         except httpx.TimeoutException:
             raise ModelDown(
                 f"The answer endpoint {where} did not answer within {self.timeout_s:g} s "

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
-import anyio.lowlevel
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
@@ -32,7 +31,7 @@ from tl_mcp.sandbox.web import (
     paged,
     query_list,
 )
-from tl_mcp.sandbox.work.analyze import parse_params, run_analysis
+from tl_mcp.sandbox.work.analyze import Generation, parse_params, run_analysis, start_analysis
 from tl_mcp.sandbox.work.segments import check_task
 
 WAIT_S = 300.0
@@ -52,25 +51,40 @@ async def analyze(request: Request) -> Response:
     stream = body.get("stream", True)
     if not isinstance(stream, bool):
         raise invalid("The `stream` parameter must be a boolean.")
-    result = await anyio.to_thread.run_sync(lambda: run_analysis(engine, params, nested=False, wait=WAIT_S))
     if not stream:
+        result = await anyio.to_thread.run_sync(
+            lambda: run_analysis(engine, params, nested=False, wait=WAIT_S)
+        )
         return ok(result)
-    return StreamingResponse(_ndjson(result, engine.config.stream_delay_s), media_type="application/x-ndjson")
+    # Whatever refuses the request does so here, as a JSON error with its status; the stream only answers.
+    generation = await anyio.to_thread.run_sync(
+        lambda: start_analysis(engine, params, nested=False, wait=WAIT_S)
+    )
+    return StreamingResponse(
+        _ndjson(generation, engine.config.stream_delay_s), media_type="application/x-ndjson"
+    )
 
 
-async def _ndjson(result: dict[str, Any], delay_s: float) -> AsyncIterator[bytes]:
+async def _ndjson(generation: Generation, delay_s: float) -> AsyncIterator[bytes]:
     def line(obj: dict[str, Any]) -> bytes:
         return (json.dumps(obj) + "\n").encode()
 
-    yield line({"event_type": "stream_start", "metadata": {"generation_id": result["id"]}})
-    text: str = result["data"]
-    # Fragments of a few words, split anywhere a client would see them from a real model.
-    pieces = text.split(" ")
-    for i in range(0, len(pieces), 4):
-        chunk = " ".join(pieces[i : i + 4]) + (" " if i + 4 < len(pieces) else "")
-        yield line({"event_type": "text_generation", "text": chunk})
-        # Paced like a model would produce it (TL_MCP_SANDBOX_STREAM_DELAY_S), so progress arrives live.
-        await (anyio.sleep(delay_s) if delay_s else anyio.lowlevel.checkpoint())
+    yield line({"event_type": "stream_start", "metadata": {"generation_id": generation.id}})
+    deltas = generation.deltas()
+    try:
+        # Each delta as the answerer releases it: producing one blocks (a model), so it runs in a thread.
+        first = True
+        while (delta := await anyio.to_thread.run_sync(next, deltas, None)) is not None:
+            if generation.paced and delay_s and not first:
+                # The sandbox's own text is paced (TL_MCP_SANDBOX_STREAM_DELAY_S) so progress arrives live.
+                await anyio.sleep(delay_s)
+            first = False
+            yield line({"event_type": "text_generation", "text": delta})
+    finally:
+        # A client that went away stops the model too; shielded, as the cancelled stream ends here.
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(deltas.close)
+    result = generation.result()
     end: dict[str, Any] = {
         "event_type": "stream_end",
         "finish_reason": result["finish_reason"],

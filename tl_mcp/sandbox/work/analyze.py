@@ -8,11 +8,12 @@ import hashlib
 import re
 import sqlite3
 import time
+from collections.abc import Generator
 from typing import Any
 
-from tl_mcp.sandbox.answerers import Question, answerer_for
-from tl_mcp.sandbox.answerers.base import Made
+from tl_mcp.sandbox.answerers import Question, Reply, answerer_for
 from tl_mcp.sandbox.answerers.extractive import EXTRACTIVE
+from tl_mcp.sandbox.answerers.text import chunk_text
 from tl_mcp.sandbox.answers import LIMITS, Filled, answer_json, answer_text, cues, truncate
 from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.errors import ApiError, found, invalid, missing, not_found
@@ -244,6 +245,95 @@ class ItemFailed(Exception):
         self.message = message
 
 
+class Generation:
+    """One analysis as it is produced: iterate its `deltas()` (blocking; a streaming caller runs each step
+    in a worker thread) for the text the caller may see, then `result()` is the analysis, the same one the
+    non-streamed route returns, so the deltas join to exactly its `data`.
+
+    `max_tokens` cuts the text as it streams: nothing past the cut is sent, and the answerer (a model) is
+    stopped there instead of writing what nobody reads.
+    """
+
+    def __init__(
+        self,
+        reply: Reply,
+        params: dict[str, Any],
+        *,
+        limit: int | None,
+        paced: bool,
+        structured: bool = False,
+        filled: Filled | None = None,
+        warning: str | None = None,
+    ) -> None:
+        self.id = new_id()
+        #: The answer is the sandbox's own text (extractive): streamed at TL_MCP_SANDBOX_STREAM_DELAY_S, as a
+        #: model's would be; a model's tokens go out as it produces them.
+        self.paced = paced
+        self._reply = reply
+        self._params = params
+        self._limit = limit
+        # JSON (a schema's answer, time-based metadata) is never cut, and counted in whitespace words.
+        self._structured = structured
+        self._filled = filled
+        self._warning = warning
+        self._parts: list[str] = []
+        self._spaces = 0
+        self._finish = "stop"
+
+    def deltas(self) -> Generator[str, None, None]:
+        """The text as released; closing it stops the answerer."""
+        deltas = iter(self._reply)
+        try:
+            for delta in deltas:
+                if self._limit is not None:
+                    # `truncate` cuts at the max_tokens-th space of the whole text: the delta holding that
+                    # space is cut at its share of the limit, so streamed and joined text cut alike.
+                    delta, self._finish, _ = truncate(delta, self._limit - self._spaces)
+                    self._spaces += delta.count(" ")
+                if delta:
+                    self._parts.append(delta)
+                    yield delta
+                if self._finish == "length":
+                    return
+        finally:
+            close = getattr(deltas, "close", None)
+            if close is not None:
+                close()
+
+    def joined(self) -> dict[str, Any]:
+        """Blocking: produce the whole answer and return the result (non-streamed requests, tasks)."""
+        for _ in self.deltas():
+            pass
+        return self.result()
+
+    def result(self) -> dict[str, Any]:
+        """The analysis once the deltas are exhausted (or the stream stopped at the cut)."""
+        text = "".join(self._parts)
+        made = self._reply.made
+        # Tokens as `truncate` counts them (space-separated words), or whitespace words for JSON.
+        out_tokens = len(text.split()) if self._structured else len(text.split(" "))
+        # A model's constrained output has no list of what it could not fill; the extractive one has.
+        unfilled = (
+            self._filled.unfilled if self._filled is not None and made.answerer == "extractive" else None
+        )
+        result: dict[str, Any] = {
+            "id": self.id,
+            "data": text,
+            "finish_reason": self._finish,
+            "usage": {"output_tokens": out_tokens, "input_tokens": len(self._params["prompt"].split())},
+            # Sandbox-only: which answerer (and model) wrote this, and why if it fell back.
+            "generated_by": made.with_placeholders(unfilled or []).as_json(),
+        }
+        if unfilled is not None:
+            # Sandbox-only: the schema fields no evidence in the video fitted (left out, null or empty).
+            result["unfilled"] = unfilled
+        if self._finish == "length":
+            result["error"] = {"message": "The answer was cut at max_tokens."}
+        if self._warning is not None:
+            result["error"] = {"message": self._warning}
+        return result
+
+
 def run_analysis(
     engine: Engine,
     params: dict[str, Any],
@@ -252,15 +342,28 @@ def run_analysis(
     wait: float,
     task: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Blocking: resolve the video (or images), wait for its analysis and build the answer.
+    """Blocking: the whole analysis, for a non-streamed request or an async task."""
+    return start_analysis(engine, params, nested=nested, wait=wait, task=task).joined()
+
+
+def start_analysis(
+    engine: Engine,
+    params: dict[str, Any],
+    *,
+    nested: bool,
+    wait: float,
+    task: dict[str, Any] | None = None,
+) -> Generation:
+    """Blocking: resolve the video (or images), wait for its analysis and start the answer. Everything
+    that refuses the request raises here, before a stream would open; iterating the result only answers.
 
     `task` holds an async task's own parameters (`segments.check_task`): time-based metadata, and the
     per-task limit on the window (a task over it raises `ItemFailed`).
     """
     if params["image"]:
         text = _image_answer(engine, params, nested=nested, wait=wait)
-        text, finish, out_tokens = truncate(text, params["max_tokens"] if task is None else None)
-        return _result(text, finish, out_tokens, params)
+        reply = Reply(iter(chunk_text(text)), EXTRACTIVE)
+        return Generation(reply, params, limit=params["max_tokens"] if task is None else None, paced=True)
     asset_id = _resolve_asset(engine, params, nested=nested)
     row = _ready_asset(engine, asset_id, nested=nested, wait=wait)
     info = Probe.from_dict(loads(row["probe"]))
@@ -281,10 +384,11 @@ def run_analysis(
             raise ItemFailed("video_duration_too_long", too_long)
         if task["analysis_mode"] == "time_based_metadata":
             data = segments.segment(engine, index, task, window, info.duration)
-            result = _result(data, "stop", len(data.split()), params)
             # What only a model would see is missing: the cloud's "results may be incomplete" warning.
-            result["error"] = {"message": segments.WARNING}
-            return result
+            reply = Reply(iter([data]), EXTRACTIVE)
+            return Generation(
+                reply, params, limit=None, paced=True, structured=True, warning=segments.WARNING
+            )
     prompt, schema = params["prompt"], params["schema"]
     filled: Filled | None = None
     if schema is not None:
@@ -292,7 +396,8 @@ def run_analysis(
         extractive = filled.text
     else:
         extractive = answer_text(engine, index, row["filename"], info.duration, prompt, window)
-    reply = answerer_for(engine.config).answer(
+    answerer = answerer_for(engine.config)
+    reply = answerer.answer(
         Question(
             question=prompt,
             cues=cues(engine, index, prompt, info.duration, window),
@@ -301,38 +406,12 @@ def run_analysis(
             max_tokens=min(params["max_tokens"] or 512, 1024),
         )
     )
-    text = "".join(reply)
-    # A model's constrained output has no list of what it could not fill; the extractive one has.
-    unfilled = filled.unfilled if filled is not None and reply.made.answerer == "extractive" else None
+    paced = answerer.made.answerer == "extractive"
     if schema is not None:
-        finish, out_tokens = "stop", len(text.split())
-    else:
-        text, finish, out_tokens = truncate(text, params["max_tokens"])
-    return _result(text, finish, out_tokens, params, reply.made, unfilled)
-
-
-def _result(
-    text: str,
-    finish: str,
-    out_tokens: int,
-    params: dict[str, Any],
-    made: Made = EXTRACTIVE,
-    unfilled: list[str] | None = None,
-) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "id": new_id(),
-        "data": text,
-        "finish_reason": finish,
-        "usage": {"output_tokens": out_tokens, "input_tokens": len(params["prompt"].split())},
-        # Sandbox-only: which answerer (and model) wrote this, and why if it fell back.
-        "generated_by": made.with_placeholders(unfilled or []).as_json(),
-    }
-    if unfilled is not None:
-        # Sandbox-only: the schema fields no evidence in the video fitted (left out, null or empty).
-        result["unfilled"] = unfilled
-    if finish == "length":
-        result["error"] = {"message": "The answer was cut at max_tokens."}
-    return result
+        # A structured answer is validated whole before any of it is released (a model's JSON is checked
+        # against the schema and the evidence first), so it may arrive in one piece, after the model ends.
+        return Generation(reply, params, limit=None, paced=paced, structured=True, filled=filled)
+    return Generation(reply, params, limit=params["max_tokens"], paced=paced)
 
 
 def _image_answer(engine: Engine, params: dict[str, Any], *, nested: bool, wait: float) -> str:
