@@ -160,3 +160,23 @@ def test_an_endpoint_that_dies_mid_answer_falls_back_with_the_reason_and_the_str
     assert "closed the stream mid-answer" in text and "That is" not in text
     assert made["answerer"] == "endpoint" and "closed the stream mid-answer" in made["note"]
     assert result["finish_reason"] == "stop" and len(arrivals) > 1
+
+
+def test_a_client_that_goes_away_mid_stream_stops_the_model(world: World) -> None:
+    world.chat.hang_up_after = None
+    payload = {"video": world.source, "prompt": APPLES}
+    with world.client.stream("POST", "/analyze", json=payload) as r:
+        lines = r.iter_lines()
+        while json.loads(next(lines))["event_type"] != "text_generation":
+            pass
+    # The first sentence arrived and the client hung up: the sandbox closes the model's stream, so the
+    # server's next writes fail and it stops well before the answer's last token.
+    sent = world.chat.sent_at[-1]
+    total = len(_answer(world.chat.requests[-1]))
+    deadline = time.monotonic() + 10
+    while len(sent) < total and time.monotonic() < deadline:
+        seen = len(sent)
+        time.sleep(TOKEN_DELAY_S * 4)
+        if len(sent) == seen:
+            break
+    assert len(sent) < total, (len(sent), total)
