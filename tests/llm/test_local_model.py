@@ -35,6 +35,7 @@ class World:
     client: httpx2.Client
     store_id: str
     model: Path
+    asset_id: str
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, smollm2: Path) -> Iterator[W
                 lambda b: b["status"] == "ready",
                 timeout=60,
             )
-            yield World(client, store_id, smollm2)
+            yield World(client, store_id, smollm2, asset_id)
     finally:
         sb.stop()
 
@@ -140,3 +141,23 @@ def test_a_follow_up_runs_with_the_previous_turn(world: World) -> None:
     assert follow["session_id"] == first["session_id"]
     assert set(MARK.findall(text)) <= set(retrieved) | set(MARK.findall(text_of(first)))
     assert follow["generated_by"]["answerer"] in ("local", "extractive")
+
+
+def test_a_streamed_analysis_is_the_non_streamed_one_delta_by_delta(world: World) -> None:
+    body = {
+        "video": {"type": "asset_id", "asset_id": world.asset_id},
+        "prompt": "How much do the apples cost?",
+    }
+    r = world.client.post("/analyze", json=body, timeout=120)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
+    events = [json.loads(line) for line in r.text.splitlines() if line.strip()]
+    assert events[0]["event_type"] == "stream_start" and events[-1]["event_type"] == "stream_end"
+    deltas = [e["text"] for e in events[1:-1] if e["event_type"] == "text_generation"]
+    end = events[-1]
+    made = end["metadata"]["generated_by"]
+    assert made["answerer"] == "local" or "set aside" in (made["note"] or ""), made
+    assert len(deltas) > 1 and end["metadata"]["usage"]["output_tokens"] == len("".join(deltas).split(" "))
+    # Greedy decoding: the same question gives the same answer unstreamed, in one piece.
+    whole = world.client.post("/analyze", json={**body, "stream": False}, timeout=120).json()
+    assert whole["data"] == "".join(deltas) and whole["generated_by"] == made
+    assert whole["finish_reason"] == end["finish_reason"] and whole["usage"] == end["metadata"]["usage"]
