@@ -17,6 +17,9 @@ import pytest
 
 from tests.chat_server import ChatServer, serve, tokens
 from tests.sandbox.conftest import Media, client_for, ready_asset
+from tests.sandbox.test_answerers_hostile import _chunk, raw_endpoint
+from tl_mcp.sandbox.answerers import ModelDown
+from tl_mcp.sandbox.answerers.endpoint import EndpointModel
 from tl_mcp.sandbox.embedded import EmbeddedSandbox
 
 APPLES = "How much do the fresh apples cost?"
@@ -180,3 +183,18 @@ def test_a_client_that_goes_away_mid_stream_stops_the_model(world: World) -> Non
         if len(sent) == seen:
             break
     assert len(sent) < total, (len(sent), total)
+
+
+def test_an_endpoint_stream_is_whole_only_when_the_server_says_it_finished() -> None:
+    stop = "data: " + json.dumps({"choices": [{"delta": {}, "finish_reason": "stop"}]})
+    with raw_endpoint() as endpoint:
+        model = EndpointModel(endpoint.url, "m", timeout_s=5.0)
+        # A finish_reason is the end of the answer even when the server then closes without [DONE].
+        endpoint.lines = lambda body: iter([_chunk("Fresh apples."), stop])
+        assert "".join(model.chat([], None, 16)) == "Fresh apples."
+        endpoint.lines = lambda body: iter([_chunk("Fresh apples"), "data: [DONE]"])
+        assert "".join(model.chat([], None, 16)) == "Fresh apples"
+        # Neither: the body just ended, as a server that died mid-answer leaves it.
+        endpoint.lines = lambda body: iter([_chunk("Fresh apples cost")])
+        with pytest.raises(ModelDown, match="closed the stream mid-answer"):
+            "".join(model.chat([], None, 16))
