@@ -99,6 +99,7 @@ def same_answer(events: list[dict[str, Any]], result: dict[str, Any]) -> None:
     assert end["metadata"]["usage"] == result["usage"]
     assert end["metadata"]["generated_by"] == result["generated_by"]
     assert end.get("error") == result.get("error")
+    assert end["metadata"].get("unfilled") == result.get("unfilled")
 
 
 def test_a_model_answer_streams_while_the_model_is_still_writing(world: World) -> None:
@@ -132,18 +133,25 @@ def test_max_tokens_cuts_the_stream_where_it_cuts_the_answer_and_stops_the_model
 
 def test_a_structured_answer_streams_as_the_validated_json(world: World) -> None:
     world.chat.hang_up_after = None
-    schema = {"type": "object", "properties": {"fruit": {"type": "string"}}}
+    schema = {"type": "object", "properties": {"fruit": {"type": "string"}, "price": {"type": "integer"}}}
     fmt = {"response_format": {"type": "json_schema", "json_schema": schema}}
-    saved = world.chat.reply
-    world.chat.reply = lambda body: tokens(json.dumps({"fruit": "apples"}))
-    try:
-        events, _ = streamed(world, **fmt)
-        result = whole(world, **fmt)
-    finally:
-        world.chat.reply = saved
-    same_answer(events, result)
-    assert json.loads(result["data"]) == {"fruit": "apples"}
-    assert result["generated_by"]["answerer"] == "endpoint" and "unfilled" not in result
+    results = []
+    for price in (2, 9):
+        world.chat.reply = lambda body, price=price: tokens(json.dumps({"fruit": "apples", "price": price}))
+        try:
+            events, _ = streamed(world, **fmt)
+            result = whole(world, **fmt)
+        finally:
+            world.chat.reply = _answer
+        same_answer(events, result)
+        results.append(result)
+    model, fallback = results
+    assert json.loads(model["data"]) == {"fruit": "apples", "price": 2}
+    assert model["generated_by"]["answerer"] == "endpoint" and "unfilled" not in model
+    # An invented price sets the model's JSON aside: the extractive fill, with what it could not fill.
+    assert fallback["generated_by"]["answerer"] == "extractive"
+    assert "the number 9 is not in the evidence" in fallback["generated_by"]["note"]
+    assert "unfilled" in fallback and json.loads(fallback["data"]).get("price") != 9
 
 
 def test_an_endpoint_that_dies_mid_answer_falls_back_with_the_reason_and_the_stream_ends(
