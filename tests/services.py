@@ -30,6 +30,27 @@ def _binary(name: str, package: str) -> str:
     return found
 
 
+def persistent_keys(url: str) -> dict[str, str]:
+    """The keys in the Redis at `url` that never expire (no TTL), each with its type."""
+    client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5)
+    try:
+        return {key: client.type(key) for key in client.scan_iter(count=1000) if client.ttl(key) == -1}
+    finally:
+        client.close()
+
+
+def assert_every_key_expires(url: str) -> None:
+    """Every key tl-mcp writes carries a TTL, so nothing a crashed or cut-off write left outlives its use.
+
+    The keys it reports are removed, so one such write fails the one test that made it."""
+    found = persistent_keys(url)
+    if found:
+        client = redis.Redis.from_url(url, socket_timeout=5)
+        client.delete(*found)
+        client.close()
+    assert not found, f"Redis keys without a TTL (a write that does not bound its key): {found}"
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
@@ -42,7 +63,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 @contextmanager
 def redis_server(folder: Path, port: int | None = None) -> Iterator[str]:
     """A throwaway `redis-server` on a free loopback port, or on `port` to restart one (no persistence);
-    yields its URL."""
+    yields its URL. A block that ends normally with the server still up ends with no key lacking a TTL."""
     exe = _binary("redis-server", "redis-server")
     folder.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
@@ -64,6 +85,8 @@ def redis_server(folder: Path, port: int | None = None) -> Iterator[str]:
             time.sleep(0.05)
         client.close()
         yield url
+        if proc.poll() is None:
+            assert_every_key_expires(url)
     finally:
         _stop(proc)
         log.close()

@@ -19,6 +19,7 @@ import uvicorn
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
+from tests.services import assert_every_key_expires
 from tl_mcp.config import Settings
 from tl_mcp.samples import SampleInfo, make_sample_video
 from tl_mcp.sandbox.embedded import EmbeddedSandbox
@@ -174,3 +175,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 @pytest.fixture(autouse=True)
 def _quiet_http_logs() -> None:
     logging.getLogger("httpx2").setLevel(logging.WARNING)
+
+
+@pytest.fixture(autouse=True)
+def _every_redis_key_expires(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test on a module's real Redis (`redis_url`): every key left there has a TTL."""
+    yield
+    if "redis_url" in request.fixturenames:
+        assert_every_key_expires(request.getfixturevalue("redis_url"))

@@ -9,7 +9,9 @@ Keys, under the same `tl-mcp:<backend hash>:` prefix as the rest of the shared s
   `<destination>|runner`, `<destination>|lease_until` while one process registers it);
 - `ingest:plan:<plan id>` (hash: owner, spec, finished, runner, job_id, lease_until) and
   `ingest:plan:<plan id>:files` (hash: position → the file as JSON).
-A claim is taken with WATCH/MULTI (its holder's liveness is the caller's to judge), its lease in
+Each write sets its key's TTL in the same step (MULTI/EXEC or one script), and a write to an entry
+that must exist checks it in that step too, so no cut-off or racing write leaves a key that never
+expires. A claim is taken with WATCH/MULTI (its holder's liveness is the caller's to judge), its lease in
 Redis's clock (the replicas' clocks may differ); renewing and releasing check the runner in one
 script. The interface is synchronous, like the SQLite ledger's: each call is one short round trip.
 """
@@ -46,6 +48,26 @@ return 1
 """
 
 
+#: Writes to a plan that must exist: checked and written in one step, so a plan that expired meanwhile
+#: is not brought back as a key without a TTL (its files) or as a head without owner or spec. Head and
+#: files are renewed together, so neither outlives the other.
+_UPDATE_FILE = """
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return 1
+"""
+
+_FINISH_PLAN = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'finished', '1')
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+return 1
+"""
+
+
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -63,6 +85,8 @@ class RedisIngestLedger:
         self._prefix = f"{prefix}ingest:"
         self._renew = self._r.register_script(_RENEW)
         self._release = self._r.register_script(_RELEASE)
+        self._update_file = self._r.register_script(_UPDATE_FILE)
+        self._finish_plan = self._r.register_script(_FINISH_PLAN)
 
     def _call(self, fn: Callable[[], Any]) -> Any:
         try:
@@ -286,19 +310,14 @@ class RedisIngestLedger:
         self._call(run)
 
     def update_file(self, plan_id: str, file: PlanFile) -> None:
-        key = f"{self._plan_key(plan_id)}:files"
-
-        def run() -> None:
-            # Only a file the plan has, as the SQLite ledger's UPDATE touches no other row.
-            if self._r.hexists(key, str(file.position)):
-                self._r.hset(key, str(file.position), json.dumps(asdict(file)))
-
-        self._call(run)
+        key = self._plan_key(plan_id)
+        # Only a file the plan has, as the SQLite ledger's UPDATE touches no other row.
+        args: list[str | int] = [str(file.position), json.dumps(asdict(file)), _TTL_MS]
+        self._call(lambda: self._update_file(keys=[key, f"{key}:files"], args=args))
 
     def finish_plan(self, plan_id: str) -> None:
         key = self._plan_key(plan_id)
-        if self._call(lambda: self._r.exists(key)):
-            self._write(key, {"finished": "1"})
+        self._call(lambda: self._finish_plan(keys=[key, f"{key}:files"], args=[_TTL_MS]))
 
     def claim_plan(
         self, plan_id: str, runner: str, lease_s: float, alive: Callable[[str], bool]

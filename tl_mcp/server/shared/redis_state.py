@@ -10,7 +10,9 @@ all with a TTL, so nothing outlives its use:
 - `ingest:…`: the bulk-ingest ledger (`redis_ledger`);
 - the `cancel` pub/sub channel, which every replica listens on.
 A record and its events are written by one Lua script, so a retried write never doubles an event; it
-renews the writer's heartbeat too.
+renews the writer's heartbeat too. Every write and the TTL that bounds its key go together (one script,
+`SET … PX`, or one MULTI/EXEC), so a write cut off half-way (a crash, a dropped connection) never
+leaves a key that does not expire.
 """
 
 from __future__ import annotations
@@ -87,6 +89,17 @@ return 1
 """
 
 
+#: A session's owner, store and TTL in one step: a write cut off half-way would leave a key that never
+#: expires. The first owner keeps it: continue_session refuses others, so theirs changes nothing.
+_REMEMBER = """
+redis.call('HSETNX', KEYS[1], 'owner', ARGV[1])
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'knowledge_store_id', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+
 def unreachable(where: str, exc: BaseException) -> ToolError:
     """The error a tool call gets when Redis does not answer: what failed and what to do."""
     return ToolError(
@@ -129,6 +142,7 @@ class RedisSessions:
         self._r = client
         self._prefix = prefix
         self._where = where
+        self._remember_script = client.register_script(_REMEMBER)
 
     def _key(self, session_id: str) -> str:
         return f"{self._prefix}session:{session_id}"
@@ -156,15 +170,7 @@ class RedisSessions:
             log.warning("could not remember a Jockey session in Redis at %s: %s", self._where, exc)
 
     async def _remember(self, key: str, knowledge_store_id: str, owner: str) -> None:
-        await self._r.hsetnx(key, "owner", owner)
-        first = await self._r.hget(key, "owner")
-        if first is None or _text(first) != owner:
-            # The first owner keeps it: continue_session refuses others, so this is someone else's id.
-            return
-        async with self._r.pipeline(transaction=True) as pipe:
-            pipe.hset(key, "knowledge_store_id", knowledge_store_id)
-            pipe.pexpire(key, int(SESSION_TTL_S * 1000))
-            await pipe.execute()
+        await self._remember_script(keys=[key], args=[owner, knowledge_store_id, int(SESSION_TTL_S * 1000)])
 
 
 @contextmanager
