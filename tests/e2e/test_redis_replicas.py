@@ -8,13 +8,18 @@ seconds (keepalives meanwhile), so an answer outlives the call that started it:
 - continue_session works on every replica without knowledge_store_id;
 - a cancel (2025-era notifications/cancelled) that HAProxy sends to another replica stops the call,
   and one that names calls on two replicas (one token, one request id) stops neither;
-- killing the replica that runs an answer makes wait_for_task report it lost, not hang.
+- two callers waiting on one answer from two replicas at once each get all of it;
+- killing the replica that runs an answer makes wait_for_task report it lost, not hang;
+- a call reaches one replica once: HAProxy does not send again one a replica took before dying, and
+  sends one to a replica it does not know is gone on to another (the sandbox counts the answers asked).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -56,6 +61,8 @@ class Cluster:
     logs: dict[str, Path]
     library: dict[str, str]
     ports: dict[str, int]
+    #: Where the sandbox, the replicas and HAProxy log.
+    folder: Path
 
 
 def _clean_env(tmp: Path) -> dict[str, str]:
@@ -129,7 +136,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 return await seed_library(c, video, "lb")
 
         library = anyio.run(seed)
-        yield Cluster(url, procs, logs, library, ports)
+        yield Cluster(url, procs, logs, library, ports, tmp)
         for log in logs.values():
             text = log.read_text()
             assert TOKEN not in text and SANDBOX_KEY not in text and STATE_KEYS not in text
@@ -300,6 +307,45 @@ async def test_a_cancel_naming_calls_on_two_replicas_cancels_neither(cluster: Cl
     assert "cancelling none of them" in cluster.logs[accepted.headers[REPLICA]].read_text()
 
 
+async def test_one_job_waited_on_from_two_replicas_at_once_reaches_each_caller_whole(
+    cluster: Cluster,
+) -> None:
+    """Two callers (one token: two agents sharing it) wait on one job from two replicas at the same
+    moment: each needs the whole answer, so each relay goes on from the cursor both found, and each
+    one's progress joined is the final text, once."""
+    served: list[tuple[str, str]] = []
+    ks = cluster.library["knowledge_store_id"]
+    async with AsyncExitStack() as stack:
+        c = await stack.enter_async_context(_client(cluster.url, served))
+        direct = {
+            name: await stack.enter_async_context(_client(f"http://127.0.0.1:{port}", []))
+            for name, port in cluster.ports.items()
+        }
+        with anyio.fail_after(60):
+            args = {"knowledge_store_id": ks, "input": "Who waits?", "wait_s": 0}
+            started = (await call_ok(c, "create_response", args)).structured_content
+            assert started and started["status"] == "in_progress", started
+            job_id, origin = started["job_id"], served[-1][1]
+            others = sorted(set(direct) - {origin})
+            relayed = {name: ProgressRecorder() for name in others}
+            waited: dict[str, dict[str, Any]] = {}
+
+            async def wait(name: str) -> None:
+                args = {"id": job_id, "wait_s": 30}
+                answer = await call_ok(direct[name], "wait_for_task", args, progress_callback=relayed[name])
+                waited[name] = answer.structured_content or {}
+
+            async with anyio.create_task_group() as tg:
+                for name in others:
+                    tg.start_soon(wait, name)
+    final = waited[others[0]]["result"]
+    assert final["status"] == "completed" and final["text"], final
+    for name in others:
+        assert waited[name]["done"] and waited[name]["result"]["text"] == final["text"], (name, waited[name])
+        assert relayed[name].text == final["text"], (name, relayed[name].calls)
+        relayed[name].assert_increasing()
+
+
 async def test_killing_the_replica_that_runs_an_answer_is_reported_as_lost(cluster: Cluster) -> None:
     served: list[tuple[str, str]] = []
     ks = cluster.library["knowledge_store_id"]
@@ -319,3 +365,115 @@ async def test_killing_the_replica_that_runs_an_answer_is_reported_as_lost(clust
     assert lost.is_error, text
     assert "was running on another replica of this server, which stopped" in text
     assert "continue_session" in text or "create_response" in text
+
+
+def _answers_asked(cluster: Cluster) -> int:
+    """How many Jockey answers the sandbox was asked for (its stall rule fires on each and logs it)."""
+    return (cluster.folder / "sandbox.log").read_text().count("fault injection on POST /responses")
+
+
+async def _logged(cluster: Cluster, probe: str) -> tuple[str, str]:
+    """HAProxy's (termination state, retries) for the request to /mcp?probe=`probe`: "SD--" when the
+    server went away mid-answer, "----" when it ended well; "0" retries, or "+1" when it was sent again
+    to another server. HAProxy logs a request once it is over, which may be just after its caller read
+    the answer."""
+    lines: list[str] = []
+    with anyio.move_on_after(5):
+        while not lines:
+            log = (cluster.folder / "haproxy.log").read_text()
+            lines = [line for line in log.splitlines() if f"/mcp?probe={probe} " in line]
+            await anyio.sleep(0.05)
+    assert len(lines) == 1, (probe, lines)
+    found = re.search(r" ([-A-Za-z]{4}) \d+/\d+/\d+/\d+/(\+?\d+) ", lines[0])
+    assert found, lines[0]
+    return found.group(1), found.group(2)
+
+
+async def _answer(
+    http: httpx2.AsyncClient, url: str, body: dict[str, Any], headers: dict[str, str]
+) -> tuple[str, dict[str, Any]]:
+    """(the replica that answered, the JSON-RPC answer) of one raw call."""
+    async with http.stream("POST", url, json=body, headers=headers) as response:
+        assert response.status_code == 200, await response.aread()
+        async for event in events(response):
+            if event.message is not None and event.message.get("id") == body["id"]:
+                return response.headers[REPLICA], event.message
+    raise AssertionError(f"no answer to {body}")
+
+
+async def test_a_call_reaches_one_replica_once_whatever_haproxy_retries(cluster: Cluster) -> None:
+    """HAProxy (deploy/haproxy.cfg: retries, redispatch) retries only a connection that failed, so each
+    call starts its work upstream once: one that reached a replica which then died is not sent again
+    (its caller gets no answer, not a second one), and one that HAProxy sends to a replica it does not
+    yet know is gone goes to another replica, once, and its progress is relayed once.
+
+    Run last: it kills a replica (the test before may have killed another)."""
+    ks = cluster.library["knowledge_store_id"]
+    own = {**HEADERS, "authorization": f"Bearer {TOKEN}", "mcp-protocol-version": "2025-11-25"}
+    asked = _answers_asked(cluster)
+    async with httpx2.AsyncClient(timeout=30) as http:
+        with anyio.fail_after(20):
+            body = tool_call(
+                51, "create_response", {"knowledge_store_id": ks, "input": "Once.", "wait_s": 60}
+            )
+            seen: list[dict[str, Any]] = []
+            async with http.stream(
+                "POST", f"{cluster.url}/mcp?probe=arrived", json=body, headers=own
+            ) as response:
+                origin = response.headers[REPLICA]
+                # Until the replica has asked upstream for the answer (another process's log: polled).
+                while _answers_asked(cluster) == asked:  # noqa: ASYNC110
+                    await anyio.sleep(0.05)
+                cluster.procs[origin].send_signal(signal.SIGKILL)
+                cluster.procs[origin].wait(10)
+                with contextlib.suppress(httpx2.HTTPError):
+                    async for event in events(response):
+                        if event.message is not None:
+                            seen.append(event.message)
+            assert not any("result" in m for m in seen), seen
+
+            # HAProxy counts the dead replica up until two checks 1 s apart fail: of calls sent at once,
+            # one per server it counts up, the one sent there is refused and goes to another replica.
+            up = [name for name, proc in cluster.procs.items() if proc.poll() is None] + [origin]
+            calls = [
+                tool_call(
+                    60 + i, "create_response", {"knowledge_store_id": ks, "input": f"{i}?", "wait_s": 0}
+                )
+                for i in range(len(up))
+            ]
+            answers: dict[int, tuple[str, dict[str, Any]]] = {}
+
+            async def send(i: int) -> None:
+                answers[i] = await _answer(http, f"{cluster.url}/mcp?probe=refused-{i}", calls[i], own)
+
+            async with anyio.create_task_group() as tg:
+                for i in range(len(calls)):
+                    tg.start_soon(send, i)
+    assert all(replica != origin for replica, _ in answers.values()), answers
+    assert await _logged(cluster, "arrived") == ("SD--", "0")
+    assert sorted([await _logged(cluster, f"refused-{i}") for i in range(len(calls))]) == [
+        ("----", "+1"),
+        *[("----", "0")] * (len(calls) - 1),
+    ]
+    job_ids = [answer["result"]["structuredContent"]["job_id"] for _, answer in answers.values()]
+
+    served: list[tuple[str, str]] = []
+    relayed = {job_id: ProgressRecorder() for job_id in job_ids}
+    waited: dict[str, dict[str, Any]] = {}
+    async with _client(cluster.url, served) as c:
+
+        async def follow(job_id: str) -> None:
+            args = {"id": job_id, "wait_s": 30}
+            answer = await call_ok(c, "wait_for_task", args, progress_callback=relayed[job_id])
+            waited[job_id] = answer.structured_content or {}
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for job_id in job_ids:
+                    tg.start_soon(follow, job_id)
+    for job_id in job_ids:
+        final = waited[job_id]["result"]
+        assert waited[job_id]["done"] and final["status"] == "completed", waited[job_id]
+        assert relayed[job_id].text == final["text"], relayed[job_id].calls
+    # The cut-off call's answer and each redispatched one's were asked for once; following asked none.
+    assert _answers_asked(cluster) == asked + 1 + len(calls)
