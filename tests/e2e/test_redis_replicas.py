@@ -8,7 +8,7 @@ seconds (keepalives meanwhile), so an answer outlives the call that started it:
 - continue_session works on every replica without knowledge_store_id;
 - a cancel (2025-era notifications/cancelled) that HAProxy sends to another replica stops the call,
   and one that names calls on two replicas (one token, one request id) stops neither;
-- two callers waiting on one answer from two replicas at once each get all of it;
+- callers waiting on one answer at once, on its replica and on the others, each get all of it;
 - killing the replica that runs an answer makes wait_for_task report it lost, not hang;
 - a call reaches one replica once: HAProxy does not send again one a replica took before dying, and
   sends one to a replica it does not know is gone on to another (the sandbox counts the answers asked).
@@ -307,12 +307,12 @@ async def test_a_cancel_naming_calls_on_two_replicas_cancels_neither(cluster: Cl
     assert "cancelling none of them" in cluster.logs[accepted.headers[REPLICA]].read_text()
 
 
-async def test_one_job_waited_on_from_two_replicas_at_once_reaches_each_caller_whole(
+async def test_one_job_waited_on_from_every_replica_at_once_reaches_each_caller_whole(
     cluster: Cluster,
 ) -> None:
-    """Two callers (one token: two agents sharing it) wait on one job from two replicas at the same
-    moment: each needs the whole answer, so each relay goes on from the cursor both found, and each
-    one's progress joined is the final text, once."""
+    """Callers of one token (agents sharing it) wait on one job at the same moment, two on the replica
+    that runs it and one on each other replica: each needs the whole answer, so each relay goes on
+    from the cursor it found, and each one's progress joined is the final text, once."""
     served: list[tuple[str, str]] = []
     ks = cluster.library["knowledge_store_id"]
     async with AsyncExitStack() as stack:
@@ -326,24 +326,26 @@ async def test_one_job_waited_on_from_two_replicas_at_once_reaches_each_caller_w
             started = (await call_ok(c, "create_response", args)).structured_content
             assert started and started["status"] == "in_progress", started
             job_id, origin = started["job_id"], served[-1][1]
-            others = sorted(set(direct) - {origin})
-            relayed = {name: ProgressRecorder() for name in others}
-            waited: dict[str, dict[str, Any]] = {}
+            callers = [(origin, 1), (origin, 2)] + [(name, 1) for name in sorted(set(direct) - {origin})]
+            relayed = {caller: ProgressRecorder() for caller in callers}
+            waited: dict[tuple[str, int], dict[str, Any]] = {}
 
-            async def wait(name: str) -> None:
+            async def wait(caller: tuple[str, int]) -> None:
                 args = {"id": job_id, "wait_s": 30}
-                answer = await call_ok(direct[name], "wait_for_task", args, progress_callback=relayed[name])
-                waited[name] = answer.structured_content or {}
+                answer = await call_ok(
+                    direct[caller[0]], "wait_for_task", args, progress_callback=relayed[caller]
+                )
+                waited[caller] = answer.structured_content or {}
 
             async with anyio.create_task_group() as tg:
-                for name in others:
-                    tg.start_soon(wait, name)
-    final = waited[others[0]]["result"]
+                for caller in callers:
+                    tg.start_soon(wait, caller)
+    final = waited[callers[0]]["result"]
     assert final["status"] == "completed" and final["text"], final
-    for name in others:
-        assert waited[name]["done"] and waited[name]["result"]["text"] == final["text"], (name, waited[name])
-        assert relayed[name].text == final["text"], (name, relayed[name].calls)
-        relayed[name].assert_increasing()
+    for caller in callers:
+        assert waited[caller]["done"] and waited[caller]["result"]["text"] == final["text"], waited[caller]
+        assert relayed[caller].text == final["text"], (caller, relayed[caller].calls)
+        relayed[caller].assert_increasing()
 
 
 async def test_killing_the_replica_that_runs_an_answer_is_reported_as_lost(cluster: Cluster) -> None:

@@ -152,6 +152,47 @@ async def test_a_job_handed_out_on_one_replica_is_relayed_on_another_from_its_cu
 
 
 @pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_callers_waiting_on_one_job_at_once_each_get_all_of_it_on_any_replica(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Two callers of one principal on the job's replica and one on another, at the same moment (two
+    agents sharing a token): each relay goes on from the cursor it found, so each caller's progress
+    joined is the whole text, on whichever replica it waits."""
+    gate = anyio.Event()
+    pieces = [f"piece {i} " for i in range(8)]
+
+    async def work(job: Job) -> CallToolResult:
+        await gate.wait()
+        for piece in pieces:
+            job.emit_text(piece)
+            await anyio.sleep(0.01)
+        return _done(job.text)
+
+    async with _replicas(kind, tmp_path, request) as (a, b, _, _tg):
+        job = a.start("jockey", "Jockey answer", work, _partial)
+        relayed = {name: ProgressRecorder() for name in ("a1", "a2", "b")}
+        finals: dict[str, CallToolResult] = {}
+        with anyio.fail_after(10):
+            await a.run(job, ProgressRecorder(), wait_s=0)  # handed out, nothing told yet
+            on_b = await b.find(job.id)
+            assert on_b is not None and on_b.remote is not None
+
+            async def wait(name: str, manager: JobManager, handle: Job) -> None:
+                finals[name] = await manager.run(handle, relayed[name], wait_s=5)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(wait, "a1", a, job)
+                tg.start_soon(wait, "a2", a, job)
+                tg.start_soon(wait, "b", b, on_b)
+                await anyio.sleep(0.2)
+                gate.set()
+        for name, told in relayed.items():
+            assert told.text == "".join(pieces), (name, told.calls)
+            told.assert_increasing()
+            assert finals[name].structured_content == {"text": "".join(pieces)}, name
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
 async def test_a_finished_job_asked_on_another_replica_without_waiting_is_finished(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

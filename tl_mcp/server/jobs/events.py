@@ -52,6 +52,11 @@ class EventLog:
     def __len__(self) -> int:
         return self._start + len(self._events)
 
+    @property
+    def start(self) -> int:
+        """How many events came before the first one this log holds."""
+        return self._start
+
     def since(self, cursor: int) -> Sequence[JobEvent]:
         """The events after `cursor` (a count of events already read), oldest first."""
         return self._events[max(cursor - self._start, 0) :]

@@ -64,33 +64,41 @@ async def relay(
     coalesce_s: float = COALESCE_S,
     heartbeat_s: float = HEARTBEAT_S,
 ) -> bool:
-    """Forward `job`'s events from `job.delivered` on; True once it finished and everything was sent."""
+    """Forward `job`'s events from `job.delivered` on; True once it finished and everything was sent.
+
+    The relay keeps its own cursor from there: callers waiting on one job at the same moment (two
+    agents sharing a token) each need all of it, as they get it on separate replicas. The job's
+    cursor rises to the furthest any of them was told, so the next call goes on from there.
+    """
     sender = _Sender(report)
+    told = job.delivered
     deadline = time.monotonic() + max(wait_s, 0.0)
     while True:
-        if job.delivered < len(job.events):
+        # Events a bounded shared log no longer holds cannot be told (`replicas._skip`).
+        told = max(told, job.events.start)
+        if told < len(job.events):
             if not job.done.is_set():
                 # Let a burst gather, but flush at once when the job finishes inside the window.
                 with anyio.move_on_after(max(0.0, min(coalesce_s, deadline - time.monotonic()))):
                     await job.done.wait()
-            await _flush(job, sender)
-        if job.done.is_set() and job.delivered >= len(job.events):
+            told = await _flush(job, sender, told)
+        if job.done.is_set() and told >= len(job.events):
             return True
         now = time.monotonic()
         if now >= deadline:
             return False
-        if job.delivered < len(job.events):
+        if told < len(job.events):
             continue
         quiet_until = sender.sent_at + heartbeat_s
         with anyio.move_on_after(max(0.0, min(deadline, quiet_until) - now)):
             await job.wait_changed()
             continue
-        if time.monotonic() >= quiet_until and job.delivered >= len(job.events) and not job.done.is_set():
+        if time.monotonic() >= quiet_until and told >= len(job.events) and not job.done.is_set():
             await sender.send(sender.last, None, job.heartbeat)
 
 
-async def _flush(job: Relayed, sender: _Sender) -> None:
-    start = job.delivered
+async def _flush(job: Relayed, sender: _Sender, start: int) -> int:
+    """Send the events after `start`; the cursor after them (the job's rises with each one sent)."""
     events = job.events.since(start)
     end = len(events)
     i = 0
@@ -107,4 +115,5 @@ async def _flush(job: Relayed, sender: _Sender) -> None:
         else:
             await sender.send(event.progress, event.total, event.message)
         i += 1
-        job.delivered = start + i
+        job.delivered = max(job.delivered, start + i)
+    return start + end
