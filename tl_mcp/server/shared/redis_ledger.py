@@ -11,9 +11,9 @@ Keys, under the same `tl-mcp:<backend hash>:` prefix as the rest of the shared s
   `ingest:plan:<plan id>:files` (hash: position → the file as JSON).
 Each write sets its key's TTL in the same step (MULTI/EXEC or one script), and a write to an entry
 that must exist checks it in that step too, so no cut-off or racing write leaves a key that never
-expires. A claim is taken with WATCH/MULTI (its holder's liveness is the caller's to judge), its lease in
-Redis's clock (the replicas' clocks may differ); renewing and releasing check the runner in one
-script. The interface is synchronous, like the SQLite ledger's: each call is one short round trip.
+expires. A claim is taken with WATCH/MULTI (its holder's liveness is the caller's to judge), its
+lease in Redis's clock (the replicas' clocks may differ); renewing and releasing check the runner in
+one script. The interface is synchronous, like the SQLite ledger's: each call is one short round trip.
 """
 
 from __future__ import annotations

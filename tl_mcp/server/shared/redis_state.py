@@ -142,7 +142,7 @@ class RedisSessions:
         self._r = client
         self._prefix = prefix
         self._where = where
-        self._remember_script = client.register_script(_REMEMBER)
+        self._remember = client.register_script(_REMEMBER)
 
     def _key(self, session_id: str) -> str:
         return f"{self._prefix}session:{session_id}"
@@ -162,15 +162,12 @@ class RedisSessions:
         return bool(entry) and entry.get("owner") != owner
 
     async def remember(self, session_id: str, knowledge_store_id: str, owner: str) -> None:
-        key = self._key(session_id)
+        args: list[str | int] = [owner, knowledge_store_id, int(SESSION_TTL_S * 1000)]
         try:
-            await self._remember(key, knowledge_store_id, owner)
+            await self._remember(keys=[self._key(session_id)], args=args)
         except RedisError as exc:
             # As with the session file: losing the mapping only means passing knowledge_store_id later.
             log.warning("could not remember a Jockey session in Redis at %s: %s", self._where, exc)
-
-    async def _remember(self, key: str, knowledge_store_id: str, owner: str) -> None:
-        await self._remember_script(keys=[key], args=[owner, knowledge_store_id, int(SESSION_TTL_S * 1000)])
 
 
 @contextmanager
