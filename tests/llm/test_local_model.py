@@ -93,6 +93,9 @@ def text_of(response: dict[str, Any]) -> str:
 def test_the_model_under_a_schema_always_gives_valid_json(world: World) -> None:
     model = LocalModel(world.model)
     tight = tighten(SCHEMA)
+    # Bounded, so the answer must end within the 96 tokens asked for: this model can loop inside a string
+    # ("2018-01-01 2018-01-02 …"), and how it loops depends on what prompt prefix llama.cpp had cached.
+    bounded = {**tight, "properties": {**tight["properties"], "fruit": {"type": "string", "maxLength": 24}}}
     messages = [
         {
             "role": "system",
@@ -101,8 +104,8 @@ def test_the_model_under_a_schema_always_gives_valid_json(world: World) -> None:
         },
         {"role": "user", "content": "How much do the fresh apples cost?"},
     ]
-    value = json.loads("".join(model.chat(messages, tight, 96)))
-    jsonschema.validate(value, tight)
+    value = json.loads("".join(model.chat(messages, bounded, 96)))
+    jsonschema.validate(value, bounded)
 
     # Through the sandbox: valid JSON for the caller's schema, whether the model's or (if its numbers are
     # not in the evidence) the extractive fill, and the response says which.

@@ -275,9 +275,10 @@ class GroundedAnswerer:
         return reply
 
     def _fallback(
-        self, question: Question, reply: Reply, reason: str, sent: str, early: int = 0
+        self, question: Question, reply: Reply, reason: str, sent: str, early: int = 0, *, down: bool = False
     ) -> Iterator[str]:
-        """The extractive answer after what was ``sent``; ``early`` > 0: the last sentence was cut short."""
+        """The extractive answer after what was ``sent``; ``early`` > 0: the last sentence was cut short;
+        ``down``: the model failed (``reason`` says how), rather than writing something unsupported."""
         who = f"{self.made.answerer} model {self.made.model}"
         if question.schema is not None or not sent:
             reply.made = Made("extractive", None, f"fallback: the {who} answer was set aside ({reason})")
@@ -286,13 +287,13 @@ class GroundedAnswerer:
                 return
             lead = f"The {who} answer was set aside: {reason}. The retrieved moments themselves:\n\n"
         else:
-            reply.made = Made(
-                self.made.answerer,
-                self.made.model,
-                f"partly extractive: the model stopped at an unsupported sentence ({reason})",
-            )
-            what = "The rest of the model's sentence was" if early else "The model's next sentence was"
-            lead = f"\n\n({what} set aside: {reason}. The retrieved moments:)\n"
+            stopped = "the model stopped" if down else "the model stopped at an unsupported sentence"
+            reply.made = Made(self.made.answerer, self.made.model, f"partly extractive: {stopped} ({reason})")
+            if down:
+                lead = f"\n\n(The model stopped: {reason}. The retrieved moments:)\n"
+            else:
+                what = "The rest of the model's sentence was" if early else "The model's next sentence was"
+                lead = f"\n\n({what} set aside: {reason}. The retrieved moments:)\n"
         yield from chunk_text(lead + question.extractive())
 
     def _refusal(self, question: Question, reply: Reply) -> Iterator[str]:
@@ -319,7 +320,7 @@ class GroundedAnswerer:
                 except StopIteration:
                     break
                 except ModelDown as exc:
-                    yield from self._fallback(question, reply, str(exc), sent, early)
+                    yield from self._fallback(question, reply, str(exc), sent, early, down=True)
                     return
                 held.append(token)
                 pending = "".join(held)
