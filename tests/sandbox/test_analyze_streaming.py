@@ -170,6 +170,7 @@ def test_an_endpoint_that_dies_mid_answer_falls_back_with_the_reason_and_the_str
     assert text.startswith("Fresh apples from the orchard cost two dollars per pound [")
     assert "closed the stream mid-answer" in text and "That is" not in text
     assert made["answerer"] == "endpoint" and "closed the stream mid-answer" in made["note"]
+    assert made["note"].startswith("partly extractive: the model stopped (")
     assert result["finish_reason"] == "stop" and len(arrivals) > 1
 
 

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tl_mcp.sandbox.answerers import warm_in_background
 from tl_mcp.sandbox.config import SandboxConfig
 from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.errors import ApiError
@@ -152,6 +153,7 @@ def create_app(config: SandboxConfig, *, analyzers: Analyzers | None = None) -> 
         if config.faults.enabled:
             log.warning("sandbox: fault injection is ON (%d rule(s))", len(config.faults.rules))
         engine.start()
+        warm_in_background(config)
         try:
             yield
         finally:

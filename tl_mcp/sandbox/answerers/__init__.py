@@ -3,6 +3,7 @@ configuration and by what is installed. Every answer carries ``Made``: which ans
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from tl_mcp.sandbox.answerers.grounding import GroundedAnswerer
 from tl_mcp.sandbox.answerers.local import LocalModel, xllamacpp_installed
 from tl_mcp.sandbox.config import SandboxConfig
 
-__all__ = ["Answerer", "Cue", "Made", "ModelDown", "Question", "Reply", "answerer_for"]
+__all__ = ["Answerer", "Cue", "Made", "ModelDown", "Question", "Reply", "answerer_for", "warm_in_background"]
 
 
 class _Noted(ExtractiveAnswerer):
@@ -26,6 +27,17 @@ class _Noted(ExtractiveAnswerer):
         reply = super().answer(question)
         reply.made = self.made
         return reply
+
+
+def warm_in_background(config: SandboxConfig) -> threading.Thread | None:
+    """Start readying the configured model (a local one loads and reads its system prompt), so the first
+    question does not wait for it; None when there is nothing to ready."""
+    answerer = answerer_for(config)
+    if not isinstance(answerer, GroundedAnswerer) or not isinstance(answerer.model, LocalModel):
+        return None
+    thread = threading.Thread(target=answerer.warm, name="tl-mcp-llm-warm", daemon=True)
+    thread.start()
+    return thread
 
 
 def answerer_for(config: SandboxConfig) -> Answerer:

@@ -10,6 +10,11 @@ and its text reaches the caller only sentence by sentence after checks.
 
 Whenever a check fails, the model is stopped and the extractive answer follows, with the reason, so what
 was sent stays true and the joined deltas equal the final text.
+
+A sentence need not be finished to start streaming: its words go out as soon as everything said so far in it
+is held, word for word, by one retrieved moment (stricter than the sentence check, which lets a third of the
+words be the model's own), so the first words reach the caller about when the model writes them rather than
+a sentence later. The rest of that sentence still has to pass the sentence check.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ EVIDENCE_TOKENS = 500
 HISTORY_TURNS = 3
 #: The prompt asks for one to three sentences; a model that keeps going is stopped after them.
 MAX_SENTENCES = 3
+#: Key words an unfinished sentence must hold before its words go out early: fewer say too little to be
+#: worth sending before the sentence is checked (and a refusal, which is never early, starts that short).
+_EARLY_KEYS = 3
 REFUSAL = "NOT IN THE VIDEOS"
 #: A model's text is cut off past this many characters per token asked for: a server may ignore
 #: max_tokens, and an answer with no sentence end would otherwise be held (and re-scanned) unbounded.
@@ -182,6 +190,26 @@ class _Checker:
         reason = min(problems, key=lambda p: (p.startswith("the number"), len(p)))
         raise Ungrounded(f"{reason} any single retrieved moment (and it cites none)")
 
+    def holds(self, prefix: str) -> bool:
+        """Whether ``prefix`` (the start of a sentence, cut at a word end) may go out before the sentence
+        ends: it says something (a number, or three key words) and every number and key word in it is in
+        the moments it cites or, uncited, in one moment. Nothing is recorded: the sentence check does that."""
+        marks = [_norm_marker(m) for m in _MARK.finditer(prefix)]
+        if any(mark not in self.by_marker for mark in marks):
+            return False
+        body = _MARK.sub(" ", prefix)
+        numbers = _numbers(body)
+        keys = [
+            w for w in content_terms(body) if w not in _FRAME and not w.isdigit() and w not in _NUMBER_WORDS
+        ]
+        if not numbers and len(keys) < _EARLY_KEYS:
+            return False
+        if marks:
+            candidates = [[self.by_marker[m] for m in dict.fromkeys(marks)]]
+        else:
+            candidates = ([self.support] if self.support else []) + [[c] for c in self.cues]
+        return any(_all_said(numbers, keys, support) for support in candidates)
+
 
 def _unsupported(numbers: set[str], keys: list[str], support: list[Cue]) -> str:
     """Why ``support`` does not hold a sentence with these numbers and key words ("" when it does)."""
@@ -197,6 +225,29 @@ def _unsupported(numbers: set[str], keys: list[str], support: list[Cue]) -> str:
     return ""
 
 
+def _all_said(numbers: set[str], keys: list[str], support: list[Cue]) -> bool:
+    evidence = " ".join(c.text for c in support)
+    said = {_stem(w) for w in content_terms(evidence)}
+    return numbers <= _numbers(evidence) and all(_stem(w) in said for w in keys)
+
+
+def _early(pending: str) -> int:
+    """How much of ``pending`` (an unfinished sentence) is complete words that may be judged now: up to the
+    last space, but not into an unclosed citation marker, and not a trailing number, which the next word may
+    still change ("thirty" may be "thirty five", "2" may be "2.5")."""
+    cut = pending.rfind(" ")
+    if cut <= 0:
+        return 0
+    opened = pending.rfind("[", 0, cut)
+    if opened > pending.rfind("]", 0, cut):
+        cut = opened
+    head = pending[:cut].rstrip()
+    last = head.rsplit(None, 1)[-1].strip(",;:").lower() if head else ""
+    if last[-1:].isdigit() or last in _NUMBER_WORDS or last == "and":
+        head = head[: len(head) - len(head.rsplit(None, 1)[-1])].rstrip()
+    return len(head)
+
+
 def _is_refusal(text: str) -> bool:
     return _REFUSING.search(" ".join(text.split())) is not None
 
@@ -208,6 +259,12 @@ class GroundedAnswerer:
         self.model = model
         self.made = model.made
 
+    def warm(self) -> None:
+        """Blocking: ready the model for the first question, if it is one that can be readied (in process)."""
+        warm = getattr(self.model, "warm", None)
+        if warm is not None:
+            warm([{"role": "system", "content": _SYSTEM}, {"role": "user", "content": "Evidence:"}])
+
     def answer(self, question: Question) -> Reply:
         if not question.cues:
             made = Made("extractive", None, "nothing was retrieved, so the model was not asked")
@@ -217,7 +274,11 @@ class GroundedAnswerer:
         reply._deltas = run(question, reply)
         return reply
 
-    def _fallback(self, question: Question, reply: Reply, reason: str, sent: str) -> Iterator[str]:
+    def _fallback(
+        self, question: Question, reply: Reply, reason: str, sent: str, early: int = 0, *, down: bool = False
+    ) -> Iterator[str]:
+        """The extractive answer after what was ``sent``; ``early`` > 0: the last sentence was cut short;
+        ``down``: the model failed (``reason`` says how), rather than writing something unsupported."""
         who = f"{self.made.answerer} model {self.made.model}"
         if question.schema is not None or not sent:
             reply.made = Made("extractive", None, f"fallback: the {who} answer was set aside ({reason})")
@@ -226,12 +287,13 @@ class GroundedAnswerer:
                 return
             lead = f"The {who} answer was set aside: {reason}. The retrieved moments themselves:\n\n"
         else:
-            reply.made = Made(
-                self.made.answerer,
-                self.made.model,
-                f"partly extractive: the model stopped at an unsupported sentence ({reason})",
-            )
-            lead = f"\n\n(The model's next sentence was set aside: {reason}. The retrieved moments:)\n"
+            stopped = "the model stopped" if down else "the model stopped at an unsupported sentence"
+            reply.made = Made(self.made.answerer, self.made.model, f"partly extractive: {stopped} ({reason})")
+            if down:
+                lead = f"\n\n(The model stopped: {reason}. The retrieved moments:)\n"
+            else:
+                what = "The rest of the model's sentence was" if early else "The model's next sentence was"
+                lead = f"\n\n({what} set aside: {reason}. The retrieved moments:)\n"
         yield from chunk_text(lead + question.extractive())
 
     def _refusal(self, question: Question, reply: Reply) -> Iterator[str]:
@@ -248,6 +310,8 @@ class GroundedAnswerer:
         tokens = self.model.chat(messages(question, cues), None, question.max_tokens)
         held: list[str] = []
         sent = ""
+        #: Characters of the held text (the start of an unfinished sentence) already sent early.
+        early = 0
         released = 0
         try:
             while True:
@@ -256,15 +320,20 @@ class GroundedAnswerer:
                 except StopIteration:
                     break
                 except ModelDown as exc:
-                    yield from self._fallback(question, reply, str(exc), sent)
+                    yield from self._fallback(question, reply, str(exc), sent, early, down=True)
                     return
                 held.append(token)
                 pending = "".join(held)
-                if len(sent) + len(pending) > _limit(question.max_tokens):
-                    yield from self._fallback(question, reply, _too_long(question.max_tokens), sent)
+                if len(sent) + len(pending) - early > _limit(question.max_tokens):
+                    yield from self._fallback(question, reply, _too_long(question.max_tokens), sent, early)
                     return
                 ends = [m.end() for m in _BOUNDARY.finditer(pending)]
                 if not ends:
+                    cut = _early(pending)
+                    if cut > early and not _is_refusal(pending[:cut]) and checker.holds(pending[:cut]):
+                        yield from _pieces(held, early, cut)
+                        sent += pending[early:cut]
+                        early = cut
                     continue
                 ready, rest = pending[: ends[-1]], pending[ends[-1] :]
                 sentences = _split(ready)
@@ -275,12 +344,13 @@ class GroundedAnswerer:
                     for sentence in sentences:
                         checker.check(sentence)
                 except Ungrounded as exc:
-                    yield from self._fallback(question, reply, str(exc), sent)
+                    yield from self._fallback(question, reply, str(exc), sent, early)
                     return
                 # The model's own token pieces, so a checked sentence still streams as it was made.
-                yield from _pieces(held, len(ready))
-                sent += ready
+                yield from _pieces(held, early, len(ready))
+                sent += ready[early:]
                 held = [rest] if rest else []
+                early = 0
                 released += len(sentences)
                 if released >= MAX_SENTENCES:
                     held = []
@@ -290,17 +360,17 @@ class GroundedAnswerer:
                 if tail.strip():
                     yield from self._refusal(question, reply)
                 else:
-                    yield from self._fallback(question, reply, "the model returned no text", sent)
+                    yield from self._fallback(question, reply, "the model returned no text", sent, early)
                 return
             try:
                 if tail.strip():
                     checker.check(tail)
             except Ungrounded as exc:
-                yield from self._fallback(question, reply, str(exc), sent)
+                yield from self._fallback(question, reply, str(exc), sent, early)
                 return
-            if tail:
-                yield from _pieces(held, len(tail))
-                sent += tail
+            if len(tail) > early:
+                yield from _pieces(held, early, len(tail))
+                sent += tail[early:]
             if not checker.cited:
                 # Every sentence was held by a retrieved moment but none said which: name them.
                 yield "\n\nFrom " + ", ".join(checker.implied) + "."
@@ -362,10 +432,13 @@ def _split(text: str) -> list[str]:
     return [s for s in out if s.strip()]
 
 
-def _pieces(held: list[str], length: int) -> Iterator[str]:
-    """The first ``length`` characters of the held tokens, token by token."""
+def _pieces(held: list[str], start: int, end: int) -> Iterator[str]:
+    """Characters ``start`` to ``end`` of the held tokens, token by token."""
+    at = 0
     for piece in held:
-        if length <= 0:
+        if at >= end:
             return
-        yield piece[:length]
-        length -= len(piece)
+        lo, hi = max(start - at, 0), min(end - at, len(piece))
+        if lo < hi:
+            yield piece[lo:hi]
+        at += len(piece)

@@ -3,6 +3,7 @@ the model is a file the operator points ``TL_MCP_SANDBOX_LLM_MODEL`` at."""
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Iterator
@@ -11,7 +12,12 @@ from typing import Any
 
 from tl_mcp.sandbox.answerers.base import JsonObj, Made, ModelDown
 
+log = logging.getLogger(__name__)
 _SERVERS: dict[str, Any] = {}
+#: One generation at a time per model file, whichever LocalModel asks (the warm-up, the sandbox's answerer,
+#: a second configuration of the same file): two would halve each other's speed on a small machine, and
+#: batched together they decode differently from alone, which breaks "the same evidence, the same answer".
+_BUSY: dict[str, threading.Lock] = {}
 _LOAD = threading.Lock()
 _END = object()
 
@@ -28,8 +34,6 @@ class LocalModel:
         self.made = Made("local", path.name)
         self._threads = threads
         self._context = context
-        # One generation at a time: two would only halve each other's speed on a small machine.
-        self._busy = threading.Lock()
 
     def _server(self) -> Any:
         with _LOAD:
@@ -62,10 +66,23 @@ class LocalModel:
             except Exception as exc:
                 raise ModelDown(f"llama.cpp could not load {self.path.name}: {exc}") from exc
             _SERVERS[str(self.path)] = server
+            _BUSY[str(self.path)] = threading.Lock()
             return server
+
+    def warm(self, messages: list[dict[str, str]]) -> None:
+        """Load the model and read ``messages`` (the fixed system prompt) once, before any question: the
+        load (seconds) and that prompt's evaluation are then not in the first answer's time, as llama.cpp
+        keeps the evaluated prefix for the prompts that start with it."""
+        try:
+            for _ in self.chat(messages, None, 1):
+                pass
+        except ModelDown as exc:
+            # The first question falls back and says the same, in words its caller sees.
+            log.warning("sandbox: the local model could not be warmed: %s", exc)
 
     def chat(self, messages: list[dict[str, str]], schema: JsonObj | None, max_tokens: int) -> Iterator[str]:
         server = self._server()
+        busy = _BUSY[str(self.path)]
         request: JsonObj = {"messages": messages, "max_tokens": max_tokens, "stream": True}
         if schema is not None:
             request["response_format"] = {"type": "json_schema", "json_schema": {"schema": schema}}
@@ -83,7 +100,7 @@ class LocalModel:
 
         def generate() -> None:
             try:
-                with self._busy:
+                with busy:
                     server.handle_chat_completions(request, on_chunk)
             except Exception as exc:  # surfaced to the reader, never lost in this thread
                 tokens.put(ModelDown(f"llama.cpp failed: {exc}"))
