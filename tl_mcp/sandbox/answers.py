@@ -11,30 +11,17 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from tl_mcp.sandbox.answerers.base import Cue
 from tl_mcp.sandbox.answerers.text import marker
 from tl_mcp.sandbox.engine import AssetIndex, Engine
-from tl_mcp.sandbox.fitting import (
-    UNFILLED,
-    bool_for,
-    date_in,
-    empty_value,
-    enum_for,
-    hint,
-    is_date_field,
-    kind_of,
-    name_words,
-    number_for,
-    text_for,
-    within,
-    word_set,
-)
+from tl_mcp.sandbox.fitting import UNFILLED
 from tl_mcp.sandbox.media import TimedText
 from tl_mcp.sandbox.retrieval import rank_text, tokens
+from tl_mcp.sandbox.structured_fill import Grounds, Unit, distinct, fill_schema
 
 LIMITS = (
     "Not available offline: descriptions of people, objects, actions, scenes, sounds or anything not written "
@@ -87,13 +74,13 @@ class Part:
         screen = [t.text for t in self.texts if t.source == "ocr"]
         if screen:
             return _cap(" ".join(screen[0].split()[:6]))
-        return keyphrase(self.texts) or f"Part at {clock(self.start)}"
+        return keyphrase(t.text for t in self.texts) or f"Part at {clock(self.start)}"
 
     @property
     def summary(self) -> str:
         """The salient sentences: what is said, else what is shown; never just the title again."""
-        said = _distinct(t.text for t in self.texts if t.source in TRANSCRIPT)
-        shown = _distinct(t.text for t in self.texts if t.source == "ocr")
+        said = distinct(t.text for t in self.texts if t.source in TRANSCRIPT)
+        shown = distinct(t.text for t in self.texts if t.source == "ocr")
         text = " ".join(said[:2]) or "; ".join(shown[:2])
         if not text:
             return f"Nothing is said or written on screen from {clock(self.start)} to {clock(self.end)}."
@@ -111,30 +98,11 @@ def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _distinct(texts: Any) -> list[str]:
-    """Texts in order, leaving out any whose words all appear in another (subtitle = speech): the fuller
-    one is kept, where the first of them was. Speech cut at a pause often comes first, and is a part of
-    the subtitle that follows it."""
-    kept: list[tuple[str, set[str]]] = []
-    for text in texts:
-        words = set(tokens(text))
-        if not words or any(words <= seen for _, seen in kept):
-            continue
-        entry = (" ".join(text.split()), words)
-        covered = [i for i, (_, seen) in enumerate(kept) if seen <= words]
-        if covered:
-            kept[covered[0]] = entry
-            kept = [k for i, k in enumerate(kept) if i not in covered[1:]]
-        else:
-            kept.append(entry)
-    return [text for text, _ in kept]
-
-
-def keyphrase(texts: tuple[TimedText, ...] | list[TimedText]) -> str:
+def keyphrase(texts: Iterable[str]) -> str:
     """The best-scoring run of content words (RAKE: word degree over frequency), at most four words."""
     phrases: list[list[str]] = []
-    for t in texts:
-        for clause in _CLAUSE.split(t.text):
+    for text in texts:
+        for clause in _CLAUSE.split(text):
             run: list[str] = []
             for raw in [*clause.split(), ""]:
                 word = raw.strip("'-")
@@ -282,211 +250,50 @@ def answer_json(
     window: Window = (0.0, None),
 ) -> Filled:
     """Fill ``schema`` from the evidence inside ``window``, each field only with evidence that fits it
-    (see :mod:`tl_mcp.sandbox.fitting`). Overview prompts (or prompts nothing matches) use the parts of the
-    whole video (or window), others the matching moments; a summary-like field always covers every part.
-    Arrays of objects get one entry per part or moment (title, summary, start, end…), highlights one per
-    part at its salient sentence."""
+    (see :mod:`tl_mcp.sandbox.structured_fill`). Overview prompts (or prompts nothing matches) use the
+    parts of the whole video (or window), others the matching moments; a summary-like field always covers
+    every part. Arrays of objects get one entry per part or moment (title, summary, start, end…),
+    chapters and timelines one per part in time order, highlights one per part at its salient sentence."""
     relevant = [] if is_overview(prompt) else evidence(engine, index, prompt, window)
-    whole = parts(index, window, duration)
-    units = [Part(t.start, t.end, (t,)) for t in relevant] if relevant else whole
-    texts = in_window(index.texts, window)
-    filler = _JsonFiller(units, whole, texts, duration, overview=not relevant)
-    value = filler.value(schema, "", None, required=True)
-    return Filled(json.dumps({} if value is UNFILLED else value), list(dict.fromkeys(filler.unfilled)))
+    whole_parts = parts(index, window, duration)
+    chosen = [Part(t.start, t.end, (t,)) for t in relevant] if relevant else whole_parts
+    whole = [_unit(p, index) for p in whole_parts]
+    units = [_unit(p, index) for p in chosen] if relevant else whole
+    best = [t for u in units for t in u.texts]
+    summary = " ".join(u.summary for u in whole if u.summary)
+    grounds = Grounds(
+        units=units,
+        texts=list(dict.fromkeys([*best, *(t.text for t in in_window(index.texts, window))])),
+        clock=clock,
+        span=lambda start, end: f"{clock(start)}-{clock(end)}",
+        timeline=[u for u in whole if u.texts] or whole,
+        highlights=[_unit(_salient(p), index) for p in whole_parts if p.texts],
+        topics=list(dict.fromkeys(u.topic for u in whole if u.topic)),
+        question=prompt,
+        # An overview's answer is the summary of every part, which no part's summary may then repeat;
+        # a question's answer is its best moment, then the next ones.
+        answer="" if relevant else summary,
+        answer_pool=[u.summary for u in units] if relevant else (),
+        summary=summary,
+        title=keyphrase(t.text for p in chosen for t in p.texts),
+        duration=duration,
+    )
+    value, unfilled = fill_schema(schema, grounds)
+    return Filled(json.dumps({} if value is UNFILLED else value), unfilled)
 
 
-_TITLE_WORDS = word_set("title name heading label headline caption")
-#: Words that may stand beside a title word and still ask for a title ("chapter_title", not "speaker_name").
-_OF_THE_VIDEO = word_set("video clip chapter scene part section segment short main overall topic")
-_SUMMARY_WORDS = word_set("summary overview synopsis gist recap abstract description about")
-_GENERIC_WORDS = word_set(
-    "answer text quote response result content explanation reason details detail excerpt transcript "
-    "value what said statement evidence highlight why note notes"
-)
-_TAG_WORDS = word_set("topics topic keywords keyword tags tag themes theme subjects subject")
-_QUOTE_LIST_WORDS = word_set(
-    "quotes lines sentences statements points facts claims transcript moments highlights"
-)
-_IN_TIME_ORDER = word_set("chapters timeline sections scenes parts segments steps outline")
-_COUNTED = word_set(
-    "scenes scene chapters chapter parts part segments segment moments moment sections section "
-    "highlights mentions times occurrences"
-)
-
-
-class _JsonFiller:
-    """Walks the caller's schema; ``unfilled`` collects the paths of fields no evidence fits."""
-
-    def __init__(
-        self,
-        units: list[Part],
-        whole: list[Part],
-        texts: list[TimedText],
-        duration: float | None,
-        overview: bool,
-    ) -> None:
-        self.units = units
-        self.whole = whole
-        #: Every text in the window, for fields whose answer may lie outside the best matches.
-        self.texts = texts
-        self.duration = duration
-        self.overview = overview
-        self.unfilled: list[str] = []
-        self._quoted: set[str] = set()
-
-    def value(self, node: Any, path: str, unit: Part | None, *, required: bool) -> Any:
-        """The field's value, ``UNFILLED`` (recorded) when nothing fits and the field may be left out."""
-        if not isinstance(node, dict):
-            return None
-        kind = kind_of(node)
-        found = self._found(node, kind, path, unit)
-        if found is not UNFILLED:
-            return found
-        self.unfilled.append(path or "(root)")
-        return empty_value(node, kind) if required else UNFILLED
-
-    def _found(self, node: dict[str, Any], kind: str, path: str, unit: Part | None) -> Any:
-        name = path.rsplit("/", 1)[-1].removesuffix("[]")
-        words = set(name_words(name))
-        texts = self._texts(unit)
-        if "const" in node:
-            return node["const"]
-        for key in ("anyOf", "oneOf"):
-            options = [o for o in node.get(key) or [] if isinstance(o, dict) and kind_of(o) != "null"]
-            if options:
-                return self._found(options[0], kind_of(options[0]), path, unit)
-        if kind == "null":
-            return None
-        if isinstance(node.get("enum"), list) and node["enum"]:
-            # The moments that answer the prompt choose; a value named elsewhere in the video does not.
-            return enum_for(node["enum"], [t.text for u in ([unit] if unit else self.units) for t in u.texts])
-        if kind == "object":
-            out: dict[str, Any] = {}
-            required = set(node.get("required", []))
-            # Sibling fields never share a quote; another object (an array entry) may repeat one.
-            outer, self._quoted = self._quoted, set()
-            for key, sub in (node.get("properties") or {}).items():
-                got = self.value(sub, f"{path}/{key}" if path else key, unit, required=key in required)
-                if got is not UNFILLED:
-                    out[key] = got
-            self._quoted = outer
-            return out
-        if kind == "array":
-            return self._array(node, path, words, unit)
-        if kind in ("number", "integer"):
-            return self._number(node, name, words, unit, kind == "integer")
-        if kind == "boolean":
-            found = bool_for(name, node, texts, found=any(u.texts for u in self.units))
-            return UNFILLED if found is None else found
-        if kind == "string":
-            return self._string(node, name, words, unit)
-        return UNFILLED
-
-    def _texts(self, unit: Part | None) -> list[str]:
-        """The texts a field of ``unit`` may draw on: the unit's own, else the best matches, then the rest."""
-        if unit is not None:
-            return [t.text for t in unit.texts]
-        best = [t.text for u in self.units for t in u.texts]
-        return list(dict.fromkeys([*best, *(t.text for t in self.texts)]))
-
-    def _array(self, node: dict[str, Any], path: str, words: set[str], unit: Part | None) -> Any:
-        items: dict[str, Any] = node["items"] if isinstance(node.get("items"), dict) else {"type": "string"}
-        item_kind = kind_of(items)
-        units = [unit] if unit is not None else self.units
-        if unit is None and words & _IN_TIME_ORDER:
-            # Chapters and the like walk the whole video (or window) in time order, not the best matches.
-            units = [p for p in self.whole if p.texts] or self.whole
-        if "highlight" in path.lower() and unit is None:
-            units = [_salient(p) for p in self.whole if p.texts]
-        out: list[Any]
-        if item_kind == "object":
-            out = [self.value(items, f"{path}[]", u, required=True) for u in units]
-        elif item_kind == "string" and "hashtags" in words | set(name_words(path)):
-            out = list(dict.fromkeys("#" + re.sub(r"\W", "", u.title.title()) for u in self.whole if u.texts))
-        elif item_kind == "string" and words & _TAG_WORDS:
-            out = list(dict.fromkeys(u.title for u in self.whole if u.texts))
-        elif item_kind == "string" and words & _QUOTE_LIST_WORDS:
-            out = _distinct(t.text for u in units for t in u.texts)
-        else:
-            got = [self.value(items, f"{path}[]", u, required=False) for u in units]
-            out = [v for v in got if v is not UNFILLED]
-            out = list(dict.fromkeys(json.dumps(v) for v in out))
-            out = [json.loads(v) for v in out]
-        high, low = node.get("maxItems"), int(node.get("minItems", 0))
-        if isinstance(high, int):
-            out = out[:high]
-        if not out:
-            return UNFILLED
-        if len(out) < low:
-            # More entries asked for than the evidence holds: repeat rather than invent, and report it.
-            self.unfilled.append(path or "(root)")
-            out = [*out, *(out[i % len(out)] for i in range(low - len(out)))]
-        return out
-
-    def _number(
-        self, node: dict[str, Any], name: str, words: set[str], unit: Part | None, integer: bool
-    ) -> Any:
-        target = unit or (self.units[0] if self.units else None)
-        value: float | None = None
-        if target is not None and words & {"start", "begin", "from"}:
-            value = target.start
-        elif target is not None and words & {"end", "until", "to", "stop"}:
-            value = target.end
-        elif target is not None and words & {"time", "timestamp", "sec", "seconds", "offset", "at"}:
-            value = target.start
-        elif words & {"duration", "length"} and (unit is not None or "video" in words or not self.units):
-            value = (unit.end - unit.start) if unit is not None else self.duration
-        elif words & {"count", "total", "number", "num"} and (
-            words & _COUNTED or words <= {"count", "total"}
-        ):
-            value = float(len(self.units))
-        else:
-            hinted = hint(name, node)
-            value = number_for(
-                hinted, self._texts(unit), integer=integer, generic=bool(words & _GENERIC_WORDS)
-            )
-        if value is None:
-            return UNFILLED
-        value = int(value) if integer else value
-        return value if within(node, value) else UNFILLED
-
-    def _string(self, node: dict[str, Any], name: str, words: set[str], unit: Part | None) -> Any:
-        if is_date_field(name, node):
-            for text in self._texts(unit):
-                found = date_in(text, node.get("format"))
-                if found is not None:
-                    return found
-            return UNFILLED
-        source = unit or (self.units[0] if self.units else None)
-        if source is not None and words & {"start", "end", "time", "timestamp"}:
-            return clock(source.end if "end" in words else source.start)
-        if words & {"source", "modality"} and source is not None:
-            return ", ".join(dict.fromkeys(LABEL[t.source] for t in source.texts)) or UNFILLED
-        if words & _TITLE_WORDS and words <= _TITLE_WORDS | _OF_THE_VIDEO:
-            if unit is not None:
-                return unit.title if unit.texts else UNFILLED
-            return keyphrase([t for u in self.units for t in u.texts]) or UNFILLED
-        if words & _SUMMARY_WORDS:
-            # A summary covers the whole video (or window), whatever the prompt matched best.
-            scope = [unit] if unit is not None else self.whole
-            return self._quote(" ".join(p.summary for p in scope if p.texts))
-        if words & _GENERIC_WORDS or not words:
-            if unit is not None:
-                return self._quote(unit.summary) if unit.texts else UNFILLED
-            if self.overview:
-                return self._quote(" ".join(p.summary for p in self.whole if p.texts))
-            return self._quote("", self.units)
-        # A specific field (speaker, location…) takes only a text that names what it asks about.
-        found = text_for([w for w in hint(name, node) if w not in _TITLE_WORDS], self._texts(unit))
-        return UNFILLED if found is None else self._quote(" ".join(found.split()))
-
-    def _quote(self, text: str, pool: Sequence[Part] = ()) -> Any:
-        """``text`` unless another field already has it (then the next unquoted part of ``pool``)."""
-        for candidate in [text, *(p.summary for p in pool if p.texts)]:
-            if candidate and candidate not in self._quoted:
-                self._quoted.add(candidate)
-                return candidate
-        return UNFILLED
+def _unit(part: Part, index: AssetIndex) -> Unit:
+    said = bool(part.texts)
+    return Unit(
+        part.start,
+        part.end,
+        tuple(t.text for t in part.texts),
+        title=part.title if said else "",
+        summary=part.summary if said else "",
+        topic=part.title if said else "",
+        sources=tuple(dict.fromkeys(LABEL[t.source] for t in part.texts)),
+        asset_id=index.asset_id,
+    )
 
 
 def _salient(part: Part) -> Part:

@@ -10,7 +10,7 @@ listed in the response metadata either way, so nothing is passed off as evidence
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 JsonObj = dict[str, Any]
@@ -310,13 +310,23 @@ def kind_of(node: JsonObj) -> str:
     return "object" if "properties" in node else "array" if "items" in node else "string"
 
 
-def empty_value(node: JsonObj, kind: str) -> Any:
+def empty_value(node: JsonObj, resolve: Callable[[JsonObj], JsonObj] = lambda n: n, depth: int = 0) -> Any:
     """What an unfilled required field gets: null if allowed, else a neutral value of its type (an
-    array as many empty entries as its ``minItems``)."""
-    if allows_null(node):
+    array as many empty entries as its ``minItems``). ``resolve`` follows a node's ``$ref``; a schema
+    that requires itself without end gets null where it recurs (no finite value would validate)."""
+    node = resolve(node)
+    if "$ref" in node and depth < _EMPTY_DEPTH:
+        return empty_value(node, resolve, depth + 1)
+    if allows_null(node) or depth >= _EMPTY_DEPTH:
         return None
+    if "const" in node:
+        return node["const"]
     if isinstance(node.get("enum"), list) and node["enum"]:
         return node["enum"][0]
+    options = [o for k in ("anyOf", "oneOf") for o in node.get(k) or [] if isinstance(o, dict)]
+    if "type" not in node and options:
+        return empty_value(options[0], resolve, depth + 1)
+    kind = kind_of(node)
     if kind in ("number", "integer"):
         low = node.get("minimum", node.get("exclusiveMinimum"))
         value = float(low) if isinstance(low, (int, float)) else 0.0
@@ -327,11 +337,18 @@ def empty_value(node: JsonObj, kind: str) -> Any:
         return False
     if kind == "array":
         items: JsonObj = node["items"] if isinstance(node.get("items"), dict) else {"type": "string"}
-        return [empty_value(items, kind_of(items))] * int(node.get("minItems", 0))
+        low_items = node.get("minItems")
+        return [empty_value(items, resolve, depth + 1)] * (low_items if isinstance(low_items, int) else 0)
     if kind == "object":
         props: JsonObj = node["properties"] if isinstance(node.get("properties"), dict) else {}
-        required = [k for k in node.get("required", []) if isinstance(props.get(k), dict)]
-        return {k: empty_value(props[k], kind_of(props[k])) for k in required}
+        required = node["required"] if isinstance(node.get("required"), list) else []
+        return {
+            k: empty_value(props[k], resolve, depth + 1) for k in required if isinstance(props.get(k), dict)
+        }
     text = NOT_FOUND
     max_len = node.get("maxLength")
     return text[:max_len] if isinstance(max_len, int) else text
+
+
+#: How deep an empty value is built before a schema that requires itself gets null.
+_EMPTY_DEPTH = 32
