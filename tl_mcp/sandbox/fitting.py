@@ -85,6 +85,8 @@ _DATE_PATTERNS = (
     re.compile(r"\b((?:19|20)\d{2})\b"),
 )
 _DATE_WORDS = word_set("date day dated deadline birthday anniversary")
+#: Words of a date field that do not say which date it wants (a deadline is a particular date).
+_WHEN = word_set("date day dated when time timestamp")
 
 #: Leading words of a boolean field's name that carry no content ("is_outdoor" asks about "outdoor").
 _BOOL_VERBS = word_set("is are was were has have had does do did can could should will any there")
@@ -236,6 +238,20 @@ def date_in(text: str, fmt: str | None) -> str | None:
         if fmt in ("date", "date-time"):
             continue
         return m.group(0)
+    return None
+
+
+def date_for(words: Sequence[str], texts: Sequence[str], fmt: str | None) -> str | None:
+    """The first date (see :func:`date_in`) in ``texts`` (best first) from a text that names what a date
+    field named by ``words`` asks about: ``launch_date`` takes the date said with "launch", not the first
+    date said; a field that asks for a date alone (``date``, ``when``) takes the first of any."""
+    content = [w for w in words if w not in _WHEN]
+    for text in texts:
+        if content and not overlap(content, text):
+            continue
+        found = date_in(text, fmt)
+        if found is not None:
+            return found
     return None
 
 

@@ -28,7 +28,7 @@ from tl_mcp.sandbox.fitting import (
     JsonObj,
     allows_null,
     bool_for,
-    date_in,
+    date_for,
     empty_value,
     enum_for,
     hint,
@@ -149,6 +149,8 @@ _END = word_set("end until to stop")
 _AT = word_set("time timestamp sec seconds offset at")
 _SPAN = word_set("time when range span interval")
 _SCORE = word_set("score confidence relevance")
+#: A duration field that asks for the length of what it describes ("battery_duration" does not).
+_DURATION = word_set("duration length video clip total sec secs seconds")
 
 
 class _Walker:
@@ -336,7 +338,8 @@ class _Walker:
         elif target is not None and words & _END:
             # Up, so that a whole-second end still covers the moment.
             value, rounding = target.end, math.ceil
-        elif words & {"duration", "length"} and (unit is not None or "video" in words or not units):
+        elif words & {"duration", "length"} and words <= _DURATION:
+            # An entry's own length; outside one, the video's (the moments of a store have no one video).
             value = (unit.end - unit.start) if unit is not None else self.g.duration
         elif target is not None and words & _SCORE and target.score is not None:
             value = target.score
@@ -357,8 +360,9 @@ class _Walker:
 
     def _string(self, node: JsonObj, name: str, words: set[str], path: str, unit: Unit | None) -> Any:
         if is_date_field(name, node):
-            found = next((d for t in self._texts(unit) if (d := date_in(t, node.get("format")))), None)
-            return self._fit_or_unfilled(found, node)
+            return self._fit_or_unfilled(
+                date_for(hint(name, node), self._texts(unit), node.get("format")), node
+            )
         if words & _QUESTION:
             return self._fit_or_unfilled(self.g.question, node)
         target = unit if unit is not None else next(iter(self.g.units), None)
