@@ -394,6 +394,28 @@ def test_json_schema_fields_without_evidence_are_null_and_reported(ks: Store) ->
     assert body["unfilled"] == ["release_date", "rating"]
 
 
+def test_json_schema_lists_of_topics_and_quotes_come_from_the_moments(ks: Store) -> None:
+    # Before: Jockey's filler returned [] for both, and did not report them.
+    strings = {"type": "array", "items": {"type": "string"}}
+    schema = {"type": "object", "properties": {"topics": strings, "quotes": strings}}
+    r = ks.client.post(
+        "/responses",
+        json={
+            "knowledge_store_id": ks.store_id,
+            "input": ks.ask(),
+            "text": {"format": {"type": "json_schema", "name": "lists", "schema": schema}},
+        },
+    )
+    body = r.json()
+    check_response_object(body)
+    parsed = json.loads(body["output"][-1]["content"][0]["text"])
+    assert parsed["quotes"] and body["unfilled"] == []
+    assert len(set(parsed["quotes"])) == len(parsed["quotes"])
+    # A topic is a short phrase of one of the quoted moments, not the moment's whole text.
+    assert parsed["topics"] and all(t not in parsed["quotes"] for t in parsed["topics"])
+    assert all(any(t.lower() in q.lower() for q in parsed["quotes"]) for t in parsed["topics"])
+
+
 # ---------------------------------------------------------------- bad requests
 
 MSG = [{"type": "message", "role": "user", "content": "what is said?"}]

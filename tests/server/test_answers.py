@@ -298,6 +298,25 @@ def _titles_of(topics: list[str], four: Four) -> list[str]:
     return topics
 
 
+async def test_a_schema_built_from_defs_is_filled_through_its_refs(four: Four) -> None:
+    # Before: the analyze filler read a `$ref` as a string field and answered strings for chapters.
+    chapter = {
+        "type": "object",
+        "properties": {"start_sec": {"type": "number"}, "title": {"type": "string"}},
+        "required": ["start_sec", "title"],
+    }
+    schema = {
+        "$defs": {"chapter": chapter},
+        "type": "object",
+        "properties": {"chapters": {"type": "array", "items": {"$ref": "#/$defs/chapter"}}},
+        "required": ["chapters"],
+    }
+    async with Client(build_server(four.settings)) as c:
+        parsed = await _analyze_json(c, four, "Split the video into chapters.", schema)
+    jsonschema.validate(parsed, schema)
+    assert [ch["start_sec"] for ch in parsed["chapters"]] == [s.start for s in four.sample.scenes]
+
+
 async def test_highlights_are_real_moments_in_order(four: Four) -> None:
     async with Client(build_server(four.settings)) as c:
         data = (
