@@ -16,7 +16,8 @@ from tl_mcp.samples import SampleInfo, make_sample_image, make_sample_video
 from tl_mcp.sandbox import embedded
 from tl_mcp.sandbox.config import SandboxConfig
 from tl_mcp.sandbox.embedded import EmbeddedSandbox
-from tl_mcp.sandbox.perception import Analyzers
+from tl_mcp.sandbox.engine import Engine
+from tl_mcp.sandbox.perception import Analyzers, FrameFeatureEmbedder, HashingTextEmbedder
 
 MARENGO = [{"model_name": "marengo3.0", "model_options": ["visual", "audio"]}]
 
@@ -162,3 +163,16 @@ def library(tmp_path_factory: pytest.TempPathFactory, media: Media) -> Iterator[
             yield Library(sb, client, index_id, asset_id, video_id)
     finally:
         sb.stop()
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """An engine with the light analyzers and its own database, for tests that build an index by hand."""
+    engine = Engine(
+        SandboxConfig(data_dir=tmp_path_factory.mktemp("engine")),
+        Analyzers(text=HashingTextEmbedder(), image=FrameFeatureEmbedder()),
+    )
+    try:
+        yield engine
+    finally:
+        engine.db.close()

@@ -10,7 +10,6 @@ unfilled. `answer_json` is called directly, so the schemas may use keywords the 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
@@ -18,12 +17,11 @@ import numpy as np
 import pytest
 
 from tl_mcp.sandbox.answers import answer_json
-from tl_mcp.sandbox.config import SandboxConfig
 from tl_mcp.sandbox.engine import AssetIndex, Engine
 from tl_mcp.sandbox.fitting import NOT_FOUND
 from tl_mcp.sandbox.jockey.structured import fill, tighten
 from tl_mcp.sandbox.knowledge.models import Evidence
-from tl_mcp.sandbox.perception import Analyzers, FrameFeatureEmbedder, HashingTextEmbedder, TimedText
+from tl_mcp.sandbox.perception import TimedText
 
 TEXTS = [
     "The new phone launches on March 14, 2026 and costs 499 dollars.",
@@ -36,18 +34,6 @@ MOMENTS = [
     Evidence(f"ksi_{i}", f"asset{i}", f"clip{i}.mp4", 6.0 * i + 0.5, 6.0 * i + 5.5, t, "speech", 0.9 - i / 10)
     for i, t in enumerate(TEXTS)
 ]
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    engine = Engine(
-        SandboxConfig(data_dir=tmp_path_factory.mktemp("fill")),
-        Analyzers(text=HashingTextEmbedder(), image=FrameFeatureEmbedder()),
-    )
-    try:
-        yield engine
-    finally:
-        engine.db.close()
 
 
 def _index(engine: Engine) -> AssetIndex:

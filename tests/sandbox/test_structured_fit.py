@@ -4,22 +4,19 @@ cannot fill is null or empty and reported, never a quote or a time passed off as
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tl_mcp.sandbox.answers import Part, answer_json
-from tl_mcp.sandbox.config import SandboxConfig
 from tl_mcp.sandbox.engine import AssetIndex, Engine
 from tl_mcp.sandbox.fitting import NOT_FOUND, date_in, numbers_in
 from tl_mcp.sandbox.jockey.structured import fill, tighten
 from tl_mcp.sandbox.knowledge.models import Evidence
-from tl_mcp.sandbox.perception import Analyzers, FrameFeatureEmbedder, HashingTextEmbedder, TimedText
+from tl_mcp.sandbox.perception import TimedText
 
 
 def _moment(i: int, text: str, start: float, end: float) -> Evidence:
@@ -161,18 +158,6 @@ _TEXTS = [
     "Its battery lasts twenty hours.",
     "The ocean, chapter three",
 ]
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    engine = Engine(
-        SandboxConfig(data_dir=tmp_path_factory.mktemp("fit")),
-        Analyzers(text=HashingTextEmbedder(), image=FrameFeatureEmbedder()),
-    )
-    try:
-        yield engine
-    finally:
-        engine.db.close()
 
 
 def _index(engine: Engine) -> AssetIndex:

@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from tl_mcp.sandbox.answerers.base import Cue
@@ -21,7 +22,7 @@ from tl_mcp.sandbox.engine import AssetIndex, Engine
 from tl_mcp.sandbox.fitting import UNFILLED
 from tl_mcp.sandbox.media import TimedText
 from tl_mcp.sandbox.retrieval import rank_text, tokens
-from tl_mcp.sandbox.structured_fill import Grounds, Unit, distinct, fill_schema
+from tl_mcp.sandbox.structured_fill import distinct, fill_schema
 
 LIMITS = (
     "Not available offline: descriptions of people, objects, actions, scenes, sounds or anything not written "
@@ -254,46 +255,90 @@ def answer_json(
     parts of the whole video (or window), others the matching moments; a summary-like field always covers
     every part. Arrays of objects get one entry per part or moment (title, summary, start, end…),
     chapters and timelines one per part in time order, highlights one per part at its salient sentence."""
-    relevant = [] if is_overview(prompt) else evidence(engine, index, prompt, window)
-    whole_parts = parts(index, window, duration)
-    chosen = [Part(t.start, t.end, (t,)) for t in relevant] if relevant else whole_parts
-    whole = [_unit(p, index) for p in whole_parts]
-    units = [_unit(p, index) for p in chosen] if relevant else whole
-    best = [t for u in units for t in u.texts]
-    summary = " ".join(u.summary for u in whole if u.summary)
-    grounds = Grounds(
-        units=units,
-        texts=list(dict.fromkeys([*best, *(t.text for t in in_window(index.texts, window))])),
-        clock=clock,
-        span=lambda start, end: f"{clock(start)}-{clock(end)}",
-        timeline=[u for u in whole if u.texts] or whole,
-        highlights=[_unit(_salient(p), index) for p in whole_parts if p.texts],
-        topics=list(dict.fromkeys(u.topic for u in whole if u.topic)),
-        question=prompt,
-        # An overview's answer is the summary of every part, which no part's summary may then repeat;
-        # a question's answer is its best moment, then the next ones.
-        answer="" if relevant else summary,
-        answer_pool=[u.summary for u in units] if relevant else (),
-        summary=summary,
-        title=keyphrase(t.text for p in chosen for t in p.texts),
-        duration=duration,
-    )
-    value, unfilled = fill_schema(schema, grounds)
+    value, unfilled = fill_schema(schema, _Video(engine, index, prompt, duration, window))
     return Filled(json.dumps({} if value is UNFILLED else value), unfilled)
 
 
-def _unit(part: Part, index: AssetIndex) -> Unit:
-    said = bool(part.texts)
-    return Unit(
-        part.start,
-        part.end,
-        tuple(t.text for t in part.texts),
-        title=part.title if said else "",
-        summary=part.summary if said else "",
-        topic=part.title if said else "",
-        sources=tuple(dict.fromkeys(LABEL[t.source] for t in part.texts)),
-        asset_id=index.asset_id,
-    )
+class _PartUnit:
+    """A part of the video, or one text matching the prompt, as the schema walker reads it
+    (:class:`structured_fill.Unit`); its title and summary are worked out only if a field asks."""
+
+    score = None
+    item_id = None
+
+    def __init__(self, part: Part, asset_id: str) -> None:
+        self.part = part
+        self.start, self.end = part.start, part.end
+        self.texts = tuple(t.text for t in part.texts)
+        self.sources = tuple(dict.fromkeys(LABEL[t.source] for t in part.texts))
+        self.asset_id = asset_id
+
+    @cached_property
+    def title(self) -> str:
+        return self.part.title if self.texts else ""
+
+    @cached_property
+    def summary(self) -> str:
+        return self.part.summary if self.texts else ""
+
+    @property
+    def topic(self) -> str:
+        return self.title
+
+
+class _Video:
+    """The evidence of ``/analyze`` (:class:`structured_fill.Grounds`): for an overview prompt (or one
+    nothing matches) the parts of the whole video (or window), else the texts that match it best."""
+
+    def __init__(
+        self, engine: Engine, index: AssetIndex, prompt: str, duration: float | None, window: Window
+    ) -> None:
+        self._relevant = [] if is_overview(prompt) else evidence(engine, index, prompt, window)
+        self._parts = parts(index, window, duration)
+        self.whole = [_PartUnit(p, index.asset_id) for p in self._parts]
+        self._chosen = [Part(t.start, t.end, (t,)) for t in self._relevant] or self._parts
+        self.units = [_PartUnit(p, index.asset_id) for p in self._chosen] if self._relevant else self.whole
+        best = [t for u in self.units for t in u.texts]
+        self.texts = list(dict.fromkeys([*best, *(t.text for t in in_window(index.texts, window))]))
+        self.question = prompt
+        self.duration = duration
+        self._asset_id = index.asset_id
+
+    def clock(self, seconds: float) -> str:
+        return clock(seconds)
+
+    def span(self, start: float, end: float) -> str:
+        return f"{clock(start)}-{clock(end)}"
+
+    @property
+    def timeline(self) -> list[_PartUnit]:
+        return [u for u in self.whole if u.texts] or self.whole
+
+    @cached_property
+    def highlights(self) -> list[_PartUnit]:
+        return [_PartUnit(_salient(p), self._asset_id) for p in self._parts if p.texts]
+
+    @cached_property
+    def topics(self) -> list[str]:
+        return list(dict.fromkeys(u.topic for u in self.whole if u.topic))
+
+    @cached_property
+    def summary(self) -> str:
+        return " ".join(u.summary for u in self.whole if u.summary)
+
+    @property
+    def answer(self) -> str:
+        # An overview's answer is the summary of every part, which no part's summary may then repeat; a
+        # question's answer is its best match, then the next ones.
+        return "" if self._relevant else self.summary
+
+    @property
+    def answer_pool(self) -> list[str]:
+        return [u.summary for u in self.units] if self._relevant else []
+
+    @cached_property
+    def title(self) -> str:
+        return keyphrase(t.text for p in self._chosen for t in p.texts)
 
 
 def _salient(part: Part) -> Part:

@@ -17,8 +17,8 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from functools import cached_property
+from typing import Any, Protocol
 
 import jsonschema
 from referencing.exceptions import Unresolvable
@@ -43,53 +43,89 @@ from tl_mcp.sandbox.fitting import (
 from tl_mcp.sandbox.retrieval import tokens
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Unit:
+class Unit(Protocol):
     """One piece of evidence an array entry describes, and that fields of the whole draw on: a part of
-    the video, or one retrieved moment."""
+    the video, or one retrieved moment, in its caller's own type. A member is read only when a field
+    asks for it, so a caller may work it out then."""
 
-    start: float
-    end: float
-    texts: tuple[str, ...]
-    #: What a title field of it gets (a part's title, a moment's video); "" when it has none.
-    title: str
-    #: What a summary or answer field of it gets; "" when nothing is said or shown there.
-    summary: str
-    #: A short phrase for what it is about, for topic and tag lists; "" when it has none.
-    topic: str
-    #: What its texts are (speech, on-screen text…), for a source field.
-    sources: tuple[str, ...] = ()
-    score: float | None = None
-    item_id: str | None = None
-    asset_id: str | None = None
+    @property
+    def start(self) -> float: ...
+    @property
+    def end(self) -> float: ...
+    @property
+    def texts(self) -> tuple[str, ...]: ...
+    @property
+    def title(self) -> str:
+        """What a title field of it gets (a part's title, a moment's video); "" when it has none."""
+
+    @property
+    def summary(self) -> str:
+        """What a summary or answer field of it gets; "" when nothing is said or shown there."""
+
+    @property
+    def topic(self) -> str:
+        """A short phrase for what it is about, for topic and tag lists; "" when it has none."""
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """What its texts are (speech, on-screen text…), for a source field."""
+
+    @property
+    def score(self) -> float | None: ...
+    @property
+    def item_id(self) -> str | None: ...
+    @property
+    def asset_id(self) -> str | None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Grounds:
-    """Everything a schema is filled from, as one caller has it."""
+class Grounds(Protocol):
+    """Everything a schema is filled from, as one caller has it (read, too, only as fields ask)."""
 
-    #: Best first: the evidence that answers the question; an array's entries are one unit each.
-    units: Sequence[Unit]
-    #: Every text in scope, best first: a field of the whole may find its answer outside the best units,
-    #: and "does it mention X" is false only when none of these says X.
-    texts: Sequence[str]
-    #: How a time, and a time range, read in a string field.
-    clock: Callable[[float], str]
-    span: Callable[[float, float], str]
-    #: The units of chapters, a timeline…, in time order; None: ``units``.
-    timeline: Sequence[Unit] | None = None
-    #: One unit per highlight; None: ``units``.
-    highlights: Sequence[Unit] | None = None
-    #: What a topic or tag list of the whole gets.
-    topics: Sequence[str] = ()
-    question: str = ""
-    #: What a top-level answer field quotes, then what further answer fields may quote, in order.
-    answer: str = ""
-    answer_pool: Sequence[str] = ()
-    #: What a top-level summary field quotes; None: summary fields are answer fields.
-    summary: str | None = None
-    title: str = ""
-    duration: float | None = None
+    @property
+    def units(self) -> Sequence[Unit]:
+        """Best first: the evidence that answers the question; an array's entries are one unit each."""
+
+    @property
+    def texts(self) -> Sequence[str]:
+        """Every text in scope, best first: a field of the whole may find its answer outside the best
+        units, and "does it mention X" is false only when none of these says X."""
+
+    def clock(self, seconds: float) -> str:
+        """How a time reads in a string field."""
+
+    def span(self, start: float, end: float) -> str:
+        """How a time range reads in a string field."""
+
+    @property
+    def timeline(self) -> Sequence[Unit]:
+        """The units of chapters, a timeline…, in time order."""
+
+    @property
+    def highlights(self) -> Sequence[Unit]:
+        """One unit per highlight."""
+
+    @property
+    def topics(self) -> Sequence[str]:
+        """What a topic or tag list of the whole gets."""
+
+    @property
+    def question(self) -> str: ...
+    @property
+    def answer(self) -> str:
+        """What a top-level answer field quotes."""
+
+    @property
+    def answer_pool(self) -> Sequence[str]:
+        """What further answer fields of a record may quote, in order, once the answer is taken."""
+
+    @property
+    def summary(self) -> str | None:
+        """What a top-level summary field quotes; None: summary fields are answer fields."""
+
+    @property
+    def title(self) -> str: ...
+    @property
+    def duration(self) -> float | None: ...
 
 
 def fill_schema(schema: JsonObj, grounds: Grounds) -> tuple[Any, list[str]]:
@@ -164,12 +200,6 @@ class _Walker:
         self._quoted: dict[str, str] = {}
         #: The ``$ref``s being expanded: meeting one again is a schema containing itself.
         self._refs: list[str] = ["#"]
-        self._validator: jsonschema.Draft202012Validator | None = None
-        try:
-            jsonschema.Draft202012Validator.check_schema(root)
-            self._validator = jsonschema.Draft202012Validator(root)
-        except jsonschema.SchemaError:
-            pass  # an unchecked caller's broken schema is still walked; its options are taken unchecked
 
     def value(self, node: Any, path: str, unit: Unit | None, *, required: bool, depth: int) -> Any:
         """The field's value; ``UNFILLED`` (recorded) when nothing fits and the field may be left out."""
@@ -247,6 +277,16 @@ class _Walker:
             self._quoted = quoted
         return UNFILLED
 
+    @cached_property
+    def _validator(self) -> jsonschema.Draft202012Validator | None:
+        """Built when an option is first judged (most schemas have none); None for a broken schema, which
+        a caller that does not check schemas may send: it is still walked, its options taken unjudged."""
+        try:
+            jsonschema.Draft202012Validator.check_schema(self.root)
+        except jsonschema.SchemaError:
+            return None
+        return jsonschema.Draft202012Validator(self.root)
+
     def _accepts(self, node: JsonObj, value: Any) -> bool:
         if self._validator is None:
             return True
@@ -280,9 +320,9 @@ class _Walker:
         shape = self._resolve(items)
         item_kind = kind_of(shape)
         units: Sequence[Unit] = [unit] if unit is not None else self.g.units
-        if unit is None and words & _IN_TIME_ORDER and self.g.timeline is not None:
+        if unit is None and words & _IN_TIME_ORDER:
             units = self.g.timeline
-        if unit is None and "highlight" in path.lower() and self.g.highlights is not None:
+        if unit is None and "highlight" in path.lower():
             units = self.g.highlights
         free_text = item_kind == "string" and not {"enum", "const", "format"} & set(shape)
         entry = f"{path}[]"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
@@ -20,7 +21,7 @@ import jsonschema
 from tl_mcp.sandbox.answers import keyphrase
 from tl_mcp.sandbox.jockey.compose import marker, timestamp
 from tl_mcp.sandbox.knowledge.models import Evidence
-from tl_mcp.sandbox.structured_fill import Grounds, Unit, fill_schema
+from tl_mcp.sandbox.structured_fill import fill_schema
 
 JsonObj = dict[str, Any]
 
@@ -98,10 +99,68 @@ def fill(
     return value, problems
 
 
-def _grounds(question: str, summary: str, moments: Sequence[Evidence]) -> Grounds:
-    """Jockey's evidence: the retrieved moments, best first, and the composed answer."""
+@dataclass(frozen=True, slots=True, eq=False)
+class _Moment:
+    """A retrieved moment, as the schema walker reads it (:class:`structured_fill.Unit`)."""
+
+    start: float
+    end: float
+    texts: tuple[str, ...]
+    title: str
+    summary: str
+    topic: str
+    sources: tuple[str, ...]
+    score: float | None
+    item_id: str | None
+    asset_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Moments:
+    """Jockey's evidence (:class:`structured_fill.Grounds`): the retrieved moments, best first, and the
+    answer composed from them, which summary fields quote too."""
+
+    units: Sequence[_Moment]
+    question: str
+    answer: str
+    summary: None = None
+    duration: None = None
+
+    @property
+    def texts(self) -> list[str]:
+        return [t for u in self.units for t in u.texts]
+
+    def clock(self, seconds: float) -> str:
+        return timestamp(seconds)
+
+    def span(self, start: float, end: float) -> str:
+        return marker(start, end).strip("[]")
+
+    @property
+    def timeline(self) -> list[_Moment]:
+        # A timeline or chapters read in time order (per video), not by relevance.
+        return sorted(self.units, key=lambda u: (u.item_id or "", u.start))
+
+    @property
+    def highlights(self) -> Sequence[_Moment]:
+        return self.units
+
+    @property
+    def topics(self) -> list[str]:
+        return list(dict.fromkeys(u.topic for u in self.units if u.topic))
+
+    @property
+    def answer_pool(self) -> list[str]:
+        return [u.summary for u in self.units]
+
+    @property
+    def title(self) -> str:
+        return self.units[0].title if self.units else ""
+
+
+def _grounds(question: str, summary: str, moments: Sequence[Evidence]) -> _Moments:
     units = [
-        Unit(
+        _Moment(
             m.start,
             m.end,
             (m.text,),
@@ -115,16 +174,4 @@ def _grounds(question: str, summary: str, moments: Sequence[Evidence]) -> Ground
         )
         for m in moments
     ]
-    return Grounds(
-        units=units,
-        texts=[m.text for m in moments],
-        clock=timestamp,
-        span=lambda start, end: marker(start, end).strip("[]"),
-        # A timeline or chapters read in time order (per video), not by relevance.
-        timeline=sorted(units, key=lambda u: (u.item_id or "", u.start)),
-        topics=list(dict.fromkeys(u.topic for u in units if u.topic)),
-        question=question,
-        answer=summary,
-        answer_pool=[m.text for m in moments],
-        title=moments[0].title if moments else "",
-    )
+    return _Moments(units, question=question, answer=summary)
