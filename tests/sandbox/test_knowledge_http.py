@@ -416,6 +416,28 @@ def test_json_schema_lists_of_topics_and_quotes_come_from_the_moments(ks: Store)
     assert all(any(t.lower() in q.lower() for q in parsed["quotes"]) for t in parsed["topics"])
 
 
+def test_a_json_schema_ref_the_sandbox_cannot_follow_is_refused_saying_what_to_do(ks: Store) -> None:
+    # Before: the schema check passed and validating the fill raised, a 500.
+    schema: dict[str, Any] = {"type": "object", "properties": {"quote": {"$ref": "#/$defs/quote"}}}
+    payload = {
+        "knowledge_store_id": ks.store_id,
+        "input": ks.ask(),
+        "text": {"format": {"type": "json_schema", "name": "refs", "schema": schema}},
+    }
+    before = ks.counts()
+    r = ks.client.post("/responses", json=payload)
+    assert r.status_code == 400, r.text
+    validate_response("post", "/responses", 400, r.json())
+    message = r.json()["message"]
+    assert "`#/$defs/quote`" in message and "under `$defs`" in message
+    assert ks.counts() == before
+    # What it says to do works.
+    schema["$defs"] = {"quote": {"type": "string"}}
+    r = ks.client.post("/responses", json=payload)
+    assert r.status_code == 200, r.text
+    assert json.loads(r.json()["output"][-1]["content"][0]["text"])["quote"]
+
+
 # ---------------------------------------------------------------- bad requests
 
 MSG = [{"type": "message", "role": "user", "content": "what is said?"}]

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
+from referencing import Registry
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
 
 from tl_mcp.sandbox.answers import keyphrase
 from tl_mcp.sandbox.jockey.compose import marker, timestamp
@@ -61,7 +64,26 @@ def check_schema(schema: Any) -> JsonObj:
         raise SchemaError(
             f"`text.format.schema` is not a valid JSON Schema at {where}: {exc.message}"
         ) from exc
+    resolver = Registry().with_resource("", DRAFT202012.create_resource(schema)).resolver()
+    for ref in _refs(schema):
+        try:
+            resolver.lookup(ref)
+        except Unresolvable as exc:
+            raise SchemaError(
+                f"`text.format.schema` has a `$ref` the sandbox cannot follow: `{ref}`. Only references "
+                "into the schema itself are followed (it fetches nothing): put the referenced schema under "
+                '`$defs` and point to it as `"#/$defs/<name>"`.'
+            ) from exc
     return schema
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return own + [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
 
 
 def check_fillable(schema: JsonObj) -> None:
