@@ -438,6 +438,25 @@ def test_a_json_schema_ref_the_sandbox_cannot_follow_is_refused_saying_what_to_d
     assert json.loads(r.json()["output"][-1]["content"][0]["text"])["quote"]
 
 
+def test_a_json_schema_asking_for_more_entries_than_the_sandbox_gives_is_refused_at_once(ks: Store) -> None:
+    # Before: checking a minItems of 30 million did not end (it built the 30 million placeholders).
+    items = {"type": "array", "items": {"type": "string"}, "minItems": 30_000_000}
+    schema = {"type": "object", "properties": {"moments": {"type": "object", "properties": {"tags": items}}}}
+    payload = {
+        "knowledge_store_id": ks.store_id,
+        "input": ks.ask(),
+        "text": {"format": {"type": "json_schema", "name": "many", "schema": schema}},
+    }
+    before = ks.counts()
+    r = ks.client.post("/responses", json=payload, timeout=10)
+    assert r.status_code == 400, r.text
+    message = r.json()["message"]
+    assert (
+        "30000000 entries at properties/moments/properties/tags" in message and "lower `minItems`" in message
+    )
+    assert ks.counts() == before
+
+
 # ---------------------------------------------------------------- bad requests
 
 MSG = [{"type": "message", "role": "user", "content": "what is said?"}]

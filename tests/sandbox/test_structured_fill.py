@@ -18,7 +18,7 @@ import pytest
 
 from tl_mcp.sandbox.answers import answer_json
 from tl_mcp.sandbox.engine import AssetIndex, Engine
-from tl_mcp.sandbox.fitting import NOT_FOUND
+from tl_mcp.sandbox.fitting import MAX_ENTRIES, NOT_FOUND
 from tl_mcp.sandbox.jockey.structured import fill, tighten
 from tl_mcp.sandbox.knowledge.models import Evidence
 from tl_mcp.sandbox.perception import TimedText
@@ -500,3 +500,13 @@ def test_a_duration_is_of_what_the_field_describes(engine: Engine) -> None:
     assert value["video"] == {"duration_sec": 24.0} and value["moments"] == [{"duration_sec": 6.0}] * 4
     value, unfilled = _jockey(schema)
     assert value["moments"] == [{"duration_sec": 5.0}] * 4 and unfilled == ["video/duration_sec"]
+
+
+def test_a_huge_min_items_or_min_length_costs_nothing_and_invents_nothing(engine: Engine) -> None:
+    # Before: a minItems of a million gave a million repeats (a check of 30 million did not end), and a
+    # nullable string with a huge minLength was a quote padded with dots to that length.
+    many = _obj({"tags": {"type": "array", "items": STR, "minItems": 10**6}}, required=["tags"])
+    filled = answer_json(engine, _index(engine), "Summarize the video.", many, 24.0)
+    assert len(json.loads(filled.text)["tags"]) == MAX_ENTRIES and filled.unfilled == ["tags"]
+    long = _obj({"answer": {"type": ["string", "null"], "minLength": 10**6}})
+    assert _jockey(long) == ({"answer": None}, ["answer"])

@@ -17,6 +17,9 @@ JsonObj = dict[str, Any]
 
 #: What an unfilled required, non-nullable string says instead of a quote.
 NOT_FOUND = "not found in the video's text (offline sandbox)"
+#: The most entries an array is given, however many its ``minItems`` asks for: entries past the evidence
+#: are repeats, and a huge ``minItems`` would only cost the machine.
+MAX_ENTRIES = 100
 
 
 def word_set(text: str) -> frozenset[str]:
@@ -354,7 +357,8 @@ def empty_value(node: JsonObj, resolve: Callable[[JsonObj], JsonObj] = lambda n:
     if kind == "array":
         items: JsonObj = node["items"] if isinstance(node.get("items"), dict) else {"type": "string"}
         low_items = node.get("minItems")
-        return [empty_value(items, resolve, depth + 1)] * (low_items if isinstance(low_items, int) else 0)
+        count = min(low_items, MAX_ENTRIES) if isinstance(low_items, int) else 0
+        return [empty_value(items, resolve, depth + 1)] * count
     if kind == "object":
         props: JsonObj = node["properties"] if isinstance(node.get("properties"), dict) else {}
         required = node["required"] if isinstance(node.get("required"), list) else []

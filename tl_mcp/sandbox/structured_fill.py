@@ -24,6 +24,7 @@ import jsonschema
 from referencing.exceptions import Unresolvable
 
 from tl_mcp.sandbox.fitting import (
+    MAX_ENTRIES,
     UNFILLED,
     JsonObj,
     allows_null,
@@ -359,7 +360,7 @@ class _Walker:
                 return UNFILLED  # null is the honest empty value here; repeats would break uniqueItems
             # More entries asked for than the evidence holds: repeat rather than invent, and report it.
             self.unfilled.append(path or "(root)")
-            out = [*out, *(out[i % len(out)] for i in range(low - len(out)))]
+            out = [*out, *(out[i % len(out)] for i in range(min(low, MAX_ENTRIES) - len(out)))]
         return out
 
     def _topics(self, unit: Unit | None) -> list[str]:
@@ -453,15 +454,21 @@ class _Walker:
 _FORMATS = jsonschema.FormatChecker()
 
 
+#: How many dots may pad a string to its field's ``minLength``; a string further short does not fit it.
+_MAX_PAD = 16
+
+
 def _fit(text: str | None, node: JsonObj) -> str | None:
-    """``text`` cut to the field's ``maxLength`` (padded to its ``minLength``), or None when it breaks the
-    field's pattern or format: we will not fabricate a string to fit one."""
+    """``text`` cut to the field's ``maxLength`` (padded a little to its ``minLength``), or None when it
+    is too short or breaks the field's pattern or format: we will not fabricate a string to fit one."""
     if text is None:
         return None
     max_len, min_len = node.get("maxLength"), node.get("minLength")
     if isinstance(max_len, int) and len(text) > max_len:
         text = text[:max_len]
     if isinstance(min_len, int) and len(text) < min_len:
+        if min_len - len(text) > _MAX_PAD:
+            return None
         text = text.ljust(min_len, ".")
     pattern = node.get("pattern")
     if isinstance(pattern, str):

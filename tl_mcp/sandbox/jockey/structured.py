@@ -22,6 +22,7 @@ from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
 from tl_mcp.sandbox.answers import keyphrase
+from tl_mcp.sandbox.fitting import MAX_ENTRIES
 from tl_mcp.sandbox.jockey.compose import marker, timestamp
 from tl_mcp.sandbox.knowledge.models import Evidence
 from tl_mcp.sandbox.structured_fill import fill_schema
@@ -77,6 +78,16 @@ def check_schema(schema: Any) -> JsonObj:
     return schema
 
 
+def _min_items(node: Any, path: str) -> list[tuple[str, int]]:
+    """Each ``minItems`` in the schema, with where it is."""
+    if isinstance(node, list):
+        return [found for i, v in enumerate(node) for found in _min_items(v, f"{path}/{i}".lstrip("/"))]
+    if not isinstance(node, dict):
+        return []
+    own = [(path, node["minItems"])] if isinstance(node.get("minItems"), int) else []
+    return own + [found for k, v in node.items() for found in _min_items(v, f"{path}/{k}".lstrip("/"))]
+
+
 def _refs(node: Any) -> list[str]:
     if isinstance(node, dict):
         own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
@@ -89,6 +100,13 @@ def _refs(node: Any) -> list[str]:
 def check_fillable(schema: JsonObj) -> None:
     """Refuse, before any turn runs, a schema whose fields cannot be left unfilled: nothing may fit them,
     and a placeholder that breaks a pattern, a length or a multiple would fail the turn after the fact."""
+    for where, low in _min_items(schema, ""):
+        if low > MAX_ENTRIES:
+            raise SchemaError(
+                f"`text.format.schema` asks for at least {low} entries at {where or '(root)'}; the offline "
+                f"sandbox gives an array at most {MAX_ENTRIES} (past the evidence it can only repeat it): "
+                "lower `minItems`."
+            )
     _, problems = fill(schema, question="", summary="", moments=[])
     if problems:
         raise SchemaError(
