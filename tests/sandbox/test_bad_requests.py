@@ -188,3 +188,36 @@ def test_delete_asset_in_use_conflicts(library: Library) -> None:
     r = library.client.delete(f"/assets/{library.asset_id}")
     assert r.status_code == 409
     assert library.client.get(f"/assets/{library.asset_id}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("schema", "said"),
+    [
+        ({"type": 5}, "is not a valid JSON Schema at type"),
+        (
+            {"type": "object", "properties": {"a": {"$ref": "https://example.com/a.json"}}},
+            "has a `$ref` the sandbox cannot follow: `https://example.com/a.json`",
+        ),
+        (
+            {"type": "object", "properties": {"a": {"type": "array", "minItems": 30_000_000}}},
+            "asks for at least 30000000 entries at properties/a",
+        ),
+    ],
+)
+def test_an_analyze_schema_the_sandbox_cannot_fill_is_refused_up_front(
+    library: Library, schema: dict[str, object], said: str
+) -> None:
+    # As Jockey's `text.format.schema` is: checked before any video is looked up, so nothing runs.
+    body = {
+        "video": {"asset_id": "0123456789abcdef01234567"},
+        "prompt": "x",
+        "response_format": {"type": "json_schema", "json_schema": schema},
+    }
+    before = _state(library)
+    for path, nested in (("/analyze", False), ("/analyze/tasks", True)):
+        r = library.client.post(path, json=body)
+        assert r.status_code == 400, r.text
+        error = r.json()["error"] if nested else r.json()
+        assert error["code"] == "parameter_invalid"
+        assert error["message"].startswith("`response_format.json_schema` ") and said in error["message"]
+    assert _state(library) == before

@@ -21,7 +21,9 @@ from functools import cached_property
 from typing import Any, Protocol
 
 import jsonschema
+from referencing import Registry
 from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
 
 from tl_mcp.sandbox.fitting import (
     MAX_ENTRIES,
@@ -127,6 +129,59 @@ class Grounds(Protocol):
     def title(self) -> str: ...
     @property
     def duration(self) -> float | None: ...
+
+
+class SchemaError(ValueError):
+    """The caller's schema is not a usable JSON Schema; the message says which part and why."""
+
+
+def check_schema(schema: Any, field: str) -> JsonObj:
+    """``schema`` (the request's ``field``) when it is a valid JSON Schema the sandbox can fill: its
+    ``$ref``s point into itself (nothing is fetched) and no array asks for more than ``MAX_ENTRIES`` entries
+    (past the evidence, the walker could only repeat it). Raises ``SchemaError`` saying what to change."""
+    if not isinstance(schema, dict):
+        raise SchemaError(f"{field} must be a JSON object (a JSON Schema).")
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = "/".join(str(p) for p in exc.path) or "(root)"
+        raise SchemaError(f"{field} is not a valid JSON Schema at {where}: {exc.message}") from exc
+    resolver = Registry().with_resource("", DRAFT202012.create_resource(schema)).resolver()
+    for ref in _refs(schema):
+        try:
+            resolver.lookup(ref)
+        except Unresolvable as exc:
+            raise SchemaError(
+                f"{field} has a `$ref` the sandbox cannot follow: `{ref}`. Only references into the schema "
+                "itself are followed (it fetches nothing): put the referenced schema under `$defs` and point "
+                'to it as `"#/$defs/<name>"`.'
+            ) from exc
+    for where, low in _min_items(schema, ""):
+        if low > MAX_ENTRIES:
+            raise SchemaError(
+                f"{field} asks for at least {low} entries at {where or '(root)'}; the offline sandbox gives "
+                f"an array at most {MAX_ENTRIES} (past the evidence it can only repeat it): lower `minItems`."
+            )
+    return schema
+
+
+def _min_items(node: Any, path: str) -> list[tuple[str, int]]:
+    """Each ``minItems`` in the schema, with where it is."""
+    if isinstance(node, list):
+        return [found for i, v in enumerate(node) for found in _min_items(v, f"{path}/{i}".lstrip("/"))]
+    if not isinstance(node, dict):
+        return []
+    own = [(path, node["minItems"])] if isinstance(node.get("minItems"), int) else []
+    return own + [found for k, v in node.items() for found in _min_items(v, f"{path}/{k}".lstrip("/"))]
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return own + [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
 
 
 def fill_schema(schema: JsonObj, grounds: Grounds) -> tuple[Any, list[str]]:

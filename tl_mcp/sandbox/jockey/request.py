@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 
 from tl_mcp.sandbox.errors import invalid, missing
 from tl_mcp.sandbox.jockey.compose import MODEL_NAME, selection_indexes
-from tl_mcp.sandbox.jockey.structured import SchemaError, check_fillable, check_schema
+from tl_mcp.sandbox.jockey.structured import check_fillable
 from tl_mcp.sandbox.knowledge.models import JsonObj
+from tl_mcp.sandbox.structured_fill import SchemaError, check_schema
 
 MAX_INSTRUCTIONS = 2000
 MAX_CONTENT = 10_000
@@ -132,7 +133,7 @@ def parse_request(body: JsonObj) -> TurnRequest:
             if "schema" not in fmt:
                 raise missing("text.format.schema")
             try:
-                schema = check_schema(fmt["schema"])
+                schema = check_schema(fmt["schema"], "`text.format.schema`")
                 check_fillable(schema)
             except SchemaError as exc:
                 raise invalid(str(exc)) from exc

@@ -17,21 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
-from referencing import Registry
-from referencing.exceptions import Unresolvable
-from referencing.jsonschema import DRAFT202012
 
 from tl_mcp.sandbox.answers import keyphrase
-from tl_mcp.sandbox.fitting import MAX_ENTRIES
 from tl_mcp.sandbox.jockey.compose import marker, timestamp
 from tl_mcp.sandbox.knowledge.models import Evidence
-from tl_mcp.sandbox.structured_fill import fill_schema
+from tl_mcp.sandbox.structured_fill import SchemaError, fill_schema
 
 JsonObj = dict[str, Any]
-
-
-class SchemaError(ValueError):
-    """The caller's schema is not a usable JSON Schema; the message says which part and why."""
 
 
 def tighten(schema: JsonObj) -> JsonObj:
@@ -55,58 +47,9 @@ def tighten(schema: JsonObj) -> JsonObj:
     return tightened
 
 
-def check_schema(schema: Any) -> JsonObj:
-    if not isinstance(schema, dict):
-        raise SchemaError("`text.format.schema` must be a JSON object (a JSON Schema).")
-    try:
-        jsonschema.Draft202012Validator.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        where = "/".join(str(p) for p in exc.path) or "(root)"
-        raise SchemaError(
-            f"`text.format.schema` is not a valid JSON Schema at {where}: {exc.message}"
-        ) from exc
-    resolver = Registry().with_resource("", DRAFT202012.create_resource(schema)).resolver()
-    for ref in _refs(schema):
-        try:
-            resolver.lookup(ref)
-        except Unresolvable as exc:
-            raise SchemaError(
-                f"`text.format.schema` has a `$ref` the sandbox cannot follow: `{ref}`. Only references "
-                "into the schema itself are followed (it fetches nothing): put the referenced schema under "
-                '`$defs` and point to it as `"#/$defs/<name>"`.'
-            ) from exc
-    return schema
-
-
-def _min_items(node: Any, path: str) -> list[tuple[str, int]]:
-    """Each ``minItems`` in the schema, with where it is."""
-    if isinstance(node, list):
-        return [found for i, v in enumerate(node) for found in _min_items(v, f"{path}/{i}".lstrip("/"))]
-    if not isinstance(node, dict):
-        return []
-    own = [(path, node["minItems"])] if isinstance(node.get("minItems"), int) else []
-    return own + [found for k, v in node.items() for found in _min_items(v, f"{path}/{k}".lstrip("/"))]
-
-
-def _refs(node: Any) -> list[str]:
-    if isinstance(node, dict):
-        own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
-        return own + [r for v in node.values() for r in _refs(v)]
-    if isinstance(node, list):
-        return [r for v in node for r in _refs(v)]
-    return []
-
-
 def check_fillable(schema: JsonObj) -> None:
     """Refuse, before any turn runs, a schema whose fields cannot be left unfilled: nothing may fit them,
     and a placeholder that breaks a pattern, a length or a multiple would fail the turn after the fact."""
-    for where, low in _min_items(schema, ""):
-        if low > MAX_ENTRIES:
-            raise SchemaError(
-                f"`text.format.schema` asks for at least {low} entries at {where or '(root)'}; the offline "
-                f"sandbox gives an array at most {MAX_ENTRIES} (past the evidence it can only repeat it): "
-                "lower `minItems`."
-            )
     _, problems = fill(schema, question="", summary="", moments=[])
     if problems:
         raise SchemaError(

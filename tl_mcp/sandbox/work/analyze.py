@@ -22,6 +22,7 @@ from tl_mcp.sandbox.store import analyze_tasks, assets, indexed_assets
 from tl_mcp.sandbox.store.assets import get_asset_row
 from tl_mcp.sandbox.store.db import loads
 from tl_mcp.sandbox.store.ids import new_id
+from tl_mcp.sandbox.structured_fill import SchemaError, check_schema
 from tl_mcp.sandbox.work import segments
 from tl_mcp.sandbox.work.asset import insert_asset
 
@@ -91,6 +92,10 @@ def parse_params(body: dict[str, Any], *, nested: bool) -> dict[str, Any]:
                 f"`response_format.json_schema` uses unsupported keywords {sorted(banned)}.",
                 nested=nested,
             )
+        try:
+            check_schema(schema, "`response_format.json_schema`")
+        except SchemaError as exc:
+            raise invalid(str(exc), nested=nested) from exc
     return {
         "model_name": model,
         "prompt": prompt or "",
