@@ -156,22 +156,24 @@ class RedactingFilter(logging.Filter):
         self._redactor = redactor
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._redactor:
-            return True
         try:
             message = record.getMessage()
         except Exception:  # a bad format string: logging reports it, and must not print the secret doing so
             message = f"{record.msg} {record.args!r}"
-        masked = self._redactor.mask(message)
+        masked = self._mask(message)
         if masked != message:  # untouched records keep their arguments (formatters may read them)
             record.msg, record.args = masked, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = self._redactor.mask(record.exc_text)
+            record.exc_text = self._mask(record.exc_text)
         if record.stack_info:
-            record.stack_info = self._redactor.mask(record.stack_info)
+            record.stack_info = self._mask(record.stack_info)
         return True
+
+    def _mask(self, text: str) -> str:
+        # URL credentials are masked by shape: they are the caller's, never registered as secrets.
+        return mask_urls(self._redactor.mask(text))
 
 
 _filter = RedactingFilter()
@@ -183,3 +185,43 @@ def install_log_redaction(*loggers: logging.Logger) -> None:
         for handler in logger.handlers:
             if _filter not in handler.filters:
                 handler.addFilter(_filter)
+
+
+# Query (and fragment) parameters whose value is a credential: presigned S3 (X-Amz-Signature,
+# X-Amz-Credential, X-Amz-Security-Token), GCS (X-Goog-Signature, X-Goog-Credential), Azure SAS (sig),
+# CloudFront (Signature, Policy, Key-Pair-Id) and the usual token= / access_token= / api_key= / key=.
+_SECRET_PARAM = re.compile(
+    r"(?i)token|sig|secret|passw|pwd|credential|api[-_]?key|^key$|auth|session|^policy$|key-pair-id"
+)
+_PARAM = re.compile(r"(?P<lead>[?&#;])(?P<name>[^=&#;]*)=(?P<value>[^&#;]*)")
+#: An http(s) URL inside free text (a log line, an upstream error); quotes and brackets end it.
+_URL_IN_TEXT = re.compile(r"(?i)\bhttps?://[^\s'\"<>`]+")
+
+
+def display_url(url: str) -> str:
+    """``url`` as it may be shown (results, progress, errors, logs): the password of its userinfo (or a
+    userinfo that is a bare token) and every credential-like query or fragment value become ``***``.
+    The real URL is what goes upstream; this is only ever its echo."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    netloc, tail = rest[:cut], rest[cut:]
+    userinfo, at, host = netloc.rpartition("@")
+    if at:
+        user, colon, _password = userinfo.partition(":")
+        netloc = f"{user}:{MASK}@{host}" if colon else f"{MASK}@{host}"
+
+    def masked(m: re.Match[str]) -> str:
+        if not _SECRET_PARAM.search(m["name"]) or not m["value"]:
+            return m.group()
+        return f"{m['lead']}{m['name']}={MASK}"
+
+    return f"{scheme}://{netloc}{_PARAM.sub(masked, tail)}"
+
+
+def mask_urls(text: str) -> str:
+    """Every http(s) URL in ``text`` as :func:`display_url` shows it."""
+    if "://" not in text:
+        return text
+    return _URL_IN_TEXT.sub(lambda m: display_url(m.group()), text)

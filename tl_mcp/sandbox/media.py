@@ -32,6 +32,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from tl_mcp.redaction import display_url
+
 log = logging.getLogger(__name__)
 
 #: Mean absolute difference of 1/8-scale grey frames (0-255) above which a new scene starts.
@@ -150,7 +152,8 @@ class Probe:
 
 # ----- the one way in ---------------------------------------------------------------------------------------
 def _refuse_nested_open(url: str, flags: int, options: dict[str, Any]) -> NoReturn:
-    raise PermissionError(f"the media file tried to open {url[:200]!r}; files that open others are refused")
+    shown = display_url(url)[:200]
+    raise PermissionError(f"the media file tried to open {shown!r}; files that open others are refused")
 
 
 @contextmanager

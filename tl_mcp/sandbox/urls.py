@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import anyio
 import httpx2
 
+from tl_mcp.redaction import display_url
 from tl_mcp.sandbox.config import ALLOW_PRIVATE_URLS_ENV, Resolver
 
 MAX_REDIRECTS = 5
@@ -45,7 +46,7 @@ class UrlRefused(Exception):
     """The URL may not be fetched; ``message`` says why and what to do."""
 
     def __init__(self, url: str, reason: str, *, fixable_by_opt_in: bool) -> None:
-        message = f"The sandbox will not fetch {url[:200]!r}: {reason}."
+        message = f"The sandbox will not fetch {display_url(url)[:200]!r}: {reason}."
         if fixable_by_opt_in:
             message += " " + _HOW_TO_ALLOW
         super().__init__(message)

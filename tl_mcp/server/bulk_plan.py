@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import anyio
 from mcp.server.mcpserver.exceptions import ToolError
 
+from tl_mcp.redaction import display_url
 from tl_mcp.server.ingest_ledger import Plan, PlanFile
 from tl_mcp.server.state import AppState
 
@@ -137,13 +138,14 @@ async def refuse_private(urls: Sequence[str]) -> None:
     that does not resolve here (in time) is left to the backend, which says so per file."""
     hosts: dict[tuple[str, int], str] = {}
     for url in urls:
+        shown = display_url(url)[:200]
         try:
             parts = urlsplit(url)
             host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError as exc:
-            raise ToolError(f"bulk_ingest refused: {url[:200]!r} is not a valid URL ({exc}).") from None
+            raise ToolError(f"bulk_ingest refused: {shown!r} is not a valid URL ({exc}).") from None
         if not host:
-            raise ToolError(f"bulk_ingest refused: {url[:200]!r} has no host.")
+            raise ToolError(f"bulk_ingest refused: {shown!r} has no host.")
         hosts.setdefault((host, port), url)
 
     def addresses(host: str, port: int) -> list[str]:
@@ -165,7 +167,7 @@ async def refuse_private(urls: Sequence[str]) -> None:
             mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
             if not (mapped or ip).is_global:
                 raise ToolError(
-                    f"bulk_ingest refused: {url[:200]!r} points at {ip}, a private, loopback or otherwise "
-                    "non-public address. Only public URLs can be fetched; upload local files with folder=… "
-                    "instead. Nothing was uploaded."
+                    f"bulk_ingest refused: {display_url(url)[:200]!r} points at {ip}, a private, loopback or "
+                    "otherwise non-public address. Only public URLs can be fetched; upload local files with "
+                    "folder=… instead. Nothing was uploaded."
                 )

@@ -24,6 +24,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from tl_mcp.api import Page
 from tl_mcp.api.errors import APIStatusError, NotFoundError, TwelveLabsError
+from tl_mcp.redaction import display_url
 from tl_mcp.server.bulk_plan import LEASE_S, RUNNER, alive
 from tl_mcp.server.errors import explain
 from tl_mcp.server.files import LocalFile
@@ -75,7 +76,7 @@ async def run_plan(state: AppState, job: Job, plan: Plan, target: Target, concur
             await _ingest_one(state, target, f, note)
             state.ingest.update_file(plan.plan_id, f)
             finished += 1
-            said = f"{finished}/{total} {f.source}: {f.status}"
+            said = f"{finished}/{total} {display_url(f.source)}: {f.status}"
             job.emit_note(
                 said + (f" ({f.detail})" if f.detail else ""), progress=float(finished), total=float(total)
             )

@@ -27,6 +27,7 @@ from tl_mcp.api.errors import (
     TwelveLabsError,
     UnprocessableError,
 )
+from tl_mcp.redaction import mask_urls
 
 _HINTS: list[tuple[type[TwelveLabsError], str]] = [
     (
@@ -86,7 +87,8 @@ def explain(action: str, exc: TwelveLabsError, *, hint: str | None = None) -> st
     (a delete refused with 409 is not a name taken)."""
     why = [f"HTTP {exc.status}" if exc.status else None, exc.code]
     reason = ", ".join(w for w in why if w)
-    message = exc.message.strip() if exc.message else type(exc).__name__
+    # An upstream may quote the request's media URL back; its credentials stay out of the error.
+    message = mask_urls(exc.message.strip()) if exc.message else type(exc).__name__
     text = f"{action} failed: {message}" + (f" ({reason})" if reason else "")
     if isinstance(exc, RateLimitError) and exc.retry_after:
         text += f". Retry after {exc.retry_after:.0f} s"
@@ -138,5 +140,5 @@ def invalid_arguments(what: str, exc: ValidationError, accepted: Iterable[str]) 
 
 
 def _short(value: object) -> str:
-    text = repr(value)
+    text = mask_urls(repr(value))
     return text if len(text) <= 60 else text[:57] + "..."

@@ -17,6 +17,7 @@ from mcp.types import CallToolResult, ContentBlock, ImageContent, TextContent
 from pydantic import BaseModel, model_validator
 
 from tl_mcp.config import BackendKind
+from tl_mcp.redaction import display_url
 
 #: A JSON value with a typed schema (a bare `Any` gives clients an untyped `{}` schema).
 Json = dict[str, Any] | list[Any] | str | int | float | bool | None
@@ -150,14 +151,21 @@ def call(tool: str, **args: object) -> str:
     """A call to suggest, spelled the one way every hint spells it: `tool(a="x", n=2, flag=true, q=…)`.
 
     Values are JSON (what the caller sends back), `FILL` prints `…`, and None leaves the argument out, so
-    a hint never names an argument the tool lacks or a value it would refuse.
+    a hint never names an argument the tool lacks or a value it would refuse. A value holding a URL with
+    credentials prints `…` too: masked it would not work, and whole it would repeat them.
     """
     parts = [
-        f"{k}={'…' if v is FILL else json.dumps(v, ensure_ascii=False)}"
+        f"{k}={'…' if v is FILL or _holds_credentials(v) else json.dumps(v, ensure_ascii=False)}"
         for k, v in args.items()
         if v is not None
     ]
     return f"{tool}({', '.join(parts)})"
+
+
+def _holds_credentials(value: object) -> bool:
+    if isinstance(value, str):
+        return display_url(value) != value
+    return isinstance(value, list | tuple) and any(_holds_credentials(v) for v in value)
 
 
 def fmt_seconds(value: float | None) -> str:

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from tl_mcp.redaction import display_url
 from tl_mcp.sandbox.errors import ApiError, invalid, missing
 from tl_mcp.sandbox.http.files import receive_media, safe_filename
 from tl_mcp.sandbox.media import Probe
@@ -172,7 +173,7 @@ async def create_asset(request: Request) -> Response:
                 raise missing("url", "Send the media URL as the `url` form field when method=url.")
             parsed = urlparse(url)
             if parsed.scheme not in ("http", "https") or not parsed.netloc:
-                raise invalid(f"The `url` parameter must be an http(s) URL (got {url[:200]!r}).")
+                raise invalid(f"The `url` parameter must be an http(s) URL (got {display_url(url)[:200]!r}).")
             await checked_url(request, url, name="url")
             name = safe_filename(filename or unquote(Path(parsed.path).name) or "download")
             insert_asset(

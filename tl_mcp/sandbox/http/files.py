@@ -12,6 +12,7 @@ import httpx2
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
+from tl_mcp.redaction import display_url
 from tl_mcp.sandbox import urls
 from tl_mcp.sandbox.engine import Engine
 from tl_mcp.sandbox.errors import ApiError, invalid
@@ -88,8 +89,9 @@ async def probe_or_reject(engine: Engine, path: Path, *, cleanup: Path | None = 
 async def fetch_bytes(request: Request, url: str, cap: int, *, name: str, nested: bool = False) -> bytes:
     """The body of ``url`` (an http(s) URL the sandbox may fetch), at most ``cap`` bytes; any failure is a
     400 naming the field ``name``."""
+    shown = display_url(url)[:100]
     if not url.startswith(("http://", "https://")):
-        raise invalid(f"`{name}` must be an http(s) URL (got {url[:100]!r}).", nested=nested)
+        raise invalid(f"`{name}` must be an http(s) URL (got {shown!r}).", nested=nested)
     await checked_url(request, url, name=name, nested=nested)
     config = engine_of(request).config
     async with urls.async_client(
@@ -100,9 +102,9 @@ async def fetch_bytes(request: Request, url: str, cap: int, *, name: str, nested
         except urls.UrlRefused as exc:
             raise invalid(f"`{name}`: {exc.message}", nested=nested) from exc
         except httpx2.HTTPError as exc:
-            raise invalid(f"{url[:100]} could not be fetched ({type(exc).__name__}).", nested=nested) from exc
+            raise invalid(f"{shown} could not be fetched ({type(exc).__name__}).", nested=nested) from exc
     if resp.status_code >= 400:
-        raise invalid(f"{url[:100]} returned HTTP {resp.status_code}.", nested=nested)
+        raise invalid(f"{shown} returned HTTP {resp.status_code}.", nested=nested)
     if len(resp.content) > cap:
-        raise invalid(f"{url[:100]} is larger than {cap} bytes.", nested=nested)
+        raise invalid(f"{shown} is larger than {cap} bytes.", nested=nested)
     return resp.content

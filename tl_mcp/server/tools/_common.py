@@ -10,6 +10,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
+from tl_mcp.redaction import display_url
 from tl_mcp.server.errors import explain
 from tl_mcp.server.results import call
 from tl_mcp.server.state import AppState
@@ -41,7 +42,7 @@ WaitS = Annotated[
 
 def http_url(value: str, what: str = "url") -> str:
     if not value.startswith(("https://", "http://")):
-        raise ToolError(f"{what} must be an http(s) URL, got {value[:60]!r}.")
+        raise ToolError(f"{what} must be an http(s) URL, got {display_url(value)[:60]!r}.")
     return value
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from tl_mcp.api import TwelveLabsError
 from tl_mcp.api.errors import ConflictError, NotFoundError
 from tl_mcp.api.models.analyze_tasks import AnalyzeBatch, AnalyzeTask
+from tl_mcp.redaction import display_url
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.results import Listing, Markdown, Page, ToolResult, call, tool_result
 from tl_mcp.server.state import AppState, app_state
@@ -49,7 +50,7 @@ def _task_info(t: AnalyzeTask) -> AnalysisTaskInfo:
         batch_id=t.batch_id,
         status=t.status,
         analysis_mode=t.analysis_mode,
-        source=source.get("asset_id") or source.get("url") or source.get("video_id"),
+        source=source.get("asset_id") or display_url(source.get("url") or "") or source.get("video_id"),
         created_at=t.created_at,
         completed_at=t.completed_at,
     )

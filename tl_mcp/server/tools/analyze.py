@@ -23,6 +23,7 @@ from tl_mcp.api.models import (
     VideoSource,
 )
 from tl_mcp.api.models.analyze import IMAGE_MODEL, MAX_IMAGES, TOKEN_RANGES, PegasusModel
+from tl_mcp.redaction import display_url
 from tl_mcp.server.errors import explain
 from tl_mcp.server.jobs.events import JobProgress
 from tl_mcp.server.jobs.job import Job, Resumed
@@ -141,7 +142,7 @@ async def resolve_source(
     if len(given) != 1:
         raise ToolError(f"Give exactly one of asset_id, url or video_id (got {', '.join(given) or 'none'}).")
     if url:
-        return VideoSource(url=http_url(url)), {"url": url}
+        return VideoSource(url=http_url(url)), {"url": display_url(url)}
     if asset_id:
         return VideoSource(asset_id=asset_id), {"asset_id": asset_id}
     assert video_id is not None

@@ -15,6 +15,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
+from tl_mcp.redaction import display_url
 from tl_mcp.server import bulk_plan
 from tl_mcp.server.bulk_plan import LEASE_S, MAX_FILES, RUNNER
 from tl_mcp.server.bulk_send import Target, run_plan
@@ -34,7 +35,7 @@ Glob = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class BulkFile(BaseModel):
-    #: The path inside the folder, or the URL.
+    #: The path inside the folder, or the URL (its credentials masked).
     source: str
     asset_id: str | None = None
     #: Also the video_id in search results.
@@ -72,7 +73,7 @@ class BulkProgress(JobProgress):
             if f.status in rows:
                 rows[f.status].append(
                     BulkFile(
-                        source=f.source,
+                        source=display_url(f.source),
                         asset_id=f.asset_id,
                         indexed_asset_id=f.indexed_asset_id,
                         item_id=f.item_id,

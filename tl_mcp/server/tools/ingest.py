@@ -13,6 +13,7 @@ from pydantic import Field
 
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
 from tl_mcp.api.models import MetadataValue
+from tl_mcp.redaction import display_url, mask_urls
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.files import LocalFile, refuse_referencing_name
 from tl_mcp.server.jobs.events import JobProgress
@@ -223,7 +224,9 @@ async def upload_asset(
         return finished_upload(progress.result("completed", job.id, state))
 
     try:
-        job = state.jobs.start("upload", f"upload of {name or url}", work, partial, progress)
+        job = state.jobs.start(
+            "upload", f"upload of {name or display_url(url or '')}", work, partial, progress
+        )
     except BaseException:
         if local is not None:
             local.close()
@@ -306,8 +309,13 @@ async def _upload(
 async def _wait_asset(state: AppState, job: Job, progress: UploadProgress, asset_id: str) -> None:
     """Indexing and knowledge stores want a ready asset; processing is short, so wait for it here."""
 
+    why: str | None = None
+
     async def fetch() -> str | None:
-        return (await state.client.assets.get(asset_id)).status
+        nonlocal why
+        asset = await state.client.assets.get(asset_id)
+        why = asset.error.message if asset.error else None
+        return asset.status
 
     with upstream(f"Checking asset {asset_id}"):
         status = await follow(
@@ -321,7 +329,12 @@ async def _wait_asset(state: AppState, job: Job, progress: UploadProgress, asset
         )
     progress.asset_status = status
     if (status or "").lower() in TERMINAL_BAD:
-        raise ToolError(f"Asset {asset_id} ended with status {status}: the media could not be processed.")
+        reason = mask_urls(why.strip().rstrip(".")) if why else "the media could not be processed"
+        raise ToolError(
+            f"Asset {asset_id} ended with status {status}: {reason}. Nothing was indexed or added; check "
+            "that the file or URL is a readable video or image (a URL must be reachable by the API), then "
+            "upload it again."
+        )
 
 
 def resume_upload(state: Callable[[], AppState], job_id: str, fields: list[str]) -> Resumed:
