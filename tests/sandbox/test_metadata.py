@@ -143,3 +143,54 @@ def test_store_items_take_the_item_limits(library: Library, store_id: str) -> No
     r = library.client.post(items, json={"asset_id": library.asset_id, "metadata": ok})
     assert r.status_code == 202, r.status_code
     assert r.json()["metadata"] == ok
+
+
+# Limits of our own (the contract documents none for user metadata): tl_mcp.metadata_limits.
+OVER_USER_LIMITS: list[tuple[dict[str, Any], str]] = [
+    ({f"k{i}": "v" for i in range(51)}, "51 keys; at most 50"),
+    ({"k" * 65: "v"}, "longer than 64 characters"),
+    ({"shot\ttype": "v"}, "key 'shot\\ttype' is blank, has a space at an end or holds control"),
+    ({"note": "x" * 2049}, "`user_metadata.note` is 2049 characters long; at most 2048"),
+    ({"tags": ["t"] * 101}, "`user_metadata.tags` has 101 texts; at most 100"),
+    ({f"k{i}": "x" * 2000 for i in range(9)}, "bytes as JSON; at most 16,384"),
+]
+
+
+@pytest.mark.parametrize(("metadata", "says"), OVER_USER_LIMITS)
+@pytest.mark.parametrize("route", ["PUT asset", "PATCH asset", "PATCH video", "POST upload"])
+def test_user_metadata_over_a_limit_is_a_400_naming_it_and_changes_nothing(
+    library: Library, media: Media, route: str, metadata: dict[str, Any], says: str
+) -> None:
+    import json
+
+    before = (_asset_meta(library), _video_meta(library))
+    assets = library.client.get("/assets").json()["page_info"]["total_results"]
+    if route == "POST upload":
+        r = upload(library.client, media.short_video, user_metadata=json.dumps(metadata))
+    else:
+        method, kind = route.split()
+        path = {
+            "asset": f"/assets/{library.asset_id}/user-metadata",
+            "video": f"/indexes/{library.index_id}/videos/{library.video_id}",
+        }[kind]
+        r = library.client.request(method, path, json={"user_metadata": metadata})
+    assert r.status_code == 400 and r.json()["code"] == "parameter_invalid", r.text
+    assert says in r.json()["message"] and "Nothing was stored" in r.json()["message"], r.text
+    assert (_asset_meta(library), _video_meta(library)) == before
+    assert library.client.get("/assets").json()["page_info"]["total_results"] == assets
+
+
+def test_a_patch_is_held_to_the_limits_with_the_keys_already_there(library: Library) -> None:
+    path = f"/assets/{library.asset_id}/user-metadata"
+    half = {f"a{i}": "x" * 2000 for i in range(5)}
+    assert library.client.put(path, json={"user_metadata": half}).is_success
+    more = {f"b{i}": "x" * 2000 for i in range(4)}
+    r = library.client.patch(path, json={"user_metadata": more})
+    assert r.status_code == 400, r.text
+    assert "bytes as JSON; at most 16,384 are allowed" in r.json()["message"]
+    assert "after this edit" in r.json()["message"]
+    assert _asset_meta(library) == half
+    # At the limits exactly is accepted: 50 keys of 64 plain characters, values of 2048 characters.
+    edge = {f"{'k' * 60}{i:04d}": "v" for i in range(49)} | {"note": "x" * 2048}
+    assert library.client.put(path, json={"user_metadata": edge}).is_success
+    assert _asset_meta(library) == edge

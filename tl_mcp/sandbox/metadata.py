@@ -3,11 +3,14 @@
 SDK 1.3.6 gives every family the same value union (string, number, boolean, array of strings; integers
 within 53 bits, wider ones sent as strings) and differs only in what a ``null`` means and in limits:
 
-- ``user_metadata`` (assets, indexed assets, videos, tasks, multipart uploads): no documented limits;
+- ``user_metadata`` (assets, indexed assets, videos, tasks, multipart uploads) and entity ``metadata``:
   on create and PUT, ``null``, ``""`` and ``[]`` are omitted; on PATCH they are ignored, except that
-  ``null`` deletes the key.
+  ``null`` deletes the key. No limits are documented; ours are ``USER_METADATA_LIMITS``
+  (``tl_mcp.metadata_limits``, which the MCP tools check too), and a PATCH is held to them after the merge.
 - knowledge-store, item and item-collection ``metadata``: ``null`` is rejected; at most N pairs, keys and
-  string values of bounded length (the limits below).
+  string values of bounded length (SDK 1.3.6's limits).
+
+Every check runs before anything is stored: a refused request changes nothing.
 """
 
 from __future__ import annotations
@@ -16,11 +19,25 @@ import json
 import math
 from typing import Any, Literal
 
+from tl_mcp.metadata_limits import (
+    ITEM_METADATA_LIMITS,
+    STORE_METADATA_LIMITS,
+    USER_METADATA_LIMITS,
+    MetadataLimits,
+    limit_problem,
+    size_problem,
+)
 from tl_mcp.sandbox.errors import invalid
 
-# SDK 1.3.6 metadata limits: (pairs, key length, string value length).
-STORE_METADATA_LIMITS = (10, 128, 2048)
-ITEM_METADATA_LIMITS = (50, 128, 8192)
+__all__ = [
+    "ITEM_METADATA_LIMITS",
+    "STORE_METADATA_LIMITS",
+    "USER_METADATA_LIMITS",
+    "apply_metadata_edit",
+    "check_metadata",
+    "metadata_from_json",
+]
+
 MAX_SAFE_INT = 9007199254740991
 
 #: What a null value means: ``omit`` (create / PUT: dropped, like "" and []), ``delete`` (PATCH: kept
@@ -35,18 +52,15 @@ def check_metadata(
     name: str = "user_metadata",
     *,
     nulls: Nulls = "omit",
-    limits: tuple[int, int, int] | None = None,
+    limits: MetadataLimits = USER_METADATA_LIMITS,
 ) -> dict[str, Any]:
-    """``value`` checked against the contract, or a 400 ``parameter_invalid`` naming the first bad key."""
+    """``value`` checked against the contract and ``limits``, or a 400 ``parameter_invalid`` naming the
+    first bad key."""
     if not isinstance(value, dict):
         raise invalid(f"The `{name}` parameter must be a JSON object of key/value pairs.")
-    if limits is not None:
-        pairs, key_len, _ = limits
-        if len(value) > pairs:
-            raise invalid(f"`{name}` has {len(value)} pairs; at most {pairs} are allowed.")
-        for key in value:
-            if len(key) > key_len:
-                raise invalid(f"`{name}` key `{key[:40]}…` is longer than {key_len} characters.")
+    problem = limit_problem(value, limits, name)
+    if problem:
+        raise invalid(f"{problem}. Nothing was stored; fix it and send it again.")
     for key, item in value.items():
         if item is None:
             if nulls == "reject":
@@ -55,7 +69,7 @@ def check_metadata(
                     "update replaces the whole object)."
                 )
             continue
-        problem = _value_problem(item, limits[2] if limits else None)
+        problem = _value_problem(item)
         if problem:
             raise invalid(
                 f"`{name}.{key}` {problem}. Values may be a string, a number, a boolean or an array of "
@@ -77,7 +91,7 @@ def metadata_from_json(raw: str | None, name: str = "user_metadata") -> dict[str
     return check_metadata(value, name)
 
 
-def _value_problem(item: Any, max_str: int | None) -> str | None:
+def _value_problem(item: Any) -> str | None:
     if isinstance(item, bool):
         return None
     if isinstance(item, int):
@@ -85,8 +99,6 @@ def _value_problem(item: Any, max_str: int | None) -> str | None:
     if isinstance(item, float):
         return None if math.isfinite(item) else "is not a finite number"
     if isinstance(item, str):
-        if max_str is not None and len(item) > max_str:
-            return f"is {len(item)} characters long; at most {max_str} are allowed"
         return None
     if isinstance(item, list):
         if all(isinstance(v, str) for v in item):
@@ -109,4 +121,11 @@ def apply_metadata_edit(
             merged.pop(key, None)
         elif item not in _EMPTY:
             merged[key] = item
+    # Each key fits; together with the keys already there they must still fit.
+    problem = size_problem(merged, USER_METADATA_LIMITS, name)
+    if problem:
+        raise invalid(
+            f"{problem} after this edit. Nothing was changed; delete keys (null) or send fewer and "
+            "shorter values."
+        )
     return merged

@@ -22,6 +22,7 @@ from tl_mcp.server.state import app_state
 from tl_mcp.server.thumbnails import fetch_thumbnails
 from tl_mcp.server.tools._common import Ctx, Id, display_name
 from tl_mcp.server.tools.entity_refs import entity_search_note
+from tl_mcp.server.tools.metadata import metadata_arg
 from tl_mcp.server.tools.search import SearchMoment, _index_moments, _moment_line
 from tl_mcp.server.toolspec import ToolSpec, tool
 
@@ -226,6 +227,8 @@ async def create_entity(
     """
     state = app_state(ctx)
     display_name(name)
+    if metadata:
+        metadata_arg(metadata, "metadata")
     with upstream(f"Creating entity {name!r}"):
         created = await state.client.entities.create(
             entity_collection_id, name, asset_ids, description=description, metadata=metadata
@@ -354,6 +357,8 @@ async def update_entity(
         raise ToolError(f"Asset(s) {', '.join(sorted(both))} are in both add_asset_ids and remove_asset_ids.")
     if name is not None:
         display_name(name)
+    if metadata:
+        metadata_arg(metadata, "metadata")
     entities = state.client.entities
     done: list[str] = []
     action = f"Updating entity {entity_id}"

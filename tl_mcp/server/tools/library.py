@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
 from tl_mcp.api.models import IndexModel
+from tl_mcp.metadata_limits import ITEM_METADATA_LIMITS
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.results import FILL, Listing, Markdown, Page, ToolResult, call, fmt_seconds, tool_result
 from tl_mcp.server.state import app_state
@@ -367,7 +368,7 @@ async def add_to_knowledge_store(
     upload_asset uploads and adds in one step.
     """
     state = app_state(ctx)
-    meta = metadata_arg(metadata, "metadata") if metadata else None
+    meta = metadata_arg(metadata, "metadata", ITEM_METADATA_LIMITS) if metadata else None
     with upstream(f"Adding asset {asset_id} to {knowledge_store_id}"):
         item = await state.client.knowledge.items.add(
             knowledge_store_id, asset_id=asset_id, asset_type=asset_type, metadata=meta

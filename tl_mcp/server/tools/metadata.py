@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from tl_mcp.api.errors import TwelveLabsError
 from tl_mcp.api.models import Bounds, MetadataValue, list_filter_params
+from tl_mcp.metadata_limits import USER_METADATA_LIMITS, MetadataLimits, limit_problem, size_problem
 from tl_mcp.server.errors import explain, upstream
 from tl_mcp.server.results import FILL, Listing, Markdown, Page, ToolResult, call, tool_result
 from tl_mcp.server.state import app_state
@@ -33,8 +34,13 @@ FilterArg = Annotated[
 ]
 
 
-def metadata_arg(value: dict[str, Any], what: str) -> dict[str, MetadataValue]:
+def metadata_arg(
+    value: dict[str, Any], what: str, limits: MetadataLimits = USER_METADATA_LIMITS
+) -> dict[str, MetadataValue]:
     """`value` checked the way the API will check it, so a bad value fails before anything is sent."""
+    problem = limit_problem(value, limits, what)
+    if problem:
+        raise ToolError(f"{problem}. Nothing was sent or changed; fix it and call again.")
     for key, item in value.items():
         problem = _value_problem(item)
         if problem:
@@ -197,14 +203,18 @@ async def update_metadata(
     what = f"asset {asset_id}" if asset_id else f"video {video_id}"
     try:
         if asset_id:
+            if not replace:
+                _refuse_oversized_merge((await c.assets.get(asset_id)).user_metadata, edit)
             await c.assets.update_metadata(asset_id, edit, replace=replace)
             now = (await c.assets.get(asset_id)).user_metadata
         else:
             assert video_id and index_id
+            current = (await c.indexed_assets.get(index_id, video_id)).user_metadata or {}
             if replace:
                 # A video's metadata route only merges: drop the keys not given by sending them as null.
-                current = (await c.indexed_assets.get(index_id, video_id)).user_metadata or {}
                 edit = {**{k: None for k in current if k not in edit}, **edit}
+            else:
+                _refuse_oversized_merge(current, edit)
             await c.indexed_assets.update_metadata(index_id, video_id, edit)
             now = (await c.indexed_assets.get(index_id, video_id)).user_metadata
     except TwelveLabsError as exc:
@@ -223,6 +233,19 @@ async def update_metadata(
         filt = dict([scalar])
         md.next_step(f"Filter on it: {call('list_videos', index_id=index_id, filter=filt)}.")
     return tool_result(out, md)
+
+
+def _refuse_oversized_merge(current: dict[str, Any] | None, edit: dict[str, MetadataValue | None]) -> None:
+    """A merge whose keys each fit can still make the whole too big with the keys already there."""
+    merged = {**(current or {}), **edit}
+    problem = size_problem(
+        {k: v for k, v in merged.items() if v is not None}, USER_METADATA_LIMITS, "user_metadata"
+    )
+    if problem:
+        raise ToolError(
+            f"{problem} after this edit. Nothing was changed; delete keys (null) or send fewer and shorter "
+            "values, or replace=true to drop the keys left out."
+        )
 
 
 TOOLS: list[ToolSpec] = [list_assets, update_metadata]
