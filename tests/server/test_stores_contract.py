@@ -125,7 +125,9 @@ async def test_store_tools_send_what_the_snapshot_accepts(cloud: tuple[Settings,
             },
         )
         assert "Knowledge-store search" in text_of(searched)
-        await call_ok(c, "search_knowledge_store", {**ks, "query": "apples", "page_token": "tok"})
+        first = await call_ok(c, "search_knowledge_store", {**ks, "query": "apples"})
+        token = (first.structured_content or {})["next_page_token"]
+        await call_ok(c, "search_knowledge_store", {**ks, "query": "apples", "page_token": token})
         sent = len(api.seen)
         refused = await c.call_tool("create_response", {**ks, "input": "Hi?", "instructions": "x" * 2001})
         assert refused.is_error and "at most 2000 characters" in text_of(refused)
@@ -159,11 +161,14 @@ async def test_store_tools_send_what_the_snapshot_accepts(cloud: tuple[Settings,
         "page_size": 5,
         "include_metadata": True,
     }
-    assert searches[1] == {
+    # The token a result hands out is the API's, tagged with the search it continues; the API gets its own.
+    upstream_token = searches[2]["page_token"]
+    assert token.startswith(upstream_token + "~")
+    assert searches[2] == {
         "query": {"text": "apples"},
         "group_by": "none",
         "page_size": 10,
-        "page_token": "tok",
+        "page_token": upstream_token,
     }
     collections = [
         s for s in api.seen if s.template and "item-collections" in s.template and s.method == "GET"

@@ -226,7 +226,10 @@ async def test_store_search_groups_filters_and_pages(world: World) -> None:
             "leaves videos out",
         )
         await _refused(
-            c, "search_knowledge_store", {**ks, "query": "x", "page_token": "kspt_forged"}, "not a page token"
+            c,
+            "search_knowledge_store",
+            {**ks, "query": "x", "page_token": "kspt_forged"},
+            "not a next_page_token",
         )
         await _refused(
             c, "search_knowledge_store", {"knowledge_store_id": "ks_nope", "query": "x"}, "ks_nope"

@@ -17,6 +17,7 @@ from tl_mcp.api.errors import BadRequestError, NotFoundError, TwelveLabsError
 from tl_mcp.api.models import Entity, EntityCollection
 from tl_mcp.api.resources.entities import entity_query
 from tl_mcp.server.errors import explain, upstream
+from tl_mcp.server.page_tokens import issue, redeem
 from tl_mcp.server.results import FILL, Listing, Markdown, Page, ToolResult, call, tool_result
 from tl_mcp.server.state import app_state
 from tl_mcp.server.thumbnails import fetch_thumbnails
@@ -387,6 +388,9 @@ async def update_entity(
     )
 
 
+_ENTITY_SEARCH = "an entity search (find_entity_moments)"
+
+
 @tool(
     toolset="entities",
     title="Find every moment an entity appears",
@@ -419,9 +423,12 @@ async def find_entity_moments(
     """
     state = app_state(ctx)
     query = entity_query(entity_ids, doing)
+    # What the search is: the same entities in any order are the same search.
+    scope = {"entity_ids": sorted(set(entity_ids)), "index_id": index_id, "doing": doing}
     try:
         if page_token:
-            page = await state.client.search.next_page(page_token)
+            upstream_token = redeem(page_token, _ENTITY_SEARCH, scope, tool="find_entity_moments")
+            page = await state.client.search.next_page(upstream_token)
         else:
             page = await state.client.search.query(
                 index_id, query_text=query, search_options=("visual", "audio"), page_limit=limit
@@ -439,7 +446,7 @@ async def find_entity_moments(
     if include_thumbnails:
         urls = [m.thumbnail_url for m in moments if m.thumbnail_url][:include_thumbnails]
         images = [img for img in await fetch_thumbnails(urls) if img is not None]
-    token = page.page_info.next_page_token or None
+    token = issue(page.page_info.next_page_token, _ENTITY_SEARCH, scope)
     out = EntityMoments(
         index_id=index_id,
         entity_ids=entity_ids,
@@ -456,7 +463,12 @@ async def find_entity_moments(
     if matched_by:
         md.para(f"How these were found: {matched_by}.")
     more = call(
-        "find_entity_moments", entity_ids=entity_ids, index_id=index_id, limit=limit, page_token=token
+        "find_entity_moments",
+        entity_ids=entity_ids,
+        index_id=index_id,
+        doing=doing,
+        limit=limit,
+        page_token=token,
     )
     Page(list(enumerate(moments, 1)), more if token else None).render(
         md, "Moments", _moment_line, "No moment shows them.", more="More moments"

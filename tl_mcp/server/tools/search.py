@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from tl_mcp.api.errors import TwelveLabsError
 from tl_mcp.api.models import SearchClip, SearchPage, SearchResult
 from tl_mcp.server.errors import explain, upstream
+from tl_mcp.server.page_tokens import issue, redeem
 from tl_mcp.server.results import FILL, Markdown, Page, ToolResult, call, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.thumbnails import DURABLE_THUMBNAIL, fetch_thumbnails, thumbnail_uri
@@ -128,6 +129,20 @@ async def _search_index(
             local.close()
 
 
+def _search_scope(
+    *, knowledge_store_id: str | None, **index_search: object
+) -> tuple[str, dict[str, object], frozenset[str]]:
+    """What a page token of this search is bound to. A store's next page is asked for with its store and
+    query (both sent again, so both must match); an index's token stands alone, so each argument may be
+    left out on the next call, and one that is given must be the first call's."""
+    if knowledge_store_id:
+        scope = {"knowledge_store_id": knowledge_store_id, "query": index_search["query"]}
+        return "a knowledge-store search (search_videos with knowledge_store_id)", scope, frozenset()
+    # Defaults travel as None (the caller passes them as such), so leaving one out on the next call
+    # matches a first call that spelled it out.
+    return "an index search (search_videos with index_id)", index_search, frozenset(index_search)
+
+
 @tool(toolset="search", title="Search videos for moments", read_only=True, destructive=False, idempotent=True)
 async def search_videos(
     ctx: Ctx,
@@ -206,6 +221,19 @@ async def search_videos(
             "query and knowledge_store_id as the first call."
         )
     chosen = modalities or ["visual", "audio"]
+    kind, scope, optional = _search_scope(
+        knowledge_store_id=knowledge_store_id,
+        index_id=index_id,
+        query=query,
+        image=image_path or image_url,
+        modalities=None if set(chosen) == {"visual", "audio"} else sorted(chosen),
+        operator=operator,
+        group_by=None if group_by == "clip" else group_by,
+        filter=filter,
+        transcription_options=sorted(transcription_options) if transcription_options else None,
+    )
+    if page_token:
+        page_token = redeem(page_token, kind, scope, tool="search_videos", optional=optional)
     try:
         if knowledge_store_id:
             if "transcription" in chosen:
@@ -265,7 +293,7 @@ async def search_videos(
         knowledge_store_id=knowledge_store_id,
         query=query,
         total_results=total,
-        next_page_token=next_token or None,
+        next_page_token=issue(next_token, kind, scope),
         thumbnails_returned=len(images),
         backend=state.backend,
     )
@@ -275,6 +303,7 @@ async def search_videos(
     if matched_by:
         md.para(f"How entities were matched: {matched_by}.")
     paging = None
+    next_token = result.next_page_token
     if next_token:
         # A store's next page is asked for with its query; an index's page token stands alone.
         paging = (

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from tl_mcp.api.errors import TwelveLabsError
 from tl_mcp.api.models import MetadataValue
 from tl_mcp.server.errors import explain, upstream
+from tl_mcp.server.page_tokens import issue, redeem
 from tl_mcp.server.results import FILL, Listing, Markdown, Page, ToolResult, call, fmt_seconds, tool_result
 from tl_mcp.server.state import AppState, app_state
 from tl_mcp.server.tools._common import Ctx, Id, display_name
@@ -352,6 +353,9 @@ async def _collection_scope(state: AppState, knowledge_store_id: str, collection
     return ids[:_COLLECTION_SCOPE]
 
 
+_STORE_SEARCH = "a store search (search_knowledge_store)"
+
+
 @tool(toolset="stores", title="Search a knowledge store", read_only=True, destructive=False, idempotent=True)
 async def search_knowledge_store(
     ctx: Ctx,
@@ -384,6 +388,22 @@ async def search_knowledge_store(
     if modalities and asset_types and "video" not in asset_types:
         raise ToolError("modalities apply to videos, but asset_types leaves videos out; drop one of them.")
     state = app_state(ctx)
+    # What a page token is bound to; the narrowing arguments may be left out on the next call.
+    search = {
+        "knowledge_store_id": knowledge_store_id,
+        "query": query,
+        "group_by": None if group_by == "none" else group_by,
+        "asset_types": sorted(set(asset_types)) if asset_types else None,
+        "item_ids": sorted(set(item_ids)) if item_ids else None,
+        "collection_id": collection_id,
+        "modalities": sorted(set(modalities)) if modalities else None,
+        "include_metadata": include_metadata or None,
+    }
+    if page_token:
+        optional = frozenset(search) - {"knowledge_store_id", "query"}
+        page_token = redeem(
+            page_token, _STORE_SEARCH, search, tool="search_knowledge_store", optional=optional
+        )
     scope = list(item_ids) if item_ids else None
     if collection_id and page_token is None:
         scope = await _collection_scope(state, knowledge_store_id, collection_id)
@@ -418,10 +438,11 @@ async def search_knowledge_store(
         )
         for h in found.data
     ]
+    next_token = issue(found.next_page_token, _STORE_SEARCH, search)
     out = StoreSearchResult(
         knowledge_store_id=knowledge_store_id,
         hits=hits,
-        next_page_token=found.next_page_token,
+        next_page_token=next_token,
         effective_search_options=found.effective_search_options,
         backend=state.backend,
     )
@@ -431,14 +452,14 @@ async def search_knowledge_store(
         return f"- #{h.rank} `{h.item_id}` ({h.asset_type}){': ' + clips if clips else ''}"
 
     more = None
-    if found.next_page_token:
+    if next_token:
         more = call(
             "search_knowledge_store",
             knowledge_store_id=knowledge_store_id,
             query=query,
             group_by=group_by,
             page_size=page_size,
-            page_token=found.next_page_token,
+            page_token=next_token,
         )
     md = Page(hits, more).render(
         Markdown(f"Knowledge-store search: {query!r} ({len(hits)} hit(s))"),
