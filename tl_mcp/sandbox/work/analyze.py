@@ -457,11 +457,14 @@ def run(engine: Engine, task_id: str, payload: dict[str, Any]) -> None:
         params = parse_params(request, nested=True)
         task = segments.check_task(request, params["model_name"], batch="batch_id" in request)
         if not params["image"]:
-            asset_id = _resolve_asset(engine, params, nested=True)
+            asset_id = payload.get("asset_id") or _resolve_asset(engine, params, nested=True)
+            # The task keeps to this asset: a failed one is never reused for its source, so resolving the
+            # source again would make a new asset, and wait on it, for ever.
+            params = {**params, "video": {"asset_id": asset_id}}
             if get_asset_row(engine.db, asset_id, nested=True)["status"] not in ("ready", "failed"):
                 # Its asset job is queued behind this one on the same worker (a URL or base64 video seen
                 # for the first time): waiting here would wait for ever, so this task goes after it.
-                engine.jobs.enqueue("analyze", task_id)
+                engine.jobs.enqueue("analyze", task_id, {"asset_id": asset_id})
                 return
         result = run_analysis(engine, params, nested=True, wait=3600.0, task=task)
     except ItemFailed as exc:

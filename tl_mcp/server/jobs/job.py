@@ -55,6 +55,11 @@ class Job:
     #: The job runs on another replica; this one follows its shared record.
     remote: JobRecord | None = None
 
+    @property
+    def out_of_time(self) -> bool:
+        """Its lifetime is over: a cancellation now is the deadline's, not a caller's."""
+        return anyio.current_time() >= self.scope.deadline
+
     def emit_text(self, delta: str) -> None:
         if not delta:
             return

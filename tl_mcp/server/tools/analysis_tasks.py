@@ -308,11 +308,12 @@ async def start_analysis_task(
 async def _cancel_upstream_on_exit(job: Job, watch: Any, cancel: Callable[[], Any]) -> Any:
     """Await `watch`; if the job is cancelled before its id was handed out (nobody can collect it), cancel
     the upstream work too, so it stops billing. A handed-out job's work is left running: the server may
-    only be stopping, and another replica can follow the job from its id."""
+    only be stopping, and another replica can follow the job from its id. So is an expired job's: its
+    error hands out the call that follows the upstream work."""
     try:
         return await watch
     except anyio.get_cancelled_exc_class():
-        if not job.handed_out:
+        if not job.handed_out and not job.out_of_time:
             # Best effort: the job's own cancellation is what the caller asked for.
             with (
                 anyio.CancelScope(shield=True),

@@ -19,6 +19,7 @@ from pydantic import Field
 from tl_mcp.api import PollPolicy, poll
 from tl_mcp.api.errors import NotFoundError, TwelveLabsError
 from tl_mcp.api.models.analyze_tasks import AnalyzeTask, parse_segments
+from tl_mcp.redaction import mask_urls
 from tl_mcp.server.errors import upstream
 from tl_mcp.server.jobs.job import Job
 from tl_mcp.server.jobs.relay import HEARTBEAT_S
@@ -33,10 +34,32 @@ TERMINAL_OK = frozenset({"ready", "completed", "complete", "done", "succeeded"})
 TERMINAL_BAD = frozenset({"failed", "error", "canceled", "cancelled", "expired"})
 
 
+#: What to do about a task that ended badly, by how it ended; any other bad end is told as a failure.
+_AFTER_BAD_END = {
+    "expired": "It ran out of time upstream and will not finish; start it again.",
+    "canceled": "It was cancelled and will not finish; start it again if you still need it.",
+    "cancelled": "It was cancelled and will not finish; start it again if you still need it.",
+}
+_AFTER_FAILURE = (
+    "Nothing more will come of this task: fix what the reason names (for media: a video or audio file "
+    "the API can decode, within its duration and size limits, at a URL it can fetch) and start it again."
+)
+
+
+def bad_end(what: str, task_id: str, status: str | None, reason: str | None) -> str | None:
+    """What an agent is told about a task that ended badly (what, why, what to do); None if it did not."""
+    if (status or "").lower() not in TERMINAL_BAD:
+        return None
+    why = mask_urls(reason.strip().rstrip(".")) if reason and reason.strip() else "no reason given"
+    after = _AFTER_BAD_END.get((status or "").lower(), _AFTER_FAILURE)
+    return f"{what} {task_id} ended with status {status}: {why}. {after}"
+
+
 def refuse_bad_end(what: str, task_id: str, status: str, reason: str | None) -> None:
     """A task that `follow` saw end badly becomes the one error every task kind gives."""
-    if status.lower() in TERMINAL_BAD:
-        raise ToolError(f"{what} {task_id} ended with status {status}: {reason or 'no reason given'}.")
+    text = bad_end(what, task_id, status, reason)
+    if text:
+        raise ToolError(text)
 
 
 def is_terminal(status: str | None) -> bool:
@@ -247,9 +270,12 @@ async def wait_for_task(
             knowledge_store_id=knowledge_store_id if resolved == "knowledge_store_item" else None,
         )
         md.next_step(f"Not finished yet: {again} keeps waiting.")
-    elif (status or "").lower() in TERMINAL_BAD:
+    else:
         error = detail.get("error")
-        md.para(f"It failed{': ' + str(error) if error else ''}.")
+        reason = error.get("message") if isinstance(error, dict) else error
+        ended = bad_end(resolved.replace("_", " ").capitalize(), id, status, str(reason) if reason else None)
+        if ended:
+            md.para(ended)
     return tool_result(result, md)
 
 
