@@ -179,6 +179,14 @@ class RedactingFilter(logging.Filter):
 _filter = RedactingFilter()
 
 
+def redact_logger(name: str) -> None:
+    """Put the process-wide filter on the logger ``name`` itself: every record it logs is masked, whichever
+    handlers (a host application's, pytest's) end up with it."""
+    logger = logging.getLogger(name)
+    if _filter not in logger.filters:
+        logger.addFilter(_filter)
+
+
 def install_log_redaction(*loggers: logging.Logger) -> None:
     """Put the process-wide filter on every handler of ``loggers`` (the root logger by default)."""
     for logger in loggers or (logging.getLogger(),):

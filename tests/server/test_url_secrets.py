@@ -154,6 +154,7 @@ async def test_upload_asset_url_sends_the_credentials_and_echoes_none(
     sandbox: EmbeddedSandbox, settings: Settings, media: MediaServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx2")
     url = media.url()
     progress = ProgressRecorder()
     async with Client(build_server(settings)) as c:
@@ -179,6 +180,7 @@ async def test_a_failed_url_fetch_is_reported_without_the_credentials(
     sandbox: EmbeddedSandbox, settings: Settings, media: MediaServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx2")
     wrong = media.url(password="wrong-" + PASSWORD)
     seen = ""
     async with Client(build_server(settings)) as c:
@@ -202,6 +204,7 @@ async def test_bulk_ingest_urls_are_sent_as_given_and_shown_masked(
     sandbox: EmbeddedSandbox, settings: Settings, media: MediaServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx2")
     # `.invalid` never resolves, so the private-address check leaves it to the sandbox, which takes it.
     remote = f"https://viewer:{PASSWORD}@media.invalid/a.mp4?X-Amz-Signature={SIGNATURE}&token={TOKEN}"
     progress = ProgressRecorder()
@@ -223,6 +226,7 @@ async def test_other_url_arguments_are_never_echoed_with_their_credentials(
     sandbox: EmbeddedSandbox, tmp_path: Path, media: MediaServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx2")
     url = media.url()
     wrong = media.url(password="wrong-" + PASSWORD)
     calls: list[tuple[str, dict[str, Any]]] = [

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import anyio
 import httpx2
 
-from tl_mcp.redaction import display_url
+from tl_mcp.redaction import display_url, redact_logger
 from tl_mcp.sandbox.config import ALLOW_PRIVATE_URLS_ENV, Resolver
 
 MAX_REDIRECTS = 5
@@ -246,6 +246,11 @@ class AsyncPinnedTransport(httpx2.AsyncBaseTransport):
 _NO_REUSE = httpx2.Limits(max_keepalive_connections=0)
 
 
+def _mask_request_log() -> None:
+    # httpx2 logs each request's whole URL; a caller's URL may carry a password or a signature.
+    redact_logger("httpx2")
+
+
 def client(
     *,
     allow_private: bool,
@@ -254,6 +259,7 @@ def client(
     resolver: Resolver | None = None,
 ) -> httpx2.Client:
     """A client that vets and pins every request it sends, redirects included."""
+    _mask_request_log()
     inner = transport or httpx2.HTTPTransport(limits=_NO_REUSE)
     return httpx2.Client(
         timeout=timeout,
@@ -270,6 +276,7 @@ def async_client(
     transport: httpx2.AsyncBaseTransport | None = None,
     resolver: Resolver | None = None,
 ) -> httpx2.AsyncClient:
+    _mask_request_log()
     inner = transport or httpx2.AsyncHTTPTransport(limits=_NO_REUSE)
     return httpx2.AsyncClient(
         timeout=timeout,
