@@ -104,7 +104,7 @@ async def test_an_entity_search_token_is_refused_with_other_arguments(world: Wor
         "another kind of search",
         "an index search",
     )
-    # With its own arguments, in any order of the entities, the token pages on.
+    # With its own arguments the token pages on, and the printed next page works (doing included).
     second = await _data(c, "find_entity_moments", {**args, "page_token": token})
     assert second["moments"] and second["index_id"] == world.index_id
     assert second["moments"] != first["moments"]

@@ -53,8 +53,8 @@ def redeem(
     if not malformed and tags[:_TAG_CHARS] != _tag(kind):
         raise ToolError(
             f"{tool}: page_token continues another kind of search than this call's ({kind}), so it "
-            "cannot page through this one. Leave page_token out to start this search, or pass the token "
-            "to the tool and with the arguments of the call that returned it."
+            "cannot page through this one. Leave page_token out to start this search, or give the token "
+            "to the tool that returned it, with that call's arguments."
         )
     if malformed or len(tags) != _TAG_CHARS * (len(names) + 1):
         raise ToolError(
