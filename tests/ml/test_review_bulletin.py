@@ -88,3 +88,16 @@ def test_elliptical_follow_ups_and_after_and_before_point_at_the_previous_moment
     assert text_of(before).startswith("Just before the moment I cited in my previous answer"), text_of(before)
     (start, end), *_ = cited(before)
     assert abs(start - ferry.start) < TOLERANCE and abs(end - ferry.end) < TOLERANCE, cited(before)
+
+
+def test_a_title_before_a_name_does_not_end_the_spoken_sentence(desk: Desk) -> None:
+    workshop = desk.bulletin.sentence("workshop")
+    tr = desk.client.get(f"/assets/{desk.asset_id}/transcription", params={"include": "sentences"}).json()
+    sentences = tr["sentences"]
+    # Whisper writes "Doctor" as "Dr.": the full stop of a title is no sentence end, so the sentence is one
+    # moment from "Doctor" to "kilns", not a moment "Dr." and another without it.
+    spoken = [s for s in sentences if s["start"] < workshop.end and s["end"] > workshop.start]
+    assert len(spoken) == 1, spoken
+    (one,) = spoken
+    assert "workshop" in one["value"].lower() and one["value"].lower().startswith(("dr", "doctor")), one
+    assert abs(one["start"] - workshop.start) < TOLERANCE and abs(one["end"] - workshop.end) < TOLERANCE

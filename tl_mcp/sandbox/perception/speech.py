@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,12 @@ _FRAME = SAMPLE_RATE // 50  # 20 ms level frames for finding pauses
 #: noise) shows no pause the level can find: its segments are cut at sentence ends only.
 _MIN_CONTRAST_DB = 15.0
 _SENTENCE_END = (".", "?", "!", "…")
+#: Full stops that end a title or an initial, not a sentence: Whisper writes "Doctor Amara Osei" as
+#: "Dr. Amara Osei" and "John F. Kennedy" with its initial. A real sentence end after one of these is
+#: still cut where the speaker pauses.
+_NOT_AN_END = re.compile(
+    r"(?:[A-Z]|(?:[A-Za-z]\.)+[A-Za-z]|Dr|Mr|Mrs|Ms|Mx|Prof|St|Mt|Jr|Sr|Gen|Col|Capt|Lt|Sgt|Rev|Fr|vs)\.",
+)
 
 
 def _quiet_cut(samples: AudioArray, search: int) -> int:
@@ -233,11 +240,16 @@ def _sentences(words: list[Any], islands: list[tuple[float, float]]) -> list[lis
     for word in words:
         run = runs[-1]
         island = _island_of(word, islands)
-        if run and (run[-1].word.strip().endswith(_SENTENCE_END) or island != last):
+        if run and (_ends_sentence(run[-1].word) or island != last):
             runs.append(run := [])
         run.append(word)
         last = island
     return [run for run in runs if run]
+
+
+def _ends_sentence(word: str) -> bool:
+    word = word.strip()
+    return word.endswith(_SENTENCE_END) and not _NOT_AN_END.fullmatch(word)
 
 
 def _timed(
