@@ -4,6 +4,7 @@ only spoken), judged as an outside agent would: what it asks, against where thin
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from tests.sandbox.test_answerers import cited, text_of, turn
 from tl_mcp.samples import espeak_available
 from tl_mcp.sandbox.embedded import EmbeddedSandbox
 from tl_mcp.sandbox.perception import load_analyzers
+from tl_mcp.server.tools.analyze import _SCHEMAS
 
 pytestmark = pytest.mark.ml
 
@@ -101,3 +103,40 @@ def test_a_title_before_a_name_does_not_end_the_spoken_sentence(desk: Desk) -> N
     (one,) = spoken
     assert "workshop" in one["value"].lower() and one["value"].lower().startswith(("dr", "doctor")), one
     assert abs(one["start"] - workshop.start) < TOLERANCE and abs(one["end"] - workshop.end) < TOLERANCE
+
+
+def test_a_cut_between_pictures_of_the_same_brightness_is_a_scene_change(desk: Desk) -> None:
+    # Green "FERRY PASS" to a grey picture with no text, at 47.6 s: as bright as each other, but another
+    # picture. A window after that cut must not say the screen still shows "FERRY PASS".
+    ferry, grey, museum = desk.bulletin.pictures[3:6]
+    assert ferry.lines == ("FERRY PASS",) and not grey.lines
+    data = analyze(desk, "What is on screen here?", start_time=grey.start + 1.0, end_time=museum.start - 0.5)
+    assert "On-screen text" not in data and "FERRY PASS" not in data, data
+    data = analyze(desk, "What is on screen here?", start_time=ferry.start + 1.0, end_time=grey.start - 1.0)
+    on_screen = data.split("On-screen text:", 1)[1]
+    (line,) = [row for row in on_screen.splitlines() if "FERRY PASS" in row]
+    # "- [0:33.2-0:47.6] FERRY PASS": the on-screen text ends where its picture does.
+    end = line.split("]", 1)[0].rsplit("-", 1)[1]
+    minutes, seconds = end.split(":")
+    assert abs(int(minutes) * 60 + float(seconds) - grey.start) < TOLERANCE, line
+
+
+def test_a_picture_held_past_one_segment_is_one_chapter_and_quoted_once(desk: Desk) -> None:
+    prompt, schema = _SCHEMAS["summary"]
+    summary = json.loads(
+        analyze(desk, prompt, response_format={"type": "json_schema", "json_schema": schema})
+    )
+    # The recall notice is on screen for 11.4 s (more than one 10 s segment): it is said once.
+    assert summary["summary"].count("RECALL NOTICE") == 1, summary
+    prompt, schema = _SCHEMAS["chapters"]
+    chapters = json.loads(
+        analyze(desk, prompt, response_format={"type": "json_schema", "json_schema": schema})
+    )
+    titles = [c["title"] for c in chapters["chapters"]]
+    assert titles.count("RECALL NOTICE") == 1 and titles.count("GLASS MUSEUM") == 1, chapters
+    recall, ferry = desk.bulletin.pictures[2:4]
+    (chapter,) = [c for c in chapters["chapters"] if c["title"] == "RECALL NOTICE"]
+    assert (
+        abs(chapter["start_sec"] - recall.start) < TOLERANCE
+        and abs(chapter["end_sec"] - ferry.start) < TOLERANCE
+    )

@@ -36,7 +36,8 @@ from tl_mcp.redaction import display_url
 
 log = logging.getLogger(__name__)
 
-#: Mean absolute difference of 1/8-scale grey frames (0-255) above which a new scene starts.
+#: Mean absolute difference of 1/8-scale frames (0-255) in any one colour channel above which a new scene
+#: starts. Per channel, not in grey: a green picture cut to a grey one of the same brightness is a cut.
 SCENE_DIFF = 12.0
 #: Frames are measured this many times per second (at most).
 SAMPLE_FPS = 4.0
@@ -504,11 +505,13 @@ def scan_video(
                 continue
             next_t = t + step
             last_t = t
-            grey = frame.reformat(
-                width=max(1, frame.width // 8), height=max(1, frame.height // 8), format="gray"
+            thumb = frame.reformat(
+                width=max(1, frame.width // 8), height=max(1, frame.height // 8), format="rgb24"
             )
-            small = grey.to_ndarray().astype(np.float32)
-            changed = previous is not None and float(np.abs(small - previous).mean()) > SCENE_DIFF
+            small = thumb.to_ndarray().astype(np.float32)
+            changed = (
+                previous is not None and float(np.abs(small - previous).mean(axis=(0, 1)).max()) > SCENE_DIFF
+            )
             previous = small
             too_long = t - seg_start >= max_segment_s
             if (changed and t - seg_start >= MIN_SEGMENT_S) or too_long:

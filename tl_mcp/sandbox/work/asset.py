@@ -152,6 +152,7 @@ def analyze_asset(engine: Engine, asset_id: str, path: Path, info: Probe) -> Non
         texts.extend(ocr_texts)
         # Stretch each on-screen text over its segment: OCR ran on the key frame only.
         texts = [_stretch(t, rows) if t.source == "ocr" else t for t in texts]
+        texts = _run_on(texts)
     elif info.kind == "audio":
         rows = [(s.start, s.end, None, None) for s in audio_segments(info.duration or 0.0)]
         texts.extend(read_subtitles(path, engine.limits))
@@ -251,6 +252,26 @@ def _stretch(t: TimedText, rows: list[tuple[float, float, str | None, bytes | No
         if start <= t.start < end or (t.start == start):
             return TimedText(start, end, t.text, t.source, t.confidence)
     return t
+
+
+def _run_on(texts: list[TimedText]) -> list[TimedText]:
+    """One on-screen text per stretch of screen showing it: a picture held longer than a segment (or
+    still there after a cut) is read again in the next segment, and would otherwise be quoted once per
+    segment ("RECALL NOTICE; Kettle KX-40 RECALL NOTICE; Kettle KX-40", two chapters of one picture)."""
+    out: list[TimedText] = []
+    showing: dict[str, int] = {}
+    for t in sorted(texts, key=lambda x: x.start):
+        if t.source != "ocr":
+            out.append(t)
+            continue
+        i = showing.get(t.text)
+        if i is not None and abs(out[i].end - t.start) < 1e-3:
+            held = out[i]
+            out[i] = TimedText(held.start, t.end, t.text, "ocr", max(held.confidence, t.confidence))
+        else:
+            showing[t.text] = len(out)
+            out.append(t)
+    return out
 
 
 def _join(parts: Any) -> str:
