@@ -140,3 +140,13 @@ def test_a_picture_held_past_one_segment_is_one_chapter_and_quoted_once(desk: De
         abs(chapter["start_sec"] - recall.start) < TOLERANCE
         and abs(chapter["end_sec"] - ferry.start) < TOLERANCE
     )
+
+
+def test_the_relevant_moments_of_an_analysis_quote_what_is_said_not_only_the_title_on_screen(
+    desk: Desk,
+) -> None:
+    data = analyze(desk, "What does the ferry pass cost and when does the discount start?")
+    relevant = data.split("Most relevant moments", 1)[1].split("\n\n", 1)[0]
+    # "FERRY PASS" on screen and the two sentences said over it share one segment: the sentences that
+    # answer are quoted, not only the title the segment is best known by.
+    assert "42 dollars" in relevant and "discount starts in July" in relevant, relevant

@@ -161,15 +161,25 @@ def evidence(
     """The timed texts inside ``window`` most relevant to ``prompt``, best first."""
     allowed = in_window(index.texts, window)
     moments = rank_text(engine, [index], prompt, ("subtitle", "speech", "ocr"), limit=None)
+    wanted = set(tokens(prompt)) - _STOP
     picked: list[TimedText] = []
     for m in moments:
-        for t in allowed:
-            if t.text == m.text and t not in picked:
+        start, end = float(index.starts[m.segment]), float(index.ends[m.segment])
+        # A still image is one zero-length segment holding all its texts.
+        inside = [t for t in allowed if (t.end > start and t.start < end) or end <= start]
+        # A moment stands for its segment by the one text most like the prompt as a whole (often the title
+        # on screen); the segment's other texts that share the prompt's words may be what answers it.
+        best = [t for t in inside if t.text == m.text][:1]
+        shared = sorted(
+            (t for t in inside if t not in best and wanted & set(tokens(t.text))),
+            key=lambda t: -len(wanted & set(tokens(t.text))),
+        )
+        for t in best + shared:
+            if t not in picked:
                 picked.append(t)
-                break
-        if len(picked) == limit:
+        if len(picked) >= limit:
             break
-    return picked
+    return picked[:limit]
 
 
 def cues(engine: Engine, index: AssetIndex, prompt: str, duration: float | None, window: Window) -> list[Cue]:
