@@ -150,3 +150,15 @@ def test_the_relevant_moments_of_an_analysis_quote_what_is_said_not_only_the_tit
     # "FERRY PASS" on screen and the two sentences said over it share one segment: the sentences that
     # answer are quoted, not only the title the segment is best known by.
     assert "42 dollars" in relevant and "discount starts in July" in relevant, relevant
+
+
+def test_an_analysis_window_that_does_not_hold_the_answer_says_so(desk: Desk) -> None:
+    assert desk.bulletin.sentence("workshop").end < 30
+    whole = analyze(desk, "Who leads the workshop?")
+    assert "workshop on solar kilns" in whole.split("Most relevant moments", 1)[1].split("\n\n", 1)[0]
+    # The workshop is spoken at 12.5 s: asked about 0:30 to the end, the answer says nothing there matches
+    # before it lists what that part holds, instead of a transcript that reads like an answer.
+    later = analyze(desk, "Who leads the workshop?", start_time=30, end_time=desk.bulletin.duration)
+    assert "Most relevant moments" not in later
+    assert "Nothing from 0:30.0 to 1:10.0 matches the prompt 'Who leads the workshop?'" in later, later
+    assert later.index("matches the prompt") < later.index("Transcript:")

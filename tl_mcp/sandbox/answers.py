@@ -231,6 +231,14 @@ def answer_text(
         lines.append(
             f"No subtitles, speech or on-screen text were found {where}, so there is nothing to quote."
         )
+    else:
+        # Without this, the transcript below reads like the answer to a question it does not answer.
+        lines.append("")
+        where = span[2:] if span else "in this video"
+        lines.append(
+            f"Nothing {where} matches the prompt {prompt!r}; below is all the text found there, so you can "
+            "check, or ask about another part of the video."
+        )
     if transcript:
         lines.append("")
         lines.append("Transcript:")
