@@ -162,3 +162,17 @@ def test_an_analysis_window_that_does_not_hold_the_answer_says_so(desk: Desk) ->
     assert "Most relevant moments" not in later
     assert "Nothing from 0:30.0 to 1:10.0 matches the prompt 'Who leads the workshop?'" in later, later
     assert later.index("matches the prompt") < later.index("Transcript:")
+
+
+def test_a_jockey_answer_cites_a_picture_held_past_one_segment_once(desk: Desk) -> None:
+    recall, ferry = desk.bulletin.pictures[2:4]
+    answer = turn(desk.client, desk.store_id, "Tell me about the kettle recall")
+    # The notice is on screen for 11.4 s, two of the sandbox's segments: one moment, quoted once.
+    on_recall = [(s, e) for s, e in cited(answer) if s < ferry.start and e > recall.start]
+    assert len(on_recall) == 1, cited(answer)
+    ((start, end),) = on_recall
+    assert abs(start - recall.start) < TOLERANCE and abs(end - ferry.start) < TOLERANCE, on_recall
+    assert text_of(answer).count("Kettle KX-40") == 1, text_of(answer)
+    # ... so what comes right after it is the next topic, not the rest of the same picture.
+    after = turn(desk.client, desk.store_id, "And after?", answer["session_id"])
+    assert "ferry pass" in text_of(after).lower() and "Kettle" not in text_of(after), text_of(after)
