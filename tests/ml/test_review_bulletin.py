@@ -176,3 +176,18 @@ def test_a_jockey_answer_cites_a_picture_held_past_one_segment_once(desk: Desk) 
     # ... so what comes right after it is the next topic, not the rest of the same picture.
     after = turn(desk.client, desk.store_id, "And after?", answer["session_id"])
     assert "ferry pass" in text_of(after).lower() and "Kettle" not in text_of(after), text_of(after)
+
+
+def test_what_was_said_before_is_the_last_thing_said_not_the_picture_shown_in_between(desk: Desk) -> None:
+    kilns = desk.bulletin.sentence("kilns in Ghana")
+    first = turn(desk.client, desk.store_id, "How much does the monthly ferry pass cost?")
+    # Between the kilns sentence (17-20.7 s) and the ferry pass (34.5 s) the recall notice is only shown.
+    said = turn(desk.client, desk.store_id, "What was said just before that?", first["session_id"])
+    assert text_of(said).startswith("Just before the moment I cited"), text_of(said)
+    (start, end), *_ = cited(said)
+    assert abs(start - kilns.start) < TOLERANCE and abs(end - kilns.end) < TOLERANCE, text_of(said)
+    assert "RECALL" not in text_of(said)
+    # Asked what was shown, from the same moment (in a session of its own): the notice.
+    again = turn(desk.client, desk.store_id, "How much does the monthly ferry pass cost?")
+    shown = turn(desk.client, desk.store_id, "What was on screen right before that?", again["session_id"])
+    assert "RECALL NOTICE" in text_of(shown), text_of(shown)

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 from tl_mcp.sandbox.jockey.compose import marker
 from tl_mcp.sandbox.knowledge.models import Evidence
+from tl_mcp.sandbox.retrieval import VISUAL_SOURCES
+from tl_mcp.sandbox.store.texts import TRANSCRIPT_SOURCES
 
 _BEFORE = re.compile(
     r"\b(?:just |right |immediately )?(?:before|prior to|ahead of) (?:that|this|it|then)\b"
@@ -51,6 +53,10 @@ _PRICE = re.compile(
 )
 _ASKS_DATE = re.compile(r"\b(?:date|day|when|year)\b", re.IGNORECASE)
 _ASKS_PRICE = re.compile(r"\b(?:price|cost|how much)\b", re.IGNORECASE)
+_ASKS_SAID = re.compile(r"\b(?:said|say|says|spoken|speak|speaks|talk(?:ed|s)?|heard?)\b", re.IGNORECASE)
+_ASKS_SHOWN = re.compile(
+    r"\b(?:shown|show|shows|showed|on ?screen|written|displayed|seen|see)\b", re.IGNORECASE
+)
 _ASKS_NUMBER = re.compile(r"\b(?:number|figure|amount|percent|how many)\b", re.IGNORECASE)
 
 
@@ -66,6 +72,15 @@ def recall_kind(question: str) -> str | None:
     if _SAME.search(question):
         return "same"
     return None
+
+
+def asked_sources(question: str) -> tuple[str, ...]:
+    """The text sources a before/after follow-up asks about: "what was said" → speech and subtitles,
+    "what was shown" → on-screen text; none in particular → () (any)."""
+    said, shown = bool(_ASKS_SAID.search(question)), bool(_ASKS_SHOWN.search(question))
+    if said == shown:
+        return ()
+    return TRANSCRIPT_SOURCES if said else VISUAL_SOURCES
 
 
 def same_moments(question: str, previous: Sequence[Evidence]) -> list[Evidence]:

@@ -26,7 +26,7 @@ from tl_mcp.sandbox.jockey.compose import (
     retrieval_query,
     strip_selection_tokens,
 )
-from tl_mcp.sandbox.jockey.recall import lead, recall_kind, same_moments
+from tl_mcp.sandbox.jockey.recall import asked_sources, lead, recall_kind, same_moments
 from tl_mcp.sandbox.jockey.request import TurnRequest
 from tl_mcp.sandbox.jockey.session import Session, moment_json, validate_selections
 from tl_mcp.sandbox.jockey.structured import fill, tighten
@@ -303,7 +303,12 @@ class Turn:
         previous = self.session.last_moments
         if kind == "same":
             return same_moments(question, previous)
-        near = await self.svc.neighbour(previous[0], before=kind == "before")
+        before = kind == "before"
+        sources = asked_sources(question)
+        near = await self.svc.neighbour(previous[0], before=before, sources=sources)
+        if near is None and sources:
+            # Nothing of that kind there: what is next to it at all beats "nothing comes before".
+            near = await self.svc.neighbour(previous[0], before=before)
         return [near] if near is not None else []
 
     def _structured(

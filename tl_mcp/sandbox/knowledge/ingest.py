@@ -84,8 +84,10 @@ class EngineHooks:
             )
         return hits
 
-    async def neighbour(self, asset_id: str, start: float, end: float, *, before: bool) -> Hit | None:
-        near = texts.next_to(self.engine.db, asset_id, start, end, before=before)
+    async def neighbour(
+        self, asset_id: str, start: float, end: float, *, before: bool, sources: Sequence[str] = ()
+    ) -> Hit | None:
+        near = texts.next_to(self.engine.db, asset_id, start, end, before=before, sources=sources)
         if near is None:
             return None
         s, e, text = float(near.start), float(near.end), near.text

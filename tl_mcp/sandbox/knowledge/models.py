@@ -94,8 +94,11 @@ class SandboxHooks(Protocol):
         self, query: str, asset_ids: Sequence[str], modalities: Sequence[str], limit: int
     ) -> list[Hit]: ...
 
-    async def neighbour(self, asset_id: str, start: float, end: float, *, before: bool) -> Hit | None:
-        """The piece of text said or shown just before ``start`` (or just after ``end``), if any."""
+    async def neighbour(
+        self, asset_id: str, start: float, end: float, *, before: bool, sources: Sequence[str] = ()
+    ) -> Hit | None:
+        """The piece of text said or shown just before ``start`` (or just after ``end``), of one of
+        ``sources`` when given, if any."""
         ...
 
 

@@ -306,12 +306,17 @@ class KnowledgeService:
             out.append((_evidence(hit_item, hit, asset), hit))
         return out
 
-    async def neighbour(self, moment: Evidence, *, before: bool) -> Evidence | None:
-        """The moment of the same item just before (or after) ``moment``: "what came just before that"."""
+    async def neighbour(
+        self, moment: Evidence, *, before: bool, sources: Sequence[str] = ()
+    ) -> Evidence | None:
+        """The moment of the same item just before (or after) ``moment``: "what came just before that";
+        only text of ``sources`` when given ("what was said before that")."""
         item = ks_items.get(self.db, moment.item_id)
         if item is None:
             return None
-        hit = await self.hooks.neighbour(moment.asset_id, moment.start, moment.end, before=before)
+        hit = await self.hooks.neighbour(
+            moment.asset_id, moment.start, moment.end, before=before, sources=sources
+        )
         if hit is None:
             return None
         return _evidence(item, hit, await self.hooks.get_asset(moment.asset_id))

@@ -49,19 +49,30 @@ def overlapping(db: Database, asset_id: str, start: float, end: float) -> list[T
     return [_timed(r) for r in rows]
 
 
-def next_to(db: Database, asset_id: str, start: float, end: float, *, before: bool) -> TimedText | None:
-    """The asset's text just before ``start`` (or just after ``end``), or None."""
+def next_to(
+    db: Database,
+    asset_id: str,
+    start: float,
+    end: float,
+    *,
+    before: bool,
+    sources: Sequence[str] = (),
+) -> TimedText | None:
+    """The asset's text just before ``start`` (or just after ``end``), of one of ``sources`` when given,
+    or None."""
+    of_source = f" AND source IN ({','.join('?' * len(sources))})" if sources else ""
     # A little slack: cues that touch the moment count as next to it, not inside it.
     if before:
         row = db.one(
-            "SELECT * FROM texts WHERE asset_id = ? AND start < ? AND end <= ? "
+            f"SELECT * FROM texts WHERE asset_id = ? AND start < ? AND end <= ?{of_source} "
             "ORDER BY end DESC, idx LIMIT 1",
-            (asset_id, start, start + 0.25),
+            (asset_id, start, start + 0.25, *sources),
         )
     else:
         row = db.one(
-            "SELECT * FROM texts WHERE asset_id = ? AND end > ? AND start >= ? ORDER BY start, idx LIMIT 1",
-            (asset_id, end, end - 0.25),
+            f"SELECT * FROM texts WHERE asset_id = ? AND end > ? AND start >= ?{of_source} "
+            "ORDER BY start, idx LIMIT 1",
+            (asset_id, end, end - 0.25, *sources),
         )
     return None if row is None else _timed(row)
 
