@@ -95,6 +95,14 @@ def test_an_agent_asks_about_a_podcast_follows_up_and_follows_every_next_step(
     after = ts.call("continue_session", {"session_id": session, "input": "And after?"})
     assert "compost" in text(after["result"]).split("## Cited", 1)[0].lower(), text(after["result"])
 
+    # A prompt asking for all that is said in a part is answered by that part's transcript: no "nothing
+    # matches" in front of it.
+    part = ts.call(
+        "analyze_video", {"asset_id": asset, "prompt": "What is said here?", "start_time": 4, "end_time": 7.5}
+    )
+    said = text(part["result"])
+    assert "october" in said.lower() and "matches the prompt" not in said, said
+
     summary = ts.call("summarize_video", {"asset_id": asset, "kind": "summary"})
     parsed = summary["result"]["structuredContent"]["parsed"]
     assert "october" in parsed["summary"].lower() and "compost" in parsed["summary"].lower(), parsed

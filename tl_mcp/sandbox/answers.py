@@ -231,8 +231,9 @@ def answer_text(
         lines.append(
             f"No subtitles, speech or on-screen text were found {where}, so there is nothing to quote."
         )
-    else:
-        # Without this, the transcript below reads like the answer to a question it does not answer.
+    elif set(tokens(prompt)) - _STOP and not is_overview(prompt):
+        # Without this, the transcript below reads like the answer to a question it does not answer. A
+        # prompt of no words of its own ("what is said here?") asks for that text: it is the answer.
         lines.append("")
         where = span[2:] if span else "in this video"
         lines.append(
