@@ -82,12 +82,17 @@ class Part:
         """The salient sentences: what is said, else what is shown; never just the title again."""
         said = distinct(t.text for t in self.texts if t.source in TRANSCRIPT)
         shown = distinct(t.text for t in self.texts if t.source == "ocr")
-        text = " ".join(said[:2]) or "; ".join(shown[:2])
+        text = " ".join(_ended(s) for s in said[:2]) or "; ".join(shown[:2])
         if not text:
             return f"Nothing is said or written on screen from {clock(self.start)} to {clock(self.end)}."
         if text.casefold() == self.title.casefold():
             return f'The screen reads "{text}".' if not said else f'Someone says "{text}".'
         return text
+
+
+def _ended(sentence: str) -> str:
+    """A spoken sentence with its full stop: Whisper leaves some out ("… late October A bag of …")."""
+    return sentence if sentence.endswith((".", "?", "!", "…", ":", ";")) else f"{sentence}."
 
 
 def clock(seconds: float) -> str:
