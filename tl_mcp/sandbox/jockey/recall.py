@@ -66,8 +66,7 @@ def recall_kind(question: str) -> str | None:
         return "before"
     if _AFTER.search(question):
         return "after"
-    elliptical = _ELLIPTICAL.match(question)
-    if elliptical:
+    if _ELLIPTICAL.match(question):
         return "before" if question.rstrip(" ?!.").lower().endswith("before") else "after"
     if _SAME.search(question):
         return "same"
