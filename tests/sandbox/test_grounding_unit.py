@@ -1,16 +1,20 @@
-"""Answerer choice and the grounding rules' number reading (a model may write in digits what the
-evidence says in words)."""
+"""Answerer choice, the grounding rules' number reading (a model may write in digits what the evidence
+says in words), and hostile token streams against ``GroundedAnswerer``: the model is scripted in process
+(the model boundary), everything else is the real answerer."""
 
 from __future__ import annotations
 
 import importlib.util
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tl_mcp.config import ConfigError, Settings
 from tl_mcp.sandbox.answerers import Made, answerer_for
-from tl_mcp.sandbox.answerers.grounding import _numbers
+from tl_mcp.sandbox.answerers.base import Cue, Question
+from tl_mcp.sandbox.answerers.grounding import MAX_SENTENCES, GroundedAnswerer, _numbers
 from tl_mcp.sandbox.config import SandboxConfig
 
 
@@ -24,6 +28,13 @@ from tl_mcp.sandbox.config import SandboxConfig
         ("It costs $2 per pound, or 1.50 a bag.", {"2", "1.5"}),
         ("Revenue grew twenty-five percent in 2026.", {"25", "2026"}),
         ("Chapter three, then chapter 4.", {"3", "4"}),
+        # Read as the quantities they are, not as the digits a moment might also hold.
+        ("Sales reached 1,000 units, then 12,500.", {"1000", "12500"}),
+        ("It sold 2.5 million copies, then 3 billion.", {"2500000", "3000000000"}),
+        ("two billion people and a million more", {"2000000000", "1000000"}),
+        ("It grew two point five percent.", {"2.5"}),
+        ("She came 4th, then 21st, then 3.", {"4th", "21st", "3"}),
+        ("The 1, 2, 3 of it", {"1", "2", "3"}),
     ],
 )
 def test_numbers_in_digits_and_words(text: str, numbers: set[str]) -> None:
@@ -66,3 +77,101 @@ def test_a_refused_model_url_is_never_echoed_as_it_may_carry_credentials(tmp_pat
     for error in (sandbox_error.value, settings_error.value):
         assert "SECRET123" not in str(error) and "SECRET123" not in repr(error)
         assert "http://127.0.0.1:11434/v1" in str(error)  # still says what a good value looks like
+
+
+APPLES = Cue("[00:06-00:12]", "speech", "Fresh apples cost two dollars per pound at the market")
+SALES = Cue("[00:20-00:30]", "on screen", "Quarterly sales grew 3 percent to 1 million units in 2025")
+TICKETS = Cue("[00:40-00:50]", "speech", "Thirty people bought tickets for the concert hall")
+EXTRACTIVE = "Fresh apples cost two dollars per pound [00:06-00:12]"
+
+
+class Scripted:
+    """A chat model that streams the given tokens, recording how many it had produced when each delta
+    left the answerer."""
+
+    made = Made("endpoint", "scripted")
+
+    def __init__(self, tokens: list[str]) -> None:
+        self.tokens = tokens
+        self.produced = 0
+
+    def chat(self, messages: list[dict[str, str]], schema: object, max_tokens: int) -> Iterator[str]:
+        for token in self.tokens:
+            self.produced += 1
+            yield token
+
+
+def answer(tokens: list[str], cues: list[Cue] | None = None, max_tokens: int = 200) -> tuple[str, Made]:
+    question = Question("q", cues or [APPLES, SALES, TICKETS], lambda: EXTRACTIVE, max_tokens=max_tokens)
+    reply = GroundedAnswerer(Scripted(tokens)).answer(question)
+    return "".join(reply), reply.made
+
+
+def test_one_token_ending_several_sentences_sends_no_more_than_max_sentences() -> None:
+    said = ["Fresh apples cost two dollars per pound [00:06-00:12].", "Sales grew 3 percent [00:20-00:30]."]
+    text, made = answer([" ".join(said * 3) + " Thirty"])
+    assert MAX_SENTENCES == 3
+    assert text == " ".join([*said, said[0]]) + " " and made.note is None
+
+
+def test_early_words_never_end_in_part_of_a_number() -> None:
+    # "Thirty" is in the evidence, "thirty five" is not: the first word must not go out alone.
+    tokens = ["Thirty", " five", " people", " bought", " tickets", " for", " the", " concert", " hall."]
+    text, made = answer(tokens, [TICKETS])
+    assert text.startswith("The endpoint model scripted answer was set aside: the number 35 is not in")
+    assert made.answerer == "extractive"
+    # The same for digits split by a space, and a scale word after a number the evidence has.
+    text, _ = answer(["Sales grew 3", " 5", " percent", " to", " 1", " million units."], [SALES])
+    assert text.startswith("The endpoint model scripted answer was set aside: the number 5 is not in")
+    text, _ = answer(["Fresh apples at the market cost", " two", " million", " dollars."], [APPLES])
+    assert text.startswith("Fresh apples at the market cost\n\n(The rest of the model's sentence was set")
+
+
+@pytest.mark.parametrize(
+    ("tokens", "number"),
+    [
+        (["Fresh apples cost 2 million", " dollars per pound."], "2000000"),
+        (["Fresh apples cost two billion dollars per pound."], "2000000000"),
+        (["Fresh apples cost a thousand dollars per pound."], "1000"),
+        (["Sales grew 3", " percent to 1,", "000 units in 2025."], "1000"),
+        (["Sales grew 3rd in 2025 to 1 million units."], "3rd"),
+    ],
+)
+def test_a_quantity_the_evidence_does_not_say_is_set_aside(tokens: list[str], number: str) -> None:
+    text, made = answer(tokens)
+    reason = f"the number {number} is not in any single retrieved moment"
+    assert reason in text and made.note is not None and reason in made.note
+    assert number not in text.split(reason)[0].replace(",", "")
+
+
+@pytest.mark.parametrize(
+    ("sentence", "word"),
+    [
+        ("Fresh apples do not cost two dollars per pound [00:06-00:12].", "not"),
+        ("Fresh apples doesn\u2019t cost two dollars per pound at the market.", "not"),
+        ("Fresh apples never cost two dollars per pound at the market.", "never"),
+        ("Fresh apples cost two dollars per pound only at the market [00:06-00:12].", "only"),
+        ("Fresh apples cost more than two dollars per pound at the market.", "than"),
+        ("Fresh apples cost two dollars per pound, except at the market.", "except"),
+    ],
+)
+def test_a_negation_or_qualifier_the_moment_does_not_say_is_set_aside(sentence: str, word: str) -> None:
+    text, made = answer(re.findall(r" ?\S+", sentence))
+    reason = f'it says "{word}", which is not in'
+    assert reason in text and made.note is not None and reason in made.note
+    # What went out early, if anything, is only words the apples moment says.
+    said = text.split("\n\n(The rest")[0] if "(The rest" in text else ""
+    assert said.rstrip(",") in "Fresh apples cost two dollars per pound"
+
+
+def test_a_negation_the_moment_says_is_the_models_to_repeat() -> None:
+    cue = Cue("[00:01-00:04]", "speech", "Pears are not sold at the market on Sundays")
+    text, made = answer(re.findall(r" ?\S+", "Pears are not sold at the market on Sundays."), [cue])
+    assert text == "Pears are not sold at the market on Sundays.\n\nFrom [00:01-00:04]." and made.note is None
+
+
+def test_a_refusal_that_starts_with_grounded_words_is_not_sent_as_an_answer() -> None:
+    tokens = ["Fresh", " apples", " per", " pound", " price", " is", " not", " stated", "."]
+    text, made = answer(tokens)
+    assert "not stated" not in text and "set aside" in text and text.endswith(EXTRACTIVE)
+    assert made.note is not None and made.note.startswith("partly extractive")

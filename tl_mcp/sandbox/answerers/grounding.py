@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from decimal import Decimal
 
 import jsonschema
 
@@ -61,7 +62,13 @@ _SYSTEM_JSON = (
     "moment). Copy names, numbers and phrases as the evidence gives them; never invent a value."
 )
 _MARK = re.compile(r"\[\s*(\d{2}:\d{2})\s*-\s*(\d{2}:\d{2})\s*\]")
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+# A number as written in digits: "1,000" is one thousand (not 1 and 0), "2.5 million" two and a half
+# million (not 2.5), "4th" an ordinal (not 4): read loosely, an invented quantity hides behind a digit the
+# evidence has.
+_NUMBER = re.compile(
+    r"(\d+(?:,\d{3}(?!\d))*(?:\.\d+)?)(?:(st|nd|rd|th)\b|\s*(hundred|thousand|million|billion|trillion)\b)?",
+    re.IGNORECASE,
+)
 # Released at a sentence end, unless a citation marker follows it (then the marker belongs to it). A
 # marker alone never ends a sentence: models put it before the fact as often as after.
 _BOUNDARY = re.compile(r"[.!?]\s+(?=[^\s\[])|\n+(?=[^\s\[])")
@@ -72,7 +79,7 @@ seventeen eighteen nineteen
 _UNITS = {w: i for i, w in enumerate(_UNITS_TEXT.split())}
 _TENS_TEXT = "twenty thirty forty fifty sixty seventy eighty ninety"
 _TENS = {w: 10 * (i + 2) for i, w in enumerate(_TENS_TEXT.split())}
-_SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9, "trillion": 10**12}
 _NUMBER_WORDS = frozenset(_UNITS) | frozenset(_TENS) | frozenset(_SCALES)
 #: Words a grounded sentence may use without the evidence saying them.
 _FRAME_TEXT = """
@@ -82,29 +89,68 @@ mentioned mentions states stated cost costs price per percent one first second t
 _FRAME = frozenset(_FRAME_TEXT.split())
 
 
+#: Words that flip or bound what a sentence says ("not two dollars", "only on Sundays", "more than
+#: three"): a sentence may use one only where the moment it leans on says it too. A key word the model
+#: may bring is rephrasing; one of these, added, says the opposite of the evidence with two thirds of its
+#: words.
+_FLIPS = re.compile(
+    r"\b(?:not|no|never|nor|neither|none|nobody|nothing|nowhere|without|except|unless|cannot|anymore"
+    r"|only|than|least|almost|nearly|hardly|barely|rarely|seldom)\b|n['\u2019]t\b",
+    re.IGNORECASE,
+)
+
+
+def _flips(text: str) -> set[str]:
+    """The flipping words of ``text``; every way of saying "not" counts as "not"."""
+    found = {w.lower().replace("\u2019", "'") for w in _FLIPS.findall(text)}
+    return {"not" if w in ("n't", "cannot") else w for w in found}
+
+
 def _norm_marker(match: re.Match[str]) -> str:
     return f"[{match.group(1)}-{match.group(2)}]"
 
 
 def _numbers(text: str) -> set[str]:
-    """The numbers in ``text``, written in digits or in words ("thirty five", "two hundred twenty")."""
-    found = {n.rstrip("0").rstrip(".") if "." in n else n for n in _NUMBER.findall(text)}
+    """The numbers in ``text``, written in digits or in words ("thirty five", "two hundred twenty",
+    "two point five")."""
+    found: set[str] = set()
+
+    def digits(match: re.Match[str]) -> str:
+        value = Decimal(match.group(1).replace(",", "")) * _SCALES.get((match.group(3) or "").lower(), 1)
+        found.add(_canonical(value) + (match.group(2) or "").lower())
+        return " "
+
+    words = re.findall(r"[a-z]+", _NUMBER.sub(digits, text).lower().replace("-", " "))
     total = current = 0
     spoken = False
-    for word in [*re.findall(r"[a-z]+", text.lower().replace("-", " ")), ""]:
-        if word in _UNITS or word in _TENS:
+    #: The digits said after "point", while a number in words has a decimal part.
+    decimals: str | None = None
+    for word in [*words, ""]:
+        if decimals is not None and _UNITS.get(word, 10) < 10:
+            decimals += str(_UNITS[word])
+        elif decimals is None and (word in _UNITS or word in _TENS):
             current += _UNITS.get(word, 0) + _TENS.get(word, 0)
             spoken = True
-        elif word in _SCALES and spoken:
+        elif decimals is None and word in _SCALES:
+            # "a million" or "thousand" alone is a quantity too: never a word the model may add freely.
+            current = current or 1
             scale = _SCALES[word]
             total, current = (total + current * scale, 0) if scale > 100 else (total, current * scale)
-        elif word == "and" and spoken:
+            spoken = True
+        elif word == "and" and spoken and decimals is None:
             continue
+        elif word == "point" and spoken and decimals is None:
+            decimals = ""
         elif spoken:
-            found.add(str(total + current))
+            found.add(_canonical(Decimal(f"{total + current}.{decimals or 0}")))
             total = current = 0
             spoken = False
+            decimals = None
     return found
+
+
+def _canonical(value: Decimal) -> str:
+    return str(int(value)) if value == value.to_integral_value() else format(value.normalize(), "f")
 
 
 def _stem(word: str) -> str:
@@ -163,6 +209,7 @@ class _Checker:
                 raise Ungrounded(f"it cites {mark}, which is not one of the retrieved moments")
         body = _MARK.sub(" ", sentence)
         numbers = _numbers(body)
+        flips = _flips(body)
         keys = [
             w for w in content_terms(body) if w not in _FRAME and not w.isdigit() and w not in _NUMBER_WORDS
         ]
@@ -170,7 +217,7 @@ class _Checker:
             raise Ungrounded("it gave a citation but no answer")
         if marks:
             cited = [self.by_marker[m] for m in dict.fromkeys(marks)]
-            problem = _unsupported(numbers, keys, cited)
+            problem = _unsupported(numbers, flips, keys, cited)
             if problem:
                 raise Ungrounded(f"{problem} the moment it cites")
             self.support = cited
@@ -180,7 +227,7 @@ class _Checker:
         # it all; facts pieced together from unrelated moments are how small models mislead.
         candidates = [self.support] if self.support else []
         candidates += [[c] for c in self.cues]
-        problems = [_unsupported(numbers, keys, support) for support in candidates]
+        problems = [_unsupported(numbers, flips, keys, support) for support in candidates]
         for support, problem in zip(candidates, problems, strict=True):
             if not problem:
                 self.support = support
@@ -208,15 +255,19 @@ class _Checker:
             candidates = [[self.by_marker[m] for m in dict.fromkeys(marks)]]
         else:
             candidates = ([self.support] if self.support else []) + [[c] for c in self.cues]
-        return any(_all_said(numbers, keys, support) for support in candidates)
+        flips = _flips(body)
+        return any(_all_said(numbers, flips, keys, support) for support in candidates)
 
 
-def _unsupported(numbers: set[str], keys: list[str], support: list[Cue]) -> str:
+def _unsupported(numbers: set[str], flips: set[str], keys: list[str], support: list[Cue]) -> str:
     """Why ``support`` does not hold a sentence with these numbers and key words ("" when it does)."""
     evidence = " ".join(c.text for c in support)
     missing = sorted(numbers - _numbers(evidence))
     if missing:
         return f"the number {missing[0]} is not in"
+    flipped = sorted(flips - _flips(evidence))
+    if flipped:
+        return f'it says "{flipped[0]}", which is not in'
     said = {_stem(w) for w in content_terms(evidence)}
     absent = [w for w in keys if _stem(w) not in said]
     # Two thirds of the key words must be the evidence's own: a model may rephrase, not add.
@@ -225,10 +276,10 @@ def _unsupported(numbers: set[str], keys: list[str], support: list[Cue]) -> str:
     return ""
 
 
-def _all_said(numbers: set[str], keys: list[str], support: list[Cue]) -> bool:
+def _all_said(numbers: set[str], flips: set[str], keys: list[str], support: list[Cue]) -> bool:
     evidence = " ".join(c.text for c in support)
     said = {_stem(w) for w in content_terms(evidence)}
-    return numbers <= _numbers(evidence) and all(_stem(w) in said for w in keys)
+    return numbers <= _numbers(evidence) and flips <= _flips(evidence) and all(_stem(w) in said for w in keys)
 
 
 def _early(pending: str) -> int:
@@ -242,9 +293,13 @@ def _early(pending: str) -> int:
     if opened > pending.rfind("]", 0, cut):
         cut = opened
     head = pending[:cut].rstrip()
-    last = head.rsplit(None, 1)[-1].strip(",;:").lower() if head else ""
-    if last[-1:].isdigit() or last in _NUMBER_WORDS or last == "and":
-        head = head[: len(head) - len(head.rsplit(None, 1)[-1])].rstrip()
+    # The whole trailing number goes, not only its last word: in "thirty five" "thirty" is not said.
+    while head:
+        last = head.rsplit(None, 1)[-1]
+        word = last.strip(",;:-").lower()
+        if not (word[-1:].isdigit() or word in _NUMBER_WORDS or word in ("and", "point")):
+            break
+        head = head[: len(head) - len(last)].rstrip()
     return len(head)
 
 
@@ -335,6 +390,9 @@ class GroundedAnswerer:
                         sent += pending[early:cut]
                         early = cut
                     continue
+                # One token may end several sentences: none past MAX_SENTENCES is checked or sent.
+                ends = [e for i, e in enumerate(ends) if pending[ends[i - 1] if i else 0 : e].strip()]
+                ends = ends[: MAX_SENTENCES - released]
                 ready, rest = pending[: ends[-1]], pending[ends[-1] :]
                 sentences = _split(ready)
                 if not sent and _is_refusal(sentences[0]):
