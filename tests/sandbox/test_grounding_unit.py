@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -175,3 +176,37 @@ def test_a_refusal_that_starts_with_grounded_words_is_not_sent_as_an_answer() ->
     text, made = answer(tokens)
     assert "not stated" not in text and "set aside" in text and text.endswith(EXTRACTIVE)
     assert made.note is not None and made.note.startswith("partly extractive")
+
+
+def _seconds(tokens: list[str]) -> float:
+    """The best of three runs' time to answer from ``tokens`` (the best, so a busy machine's pauses
+    count less)."""
+    best = float("inf")
+    for _ in range(3):
+        question = Question("q", [APPLES], lambda: EXTRACTIVE, max_tokens=2000)
+        start = time.perf_counter()
+        "".join(GroundedAnswerer(Scripted(tokens)).answer(question))
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "新",  # CJK: no spaces, so no word ever ends and nothing goes out early
+        " apples",  # every word held by the moment: the sentence goes out early as it grows
+        " zebra",  # no word held: every early judgement fails
+    ],
+)
+def test_a_long_unfinished_sentence_costs_linear_time_in_its_length(token: str) -> None:
+    # About 1 KB and 8 KB of one sentence: re-judging all of it for every token would cost 64 times
+    # as much for eight times the text; linear costs eight.
+    count = 1000 // len(token)
+    ratio = _seconds([token] * count * 8) / _seconds([token] * count)
+    assert ratio < 24, f"{ratio:.0f} times slower for 8 times the text"
+
+
+def test_a_reason_names_a_huge_word_only_by_its_start() -> None:
+    text, made = answer(["新" * 8000, "."], [APPLES], max_tokens=2000)
+    assert made.note is not None and len(made.note) < 400, made.note
+    assert "set aside: its key words (新新新" in text and len(text) < 600

@@ -19,6 +19,7 @@ a sentence later. The rest of that sentence still has to pass the sentence check
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from collections.abc import Iterator
@@ -272,7 +273,9 @@ def _unsupported(numbers: set[str], flips: set[str], keys: list[str], support: l
     absent = [w for w in keys if _stem(w) not in said]
     # Two thirds of the key words must be the evidence's own: a model may rephrase, not add.
     if keys and len(absent) * 3 > len(keys):
-        return f"its key words ({', '.join(absent[:3])}) are not in"
+        # A reason names a word by its start: a model's "word" may be a whole paragraph without spaces.
+        named = ", ".join(w if len(w) <= 30 else w[:29] + "\u2026" for w in absent[:3])
+        return f"its key words ({named}) are not in"
     return ""
 
 
@@ -363,10 +366,14 @@ class GroundedAnswerer:
         cues = evidence_lines(question.cues)
         checker = _Checker(cues)
         tokens = self.model.chat(messages(question, cues), None, question.max_tokens)
-        held: list[str] = []
+        held = _Held()
         sent = ""
         #: Characters of the held text (the start of an unfinished sentence) already sent early.
         early = 0
+        #: How long the unfinished sentence must be before it is judged again: each judgement reads it
+        #: all, so it is judged at lengths that grow by an eighth (every word while it is short), which
+        #: keeps a long sentence's cost linear rather than quadratic.
+        judge_at = 0
         released = 0
         try:
             while True:
@@ -377,18 +384,20 @@ class GroundedAnswerer:
                 except ModelDown as exc:
                     yield from self._fallback(question, reply, str(exc), sent, early, down=True)
                     return
-                held.append(token)
-                pending = "".join(held)
+                scan = held.add(token)
+                pending = held.text
                 if len(sent) + len(pending) - early > _limit(question.max_tokens):
                     yield from self._fallback(question, reply, _too_long(question.max_tokens), sent, early)
                     return
-                ends = [m.end() for m in _BOUNDARY.finditer(pending)]
+                ends = [m.end() for m in _BOUNDARY.finditer(pending, scan)]
                 if not ends:
                     cut = _early(pending)
-                    if cut > early and not _is_refusal(pending[:cut]) and checker.holds(pending[:cut]):
-                        yield from _pieces(held, early, cut)
-                        sent += pending[early:cut]
-                        early = cut
+                    if cut > early and cut >= judge_at:
+                        judge_at = cut + cut // 8
+                        if not _is_refusal(pending[:cut]) and checker.holds(pending[:cut]):
+                            yield from held.pieces(early, cut)
+                            sent += pending[early:cut]
+                            early = cut
                     continue
                 # One token may end several sentences: none past MAX_SENTENCES is checked or sent.
                 ends = [e for i, e in enumerate(ends) if pending[ends[i - 1] if i else 0 : e].strip()]
@@ -405,15 +414,15 @@ class GroundedAnswerer:
                     yield from self._fallback(question, reply, str(exc), sent, early)
                     return
                 # The model's own token pieces, so a checked sentence still streams as it was made.
-                yield from _pieces(held, early, len(ready))
+                yield from held.pieces(early, len(ready))
                 sent += ready[early:]
-                held = [rest] if rest else []
-                early = 0
+                held = _Held(rest)
+                early = judge_at = 0
                 released += len(sentences)
                 if released >= MAX_SENTENCES:
-                    held = []
+                    held = _Held()
                     break
-            tail = "".join(held)
+            tail = held.text
             if not sent and (not tail.strip() or _is_refusal(tail)):
                 if tail.strip():
                     yield from self._refusal(question, reply)
@@ -427,7 +436,7 @@ class GroundedAnswerer:
                 yield from self._fallback(question, reply, str(exc), sent, early)
                 return
             if len(tail) > early:
-                yield from _pieces(held, early, len(tail))
+                yield from held.pieces(early, len(tail))
                 sent += tail[early:]
             if not checker.cited:
                 # Every sentence was held by a retrieved moment but none said which: name them.
@@ -490,13 +499,38 @@ def _split(text: str) -> list[str]:
     return [s for s in out if s.strip()]
 
 
-def _pieces(held: list[str], start: int, end: int) -> Iterator[str]:
-    """Characters ``start`` to ``end`` of the held tokens, token by token."""
-    at = 0
-    for piece in held:
-        if at >= end:
-            return
-        lo, hi = max(start - at, 0), min(end - at, len(piece))
-        if lo < hi:
-            yield piece[lo:hi]
-        at += len(piece)
+class _Held:
+    """The model's tokens of the unfinished sentence: their text, and where each starts, so a stretch of
+    them is sent token by token and the new text scanned without rereading it all for every token."""
+
+    def __init__(self, first: str = "") -> None:
+        self.tokens: list[str] = []
+        self.starts: list[int] = []
+        self.text = ""
+        #: Where the text's trailing whitespace starts (its length when there is none).
+        self.blank = 0
+        if first:
+            self.add(first)
+
+    def add(self, token: str) -> int:
+        """Hold ``token``; returns where a sentence end it completes may start: one needs a full stop and
+        whitespace before the next word, and only the trailing whitespace and the character before it
+        were not already known not to end one."""
+        scan = max(self.blank - 1, 0)
+        self.starts.append(len(self.text))
+        self.tokens.append(token)
+        self.text += token
+        if token.strip():
+            self.blank = len(self.text) - (len(token) - len(token.rstrip()))
+        return scan
+
+    def pieces(self, start: int, end: int) -> Iterator[str]:
+        """Characters ``start`` to ``end`` of the held text, token by token."""
+        first = max(bisect.bisect_right(self.starts, start) - 1, 0)
+        for i in range(first, len(self.tokens)):
+            at, piece = self.starts[i], self.tokens[i]
+            if at >= end:
+                return
+            lo, hi = max(start - at, 0), min(end - at, len(piece))
+            if lo < hi:
+                yield piece[lo:hi]
