@@ -210,3 +210,44 @@ def test_a_reason_names_a_huge_word_only_by_its_start() -> None:
     text, made = answer(["新" * 8000, "."], [APPLES], max_tokens=2000)
     assert made.note is not None and len(made.note) < 400, made.note
     assert "set aside: its key words (新新新" in text and len(text) < 600
+
+
+def _deltas(tokens: list[str], cues: list[Cue]) -> list[tuple[str, int]]:
+    """Each delta with how many of the model's tokens had been produced when it left the answerer."""
+    model = Scripted(tokens)
+    question = Question("q", cues, lambda: EXTRACTIVE, max_tokens=200)
+    return [(delta, model.produced) for delta in GroundedAnswerer(model).answer(question)]
+
+
+PEARS = Cue("[00:30-00:36]", "speech", "Pears are not sold at the market on Sundays / apples are")
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Pears are sold at the market on Sundays.",
+        "Pears are sold at the market on Sundays [00:30-00:36].",
+    ],
+)
+def test_a_sentence_that_leaves_out_the_moments_negation_is_set_aside(sentence: str) -> None:
+    text, made = answer(re.findall(r" ?\S+", sentence), [PEARS])
+    reason = 'it leaves out the "not" before "sold" in'
+    assert reason in text and made.note is not None and reason in made.note
+    # Nothing went out early either: "Pears are sold at the market" is every word the moment's own.
+    assert "Pears are sold" not in text
+
+
+def test_a_negated_word_the_moment_also_says_plainly_may_be_said_plainly() -> None:
+    cue = Cue("[00:30-00:36]", "speech", "Pears are not sold on Sundays, but apples are sold at the market")
+    text, made = answer(re.findall(r" ?\S+", "Apples are sold at the market."), [cue])
+    assert text == "Apples are sold at the market.\n\nFrom [00:30-00:36]." and made.note is None
+
+
+def test_early_words_must_be_the_moments_own_words_not_words_sharing_their_first_letters() -> None:
+    cue = Cue("[00:40-00:45]", "speech", "The blue model was discounted last spring")
+    tokens = re.findall(r" ?\S+", "The blue model was discontinued last spring.")
+    deltas = _deltas(tokens, [cue])
+    # "discontinued" is not "discounted": nothing of the sentence goes out before the sentence check.
+    assert all(produced == len(tokens) for _, produced in deltas), deltas
+    held = _deltas(re.findall(r" ?\S+", "The blue model was discounted last spring."), [cue])
+    assert "".join(d for d, produced in held if produced <= 6) == "The blue model was discounted"

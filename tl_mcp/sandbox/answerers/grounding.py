@@ -257,11 +257,14 @@ class _Checker:
         else:
             candidates = ([self.support] if self.support else []) + [[c] for c in self.cues]
         flips = _flips(body)
-        return any(_all_said(numbers, flips, keys, support) for support in candidates)
+        return any(not _unsupported(numbers, flips, keys, support, every=True) for support in candidates)
 
 
-def _unsupported(numbers: set[str], flips: set[str], keys: list[str], support: list[Cue]) -> str:
-    """Why ``support`` does not hold a sentence with these numbers and key words ("" when it does)."""
+def _unsupported(
+    numbers: set[str], flips: set[str], keys: list[str], support: list[Cue], *, every: bool = False
+) -> str:
+    """Why ``support`` does not hold a sentence with these numbers, flipping words and key words ("" when
+    it does); ``every``: all its key words must be the evidence's, not two thirds."""
     evidence = " ".join(c.text for c in support)
     missing = sorted(numbers - _numbers(evidence))
     if missing:
@@ -269,20 +272,62 @@ def _unsupported(numbers: set[str], flips: set[str], keys: list[str], support: l
     flipped = sorted(flips - _flips(evidence))
     if flipped:
         return f'it says "{flipped[0]}", which is not in'
-    said = {_stem(w) for w in content_terms(evidence)}
-    absent = [w for w in keys if _stem(w) not in said]
+    said = _Words(content_terms(evidence))
+    # "Pears are sold on Sundays" from "pears are not sold on Sundays": every word is the evidence's,
+    # and it says the opposite.
+    for flip, governed in _governed(evidence):
+        if flip not in flips and (dropped := next((w for w in keys if _Words(governed).has(w)), None)):
+            return f'it leaves out the "{flip}" before "{dropped}" in'
+    absent = [w for w in keys if not said.has(w)]
     # Two thirds of the key words must be the evidence's own: a model may rephrase, not add.
-    if keys and len(absent) * 3 > len(keys):
+    if absent and (every or len(absent) * 3 > len(keys)):
         # A reason names a word by its start: a model's "word" may be a whole paragraph without spaces.
         named = ", ".join(w if len(w) <= 30 else w[:29] + "\u2026" for w in absent[:3])
         return f"its key words ({named}) are not in"
     return ""
 
 
-def _all_said(numbers: set[str], flips: set[str], keys: list[str], support: list[Cue]) -> bool:
-    evidence = " ".join(c.text for c in support)
-    said = {_stem(w) for w in content_terms(evidence)}
-    return numbers <= _numbers(evidence) and flips <= _flips(evidence) and all(_stem(w) in said for w in keys)
+#: What a flipping word governs: the next key words of its clause.
+_CLAUSE = re.compile(r"[^,.;:!?/()]*")
+_GOVERNED = 2
+
+
+def _governed(evidence: str) -> list[tuple[str, list[str]]]:
+    """Each flipping word of ``evidence`` with the key words it governs and the evidence says nowhere
+    else ("not" in "pears are not sold at the market" governs "sold" and "market", unless "apples are
+    sold" is said too)."""
+    found: list[tuple[str, list[str]]] = []
+    free = evidence
+    for match in _FLIPS.finditer(evidence):
+        clause = _CLAUSE.match(evidence, match.end())
+        end = clause.end() if clause else match.end()
+        free = free[: match.start()] + " " * (end - match.start()) + free[end:]
+        found.append(
+            (next(iter(_flips(match.group()))), content_terms(evidence[match.end() : end])[:_GOVERNED])
+        )
+    elsewhere = _Words(content_terms(free))
+    return [(flip, kept) for flip, words in found if (kept := [w for w in words if not elsewhere.has(w)])]
+
+
+class _Words:
+    """Words of the evidence, to tell whether a model's word is one of them in another form: the same
+    first five letters and at most three letters of ending apart ("apple" and "apples", "discount" and
+    "discounted"; not "discounted" and "discontinued", nor "international" and "internet")."""
+
+    def __init__(self, words: list[str]) -> None:
+        self.by_stem: dict[str, list[str]] = {}
+        for word in words:
+            self.by_stem.setdefault(_stem(word), []).append(word)
+
+    def has(self, word: str) -> bool:
+        for said in self.by_stem.get(_stem(word), ()):
+            common = next(
+                (i for i, (a, b) in enumerate(zip(word, said, strict=False)) if a != b),
+                min(len(word), len(said)),
+            )
+            if len(word) - common <= 3 and len(said) - common <= 3:
+                return True
+        return False
 
 
 def _early(pending: str) -> int:
