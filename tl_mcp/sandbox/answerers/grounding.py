@@ -71,8 +71,9 @@ _NUMBER = re.compile(
     re.IGNORECASE,
 )
 # Released at a sentence end, unless a citation marker follows it (then the marker belongs to it). A
-# marker alone never ends a sentence: models put it before the fact as often as after.
-_BOUNDARY = re.compile(r"[.!?]\s+(?=[^\s\[])|\n+(?=[^\s\[])")
+# marker alone never ends a sentence: models put it before the fact as often as after. Chinese and
+# Japanese full stops need no space after them.
+_BOUNDARY = re.compile(r"[.!?]\s+(?=[^\s\[])|[\u3002\uff01\uff1f]\s*(?=[^\s\[])|\n+(?=[^\s\[])")
 _UNITS_TEXT = """
 zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen
 seventeen eighteen nineteen
@@ -121,6 +122,8 @@ def _numbers(text: str) -> set[str]:
         found.add(_canonical(value) + (match.group(2) or "").lower())
         return " "
 
+    for run in _CJK_NUMBER.findall(text):
+        found.add(str(_cjk_number(run)))
     words = re.findall(r"[a-z]+", _NUMBER.sub(digits, text).lower().replace("-", " "))
     total = current = 0
     spoken = False
@@ -150,8 +153,53 @@ def _numbers(text: str) -> set[str]:
     return found
 
 
+_CJK_DIGITS = {c: i for i, c in enumerate("〇一二三四五六七八九")} | {"零": 0, "两": 2}
+_CJK_UNITS = {"十": 10, "百": 100, "千": 1000}
+_CJK_SCALES = {"万": 10**4, "萬": 10**4, "億": 10**8, "亿": 10**8}
+_CJK_NUMBER = re.compile(f"[{''.join([*_CJK_DIGITS, *_CJK_UNITS, *_CJK_SCALES])}]+")
+
+
+def _cjk_number(run: str) -> int:
+    """A number in Chinese or Japanese numerals: "九十" 90, "二千五百" 2500, "二〇二五" 2025."""
+    if not any(c in _CJK_UNITS or c in _CJK_SCALES for c in run):
+        return int("".join(str(_CJK_DIGITS[c]) for c in run))
+    total = section = digit = 0
+    for c in run:
+        if c in _CJK_DIGITS:
+            digit = _CJK_DIGITS[c]
+        elif c in _CJK_UNITS:
+            section += (digit or 1) * _CJK_UNITS[c]
+            digit = 0
+        else:
+            total += ((section + digit) or 1) * _CJK_SCALES[c]
+            section = digit = 0
+    return total + section + digit
+
+
 def _canonical(value: Decimal) -> str:
     return str(int(value)) if value == value.to_integral_value() else format(value.normalize(), "f")
+
+
+#: Scripts written without spaces: a run of them is not one word (any sentence that began like the
+#: evidence would hold then), so such text is read as pairs of characters.
+_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+
+
+def _terms(text: str) -> list[str]:
+    """``content_terms`` of ``text``, with each run of an unspaced script as its pairs of characters."""
+    found: dict[str, None] = {}
+    for term in content_terms(text):
+        runs = _UNSPACED.findall(term)
+        if not runs:
+            found.setdefault(term, None)
+            continue
+        for part in _UNSPACED.split(term):
+            if len(part) > 1:
+                found.setdefault(part, None)
+        for run in runs:
+            for i in range(max(len(run) - 1, 1)):
+                found.setdefault(run[i : i + 2], None)
+    return list(found)
 
 
 def _stem(word: str) -> str:
@@ -211,9 +259,7 @@ class _Checker:
         body = _MARK.sub(" ", sentence)
         numbers = _numbers(body)
         flips = _flips(body)
-        keys = [
-            w for w in content_terms(body) if w not in _FRAME and not w.isdigit() and w not in _NUMBER_WORDS
-        ]
+        keys = [w for w in _terms(body) if w not in _FRAME and not w.isdigit() and w not in _NUMBER_WORDS]
         if not keys and not numbers and not (self.cited or self.implied):
             raise Ungrounded("it gave a citation but no answer")
         if marks:
@@ -247,9 +293,7 @@ class _Checker:
             return False
         body = _MARK.sub(" ", prefix)
         numbers = _numbers(body)
-        keys = [
-            w for w in content_terms(body) if w not in _FRAME and not w.isdigit() and w not in _NUMBER_WORDS
-        ]
+        keys = [w for w in _terms(body) if w not in _FRAME and not w.isdigit() and w not in _NUMBER_WORDS]
         if not numbers and len(keys) < _EARLY_KEYS:
             return False
         if marks:
@@ -272,7 +316,7 @@ def _unsupported(
     flipped = sorted(flips - _flips(evidence))
     if flipped:
         return f'it says "{flipped[0]}", which is not in'
-    said = _Words(content_terms(evidence))
+    said = _Words(_terms(evidence))
     # "Pears are sold on Sundays" from "pears are not sold on Sundays": every word is the evidence's,
     # and it says the opposite.
     for flip, governed in _governed(evidence):
@@ -302,10 +346,8 @@ def _governed(evidence: str) -> list[tuple[str, list[str]]]:
         clause = _CLAUSE.match(evidence, match.end())
         end = clause.end() if clause else match.end()
         free = free[: match.start()] + " " * (end - match.start()) + free[end:]
-        found.append(
-            (next(iter(_flips(match.group()))), content_terms(evidence[match.end() : end])[:_GOVERNED])
-        )
-    elsewhere = _Words(content_terms(free))
+        found.append((next(iter(_flips(match.group()))), _terms(evidence[match.end() : end])[:_GOVERNED]))
+    elsewhere = _Words(_terms(free))
     return [(flip, kept) for flip, words in found if (kept := [w for w in words if not elsewhere.has(w)])]
 
 
