@@ -280,3 +280,15 @@ def test_unspaced_sentences_end_at_their_own_full_stops() -> None:
     assert "".join(d for d, produced in deltas if produced == 4) == said[0]
     text = "".join(d for d, _ in deltas)
     assert text.startswith("".join(said)) and "the number 90 is not in" in text
+
+
+@pytest.mark.parametrize(
+    "written", [[" [00:06 - 00:12]"], [" [ 00:06-00:12 ]"], [" [00:06 -", " 00:12]"], [" [00:06-", "00:12]"]]
+)
+def test_a_marker_written_loosely_is_named_as_the_evidence_writes_it(written: list[str]) -> None:
+    # A citation is found in the text by its exact marker: written otherwise, the answer cited nothing.
+    said = re.findall(r" ?\S+", "Fresh apples cost two dollars per pound")
+    text, made = answer([*said, *written, "."])
+    loose = "".join(written) != " [00:06-00:12]"
+    assert text == "".join([*said, *written, "."]) + ("\n\nFrom [00:06-00:12]." if loose else "")
+    assert made.note is None

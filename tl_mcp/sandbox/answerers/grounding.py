@@ -525,9 +525,12 @@ class GroundedAnswerer:
             if len(tail) > early:
                 yield from held.pieces(early, len(tail))
                 sent += tail[early:]
-            if not checker.cited:
-                # Every sentence was held by a retrieved moment but none said which: name them.
-                yield "\n\nFrom " + ", ".join(checker.implied) + "."
+            # Every sentence was held by a retrieved moment but none said which: name them. A citation is
+            # found in the text by its marker as the evidence writes it, so one the model wrote loosely
+            # ("[00:06 - 00:12]") is named again too.
+            unnamed = [m for m in checker.cited or checker.implied if m not in sent]
+            if unnamed:
+                yield "\n\nFrom " + ", ".join(unnamed) + "."
         finally:
             tokens.close()  # type: ignore[attr-defined]
 
