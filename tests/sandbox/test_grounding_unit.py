@@ -5,6 +5,7 @@ says in words), and hostile token streams against ``GroundedAnswerer``: the mode
 from __future__ import annotations
 
 import importlib.util
+import random
 import re
 import time
 from collections.abc import Iterator
@@ -15,7 +16,18 @@ import pytest
 from tl_mcp.config import ConfigError, Settings
 from tl_mcp.sandbox.answerers import Made, answerer_for
 from tl_mcp.sandbox.answerers.base import Cue, Question
-from tl_mcp.sandbox.answerers.grounding import MAX_SENTENCES, GroundedAnswerer, _numbers
+from tl_mcp.sandbox.answerers.grounding import (
+    _MARK,
+    MAX_SENTENCES,
+    GroundedAnswerer,
+    Ungrounded,
+    _Checker,
+    _is_refusal,
+    _norm_marker,
+    _numbers,
+    _split,
+    evidence_lines,
+)
 from tl_mcp.sandbox.config import SandboxConfig
 
 
@@ -292,3 +304,94 @@ def test_a_marker_written_loosely_is_named_as_the_evidence_writes_it(written: li
     loose = "".join(written) != " [00:06-00:12]"
     assert text == "".join([*said, *written, "."]) + ("\n\nFrom [00:06-00:12]." if loose else "")
     assert made.note is None
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    [
+        ["\n", "Fresh apples cost two dollars per pound."],
+        ["\n\nFresh apples cost two dollars per pound [00:06-00:12]. Sales grew 3 percent."],
+    ],
+)
+def test_an_answer_that_starts_with_a_line_break_is_answered(tokens: list[str]) -> None:
+    # It crashed (IndexError): the line break was taken for the end of an empty first sentence.
+    text, made = answer(tokens)
+    assert text.startswith("".join(tokens)) and made.note is None
+
+
+MOMENTS = [APPLES, SALES, TICKETS, PEARS]
+_EVIDENCE_WORDS = " ".join(c.text for c in MOMENTS).replace("/", " ").split()
+_FOREIGN = ["zebra", "orchard", "blue", "farmers", "seven", "35", "7", "12", "2.5", "1,000", "4th", "million"]
+_PIECES = [" ", "  ", ", ", ". ", "! ", "\n", "\n\n", " not", " never", " only", " no longer", " except"]
+_MARKERS = ["[00:06-00:12]", "[00:20-00:30]", "[00:40-00:50]", "[09:00-09:10]", "[00:06 - 00:12]", "[00:06-"]
+
+
+def _stream(rng: random.Random) -> list[str]:
+    """A model's answer made of evidence words, foreign words, numbers, flips and markers, cut into tokens
+    at random places (inside words, numbers and markers too)."""
+    moment = rng.choice(MOMENTS).text.split()
+    words: list[str] = []
+    for _ in range(rng.randint(1, 40)):
+        roll = rng.random()
+        if roll < 0.45:  # runs of one moment's words, so that some sentences hold
+            start = rng.randrange(len(moment))
+            words.extend(moment[start : start + rng.randint(1, 6)])
+        elif roll < 0.6:
+            words.append(rng.choice(_EVIDENCE_WORDS))
+        elif roll < 0.72:
+            words.append(rng.choice(_FOREIGN))
+        elif roll < 0.85:
+            words.append(rng.choice(_PIECES).strip() or ".")
+        else:
+            words.append(rng.choice(_MARKERS))
+    text = ""
+    for word in words:
+        text += word if word in ".,!" else rng.choice([" ", " ", " ", "\n", ""]) + word
+    cuts = sorted(rng.sample(range(1, len(text)), min(len(text) - 1, rng.randint(0, len(text) // 2))))
+    return [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+
+
+def _replay(released: str) -> None:
+    """Checks what a fresh checker would have let out: every sentence of ``released`` but the last
+    passes the sentence check, and the last passes it too or is a start that one moment holds."""
+    checker = _Checker(evidence_lines(MOMENTS))
+    sentences = _split(released)
+    for sentence in sentences[:-1]:
+        checker.check(sentence)
+    if sentences:
+        last = sentences[-1]
+        try:
+            checker.check(last)
+        except Ungrounded:
+            assert checker.holds(last.rstrip()), f"released unchecked: {last!r}"
+
+
+def test_random_token_streams_release_only_checked_sentences_and_a_held_start() -> None:
+    rng = random.Random(20261201)
+    known = {n for c in MOMENTS for n in re.findall(r"\d+", _MARK.sub(" ", c.text))}
+    for _ in range(300):
+        tokens = _stream(rng)
+        raw = "".join(tokens)
+        deltas = _deltas(tokens, MOMENTS)
+        text = "".join(d for d, _ in deltas)
+        # What the model wrote that has reached the caller each time the answerer asks the model for its
+        # next token (the answerer's own words after it, the fallback or the "From" line, never continue
+        # the model's text).
+        released = ""
+        for i, (delta, produced) in enumerate(deltas):
+            if not raw.startswith(released + delta):
+                break
+            released += delta
+            if i + 1 == len(deltas) or deltas[i + 1][1] != produced:
+                _replay(released)
+        assert len(_split(released)) <= MAX_SENTENCES
+        assert not _is_refusal(released), released
+        evidence = _numbers(" ".join(c.text for c in MOMENTS))
+        assert all(_numbers(_MARK.sub(" ", s)) <= evidence for s in _split(released)), (raw, released)
+        assert set(re.findall(r"\d+", _MARK.sub(" ", released))) <= known, (raw, released)
+        # Only retrieved moments are cited, and each citation is in the text as the evidence writes it.
+        cited = {_norm_marker(m) for m in _MARK.finditer(released)}
+        assert cited <= {c.marker for c in MOMENTS}
+        assert all(mark in text for mark in cited)
+        rest = text[len(released) :]
+        assert rest == "" or rest.lstrip("\n").startswith(("(The ", "From [", "The endpoint model")), rest

@@ -477,6 +477,9 @@ class GroundedAnswerer:
                     yield from self._fallback(question, reply, _too_long(question.max_tokens), sent, early)
                     return
                 ends = [m.end() for m in _BOUNDARY.finditer(pending, scan)]
+                # A sentence end with no words before it ends nothing: a model's answer may start with a
+                # line break.
+                ends = [e for i, e in enumerate(ends) if pending[ends[i - 1] if i else 0 : e].strip()]
                 if not ends:
                     cut = _early(pending)
                     if cut > early and cut >= judge_at:
@@ -487,7 +490,6 @@ class GroundedAnswerer:
                             early = cut
                     continue
                 # One token may end several sentences: none past MAX_SENTENCES is checked or sent.
-                ends = [e for i, e in enumerate(ends) if pending[ends[i - 1] if i else 0 : e].strip()]
                 ends = ends[: MAX_SENTENCES - released]
                 ready, rest = pending[: ends[-1]], pending[ends[-1] :]
                 sentences = _split(ready)
