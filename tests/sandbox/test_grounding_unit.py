@@ -127,6 +127,18 @@ def test_one_token_ending_several_sentences_sends_no_more_than_max_sentences() -
     assert text == " ".join([*said, said[0]]) + " " and made.note is None
 
 
+def test_markers_between_sentences_do_not_join_them_past_max_sentences() -> None:
+    # Each citation after its sentence's full stop: the sentences are still counted one by one.
+    said = [
+        "Fresh apples cost two dollars per pound. [00:06-00:12] ",
+        "Sales grew 3 percent. [00:20-00:30] ",
+        "Thirty people bought tickets.\n[00:40-00:50]\n",
+    ]
+    more = "Pears are not sold at the market on Sundays. [00:30-00:36] Fresh apples cost two dollars."
+    text, made = answer(re.findall(r"\s*\S+", "".join(said) + more))
+    assert text == "".join(said) and made.note is None
+
+
 def test_early_words_never_end_in_part_of_a_number() -> None:
     # "Thirty" is in the evidence, "thirty five" is not: the first word must not go out alone.
     tokens = ["Thirty", " five", " people", " bought", " tickets", " for", " the", " concert", " hall."]

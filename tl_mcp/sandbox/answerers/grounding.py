@@ -70,10 +70,16 @@ _NUMBER = re.compile(
     r"(\d+(?:,\d{3}(?!\d))*(?:\.\d+)?)(?:(st|nd|rd|th)\b|\s*(hundred|thousand|million|billion|trillion)\b)?",
     re.IGNORECASE,
 )
-# Released at a sentence end, unless a citation marker follows it (then the marker belongs to it). A
-# marker alone never ends a sentence: models put it before the fact as often as after. Chinese and
-# Japanese full stops need no space after them.
-_BOUNDARY = re.compile(r"[.!?]\s+(?=[^\s\[])|[\u3002\uff01\uff1f]\s*(?=[^\s\[])|\n+(?=[^\s\[])")
+# Released at a sentence end, after the citation markers that follow it (they belong to it). A marker
+# alone never ends a sentence: models put it before the fact as often as after; but the markers between
+# two sentences do not join them into one (which would let any number of sentences out as one). Chinese
+# and Japanese full stops need no space after them.
+_MARKER = _MARK.pattern
+_BOUNDARY = re.compile(
+    rf"[.!?](?:\s+{_MARKER})*\s+(?=[^\s\[])|[\u3002\uff01\uff1f](?:\s*{_MARKER})*\s*(?=[^\s\[])|\n+(?=[^\s\[])"
+)
+#: How far before the new text a sentence end it completes may start: its stop and the markers after it.
+_BOUNDARY_REACH = 80
 _UNITS_TEXT = """
 zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen
 seventeen eighteen nineteen
@@ -605,10 +611,10 @@ class _Held:
             self.add(first)
 
     def add(self, token: str) -> int:
-        """Hold ``token``; returns where a sentence end it completes may start: one needs a full stop and
-        whitespace before the next word, and only the trailing whitespace and the character before it
-        were not already known not to end one."""
-        scan = max(self.blank - 1, 0)
+        """Hold ``token``; returns where a sentence end it completes may start: one needs a full stop (and
+        the markers after it) and whitespace before the next word, so only the trailing whitespace and
+        the few characters before it were not already known not to end one."""
+        scan = max(self.blank - _BOUNDARY_REACH, 0)
         self.starts.append(len(self.text))
         self.tokens.append(token)
         self.text += token
