@@ -139,6 +139,31 @@ def test_markers_between_sentences_do_not_join_them_past_max_sentences() -> None
     assert text == "".join(said) and made.note is None
 
 
+@pytest.mark.parametrize(
+    ("tokens", "broken"),
+    [
+        (["Sales grew 3 percent [00:20-", "00:", "30 in 2025."], "[00:20-00:30"),
+        (["Sales grew 3 percent 00:30] in 2025."], "00:30]"),
+        (["Sales grew 3 percent [00:20 in 2025."], "[00:20"),
+    ],
+)
+def test_a_marker_that_is_not_whole_is_named_as_the_reason(tokens: list[str], broken: str) -> None:
+    text, made = answer(tokens)
+    reason = f"it writes {broken}, not a whole marker such as [00:06-00:12]"
+    assert reason in text and made.note is not None and reason in made.note
+    assert "00:" not in text.split(reason)[0].replace("[00:06-00:12]", "")
+
+
+def test_a_model_that_writes_only_a_marker_or_blanks_is_set_aside_saying_so() -> None:
+    for tokens, reason in [
+        (["[00:06-", "00:12]"], "it gave a citation but no answer"),
+        (["  ", "\n", " ", "\n\n"], "the model returned no text"),
+    ]:
+        text, made = answer(tokens)
+        assert text.startswith(f"The endpoint model scripted answer was set aside: {reason}. ")
+        assert text.endswith(EXTRACTIVE) and made.answerer == "extractive"
+
+
 def test_early_words_never_end_in_part_of_a_number() -> None:
     # "Thirty" is in the evidence, "thirty five" is not: the first word must not go out alone.
     tokens = ["Thirty", " five", " people", " bought", " tickets", " for", " the", " concert", " hall."]

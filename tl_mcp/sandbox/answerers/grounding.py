@@ -75,6 +75,8 @@ _NUMBER = re.compile(
 # two sentences do not join them into one (which would let any number of sentences out as one). Chinese
 # and Japanese full stops need no space after them.
 _MARKER = _MARK.pattern
+#: What is left of a marker that is not whole ("[00:06-" or "00:12]") once the whole ones are taken out.
+_BROKEN_MARK = re.compile(r"\[\s*\d{1,2}:\d{2}[\s\d:-]*|[\s\d:-]*\d{1,2}:\d{2}\s*\]")
 _BOUNDARY = re.compile(
     rf"[.!?](?:\s+{_MARKER})*\s+(?=[^\s\[])|[\u3002\uff01\uff1f](?:\s*{_MARKER})*\s*(?=[^\s\[])|\n+(?=[^\s\[])"
 )
@@ -263,6 +265,10 @@ class _Checker:
             if mark not in self.by_marker:
                 raise Ungrounded(f"it cites {mark}, which is not one of the retrieved moments")
         body = _MARK.sub(" ", sentence)
+        broken = _BROKEN_MARK.search(body)
+        if broken:
+            # Read as words, its times would be numbers the evidence lacks: a confusing reason.
+            raise Ungrounded(f"it writes {broken.group().strip()}, not a whole marker such as [00:06-00:12]")
         numbers = _numbers(body)
         flips = _flips(body)
         keys = [w for w in _terms(body) if w not in _FRAME and not w.isdigit() and w not in _NUMBER_WORDS]
@@ -298,6 +304,8 @@ class _Checker:
         if any(mark not in self.by_marker for mark in marks):
             return False
         body = _MARK.sub(" ", prefix)
+        if _BROKEN_MARK.search(body):
+            return False
         numbers = _numbers(body)
         keys = [w for w in _terms(body) if w not in _FRAME and not w.isdigit() and w not in _NUMBER_WORDS]
         if not numbers and len(keys) < _EARLY_KEYS:
