@@ -39,13 +39,13 @@ from tl_mcp.sandbox.config import SandboxConfig
         ("Two hundred and five people came.", {"205"}),
         ("One thousand two hundred kilometres", {"1200"}),
         ("It costs $2 per pound, or 1.50 a bag.", {"2", "1.5"}),
-        ("Revenue grew twenty-five percent in 2026.", {"25", "2026"}),
+        ("Revenue grew twenty-five percent in 2026.", {"25%", "2026"}),
         ("Chapter three, then chapter 4.", {"3", "4"}),
         # Read as the quantities they are, not as the digits a moment might also hold.
         ("Sales reached 1,000 units, then 12,500.", {"1000", "12500"}),
         ("It sold 2.5 million copies, then 3 billion.", {"2500000", "3000000000"}),
         ("two billion people and a million more", {"2000000000", "1000000"}),
-        ("It grew two point five percent.", {"2.5"}),
+        ("It grew two point five percent, then 3%, then 4 per cent.", {"2.5%", "3%", "4%"}),
         ("She came 4th, then 21st, then 3.", {"4th", "21st", "3"}),
         ("The 1, 2, 3 of it", {"1", "2", "3"}),
     ],
@@ -172,7 +172,7 @@ def test_early_words_never_end_in_part_of_a_number() -> None:
     assert made.answerer == "extractive"
     # The same for digits split by a space, and a scale word after a number the evidence has.
     text, _ = answer(["Sales grew 3", " 5", " percent", " to", " 1", " million units."], [SALES])
-    assert text.startswith("The endpoint model scripted answer was set aside: the number 5 is not in")
+    assert text.startswith("The endpoint model scripted answer was set aside: the number 3 is not in")
     text, _ = answer(["Fresh apples at the market cost", " two", " million", " dollars."], [APPLES])
     assert text.startswith("Fresh apples at the market cost\n\n(The rest of the model's sentence was set")
 
@@ -192,6 +192,15 @@ def test_a_quantity_the_evidence_does_not_say_is_set_aside(tokens: list[str], nu
     reason = f"the number {number} is not in any single retrieved moment"
     assert reason in text and made.note is not None and reason in made.note
     assert number not in text.split(reason)[0].replace(",", "")
+
+
+def test_a_count_is_not_a_share() -> None:
+    # "percent" is a word a sentence may add (it frames a number), not one that makes thirty people
+    # thirty percent of them.
+    text, made = answer(re.findall(r" ?\S+", "Thirty percent of people bought tickets for the concert hall."))
+    assert "the number 30% is not in" in text and made.answerer == "extractive"
+    said = "Quarterly sales grew 3% to 1 million units in 2025."
+    assert answer(re.findall(r" ?\S+", said))[0] == said + "\n\nFrom [00:20-00:30]."
 
 
 @pytest.mark.parametrize(

@@ -64,10 +64,11 @@ _SYSTEM_JSON = (
 )
 _MARK = re.compile(r"\[\s*(\d{2}:\d{2})\s*-\s*(\d{2}:\d{2})\s*\]")
 # A number as written in digits: "1,000" is one thousand (not 1 and 0), "2.5 million" two and a half
-# million (not 2.5), "4th" an ordinal (not 4): read loosely, an invented quantity hides behind a digit the
-# evidence has.
+# million (not 2.5), "4th" an ordinal (not 4), "30%" a share (not 30 people): read loosely, an invented
+# quantity hides behind a digit the evidence has.
 _NUMBER = re.compile(
-    r"(\d+(?:,\d{3}(?!\d))*(?:\.\d+)?)(?:(st|nd|rd|th)\b|\s*(hundred|thousand|million|billion|trillion)\b)?",
+    r"(\d+(?:,\d{3}(?!\d))*(?:\.\d+)?)(?:(st|nd|rd|th)\b|\s*(hundred|thousand|million|billion|trillion)\b)?"
+    r"(\s*(?:%|percent\b|per cent\b))?",
     re.IGNORECASE,
 )
 # Released at a sentence end, after the citation markers that follow it (they belong to it). A marker
@@ -127,7 +128,7 @@ def _numbers(text: str) -> set[str]:
 
     def digits(match: re.Match[str]) -> str:
         value = Decimal(match.group(1).replace(",", "")) * _SCALES.get((match.group(3) or "").lower(), 1)
-        found.add(_canonical(value) + (match.group(2) or "").lower())
+        found.add(_canonical(value) + (match.group(2) or "").lower() + ("%" if match.group(4) else ""))
         return " "
 
     for run in _CJK_NUMBER.findall(text):
@@ -154,7 +155,8 @@ def _numbers(text: str) -> set[str]:
         elif word == "point" and spoken and decimals is None:
             decimals = ""
         elif spoken:
-            found.add(_canonical(Decimal(f"{total + current}.{decimals or 0}")))
+            share = "%" if word == "percent" else ""
+            found.add(_canonical(Decimal(f"{total + current}.{decimals or 0}")) + share)
             total = current = 0
             spoken = False
             decimals = None
@@ -182,6 +184,11 @@ def _cjk_number(run: str) -> int:
             total += ((section + digit) or 1) * _CJK_SCALES[c]
             section = digit = 0
     return total + section + digit
+
+
+def _values(text: str) -> set[str]:
+    """The numbers in ``text`` as a JSON field holds them: 20 for "twenty percent", 4 for "4th"."""
+    return {re.sub(r"(?:st|nd|rd|th|%)$", "", n) for n in _numbers(text)}
 
 
 def _canonical(value: Decimal) -> str:
@@ -578,8 +585,8 @@ class GroundedAnswerer:
         if problems:
             yield from self._fallback(question, reply, f"its JSON does not fit the schema: {problems[0]}", "")
             return
-        known = _numbers(" ".join(f"{c.marker} {c.text}" for c in cues).replace(":", " "))
-        invented = sorted(_numbers(json.dumps(value).replace(":", " ")) - known)
+        known = _values(" ".join(f"{c.marker} {c.text}" for c in cues).replace(":", " "))
+        invented = sorted(_values(json.dumps(value).replace(":", " ")) - known)
         if invented:
             yield from self._fallback(question, reply, f"the number {invented[0]} is not in the evidence", "")
             return
