@@ -5,6 +5,7 @@ says in words), and hostile token streams against ``GroundedAnswerer``: the mode
 from __future__ import annotations
 
 import importlib.util
+import json
 import random
 import re
 import time
@@ -441,3 +442,20 @@ def test_random_token_streams_release_only_checked_sentences_and_a_held_start() 
         assert all(mark in text for mark in cited)
         rest = text[len(released) :]
         assert rest == "" or rest.lstrip("\n").startswith(("(The ", "From [", "The endpoint model")), rest
+
+
+def test_a_structured_field_takes_the_number_of_a_share_or_an_ordinal() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"growth_percent": {"type": "number"}, "place": {"type": "integer"}},
+    }
+    cue = Cue("[00:20-00:30]", "on screen", "Quarterly sales grew 3 percent; the team came 4th in 2025")
+    for value, made_by in [
+        ({"growth_percent": 3, "place": 4}, "endpoint"),
+        ({"growth_percent": 7}, "extractive"),
+    ]:
+        question = Question("q", [cue], lambda: "{}", schema=schema)
+        reply = GroundedAnswerer(Scripted([json.dumps(value)])).answer(question)
+        text = "".join(reply)
+        assert reply.made.answerer == made_by, reply.made
+        assert text == (json.dumps(value) if made_by == "endpoint" else "{}")
