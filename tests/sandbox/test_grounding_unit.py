@@ -195,6 +195,13 @@ def test_a_quantity_the_evidence_does_not_say_is_set_aside(tokens: list[str], nu
     assert number not in text.split(reason)[0].replace(",", "")
 
 
+@pytest.mark.parametrize("invisible", ["\u200b", "\u2060", "\ufeff", "\u00ad"])
+def test_a_number_split_by_an_invisible_character_is_the_number_the_caller_sees(invisible: str) -> None:
+    cue = Cue("[00:50-00:55]", "speech", "2 apples cost 5 dollars at the market stall")
+    text, made = answer([f"2{invisible}5", " apples cost 5 dollars at the market stall."], [cue])
+    assert "the number 25 is not in" in text and made.answerer == "extractive"
+
+
 def test_a_count_is_not_a_share() -> None:
     # "percent" is a word a sentence may add (it frames a number), not one that makes thirty people
     # thirty percent of them.

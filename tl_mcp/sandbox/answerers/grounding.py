@@ -76,6 +76,8 @@ _NUMBER = re.compile(
 # two sentences do not join them into one (which would let any number of sentences out as one). Chinese
 # and Japanese full stops need no space after them.
 _MARKER = _MARK.pattern
+#: Characters that show nothing: "2\u200b5" reads as 25 to the caller, so it is read as 25 here too.
+_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]")
 #: What is left of a marker that is not whole ("[00:06-" or "00:12]") once the whole ones are taken out.
 _BROKEN_MARK = re.compile(r"\[\s*\d{1,2}:\d{2}[\s\d:-]*|[\s\d:-]*\d{1,2}:\d{2}\s*\]")
 _BOUNDARY = re.compile(
@@ -267,6 +269,7 @@ class _Checker:
         self.implied: list[str] = []
 
     def check(self, sentence: str) -> None:
+        sentence = _INVISIBLE.sub("", sentence)
         marks = [_norm_marker(m) for m in _MARK.finditer(sentence)]
         for mark in marks:
             if mark not in self.by_marker:
@@ -307,6 +310,7 @@ class _Checker:
         """Whether ``prefix`` (the start of a sentence, cut at a word end) may go out before the sentence
         ends: it says something (a number, or three key words) and every number and key word in it is in
         the moments it cites or, uncited, in one moment. Nothing is recorded: the sentence check does that."""
+        prefix = _INVISIBLE.sub("", prefix)
         marks = [_norm_marker(m) for m in _MARK.finditer(prefix)]
         if any(mark not in self.by_marker for mark in marks):
             return False
