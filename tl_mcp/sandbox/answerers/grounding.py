@@ -2,8 +2,9 @@
 and its text reaches the caller only sentence by sentence after checks.
 
 - A sentence may cite only markers of retrieved moments.
-- The numbers and two thirds of the key words of a sentence must be in the moments it cites (uncited:
-  in the moment the sentence before cited, or in one single retrieved moment).
+- The numbers (read as quantities), the negations and qualifiers, and two thirds of the key words of a
+  sentence must be in the moments it cites (uncited: in the moment the sentence before cited, or in one
+  single retrieved moment), and it may not leave out a negation the moment says of its words.
 - "NOT IN THE VIDEOS" (the model's way to say the evidence does not answer) becomes a plain refusal.
 - A structured answer is decoded under the caller's schema, validated, and its numbers must be in the
   evidence.
@@ -71,17 +72,17 @@ _NUMBER = re.compile(
     r"(\s*(?:%|percent\b|per cent\b))?",
     re.IGNORECASE,
 )
-# Released at a sentence end, after the citation markers that follow it (they belong to it). A marker
-# alone never ends a sentence: models put it before the fact as often as after; but the markers between
-# two sentences do not join them into one (which would let any number of sentences out as one). Chinese
-# and Japanese full stops need no space after them.
-_MARKER = _MARK.pattern
 #: Characters that show nothing: "2\u200b5" reads as 25 to the caller, so it is read as 25 here too.
 _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]")
 #: What is left of a marker that is not whole ("[00:06-" or "00:12]") once the whole ones are taken out.
 _BROKEN_MARK = re.compile(r"\[\s*\d{1,2}:\d{2}[\s\d:-]*|[\s\d:-]*\d{1,2}:\d{2}\s*\]")
+# Released at a sentence end, after the citation markers that follow it (they belong to it). A marker
+# alone never ends a sentence: models put it before the fact as often as after; but the markers between
+# two sentences do not join them into one (which would let any number of sentences out as one). Chinese
+# and Japanese full stops need no space after them.
 _BOUNDARY = re.compile(
-    rf"[.!?](?:\s+{_MARKER})*\s+(?=[^\s\[])|[\u3002\uff01\uff1f](?:\s*{_MARKER})*\s*(?=[^\s\[])|\n+(?=[^\s\[])"
+    rf"[.!?](?:\s+{_MARK.pattern})*\s+(?=[^\s\[])|[\u3002\uff01\uff1f](?:\s*{_MARK.pattern})*\s*(?=[^\s\[])"
+    r"|\n+(?=[^\s\[])"
 )
 #: How far before the new text a sentence end it completes may start: its stop and the markers after it.
 _BOUNDARY_REACH = 80
