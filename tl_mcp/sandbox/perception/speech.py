@@ -28,9 +28,13 @@ _QUIET_STEP = SAMPLE_RATE // 20  # 50 ms energy frames
 #: sentences are 0.3 s and up; a comma's pause is shorter (espeak-ng: under 0.2 s).
 PAUSE_SECONDS = 0.3
 _FRAME = SAMPLE_RATE // 50  # 20 ms level frames for finding pauses
-#: A window whose loud frames are less than this far above its quiet ones (speech over music or a steady
-#: noise) shows no pause the level can find: its segments are cut at sentence ends only.
+#: A window whose loud frames are less than this far above its quiet ones (speech over music or a loud
+#: steady noise) shows no pause the level can find: its words are cut at gaps between their timestamps.
 _MIN_CONTRAST_DB = 15.0
+#: Where the audio cannot show pauses, a gap this long between two words' timestamps stands for one. Over
+#: music (+3 dB) Whisper leaves 0.34–0.7 s at the pauses between sentences and 0.3 s at a comma spoken
+#: without one, and writes commas for the sentence ends.
+WORD_GAP_SECONDS = 0.32
 _SENTENCE_END = (".", "?", "!", "…")
 #: Full stops that end a title or an initial, not a sentence: Whisper writes "Doctor Amara Osei" as
 #: "Dr. Amara Osei" and "John F. Kennedy" with its initial. A real sentence end after one of these is
@@ -176,20 +180,20 @@ class WhisperSpeechAnalyzer:
         return result
 
 
-def _sound_islands(audio: AudioArray) -> list[tuple[float, float]]:
+def _sound_islands(audio: AudioArray) -> list[tuple[float, float]] | None:
     """Stretches of sound between silences of ``PAUSE_SECONDS`` or more, in seconds from the start of
     ``audio``. A 20 ms frame is silent when its RMS level is near the window's noise floor (its 5th
-    percentile), or 40 dB under its loud level (95th percentile) on digitally silent audio; one island when
-    the window has too little contrast to tell."""
+    percentile), or 40 dB under its loud level (95th percentile) on digitally silent audio. None when the
+    window has too little contrast to tell (or is shorter than a frame)."""
     duration = audio.size / SAMPLE_RATE
     frames = audio.size // _FRAME
     if frames == 0:
-        return [(0.0, duration)]
+        return None
     power = np.square(audio[: frames * _FRAME].reshape(frames, _FRAME), dtype=np.float64).mean(axis=1)
     level = 10.0 * np.log10(np.maximum(power, 1e-10))
     floor, loud = (float(v) for v in np.percentile(level, [5, 95]))
     if loud - floor < _MIN_CONTRAST_DB:
-        return [(0.0, duration)]
+        return None
     quiet = level < max(floor + min(12.0, (loud - floor) / 2), loud - 40.0)
     edges = np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]]))
     begins, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
@@ -219,7 +223,7 @@ def _island_of(word: Any, islands: list[tuple[float, float]]) -> int:
 
 
 def _sentence_moments(
-    words: list[Any], islands: list[tuple[float, float]], offset: float, duration: float
+    words: list[Any], islands: list[tuple[float, float]] | None, offset: float, duration: float
 ) -> list[TimedText]:
     out = []
     for run in _sentences(words, islands):
@@ -231,15 +235,19 @@ def _sentence_moments(
     return out
 
 
-def _sentences(words: list[Any], islands: list[tuple[float, float]]) -> list[list[Any]]:
+def _sentences(words: list[Any], islands: list[tuple[float, float]] | None) -> list[list[Any]]:
     """Runs of words split after sentence punctuation and where a pause in the audio lies between two
-    words. A gap between word timestamps is not a pause: Whisper leaves 0.2 s where the speaker paused
-    0.4 s, and 0.5 s at a comma spoken without one."""
+    words. A gap between word timestamps is not a pause where the audio shows pauses: Whisper leaves 0.2 s
+    where the speaker paused 0.4 s, and 0.5 s at a comma spoken without one. Where it shows none
+    (``islands`` is None), the gaps are all there is to go on."""
     runs: list[list[Any]] = [[]]
     last = -1
     for word in words:
         run = runs[-1]
-        island = _island_of(word, islands)
+        if islands is None:
+            island = last + (bool(run) and float(word.start) - float(run[-1].end) >= WORD_GAP_SECONDS)
+        else:
+            island = _island_of(word, islands)
         if run and (_ends_sentence(run[-1].word) or island != last):
             runs.append(run := [])
         run.append(word)
