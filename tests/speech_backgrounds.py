@@ -105,7 +105,8 @@ def music(n: int, rate: int) -> Samples:
         tt = t[kick] - t[b]
         out[kick] += 3.0 * np.exp(-tt * 30) * np.sin(2 * np.pi * (50 + 80 * np.exp(-tt * 40)) * tt)
         hat = slice(b + beat // 2, min(n, b + beat // 2 + rate // 20))
-        out[hat] += 0.6 * np.exp(-(t[hat] - t[hat][0]) * 80) * rng.standard_normal(len(t[hat]))
+        tt = t[hat] - (b + beat // 2) / rate
+        out[hat] += 0.6 * np.exp(-tt * 80) * rng.standard_normal(tt.size)
     return out.astype(np.float32)
 
 

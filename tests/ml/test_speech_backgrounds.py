@@ -105,22 +105,7 @@ def test_each_sentence_over_a_background_is_one_moment_within_the_tolerance(
         assert all(not (top["start"] < a + 0.5 and b - 0.5 < top["end"]) for a, b in neighbours), (n, top)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            c[0],
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="over music as loud as the speech the audio shows no pause: the last word's end is "
-                "Whisper's, 0.3 s late, and reaches past a cut in the 0.4 s pause (see perception/README.md)",
-            ),
-        )
-        if c[0] == "music+3"
-        else c[0]
-        for c in CASES
-    ],
-)
+@pytest.mark.parametrize("name", [c[0] for c in CASES])
 def test_a_sentence_over_a_background_does_not_cross_the_scene_cut(
     top_moments: Callable[[str], list[dict[str, Any]]], speech: Speech, name: str
 ) -> None:
