@@ -179,6 +179,14 @@ class WhisperSpeechAnalyzer:
         duration = audio.size / SAMPLE_RATE
         log.debug("transcribing %.1f s of audio at offset %.1f s", duration, offset)
         islands = _sound_islands(audio)
+        if islands is None:
+            log.info(
+                "no pause found in the audio at %.1f–%.1f s (a background about as loud as the speech): its "
+                "sentences are cut where Whisper's word times leave %.2f s",
+                offset,
+                offset + duration,
+                WORD_GAP_SECONDS,
+            )
         result: list[TimedText] = []
         # Whisper joins sentences that follow each other closely into one segment (with a comma where the
         # pause was) and may end a segment mid-sentence: the words of consecutive segments are re-cut into
