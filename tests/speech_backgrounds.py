@@ -110,11 +110,20 @@ def music(n: int, rate: int) -> Samples:
     return out.astype(np.float32)
 
 
+def fan_then_music(n: int, rate: int) -> Samples:
+    """A scene with a fan, then one with music, as loud as each other."""
+    fan, tune = fan_hum(n, rate), music(n, rate)
+    out = fan / _rms(fan)
+    out[n // 2 :] = (tune / _rms(tune))[n // 2 :]
+    return out.astype(np.float32)
+
+
 BACKGROUNDS: dict[str, Callable[[int, int], Samples]] = {
     "music": music,
     "pink": pink_noise,
     "brown": brown_noise,
     "fan": fan_hum,
+    "fan-then-music": fan_then_music,
 }
 
 

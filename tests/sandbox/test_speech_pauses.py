@@ -78,7 +78,15 @@ def six(tmp_path_factory: pytest.TempPathFactory) -> Speech:
 
 @pytest.mark.parametrize(
     ("background", "ratio_db"),
-    [("music", 10.0), ("music", 3.0), ("music", 0.0), ("pink", 10.0), ("brown", 10.0), ("fan", 10.0)],
+    [
+        ("music", 10.0),
+        ("music", 3.0),
+        ("music", 0.0),
+        ("pink", 10.0),
+        ("brown", 10.0),
+        ("fan", 10.0),
+        ("fan-then-music", 10.0),
+    ],
 )
 def test_over_music_or_a_steady_noise_each_sentence_is_one_island(
     six: Speech, background: str, ratio_db: float
