@@ -299,7 +299,8 @@ def _sentences(words: list[Any], islands: list[tuple[float, float]] | None) -> l
     for word in words:
         run = runs[-1]
         if islands is None:
-            island = last + (bool(run) and float(word.start) - float(run[-1].end) >= WORD_GAP_SECONDS)
+            gap = bool(run) and float(word.start) - float(run[-1].end) >= WORD_GAP_SECONDS
+            island = last + 1 if gap else last
         else:
             island = _island_of(word, islands)
         if run and (_ends_sentence(run[-1].word) or island != last):
