@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from tl_mcp.sandbox.media import MediaLimits, TimedText
 from tl_mcp.sandbox.perception.audio import SAMPLE_RATE, AudioArray, iter_audio_chunks
@@ -28,9 +29,32 @@ _QUIET_STEP = SAMPLE_RATE // 20  # 50 ms energy frames
 #: sentences are 0.3 s and up; a comma's pause is shorter (espeak-ng: under 0.2 s).
 PAUSE_SECONDS = 0.3
 _FRAME = SAMPLE_RATE // 50  # 20 ms level frames for finding pauses
-#: A window whose loud frames are less than this far above its quiet ones (speech over music or a steady
-#: noise) shows no pause the level can find: its segments are cut at sentence ends only.
-_MIN_CONTRAST_DB = 15.0
+#: Bands (Hz) each compared with the background's own level in it: speech stands out in some bands even
+#: over a background as loud as it overall (a hum in the low ones, hiss in the high ones, music's notes in
+#: a few).
+_BANDS_HZ = (100, 300, 600, 1000, 1600, 2500, 3500, 5000, 8000)
+_FFT = 512
+#: The background's level in a band: this percentile of the band's 20 ms powers within ``_FLOOR_SECONDS``
+#: either side, so the floor follows a background that changes (a scene with music after one with a fan).
+#: Sentences ≈ 2 s apart leave about a quarter of the frames to the background; a lower percentile falls
+#: into music's dips between notes and beats.
+_FLOOR_PERCENTILE = 30
+_FLOOR_SECONDS = 3.0
+#: A frame is background when its bands are, on average, within this of their floors after a median over
+#: ``_SMOOTH_FRAMES`` (180 ms), so a drum hit is no sound and a stop consonant's closure no pause.
+_QUIET_DB = 1.5
+_SMOOTH_FRAMES = 9
+#: A window whose loudest frames (95th percentile) stand less than this above the background (speech
+#: under pink noise as loud as it) shows no pause the audio can find: its words are cut at gaps between
+#: their timestamps.
+_MIN_CONTRAST_DB = 4.0
+#: Where the audio cannot show pauses, a gap this long between two words' timestamps stands for one. Over
+#: music (+3 dB) Whisper leaves 0.34–0.7 s at the pauses between sentences and 0.3 s at a comma spoken
+#: without one, and writes commas for the sentence ends.
+WORD_GAP_SECONDS = 0.32
+#: How far a sentence may reach out of its stretch of sound: its soft first and last sounds are a
+#: frame or few under the level (see tests/sandbox/test_speech_pauses.py).
+_EDGE_SECONDS = 0.1
 _SENTENCE_END = (".", "?", "!", "…")
 #: Full stops that end a title or an initial, not a sentence: Whisper writes "Doctor Amara Osei" as
 #: "Dr. Amara Osei" and "John F. Kennedy" with its initial. A real sentence end after one of these is
@@ -155,6 +179,14 @@ class WhisperSpeechAnalyzer:
         duration = audio.size / SAMPLE_RATE
         log.debug("transcribing %.1f s of audio at offset %.1f s", duration, offset)
         islands = _sound_islands(audio)
+        if islands is None:
+            log.info(
+                "no pause found in the audio at %.1f–%.1f s (a background about as loud as the speech): its "
+                "sentences are cut where Whisper's word times leave %.2f s",
+                offset,
+                offset + duration,
+                WORD_GAP_SECONDS,
+            )
         result: list[TimedText] = []
         # Whisper joins sentences that follow each other closely into one segment (with a comma where the
         # pause was) and may end a segment mid-sentence: the words of consecutive segments are re-cut into
@@ -176,21 +208,18 @@ class WhisperSpeechAnalyzer:
         return result
 
 
-def _sound_islands(audio: AudioArray) -> list[tuple[float, float]]:
-    """Stretches of sound between silences of ``PAUSE_SECONDS`` or more, in seconds from the start of
-    ``audio``. A 20 ms frame is silent when its RMS level is near the window's noise floor (its 5th
-    percentile), or 40 dB under its loud level (95th percentile) on digitally silent audio; one island when
-    the window has too little contrast to tell."""
+def _sound_islands(audio: AudioArray) -> list[tuple[float, float]] | None:
+    """Stretches of sound between pauses of ``PAUSE_SECONDS`` or more, in seconds from the start of
+    ``audio``: runs of 20 ms frames at the background's level (see :func:`_background_level`). None when
+    the window has too little contrast to tell (or is shorter than a frame)."""
     duration = audio.size / SAMPLE_RATE
     frames = audio.size // _FRAME
     if frames == 0:
-        return [(0.0, duration)]
-    power = np.square(audio[: frames * _FRAME].reshape(frames, _FRAME), dtype=np.float64).mean(axis=1)
-    level = 10.0 * np.log10(np.maximum(power, 1e-10))
-    floor, loud = (float(v) for v in np.percentile(level, [5, 95]))
-    if loud - floor < _MIN_CONTRAST_DB:
-        return [(0.0, duration)]
-    quiet = level < max(floor + min(12.0, (loud - floor) / 2), loud - 40.0)
+        return None
+    level = _background_level(audio[: frames * _FRAME].reshape(frames, _FRAME))
+    if float(np.percentile(level, 95)) < _MIN_CONTRAST_DB:
+        return None
+    quiet = level < _QUIET_DB
     edges = np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]]))
     begins, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     long = (ends - begins) * _FRAME >= PAUSE_SECONDS * SAMPLE_RATE
@@ -206,6 +235,28 @@ def _sound_islands(audio: AudioArray) -> list[tuple[float, float]]:
     return islands or [(0.0, duration)]
 
 
+def _background_level(frames: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    """How far, in dB, each frame stands above the background: the mean over ``_BANDS_HZ`` of its band
+    power over the band's running floor, median-smoothed. A steady noise or hum has a floor of its own in
+    every band, so a pause over it is as clear as one over silence."""
+    spectrum = np.square(np.abs(np.fft.rfft(frames * np.hanning(_FRAME), _FFT, axis=1)))
+    band = np.searchsorted(_BANDS_HZ, np.fft.rfftfreq(_FFT, 1.0 / SAMPLE_RATE), side="right") - 1
+    bands = np.stack([spectrum[:, band == b].sum(axis=1) for b in range(len(_BANDS_HZ) - 1)], axis=1)
+    bands += 1e-12  # digital silence: its own floor, 0 dB
+    floor = np.empty_like(bands)
+    # One floor per second of frames keeps this at a few ms per 30 s window.
+    step, reach = SAMPLE_RATE // _FRAME, int(_FLOOR_SECONDS * SAMPLE_RATE / _FRAME)
+    for at in range(0, bands.shape[0], step):
+        near = bands[max(0, at + step // 2 - reach) : at + step // 2 + reach]
+        floor[at : at + step] = np.percentile(near, _FLOOR_PERCENTILE, axis=0)
+    level = (10.0 * np.log10(bands / floor)).mean(axis=1)
+    padded = np.pad(level, _SMOOTH_FRAMES // 2, mode="edge")
+    smooth: npt.NDArray[np.float64] = np.median(
+        np.lib.stride_tricks.sliding_window_view(padded, _SMOOTH_FRAMES), axis=1
+    )
+    return smooth
+
+
 def _island_of(word: Any, islands: list[tuple[float, float]]) -> int:
     """The island a word was spoken in: the one its timestamps overlap most, else the nearest. Whisper's
     word times are off by up to half a second, so a word may reach into, or sit in, a pause."""
@@ -219,7 +270,7 @@ def _island_of(word: Any, islands: list[tuple[float, float]]) -> int:
 
 
 def _sentence_moments(
-    words: list[Any], islands: list[tuple[float, float]], offset: float, duration: float
+    words: list[Any], islands: list[tuple[float, float]] | None, offset: float, duration: float
 ) -> list[TimedText]:
     out = []
     for run in _sentences(words, islands):
@@ -227,19 +278,31 @@ def _sentence_moments(
         # avg_logprob is shared by every segment of one decoding window; the words' own probabilities
         # tell sentences apart.
         confidence = sum(float(w.probability) for w in run) / len(run)
-        out.append(_timed(text, float(run[0].start), float(run[-1].end), confidence, offset, duration))
+        start, end = float(run[0].start), float(run[-1].end)
+        if islands is not None:
+            # Whisper's word times run up to 0.4 s into the pause after a sentence (past a scene cut in
+            # it): the stretch of sound the words were spoken in bounds them.
+            a, b = islands[_island_of(run[0], islands)]
+            start = min(max(start, a - _EDGE_SECONDS), b)
+            end = max(min(end, b + _EDGE_SECONDS), start)
+        out.append(_timed(text, start, end, confidence, offset, duration))
     return out
 
 
-def _sentences(words: list[Any], islands: list[tuple[float, float]]) -> list[list[Any]]:
+def _sentences(words: list[Any], islands: list[tuple[float, float]] | None) -> list[list[Any]]:
     """Runs of words split after sentence punctuation and where a pause in the audio lies between two
-    words. A gap between word timestamps is not a pause: Whisper leaves 0.2 s where the speaker paused
-    0.4 s, and 0.5 s at a comma spoken without one."""
+    words. A gap between word timestamps is not a pause where the audio shows pauses: Whisper leaves 0.2 s
+    where the speaker paused 0.4 s, and 0.5 s at a comma spoken without one. Where it shows none
+    (``islands`` is None), the gaps are all there is to go on."""
     runs: list[list[Any]] = [[]]
     last = -1
     for word in words:
         run = runs[-1]
-        island = _island_of(word, islands)
+        if islands is None:
+            gap = bool(run) and float(word.start) - float(run[-1].end) >= WORD_GAP_SECONDS
+            island = last + 1 if gap else last
+        else:
+            island = _island_of(word, islands)
         if run and (_ends_sentence(run[-1].word) or island != last):
             runs.append(run := [])
         run.append(word)
