@@ -12,8 +12,9 @@ from typing import Any
 import httpx2
 import pytest
 
+from tests.openapi_spec import validate_response
 from tests.review_media import Bulletin, make_town_bulletin
-from tests.sandbox.conftest import client_for, ready_asset, wait_for
+from tests.sandbox.conftest import MARENGO, client_for, indexed, ready_asset, wait_for
 from tests.sandbox.test_answerers import cited, text_of, turn
 from tl_mcp.samples import espeak_available
 from tl_mcp.sandbox.embedded import EmbeddedSandbox
@@ -194,3 +195,56 @@ def test_what_was_said_before_is_the_last_thing_said_not_the_picture_shown_in_be
     again = turn(desk.client, desk.store_id, "How much does the monthly ferry pass cost?")
     shown = turn(desk.client, desk.store_id, "What was on screen right before that?", again["session_id"])
     assert "RECALL NOTICE" in text_of(shown), text_of(shown)
+
+
+def test_search_returns_a_sentence_said_across_a_cut_and_a_held_picture_once(desk: Desk) -> None:
+    c = desk.client
+    index = c.post("/indexes", json={"index_name": "bulletin", "models": MARENGO, "addons": ["thumbnail"]})
+    assert index.status_code == 201, index.text
+    index_id = index.json()["_id"]
+    indexed(c, index_id, desk.asset_id)  # analysed already: indexing reuses that
+    tickets, mayor = desk.bulletin.sentence("tickets"), desk.bulletin.sentence("mayor")
+    cuts = [p.start for p in desk.bulletin.pictures]
+    # The premise: both sentences run across a cut, and the recall notice is held for more than 10 s.
+    assert any(tickets.start < t < tickets.end for t in cuts) and any(
+        mayor.start < t < mayor.end for t in cuts
+    )
+    recall, ferry = desk.bulletin.pictures[2:4]
+    assert ferry.start - recall.start > 10.0
+
+    def search(query: str, options: str) -> list[dict[str, Any]]:
+        r = c.post("/search", data={"index_id": index_id, "query_text": query, "search_options": options})
+        assert r.status_code == 200, r.text
+        validate_response("post", "/search", 200, r.json())
+        data: list[dict[str, Any]] = r.json()["data"]
+        return data
+
+    for said, query in ((tickets, "tickets 18 euros gate"), (mayor, "mayor treaty 1998")):
+        clips = search(query, "audio")
+        # One clip for the sentence, from its first word to its last, on both sides of the cut.
+        quoting = [cl for cl in clips if cl["transcription"] == clips[0]["transcription"]]
+        assert len(quoting) == 1, clips
+        ((start, end),) = [(cl["start"], cl["end"]) for cl in quoting]
+        assert abs(start - said.start) < TOLERANCE and abs(end - said.end) < TOLERANCE, quoting
+        assert [cl["rank"] for cl in clips] == list(range(1, len(clips) + 1))
+    shown = search("kettle recall notice", "visual")
+    on_recall = [cl for cl in shown if cl["start"] < ferry.start and cl["end"] > recall.start]
+    assert len(on_recall) == 1, shown
+    assert (on_recall[0]["start"], on_recall[0]["end"]) == (shown[0]["start"], shown[0]["end"])
+    assert (
+        abs(shown[0]["start"] - recall.start) < TOLERANCE and abs(shown[0]["end"] - ferry.start) < TOLERANCE
+    )
+
+    asked = {"text": "tickets 18 euros gate"}
+    options = {"video": {"modalities": ["audio"]}}
+    r = c.post(f"/knowledge-stores/{desk.store_id}/search", json={"query": asked, "search_options": options})
+    assert r.status_code == 200, r.text
+    matches = [
+        m
+        for hit in r.json()["data"]
+        for m in hit["matches"]
+        if "ticket" in m.get("transcription", "").lower()
+    ]
+    assert len(matches) == 1, r.json()
+    assert abs(matches[0]["start_sec"] - tickets.start) < TOLERANCE
+    assert abs(matches[0]["end_sec"] - tickets.end) < TOLERANCE

@@ -5,7 +5,8 @@ For other sandbox modules (knowledge stores / Jockey) the entry point is :func:`
 
     moments: list[Moment] = retrieve(engine, asset_ids, "fresh apples", limit=5)
 
-``engine`` is ``request.app.state.engine``. Moments come best first with real scores in [0, 1].
+``engine`` is ``request.app.state.engine``. Moments come best first with real scores in [0, 1], one per
+stretch of the same text (:func:`held_once`).
 
 Queries run over a cached corpus per set of assets (``engine.search_corpora``): per-asset BM25 postings and
 one stacked text-vector matrix, so a query costs its embedding plus a few numpy passes. A corpus is valid
@@ -15,6 +16,7 @@ forget that asset, so the next query rebuilds from the per-asset parts that are 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections import Counter
@@ -359,6 +361,33 @@ def _moment(
     )
 
 
+def held_once(moments: Sequence[Moment]) -> list[Moment]:
+    """Moments of one asset with the same text end to end (a picture held past one of the sandbox's
+    segments, a sentence said across a scene cut) as one moment from the start of the first to the end of
+    the last, where the best-ranked of them was and with its score: otherwise a search returns the same
+    words twice and an answer quotes them twice. Moments without text (image likeness) stay one per
+    segment: two neighbouring scenes that both look like the query are two scenes."""
+    runs: list[list[int]] = []
+    latest: dict[tuple[str, str, str], list[int]] = {}
+    for i in sorted(range(len(moments)), key=lambda i: moments[i].start):
+        m = moments[i]
+        key = (m.asset_id, m.modality, m.text)
+        run = latest.get(key)
+        if run is not None and abs(moments[run[-1]].end - m.start) < 1e-3:
+            run.append(i)
+            continue
+        runs.append([i])
+        if m.text:
+            latest[key] = runs[-1]
+    joined: dict[int, Moment] = {}
+    for run in runs:
+        first, last, best = moments[run[0]], moments[run[-1]], min(run)
+        joined[best] = dataclasses.replace(
+            moments[best], start=first.start, end=last.end, score=max(moments[i].score for i in run)
+        )
+    return [joined[i] for i in sorted(joined)]
+
+
 def load_indexes(engine: Engine, asset_ids: Iterable[str]) -> list[AssetIndex]:
     out = []
     for asset_id in asset_ids:
@@ -376,5 +405,6 @@ def retrieve(
     *,
     sources: Sequence[str] = ("subtitle", "speech", "ocr"),
 ) -> list[Moment]:
-    """Best moments for ``query`` among analysed ``asset_ids`` (assets not yet analysed are skipped)."""
-    return rank_text(engine, load_indexes(engine, asset_ids), query, sources, limit=max(0, limit))
+    """Best moments for ``query`` among analysed ``asset_ids`` (assets not yet analysed are skipped), at
+    most ``limit`` of them: fewer when some of the best are parts of one stretch of the same text."""
+    return held_once(rank_text(engine, load_indexes(engine, asset_ids), query, sources, limit=max(0, limit)))

@@ -16,7 +16,15 @@ from tl_mcp.sandbox.errors import ApiError, invalid, missing
 from tl_mcp.sandbox.filters import NUMERIC_FIELDS, parse_search_filter
 from tl_mcp.sandbox.media import MediaError, load_image_rgb
 from tl_mcp.sandbox.perception.base import FloatArray
-from tl_mcp.sandbox.retrieval import MatchMode, Moment, load_indexes, rank_image, rank_text, sources_for
+from tl_mcp.sandbox.retrieval import (
+    MatchMode,
+    Moment,
+    held_once,
+    load_indexes,
+    rank_image,
+    rank_text,
+    sources_for,
+)
 from tl_mcp.sandbox.store import indexed_assets, search_pages
 from tl_mcp.sandbox.store.ids import new_id
 from tl_mcp.sandbox.store.indexes import get_index_row
@@ -196,6 +204,8 @@ async def search(request: Request) -> Response:
             keys = {(m.asset_id, m.segment) for m in moments}
             image_moments = [m for m in image_moments if (m.asset_id, m.segment) in keys]
         moments = _merge(moments, image_moments)
+    # Joined last, once per segment is settled: ranks, pages, totals and groups all count the joined clips.
+    moments = held_once(moments)
     clips = [_clip(request, m, video_of[m.asset_id], meta_of[m.asset_id]) for m in moments]
     for rank, clip in enumerate(clips, 1):
         clip["rank"] = rank

@@ -6,7 +6,6 @@ stream is every event in order.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -237,7 +236,8 @@ class Turn:
             if scope is not None and not found:
                 # Selections are a preference, not a boundary: fall back to the whole store.
                 found = await self.svc.moments(session.store_id, query)
-            moments = held_once([m for m, _ in found])
+            # One moment per stretch of the same text already (retrieval joins them), so each is quoted once.
+            moments = [m for m, _ in found]
 
         if req.intermediate:
             call_id = new_id("call")
@@ -379,29 +379,3 @@ def _annotations(
             found.append(citation(moment, start, len(mark)))
             start = model_part.find(mark, start + 1)
     return sorted(found, key=lambda a: a["start_index"]) + shifted
-
-
-def held_once(moments: Sequence[Evidence]) -> list[Evidence]:
-    """Moments of one item with the same text end to end (a picture held past one of the sandbox's
-    segments, a sentence said across a cut) as one moment over all of them, where the best-ranked of them
-    was: otherwise the answer quotes the same words twice, and "what came after" is the rest of them."""
-    runs: dict[tuple[str, str, str], list[list[int]]] = {}
-    for i in sorted(range(len(moments)), key=lambda i: moments[i].start):
-        m = moments[i]
-        same = runs.setdefault((m.item_id, m.source, m.text), [])
-        if same and abs(moments[same[-1][-1]].end - m.start) < 1e-3:
-            same[-1].append(i)
-        else:
-            same.append([i])
-    joined: dict[int, Evidence] = {}
-    for group in runs.values():
-        for run in group:
-            first, last = moments[run[0]], moments[run[-1]]
-            joined[min(run)] = dataclasses.replace(
-                moments[min(run)],
-                start=first.start,
-                end=last.end,
-                score=max(moments[i].score for i in run),
-                context=tuple(dict.fromkeys(c for i in run for c in moments[i].context)),
-            )
-    return [joined[i] for i in sorted(joined)]

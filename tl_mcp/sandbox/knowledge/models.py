@@ -92,7 +92,10 @@ class SandboxHooks(Protocol):
 
     async def retrieve(
         self, query: str, asset_ids: Sequence[str], modalities: Sequence[str], limit: int
-    ) -> list[Hit]: ...
+    ) -> list[Hit]:
+        """Up to ``limit`` hits for ``query``, best first, one per stretch of the same text: a sentence
+        said across a scene cut or a picture held past a segment is one hit over all of it."""
+        ...
 
     async def neighbour(
         self, asset_id: str, start: float, end: float, *, before: bool, sources: Sequence[str] = ()
