@@ -381,6 +381,9 @@ def held_once(moments: Sequence[Moment]) -> list[Moment]:
             latest[key] = runs[-1]
     joined: dict[int, Moment] = {}
     for run in runs:
+        if len(run) == 1:
+            joined[run[0]] = moments[run[0]]
+            continue
         first, last, best = moments[run[0]], moments[run[-1]], min(run)
         joined[best] = dataclasses.replace(
             moments[best], start=first.start, end=last.end, score=max(moments[i].score for i in run)
