@@ -20,6 +20,7 @@ from tests.server.conftest import call_ok, sandbox_settings
 from tl_mcp.config import Settings
 from tl_mcp.samples import DEFAULT_SCENES, SampleInfo, make_sample_video
 from tl_mcp.sandbox.embedded import EmbeddedSandbox
+from tl_mcp.sandbox.retrieval import Moment, held_once
 from tl_mcp.server import build_server
 
 #: Two scenes of 12 s: each one's subtitle (0.5-11.5 s, 12.5-23.5 s) spans a 10 s segment and its 2 s rest.
@@ -190,3 +191,27 @@ def test_search_videos_returns_one_moment_per_held_subtitle(held: Held) -> None:
             assert [(m["start"], m["end"]) for m in stored.structured_content["moments"]] == [(0.0, SCENE_S)]
 
     anyio.run(run)
+
+
+def test_only_the_same_text_end_to_end_is_joined() -> None:
+    def moment(start: float, end: float, text: str, score: float, modality: str = "speech") -> Moment:
+        return Moment("a1", start, end, text, score, modality, None)
+
+    best_first = [
+        moment(10.0, 12.0, "said twice", 0.9),  # the same words again, after a gap: another moment
+        moment(0.0, 4.0, "said twice", 0.8),
+        moment(4.0, 6.0, "across a cut", 0.7),
+        moment(6.0, 7.5, "across a cut", 0.75),
+        moment(20.0, 30.0, "", 0.6, "frame"),  # neighbouring scenes that both look alike stay two
+        moment(30.0, 32.0, "", 0.5, "frame"),
+        moment(6.0, 7.5, "across a cut", 0.4, "ocr"),  # the same words on screen are another result
+    ]
+    joined = held_once(best_first)
+    assert [(m.start, m.end, m.score) for m in joined] == [
+        (10.0, 12.0, 0.9),
+        (0.0, 4.0, 0.8),
+        (4.0, 7.5, 0.75),
+        (20.0, 30.0, 0.6),
+        (30.0, 32.0, 0.5),
+        (6.0, 7.5, 0.4),
+    ]
