@@ -13,21 +13,23 @@ import anyio
 import httpx2
 import pytest
 from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 from tests.openapi_spec import validate_response
 from tests.sandbox.conftest import MARENGO, client_for, indexed, ready_asset, wait_for
-from tests.server.conftest import call_ok, sandbox_settings
+from tests.server.conftest import call_ok, loopback_socket, sandbox_settings, serve_app
 from tl_mcp.config import Settings
 from tl_mcp.samples import DEFAULT_SCENES, SampleInfo, make_sample_video
 from tl_mcp.sandbox.embedded import EmbeddedSandbox
 from tl_mcp.sandbox.retrieval import Moment, held_once
-from tl_mcp.server import build_server
+from tl_mcp.server import build_http_app, build_server
 
 #: Two scenes of 12 s: each one's subtitle (0.5-11.5 s, 12.5-23.5 s) spans a 10 s segment and its 2 s rest.
 SCENE_S = 12.0
 #: Words of the first subtitle only, and words of both.
 SALES = "quarterly sales revenue"
 BOTH = "revenue apples"
+TOKEN = "tok-" + "held" * 6
 
 
 @dataclass
@@ -69,7 +71,7 @@ def held(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Held]:
                 lambda: client.get(f"/knowledge-stores/{store_id}/items/{item}").json(),
                 lambda b: b["status"] == "ready",
             )
-            settings = sandbox_settings(sb, root / "state", None)
+            settings = sandbox_settings(sb, root / "state", None, transport="http", auth_tokens=[TOKEN])
             yield Held(client, sample, settings, index_id, video_id, store_id)
     finally:
         sb.stop()
@@ -169,28 +171,35 @@ def test_a_knowledge_store_search_returns_a_held_subtitle_once(held: Held) -> No
 
 def test_search_videos_returns_one_moment_per_held_subtitle(held: Held) -> None:
     async def run() -> None:
-        async with Client(build_server(held.settings)) as c:
-            found = await call_ok(c, "search_videos", {"query": SALES, "index_id": held.index_id})
-            data = found.structured_content
-            assert data is not None
-            assert [(m["start"], m["end"]) for m in data["moments"]] == [(0.0, SCENE_S)], data
-            assert data["total_results"] == 1
-
-            # One moment a page, and the next page (as the result says to ask for it) is the other one.
-            page = await call_ok(c, "search_videos", {"query": BOTH, "index_id": held.index_id, "limit": 1})
-            first = page.structured_content
-            assert first is not None and first["total_results"] == 2 and first["next_page_token"]
-            follow = {"page_token": first["next_page_token"], "index_id": held.index_id}
-            second = (await call_ok(c, "search_videos", follow)).structured_content
-            assert second is not None and not second.get("next_page_token")
-            spans = sorted((m["start"], m["end"]) for m in first["moments"] + second["moments"])
-            assert spans == [(0.0, 12.0), (12.0, 24.0)]
-
-            stored = await call_ok(c, "search_videos", {"query": SALES, "knowledge_store_id": held.store_id})
-            assert stored.structured_content is not None
-            assert [(m["start"], m["end"]) for m in stored.structured_content["moments"]] == [(0.0, SCENE_S)]
+        app = build_http_app(build_server(held.settings), held.settings)
+        async with serve_app(app, loopback_socket()) as base:
+            http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+            async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http)) as c:
+                await _searches(c, held)
 
     anyio.run(run)
+
+
+async def _searches(c: Client, held: Held) -> None:
+    found = await call_ok(c, "search_videos", {"query": SALES, "index_id": held.index_id})
+    data = found.structured_content
+    assert data is not None
+    assert [(m["start"], m["end"]) for m in data["moments"]] == [(0.0, SCENE_S)], data
+    assert data["total_results"] == 1
+
+    # One moment a page, and the next page (as the result says to ask for it) is the other one.
+    page = await call_ok(c, "search_videos", {"query": BOTH, "index_id": held.index_id, "limit": 1})
+    first = page.structured_content
+    assert first is not None and first["total_results"] == 2 and first["next_page_token"]
+    follow = {"page_token": first["next_page_token"], "index_id": held.index_id}
+    second = (await call_ok(c, "search_videos", follow)).structured_content
+    assert second is not None and not second.get("next_page_token")
+    spans = sorted((m["start"], m["end"]) for m in first["moments"] + second["moments"])
+    assert spans == [(0.0, 12.0), (12.0, 24.0)]
+
+    stored = await call_ok(c, "search_videos", {"query": SALES, "knowledge_store_id": held.store_id})
+    assert stored.structured_content is not None
+    assert [(m["start"], m["end"]) for m in stored.structured_content["moments"]] == [(0.0, SCENE_S)]
 
 
 def test_only_the_same_text_end_to_end_is_joined() -> None:
