@@ -74,6 +74,24 @@ _SPELLED = re.compile(
 #: Words that say which numbers a field wants, beyond the field's own words.
 _MONEY = word_set("price cost costs amount fee fees dollar dollars usd eur euro euros paid pay salary")
 _MONEY_SIGN = re.compile(r"[$€£]|\b(?:dollars?|euros?|pounds? sterling|usd|eur|cents?)\b", re.IGNORECASE)
+#: A currency or unit named in a field's words, and how the evidence writes it: a number in another unit
+#: is not the field's (a price in dollars is no price in euros).
+_UNIT_SIGNS = {
+    word: re.compile(pattern, re.IGNORECASE)
+    for words, pattern in (
+        ("dollar dollars usd", r"\$|\b(?:dollars?|usd|bucks)\b"),
+        ("euro euros eur", r"€|\b(?:euros?|eur)\b"),
+        ("pound pounds gbp sterling", r"£|\b(?:pounds?|gbp|sterling)\b"),
+        ("yen jpy", r"¥|\b(?:yen|jpy)\b"),
+        ("km kilometres kilometers", r"\b(?:km|kilomet(?:re|er)s?)\b"),
+        ("miles mile", r"\b(?:miles?|mi)\b"),
+        ("kg kilograms kilos", r"\b(?:kg|kilo(?:gram)?s?)\b"),
+        ("grams gram", r"\b(?:g|grams?)\b"),
+        ("minutes mins", r"\b(?:minutes?|mins?)\b"),
+        ("hours hrs", r"\b(?:hours?|hrs?)\b"),
+    )
+    for word in words.split()
+}
 _PERCENT = word_set("percent percentage pct rate growth share ratio")
 _PERCENT_SIGN = re.compile(r"%|\bper ?cent\b", re.IGNORECASE)
 
@@ -85,8 +103,13 @@ _DATE_PATTERNS = (
     re.compile(rf"\b({_MONTH})\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+(\d{{4}})\b", re.IGNORECASE),
     re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH}),?\s+(\d{{4}})\b", re.IGNORECASE),
     re.compile(rf"\b({_MONTH})\s+(\d{{4}})\b", re.IGNORECASE),
+    # A day without its year ("opens on March 14"): as written, since no whole date can be made of it.
+    re.compile(rf"\b({_MONTH})\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?![:.]?\d)", re.IGNORECASE),
+    re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH})\b", re.IGNORECASE),
     re.compile(r"\b((?:19|20)\d{2})\b"),
 )
+_YEAR = re.compile(r"(?<![\w.,-])(1[5-9]\d{2}|20\d{2})(?![\w.,-]?\d)")
+_MONTH_WORD = re.compile(rf"\b(?:{'|'.join(_MONTHS)})\b", re.IGNORECASE)
 _DATE_WORDS = word_set("date day dated deadline birthday anniversary")
 #: Words of a date field that do not say which date it wants (a deadline is a particular date).
 _WHEN = word_set("date day dated when time timestamp")
@@ -180,6 +203,7 @@ def number_for(words: Sequence[str], texts: Sequence[str], *, integer: bool, gen
     ``answer``), from the best text."""
     money = bool(_MONEY & set(words))
     percent = bool(_PERCENT & set(words))
+    unit = unit_sign(words)
     best: tuple[int, int, float] | None = None
     for rank, text in enumerate(texts):
         for value, start, end in numbers_in(text):
@@ -190,7 +214,9 @@ def number_for(words: Sequence[str], texts: Sequence[str], *, integer: bool, gen
                 continue
             if percent and not _PERCENT_SIGN.search(near):
                 continue
-            fit = overlap(words, text) + (2 if money or percent else 0)
+            if unit is not None and not unit.search(near):
+                continue
+            fit = overlap(words, text) + (2 if money or percent or unit else 0)
             if fit == 0 and not (generic and rank == 0):
                 continue
             if best is None or (fit, -rank) > (best[0], best[1]):
@@ -198,18 +224,156 @@ def number_for(words: Sequence[str], texts: Sequence[str], *, integer: bool, gen
     return None if best is None else best[2]
 
 
+def unit_sign(words: Iterable[str]) -> re.Pattern[str] | None:
+    """How the evidence writes the currency or unit a field's words name (``price_euros``), if any."""
+    return next((_UNIT_SIGNS[w] for w in words if w in _UNIT_SIGNS), None)
+
+
 def text_for(words: Sequence[str], texts: Sequence[str]) -> str | None:
     """The first of ``texts`` (best first) that names what a field named by ``words`` asks about: one
-    of its words, or, for a money or percentage field, an amount of that kind."""
+    of its words, or, for a money or percentage field, an amount of that kind. A field that names a
+    currency or unit takes only a text with an amount in it."""
     money = bool(_MONEY & set(words))
     percent = bool(_PERCENT & set(words))
+    unit = unit_sign(words)
     for text in texts:
+        if unit is not None:
+            if any(unit.search(text[max(0, s - 2) : e + 12]) for _, s, e in numbers_in(text)):
+                return text
+            continue
         if overlap(words, text):
             return text
         kind_found = (money and _MONEY_SIGN.search(text)) or (percent and _PERCENT_SIGN.search(text))
         if kind_found and numbers_in(text):
             return text
     return None
+
+
+#: Fields that ask for a value of a known shape, and that shape: a phone field takes a phone number, not
+#: the line it was found near.
+_SHAPES: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = (
+    (
+        word_set("phone telephone tel mobile hotline fax helpline"),
+        # Six digits at least, so a price or a year is no phone number.
+        re.compile(r"\+?\(?\d(?:[ \-().]?\d){5,}"),
+    ),
+    (word_set("email mail"), re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")),
+    (
+        word_set("url website site link web homepage"),
+        re.compile(
+            r"\bhttps?://\S+[\w/]|\b(?:www\.)?[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|io|[a-z]{2})(?:/\S*[\w/])?\b"
+        ),
+    ),
+    (
+        word_set("model code sku serial reference ref plate"),
+        # Letters and digits in one token (KX-40, A320, 4K-HDR): what a model or product code looks like.
+        re.compile(r"\b(?=[\w-]*[A-Za-z])(?=[\w-]*\d)[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*\b"),
+    ),
+)
+
+
+def shape_of(words: Iterable[str]) -> re.Pattern[str] | None:
+    """The shape a field's words ask for (phone, email, url, code), if any."""
+    names = set(words)
+    return next((shape for kind, shape in _SHAPES if kind & names), None)
+
+
+def shaped_for(words: Sequence[str], shape: re.Pattern[str], texts: Sequence[str]) -> str | None:
+    """The first value of ``shape`` in ``texts`` (best first), from a text that names the field's other
+    words when one does (``recall_phone``: the phone said with "recall")."""
+    content = [w for w in words if not any(w in kind for kind, _ in _SHAPES)]
+    best: tuple[int, int, int, str] | None = None
+    for rank, text in enumerate(texts):
+        fit = overlap(content, text)
+        for m in shape.finditer(text):
+            score = (fit, -rank, -m.start(), m.group(0).strip())
+            if best is None or score[:3] > best[:3]:
+                best = score
+    return None if best is None else best[3]
+
+
+#: Fields that ask for a place or a person: they take a proper name, not the line it was found in (nor
+#: the title of what they are about: ``festival_city`` is "Lisbon", not "HARBOUR FESTIVAL").
+PLACE_WORDS = word_set("city town country place location venue village region where destination hometown")
+PERSON_WORDS = word_set(
+    "person people leader host hosts speaker speakers mayor author guest guests presenter narrator who "
+    "organizer organiser teacher interviewer interviewee chef artist founder ceo director owner names"
+)
+#: Words that, said just before a name, say it is one of a place or a person.
+_PLACE_CUES = word_set("in at from near to visit visiting")
+_HONORIFICS = word_set("dr dr. doctor mr mr. mrs mrs. ms ms. prof prof. professor sir dame mayor president")
+_PERSON_CUES = _HONORIFICS | word_set("with by host hosted presenter")
+_NOT_NAMES = word_set(
+    "the a an i it its this that these those there here we you he she they our my and but or so if when "
+    "then welcome hello hi next today tomorrow yesterday monday tuesday wednesday thursday friday saturday "
+    "sunday mondays tuesdays wednesdays thursdays fridays saturdays sundays"
+) | frozenset(_MONTHS)
+_TOKEN = re.compile(r"\S+")
+
+
+def _name_runs(text: str, subject: Sequence[str]) -> list[tuple[str, str]]:
+    """Runs of capitalised words in ``text`` (a proper name: "Lisbon", "Dr. Amara Osei"), each with the
+    word said just before it. A word capitalised only because it starts a sentence is no name unless a
+    capitalised word follows it or it is the whole text (a caption); all-caps words are titles, and the
+    field's subject words are what the name belongs to, not part of it."""
+    words = [m.group(0) for m in _TOKEN.finditer(text)]
+    runs: list[tuple[str, str]] = []
+    run: list[str] = []
+    before = ""
+    sentence_start = True
+    subject_stems = {_stem(w) for w in subject}
+    for i, raw in enumerate([*words, ""]):
+        word = raw.strip("\"'()[],;:!?“”‘’")
+        bare = word.rstrip(".")
+        lower = word.lower()
+        following = words[i + 1].strip("\"'()“”") if i + 1 < len(words) else ""
+        name_like = (
+            bool(bare)
+            and bare[:1].isupper()
+            and not bare.isupper()
+            and bare.replace("-", "").replace("'", "").isalpha()
+            and bare.lower() not in _NOT_NAMES
+            and _stem(bare.lower()) not in subject_stems
+            and (not sentence_start or lower in _HONORIFICS or following[:1].isupper() or len(words) == 1)
+        )
+        if name_like:
+            run.append(word if lower in _HONORIFICS else bare)
+        else:
+            if run:
+                runs.append((" ".join(run), before))
+            run = []
+            before = lower
+        sentence_start = raw.endswith((".", "!", "?")) and lower not in _HONORIFICS
+    return runs
+
+
+def name_for(words: Sequence[str], texts: Sequence[str]) -> str | None:
+    """A proper name for a place or person field (``festival_city``, ``workshop_leader``, ``host``) from
+    ``texts`` (best first): one said in a text that names the field's subject, or one said right after a
+    word that marks a name of its kind ("in Lisbon", "with Priya Nair"). A name said or shown in more of
+    the texts wins (the caption that repeats what is said), then the fuller one."""
+    place = bool(PLACE_WORDS & set(words))
+    cues = _PLACE_CUES if place else _PERSON_CUES
+    subject = [w for w in words if w not in PLACE_WORDS | PERSON_WORDS | {"name", "names"}]
+    lowered = [t.lower() for t in texts]
+    best: tuple[int, int, bool, int, str] | None = None
+    for rank, text in enumerate(texts):
+        about = bool(subject) and overlap(subject, text) > 0
+        for run, before in _name_runs(text, subject):
+            parts = run.split()
+            for i in range(len(parts)):
+                for j in range(i + 1, len(parts) + 1):
+                    name = " ".join(parts[i:j])
+                    if all(p.lower() in _HONORIFICS for p in parts[i:j]):
+                        continue
+                    cued = (before if i == 0 else parts[i - 1].lower()) in cues
+                    if not (about or cued):
+                        continue
+                    said = sum(1 for t in lowered if re.search(rf"\b{re.escape(name.lower())}\b", t))
+                    score = (said, j - i, cued, -rank, name)
+                    if best is None or score[:4] > best[:4]:
+                        best = score
+    return None if best is None else best[4]
 
 
 def is_date_field(name: str, node: JsonObj) -> bool:
@@ -231,9 +395,9 @@ def date_in(text: str, fmt: str | None) -> str | None:
             if i == 0:
                 year, month, day = int(m.group(1)), int(m.group(2)), int(m.group(3))
             elif i == 1:
-                month, day, year = _month(m.group(1)), int(m.group(2)), int(m.group(3))
+                month, day, year = month_number(m.group(1)), int(m.group(2)), int(m.group(3))
             else:
-                day, month, year = int(m.group(1)), _month(m.group(2)), int(m.group(3))
+                day, month, year = int(m.group(1)), month_number(m.group(2)), int(m.group(3))
             if not (1 <= month <= 12 and 1 <= day <= 31):
                 continue
             iso = f"{year:04d}-{month:02d}-{day:02d}"
@@ -258,7 +422,35 @@ def date_for(words: Sequence[str], texts: Sequence[str], fmt: str | None) -> str
     return None
 
 
-def _month(name: str) -> int:
+def year_for(words: Sequence[str], texts: Sequence[str]) -> int | None:
+    """A four-digit year from ``texts`` (best first), for a field that asks for a year: from a text that
+    names the field's other words when it has some (``treaty_year``), else the first said."""
+    content = [w for w in words if w not in _WHEN and w not in ("year", "years")]
+    for text in texts:
+        if content and not overlap(content, text):
+            continue
+        m = _YEAR.search(text)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def month_for(words: Sequence[str], texts: Sequence[str]) -> str | None:
+    """A month named in ``texts`` (best first), for a field that asks for a month ("late October" gives
+    ``October``): from a text that names the field's other words when it has some."""
+    content = [w for w in words if w not in _WHEN and w not in ("month", "months")]
+    for text in texts:
+        if content and not overlap(content, text):
+            continue
+        m = _MONTH_WORD.search(text)
+        # "may" is a verb far more often than a month: only "May" names the month.
+        if m and (m.group(0).lower() != "may" or m.group(0) == "May"):
+            return m.group(0).capitalize()
+    return None
+
+
+def month_number(name: str) -> int:
+    """1 for "January" (or "Jan."), … 12 for "December"."""
     return next(i for i, m in enumerate(_MONTHS, 1) if m.startswith(name.lower().rstrip(".")[:3]))
 
 
@@ -278,13 +470,19 @@ def bool_for(name: str, node: JsonObj, texts: Sequence[str], *, found: bool) -> 
     return False if asks_said and texts else None
 
 
+#: Endings a listed word may take in a text and still be it ("free on Sundays" names Sunday).
+_INFLECTED = r"(?:s|es|'s|ed|d|ing)?"
+
+
 def enum_for(options: Sequence[Any], texts: Sequence[str]) -> Any:
-    """The listed value the texts name (a word match; a number equal to one found), else ``UNFILLED``."""
+    """The listed value the texts name (a word match, plural or inflected; a number equal to one found),
+    else ``UNFILLED``."""
     for text in texts:
         lowered = text.lower()
         values = {v for v, _, _ in numbers_in(text)}
         for option in options:
-            if isinstance(option, str) and option and re.search(rf"\b{re.escape(option.lower())}\b", lowered):
+            inflected = rf"\b{re.escape(option.lower())}{_INFLECTED}\b" if isinstance(option, str) else ""
+            if option and inflected and re.search(inflected, lowered):
                 return option
             if isinstance(option, (int, float)) and not isinstance(option, bool) and float(option) in values:
                 return option

@@ -27,6 +27,8 @@ from referencing.jsonschema import DRAFT202012
 
 from tl_mcp.sandbox.fitting import (
     MAX_ENTRIES,
+    PERSON_WORDS,
+    PLACE_WORDS,
     UNFILLED,
     JsonObj,
     allows_null,
@@ -37,11 +39,17 @@ from tl_mcp.sandbox.fitting import (
     hint,
     is_date_field,
     kind_of,
+    month_for,
+    month_number,
+    name_for,
     name_words,
     number_for,
+    shape_of,
+    shaped_for,
     text_for,
     within,
     word_set,
+    year_for,
 )
 from tl_mcp.sandbox.retrieval import tokens
 
@@ -445,6 +453,12 @@ class _Walker:
             value, rounding = target.start, math.floor
         elif words & _COUNT and (words & _COUNTED or words <= {"count", "total", "how", "many"}):
             value = float(len(units))
+        elif "year" in words:
+            year = year_for(hint(name, node), self._texts(unit))
+            value = None if year is None else float(year)
+        elif "month" in words and integer:
+            month = month_for(hint(name, node), self._texts(unit))
+            value = None if month is None else float(month_number(month))
         else:
             value = number_for(
                 hint(name, node), self._texts(unit), integer=integer, generic=bool(words & _GENERIC_WORDS)
@@ -485,10 +499,24 @@ class _Walker:
             if unit is not None:
                 return self._quote(unit.summary, path, node)
             return self._quote(self.g.answer, path, node, self.g.answer_pool)
-        # A specific field (speaker, location…) takes only a text that names what it asks about.
+        # A specific field (speaker, location…) takes only a text that names what it asks about, or, when
+        # it asks for a value of a kind (a phone, a year, a city), only a value of that kind.
         free = [" ".join(t.split()) for t in self._texts(unit)]
         free = [t for t in free if self._quoted.get(t, path) == path]
-        found = text_for([w for w in hint(name, node) if w not in _TITLE_WORDS], free)
+        asked = [w for w in hint(name, node) if w not in _TITLE_WORDS]
+        shape = shape_of(words)
+        found: str | None
+        if shape is not None:
+            found = shaped_for(asked, shape, free)
+        elif "year" in words and not words & _COUNT:
+            year = year_for(asked, free)
+            found = None if year is None else str(year)
+        elif "month" in words and not words & _COUNT:
+            found = month_for(asked, free)
+        elif words & (PLACE_WORDS | PERSON_WORDS):
+            found = name_for(asked, free)
+        else:
+            found = text_for(asked, free)
         return UNFILLED if found is None else self._quote(found, path, node)
 
     def _fit_or_unfilled(self, text: str | None, node: JsonObj) -> Any:
