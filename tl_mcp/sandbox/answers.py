@@ -115,7 +115,8 @@ def keyphrase(texts: Iterable[str]) -> str:
                 if word and word.lower() not in _STOP:
                     run.append(word)
                     continue
-                if run:
+                # A run mostly of numbers (a phone line, a price) names nothing a title could be.
+                if run and 2 * sum(any(c.isdigit() for c in w) for w in run) <= len(run):
                     phrases.append(run[:_PHRASE_WORDS])
                 run = []
     if not phrases:

@@ -44,6 +44,7 @@ from tl_mcp.sandbox.fitting import (
     name_for,
     name_words,
     number_for,
+    overlap,
     shape_of,
     shaped_for,
     text_for,
@@ -200,6 +201,32 @@ def fill_schema(schema: JsonObj, grounds: Grounds) -> tuple[Any, list[str]]:
     return value, list(dict.fromkeys(walker.unfilled))
 
 
+def unmatched_fields(schema: JsonObj, texts: Sequence[str]) -> list[str]:
+    """The words of each field of the record (and of the records nested in it; not of array entries,
+    which speak of their own moment) that asks about something none of ``texts`` names: "List the key
+    facts" retrieves nothing about ``ferry_pass_price_dollars``, so a caller searches for the field's
+    own words before leaving it unfilled. Fields the evidence's times, titles and quotes fill are not
+    listed (they are not about something)."""
+    queries: list[str] = []
+
+    def walk(node: Any, depth: int) -> None:
+        props = node.get("properties") if isinstance(node, dict) else None
+        if not isinstance(props, dict) or depth > _MAX_DEPTH:
+            return
+        for key, sub in props.items():
+            if not isinstance(sub, dict):
+                continue
+            if kind_of(sub) == "object":
+                walk(sub, depth + 1)
+                continue
+            content = [w for w in hint(key, sub) if w not in _STRUCTURAL]
+            if content and not any(overlap(content, t) for t in texts):
+                queries.append(" ".join(content))
+
+    walk(schema, 0)
+    return list(dict.fromkeys(queries))
+
+
 def distinct(texts: Iterable[str]) -> list[str]:
     """Texts in order, leaving out any whose words all appear in another (subtitle = speech): the fuller
     one is kept, where the first of them was. Speech cut at a pause often comes first, and is a part of
@@ -251,6 +278,26 @@ _SPAN = word_set("time when range span interval")
 _SCORE = word_set("score confidence relevance")
 #: A duration field that asks for the length of what it describes ("battery_duration" does not).
 _DURATION = word_set("duration length video clip total sec secs seconds")
+#: Words of fields the evidence's own times, titles, scores and quotes fill, whatever it is about.
+_STRUCTURAL = (
+    _TITLE_WORDS
+    | _OF_THE_VIDEO
+    | _SUMMARY_WORDS
+    | _GENERIC_WORDS
+    | _TAG_WORDS
+    | _QUOTE_LIST_WORDS
+    | _IN_TIME_ORDER
+    | _COUNTED
+    | _COUNT
+    | _QUESTION
+    | _START
+    | _END
+    | _AT
+    | _SPAN
+    | _SCORE
+    | _DURATION
+    | word_set("source sources modality item id asset rank found matched")
+)
 
 
 class _Walker:
@@ -401,6 +448,7 @@ class _Walker:
             out = [q for q in (self._quote(t, entry, shape) for t in quotes) if q is not UNFILLED]
         else:
             out = []
+            said: set[tuple[float, float, str | None, str]] = set()
             for u in units:
                 # Each object entry is a record of its own, about its own part or moment.
                 outer = self._quoted
@@ -408,7 +456,13 @@ class _Walker:
                     self._quoted = {}
                 got = self._found(items, entry, u, depth + 1)
                 self._quoted = outer
-                if got is not UNFILLED:
+                if got is UNFILLED:
+                    continue
+                # Two texts of one moment (a notice's lines on screen) give entries alike when the entry
+                # quotes neither: one moment is one entry. Alike entries of other moments stay.
+                key = (u.start, u.end, u.asset_id, json.dumps(got, sort_keys=True))
+                if key not in said:
+                    said.add(key)
                     out.append(got)
             if item_kind != "object" or node.get("uniqueItems"):
                 seen = dict.fromkeys(json.dumps(v, sort_keys=True) for v in out)

@@ -21,7 +21,7 @@ import jsonschema
 from tl_mcp.sandbox.answers import keyphrase
 from tl_mcp.sandbox.jockey.compose import marker, timestamp
 from tl_mcp.sandbox.knowledge.models import Evidence
-from tl_mcp.sandbox.structured_fill import SchemaError, fill_schema
+from tl_mcp.sandbox.structured_fill import SchemaError, fill_schema, unmatched_fields
 
 JsonObj = dict[str, Any]
 
@@ -47,6 +47,17 @@ def tighten(schema: JsonObj) -> JsonObj:
     return tightened
 
 
+def lookups(schema: JsonObj, moments: Sequence[Evidence]) -> list[str]:
+    """What to search the store for, one query per field of ``schema`` that names something none of
+    ``moments`` says (see :func:`structured_fill.unmatched_fields`)."""
+    return unmatched_fields(tighten(schema), [t for m in moments for t in _texts(m)])
+
+
+def _texts(moment: Evidence) -> tuple[str, ...]:
+    # The moment's other texts (the rest of the screen, what is said over it) are its evidence too.
+    return tuple(dict.fromkeys((moment.text, *(t for _, t in moment.context))))
+
+
 def check_fillable(schema: JsonObj) -> None:
     """Refuse, before any turn runs, a schema whose fields cannot be left unfilled: nothing may fit them,
     and a placeholder that breaks a pattern, a length or a multiple would fail the turn after the fact."""
@@ -67,11 +78,14 @@ def fill(
     summary: str,
     moments: Sequence[Evidence],
     unfilled: list[str] | None = None,
+    looked_up: Sequence[Evidence] = (),
 ) -> tuple[Any, list[str]]:
     """JSON for the tightened ``schema`` from evidence; returns (value, validation problems). The paths of
-    fields no evidence fitted are appended to ``unfilled`` when given."""
+    fields no evidence fitted are appended to ``unfilled`` when given. ``looked_up`` are the moments found
+    for the fields the question's moments say nothing about (:func:`lookups`): fields of the record may
+    draw on their texts, array entries are only the question's moments."""
     tightened = tighten(schema)
-    value, gaps = fill_schema(tightened, _grounds(question, summary, moments))
+    value, gaps = fill_schema(tightened, _grounds(question, summary, moments, looked_up))
     if unfilled is not None:
         unfilled.extend(gaps)
     validator = jsonschema.Draft202012Validator(tightened)
@@ -106,12 +120,14 @@ class _Moments:
     units: Sequence[_Moment]
     question: str
     answer: str
+    #: The texts of the moments looked up for fields the question's moments say nothing about.
+    looked_up: Sequence[str] = ()
     summary: None = None
     duration: None = None
 
     @property
     def texts(self) -> list[str]:
-        return [t for u in self.units for t in u.texts]
+        return list(dict.fromkeys([*(t for u in self.units for t in u.texts), *self.looked_up]))
 
     def clock(self, seconds: float) -> str:
         return timestamp(seconds)
@@ -141,12 +157,14 @@ class _Moments:
         return self.units[0].title if self.units else ""
 
 
-def _grounds(question: str, summary: str, moments: Sequence[Evidence]) -> _Moments:
+def _grounds(
+    question: str, summary: str, moments: Sequence[Evidence], looked_up: Sequence[Evidence]
+) -> _Moments:
     units = [
         _Moment(
             m.start,
             m.end,
-            (m.text,),
+            _texts(m),
             title=m.title,
             summary=m.text,
             topic=keyphrase([m.text]),
@@ -157,4 +175,5 @@ def _grounds(question: str, summary: str, moments: Sequence[Evidence]) -> _Momen
         )
         for m in moments
     ]
-    return _Moments(units, question=question, answer=summary)
+    extra = [t for m in looked_up for t in _texts(m)]
+    return _Moments(units, question=question, answer=summary, looked_up=extra)

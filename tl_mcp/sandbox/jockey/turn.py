@@ -28,7 +28,7 @@ from tl_mcp.sandbox.jockey.compose import (
 from tl_mcp.sandbox.jockey.recall import asked_sources, lead, recall_kind, same_moments
 from tl_mcp.sandbox.jockey.request import TurnRequest
 from tl_mcp.sandbox.jockey.session import Session, moment_json, validate_selections
-from tl_mcp.sandbox.jockey.structured import fill, tighten
+from tl_mcp.sandbox.jockey.structured import fill, lookups, tighten
 from tl_mcp.sandbox.knowledge.models import Evidence, JockeyOptions, JsonObj
 from tl_mcp.sandbox.knowledge.service import KnowledgeService
 from tl_mcp.sandbox.store import jockey_sessions
@@ -38,6 +38,8 @@ from tl_mcp.sandbox.store.ids import new_id
 log = logging.getLogger(__name__)
 
 _LABEL = {"subtitle": "subtitles", "speech": "speech", "ocr": "on screen"}
+#: How many moments a field's own search adds to the evidence (the best of them; more would be noise).
+_FIELD_MOMENTS = 2
 
 
 def _message(item_id: str, text: str, annotations: list[JsonObj], phase: str, status: str) -> JsonObj:
@@ -240,37 +242,23 @@ class Turn:
             moments = [m for m, _ in found]
 
         if req.intermediate:
-            call_id = new_id("call")
-            arguments = {"knowledge_store_id": session.store_id, "query": query, "page_size": 10}
-            if scope is not None:
-                arguments["item_ids"] = scope
-            await self._emit_item(
-                send,
-                {
-                    "type": "function_call",
-                    "id": new_id("fc"),
-                    "status": "completed",
-                    "name": "search_knowledge_store",
-                    "call_id": call_id,
-                    "arguments": json.dumps(arguments),
-                },
-            )
-            await self._emit_item(
-                send,
-                {
-                    "type": "function_call_output",
-                    "id": new_id("fco"),
-                    "status": "completed",
-                    "call_id": call_id,
-                    "output": json.dumps({"results": [m.as_evidence() for m in moments[:10]]}),
-                },
-            )
+            await self._emit_search(send, query, scope, moments[:10])
+        looked_up: list[Evidence] = []
+        if req.schema is not None and kind is None and moments:
+            # A field the question's moments say nothing about gets its own search before it is left
+            # unfilled, as a summary draws on the whole video; the search is a tool step like the first.
+            for field_query in lookups(req.schema, moments[:5]):
+                hits = await self.svc.moments(session.store_id, field_query, item_ids=scope)
+                more = [m for m, _ in hits][:_FIELD_MOMENTS]
+                looked_up.extend(more)
+                if req.intermediate:
+                    await self._emit_search(send, field_query, scope, more)
 
         answer = compose_answer(question, moments, ready_items=ready, pending_items=pending, lead=lead_text)
         schema = tighten(req.schema) if req.schema is not None else None
         extractive = answer.text
         if req.schema is not None:
-            extractive, _ = self._structured(question, answer, moments)
+            extractive, _ = self._structured(question, answer, moments, looked_up)
         reply = self.answerer.answer(
             Question(
                 question=question,
@@ -299,6 +287,35 @@ class Turn:
         cited = {marker(m.start, m.end): m for m in reversed(moments[:10])}
         self._save(query, text, [m for mark, m in reversed(cited.items()) if mark in text])
 
+    async def _emit_search(
+        self, send: ObjectSendStream[JsonObj], query: str, scope: list[str] | None, found: Sequence[Evidence]
+    ) -> None:
+        call_id = new_id("call")
+        arguments: JsonObj = {"knowledge_store_id": self.session.store_id, "query": query, "page_size": 10}
+        if scope is not None:
+            arguments["item_ids"] = scope
+        await self._emit_item(
+            send,
+            {
+                "type": "function_call",
+                "id": new_id("fc"),
+                "status": "completed",
+                "name": "search_knowledge_store",
+                "call_id": call_id,
+                "arguments": json.dumps(arguments),
+            },
+        )
+        await self._emit_item(
+            send,
+            {
+                "type": "function_call_output",
+                "id": new_id("fco"),
+                "status": "completed",
+                "call_id": call_id,
+                "output": json.dumps({"results": [m.as_evidence() for m in found]}),
+            },
+        )
+
     async def _recalled(self, kind: str, question: str) -> list[Evidence]:
         previous = self.session.last_moments
         if kind == "same":
@@ -312,13 +329,18 @@ class Turn:
         return [near] if near is not None else []
 
     def _structured(
-        self, question: str, answer: Answer, moments: Sequence[Evidence]
+        self, question: str, answer: Answer, moments: Sequence[Evidence], looked_up: Sequence[Evidence]
     ) -> tuple[str, list[JsonObj]]:
         assert self.req.schema is not None
         summary = " ".join(answer.text.split())
         self.unfilled = []
         value, problems = fill(
-            self.req.schema, question=question, summary=summary, moments=moments[:5], unfilled=self.unfilled
+            self.req.schema,
+            question=question,
+            summary=summary,
+            moments=moments[:5],
+            unfilled=self.unfilled,
+            looked_up=looked_up,
         )
         if problems:
             raise ValueError(f"structured output does not validate: {problems[:3]}")
