@@ -261,7 +261,9 @@ _SHAPES: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = (
     (
         word_set("url website site link web homepage"),
         re.compile(
-            r"\bhttps?://\S+[\w/]|\b(?:www\.)?[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|io|[a-z]{2})(?:/\S*[\w/])?\b"
+            # Not the domain of an email address.
+            r"\bhttps?://\S+[\w/]|(?<![@\w.])(?:www\.)?[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|io|[a-z]{2})\b"
+            r"(?:/\S*[\w/])?"
         ),
     ),
     (
