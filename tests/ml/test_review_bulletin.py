@@ -248,3 +248,90 @@ def test_search_returns_a_sentence_said_across_a_cut_and_a_held_picture_once(des
     assert len(matches) == 1, r.json()
     assert abs(matches[0]["start_sec"] - tickets.start) < TOLERANCE
     assert abs(matches[0]["end_sec"] - tickets.end) < TOLERANCE
+
+
+def _facts(desk: Desk, prompt: str, props: dict[str, Any], **body: Any) -> dict[str, Any]:
+    schema = {"type": "object", "properties": props}
+    value: dict[str, Any] = json.loads(
+        analyze(desk, prompt, response_format={"type": "json_schema", "json_schema": schema}, **body)
+    )
+    return value
+
+
+def test_each_field_of_an_analysis_gets_the_fact_it_asks_for(desk: Desk) -> None:
+    text, number = {"type": "string"}, {"type": "number"}
+    day = {"type": "string", "enum": ["Monday", "Friday", "Saturday", "Sunday"]}
+    props = {
+        "festival_city": text,
+        "ticket_price_euros": number,
+        "recall_phone": text,
+        "treaty_year": {"type": "integer"},
+        "free_entry_day": day,
+    }
+    value = _facts(desk, "What are the facts of this bulletin?", props)
+    # "Lisbon" is on screen and said; "HARBOUR FESTIVAL" is the festival's title, not its city.
+    assert value["festival_city"] == "Lisbon", value
+    assert value["recall_phone"] == "0800 555 123" and value["treaty_year"] == 1998, value
+    # The only price in dollars is the ferry pass's 42: a euro field does not take it (Whisper may or may
+    # not hear "18 euros").
+    assert value.get("ticket_price_euros") in (None, 18.0), value
+    # The window 44-57 s holds "in 1998": a field named "year" asks for it.
+    assert _facts(desk, "What happened here?", {"year": {"type": "integer"}}, start_time=44, end_time=57) == {
+        "year": 1998
+    }
+    prompt, schema = _SCHEMAS["gist"]
+    gist = json.loads(analyze(desk, prompt, response_format={"type": "json_schema", "json_schema": schema}))
+    assert "0800" not in gist["title"], gist
+
+
+def _structured_turn(desk: Desk, question: str, props: dict[str, Any]) -> dict[str, Any]:
+    body = {
+        "knowledge_store_id": desk.store_id,
+        "input": [{"type": "message", "role": "user", "content": question}],
+        "include": ["intermediate_outputs"],
+        "text": {
+            "format": {
+                "type": "json_schema",
+                "name": "facts",
+                "schema": {"type": "object", "properties": props},
+            }
+        },
+    }
+    r = desk.client.post("/responses", json=body)
+    assert r.status_code == 200, r.text
+    result: dict[str, Any] = r.json()
+    return result
+
+
+def _json_of(response: dict[str, Any]) -> Any:
+    (final,) = [i for i in response["output"] if i["type"] == "message" and i["phase"] == "final_answer"]
+    return json.loads(final["content"][0]["text"])
+
+
+def test_a_jockey_field_its_question_found_nothing_for_gets_its_own_search(desk: Desk) -> None:
+    text = {"type": "string"}
+    props = {"ferry_pass_price_dollars": {"type": "number"}, "discount_month": text, "festival_date": text}
+    response = _structured_turn(desk, "List the key facts of the bulletin.", props)
+    value = _json_of(response)
+    assert value == {"ferry_pass_price_dollars": 42.0, "discount_month": "July", "festival_date": "March 14"}
+    # Each search it made is a tool step the caller sees, with the moments it found: the field's words.
+    searches = [
+        json.loads(i["arguments"])["query"] for i in response["output"] if i["type"] == "function_call"
+    ]
+    assert "ferry pass price dollars" in searches and "discount month" in searches, searches
+    outputs = [json.loads(i["output"]) for i in response["output"] if i["type"] == "function_call_output"]
+    assert any("42 dollars" in r["text"] for o in outputs for r in o["results"]), outputs
+
+
+def test_a_jockey_record_reads_the_whole_moment_and_lists_it_once(desk: Desk) -> None:
+    number = {"type": "number"}
+    entry = {"type": "object", "properties": {"start": number, "end": number, "text": {"type": "string"}}}
+    props = {
+        "model": {"type": "string"},
+        "phone": {"type": "string"},
+        "moments": {"type": "array", "items": entry},
+    }
+    value = _json_of(_structured_turn(desk, "Tell me about the kettle recall", props))
+    assert value["model"] == "KX-40" and value["phone"] == "0800 555 123", value
+    spans = [(m["start"], m["end"], m["text"]) for m in value["moments"]]
+    assert len(spans) == len(set(spans)), value
