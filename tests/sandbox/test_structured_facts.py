@@ -111,6 +111,12 @@ def test_an_enum_value_said_in_the_plural_is_that_value(engine: Engine) -> None:
     day = {"type": "string", "enum": ["Monday", "Friday", "Saturday", "Sunday"]}
     value, _ = _analyze(engine, {"free_entry_day": day}, "Which day is entry free?")
     assert value == {"free_entry_day": "Sunday"}, value
+    # Asked about something else, the field still finds its value where what it asks about is said; a
+    # value said of something else is not taken.
+    value, _ = _analyze(
+        engine, {"free_entry_day": day, "colour": {"enum": ["red", "blue"]}}, "What does the ferry pass cost?"
+    )
+    assert value == {"free_entry_day": "Sunday"}, value
 
 
 def test_a_year_field_takes_a_year_and_a_month_field_a_month(engine: Engine) -> None:

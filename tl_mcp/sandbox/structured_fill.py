@@ -278,6 +278,8 @@ _SPAN = word_set("time when range span interval")
 _SCORE = word_set("score confidence relevance")
 #: A duration field that asks for the length of what it describes ("battery_duration" does not).
 _DURATION = word_set("duration length video clip total sec secs seconds")
+#: Words of an enum field that say what kind of value it is, not what it is about.
+_WHEN_WORDS = word_set("day date time when kind type category status level option choice")
 #: Words of fields the evidence's own times, titles, scores and quotes fill, whatever it is about.
 _STRUCTURAL = (
     _TITLE_WORDS
@@ -353,8 +355,13 @@ class _Walker:
         if "const" in node:
             return node["const"]
         if isinstance(node.get("enum"), list) and node["enum"]:
-            # The evidence that answers the question chooses; a value named elsewhere in the video does not.
-            return enum_for(node["enum"], self._unit_texts(unit))
+            # The evidence that answers the question chooses; a value named elsewhere in the video does not,
+            # unless it is named with what the field asks about ("free_entry_day": "free on Sundays").
+            chosen = enum_for(node["enum"], self._unit_texts(unit))
+            about = [w for w in hint(name, node) if w not in _STRUCTURAL and w not in _WHEN_WORDS]
+            if chosen is UNFILLED and about:
+                chosen = enum_for(node["enum"], [t for t in self._texts(unit) if overlap(about, t)])
+            return chosen
         for key in ("anyOf", "oneOf"):
             if isinstance(node.get(key), list):
                 return self._option(node, node[key], path, unit, depth)
