@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 _LABEL = {"subtitle": "subtitles", "speech": "speech", "ocr": "on screen"}
 #: How many moments a field's own search adds to the evidence (the best of them; more would be noise).
 _FIELD_MOMENTS = 2
+#: The most fields one turn searches for; the rest are filled from what was found, or left unfilled.
+_FIELD_SEARCHES = 8
 
 
 def _message(item_id: str, text: str, annotations: list[JsonObj], phase: str, status: str) -> JsonObj:
@@ -247,7 +249,8 @@ class Turn:
         if req.schema is not None and kind is None and moments:
             # A field the question's moments say nothing about gets its own search before it is left
             # unfilled, as a summary draws on the whole video; the search is a tool step like the first.
-            for field_query in lookups(req.schema, moments[:5]):
+            # Bounded: a schema of many fields must not make a turn many searches long.
+            for field_query in lookups(req.schema, moments[:5])[:_FIELD_SEARCHES]:
                 hits = await self.svc.moments(session.store_id, field_query, item_ids=scope)
                 more = [m for m, _ in hits][:_FIELD_MOMENTS]
                 looked_up.extend(more)
