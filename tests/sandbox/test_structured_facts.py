@@ -194,6 +194,7 @@ def test_jockey_looks_up_a_field_its_moments_say_nothing_about() -> None:
         "summary": STR,
         "details": {"type": "object", "properties": {"mayor_name": STR}},
         "moments": {"type": "array", "items": {"type": "object", "properties": {"festival_city": STR}}},
+        "people": {"type": "array", "items": STR},
     }
     schema = {"type": "object", "properties": props}
     # Only the fields about something the moment does not name are searched for; times, summaries and

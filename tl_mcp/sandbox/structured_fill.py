@@ -219,6 +219,8 @@ def unmatched_fields(schema: JsonObj, texts: Sequence[str]) -> list[str]:
             if kind_of(sub) == "object":
                 walk(sub, depth + 1)
                 continue
+            if kind_of(sub) == "array":
+                continue  # its entries are the question's moments, one each: a search adds none
             content = [w for w in hint(key, sub) if w not in _STRUCTURAL]
             if content and not any(overlap(content, t) for t in texts):
                 queries.append(" ".join(content))
