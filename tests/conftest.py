@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -10,6 +11,18 @@ import pytest
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_user_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The cloud backend keeps its state under the user's state dir, keyed by URL and key, and many tests
+    share a fake URL and key: each test process (an xdist worker) gets dirs of its own, so two workers never
+    share one SQLite ledger and no run writes into the developer's home. Tests that set these keep theirs."""
+    root = tmp_path_factory.mktemp("user-dirs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_STATE_HOME", str(root / "state"))
+        mp.setenv("XDG_DATA_HOME", str(root / "data"))
+        yield
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -36,10 +49,36 @@ SLOW_SUITES = (
     "tests/newcomer/test_newcomer_conformance.py",
 )
 
+#: Folders whose modules must all run in one process, in order, under `pytest -n N --dist loadgroup`:
+#: tests/sandbox/test_zz_spec_coverage.py inspects the responses every other tests/sandbox module drew.
+ONE_WORKER_FOLDERS = {"tests/sandbox/": "sandbox"}
 
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # tryfirst: the markers must be on before `-m` deselects and xdist reads the groups.
     root = config.rootpath
     for item in items:
         where = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
         if where.startswith(SLOW_SUITES):
             item.add_marker(pytest.mark.slow)
+        for folder, group in ONE_WORKER_FOLDERS.items():
+            if where.startswith(folder):
+                item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadgroup`, with a whole file as the unit where no group says otherwise (xdist's own sends
+    ungrouped tests one by one): a module's fixtures (a seeded sandbox, a server) are then built once, in
+    one worker, as in a serial run."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class FileOrGroupScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            group = super()._split_scope(nodeid)
+            return group if group != nodeid else nodeid.split("::", 1)[0]
+
+    return FileOrGroupScheduling(config, log)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -111,15 +113,21 @@ def npm_ci(folder: Path, *, timeout: float = 600) -> None:
     lock = (folder / "package-lock.json").read_bytes()
     stamp = folder / "node_modules" / ".tl-mcp-lock-sha256"
     digest = hashlib.sha256(lock).hexdigest()
-    if stamp.is_file() and stamp.read_text() == digest:
-        return
-    proc = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=folder,
-        env=clean_env({"npm_config_update_notifier": "false"}),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert proc.returncode == 0, f"npm ci in {folder} failed:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}"
-    stamp.write_text(digest)
+    # `npm ci` first deletes node_modules: a second test process (an xdist worker) installing the same
+    # folder at once would pull it from under the first. One at a time, per folder; the stamp is re-read
+    # under the lock, so the second finds the first's install and returns.
+    key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+    with (Path(tempfile.gettempdir()) / f"tl-mcp-npm-ci-{key}.lock").open("w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        if stamp.is_file() and stamp.read_text() == digest:
+            return
+        proc = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=folder,
+            env=clean_env({"npm_config_update_notifier": "false"}),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        assert proc.returncode == 0, f"npm ci in {folder} failed:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}"
+        stamp.write_text(digest)
