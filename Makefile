@@ -22,12 +22,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict tl_mcp
 
+# In parallel, one file per worker at a time (tests/conftest.py keeps tests/sandbox in one worker);
+# PYTEST_WORKERS=0 runs them in this process, e.g. to debug one.
+PYTEST_WORKERS ?= 2
+PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadfile
+
 pytest: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider -m "not llm and not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider -m "not llm and not slow" $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 # The browser, replica-cluster (Redis, HAProxy) and many-process suites, and the bench smoke runs.
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider -m "slow and not llm" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider -m "slow and not llm" $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 # Real inference for the answerers (tests/llm): xllamacpp and SmolLM2-135M, pinned by sha256. Test fixtures
 # only: the product never depends on a model. Then the answer-quality bench with every answerer available.

@@ -49,36 +49,34 @@ SLOW_SUITES = (
     "tests/newcomer/test_newcomer_conformance.py",
 )
 
-#: Folders whose modules must all run in one process, in order, under `pytest -n N --dist loadgroup`:
-#: tests/sandbox/test_zz_spec_coverage.py inspects the responses every other tests/sandbox module drew.
-ONE_WORKER_FOLDERS = {"tests/sandbox/": "sandbox"}
+#: Folders whose tests must all run in one process, in order, under `pytest -n N --dist loadfile` (each
+#: other file is a unit of its own): tests/sandbox/test_zz_spec_coverage.py inspects the responses every
+#: other tests/sandbox module drew. (xdist_group marks do not work here: xdist 3.8 renames `item._nodeid`,
+#: which pytest 9.2 no longer reads.)
+ONE_WORKER = ("tests/sandbox/",)
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # tryfirst: the markers must be on before `-m` deselects and xdist reads the groups.
     root = config.rootpath
     for item in items:
         where = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
         if where.startswith(SLOW_SUITES):
             item.add_marker(pytest.mark.slow)
-        for folder, group in ONE_WORKER_FOLDERS.items():
-            if where.startswith(folder):
-                item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """`--dist loadgroup`, with a whole file as the unit where no group says otherwise (xdist's own sends
-    ungrouped tests one by one): a module's fixtures (a seeded sandbox, a server) are then built once, in
-    one worker, as in a serial run."""
-    if config.getvalue("dist") != "loadgroup":
+    """`--dist loadfile`, except that each folder in ONE_WORKER is one unit. A file's module fixtures
+    (a seeded sandbox, a server) are then built once, in one worker, as in a serial run."""
+    if config.getvalue("dist") != "loadfile":
         return None
-    from xdist.scheduler import LoadGroupScheduling
+    from xdist.scheduler import LoadFileScheduling
 
-    class FileOrGroupScheduling(LoadGroupScheduling):
+    class FileOrFolderScheduling(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            group = super()._split_scope(nodeid)
-            return group if group != nodeid else nodeid.split("::", 1)[0]
+            for folder in ONE_WORKER:
+                if nodeid.startswith(folder):
+                    return folder
+            return super()._split_scope(nodeid)
 
-    return FileOrGroupScheduling(config, log)
+    return FileOrFolderScheduling(config, log)
