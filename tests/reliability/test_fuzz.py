@@ -414,3 +414,14 @@ def test_unreadable_names_are_refused_before_anything_is_created(
     text = text_of(result)
     assert result.is_error and ("control characters" in text or "visible character" in text), text
     assert harness.transport.requests == before
+
+
+@pytest.mark.parametrize("query", [" ", "\t\n", "\u3000"])
+def test_a_blank_store_search_query_is_refused_cleanly(harness: Harness, query: str) -> None:
+    # The fuzzer once found `query=' '` escaping as an unhandled ValueError.
+    before = harness.transport.requests
+    result = harness.call("search_knowledge_store", {"knowledge_store_id": "ks_x", "query": query})
+    text = text_of(result)
+    assert result.is_error and "query" in text and "Traceback" not in text, text
+    assert harness.transport.requests == before
+

@@ -126,7 +126,7 @@ async def test_metadata_tools_send_what_the_contract_describes(cloud: tuple[Sett
                 },
             },
         )
-        await call_ok(
+        first = await call_ok(
             c,
             "search_videos",
             {
@@ -138,7 +138,9 @@ async def test_metadata_tools_send_what_the_contract_describes(cloud: tuple[Sett
                 "include_user_metadata": True,
             },
         )
-        await call_ok(c, "search_videos", {"page_token": "tok1", "include_user_metadata": True})
+        # The token the first page handed out (tl-mcp refuses one from another search).
+        token = first.structured_content["next_page_token"]  # type: ignore[index]
+        await call_ok(c, "search_videos", {"page_token": token, "include_user_metadata": True})
         await call_ok(
             c, "add_to_knowledge_store", {"knowledge_store_id": "ks_1", "asset_id": "a1", "metadata": meta}
         )

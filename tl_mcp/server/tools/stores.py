@@ -383,6 +383,8 @@ async def search_knowledge_store(
     Use it when you need the store's own hits (ranks, item ids, metadata); search_videos gives moments
     across an index or store, create_response an answer.
     """
+    if not query.strip():
+        raise ToolError("query is blank: give the words to search the store for (what is said or shown).")
     if item_ids and collection_id:
         raise ToolError("Give item_ids or collection_id, not both (a collection stands for its items).")
     if modalities and asset_types and "video" not in asset_types:
