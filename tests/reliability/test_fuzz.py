@@ -424,4 +424,3 @@ def test_a_blank_store_search_query_is_refused_cleanly(harness: Harness, query: 
     text = text_of(result)
     assert result.is_error and "query" in text and "Traceback" not in text, text
     assert harness.transport.requests == before
-
