@@ -37,6 +37,8 @@ class Scripted:
             return tokens(f"Fresh apples cost two dollars per pound {apples[0]}. That is the orchard price.")
         if self.mode == "invented number":
             return tokens(f"Fresh apples cost seven dollars per pound {apples[0]}.")
+        if self.mode == "unknown marker first":
+            return tokens("[09:00-09:10] Fresh apples cost two dollars per pound, picked by farmers today.")
         if self.mode == "unknown marker":
             return tokens("Fresh apples cost two dollars per pound [09:00-09:10].")
         if self.mode == "invented words":
@@ -218,12 +220,16 @@ def test_words_sent_before_a_sentence_failed_are_only_what_one_moment_says(
     )
 
 
-def test_a_sentences_first_words_go_out_before_the_model_has_finished_it(world: World) -> None:
+def _first_delta_and_sent(
+    world: World, mode: str, question: str = APPLES
+) -> tuple[float, list[str], list[float]]:
+    """A streamed turn at a slow token rate: when its first text delta arrived, and the tokens the model
+    sent with when each was written."""
     world.chat.token_delay_s = 0.25
-    world.script.mode = "grounded"
+    world.script.mode = mode
     payload = {
         "knowledge_store_id": world.store_id,
-        "input": [{"type": "message", "role": "user", "content": APPLES}],
+        "input": [{"type": "message", "role": "user", "content": question}],
         "stream": True,
     }
     first_delta: float | None = None
@@ -234,11 +240,36 @@ def test_a_sentences_first_words_go_out_before_the_model_has_finished_it(world: 
                     first_delta = time.monotonic()
     finally:
         world.chat.token_delay_s = 0.02
-    pieces = world.script(world.chat.requests[-1])
-    marker_sent = world.chat.sent_at[-1][next(i for i, p in enumerate(pieces) if p.startswith("["))]
+    assert first_delta is not None
+    return first_delta, world.script(world.chat.requests[-1]), world.chat.sent_at[-1]
+
+
+def test_a_sentences_first_words_go_out_before_the_model_has_finished_it(world: World) -> None:
+    first_delta, pieces, sent_at = _first_delta_and_sent(world, "grounded")
+    marker_sent = sent_at[next(i for i, p in enumerate(pieces) if p.startswith("["))]
     # Causal, not a time budget: the first words reached the caller before the model wrote the
     # citation that ends the sentence ("Fresh apples cost two dollars per pound [..].").
-    assert first_delta is not None and first_delta < marker_sent
+    assert first_delta < marker_sent
+
+
+@pytest.mark.parametrize(
+    ("mode", "question", "said"),
+    [
+        ("refuse", "When were the fresh apples picked?", "do not answer this question"),
+        ("unknown marker first", APPLES, "it cites [09:00-09:10], which is not one of the retrieved moments"),
+    ],
+)
+def test_a_refusal_or_a_foreign_citation_is_answered_before_the_model_ends_its_sentence(
+    world: World, mode: str, question: str, said: str
+) -> None:
+    # Either decides the sentence whatever follows, so the model is not heard out first.
+    first_delta, pieces, sent_at = _first_delta_and_sent(world, mode, question)
+    end = next(i for i, p in enumerate(pieces) if p.rstrip().endswith("."))
+    # The model was stopped before it wrote the sentence's last word (or, if that was already on its way,
+    # the answer had reached the caller before it was written).
+    assert len(sent_at) < end or first_delta < sent_at[end - 1]
+    final, _ = ask(world, question, mode)
+    assert said in text_of(final)
 
 
 def test_a_citation_before_the_fact_is_the_models_answer_too(world: World) -> None:

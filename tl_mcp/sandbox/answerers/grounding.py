@@ -98,7 +98,7 @@ _NUMBER_WORDS = frozenset(_UNITS) | frozenset(_TENS) | frozenset(_SCALES)
 #: Words a grounded sentence may use without the evidence saying them.
 _FRAME_TEXT = """
 according evidence moment moments marker screen shows shown says said speaker someone video videos
-mentioned mentions states stated cost costs price per percent one first second third also
+mentioned mentions states stated cost costs price per percent one first second third also should
 """
 _FRAME = frozenset(_FRAME_TEXT.split())
 
@@ -268,6 +268,14 @@ class _Checker:
         self.cited: list[str] = []
         #: Moments that hold an uncited sentence, named at the end when the model cited nothing.
         self.implied: list[str] = []
+
+    def foreign_mark(self, text: str) -> str | None:
+        """The first whole citation marker in ``text`` that is not a retrieved moment's: the sentence it
+        is in fails whatever follows, so the model need not be heard out."""
+        for match in _MARK.finditer(_INVISIBLE.sub("", text)):
+            if _norm_marker(match) not in self.by_marker:
+                return _norm_marker(match)
+        return None
 
     def check(self, sentence: str) -> None:
         sentence = _INVISIBLE.sub("", sentence)
@@ -510,7 +518,18 @@ class GroundedAnswerer:
                     cut = _early(pending)
                     if cut > early and cut >= judge_at:
                         judge_at = cut + cut // 8
-                        if not _is_refusal(pending[:cut]) and checker.holds(pending[:cut]):
+                        said = pending[:cut]
+                        # A refusal, or a marker of no retrieved moment, decides the sentence now as it
+                        # would at its end, so the caller does not wait for the rest of it.
+                        if not sent and _is_refusal(said):
+                            yield from self._refusal(question, reply)
+                            return
+                        foreign = checker.foreign_mark(said)
+                        if foreign is not None:
+                            reason = f"it cites {foreign}, which is not one of the retrieved moments"
+                            yield from self._fallback(question, reply, reason, sent, early)
+                            return
+                        if not _is_refusal(said) and checker.holds(said):
                             yield from held.pieces(early, cut)
                             sent += pending[early:cut]
                             early = cut
