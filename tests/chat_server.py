@@ -18,7 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 Reply = Callable[[dict[str, Any]], list[str]]
-EVIDENCE_LINE = re.compile(r"^(\[\d\d:\d\d-\d\d:\d\d\]) \(([^)]*)\) (.*)$", re.MULTILINE)
+#: An evidence line as the sandbox writes it: "[2] (subtitles) what was said"; the model cites it as [2].
+EVIDENCE_LINE = re.compile(r"^(\[\d+\]) \(([^)]*)\) (.*)$", re.MULTILINE)
 
 
 class ChatServer:

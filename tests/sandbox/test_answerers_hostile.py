@@ -280,16 +280,16 @@ def test_two_videos_moments_at_the_same_times_never_share_a_marker_the_model_cit
     def lines(body: dict[str, Any]) -> Iterator[str]:
         evidence = ChatServer.evidence(body)
         seen.append(evidence)
-        # The model quotes the last line of that marker, as a model reading top to bottom may.
-        mark, _, said = [e for e in evidence if e[0] == "[00:06-00:12]"][-1]
+        # The model quotes the last line, as a model reading top to bottom may, and cites its number.
+        mark, _, said = evidence[-1]
         quote = said.split(" / ")[0].rstrip(".")
         yield _chunk(f"{quote} {mark}.")
         yield "data: [DONE]"
 
     endpoint.lines = lines
     final, text = _ask(client, store_id, "What do the fresh apples cost, and are we cooking pasta?")
-    markers = [mark for mark, _, _ in seen[-1]]
-    assert len(markers) == len(set(markers)), seen[-1]
+    # Both videos' [00:06-00:12] moments were retrieved; only one of them is put to the model.
+    assert sum(1 for _, _, said in seen[-1] if "apples" in said.lower() or "pasta" in said.lower()) == 1
     assert final["generated_by"] == {**final["generated_by"], "answerer": "endpoint", "note": None}, text
     (cite,) = [a for p in final["output"][-1]["content"] for a in p["annotations"]]
     # The citation is the video whose words the answer quotes, never the other one with the same times.

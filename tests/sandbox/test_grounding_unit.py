@@ -28,6 +28,7 @@ from tl_mcp.sandbox.answerers.grounding import (
     _numbers,
     _split,
     evidence_lines,
+    messages,
 )
 from tl_mcp.sandbox.config import SandboxConfig
 
@@ -466,3 +467,37 @@ def test_a_structured_field_takes_the_number_of_a_share_or_an_ordinal() -> None:
         text = "".join(reply)
         assert reply.made.answerer == made_by, reply.made
         assert text == (json.dumps(value) if made_by == "endpoint" else "{}")
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    [
+        ["Fresh apples cost two dollars per pound [1]."],
+        ["Fresh apples cost two dollars per pound ", "[", "1", "]", "."],
+        ["Fresh apples cost two dollars per pound [ 1", " ]."],
+    ],
+)
+def test_a_line_number_the_model_cites_reaches_the_caller_as_its_moments_marker(tokens: list[str]) -> None:
+    # The prompt numbers the evidence lines (a number is 3 tokens, a time marker 13); the caller reads times.
+    text, made = answer(tokens)
+    assert text == "Fresh apples cost two dollars per pound [00:06-00:12]." and made.note is None
+
+
+def test_the_prompt_numbers_its_evidence_lines_in_the_order_given() -> None:
+    question = Question("q", [APPLES, SALES], lambda: EXTRACTIVE)
+    evidence = messages(question, [APPLES, SALES])[-1]["content"]
+    assert evidence.startswith(f"Evidence:\n[1] (speech) {APPLES.text}\n[2] (on screen) {SALES.text}\n")
+
+
+@pytest.mark.parametrize(
+    "tokens", [["Fresh apples cost two dollars per pound [7]."], ["[9] Fresh apples cost two dollars"]]
+)
+def test_a_line_number_no_evidence_line_has_is_refused_as_a_citation(tokens: list[str]) -> None:
+    text, made = answer(tokens)
+    assert made.note is not None and "cites [" in made.note
+    assert "which is not one of the retrieved moments" in made.note and text.endswith(EXTRACTIVE)
+
+
+def test_a_bracket_that_is_no_line_number_is_the_models_text() -> None:
+    text, _ = answer(["Fresh apples [", "organic] cost two dollars per pound [1]."])
+    assert text.startswith("Fresh apples [organic] cost")

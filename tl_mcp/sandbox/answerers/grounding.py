@@ -44,10 +44,16 @@ REFUSAL = "NOT IN THE VIDEOS"
 #: max_tokens, and an answer with no sentence end would otherwise be held (and re-scanned) unbounded.
 CHARS_PER_TOKEN = 8
 
+# The model cites a line by its number ([2]); each number becomes the moment's time marker as the text
+# streams. A time marker costs a Qwen-style tokenizer 13 tokens (one per digit), a number 3: measured on
+# 2 cores, that is about 0.15 s of prompt per evidence line and 0.7 s of writing per citation.
+# "State the answer in words": told only to cite after the fact, Qwen2.5-1.5B answered 3 of 9 bench
+# questions with a bare [1].
 _SYSTEM = (
-    "You answer questions about videos from evidence lines. Each line starts with the time marker of a "
-    "moment, such as [00:06-00:12], then what was said or shown there. Answer in one or two short "
-    "sentences, using only what the evidence says, and put the marker of the line you used after the fact."
+    "You answer questions about videos from evidence lines. Each line starts with the number of a "
+    "moment, such as [1], then what was said or shown there. Answer with one or two short sentences that "
+    "state the answer in words, using only what the evidence says, each followed by the number of the "
+    "line it comes from, such as [1]."
 )
 # Told to reply with a fixed phrase when the evidence does not answer, small models say it for every
 # question (measured: Qwen2.5-1.5B refused 4/4 answerable ones); left alone they say "not mentioned",
@@ -60,10 +66,13 @@ _REFUSING = re.compile(
     re.IGNORECASE,
 )
 _SYSTEM_JSON = (
-    "Fill the JSON object from the evidence lines below ONLY (each starts with the time marker of a "
+    "Fill the JSON object from the evidence lines below ONLY (each starts with the number of a "
     "moment). Copy names, numbers and phrases as the evidence gives them; never invent a value."
 )
 _MARK = re.compile(r"\[\s*(\d{2}:\d{2})\s*-\s*(\d{2}:\d{2})\s*\]")
+#: A citation by line number, as the prompt asks for, and the start of one still being written.
+_LINE_NUMBER = re.compile(r"\[\s*(\d{1,3})\s*\]")
+_LINE_NUMBER_START = re.compile(r"\[\s*\d{0,3}\s*")
 # A number as written in digits: "1,000" is one thousand (not 1 and 0), "2.5 million" two and a half
 # million (not 2.5), "4th" an ordinal (not 4), "30%" a share (not 30 people): read loosely, an invented
 # quantity hides behind a digit the evidence has.
@@ -250,7 +259,7 @@ def messages(question: Question, cues: list[Cue]) -> list[dict[str, str]]:
         out.append({"role": "assistant", "content": answered[:600]})
     # The evidence sits next to the question it is for: small models follow that better than a system
     # prompt several turns up.
-    evidence = "\n".join(f"{c.marker} ({c.source}) {c.text}" for c in cues)
+    evidence = "\n".join(f"[{n}] ({c.source}) {c.text}" for n, c in enumerate(cues, 1))
     out.append({"role": "user", "content": f"Evidence:\n{evidence}\n\nQuestion: {question.question}"})
     return out
 
@@ -272,10 +281,12 @@ class _Checker:
     def foreign_mark(self, text: str) -> str | None:
         """The first whole citation marker in ``text`` that is not a retrieved moment's: the sentence it
         is in fails whatever follows, so the model need not be heard out."""
-        for match in _MARK.finditer(_INVISIBLE.sub("", text)):
+        text = _INVISIBLE.sub("", text)
+        for match in _MARK.finditer(text):
             if _norm_marker(match) not in self.by_marker:
                 return _norm_marker(match)
-        return None
+        number = _LINE_NUMBER.search(text)  # a line number no evidence line has
+        return number.group() if number is not None else None
 
     def check(self, sentence: str) -> None:
         sentence = _INVISIBLE.sub("", sentence)
@@ -283,6 +294,9 @@ class _Checker:
         for mark in marks:
             if mark not in self.by_marker:
                 raise Ungrounded(f"it cites {mark}, which is not one of the retrieved moments")
+        number = _LINE_NUMBER.search(sentence)
+        if number is not None:
+            raise Ungrounded(f"it cites {number.group()}, which is not one of the retrieved moments")
         body = _MARK.sub(" ", sentence)
         broken = _BROKEN_MARK.search(body)
         if broken:
@@ -486,7 +500,8 @@ class GroundedAnswerer:
     def _text(self, question: Question, reply: Reply) -> Iterator[str]:
         cues = evidence_lines(question.cues)
         checker = _Checker(cues)
-        tokens = self.model.chat(messages(question, cues), None, question.max_tokens)
+        asked = self.model.chat(messages(question, cues), None, question.max_tokens)
+        tokens = _markers_for_numbers(asked, cues)
         held = _Held()
         sent = ""
         #: Characters of the held text (the start of an unfinished sentence) already sent early.
@@ -634,6 +649,36 @@ def _split(text: str) -> list[str]:
     if last < len(text):
         out.append(text[last:])
     return [s for s in out if s.strip()]
+
+
+def _markers_for_numbers(tokens: Iterator[str], cues: list[Cue]) -> Iterator[str]:
+    """The model's tokens with each line number it cites ([2]) written as that moment's time marker, the
+    citation the caller reads; a number no line has stays as written (and is refused as a citation)."""
+    carry = ""
+    try:
+        for token in tokens:
+            text, carry = carry + token, ""
+            out: list[str] = []
+            at = 0
+            while (open_at := text.find("[", at)) >= 0:
+                out.append(text[at:open_at])
+                cited = _LINE_NUMBER.match(text, open_at)
+                if cited is not None:
+                    n = int(cited.group(1))
+                    out.append(cues[n - 1].marker if 1 <= n <= len(cues) else cited.group())
+                    at = cited.end()
+                elif _LINE_NUMBER_START.fullmatch(text, open_at):
+                    carry, at = text[open_at:], len(text)  # the next token may close it
+                else:
+                    out.append("[")
+                    at = open_at + 1
+            out.append(text[at:])
+            if piece := "".join(out):
+                yield piece
+        if carry:
+            yield carry
+    finally:
+        tokens.close()  # type: ignore[attr-defined]
 
 
 class _Held:
