@@ -197,13 +197,16 @@ def install_log_redaction(*loggers: logging.Logger) -> None:
 
 # Query (and fragment) parameters whose value is a credential: presigned S3 (X-Amz-Signature,
 # X-Amz-Credential, X-Amz-Security-Token), GCS (X-Goog-Signature, X-Goog-Credential), Azure SAS (sig),
-# CloudFront (Signature, Policy, Key-Pair-Id) and the usual token= / access_token= / api_key= / key=.
+# CloudFront (Signature, Policy, Key-Pair-Id), Azure account keys (AccountKey), and the usual token= /
+# access_token= / jwt= / hmac= / pass= / any *key=. Masking a harmless value only costs its echo.
 _SECRET_PARAM = re.compile(
-    r"(?i)token|sig|secret|passw|pwd|credential|api[-_]?key|^key$|auth|session|^policy$|key-pair-id"
+    r"(?i)token|sig|secret|passw|pwd|^pw$|^pass$|jwt|hmac|credential|api[-_]?key|key$|auth|session|^policy$|key-pair-id"
 )
 _PARAM = re.compile(r"(?P<lead>[?&#;])(?P<name>[^=&#;]*)=(?P<value>[^&#;]*)")
-#: An http(s) URL inside free text (a log line, an upstream error); quotes and brackets end it.
-_URL_IN_TEXT = re.compile(r"(?i)\bhttps?://[^\s'\"<>`]+")
+#: An http(s) URL inside free text (a log line, an upstream error); quotes and brackets end it, and so
+#: does the next URL (joined by a comma, or a redirect target in a query), which is masked on its own.
+#: Slashes may be JSON-escaped (``https:\\/\\/``): an upstream body quoted in a message.
+_URL_IN_TEXT = re.compile(r"(?i)\bhttps?:(?:\\?/){2}(?:(?!https?:(?:\\?/){2})[^\s'\"<>`])+")
 
 
 def display_url(url: str) -> str:
@@ -230,6 +233,13 @@ def display_url(url: str) -> str:
 
 def mask_urls(text: str) -> str:
     """Every http(s) URL in ``text`` as :func:`display_url` shows it."""
-    if "://" not in text:
+    if "://" not in text and ":\\/\\/" not in text:
         return text
-    return _URL_IN_TEXT.sub(lambda m: display_url(m.group()), text)
+
+    def shown(m: re.Match[str]) -> str:
+        url = m.group()
+        if "\\/" not in url:
+            return display_url(url)
+        return display_url(url.replace("\\/", "/")).replace("/", "\\/")
+
+    return _URL_IN_TEXT.sub(shown, text)

@@ -273,3 +273,21 @@ def test_the_log_filter_masks_url_credentials_whoever_logs_them() -> None:
     )
     assert RedactingFilter(Redactor()).filter(record)
     assert record.getMessage() == "GET https://u:***@h/v?sig=*** failed"
+
+
+def test_every_url_of_a_text_is_masked_however_it_is_joined_or_escaped() -> None:
+    # Joined without a space (a list in an error), or with JSON's escaped slashes (an upstream body quoted
+    # in a message), each URL is still its own URL and keeps none of its credentials.
+    assert mask_urls("tried https://u:p1@a/x,https://v:p2@b/y") == "tried https://u:***@a/x,https://v:***@b/y"
+    assert mask_urls("https://h/r?next=https://w:p3@c/z") == "https://h/r?next=https://w:***@c/z"
+    assert mask_urls('{"url":"https:\\/\\/u:p4@h\\/v.mp4?token=t5"}') == (
+        '{"url":"https:\\/\\/u:***@h\\/v.mp4?token=***"}'
+    )
+    assert mask_urls("HTTPS://u:p6@[::1]:8080/v?TOKEN=t6") == "HTTPS://u:***@[::1]:8080/v?TOKEN=***"
+
+
+def test_display_url_masks_the_other_spellings_of_a_credential_parameter() -> None:
+    url = "https://h/v.mp4?pass=p1&pw=p2&jwt=p3&hmac=p4&access_key=p5&AccountKey=p6&x=keep"
+    assert display_url(url) == (
+        "https://h/v.mp4?pass=***&pw=***&jwt=***&hmac=***&access_key=***&AccountKey=***&x=keep"
+    )
