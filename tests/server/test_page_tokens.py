@@ -163,3 +163,20 @@ async def test_a_search_token_is_refused_with_another_index_query_or_store(
         c, {**store, "query": "apples, ocean waves, sales", "page_size": 1, **both}, "search_knowledge_store"
     )
     assert followed["hits"], followed
+
+
+async def test_an_edited_or_overlong_token_is_refused_with_what_to_do(world: World, client: Client) -> None:
+    # The tags bind a token to its search, not its upstream part: an edit there is the API's to refuse,
+    # and it must come back as a tool error that says what to pass, never a crash.
+    c = client
+    index_search = {"query": "apples, ocean waves, sales", "index_id": world.index_id, "limit": 1}
+    token = (await _data(c, "search_videos", index_search)).get("next_page_token")
+    assert token
+    upstream, _, tags = token.rpartition("~")
+    for edited, says in (
+        (f"{upstream[:-1]}é~{tags}", "next_page_token"),
+        (f"x{upstream}~{tags}", "run the search again"),
+        ("é" * 600, "at most 500 characters"),
+    ):
+        result = await c.call_tool("search_videos", {"index_id": world.index_id, "page_token": edited})
+        assert result.is_error and says in text_of(result), text_of(result)
