@@ -29,10 +29,20 @@ class MetadataLimits:
     total_bytes: int | None = None
     #: Keys must show something, without control or format characters or a space at either end.
     plain_keys: bool = False
+    #: ``""`` and ``[]`` store nothing (the user-metadata contract ignores them), so they are not held to
+    #: the limits. A null never is: it deletes its key (a key stored before a limit existed must stay
+    #: deletable), is omitted, or is refused by the value check.
+    empty_ignored: bool = False
 
 
 USER_METADATA_LIMITS = MetadataLimits(
-    pairs=50, key_chars=64, str_chars=2048, list_items=100, total_bytes=16 * 1024, plain_keys=True
+    pairs=50,
+    key_chars=64,
+    str_chars=2048,
+    list_items=100,
+    total_bytes=16 * 1024,
+    plain_keys=True,
+    empty_ignored=True,
 )
 STORE_METADATA_LIMITS = MetadataLimits(pairs=10, key_chars=128, str_chars=2048)
 ITEM_METADATA_LIMITS = MetadataLimits(pairs=50, key_chars=128, str_chars=8192)
@@ -57,8 +67,15 @@ def size_problem(meta: Mapping[str, object], limits: MetadataLimits, name: str) 
     return None
 
 
+def stored_part(meta: Mapping[str, object], limits: MetadataLimits) -> dict[str, object]:
+    """The keys of ``meta`` that would be stored: what the limits are about."""
+    empty: tuple[object, ...] = ("", []) if limits.empty_ignored else ()
+    return {k: v for k, v in meta.items() if v is not None and v not in empty}
+
+
 def limit_problem(meta: Mapping[str, object], limits: MetadataLimits, name: str) -> str | None:
     """The first way ``meta`` breaks ``limits``, naming the key and the limit; None when it fits."""
+    meta = stored_part(meta, limits)
     for key, value in meta.items():
         if len(key) > limits.key_chars:
             return f"`{name}` key {_shown(key)} is longer than {limits.key_chars} characters ({len(key)})"

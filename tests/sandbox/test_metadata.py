@@ -194,3 +194,17 @@ def test_a_patch_is_held_to_the_limits_with_the_keys_already_there(library: Libr
     edge = {f"{'k' * 60}{i:04d}": "v" for i in range(49)} | {"note": "x" * 2048}
     assert library.client.put(path, json={"user_metadata": edge}).is_success
     assert _asset_meta(library) == edge
+
+
+def test_keys_that_store_nothing_are_not_held_to_the_limits(library: Library) -> None:
+    # The contract ignores "" and [] and deletes on null, so such keys store nothing: fifty real keys
+    # with ignored ones beside them fit, and a null deletes a key the limits would not let one create
+    # (one stored before they existed) instead of refusing the delete.
+    path = f"/assets/{library.asset_id}/user-metadata"
+    full = {f"k{i}": "v" for i in range(50)}
+    ignored = {"blank": "", "none": [], "gone": None}
+    assert library.client.put(path, json={"user_metadata": full | ignored}).is_success, "PUT"
+    assert _asset_meta(library) == full
+    r = library.client.patch(path, json={"user_metadata": {"k0": None, " legacy key": None, "z" * 80: None}})
+    assert r.is_success, r.text
+    assert _asset_meta(library) == {k: v for k, v in full.items() if k != "k0"}
