@@ -19,6 +19,7 @@ from tl_mcp.sandbox.answerers import Made, answerer_for
 from tl_mcp.sandbox.answerers.base import Cue, Question
 from tl_mcp.sandbox.answerers.grounding import (
     _MARK,
+    CHARS_PER_TOKEN,
     MAX_SENTENCES,
     GroundedAnswerer,
     Ungrounded,
@@ -501,3 +502,46 @@ def test_a_line_number_no_evidence_line_has_is_refused_as_a_citation(tokens: lis
 def test_a_bracket_that_is_no_line_number_is_the_models_text() -> None:
     text, _ = answer(["Fresh apples [", "organic] cost two dollars per pound [1]."])
     assert text.startswith("Fresh apples [organic] cost")
+
+
+class Counted(Scripted):
+    """A scripted model whose tokens are made one by one as they are asked for."""
+
+    def __init__(self, tokens: Iterator[str]) -> None:
+        super().__init__([])
+        self.stream = tokens
+
+    def chat(self, messages: list[dict[str, str]], schema: object, max_tokens: int) -> Iterator[str]:
+        for token in self.stream:
+            self.produced += 1
+            yield token
+
+
+def test_an_open_bracket_followed_by_endless_blanks_is_still_cut_at_max_tokens() -> None:
+    # A server may ignore max_tokens: "[" then blanks must not be held (and re-read) unbounded while the
+    # translator waits for a line number that never comes.
+    model = Counted(iter(["Fresh apples cost two dollars [", *[" "] * 20_000]))
+    question = Question("q", [APPLES, SALES], lambda: EXTRACTIVE, max_tokens=20)
+    reply = GroundedAnswerer(model).answer(question)
+    text = "".join(reply)
+    assert "ran longer than the 20 tokens" in (reply.made.note or "") and text.endswith(EXTRACTIVE)
+    assert model.produced < 20 * CHARS_PER_TOKEN
+
+
+@pytest.mark.parametrize("written", ["[1,3]", "[1, 3]", "[1][3]", "[ 1 , 3 ]"])
+def test_line_numbers_cited_together_are_each_their_moments_marker(written: str) -> None:
+    sentence = "Fresh apples cost two dollars and thirty people bought tickets "
+    text, made = answer([sentence, *re.findall(r"\d+|\D", written), "."])
+    assert made.note is None, made.note
+    assert re.sub(r"\]\s*\[", "][", text) == sentence + "[00:06-00:12][00:40-00:50]."
+
+
+def test_a_structured_number_the_model_never_read_is_not_in_the_evidence() -> None:
+    # The JSON model reads numbered lines, not times: a 12 only the marker [00:06-00:12] holds is invented.
+    schema = {"type": "object", "properties": {"dollars_per_pound": {"type": "number"}}}
+    for value, made_by in [({"dollars_per_pound": 2}, "endpoint"), ({"dollars_per_pound": 12}, "extractive")]:
+        question = Question("q", [APPLES], lambda: "{}", schema=schema)
+        reply = GroundedAnswerer(Scripted([json.dumps(value)])).answer(question)
+        text = "".join(reply)
+        assert reply.made.answerer == made_by, reply.made
+        assert text == (json.dumps(value) if made_by == "endpoint" else "{}")

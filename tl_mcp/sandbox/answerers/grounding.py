@@ -70,9 +70,11 @@ _SYSTEM_JSON = (
     "moment). Copy names, numbers and phrases as the evidence gives them; never invent a value."
 )
 _MARK = re.compile(r"\[\s*(\d{2}:\d{2})\s*-\s*(\d{2}:\d{2})\s*\]")
-#: A citation by line number, as the prompt asks for, and the start of one still being written.
-_LINE_NUMBER = re.compile(r"\[\s*(\d{1,3})\s*\]")
-_LINE_NUMBER_START = re.compile(r"\[\s*\d{0,3}\s*")
+#: A citation by line number, as the prompt asks for ([2], or [1, 3] for two lines), and the start of one
+#: still being written. Bounded (blanks, digits, numbers in a list): the start is held back from the
+#: caller and the length limit, so a "[" followed by endless blanks must stop being one.
+_LINE_NUMBER = re.compile(r"\[ {0,2}(\d{1,3}(?: {0,2}, {0,2}\d{1,3}){0,9}) {0,2}\]")
+_LINE_NUMBER_START = re.compile(r"\[ {0,2}(?:\d{1,3}(?: {0,2}, {0,2}\d{1,3}){0,9} {0,2},? {0,2})?")
 # A number as written in digits: "1,000" is one thousand (not 1 and 0), "2.5 million" two and a half
 # million (not 2.5), "4th" an ordinal (not 4), "30%" a share (not 30 people): read loosely, an invented
 # quantity hides behind a digit the evidence has.
@@ -624,7 +626,8 @@ class GroundedAnswerer:
         if problems:
             yield from self._fallback(question, reply, f"its JSON does not fit the schema: {problems[0]}", "")
             return
-        known = _values(" ".join(f"{c.marker} {c.text}" for c in cues).replace(":", " "))
+        # The model read numbered lines, not their times: a number only a time marker holds is invented.
+        known = _values(" ".join(c.text for c in cues).replace(":", " "))
         invented = sorted(_values(json.dumps(value).replace(":", " ")) - known)
         if invented:
             yield from self._fallback(question, reply, f"the number {invented[0]} is not in the evidence", "")
@@ -664,8 +667,10 @@ def _markers_for_numbers(tokens: Iterator[str], cues: list[Cue]) -> Iterator[str
                 out.append(text[at:open_at])
                 cited = _LINE_NUMBER.match(text, open_at)
                 if cited is not None:
-                    n = int(cited.group(1))
-                    out.append(cues[n - 1].marker if 1 <= n <= len(cues) else cited.group())
+                    numbers = [int(n) for n in cited.group(1).split(",")]
+                    known = all(1 <= n <= len(cues) for n in numbers)
+                    # Side by side, as the sentence-end pattern reads the markers after a full stop.
+                    out.append(" ".join(cues[n - 1].marker for n in numbers) if known else cited.group())
                     at = cited.end()
                 elif _LINE_NUMBER_START.fullmatch(text, open_at):
                     carry, at = text[open_at:], len(text)  # the next token may close it
