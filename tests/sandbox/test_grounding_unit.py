@@ -528,12 +528,29 @@ def test_an_open_bracket_followed_by_endless_blanks_is_still_cut_at_max_tokens()
     assert model.produced < 20 * CHARS_PER_TOKEN
 
 
-@pytest.mark.parametrize("written", ["[1,3]", "[1, 3]", "[1][3]", "[ 1 , 3 ]"])
-def test_line_numbers_cited_together_are_each_their_moments_marker(written: str) -> None:
+@pytest.mark.parametrize(
+    ("written", "cited"),
+    [
+        ("[1,3]", [APPLES, TICKETS]),
+        ("[1, 3]", [APPLES, TICKETS]),
+        ("[1][3]", [APPLES, TICKETS]),
+        ("[ 1 , 3 ]", [APPLES, TICKETS]),
+        ("[1-3]", [APPLES, SALES, TICKETS]),
+        ("[1 - 2, 3]", [APPLES, SALES, TICKETS]),
+    ],
+)
+def test_line_numbers_cited_together_are_each_their_moments_marker(written: str, cited: list[Cue]) -> None:
     sentence = "Fresh apples cost two dollars and thirty people bought tickets "
     text, made = answer([sentence, *re.findall(r"\d+|\D", written), "."])
     assert made.note is None, made.note
-    assert re.sub(r"\]\s*\[", "][", text) == sentence + "[00:06-00:12][00:40-00:50]."
+    assert re.sub(r"\]\s*\[", "][", text) == sentence + "".join(c.marker for c in cited) + "."
+
+
+@pytest.mark.parametrize("written", ["[1, 7]", "[3-1]", "[2-9]", "[0-2]"])
+def test_a_list_of_line_numbers_with_one_no_line_has_is_refused_as_a_citation(written: str) -> None:
+    text, made = answer(["Fresh apples cost two dollars per pound ", written, "."])
+    assert made.note is not None and f"cites {written}, which is not one of the retrieved" in made.note
+    assert text.endswith(EXTRACTIVE)
 
 
 def test_a_structured_number_the_model_never_read_is_not_in_the_evidence() -> None:

@@ -70,11 +70,12 @@ _SYSTEM_JSON = (
     "moment). Copy names, numbers and phrases as the evidence gives them; never invent a value."
 )
 _MARK = re.compile(r"\[\s*(\d{2}:\d{2})\s*-\s*(\d{2}:\d{2})\s*\]")
-#: A citation by line number, as the prompt asks for ([2], or [1, 3] for two lines), and the start of one
-#: still being written. Bounded (blanks, digits, numbers in a list): the start is held back from the
-#: caller and the length limit, so a "[" followed by endless blanks must stop being one.
-_LINE_NUMBER = re.compile(r"\[ {0,2}(\d{1,3}(?: {0,2}, {0,2}\d{1,3}){0,9}) {0,2}\]")
-_LINE_NUMBER_START = re.compile(r"\[ {0,2}(?:\d{1,3}(?: {0,2}, {0,2}\d{1,3}){0,9} {0,2},? {0,2})?")
+#: A citation by line number, as the prompt asks for ([2]; [1, 3] or [1-3] for several lines), and the
+#: start of one still being written. Bounded: the start is held back from the caller and the length
+#: limit, so a "[" followed by endless blanks must stop being one.
+_LINE_ITEM = r"\d{1,3}(?: {0,2}- {0,2}\d{1,3})?"
+_LINE_NUMBER = re.compile(rf"\[ {{0,2}}({_LINE_ITEM}(?: {{0,2}}, {{0,2}}{_LINE_ITEM}){{0,4}}) {{0,2}}\]")
+_LINE_NUMBER_START = re.compile(r"\[[\d, -]{0,80}")
 # A number as written in digits: "1,000" is one thousand (not 1 and 0), "2.5 million" two and a half
 # million (not 2.5), "4th" an ordinal (not 4), "30%" a share (not 30 people): read loosely, an invented
 # quantity hides behind a digit the evidence has.
@@ -667,10 +668,9 @@ def _markers_for_numbers(tokens: Iterator[str], cues: list[Cue]) -> Iterator[str
                 out.append(text[at:open_at])
                 cited = _LINE_NUMBER.match(text, open_at)
                 if cited is not None:
-                    numbers = [int(n) for n in cited.group(1).split(",")]
-                    known = all(1 <= n <= len(cues) for n in numbers)
+                    lines = _lines(cited.group(1), len(cues))
                     # Side by side, as the sentence-end pattern reads the markers after a full stop.
-                    out.append(" ".join(cues[n - 1].marker for n in numbers) if known else cited.group())
+                    out.append(" ".join(cues[n - 1].marker for n in lines) if lines else cited.group())
                     at = cited.end()
                 elif _LINE_NUMBER_START.fullmatch(text, open_at):
                     carry, at = text[open_at:], len(text)  # the next token may close it
@@ -684,6 +684,19 @@ def _markers_for_numbers(tokens: Iterator[str], cues: list[Cue]) -> Iterator[str
             yield carry
     finally:
         tokens.close()  # type: ignore[attr-defined]
+
+
+def _lines(cited: str, count: int) -> list[int]:
+    """The line numbers ``cited`` ("2", "1, 3", "1-3") names, or none if one of them is no line of the
+    ``count`` (a range must run forwards)."""
+    lines: list[int] = []
+    for item in cited.split(","):
+        first, _, last = item.partition("-")
+        low, high = int(first), int(last or first)
+        if not 1 <= low <= high <= count:
+            return []
+        lines.extend(n for n in range(low, high + 1) if n not in lines)
+    return lines
 
 
 class _Held:
