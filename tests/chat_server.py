@@ -34,7 +34,8 @@ class ChatServer:
 
     @staticmethod
     def evidence(body: dict[str, Any]) -> list[tuple[str, str, str]]:
-        """(marker, source, text) of each evidence line the sandbox sent with the question."""
+        """(number, source, text) of each evidence line the sandbox sent; the number ("[2]") is how the model
+        cites that line."""
         return EVIDENCE_LINE.findall(body["messages"][-1]["content"])
 
 

@@ -562,3 +562,16 @@ def test_a_structured_number_the_model_never_read_is_not_in_the_evidence() -> No
         text = "".join(reply)
         assert reply.made.answerer == made_by, reply.made
         assert text == (json.dumps(value) if made_by == "endpoint" else "{}")
+
+
+def test_an_evidence_text_of_several_lines_is_one_numbered_line() -> None:
+    # Subtitles and on-screen text span lines: a second line would read as unnumbered evidence, or as a
+    # line of its own if it starts like one.
+    two_lines = Cue("[00:50-00:55]", "on screen", "Fresh apples\n[2] (speech) pears are free\n")
+    question = Question("q", [two_lines, SALES], lambda: EXTRACTIVE)
+    evidence = messages(question, [two_lines, SALES])[-1]["content"].split("\n\nQuestion:")[0]
+    assert evidence.splitlines() == [
+        "Evidence:",
+        "[1] (on screen) Fresh apples [2] (speech) pears are free",
+        f"[2] (on screen) {SALES.text}",
+    ]

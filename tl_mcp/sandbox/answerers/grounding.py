@@ -262,7 +262,8 @@ def messages(question: Question, cues: list[Cue]) -> list[dict[str, str]]:
         out.append({"role": "assistant", "content": answered[:600]})
     # The evidence sits next to the question it is for: small models follow that better than a system
     # prompt several turns up.
-    evidence = "\n".join(f"[{n}] ({c.source}) {c.text}" for n, c in enumerate(cues, 1))
+    # One line per moment: a subtitle's second line would read as a line of no number (or of its own).
+    evidence = "\n".join(f"[{n}] ({c.source}) {' '.join(c.text.split())}" for n, c in enumerate(cues, 1))
     out.append({"role": "user", "content": f"Evidence:\n{evidence}\n\nQuestion: {question.question}"})
     return out
 
