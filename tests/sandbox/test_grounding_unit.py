@@ -575,3 +575,21 @@ def test_an_evidence_text_of_several_lines_is_one_numbered_line() -> None:
         "[1] (on screen) Fresh apples [2] (speech) pears are free",
         f"[2] (on screen) {SALES.text}",
     ]
+
+
+@pytest.mark.parametrize(
+    ("tokens", "reason"),
+    [
+        # Cut off inside its citation (max_tokens): named as a citation not written whole.
+        (["Fresh apples cost two dollars per pound [1"], "it writes [1, not a whole"),
+        (["Fresh apples cost two dollars per pound [", "1, "], "it writes [1,"),
+        # Numbers in brackets past any line: a citation of no line, not a quantity the evidence lacks.
+        (["Fresh apples cost two dollars per pound [999", "999]."], "it cites [999999], which is not one"),
+    ],
+)
+def test_a_line_number_citation_cut_off_or_past_every_line_is_named_as_one(
+    tokens: list[str], reason: str
+) -> None:
+    text, made = answer(tokens)
+    assert made.note is not None and reason in made.note, made.note
+    assert text.endswith(EXTRACTIVE)

@@ -76,6 +76,8 @@ _MARK = re.compile(r"\[\s*(\d{2}:\d{2})\s*-\s*(\d{2}:\d{2})\s*\]")
 _LINE_ITEM = r"\d{1,3}(?: {0,2}- {0,2}\d{1,3})?"
 _LINE_NUMBER = re.compile(rf"\[ {{0,2}}({_LINE_ITEM}(?: {{0,2}}, {{0,2}}{_LINE_ITEM}){{0,4}}) {{0,2}}\]")
 _LINE_NUMBER_START = re.compile(r"\[[\d, -]{0,80}")
+#: What reads as a citation by number, whether or not it is one a line has ("[999999]", "[3-1]").
+_NUMBER_CITATION = re.compile(r"\[ {0,2}\d[\d, -]*\]")
 # A number as written in digits: "1,000" is one thousand (not 1 and 0), "2.5 million" two and a half
 # million (not 2.5), "4th" an ordinal (not 4), "30%" a share (not 30 people): read loosely, an invented
 # quantity hides behind a digit the evidence has.
@@ -87,7 +89,8 @@ _NUMBER = re.compile(
 #: Characters that show nothing: "2\u200b5" reads as 25 to the caller, so it is read as 25 here too.
 _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]")
 #: What is left of a marker that is not whole ("[00:06-" or "00:12]") once the whole ones are taken out.
-_BROKEN_MARK = re.compile(r"\[\s*\d{1,2}:\d{2}[\s\d:-]*|[\s\d:-]*\d{1,2}:\d{2}\s*\]")
+#: Or of a line number cut off at the end ("[1", the model stopped at max_tokens).
+_BROKEN_MARK = re.compile(r"\[\s*\d{1,2}:\d{2}[\s\d:-]*|[\s\d:-]*\d{1,2}:\d{2}\s*\]|\[ {0,2}\d[\d, -]*$")
 # Released at a sentence end, after the citation markers that follow it (they belong to it). A marker
 # alone never ends a sentence: models put it before the fact as often as after; but the markers between
 # two sentences do not join them into one (which would let any number of sentences out as one). Chinese
@@ -289,7 +292,7 @@ class _Checker:
         for match in _MARK.finditer(text):
             if _norm_marker(match) not in self.by_marker:
                 return _norm_marker(match)
-        number = _LINE_NUMBER.search(text)  # a line number no evidence line has
+        number = _NUMBER_CITATION.search(text)  # a line number no evidence line has
         return number.group() if number is not None else None
 
     def check(self, sentence: str) -> None:
@@ -298,7 +301,7 @@ class _Checker:
         for mark in marks:
             if mark not in self.by_marker:
                 raise Ungrounded(f"it cites {mark}, which is not one of the retrieved moments")
-        number = _LINE_NUMBER.search(sentence)
+        number = _NUMBER_CITATION.search(sentence)
         if number is not None:
             raise Ungrounded(f"it cites {number.group()}, which is not one of the retrieved moments")
         body = _MARK.sub(" ", sentence)
