@@ -6,7 +6,7 @@ import itertools
 import logging
 import socket
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -21,7 +21,7 @@ from mcp.types import CallToolResult, TextContent
 
 from tests.services import assert_every_key_expires
 from tl_mcp.config import Settings
-from tl_mcp.samples import SampleInfo, make_sample_video
+from tl_mcp.samples import DEFAULT_SCENES, SampleInfo, make_sample_video
 from tl_mcp.sandbox.embedded import EmbeddedSandbox
 from tl_mcp.server import build_server
 
@@ -186,3 +186,29 @@ def _every_redis_key_expires(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if "redis_url" in request.fixturenames:
         assert_every_key_expires(request.getfixturevalue("redis_url"))
+
+
+def tiny_video(path: Path) -> Path:
+    """A 5 s, 160x90 video with no audio or subtitles: media a test only moves around, never reads."""
+    make_sample_video(
+        path,
+        scenes=DEFAULT_SCENES[:1],
+        scene_seconds=5,
+        size=(160, 90),
+        fps=2,
+        with_audio=False,
+        with_subtitles=False,
+        speech=False,
+    )
+    return path
+
+
+@contextmanager
+def loopback_sandbox(root: Path) -> Iterator[EmbeddedSandbox]:
+    """A sandbox that fetches URLs on loopback too (a test's own media server), which it refuses unless
+    told to."""
+    box = EmbeddedSandbox.start_in_thread(root, analyzers="none", allow_private_urls=True)
+    try:
+        yield box
+    finally:
+        box.stop()

@@ -17,10 +17,16 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from tests.server.conftest import loopback_socket, sandbox_settings, serve_app, text_of
+from tests.server.conftest import (
+    loopback_sandbox,
+    loopback_socket,
+    sandbox_settings,
+    serve_app,
+    text_of,
+    tiny_video,
+)
 from tests.server.test_next_steps import parse_calls
 from tl_mcp.config import Settings
-from tl_mcp.samples import DEFAULT_SCENES, make_sample_video
 from tl_mcp.sandbox.embedded import EmbeddedSandbox
 from tl_mcp.server import build_server
 
@@ -32,30 +38,13 @@ FAST = {"poll_initial_s": 0.1, "poll_max_s": 0.3}
 
 @pytest.fixture(scope="module")
 def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("task-media") / "clip.mp4"
-    make_sample_video(
-        path,
-        scenes=DEFAULT_SCENES[:1],
-        scene_seconds=5,
-        size=(160, 90),
-        fps=2,
-        with_audio=False,
-        with_subtitles=False,
-        speech=False,
-    )
-    return path
+    return tiny_video(tmp_path_factory.mktemp("task-media") / "clip.mp4")
 
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSandbox]:
-    # The media server is on loopback, which the sandbox only fetches from when told to.
-    box = EmbeddedSandbox.start_in_thread(
-        tmp_path_factory.mktemp("task-ends") / "data", analyzers="none", allow_private_urls=True
-    )
-    try:
+    with loopback_sandbox(tmp_path_factory.mktemp("task-ends") / "data") as box:
         yield box
-    finally:
-        box.stop()
 
 
 class Media:

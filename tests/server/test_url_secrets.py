@@ -19,10 +19,17 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from tests.server.conftest import ProgressRecorder, loopback_socket, sandbox_settings, serve_app, text_of
+from tests.server.conftest import (
+    ProgressRecorder,
+    loopback_sandbox,
+    loopback_socket,
+    sandbox_settings,
+    serve_app,
+    text_of,
+    tiny_video,
+)
 from tl_mcp.config import Settings
 from tl_mcp.redaction import RedactingFilter, Redactor, display_url, mask_urls
-from tl_mcp.samples import DEFAULT_SCENES, make_sample_video
 from tl_mcp.sandbox.embedded import EmbeddedSandbox
 from tl_mcp.server import build_server
 
@@ -36,30 +43,13 @@ SECRETS = (PASSWORD, SIGNATURE, TOKEN)
 
 @pytest.fixture(scope="module")
 def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("url-media") / "clip.mp4"
-    make_sample_video(
-        path,
-        scenes=DEFAULT_SCENES[:1],
-        scene_seconds=5,
-        size=(160, 90),
-        fps=2,
-        with_audio=False,
-        with_subtitles=False,
-        speech=False,
-    )
-    return path
+    return tiny_video(tmp_path_factory.mktemp("url-media") / "clip.mp4")
 
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSandbox]:
-    # The media server below is on loopback, which the sandbox only fetches from when told to.
-    box = EmbeddedSandbox.start_in_thread(
-        tmp_path_factory.mktemp("url-secrets") / "data", analyzers="none", allow_private_urls=True
-    )
-    try:
+    with loopback_sandbox(tmp_path_factory.mktemp("url-secrets") / "data") as box:
         yield box
-    finally:
-        box.stop()
 
 
 @pytest.fixture
